@@ -1,0 +1,88 @@
+//! Server configuration, validated once at start and passed down (no globals).
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Default cap on request bodies (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite database file.
+    pub db: PathBuf,
+    /// Externally visible origin (`https://scim.example.com`), without a trailing slash. When
+    /// unset, each request's `Host` decides the origin used in `meta.location` and `Location`.
+    pub public_url: Option<String>,
+    /// Requests with larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn new(db: PathBuf) -> Self {
+        Config {
+            db,
+            public_url: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// Sets the public URL after checking it is an absolute http(s) URL.
+    pub fn with_public_url(mut self, url: Option<&str>) -> Result<Self> {
+        self.public_url = match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) => {
+                let lower = u.to_ascii_lowercase();
+                let rest = lower
+                    .strip_prefix("https://")
+                    .or_else(|| lower.strip_prefix("http://"));
+                match rest {
+                    Some(host) if !host.is_empty() && !host.starts_with('/') => {}
+                    _ => {
+                        return Err(Error::InvalidValue(format!(
+                            "public URL \"{u}\" must start with http:// or https:// and name a host"
+                        )));
+                    }
+                }
+                if u.contains(['?', '#', ' ']) {
+                    return Err(Error::InvalidValue(format!(
+                        "public URL \"{u}\" must not contain a query, fragment or spaces"
+                    )));
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+        };
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_is_checked_and_trimmed() {
+        let c = Config::new("x".into());
+        let ok = c
+            .clone()
+            .with_public_url(Some("https://scim.example.com/"))
+            .unwrap();
+        assert_eq!(ok.public_url.as_deref(), Some("https://scim.example.com"));
+        assert!(
+            c.clone()
+                .with_public_url(Some(""))
+                .unwrap()
+                .public_url
+                .is_none()
+        );
+        for bad in [
+            "scim.example.com",
+            "ftp://x",
+            "https://",
+            "http:///x",
+            "https://h/?a=1",
+        ] {
+            assert!(c.clone().with_public_url(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

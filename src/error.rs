@@ -1,0 +1,155 @@
+//! The one error type. Each variant knows its HTTP status and SCIM `scimType`
+//! (RFC 7644 §3.12), so every failure reaches the client as a SCIM error body. What the client
+//! sees (`detail`) is separate from the internal cause, which is logged and never sent.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request body is not valid JSON or not a JSON object.
+    #[error("{0}")]
+    InvalidSyntax(String),
+    /// A value is missing, has the wrong type or is not acceptable.
+    #[error("{0}")]
+    InvalidValue(String),
+    /// The filter could not be parsed or is not supported.
+    #[error("{0}")]
+    InvalidFilter(String),
+    /// A value that must be unique is already taken.
+    #[error("{0}")]
+    Uniqueness(String),
+    /// An attempt to modify a readOnly or immutable attribute.
+    #[error("{0}")]
+    Mutability(String),
+    /// The resource or endpoint does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// No credentials, or credentials that are not valid.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The endpoint exists but not for this method; carries the allowed methods.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static [&'static str]),
+    /// The body is larger than the configured limit (bytes).
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A query parameter has a value that cannot be used.
+    #[error("{0}")]
+    BadRequest(String),
+    /// An RFC 7644 endpoint or method this version does not implement.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// An unexpected failure: the cause is logged, the client only learns "internal error".
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Error::Internal(cause.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidSyntax(_)
+            | Error::InvalidValue(_)
+            | Error::InvalidFilter(_)
+            | Error::Mutability(_)
+            | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Uniqueness(_) => StatusCode::CONFLICT,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// RFC 7644 §3.12 `scimType`, where the RFC defines one for this failure.
+    pub fn scim_type(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidSyntax(_) => Some("invalidSyntax"),
+            Error::InvalidValue(_) => Some("invalidValue"),
+            Error::InvalidFilter(_) => Some("invalidFilter"),
+            Error::Uniqueness(_) => Some("uniqueness"),
+            Error::Mutability(_) => Some("mutability"),
+            _ => None,
+        }
+    }
+
+    /// The text sent to the client. Internal causes stay in the log.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The SCIM error body (RFC 7644 §3.12); `status` is a string as the RFC's examples show.
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "schemas": [ERROR_URN],
+            "status": self.status().as_u16().to_string(),
+        });
+        if let Some(t) = self.scim_type() {
+            body["scimType"] = json!(t);
+        }
+        body["detail"] = json!(self.detail());
+        body
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::internal(format!("database: {e}"))
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Self {
+        Error::internal(format!("database pool: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins every variant's status and scimType so a "not found" can never ship as 400.
+    #[test]
+    fn every_variant_has_its_status_and_scim_type() {
+        let cases: Vec<(Error, u16, Option<&str>)> = vec![
+            (Error::InvalidSyntax("x".into()), 400, Some("invalidSyntax")),
+            (Error::InvalidValue("x".into()), 400, Some("invalidValue")),
+            (Error::InvalidFilter("x".into()), 400, Some("invalidFilter")),
+            (Error::Uniqueness("x".into()), 409, Some("uniqueness")),
+            (Error::Mutability("x".into()), 400, Some("mutability")),
+            (Error::NotFound("x".into()), 404, None),
+            (Error::Unauthorized("x".into()), 401, None),
+            (Error::MethodNotAllowed(&["GET"]), 405, None),
+            (Error::PayloadTooLarge(10), 413, None),
+            (Error::BadRequest("x".into()), 400, None),
+            (Error::NotImplemented("x".into()), 501, None),
+            (Error::Internal("secret cause".into()), 500, None),
+        ];
+        for (err, status, scim_type) in cases {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+            assert_eq!(err.scim_type(), scim_type, "{err:?}");
+            let body = err.body();
+            assert_eq!(body["status"], json!(status.to_string()));
+            assert_eq!(body["schemas"], json!([ERROR_URN]));
+        }
+    }
+
+    #[test]
+    fn internal_cause_is_never_sent() {
+        let body = Error::internal("disk I/O error at /var/secret").body();
+        assert_eq!(body["detail"], json!("internal error"));
+    }
+}

@@ -1,0 +1,331 @@
+//! The hyper adapter: accept loop, graceful drain on shutdown, and the per-request pipeline
+//! (route → authenticate → read body → handler → SCIM-shaped response → one log line).
+//! Handlers stay thin: they decode, call a service function and encode.
+
+mod auth;
+pub mod router;
+mod scim;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::service::tokens::LastUsed;
+use crate::store::Store;
+use router::{Route, RouteError};
+
+/// How long a client may take to send its request headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every request handler can reach.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub last_used: LastUsed,
+    pub local_addr: SocketAddr,
+}
+
+pub type Body = Full<Bytes>;
+
+/// Serves `listener` until `shutdown` resolves, then stops accepting and drains connections.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = service_fn(move |req| handle(app.clone(), req, peer));
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("drain timed out; closing remaining connections"),
+    }
+}
+
+/// Everything a handler needs to know about the request besides its body.
+pub struct Ctx {
+    /// The SCIM base URL for locations: `<origin>/scim/v2`.
+    pub base: String,
+    pub query: Option<String>,
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let json_only = accepts_only_json(&req);
+    let route = router::route(req.method(), req.uri().path());
+    let pattern = route.as_ref().map_or("-", Route::pattern);
+    // The handler runs in its own task so a panic becomes a 500 for this request instead of a
+    // dropped connection.
+    let task = tokio::spawn(respond(app, req, route));
+    let (response, token) = match task.await {
+        Ok(out) => out,
+        Err(e) => {
+            error!(error = %e, "request handler panicked");
+            (error_response(&Error::internal("handler panicked")), None)
+        }
+    };
+    let mut response = response;
+    set_content_type(&mut response, json_only);
+    info!(
+        target: "scimd::request",
+        method = %method,
+        route = pattern,
+        status = response.status().as_u16(),
+        latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        token = token.as_deref().unwrap_or("-"),
+        peer = %peer,
+    );
+    Ok(response)
+}
+
+/// Runs one request to its response; returns the token name for the log line.
+async fn respond(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    route: Result<Route, RouteError>,
+) -> (Response<Body>, Option<String>) {
+    let route = match route {
+        Ok(r) => r,
+        Err(RouteError::NotFound) => {
+            let path = req.uri().path();
+            return (
+                error_response(&Error::NotFound(format!("no endpoint at {path}"))),
+                None,
+            );
+        }
+        Err(RouteError::MethodNotAllowed(allow)) => {
+            return (error_response(&Error::MethodNotAllowed(allow)), None);
+        }
+    };
+    if route == Route::Health {
+        return (health(&app).await, None);
+    }
+    let principal = match auth::bearer(&app, req.headers()).await {
+        Ok(p) => p,
+        Err(e) => return (error_response(&e), None),
+    };
+    app.last_used.record(principal.token_seq);
+    let ctx = Ctx {
+        base: format!("{}{}", origin(&app, &req), router::SCIM_PREFIX),
+        query: req.uri().query().map(str::to_string),
+    };
+    let result = match read_json(&app, req).await {
+        Ok(body) => scim::dispatch(&app, route, &ctx, body).await,
+        Err(e) => Err(e),
+    };
+    let response = result.unwrap_or_else(|e| {
+        if let Error::Internal(cause) = &e {
+            error!(cause = %cause, "internal error");
+        }
+        error_response(&e)
+    });
+    (response, Some(principal.name))
+}
+
+/// `GET /healthz`: no authentication; reports the version and whether the database answers.
+async fn health(app: &App) -> Response<Body> {
+    let db = app
+        .store
+        .read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await;
+    let (status, db_status) = match db {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            error!(error = %e, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ok" } else { "error" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": db_status,
+    });
+    let mut response = json_response(status, &body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The externally visible origin: `--public-url`, else `http://<Host>`, else the listen
+/// address.
+fn origin(app: &App, req: &Request<Incoming>) -> String {
+    if let Some(url) = &app.config.public_url {
+        return url.clone();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| app.local_addr.to_string());
+    format!("http://{host}")
+}
+
+/// Reads the body (up to the configured limit) as JSON, whatever the Content-Type says
+/// (idp-compat.md Decision 8). An empty body is `Value::Null`.
+async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
+    let limit = app.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::PayloadTooLarge(limit));
+    }
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(Error::PayloadTooLarge(limit));
+        }
+        Err(e) => {
+            return Err(Error::InvalidSyntax(format!(
+                "could not read the body: {e}"
+            )));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::InvalidSyntax(format!("the body is not valid JSON: {e}")))
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+/// The SCIM error response for `e` (RFC 7644 §3.12), with the headers its status calls for.
+pub fn error_response(e: &Error) -> Response<Body> {
+    let mut response = json_response(e.status(), &e.body());
+    let headers = response.headers_mut();
+    match e {
+        Error::Unauthorized(_) => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scimd\""),
+            );
+        }
+        Error::MethodNotAllowed(allow) => {
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                headers.insert(header::ALLOW, v);
+            }
+        }
+        // The rest of an oversized body is not read, so the connection cannot be reused.
+        Error::PayloadTooLarge(_) => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Decision 8: `application/scim+json` unless the client's Accept names only
+/// `application/json`.
+fn accepts_only_json(req: &Request<Incoming>) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let types: Vec<String> = accept
+        .split(',')
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    types.iter().any(|t| t == "application/json")
+        && !types
+            .iter()
+            .any(|t| t == "application/scim+json" || t == "*/*" || t == "application/*")
+}
+
+/// Sets the JSON content type on every response with a body that has none yet.
+fn set_content_type(response: &mut Response<Body>, json_only: bool) {
+    use hyper::body::Body as _;
+    if response.body().size_hint().exact() == Some(0)
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return;
+    }
+    let ctype = if json_only {
+        "application/json; charset=utf-8"
+    } else {
+        "application/scim+json; charset=utf-8"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+}

@@ -1,0 +1,232 @@
+//! The route table: a pure function from method and path to a typed `Route`, so every endpoint
+//! is on one screen and 404 vs 405 (with `Allow`) is decided in one place.
+
+use http::Method;
+
+/// SCIM endpoints live under this prefix (RFC 7644 §3.13 leaves the base URL to the server).
+pub const SCIM_PREFIX: &str = "/scim/v2";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    ServiceProviderConfig,
+    ResourceTypes,
+    ResourceType(String),
+    Schemas,
+    Schema(String),
+    ListUsers,
+    CreateUser,
+    GetUser(String),
+    ReplaceUser(String),
+    DeleteUser(String),
+    ListGroups,
+    CreateGroup,
+    GetGroup(String),
+    ReplaceGroup(String),
+    DeleteGroup(String),
+    /// An RFC 7644 endpoint or method scimd does not implement (yet): 501.
+    NotImplemented(&'static str),
+}
+
+impl Route {
+    /// The route's pattern, for logs (ids left out so log lines group by endpoint).
+    pub fn pattern(&self) -> &'static str {
+        match self {
+            Route::Health => "/healthz",
+            Route::ServiceProviderConfig => "/scim/v2/ServiceProviderConfig",
+            Route::ResourceTypes => "/scim/v2/ResourceTypes",
+            Route::ResourceType(_) => "/scim/v2/ResourceTypes/{id}",
+            Route::Schemas => "/scim/v2/Schemas",
+            Route::Schema(_) => "/scim/v2/Schemas/{id}",
+            Route::ListUsers | Route::CreateUser => "/scim/v2/Users",
+            Route::GetUser(_) | Route::ReplaceUser(_) | Route::DeleteUser(_) => {
+                "/scim/v2/Users/{id}"
+            }
+            Route::ListGroups | Route::CreateGroup => "/scim/v2/Groups",
+            Route::GetGroup(_) | Route::ReplaceGroup(_) | Route::DeleteGroup(_) => {
+                "/scim/v2/Groups/{id}"
+            }
+            Route::NotImplemented(pattern) => pattern,
+        }
+    }
+
+    /// Whether the route needs a SCIM bearer token (everything but the health check).
+    pub fn needs_auth(&self) -> bool {
+        !matches!(self, Route::Health)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NotFound,
+    MethodNotAllowed(&'static [&'static str]),
+}
+
+const GET: &[&str] = &["GET"];
+const GET_POST: &[&str] = &["GET", "POST"];
+const RESOURCE: &[&str] = &["GET", "PUT", "PATCH", "DELETE"];
+const POST: &[&str] = &["POST"];
+
+/// Splits a decoded path into segments, ignoring a trailing slash.
+fn segments(path: &str) -> Vec<String> {
+    path.trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
+    if path == "/healthz" {
+        return if method == Method::GET || method == Method::HEAD {
+            Ok(Route::Health)
+        } else {
+            Err(RouteError::MethodNotAllowed(GET))
+        };
+    }
+    let Some(rest) = path.strip_prefix(SCIM_PREFIX) else {
+        return Err(RouteError::NotFound);
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Err(RouteError::NotFound);
+    }
+    let segs = segments(rest);
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = method.as_str();
+    let allow = |allowed: &'static [&'static str]| {
+        if allowed.contains(&m) {
+            Ok(())
+        } else {
+            Err(RouteError::MethodNotAllowed(allowed))
+        }
+    };
+    Ok(match segs.as_slice() {
+        ["ServiceProviderConfig"] => allow(GET).map(|_| Route::ServiceProviderConfig)?,
+        ["ResourceTypes"] => allow(GET).map(|_| Route::ResourceTypes)?,
+        ["ResourceTypes", id] => allow(GET).map(|_| Route::ResourceType(id.to_string()))?,
+        ["Schemas"] => allow(GET).map(|_| Route::Schemas)?,
+        ["Schemas", id] => allow(GET).map(|_| Route::Schema(id.to_string()))?,
+        ["Users"] => {
+            allow(GET_POST)?;
+            if m == "GET" {
+                Route::ListUsers
+            } else {
+                Route::CreateUser
+            }
+        }
+        ["Groups"] => {
+            allow(GET_POST)?;
+            if m == "GET" {
+                Route::ListGroups
+            } else {
+                Route::CreateGroup
+            }
+        }
+        ["Users" | "Groups", ".search"] | [".search"] => {
+            allow(POST)?;
+            Route::NotImplemented("/scim/v2/.search")
+        }
+        ["Users", id] => {
+            allow(RESOURCE)?;
+            match m {
+                "GET" => Route::GetUser(id.to_string()),
+                "PUT" => Route::ReplaceUser(id.to_string()),
+                "DELETE" => Route::DeleteUser(id.to_string()),
+                _ => Route::NotImplemented("/scim/v2/Users/{id}"),
+            }
+        }
+        ["Groups", id] => {
+            allow(RESOURCE)?;
+            match m {
+                "GET" => Route::GetGroup(id.to_string()),
+                "PUT" => Route::ReplaceGroup(id.to_string()),
+                "DELETE" => Route::DeleteGroup(id.to_string()),
+                _ => Route::NotImplemented("/scim/v2/Groups/{id}"),
+            }
+        }
+        ["Bulk"] => {
+            allow(POST)?;
+            Route::NotImplemented("/scim/v2/Bulk")
+        }
+        ["Me"] => Route::NotImplemented("/scim/v2/Me"),
+        _ => return Err(RouteError::NotFound),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, path: &str) -> Result<Route, RouteError> {
+        route(&method, path)
+    }
+
+    #[test]
+    fn resources_route_by_method() {
+        assert_eq!(r(Method::GET, "/scim/v2/Users"), Ok(Route::ListUsers));
+        assert_eq!(r(Method::POST, "/scim/v2/Users/"), Ok(Route::CreateUser));
+        assert_eq!(
+            r(Method::GET, "/scim/v2/Users/a%20b"),
+            Ok(Route::GetUser("a b".into()))
+        );
+        assert_eq!(
+            r(Method::PUT, "/scim/v2/Groups/g"),
+            Ok(Route::ReplaceGroup("g".into()))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/scim/v2/Groups/g"),
+            Ok(Route::DeleteGroup("g".into()))
+        );
+        assert_eq!(
+            r(Method::PATCH, "/scim/v2/Users/u"),
+            Ok(Route::NotImplemented("/scim/v2/Users/{id}"))
+        );
+        assert_eq!(r(Method::GET, "/healthz"), Ok(Route::Health));
+    }
+
+    #[test]
+    fn wrong_methods_are_405_with_allow() {
+        assert_eq!(
+            r(Method::POST, "/scim/v2/ServiceProviderConfig"),
+            Err(RouteError::MethodNotAllowed(GET))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/scim/v2/Users"),
+            Err(RouteError::MethodNotAllowed(GET_POST))
+        );
+        assert_eq!(
+            r(Method::POST, "/scim/v2/Users/u"),
+            Err(RouteError::MethodNotAllowed(RESOURCE))
+        );
+        assert_eq!(
+            r(Method::PUT, "/scim/v2/Schemas"),
+            Err(RouteError::MethodNotAllowed(GET))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for p in [
+            "/",
+            "/scim",
+            "/scim/v2x/Users",
+            "/scim/v2/Devices",
+            "/scim/v2/Users/a/b",
+            "/Users",
+        ] {
+            assert_eq!(r(Method::GET, p), Err(RouteError::NotFound), "{p}");
+        }
+    }
+
+    #[test]
+    fn every_route_but_health_needs_auth() {
+        assert!(!Route::Health.needs_auth());
+        assert!(Route::ListUsers.needs_auth());
+        assert!(Route::Schemas.needs_auth());
+        assert!(Route::NotImplemented("x").needs_auth());
+    }
+}

@@ -1,0 +1,71 @@
+//! scimd: a self-hosted SCIM 2.0 server (RFC 7643, RFC 7644) backed by one SQLite file.
+//!
+//! Layers, and the only direction they depend on each other:
+//! `http` → `service` → {`scim`, `store`}; `store` → `scim` (model types and filter AST).
+//! `scim` is the pure protocol core and depends on nothing else here.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod scim;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::service::tokens::LastUsed;
+use crate::store::Store;
+
+/// How often "last used" times of tokens are written.
+const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+
+/// Serves SCIM on `listener` from the database in `config` until `shutdown` resolves, then
+/// drains in-flight requests and writes pending bookkeeping. `main` and the integration tests
+/// both start the server through this one function.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let db = config.db.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db))
+        .await
+        .map_err(error::Error::internal)??;
+    let local_addr = listener.local_addr().map_err(error::Error::internal)?;
+    let app = Arc::new(http::App {
+        config,
+        store,
+        last_used: LastUsed::default(),
+        local_addr,
+    });
+    info!(
+        listen = %local_addr,
+        db = %app.config.db.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "scimd is serving SCIM at /scim/v2"
+    );
+    let flusher = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+            loop {
+                tick.tick().await;
+                if let Err(e) = app.last_used.flush(&app.store).await {
+                    warn!(error = %e, "could not record token use");
+                }
+            }
+        })
+    };
+    http::serve(listener, app.clone(), shutdown).await;
+    flusher.abort();
+    app.last_used.flush(&app.store).await?;
+    info!("stopped");
+    Ok(())
+}

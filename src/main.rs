@@ -1,0 +1,186 @@
+//! The `scimd` command: parse the command line, then serve or manage tokens.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use scimd::config::{Config, DEFAULT_MAX_BODY_BYTES};
+use scimd::service::tokens;
+use scimd::store::Store;
+
+/// A self-hosted SCIM 2.0 server: identity providers such as OneLogin, Okta or Entra ID push
+/// users and groups to it, and it keeps them in one SQLite file.
+///
+/// Run `scimd` (or `scimd serve`) to start the server, and `scimd token create --name NAME` to
+/// make the bearer token your identity provider will use.
+#[derive(Parser)]
+#[command(name = "scimd", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve SCIM 2.0 at <listen>/scim/v2 (the default command).
+    Serve(ServeArgs),
+    /// Create, list and revoke the bearer tokens SCIM clients authenticate with.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args)]
+struct DbArg {
+    /// The SQLite database file (created on first use).
+    #[arg(long, env = "SCIMD_DB", default_value = "./scimd.db")]
+    db: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from the LAN.
+    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    db: DbArg,
+    /// Externally visible origin, e.g. https://scim.example.com, used in `meta.location` and
+    /// `Location` headers. Without it, the origin comes from each request's Host header.
+    #[arg(long, env = "SCIMD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Log filter: error, warn, info, debug or trace (tracing-subscriber EnvFilter syntax).
+    #[arg(long, env = "SCIMD_LOG", default_value = "info")]
+    log: String,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (alone on the last line). Only a digest is stored:
+    /// copy it now.
+    Create {
+        /// A name to recognise the token by, e.g. "onelogin".
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List tokens: name, created, last used (never the secret).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke the live token called NAME; clients using it get 401 at once.
+    Revoke {
+        /// The token's name.
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Token(cmd)) => token(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scimd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn serve(args: ServeArgs) -> CliResult {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .map_err(|e| format!("invalid --log value \"{}\": {e}", args.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let mut config = Config::new(args.db.db).with_public_url(args.public_url.as_deref())?;
+    config.max_body_bytes = args.max_body_bytes;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        scimd::run(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn token(cmd: TokenCommand) -> CliResult {
+    match cmd {
+        TokenCommand::Create { name, db } => {
+            let store = Store::open(&db.db)?;
+            let secret = tokens::create(&store, &name)?;
+            println!("Created token \"{name}\". Copy it now: it is not shown again.");
+            println!("{secret}");
+        }
+        TokenCommand::List { db } => {
+            let store = Store::open(&db.db)?;
+            let all = tokens::list(&store)?;
+            if all.is_empty() {
+                println!("No tokens yet. Create one with: scimd token create --name NAME");
+            } else {
+                println!(
+                    "{:<24} {:<26} {:<26} STATUS",
+                    "NAME", "CREATED", "LAST USED"
+                );
+                for t in all {
+                    let status = match &t.revoked {
+                        Some(at) => format!("revoked {at}"),
+                        None => "live".into(),
+                    };
+                    let last = t.last_used.as_deref().unwrap_or("never");
+                    println!("{:<24} {:<26} {:<26} {status}", t.name, t.created, last);
+                }
+            }
+        }
+        TokenCommand::Revoke { name, db } => {
+            let store = Store::open(&db.db)?;
+            tokens::revoke(&store, &name)?;
+            println!("Revoked token \"{name}\".");
+        }
+    }
+    Ok(())
+}

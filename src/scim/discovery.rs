@@ -1,0 +1,129 @@
+//! The discovery documents (RFC 7644 §4, RFC 7643 §5–§7): ServiceProviderConfig,
+//! ResourceTypes and Schemas, generated from the same definitions the server validates with,
+//! so what scimd advertises is what it does. Pure: no I/O.
+
+use serde_json::{Value, json};
+
+use super::list::{self, MAX_RESULTS};
+use super::schema::{self, ENTERPRISE_USER_URN, GROUP_URN, Schema, USER_URN};
+
+const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+
+/// RFC 7643 §5. Each flag states what this build really supports.
+pub fn service_provider_config(base: &str) -> Value {
+    json!({
+        "schemas": [SPC_URN],
+        "patch": {"supported": false},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_RESULTS},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": false},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "Bearer token",
+            "description": "A bearer token created with `scimd token create`, sent as \
+                            `Authorization: Bearer <token>`.",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base}/ServiceProviderConfig"),
+        },
+    })
+}
+
+/// RFC 7643 §6: the resource types, by id.
+pub fn resource_type(base: &str, id: &str) -> Option<Value> {
+    let (name, endpoint, description, schema, extensions) = if id.eq_ignore_ascii_case("User") {
+        (
+            "User",
+            "/Users",
+            "User Account",
+            USER_URN,
+            json!([{"schema": ENTERPRISE_USER_URN, "required": false}]),
+        )
+    } else if id.eq_ignore_ascii_case("Group") {
+        ("Group", "/Groups", "Group", GROUP_URN, json!([]))
+    } else {
+        return None;
+    };
+    Some(json!({
+        "schemas": [RESOURCE_TYPE_URN],
+        "id": name,
+        "name": name,
+        "endpoint": endpoint,
+        "description": description,
+        "schema": schema,
+        "schemaExtensions": extensions,
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{base}/ResourceTypes/{name}"),
+        },
+    }))
+}
+
+pub fn resource_types(base: &str) -> Value {
+    let all: Vec<Value> = ["User", "Group"]
+        .iter()
+        .filter_map(|id| resource_type(base, id))
+        .collect();
+    list::response(all.len() as u64, 1, all)
+}
+
+fn schema_doc(base: &str, s: &Schema) -> Value {
+    schema::schema_json(s, &format!("{base}/Schemas/{}", s.id))
+}
+
+/// RFC 7643 §7: one schema by URN.
+pub fn schema(base: &str, id: &str) -> Option<Value> {
+    schema::find_schema(id).map(|s| schema_doc(base, s))
+}
+
+pub fn schemas(base: &str) -> Value {
+    let all: Vec<Value> = schema::all_schemas()
+        .iter()
+        .map(|s| schema_doc(base, s))
+        .collect();
+    list::response(all.len() as u64, 1, all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_types_point_at_their_schemas() {
+        let user = resource_type("b", "user").unwrap();
+        assert_eq!(user["schema"], json!(USER_URN));
+        assert_eq!(
+            user["schemaExtensions"][0]["schema"],
+            json!(ENTERPRISE_USER_URN)
+        );
+        assert_eq!(user["meta"]["location"], json!("b/ResourceTypes/User"));
+        assert!(resource_type("b", "Device").is_none());
+        assert_eq!(resource_types("b")["totalResults"], json!(2));
+    }
+
+    #[test]
+    fn schemas_cover_user_extension_and_group() {
+        let all = schemas("b");
+        let ids: Vec<&str> = all["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [USER_URN, ENTERPRISE_USER_URN, GROUP_URN]);
+        assert!(schema("b", GROUP_URN).is_some());
+        assert!(schema("b", "urn:nope").is_none());
+    }
+
+    #[test]
+    fn spc_advertises_the_page_limit() {
+        let spc = service_provider_config("b");
+        assert_eq!(spc["filter"]["maxResults"], json!(MAX_RESULTS));
+        assert_eq!(spc["patch"]["supported"], json!(false));
+    }
+}

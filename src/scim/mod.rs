@@ -1,0 +1,11 @@
+//! The pure SCIM protocol core: schemas, filters, body validation, resource rendering and
+//! list requests. No I/O, no async, no database: everything here is decided from its inputs,
+//! so it is unit-tested densely.
+
+pub mod discovery;
+pub mod filter;
+pub mod list;
+pub mod resource;
+pub mod schema;
+pub mod time;
+pub mod validate;

@@ -1,0 +1,153 @@
+//! SCIM bearer tokens: creation, authentication, listing, revocation.
+//!
+//! A token is `scimd_<lookup>_<secret>`: `lookup` (16 hex digits) finds the row, `secret` is
+//! 256 random bits. Only the SHA-256 digest of the whole token is stored, and it is compared in
+//! constant time. A fast digest is right here: the secret has 256 bits of entropy, so a slow
+//! password hash would only cap throughput and hand unauthenticated callers a CPU lever.
+//!
+//! "Last used" is kept in memory and flushed in one transaction now and then (`LastUsed`), so
+//! authenticating costs no write.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::scim::time;
+use crate::store::{Store, tokens};
+
+pub use crate::store::tokens::TokenInfo;
+
+const PREFIX: &str = "scimd_";
+const LOOKUP_LEN: usize = 16;
+
+/// Who made a request: the token's row and name (for logs; never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub token_seq: i64,
+    pub name: String,
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    Ok(buf)
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Splits a presented token into its lookup part; `None` if it is not shaped like ours.
+fn lookup_of(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(PREFIX)?;
+    let (lookup, secret) = rest.split_at_checked(LOOKUP_LEN)?;
+    let secret = secret.strip_prefix('_')?;
+    (lookup.bytes().all(|b| b.is_ascii_hexdigit()) && !secret.is_empty()).then_some(lookup)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::InvalidValue(
+            "a token name must be 1 to 100 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a token called `name` and returns its secret, which is not stored anywhere.
+pub fn create(store: &Store, name: &str) -> Result<String> {
+    check_name(name)?;
+    let lookup: String = random_bytes::<8>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    let token = format!("{PREFIX}{lookup}_{secret}");
+    let d = digest(&token);
+    store.write_sync(|tx| tokens::insert(tx, name, &lookup, &d, &time::now()))?;
+    Ok(token)
+}
+
+pub fn list(store: &Store) -> Result<Vec<TokenInfo>> {
+    store.read_sync(tokens::list)
+}
+
+/// Revokes the live token called `name`; it stops working at once.
+pub fn revoke(store: &Store, name: &str) -> Result<()> {
+    if store.write_sync(|tx| tokens::revoke(tx, name, &time::now()))? {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!("no live token named \"{name}\"")))
+    }
+}
+
+/// The principal a presented bearer token belongs to, or `None` if it is not a live token.
+pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
+    let Some(lookup) = lookup_of(token) else {
+        return Ok(None);
+    };
+    let lookup = lookup.to_string();
+    let presented = digest(token);
+    let row = store
+        .read(move |conn| tokens::find_live(conn, &lookup))
+        .await?;
+    Ok(row.and_then(|row| {
+        bool::from(row.digest.as_slice().ct_eq(&presented)).then_some(Principal {
+            token_seq: row.seq,
+            name: row.name,
+        })
+    }))
+}
+
+/// "Last used" times waiting to be written.
+#[derive(Default)]
+pub struct LastUsed(Mutex<HashMap<i64, String>>);
+
+impl LastUsed {
+    pub fn record(&self, token_seq: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(token_seq, time::now());
+    }
+
+    /// Writes what was recorded since the last flush, in one transaction.
+    pub async fn flush(&self, store: &Store) -> Result<()> {
+        let pending: Vec<(i64, String)> = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.drain().collect()
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        store.write(move |tx| tokens::touch(tx, &pending)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_parsed_only_from_well_formed_tokens() {
+        assert_eq!(
+            lookup_of("scimd_0123456789abcdef_s3cret-_x"),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(lookup_of("scimd_0123456789abcdef_"), None);
+        assert_eq!(lookup_of("scimd_0123456789abcdeg_x"), None);
+        assert_eq!(lookup_of("scimd_short_x"), None);
+        assert_eq!(lookup_of("Bearer scimd_0123456789abcdef_x"), None);
+        assert_eq!(lookup_of("scimd_ééééééééé_x"), None);
+    }
+
+    #[test]
+    fn names_must_be_printable_and_short() {
+        assert!(check_name("onelogin").is_ok());
+        assert!(check_name(" ").is_err());
+        assert!(check_name("a\nb").is_err());
+        assert!(check_name(&"x".repeat(101)).is_err());
+    }
+}

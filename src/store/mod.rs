@@ -1,0 +1,166 @@
+//! Storage: every SQL statement lives under this module. Functions are synchronous over a
+//! `&Connection` (a `Transaction` derefs to one); `Store` owns the connections and is the one
+//! bridge from async code to SQLite (`spawn_blocking`).
+//!
+//! Durability: WAL with `synchronous=FULL`, so a commit is on disk before the request that
+//! caused it is acknowledged. Writes go through a single writer connection (SQLite admits one
+//! writer anyway; queuing on a mutex is cheaper than SQLite's busy-wait), reads through a pool
+//! of `query_only` connections that WAL lets run beside the writer.
+
+pub mod groups;
+pub mod migrate;
+pub mod query;
+pub mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// Readers in the pool: enough to keep both cores busy while some wait on disk.
+const READERS: u32 = 8;
+
+/// PRAGMAs every connection needs (they are per-connection settings in SQLite).
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -8000;",
+    )
+}
+
+#[derive(Clone)]
+pub struct Store {
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, switches it to WAL and brings its
+    /// schema up to date. Refuses a database written by a newer scimd.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut writer = Connection::open(path)
+            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        configure(&writer)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::internal(format!(
+                "{} cannot use WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        migrate::run(&mut writer)?;
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            configure(c)?;
+            c.execute_batch("PRAGMA query_only = ON;")
+        });
+        let readers = r2d2::Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(1))
+            .build(manager)?;
+        Ok(Store {
+            readers,
+            writer: Arc::new(Mutex::new(writer)),
+        })
+    }
+
+    /// Runs `f` on a reader connection, on this thread.
+    pub fn read_sync<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.get()?;
+        f(&conn)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, on this thread. Commits if `f` returns
+    /// `Ok`; otherwise rolls back, so a failed request changes nothing.
+    pub fn write_sync<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        // A panic inside `f` poisons the mutex after the transaction has rolled back on
+        // unwind, so the connection is still sound.
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// `read_sync` off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        blocking(move || store.read_sync(f)).await
+    }
+
+    /// `write_sync` off the async runtime.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        blocking(move || store.write_sync(f)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+}
+
+/// Counts the rows of `table` matching `filter`, then reads the page at `offset` (zero-based,
+/// at most `limit` rows) in insertion order with `select` (a `SELECT … FROM table`).
+fn page<T>(
+    conn: &Connection,
+    table: &str,
+    select: &str,
+    filter: &query::SqlFilter,
+    offset: u64,
+    limit: u64,
+    map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<(u64, Vec<T>)> {
+    let params = rusqlite::params_from_iter(&filter.params);
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {}",
+            filter.sql
+        ))?
+        .query_row(params, |r| r.get(0))?;
+    let total = u64::try_from(total).unwrap_or(0);
+    if limit == 0 || offset >= total {
+        return Ok((total, Vec::new()));
+    }
+    let n = filter.params.len();
+    let sql = format!(
+        "{select} WHERE {} ORDER BY seq LIMIT ?{} OFFSET ?{}",
+        filter.sql,
+        n + 1,
+        n + 2
+    );
+    let mut all = filter.params.clone();
+    all.push(rusqlite::types::Value::Integer(
+        i64::try_from(limit).unwrap_or(i64::MAX),
+    ));
+    all.push(rusqlite::types::Value::Integer(
+        i64::try_from(offset).unwrap_or(i64::MAX),
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(&all), map)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((total, rows))
+}
+
+/// Case-folds a caseExact=false value for storage and comparison (full Unicode lowercase,
+/// unlike SQLite's ASCII-only NOCASE).
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}

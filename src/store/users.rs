@@ -1,0 +1,275 @@
+//! SQL for users: the `users` row (lookup columns + JSON document), its `user_emails` rows,
+//! and the groups a user belongs to (direct and through nested groups).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value};
+
+use super::fold;
+use super::query::SqlFilter;
+use crate::error::{Error, Result};
+use crate::scim::resource::{GroupRef, Meta, UserRecord};
+
+/// The columns derived from a user document.
+struct Columns {
+    user_name: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+    /// (folded value, type, primary) per email.
+    emails: Vec<(String, Option<String>, bool)>,
+}
+
+fn str_field<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    doc.get(key).and_then(Value::as_str)
+}
+
+fn columns(doc: &Map<String, Value>) -> Result<Columns> {
+    let user_name = str_field(doc, "userName")
+        .ok_or_else(|| Error::internal("user document without userName"))?
+        .to_string();
+    let emails = doc
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|e| {
+                    let value = e.get("value")?.as_str()?;
+                    let kind = e.get("type").and_then(Value::as_str).map(str::to_string);
+                    let primary = e.get("primary").and_then(Value::as_bool).unwrap_or(false);
+                    Some((fold(value), kind, primary))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Columns {
+        user_name,
+        external_id: str_field(doc, "externalId").map(str::to_string),
+        display_name: str_field(doc, "displayName").map(str::to_string),
+        active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+        emails,
+    })
+}
+
+/// Fails with `uniqueness` when another user already has this userName (case-insensitively,
+/// idp-compat.md Decision 6).
+fn check_unique(conn: &Connection, user_name: &str, except_id: Option<&str>) -> Result<()> {
+    let taken: Option<String> = conn
+        .query_row(
+            "SELECT id FROM users WHERE user_name_fold = ?1",
+            [fold(user_name)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match taken {
+        Some(id) if Some(id.as_str()) != except_id => Err(Error::Uniqueness(format!(
+            "userName \"{user_name}\" is already taken"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {
+    conn.execute("DELETE FROM user_emails WHERE user_seq = ?1", [seq])?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO user_emails (user_seq, value_fold, type, is_primary) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (value, kind, primary) in &cols.emails {
+        stmt.execute(params![seq, value, kind, primary])?;
+    }
+    Ok(())
+}
+
+fn doc_text(doc: &Map<String, Value>) -> Result<String> {
+    serde_json::to_string(doc).map_err(Error::internal)
+}
+
+/// Inserts a new user with id `id`; `now` is the creation time.
+pub fn insert(
+    conn: &Connection,
+    id: &str,
+    doc: Map<String, Value>,
+    now: &str,
+) -> Result<UserRecord> {
+    let cols = columns(&doc)?;
+    check_unique(conn, &cols.user_name, None)?;
+    conn.execute(
+        "INSERT INTO users (id, user_name, user_name_fold, external_id, display_name, active,
+                            version, created, last_modified, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?8)",
+        params![
+            id,
+            cols.user_name,
+            fold(&cols.user_name),
+            cols.external_id,
+            cols.display_name,
+            cols.active,
+            now,
+            doc_text(&doc)?
+        ],
+    )?;
+    write_emails(conn, conn.last_insert_rowid(), &cols)?;
+    Ok(UserRecord {
+        id: id.to_string(),
+        doc,
+        meta: Meta {
+            created: now.to_string(),
+            last_modified: now.to_string(),
+            version: 1,
+        },
+        groups: Vec::new(),
+    })
+}
+
+/// Replaces a user's document. A document equal to the stored one changes nothing, not even
+/// the version. Returns `None` when the user does not exist.
+pub fn replace(
+    conn: &Connection,
+    id: &str,
+    doc: Map<String, Value>,
+    now: &str,
+) -> Result<Option<UserRecord>> {
+    let Some((seq, current)) = get_row(conn, id)? else {
+        return Ok(None);
+    };
+    if current.doc == doc {
+        return with_groups(conn, seq, current).map(Some);
+    }
+    let cols = columns(&doc)?;
+    check_unique(conn, &cols.user_name, Some(id))?;
+    conn.execute(
+        "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4,
+                display_name = ?5, active = ?6, version = version + 1, last_modified = ?7,
+                data = ?8
+         WHERE seq = ?1",
+        params![
+            seq,
+            cols.user_name,
+            fold(&cols.user_name),
+            cols.external_id,
+            cols.display_name,
+            cols.active,
+            now,
+            doc_text(&doc)?
+        ],
+    )?;
+    write_emails(conn, seq, &cols)?;
+    let record = UserRecord {
+        doc,
+        meta: Meta {
+            last_modified: now.to_string(),
+            version: current.meta.version + 1,
+            ..current.meta
+        },
+        ..current
+    };
+    with_groups(conn, seq, record).map(Some)
+}
+
+/// Deletes a user and its memberships; the groups it was a member of get a new version.
+/// Returns whether the user existed.
+pub fn delete(conn: &Connection, id: &str, now: &str) -> Result<bool> {
+    let Some(seq) = seq_of(conn, id)? else {
+        return Ok(false);
+    };
+    conn.execute(
+        "UPDATE groups SET version = version + 1, last_modified = ?2
+         WHERE seq IN (SELECT group_seq FROM group_members WHERE member_user_seq = ?1)",
+        params![seq, now],
+    )?;
+    conn.execute("DELETE FROM users WHERE seq = ?1", [seq])?;
+    Ok(true)
+}
+
+/// The internal row number of the user with SCIM id `id`.
+pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row("SELECT seq FROM users WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?)
+}
+
+const SELECT: &str = "SELECT seq, id, version, created, last_modified, data FROM users";
+
+fn from_row(row: &Row) -> rusqlite::Result<(i64, String, Meta, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        Meta {
+            version: row.get(2)?,
+            created: row.get(3)?,
+            last_modified: row.get(4)?,
+        },
+        row.get(5)?,
+    ))
+}
+
+fn record(id: String, meta: Meta, data: &str) -> Result<UserRecord> {
+    let doc = serde_json::from_str(data).map_err(Error::internal)?;
+    Ok(UserRecord {
+        id,
+        doc,
+        meta,
+        groups: Vec::new(),
+    })
+}
+
+fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, UserRecord)>> {
+    let row = conn
+        .prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?;
+    row.map(|(seq, id, meta, data)| Ok((seq, record(id, meta, &data)?)))
+        .transpose()
+}
+
+/// The user with SCIM id `id`, with its groups.
+pub fn get(conn: &Connection, id: &str) -> Result<Option<UserRecord>> {
+    match get_row(conn, id)? {
+        Some((seq, user)) => with_groups(conn, seq, user).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn with_groups(conn: &Connection, seq: i64, mut user: UserRecord) -> Result<UserRecord> {
+    user.groups = groups_of(conn, seq)?;
+    Ok(user)
+}
+
+/// The groups a user is in: directly, and through groups nested in them (RFC 7643 §4.1.2
+/// `groups`, types `direct` and `indirect`).
+fn groups_of(conn: &Connection, user_seq: i64) -> Result<Vec<GroupRef>> {
+    // UNION (not UNION ALL) stops the recursion even if a cycle slipped into the data.
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE up(group_seq, direct) AS (
+             SELECT group_seq, 1 FROM group_members WHERE member_user_seq = ?1
+             UNION
+             SELECT gm.group_seq, 0 FROM group_members gm JOIN up ON gm.member_group_seq = up.group_seq
+         )
+         SELECT g.id, g.display_name, MAX(up.direct) FROM up JOIN groups g ON g.seq = up.group_seq
+         GROUP BY g.seq ORDER BY g.seq",
+    )?;
+    let rows = stmt.query_map([user_seq], |r| {
+        Ok(GroupRef {
+            id: r.get(0)?,
+            display: r.get(1)?,
+            direct: r.get::<_, i64>(2)? == 1,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One page of the users matching `filter`, in insertion order, and the total number of
+/// matches. `offset` is zero-based.
+pub fn list(
+    conn: &Connection,
+    filter: &SqlFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<UserRecord>)> {
+    let (total, rows) = super::page(conn, "users", SELECT, filter, offset, limit, from_row)?;
+    let mut users = Vec::with_capacity(rows.len());
+    for (seq, id, meta, data) in rows {
+        users.push(with_groups(conn, seq, record(id, meta, &data)?)?);
+    }
+    Ok((total, users))
+}
