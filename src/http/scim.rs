@@ -10,12 +10,26 @@ use super::{App, Body, Ctx, empty_response, json_response};
 use crate::error::{Error, Result};
 use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery};
-use crate::scim::resource::{self, Meta};
+use crate::scim::project::Projection;
+use crate::scim::resource::{self, Meta, ResourceKind};
 use crate::service::{groups, users};
 
 pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result<Response<Body>> {
     let store = &app.store;
     let base = ctx.base.as_str();
+    let pairs = query_pairs(ctx);
+    let user_view = projection(&pairs, ResourceKind::User);
+    let group_view = projection(&pairs, ResourceKind::Group);
+    let user = |u: &resource::UserRecord| {
+        let mut v = resource::render_user(u, base);
+        user_view.apply(&mut v, ResourceKind::User);
+        v
+    };
+    let group = |g: &resource::GroupRecord| {
+        let mut v = resource::render_group(g, base);
+        group_view.apply(&mut v, ResourceKind::Group);
+        v
+    };
     Ok(match route {
         Route::Health => return Err(Error::internal("health is not a SCIM route")),
         Route::ServiceProviderConfig => ok(&discovery::service_provider_config(base)),
@@ -26,52 +40,54 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::Schema(id) => ok(&discovery::schema(base, &id)
             .ok_or_else(|| Error::NotFound(format!("no schema \"{id}\"")))?),
         Route::ListUsers => {
-            let q = list_query(ctx)?;
+            let q = list_query(&pairs)?;
             let start = q.start_index;
             let (total, found) = users::list(store, q).await?;
-            let rendered = found
-                .iter()
-                .map(|u| resource::render_user(u, base))
-                .collect();
+            let rendered = found.iter().map(user).collect();
             ok(&list::response(total, start, rendered))
         }
         Route::CreateUser => {
-            let user = users::create(store, require_body(body)?).await?;
-            created(resource::render_user(&user, base), &user.meta)
+            let u = users::create(store, require_body(body)?).await?;
+            created(
+                user(&u),
+                &resource::location(base, ResourceKind::User, &u.id),
+                &u.meta,
+            )
         }
         Route::GetUser(id) => {
-            let user = users::get(store, id).await?;
-            with_etag(ok(&resource::render_user(&user, base)), &user.meta)
+            let u = users::get(store, id).await?;
+            with_etag(ok(&user(&u)), &u.meta)
         }
         Route::ReplaceUser(id) => {
-            let user = users::replace(store, id, require_body(body)?).await?;
-            with_etag(ok(&resource::render_user(&user, base)), &user.meta)
+            let u = users::replace(store, id, require_body(body)?).await?;
+            with_etag(ok(&user(&u)), &u.meta)
         }
         Route::DeleteUser(id) => {
             users::delete(store, id).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
         Route::ListGroups => {
-            let q = list_query(ctx)?;
+            let q = list_query(&pairs)?;
             let start = q.start_index;
             let (total, found) = groups::list(store, q).await?;
-            let rendered = found
-                .iter()
-                .map(|g| resource::render_group(g, base))
-                .collect();
+            let rendered = found.iter().map(group).collect();
             ok(&list::response(total, start, rendered))
         }
         Route::CreateGroup => {
-            let group = groups::create(store, require_body(body)?).await?;
-            created(resource::render_group(&group, base), &group.meta)
+            let g = groups::create(store, require_body(body)?).await?;
+            created(
+                group(&g),
+                &resource::location(base, ResourceKind::Group, &g.id),
+                &g.meta,
+            )
         }
         Route::GetGroup(id) => {
-            let group = groups::get(store, id).await?;
-            with_etag(ok(&resource::render_group(&group, base)), &group.meta)
+            let g = groups::get(store, id).await?;
+            with_etag(ok(&group(&g)), &g.meta)
         }
         Route::ReplaceGroup(id) => {
-            let group = groups::replace(store, id, require_body(body)?).await?;
-            with_etag(ok(&resource::render_group(&group, base)), &group.meta)
+            let g = groups::replace(store, id, require_body(body)?).await?;
+            with_etag(ok(&group(&g)), &g.meta)
         }
         Route::DeleteGroup(id) => {
             groups::delete(store, id).await?;
@@ -85,12 +101,32 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     })
 }
 
-fn list_query(ctx: &Ctx) -> Result<ListQuery> {
+/// The decoded query parameters (`+` is a space: OneLogin encodes spaces that way).
+fn query_pairs(ctx: &Ctx) -> Vec<(String, String)> {
     let query = ctx.query.as_deref().unwrap_or("");
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+    form_urlencoded::parse(query.as_bytes())
         .into_owned()
-        .collect();
+        .collect()
+}
+
+fn list_query(pairs: &[(String, String)]) -> Result<ListQuery> {
     ListQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.9) for resources of `kind`.
+fn projection(pairs: &[(String, String)], kind: ResourceKind) -> Projection {
+    Projection::new(
+        param(pairs, "attributes"),
+        param(pairs, "excludedAttributes"),
+        kind,
+    )
 }
 
 fn require_body(body: Value) -> Result<Value> {
@@ -112,10 +148,9 @@ fn with_etag(mut response: Response<Body>, meta: &Meta) -> Response<Body> {
 }
 
 /// 201 with `Location` (RFC 7644 §3.3) and `ETag`.
-fn created(body: Value, meta: &Meta) -> Response<Body> {
-    let location = body["meta"]["location"].as_str().map(HeaderValue::from_str);
+fn created(body: Value, location: &str, meta: &Meta) -> Response<Body> {
     let mut response = with_etag(json_response(StatusCode::CREATED, &body), meta);
-    if let Some(Ok(v)) = location {
+    if let Ok(v) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response

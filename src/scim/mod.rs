@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod filter;
 pub mod list;
+pub mod project;
 pub mod resource;
 pub mod schema;
 pub mod time;

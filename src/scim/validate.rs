@@ -290,7 +290,6 @@ pub fn user(body: Value) -> Result<UserInput> {
     let src = as_object(body)?;
     let mut core = Map::new();
     let mut enterprise = Map::new();
-    let mut enterprise_given = false;
     for (key, value) in src {
         if is_server_owned(&key) {
             continue;
@@ -301,21 +300,13 @@ pub fn user(body: Value) -> Result<UserInput> {
             } else if let Some(attr_name) =
                 strip_prefix_ic(&key, &format!("{ENTERPRISE_USER_URN}:"))
             {
-                enterprise_given = true;
                 enterprise_attr(attr_name, value, &mut enterprise)?;
             } else if eq_ic(&key, ENTERPRISE_USER_URN)
                 || LEGACY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &key))
             {
-                enterprise_given = true;
-                if !is_absent(&value) {
-                    let block = as_block(value, "the enterprise extension")?;
-                    normalise_attrs(&ENTERPRISE_USER, block, &mut enterprise, "")?;
-                }
+                block(&ENTERPRISE_USER, &key, value, &mut enterprise)?;
             } else if eq_ic(&key, USER_URN) || LEGACY_CORE_KEYS.iter().any(|k| eq_ic(k, &key)) {
-                if !is_absent(&value) {
-                    let block = as_block(value, "the core schema block")?;
-                    normalise_attrs(&USER, block, &mut core, "")?;
-                }
+                block(&USER, &key, value, &mut core)?;
             }
             // Any other URN is an extension scimd does not serve (Entra's ADSCIM, a misspelt
             // URN): ignored, never an error (idp-compat.md §2 rows 16–17).
@@ -332,7 +323,7 @@ pub fn user(body: Value) -> Result<UserInput> {
         ));
     }
     let active_given = core.contains_key("active");
-    if enterprise_given && !enterprise.is_empty() {
+    if !enterprise.is_empty() {
         core.insert(ENTERPRISE_USER_URN.into(), Value::Object(enterprise));
     }
     Ok(UserInput {
@@ -341,10 +332,12 @@ pub fn user(body: Value) -> Result<UserInput> {
     })
 }
 
-fn as_block(value: Value, what: &str) -> Result<Map<String, Value>> {
+/// Normalises a block of attributes nested under a schema URN key into `doc`.
+fn block(schema: &Schema, key: &str, value: Value, doc: &mut Map<String, Value>) -> Result<()> {
     match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(Error::InvalidValue(format!("{what} must be an object"))),
+        v if is_absent(&v) => Ok(()),
+        Value::Object(map) => normalise_attrs(schema, map, doc, ""),
+        _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
     }
 }
 

@@ -1,0 +1,128 @@
+//! The `scimd` command line, run as a newcomer would.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn scimd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(args)
+        .env_remove("SCIMD_DB")
+        .output()
+        .expect("run scimd")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn version_and_help() {
+    let v = scimd(&["--version"]);
+    assert!(v.status.success());
+    assert_eq!(
+        stdout(&v).trim(),
+        format!("scimd {}", env!("CARGO_PKG_VERSION"))
+    );
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["token", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["token", "list", "--help"],
+        vec!["token", "revoke", "--help"],
+    ] {
+        let o = scimd(&args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(stdout(&o).contains("Usage:"), "{args:?}");
+    }
+    let help = stdout(&scimd(&["serve", "--help"]));
+    for flag in [
+        "--listen",
+        "--db",
+        "--public-url",
+        "--log",
+        "SCIMD_LISTEN",
+        "SCIMD_DB",
+    ] {
+        assert!(help.contains(flag), "{flag} in serve --help");
+    }
+}
+
+#[test]
+fn token_create_list_revoke() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("t.db");
+    let db = db.to_str().unwrap();
+    let created = scimd(&["token", "create", "--name", "onelogin", "--db", db]);
+    assert!(created.status.success());
+    let out = stdout(&created);
+    let secret = out.lines().last().unwrap();
+    assert!(
+        secret.starts_with("scimd_") && secret.len() > 60,
+        "{secret}"
+    );
+
+    let dup = scimd(&["token", "create", "--name", "onelogin", "--db", db]);
+    assert!(!dup.status.success());
+
+    let list = stdout(&scimd(&["token", "list", "--db", db]));
+    assert!(
+        list.contains("onelogin") && list.contains("never"),
+        "{list}"
+    );
+    assert!(!list.contains(secret), "the secret is never listed");
+    let raw = std::fs::read(dir.path().join("t.db")).unwrap();
+    assert!(
+        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is not stored"
+    );
+
+    assert!(
+        scimd(&["token", "revoke", "onelogin", "--db", db])
+            .status
+            .success()
+    );
+    let list = stdout(&scimd(&["token", "list", "--db", db]));
+    assert!(list.contains("revoked"), "{list}");
+    let again = scimd(&["token", "revoke", "onelogin", "--db", db]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live token"));
+}
+
+#[test]
+fn the_db_flag_can_come_from_the_environment() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("env.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["token", "create", "--name", "x"])
+        .env("SCIMD_DB", &db)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(db.exists());
+}
+
+#[test]
+fn serve_refuses_a_database_from_a_newer_scimd() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("new.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("newer scimd"), "{err}");
+    let _ = USER_URN;
+}

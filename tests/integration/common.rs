@@ -1,0 +1,232 @@
+//! Test harness: start and stop a real server, send requests, read JSON.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use scimd::config::Config;
+use scimd::service::tokens;
+use scimd::store::Store;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<scimd::error::Result<()>>>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: body is not JSON ({e}): {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Asserts this is a SCIM error with `status` and, if given, `scimType`.
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let body = self.json();
+        assert_eq!(body["schemas"], serde_json::json!([ERROR_URN]), "{body}");
+        assert_eq!(body["status"], Value::String(status.to_string()), "{body}");
+        match scim_type {
+            Some(t) => assert_eq!(body["scimType"], t, "{body}"),
+            None => assert!(body.get("scimType").is_none(), "{body}"),
+        }
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+        body
+    }
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_in(TempDir::new().unwrap(), |c| c).await
+    }
+
+    /// Starts a server on the database in `dir` (created if new), with a fresh token.
+    pub async fn start_in(dir: TempDir, configure: impl FnOnce(Config) -> Config) -> Server {
+        let db = db_path(&dir);
+        let token = {
+            let store = Store::open(&db).unwrap();
+            tokens::create(&store, &format!("test-{}", uuid_like())).unwrap()
+        };
+        let config = configure(Config::new(db));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(scimd::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            token,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Tells the server to stop, without waiting for it.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Stops the server gracefully and hands back its directory, to restart on it.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let dir = TempDir::new().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        db_path(&self.dir)
+    }
+
+    /// Sends a request with the server's token.
+    pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
+        let auth = format!("Bearer {}", self.token);
+        self.raw(method, path, &[("authorization", &auth)], body)
+            .await
+    }
+
+    /// Sends a request with exactly the given headers.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or("").to_string())))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.call("POST", path, Some(&body.to_string())).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.call("PUT", path, Some(&body.to_string())).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call("DELETE", path, None).await
+    }
+
+    /// Creates a user and returns its representation, asserting 201.
+    pub async fn create_user(&self, body: &Value) -> Value {
+        let r = self.post("/scim/v2/Users", body).await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+
+    /// Creates a group and returns its representation, asserting 201.
+    pub async fn create_group(&self, body: &Value) -> Value {
+        let r = self.post("/scim/v2/Groups", body).await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+
+    /// `GET /Users?filter=…` (the filter is URL-encoded here) → the ListResponse.
+    pub async fn filter(&self, endpoint: &str, filter: &str) -> Value {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", filter)
+            .finish();
+        let r = self.get(&format!("/scim/v2/{endpoint}?{q}")).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("scimd.db")
+}
+
+fn uuid_like() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("resource has an id").to_string()
+}
+
+/// The ids of a ListResponse's resources, in order.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["Resources"]
+        .as_array()
+        .expect("Resources array")
+        .iter()
+        .map(id_of)
+        .collect()
+}

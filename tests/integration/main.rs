@@ -1,0 +1,12 @@
+//! The one integration-test binary: each test starts the real server on 127.0.0.1:0 with a
+//! temporary database and speaks HTTP to it, as an identity provider would.
+
+mod cli;
+mod common;
+mod discovery;
+mod errors;
+mod groups;
+mod idp_onelogin;
+mod lifecycle;
+mod tolerance;
+mod users;
