@@ -2,8 +2,6 @@
 
 use std::process::Command;
 
-use crate::common::*;
-
 fn scimd(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_scimd"))
         .args(args)
@@ -124,5 +122,44 @@ fn serve_refuses_a_database_from_a_newer_scimd() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("newer scimd"), "{err}");
-    let _ = USER_URN;
+}
+
+/// `scimd serve` as a process: it comes up, answers, and exits cleanly on SIGTERM and SIGINT.
+#[test]
+fn serve_exits_cleanly_on_sigterm_and_sigint() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("sig.db");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()])
+            .env("SCIMD_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // The start-up line names the bound address.
+        let addr = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(rest) = line.split("listen=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{signal}: exit status {status}");
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        assert!(rest.iter().any(|l| l.contains("stopped")), "{signal}: {rest:?}");
+    }
 }
