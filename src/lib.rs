@@ -54,7 +54,9 @@ pub async fn run(
     let flusher = {
         let app = app.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+            // The first flush is one period after start (a plain `interval` fires at once).
+            let first = tokio::time::Instant::now() + LAST_USED_FLUSH;
+            let mut tick = tokio::time::interval_at(first, LAST_USED_FLUSH);
             loop {
                 tick.tick().await;
                 if let Err(e) = app.last_used.flush(&app.store).await {

@@ -157,7 +157,7 @@ pub fn normalise_value(attr: &Attribute, value: Value, name: &str) -> Result<Opt
         if out.is_empty() {
             return Ok(None);
         }
-        check_primary(&mut out, wrapped, name)?;
+        check_primary(&mut out, wrapped && attr.sub("primary").is_some(), name)?;
         return Ok(Some(Value::Array(out)));
     }
     let value = match value {
@@ -174,8 +174,9 @@ pub fn normalise_value(attr: &Attribute, value: Value, name: &str) -> Result<Opt
 }
 
 /// RFC 7643 §2.4: "primary" may be true on at most one value. A single object sent where an
-/// array belongs (OneLogin's emails) becomes the primary value (idp-compat.md §2 row 3).
-fn check_primary(values: &mut [Value], wrapped: bool, name: &str) -> Result<()> {
+/// array belongs (OneLogin's emails) becomes the primary value (idp-compat.md §2 row 3), when
+/// the attribute has a `primary` (`mark_primary`).
+fn check_primary(values: &mut [Value], mark_primary: bool, name: &str) -> Result<()> {
     let primaries = values
         .iter()
         .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
@@ -185,7 +186,7 @@ fn check_primary(values: &mut [Value], wrapped: bool, name: &str) -> Result<()> 
             "more than one value of \"{name}\" is marked primary"
         )));
     }
-    if wrapped
+    if mark_primary
         && primaries == 0
         && let [Value::Object(only)] = values
         && !only.contains_key("primary")
@@ -306,7 +307,19 @@ pub fn user(body: Value) -> Result<UserInput> {
             {
                 block(&ENTERPRISE_USER, &key, value, &mut enterprise)?;
             } else if eq_ic(&key, USER_URN) || LEGACY_CORE_KEYS.iter().any(|k| eq_ic(k, &key)) {
-                block(&USER, &key, value, &mut core)?;
+                // Nested core attributes follow the top-level rules: `externalId` is accepted,
+                // `id`, `meta` and `schemas` are ignored.
+                match value {
+                    v if is_absent(&v) => {}
+                    Value::Object(map) => {
+                        for (name, v) in map {
+                            core_attr(&name, v, &mut core)?;
+                        }
+                    }
+                    _ => {
+                        return Err(Error::InvalidValue(format!("\"{key}\" must be an object")));
+                    }
+                }
             }
             // Any other URN is an extension scimd does not serve (Entra's ADSCIM, a misspelt
             // URN): ignored, never an error (idp-compat.md §2 rows 16–17).
@@ -399,6 +412,11 @@ pub fn group(body: Value) -> Result<GroupInput> {
         if eq_ic(name, "externalId") {
             external_id(value, &mut doc)?;
         } else if eq_ic(name, "members") {
+            if members.is_some() {
+                return Err(Error::InvalidValue(
+                    "attribute \"members\" is given more than once".into(),
+                ));
+            }
             members = Some(member_ids(value)?);
         } else {
             match GROUP.attribute(name) {
@@ -445,4 +463,1224 @@ pub fn member_ids(value: Value) -> Result<Vec<String>> {
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const ENT: &str = ENTERPRISE_USER_URN;
+
+    /// The normalised User, or a panic naming the error.
+    fn ok(body: Value) -> UserInput {
+        match user(body.clone()) {
+            Ok(input) => input,
+            Err(e) => panic!("{body} was refused: {e:?}"),
+        }
+    }
+
+    /// The normalised User document as one JSON value.
+    fn doc(body: Value) -> Value {
+        Value::Object(ok(body).doc)
+    }
+
+    /// The `invalidValue` message `body` is refused with.
+    fn invalid(body: Value) -> String {
+        match user(body.clone()) {
+            Err(Error::InvalidValue(m)) => m,
+            other => panic!("{body}: expected invalidValue, got {other:?}"),
+        }
+    }
+
+    fn group_ok(body: Value) -> GroupInput {
+        match group(body.clone()) {
+            Ok(input) => input,
+            Err(e) => panic!("{body} was refused: {e:?}"),
+        }
+    }
+
+    fn group_invalid(body: Value) -> String {
+        match group(body.clone()) {
+            Err(Error::InvalidValue(m)) => m,
+            other => panic!("{body}: expected invalidValue, got {other:?}"),
+        }
+    }
+
+    /// A body with the required userName plus `extra`.
+    fn with(extra: Value) -> Value {
+        let mut body = json!({"userName": "bjensen"});
+        for (k, v) in extra.as_object().expect("object").clone() {
+            body[k] = v;
+        }
+        body
+    }
+
+    // ---- attribute names -----------------------------------------------------------------
+
+    #[test]
+    fn attribute_names_in_any_case_map_to_schema_names() {
+        let d = doc(json!({
+            "USERNAME": "bjensen",
+            "displayname": "Babs",
+            "NickName": "B",
+            "ACTIVE": true,
+        }));
+        assert_eq!(
+            d,
+            json!({"userName": "bjensen", "displayName": "Babs", "nickName": "B", "active": true})
+        );
+    }
+
+    #[test]
+    fn sub_attribute_names_in_any_case_map_to_schema_names() {
+        let d = doc(with(json!({
+            "NAME": {"GIVENNAME": "Barbara", "familyname": "Jensen"},
+            "Emails": [{"VALUE": "b@example.com", "Type": "work", "PRIMARY": true}],
+        })));
+        assert_eq!(
+            d["name"],
+            json!({"givenName": "Barbara", "familyName": "Jensen"})
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "b@example.com", "type": "work", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn external_id_in_any_case_is_kept_exactly() {
+        let d = doc(with(json!({"EXTERNALID": "AbC-1"})));
+        assert_eq!(d["externalId"], "AbC-1");
+    }
+
+    #[test]
+    fn enterprise_urn_key_in_any_case_maps_to_the_rfc_urn() {
+        let d = doc(with(json!({
+            "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER": {"DEPARTMENT": "Sales"}
+        })));
+        assert_eq!(d[ENT], json!({"department": "Sales"}));
+        assert_eq!(d.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn string_values_are_kept_as_sent() {
+        let d = doc(json!({"userName": "Ünïcødé User", "title": " Vice President "}));
+        assert_eq!(d["userName"], "Ünïcødé User");
+        assert_eq!(d["title"], " Vice President ");
+    }
+
+    // ---- "" and null mean absent ---------------------------------------------------------
+
+    #[test]
+    fn empty_string_and_null_at_top_level_are_absent() {
+        let d = doc(with(json!({
+            "displayName": "",
+            "nickName": null,
+            "externalId": "",
+            "title": null,
+            "name": "",
+            "emails": null,
+            "active": "",
+            "password": null,
+        })));
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    #[test]
+    fn empty_sub_attributes_are_absent() {
+        let d = doc(with(json!({
+            "name": {"givenName": "Barbara", "familyName": "", "middleName": null}
+        })));
+        assert_eq!(d["name"], json!({"givenName": "Barbara"}));
+    }
+
+    #[test]
+    fn complex_value_with_only_empty_sub_attributes_is_absent() {
+        let d = doc(with(json!({"name": {"givenName": "", "familyName": null}})));
+        assert!(d.get("name").is_none(), "{d}");
+    }
+
+    #[test]
+    fn empty_elements_of_multi_valued_attributes_are_dropped() {
+        let d = doc(with(json!({
+            "emails": [null, "", {"value": "a@example.com"}, {"value": ""}, {}]
+        })));
+        assert_eq!(d["emails"], json!([{"value": "a@example.com"}]));
+    }
+
+    #[test]
+    fn multi_valued_attribute_with_only_empty_elements_is_absent() {
+        let d = doc(with(json!({
+            "emails": [null, "", {"value": ""}],
+            "phoneNumbers": [],
+        })));
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    #[test]
+    fn empty_enterprise_block_is_absent() {
+        for block in [
+            json!(null),
+            json!(""),
+            json!({}),
+            json!({"department": "", "manager": null}),
+        ] {
+            let d = doc(with(json!({ENT: block.clone()})));
+            assert_eq!(d, json!({"userName": "bjensen"}), "block {block}");
+        }
+    }
+
+    #[test]
+    fn empty_enterprise_sub_attributes_are_absent() {
+        let d = doc(with(
+            json!({ENT: {"department": "Sales", "costCenter": "", "manager": ""}}),
+        ));
+        assert_eq!(d[ENT], json!({"department": "Sales"}));
+    }
+
+    // ---- booleans ------------------------------------------------------------------------
+
+    #[test]
+    fn string_booleans_are_accepted() {
+        for (sent, want) in [
+            ("True", true),
+            ("true", true),
+            ("TRUE", true),
+            (" TRUE ", true),
+            ("1", true),
+            ("false", false),
+            ("False", false),
+            ("0", false),
+            ("\tfalse\n", false),
+        ] {
+            let d = doc(with(json!({"active": sent})));
+            assert_eq!(d["active"], json!(want), "{sent:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_zero_and_one_are_booleans() {
+        assert_eq!(doc(with(json!({"active": 1})))["active"], json!(true));
+        assert_eq!(doc(with(json!({"active": 0})))["active"], json!(false));
+    }
+
+    #[test]
+    fn json_booleans_are_kept() {
+        assert_eq!(doc(with(json!({"active": true})))["active"], json!(true));
+        assert_eq!(doc(with(json!({"active": false})))["active"], json!(false));
+    }
+
+    #[test]
+    fn other_strings_are_not_booleans() {
+        for sent in ["yes", "no", "t", "f", "truee", "2", "on", "-1", " "] {
+            let m = invalid(with(json!({"active": sent})));
+            assert!(
+                m.contains("\"active\"") && m.contains("boolean"),
+                "{sent:?}: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_numbers_are_not_booleans() {
+        for sent in [json!(2), json!(-1), json!(0.5), json!(1.0), json!(1e3)] {
+            let m = invalid(with(json!({"active": sent.clone()})));
+            assert!(m.contains("boolean"), "{sent}: {m}");
+        }
+    }
+
+    #[test]
+    fn arrays_and_objects_are_not_booleans() {
+        invalid(with(json!({"active": [true]})));
+        invalid(with(json!({"active": {"value": true}})));
+    }
+
+    #[test]
+    fn string_booleans_are_accepted_in_sub_attributes() {
+        let d = doc(with(json!({
+            "emails": [{"value": "a@example.com", "primary": "True"},
+                       {"value": "b@example.com", "primary": 0}]
+        })));
+        assert_eq!(d["emails"][0]["primary"], json!(true));
+        assert_eq!(d["emails"][1]["primary"], json!(false));
+    }
+
+    #[test]
+    fn bad_boolean_in_a_sub_attribute_names_the_path() {
+        let m = invalid(with(
+            json!({"emails": [{"value": "a@example.com", "primary": "yes"}]}),
+        ));
+        assert!(m.contains("emails.primary"), "{m}");
+    }
+
+    #[test]
+    fn parse_bool_table() {
+        for (s, want) in [
+            ("true", Some(true)),
+            ("TrUe", Some(true)),
+            ("1", Some(true)),
+            (" 1 ", Some(true)),
+            ("false", Some(false)),
+            ("FALSE", Some(false)),
+            ("0", Some(false)),
+            ("", None),
+            ("01", None),
+            ("yes", None),
+            ("tru", None),
+        ] {
+            assert_eq!(parse_bool(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn active_given_reflects_the_body() {
+        assert!(ok(with(json!({"active": true}))).active_given);
+        assert!(ok(with(json!({"active": "false"}))).active_given);
+        assert!(!ok(with(json!({}))).active_given);
+        assert!(!ok(with(json!({"active": null}))).active_given);
+        assert!(!ok(with(json!({"active": ""}))).active_given);
+    }
+
+    #[test]
+    fn active_false_is_kept_false() {
+        let input = ok(with(json!({"active": false})));
+        assert!(input.active_given);
+        assert_eq!(input.doc["active"], json!(false));
+    }
+
+    // ---- multi-valued: single values, primary ---------------------------------------------
+
+    #[test]
+    fn single_object_becomes_a_one_element_primary_array() {
+        let d = doc(with(
+            json!({"emails": {"value": "a@example.com", "type": "work"}}),
+        ));
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "a@example.com", "type": "work", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn bare_string_becomes_a_one_element_primary_array() {
+        let d = doc(with(
+            json!({"emails": "a@example.com", "phoneNumbers": "+1 555"}),
+        ));
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "a@example.com", "primary": true}])
+        );
+        assert_eq!(
+            d["phoneNumbers"],
+            json!([{"value": "+1 555", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn wrapped_single_value_keeps_an_explicit_primary_false() {
+        let d = doc(with(
+            json!({"emails": {"value": "a@example.com", "primary": false}}),
+        ));
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "a@example.com", "primary": false}])
+        );
+        let d = doc(with(
+            json!({"emails": {"value": "a@example.com", "primary": "0"}}),
+        ));
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "a@example.com", "primary": false}])
+        );
+    }
+
+    #[test]
+    fn wrapped_single_value_with_primary_true_is_unchanged() {
+        let d = doc(with(
+            json!({"emails": {"value": "a@example.com", "primary": "true"}}),
+        ));
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "a@example.com", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn array_values_are_not_made_primary() {
+        let d = doc(with(json!({"emails": [{"value": "a@example.com"}]})));
+        assert_eq!(d["emails"], json!([{"value": "a@example.com"}]));
+        let d = doc(with(
+            json!({"emails": [{"value": "a@x"}, {"value": "b@x"}]}),
+        ));
+        assert_eq!(d["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
+    }
+
+    #[test]
+    fn bare_strings_inside_an_array_become_value_objects() {
+        let d = doc(with(json!({"emails": ["a@x", {"value": "b@x"}]})));
+        assert_eq!(d["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
+    }
+
+    #[test]
+    fn one_primary_among_many_is_accepted() {
+        let d = doc(with(json!({
+            "emails": [{"value": "a@x", "primary": false}, {"value": "b@x", "primary": true}]
+        })));
+        assert_eq!(d["emails"][1]["primary"], json!(true));
+    }
+
+    #[test]
+    fn two_primaries_are_refused() {
+        let m = invalid(with(json!({
+            "emails": [{"value": "a@x", "primary": true}, {"value": "b@x", "primary": true}]
+        })));
+        assert!(m.contains("emails") && m.contains("primary"), "{m}");
+    }
+
+    #[test]
+    fn two_primaries_are_refused_after_boolean_normalisation() {
+        let m = invalid(with(json!({
+            "phoneNumbers": [{"value": "1", "primary": "True"}, {"value": "2", "primary": 1}]
+        })));
+        assert!(m.contains("phoneNumbers"), "{m}");
+    }
+
+    // ---- readOnly, server-owned and writeOnly --------------------------------------------
+
+    #[test]
+    fn id_meta_and_schemas_are_ignored() {
+        let d = doc(with(json!({
+            "id": "client-chosen",
+            "META": {"resourceType": "User", "created": "yesterday"},
+            "schemas": ["urn:scim:schemas:core:1.0", "whatever"],
+            "Id": null,
+        })));
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    #[test]
+    fn groups_are_ignored_whatever_their_shape() {
+        for groups in [
+            json!([]),
+            json!([{"value": "g1", "display": "G"}]),
+            json!("junk"),
+            json!(5),
+        ] {
+            let d = doc(with(json!({"groups": groups.clone()})));
+            assert_eq!(d, json!({"userName": "bjensen"}), "groups {groups}");
+        }
+    }
+
+    #[test]
+    fn manager_display_name_is_ignored() {
+        let d = doc(with(
+            json!({ENT: {"manager": {"value": "m1", "displayName": "Boss"}}}),
+        ));
+        assert_eq!(d[ENT], json!({"manager": {"value": "m1"}}));
+    }
+
+    #[test]
+    fn manager_with_only_display_name_is_absent() {
+        let d = doc(with(json!({ENT: {"manager": {"displayName": "Boss"}}})));
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    #[test]
+    fn password_is_checked_then_dropped() {
+        let input = ok(with(json!({"password": "s3cret!"})));
+        assert!(!input.doc.contains_key("password"));
+        assert_eq!(Value::Object(input.doc), json!({"userName": "bjensen"}));
+        let input = ok(with(json!({"PASSWORD": "s3cret!"})));
+        assert!(!input.doc.contains_key("PASSWORD") && !input.doc.contains_key("password"));
+    }
+
+    #[test]
+    fn password_of_the_wrong_type_is_refused() {
+        let m = invalid(with(json!({"password": 1234})));
+        assert!(m.contains("password"), "{m}");
+        invalid(with(json!({"password": {"value": "x"}})));
+    }
+
+    // ---- unknown attributes and URNs -----------------------------------------------------
+
+    #[test]
+    fn unknown_attribute_is_refused_by_name() {
+        let m = invalid(with(json!({"favouriteColour": "blue"})));
+        assert!(m.contains("favouriteColour"), "{m}");
+    }
+
+    #[test]
+    fn unknown_sub_attribute_is_refused_by_path() {
+        let m = invalid(with(json!({"name": {"givenName": "B", "nickname": "x"}})));
+        assert!(m.contains("name.nickname"), "{m}");
+        let m = invalid(with(json!({"emails": [{"value": "a@x", "label": "work"}]})));
+        assert!(m.contains("emails.label"), "{m}");
+    }
+
+    #[test]
+    fn unknown_sub_attribute_of_manager_is_refused() {
+        let m = invalid(with(
+            json!({ENT: {"manager": {"value": "m1", "email": "x"}}}),
+        ));
+        assert!(m.contains("manager.email"), "{m}");
+    }
+
+    #[test]
+    fn unknown_enterprise_attribute_is_refused() {
+        let m = invalid(with(json!({ENT: {"shoeSize": "42"}})));
+        assert!(m.contains("shoeSize"), "{m}");
+        let m = invalid(with(json!({format!("{ENT}:shoeSize"): "42"})));
+        assert!(m.contains("shoeSize"), "{m}");
+    }
+
+    #[test]
+    fn unknown_urn_keys_are_ignored() {
+        let d = doc(with(json!({
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/User":
+                {"extensionAttribute1": "x"},
+            "https://example.com/scim/ext": 5,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Usr": {"department": "x"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Users": {"department": "x"},
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User": {"anything": [1, 2]},
+        })));
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    #[test]
+    fn entra_top_level_enterprise_names_are_ignored() {
+        let d = doc(with(json!({
+            "department": "Sales",
+            "Manager": "m1",
+            "employeeNumber": "7",
+            "costCenter": "c",
+            "organization": "o",
+            "division": "d",
+        })));
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    // ---- schema URN keys -----------------------------------------------------------------
+
+    #[test]
+    fn legacy_enterprise_keys_map_to_the_rfc_urn() {
+        for key in LEGACY_ENTERPRISE_KEYS {
+            let d = doc(with(
+                json!({key: {"department": "Sales", "employeeNumber": "7"}}),
+            ));
+            assert_eq!(
+                d[ENT],
+                json!({"department": "Sales", "employeeNumber": "7"}),
+                "{key}"
+            );
+            assert!(d.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn legacy_and_rfc_enterprise_blocks_merge() {
+        let d = doc(with(json!({
+            "urn:scim:schemas:extension:enterprise:1.0": {"department": "Sales"},
+            ENT: {"costCenter": "42"},
+        })));
+        assert_eq!(d[ENT], json!({"department": "Sales", "costCenter": "42"}));
+    }
+
+    #[test]
+    fn same_enterprise_attribute_in_two_blocks_is_refused() {
+        let m = invalid(with(json!({
+            "urn:scim:schemas:extension:enterprise:2.0": {"department": "Sales"},
+            ENT: {"department": "Ops"},
+        })));
+        assert!(
+            m.contains("department") && m.contains("more than once"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn enterprise_block_must_be_an_object() {
+        let m = invalid(with(json!({ENT: "Sales"})));
+        assert!(m.contains(ENT), "{m}");
+        invalid(with(json!({ENT: [{"department": "Sales"}]})));
+    }
+
+    #[test]
+    fn urn_qualified_core_keys_are_accepted() {
+        let d = doc(json!({
+            "urn:ietf:params:scim:schemas:core:2.0:User:userName": "bjensen",
+            "urn:ietf:params:scim:schemas:core:2.0:User:name": {"givenName": "B"},
+            "URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:ACTIVE": "true",
+        }));
+        assert_eq!(
+            d,
+            json!({"userName": "bjensen", "name": {"givenName": "B"}, "active": true})
+        );
+    }
+
+    #[test]
+    fn urn_qualified_core_external_id_and_read_only_keys() {
+        let d = doc(json!({
+            "userName": "bjensen",
+            "urn:ietf:params:scim:schemas:core:2.0:User:externalId": "e1",
+            "urn:ietf:params:scim:schemas:core:2.0:User:id": "x",
+            "urn:ietf:params:scim:schemas:core:2.0:User:groups": [],
+        }));
+        assert_eq!(d, json!({"userName": "bjensen", "externalId": "e1"}));
+    }
+
+    #[test]
+    fn urn_qualified_unknown_core_attribute_is_refused() {
+        let m = invalid(with(
+            json!({"urn:ietf:params:scim:schemas:core:2.0:User:department": "x"}),
+        ));
+        assert!(m.contains("department"), "{m}");
+    }
+
+    #[test]
+    fn urn_qualified_enterprise_keys_are_accepted() {
+        let d = doc(with(json!({
+            format!("{ENT}:department"): "Sales",
+            format!("{}:MANAGER", ENT.to_ascii_uppercase()): "m1",
+        })));
+        assert_eq!(
+            d[ENT],
+            json!({"department": "Sales", "manager": {"value": "m1"}})
+        );
+    }
+
+    #[test]
+    fn urn_qualified_and_block_enterprise_keys_merge() {
+        let d = doc(with(json!({
+            ENT: {"department": "Sales"},
+            format!("{ENT}:costCenter"): "42",
+        })));
+        assert_eq!(d[ENT], json!({"department": "Sales", "costCenter": "42"}));
+    }
+
+    #[test]
+    fn legacy_core_blocks_are_read() {
+        for key in [USER_URN, LEGACY_CORE_KEYS[0], LEGACY_CORE_KEYS[1]] {
+            let d = doc(json!({key: {"userName": "bjensen", "active": "1"}}));
+            assert_eq!(d, json!({"userName": "bjensen", "active": true}), "{key}");
+        }
+    }
+
+    #[test]
+    fn core_block_follows_top_level_rules() {
+        // externalId is a common attribute, and id/meta/schemas are ignored wherever the core
+        // attributes are written (idp-compat.md Decision 1).
+        let d = doc(json!({
+            USER_URN: {
+                "userName": "bjensen",
+                "externalId": "e1",
+                "id": "x",
+                "meta": {},
+                "schemas": [],
+            }
+        }));
+        assert_eq!(d, json!({"userName": "bjensen", "externalId": "e1"}));
+    }
+
+    #[test]
+    fn core_block_must_be_an_object() {
+        invalid(with(json!({USER_URN: "bjensen"})));
+    }
+
+    // ---- manager -------------------------------------------------------------------------
+
+    #[test]
+    fn manager_forms_all_normalise_to_value() {
+        for manager in [
+            json!({"value": "m1"}),
+            json!([{"value": "m1"}]),
+            json!("m1"),
+            json!(["m1"]),
+            json!({"managerId": "m1"}),
+            json!({"MANAGERID": "m1", "displayName": "Boss"}),
+            json!([{"managerId": "m1"}]),
+        ] {
+            let d = doc(with(json!({ENT: {"manager": manager.clone()}})));
+            assert_eq!(d[ENT], json!({"manager": {"value": "m1"}}), "{manager}");
+        }
+    }
+
+    #[test]
+    fn manager_ref_is_kept() {
+        let d = doc(with(
+            json!({ENT: {"manager": [{"$ref": "../Users/m1", "value": "m1"}]}}),
+        ));
+        assert_eq!(
+            d[ENT]["manager"],
+            json!({"$ref": "../Users/m1", "value": "m1"})
+        );
+    }
+
+    #[test]
+    fn empty_manager_forms_are_absent() {
+        for manager in [json!([]), json!([null]), json!({"value": ""}), json!([""])] {
+            let d = doc(with(json!({ENT: {"manager": manager.clone()}})));
+            assert_eq!(d, json!({"userName": "bjensen"}), "{manager}");
+        }
+    }
+
+    #[test]
+    fn manager_as_two_element_array_is_refused() {
+        let m = invalid(with(
+            json!({ENT: {"manager": [{"value": "m1"}, {"value": "m2"}]}}),
+        ));
+        assert!(m.contains("manager"), "{m}");
+        invalid(with(json!({ENT: {"manager": ["m1", "m2"]}})));
+    }
+
+    #[test]
+    fn manager_of_the_wrong_type_is_refused() {
+        invalid(with(json!({ENT: {"manager": 42}})));
+        invalid(with(json!({ENT: {"manager": true}})));
+        invalid(with(json!({ENT: {"manager": {"value": 42}}})));
+    }
+
+    #[test]
+    fn manager_id_and_value_together_are_refused() {
+        let m = invalid(with(
+            json!({ENT: {"manager": {"managerId": "m1", "value": "m2"}}}),
+        ));
+        assert!(m.contains("more than once"), "{m}");
+    }
+
+    // ---- required, body shape, duplicates ------------------------------------------------
+
+    #[test]
+    fn missing_user_name_is_refused() {
+        for body in [
+            json!({}),
+            json!({"displayName": "B"}),
+            json!({"userName": ""}),
+            json!({"userName": null}),
+            json!({ENT: {"department": "x"}}),
+        ] {
+            let m = invalid(body.clone());
+            assert!(
+                m.contains("userName") && m.contains("required"),
+                "{body}: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_that_is_not_an_object_is_invalid_syntax() {
+        for body in [
+            json!(null),
+            json!([]),
+            json!([{"userName": "b"}]),
+            json!("b"),
+            json!(1),
+        ] {
+            assert!(
+                matches!(user(body.clone()), Err(Error::InvalidSyntax(_))),
+                "user {body}"
+            );
+            assert!(
+                matches!(group(body.clone()), Err(Error::InvalidSyntax(_))),
+                "group {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn attribute_under_two_spellings_is_refused() {
+        let m = invalid(json!({"userName": "a", "USERNAME": "b"}));
+        assert!(
+            m.contains("userName") && m.contains("more than once"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn attribute_plain_and_urn_qualified_is_refused() {
+        let m = invalid(json!({
+            "userName": "a",
+            "urn:ietf:params:scim:schemas:core:2.0:User:userName": "a",
+        }));
+        assert!(m.contains("more than once"), "{m}");
+    }
+
+    #[test]
+    fn external_id_under_two_spellings_is_refused() {
+        let m = invalid(with(json!({"externalId": "a", "externalID": "b"})));
+        assert!(m.contains("externalId"), "{m}");
+    }
+
+    #[test]
+    fn sub_attribute_under_two_spellings_is_refused() {
+        let m = invalid(with(json!({"name": {"givenName": "a", "GivenName": "b"}})));
+        assert!(
+            m.contains("givenName") && m.contains("more than once"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn duplicate_spelling_with_an_empty_value_is_not_a_conflict() {
+        let d = doc(json!({"userName": "", "USERNAME": "b"}));
+        assert_eq!(d, json!({"userName": "b"}));
+    }
+
+    // ---- wrong types ---------------------------------------------------------------------
+
+    #[test]
+    fn number_for_a_string_is_refused() {
+        let m = invalid(json!({"userName": 42}));
+        assert!(m.contains("userName") && m.contains("string"), "{m}");
+        invalid(with(json!({"displayName": 1.5})));
+    }
+
+    #[test]
+    fn boolean_for_a_string_is_refused() {
+        invalid(with(json!({"nickName": true})));
+    }
+
+    #[test]
+    fn object_for_a_string_is_refused() {
+        let m = invalid(with(json!({"title": {"value": "VP"}})));
+        assert!(m.contains("title"), "{m}");
+    }
+
+    #[test]
+    fn array_for_a_singular_simple_attribute_is_refused() {
+        invalid(json!({"userName": ["bjensen"]}));
+        invalid(with(json!({"title": []})));
+        invalid(with(json!({"active": []})));
+    }
+
+    #[test]
+    fn non_string_external_id_is_refused() {
+        let m = invalid(with(json!({"externalId": 7})));
+        assert!(m.contains("externalId"), "{m}");
+        invalid(with(json!({"externalId": ["e1"]})));
+    }
+
+    #[test]
+    fn string_for_a_complex_attribute_without_value_is_refused() {
+        let m = invalid(with(json!({"name": "Barbara Jensen"})));
+        assert!(m.contains("name") && m.contains("object"), "{m}");
+    }
+
+    #[test]
+    fn wrong_element_types_in_multi_valued_attributes_are_refused() {
+        invalid(with(json!({"emails": [5]})));
+        invalid(with(json!({"emails": 5})));
+        invalid(with(json!({"emails": [["a@x"]]})));
+        invalid(with(json!({"emails": [true]})));
+    }
+
+    #[test]
+    fn wrong_sub_attribute_type_is_refused() {
+        let m = invalid(with(json!({"emails": [{"value": 5}]})));
+        assert!(m.contains("emails.value"), "{m}");
+        let m = invalid(with(json!({"addresses": [{"postalCode": 12345}]})));
+        assert!(m.contains("addresses.postalCode"), "{m}");
+    }
+
+    #[test]
+    fn complex_where_simple_sub_attribute_belongs_is_refused() {
+        invalid(with(json!({"name": {"givenName": {"value": "B"}}})));
+    }
+
+    #[test]
+    fn writable_user_attributes_are_never_date_times() {
+        // Only meta carries dateTimes, and it is readOnly: nothing a client writes is parsed
+        // as one, so there is no dateTime rule to test on User bodies.
+        for schema in [&USER, &ENTERPRISE_USER] {
+            for a in schema.attributes {
+                if a.mutability == Mutability::ReadOnly {
+                    continue;
+                }
+                assert_ne!(a.kind, Kind::DateTime, "{}", a.name);
+                for s in a.sub_attributes {
+                    assert_ne!(s.kind, Kind::DateTime, "{}.{}", a.name, s.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_onelogin_template_normalises_cleanly() {
+        let d = doc(json!({
+            "schemas": ["urn:scim:schemas:core:2.0", "urn:scim:schemas:extension:enterprise:2.0"],
+            "id": null,
+            "meta": {"resourceType": "User"},
+            "userName": "bjensen@example.com",
+            "name": {"givenName": "Barbara", "familyName": "Jensen", "formatted": ""},
+            "displayName": "Barbara Jensen",
+            "emails": {"value": "bjensen@example.com", "type": "work"},
+            "active": "true",
+            "title": "",
+            "urn:scim:schemas:extension:enterprise:2.0": {
+                "department": "Sales",
+                "manager": {"managerId": "m1", "displayName": "Boss"},
+            },
+        }));
+        assert_eq!(
+            d,
+            json!({
+                "userName": "bjensen@example.com",
+                "name": {"givenName": "Barbara", "familyName": "Jensen"},
+                "displayName": "Barbara Jensen",
+                "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}],
+                "active": true,
+                ENT: {"department": "Sales", "manager": {"value": "m1"}},
+            })
+        );
+    }
+
+    // ---- groups --------------------------------------------------------------------------
+
+    #[test]
+    fn group_display_name_is_required() {
+        for body in [
+            json!({}),
+            json!({"displayName": ""}),
+            json!({"displayName": null}),
+            json!({"members": []}),
+        ] {
+            let m = group_invalid(body.clone());
+            assert!(
+                m.contains("displayName") && m.contains("required"),
+                "{body}: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_attribute_names_in_any_case() {
+        let g = group_ok(json!({"DISPLAYNAME": "Admins", "externalid": "E1", "Members": ["u1"]}));
+        assert_eq!(
+            Value::Object(g.doc),
+            json!({"displayName": "Admins", "externalId": "E1"})
+        );
+        assert_eq!(g.members, Some(vec!["u1".to_string()]));
+    }
+
+    #[test]
+    fn group_urn_qualified_keys_are_accepted() {
+        let g = group_ok(json!({
+            "urn:ietf:params:scim:schemas:core:2.0:Group:displayName": "Admins",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:members": [{"value": "u1"}],
+        }));
+        assert_eq!(g.doc["displayName"], "Admins");
+        assert_eq!(g.members, Some(vec!["u1".to_string()]));
+    }
+
+    #[test]
+    fn group_ignores_server_owned_and_unknown_urn_keys() {
+        let g = group_ok(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                        "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+            "id": "x",
+            "meta": {"resourceType": "Group"},
+            "displayName": "Admins",
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group":
+                {"description": "x"},
+        }));
+        assert_eq!(Value::Object(g.doc), json!({"displayName": "Admins"}));
+        assert_eq!(g.members, None);
+    }
+
+    #[test]
+    fn group_unknown_attribute_is_refused() {
+        let m = group_invalid(json!({"displayName": "Admins", "description": "x"}));
+        assert!(m.contains("description"), "{m}");
+    }
+
+    #[test]
+    fn group_display_name_of_the_wrong_type_is_refused() {
+        group_invalid(json!({"displayName": 5}));
+        group_invalid(json!({"displayName": ["Admins"]}));
+    }
+
+    #[test]
+    fn group_display_name_under_two_spellings_is_refused() {
+        let m = group_invalid(json!({"displayName": "a", "DisplayName": "b"}));
+        assert!(m.contains("more than once"), "{m}");
+    }
+
+    #[test]
+    fn group_members_under_two_spellings_are_refused() {
+        let m = group_invalid(json!({
+            "displayName": "Admins",
+            "members": [{"value": "u1"}],
+            "MEMBERS": [{"value": "u2"}],
+        }));
+        assert!(m.contains("members") && m.contains("more than once"), "{m}");
+    }
+
+    #[test]
+    fn group_members_absent_is_none() {
+        assert_eq!(group_ok(json!({"displayName": "Admins"})).members, None);
+    }
+
+    #[test]
+    fn group_members_empty_array_is_some_empty() {
+        let g = group_ok(json!({"displayName": "Admins", "members": []}));
+        assert_eq!(g.members, Some(Vec::new()));
+    }
+
+    #[test]
+    fn group_members_null_or_empty_string_means_no_members() {
+        for members in [json!(null), json!(""), json!([null, ""])] {
+            let g = group_ok(json!({"displayName": "Admins", "members": members.clone()}));
+            assert_eq!(
+                g.members.unwrap_or_default(),
+                Vec::<String>::new(),
+                "{members}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_members_are_deduplicated_in_order() {
+        let g = group_ok(json!({
+            "displayName": "Admins",
+            "members": [{"value": "b"}, {"value": "a"}, {"value": "b"}, {"value": "c"},
+                        {"value": "a"}],
+        }));
+        assert_eq!(g.members, Some(vec!["b".into(), "a".into(), "c".into()]));
+    }
+
+    #[test]
+    fn group_member_ids_are_case_exact() {
+        let g =
+            group_ok(json!({"displayName": "A", "members": [{"value": "u1"}, {"value": "U1"}]}));
+        assert_eq!(g.members, Some(vec!["u1".into(), "U1".into()]));
+    }
+
+    #[test]
+    fn group_members_single_object_or_bare_string() {
+        let g = group_ok(json!({"displayName": "A", "members": {"value": "u1"}}));
+        assert_eq!(g.members, Some(vec!["u1".into()]));
+        let g = group_ok(json!({"displayName": "A", "members": "u1"}));
+        assert_eq!(g.members, Some(vec!["u1".into()]));
+        let g = group_ok(json!({"displayName": "A", "members": ["u1", "u2"]}));
+        assert_eq!(g.members, Some(vec!["u1".into(), "u2".into()]));
+    }
+
+    #[test]
+    fn group_member_display_type_and_ref_are_accepted_but_not_kept() {
+        let g = group_ok(json!({
+            "displayName": "A",
+            "members": [{"value": "u1", "display": "Bob", "type": "User", "$ref": "../Users/u1"}],
+        }));
+        assert_eq!(g.members, Some(vec!["u1".into()]));
+        assert_eq!(Value::Object(g.doc), json!({"displayName": "A"}));
+    }
+
+    #[test]
+    fn group_member_with_a_non_string_value_is_refused() {
+        for members in [
+            json!([{"value": 5}]),
+            json!([{"value": true}]),
+            json!([{"value": {"id": "u1"}}]),
+            json!([{"value": ["u1"]}]),
+            json!([5]),
+            json!(5),
+        ] {
+            group_invalid(json!({"displayName": "A", "members": members.clone()}));
+        }
+    }
+
+    #[test]
+    fn group_member_without_a_value_is_refused() {
+        let m = group_invalid(json!({"displayName": "A", "members": [{"type": "User"}]}));
+        assert!(m.contains("value"), "{m}");
+    }
+
+    #[test]
+    fn group_member_with_an_unknown_sub_attribute_is_refused() {
+        let m = group_invalid(json!({"displayName": "A", "members": [{"value": "u1", "x": 1}]}));
+        assert!(m.contains("members.x"), "{m}");
+    }
+
+    #[test]
+    fn member_ids_directly() {
+        assert_eq!(member_ids(json!(null)).unwrap(), Vec::<String>::new());
+        assert_eq!(member_ids(json!("u1")).unwrap(), vec!["u1".to_string()]);
+        assert_eq!(
+            member_ids(json!([{"value": "u2"}, {"value": "u1"}, {"value": "u2"}])).unwrap(),
+            vec!["u2".to_string(), "u1".to_string()]
+        );
+        assert!(matches!(
+            member_ids(json!([{"value": 1}])),
+            Err(Error::InvalidValue(_))
+        ));
+    }
+
+    // ---- properties ----------------------------------------------------------------------
+
+    /// Keys: mostly names the validator knows (in varied case), some URNs, some noise.
+    fn key() -> impl Strategy<Value = String> {
+        let known = proptest::sample::select(vec![
+            "userName",
+            "username",
+            "USERNAME",
+            "emails",
+            "Emails",
+            "name",
+            "givenName",
+            "familyName",
+            "active",
+            "ACTIVE",
+            "value",
+            "VALUE",
+            "primary",
+            "type",
+            "display",
+            "manager",
+            "managerId",
+            "displayName",
+            "externalId",
+            "id",
+            "meta",
+            "schemas",
+            "groups",
+            "password",
+            "phoneNumbers",
+            "addresses",
+            "x509Certificates",
+            "$ref",
+            "department",
+            "members",
+            "title",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+            "urn:ietf:params:scim:schemas:core:2.0:User:id",
+            "urn:ietf:params:scim:schemas:core:2.0:User:password",
+            "urn:scim:schemas:core:1.0",
+            "urn:scim:schemas:extension:enterprise:1.0",
+            "http://schemas.microsoft.com/x",
+        ])
+        .prop_map(str::to_string);
+        prop_oneof![
+            6 => known,
+            1 => "[a-zA-Z$:._é]{0,12}",
+            1 => "(urn|URN|http|https):[a-zA-Zé:.]{0,20}",
+        ]
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            proptest::sample::select(vec![0i64, 1, 2, -1]).prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter_map("finite", serde_json::Number::from_f64)
+                .prop_map(Value::Number),
+            proptest::sample::select(vec![
+                "",
+                "true",
+                "False",
+                " TRUE ",
+                "0",
+                "1",
+                "yes",
+                "bjensen",
+                "a@example.com",
+            ])
+            .prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((key(), inner), 0..6)
+                    .prop_map(|kvs| Value::Object(kvs.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Top-level keys the validator accepts or ignores, so bodies built from them are often
+    /// valid and the property exercises the success path too.
+    fn top_key() -> impl Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "id",
+            "META",
+            "schemas",
+            "groups",
+            "password",
+            "Active",
+            "emails",
+            "name",
+            "displayName",
+            "externalId",
+            "manager",
+            "department",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            "urn:scim:schemas:extension:enterprise:1.0",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "http://schemas.microsoft.com/x",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    /// Bodies that usually carry a userName, so the property also reaches the success path.
+    fn user_body() -> impl Strategy<Value = Value> {
+        let with_user_name = |keys: BoxedStrategy<String>| {
+            (
+                proptest::collection::vec((keys, json_value()), 0..8),
+                "[a-z]{1,8}",
+            )
+                .prop_map(|(kvs, user_name)| {
+                    let mut map: Map<String, Value> = kvs.into_iter().collect();
+                    map.insert("userName".into(), Value::String(user_name));
+                    Value::Object(map)
+                })
+        };
+        prop_oneof![
+            1 => json_value(),
+            2 => with_user_name(key().boxed()),
+            2 => with_user_name(top_key().boxed()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn user_never_panics_and_ok_docs_are_clean(body in user_body()) {
+            if let Ok(input) = user(body) {
+                prop_assert!(input.doc.get("userName").is_some_and(Value::is_string));
+                for k in ["id", "meta", "groups", "schemas", "password"] {
+                    prop_assert!(!input.doc.contains_key(k), "{} in {:?}", k, input.doc);
+                }
+                prop_assert_eq!(input.active_given, input.doc.contains_key("active"));
+                if let Some(active) = input.doc.get("active") {
+                    prop_assert!(active.is_boolean());
+                }
+                if let Some(ent) = input.doc.get(ENT) {
+                    prop_assert!(ent.as_object().is_some_and(|m| !m.is_empty()));
+                }
+            }
+        }
+
+        #[test]
+        fn group_never_panics_and_ok_docs_are_clean(body in json_value()) {
+            if let Ok(input) = group(body) {
+                prop_assert!(input.doc.get("displayName").is_some_and(Value::is_string));
+                for k in input.doc.keys() {
+                    prop_assert!(k == "displayName" || k == "externalId", "{}", k);
+                }
+                if let Some(ids) = input.members {
+                    let unique: std::collections::HashSet<_> = ids.iter().collect();
+                    prop_assert_eq!(unique.len(), ids.len());
+                }
+            }
+        }
+    }
 }

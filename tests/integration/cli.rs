@@ -133,7 +133,13 @@ fn serve_exits_cleanly_on_sigterm_and_sigint() {
         let dir = tempfile::TempDir::new().unwrap();
         let db = dir.path().join("sig.db");
         let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                db.to_str().unwrap(),
+            ])
             .env("SCIMD_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -160,6 +166,9 @@ fn serve_exits_cleanly_on_sigterm_and_sigint() {
         let status = child.wait().unwrap();
         assert!(status.success(), "{signal}: exit status {status}");
         let rest: Vec<String> = lines.map_while(Result::ok).collect();
-        assert!(rest.iter().any(|l| l.contains("stopped")), "{signal}: {rest:?}");
+        assert!(
+            rest.iter().any(|l| l.contains("stopped")),
+            "{signal}: {rest:?}"
+        );
     }
 }
