@@ -26,7 +26,7 @@ CREATE INDEX users_external_id ON users (external_id);
 CREATE TABLE user_emails (
     user_seq   INTEGER NOT NULL REFERENCES users (seq) ON DELETE CASCADE,
     value_fold TEXT NOT NULL,
-    type       TEXT,
+    type_fold  TEXT,
     is_primary INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX user_emails_value ON user_emails (value_fold);
@@ -54,10 +54,10 @@ CREATE TABLE group_members (
     member_group_seq INTEGER REFERENCES groups (seq) ON DELETE CASCADE,
     CHECK ((member_user_seq IS NULL) <> (member_group_seq IS NULL))
 );
-CREATE UNIQUE INDEX group_members_user ON group_members (group_seq, member_user_seq)
-    WHERE member_user_seq IS NOT NULL;
-CREATE UNIQUE INDEX group_members_group ON group_members (group_seq, member_group_seq)
-    WHERE member_group_seq IS NOT NULL;
+-- Not partial, so they also serve `WHERE group_seq = ?` (a group's members); NULLs never
+-- collide in a UNIQUE index.
+CREATE UNIQUE INDEX group_members_user ON group_members (group_seq, member_user_seq);
+CREATE UNIQUE INDEX group_members_group ON group_members (group_seq, member_group_seq);
 CREATE INDEX group_members_by_user ON group_members (member_user_seq)
     WHERE member_user_seq IS NOT NULL;
 CREATE INDEX group_members_by_group ON group_members (member_group_seq)

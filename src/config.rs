@@ -1,6 +1,7 @@
 //! Server configuration, validated once at start and passed down (no globals).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -16,6 +17,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Requests with larger bodies get 413.
     pub max_body_bytes: usize,
+    /// How long a client may take to send its body once the headers are in (then 408).
+    pub body_read_timeout: Duration,
 }
 
 impl Config {
@@ -24,6 +27,7 @@ impl Config {
             db,
             public_url: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 

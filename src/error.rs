@@ -36,9 +36,9 @@ pub enum Error {
     /// The body is larger than the configured limit (bytes).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
-    /// A query parameter has a value that cannot be used.
-    #[error("{0}")]
-    BadRequest(String),
+    /// The client took too long to send its request body.
+    #[error("the request body did not arrive within {0} seconds")]
+    Timeout(f64),
     /// An RFC 7644 endpoint or method this version does not implement.
     #[error("{0}")]
     NotImplemented(String),
@@ -59,13 +59,13 @@ impl Error {
             Error::InvalidSyntax(_)
             | Error::InvalidValue(_)
             | Error::InvalidFilter(_)
-            | Error::Mutability(_)
-            | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            | Error::Mutability(_) => StatusCode::BAD_REQUEST,
             Error::Uniqueness(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,7 +134,7 @@ mod tests {
             (Error::Unauthorized("x".into()), 401, None),
             (Error::MethodNotAllowed(&["GET"]), 405, None),
             (Error::PayloadTooLarge(10), 413, None),
-            (Error::BadRequest("x".into()), 400, None),
+            (Error::Timeout(30.0), 408, None),
             (Error::NotImplemented("x".into()), 501, None),
             (Error::Internal("secret cause".into()), 500, None),
         ];

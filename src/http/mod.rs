@@ -134,27 +134,38 @@ async fn respond(
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
 ) -> (Response<Body>, Option<String>) {
+    // Everything under the SCIM prefix needs a token before anything else is said about it,
+    // even that a path or method does not exist.
+    let needs_auth = match &route {
+        Ok(r) => r.needs_auth(),
+        Err(_) => router::is_scim_path(req.uri().path()),
+    };
+    let principal = if needs_auth {
+        match auth::bearer(&app, req.headers()).await {
+            Ok(p) => {
+                app.last_used.record(p.token_seq);
+                Some(p)
+            }
+            Err(e) => return (error_response(&e), None),
+        }
+    } else {
+        None
+    };
+    let token = principal.map(|p| p.name);
     let route = match route {
         Ok(r) => r,
         Err(RouteError::NotFound) => {
             let path = req.uri().path();
-            return (
-                error_response(&Error::NotFound(format!("no endpoint at {path}"))),
-                None,
-            );
+            let e = Error::NotFound(format!("no endpoint at {path}"));
+            return (error_response(&e), token);
         }
         Err(RouteError::MethodNotAllowed(allow)) => {
-            return (error_response(&Error::MethodNotAllowed(allow)), None);
+            return (error_response(&Error::MethodNotAllowed(allow)), token);
         }
     };
     if route == Route::Health {
         return (health(&app).await, None);
     }
-    let principal = match auth::bearer(&app, req.headers()).await {
-        Ok(p) => p,
-        Err(e) => return (error_response(&e), None),
-    };
-    app.last_used.record(principal.token_seq);
     let ctx = Ctx {
         base: format!("{}{}", origin(&app, &req), router::SCIM_PREFIX),
         query: req.uri().query().map(str::to_string),
@@ -169,16 +180,12 @@ async fn respond(
         }
         error_response(&e)
     });
-    (response, Some(principal.name))
+    (response, token)
 }
 
 /// `GET /healthz`: no authentication; reports the version and whether the database answers.
 async fn health(app: &App) -> Response<Body> {
-    let db = app
-        .store
-        .read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await;
-    let (status, db_status) = match db {
+    let (status, db_status) = match app.store.ping().await {
         Ok(_) => (StatusCode::OK, "ok"),
         Err(e) => {
             error!(error = %e, "health check: database unavailable");
@@ -208,10 +215,18 @@ fn origin(app: &App, req: &Request<Incoming>) -> String {
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|h| is_host(h))
         .map(str::to_string)
         .unwrap_or_else(|| app.local_addr.to_string());
     format!("http://{host}")
+}
+
+/// A `Host` value fit to put in a URL: `name[:port]` or `[v6]:port`, nothing that could add
+/// a path, query or credentials to the locations scimd returns.
+fn is_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 /// Reads the body (up to the configured limit) as JSON, whatever the Content-Type says
@@ -226,7 +241,12 @@ async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::PayloadTooLarge(limit));
     }
-    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+    let read = Limited::new(req.into_body(), limit).collect();
+    let timeout = app.config.body_read_timeout;
+    let Ok(read) = tokio::time::timeout(timeout, read).await else {
+        return Err(Error::Timeout(timeout.as_secs_f64()));
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -276,8 +296,8 @@ pub fn error_response(e: &Error) -> Response<Body> {
                 headers.insert(header::ALLOW, v);
             }
         }
-        // The rest of an oversized body is not read, so the connection cannot be reused.
-        Error::PayloadTooLarge(_) => {
+        // The rest of the body is not read, so the connection cannot be reused.
+        Error::PayloadTooLarge(_) | Error::Timeout(_) => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}

@@ -56,6 +56,12 @@ impl Route {
     }
 }
 
+/// Whether `path` is under the SCIM prefix (`/scim/v2` or `/scim/v2/…`).
+pub fn is_scim_path(path: &str) -> bool {
+    path.strip_prefix(SCIM_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
     NotFound,
@@ -88,12 +94,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
             Err(RouteError::MethodNotAllowed(GET))
         };
     }
-    let Some(rest) = path.strip_prefix(SCIM_PREFIX) else {
-        return Err(RouteError::NotFound);
-    };
-    if !(rest.is_empty() || rest.starts_with('/')) {
+    if !is_scim_path(path) {
         return Err(RouteError::NotFound);
     }
+    let rest = &path[SCIM_PREFIX.len()..];
     let segs = segments(rest);
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = method.as_str();

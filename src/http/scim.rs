@@ -20,6 +20,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     let pairs = query_pairs(ctx);
     let user_view = projection(&pairs, ResourceKind::User);
     let group_view = projection(&pairs, ResourceKind::Group);
+    let with_members = group_view.returns("members");
     let user = |u: &resource::UserRecord| {
         let mut v = resource::render_user(u, base);
         user_view.apply(&mut v, ResourceKind::User);
@@ -69,12 +70,12 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::ListGroups => {
             let q = list_query(&pairs)?;
             let start = q.start_index;
-            let (total, found) = groups::list(store, q).await?;
+            let (total, found) = groups::list(store, q, with_members).await?;
             let rendered = found.iter().map(group).collect();
             ok(&list::response(total, start, rendered))
         }
         Route::CreateGroup => {
-            let g = groups::create(store, require_body(body)?).await?;
+            let g = groups::create(store, require_body(body)?, with_members).await?;
             created(
                 group(&g),
                 &resource::location(base, ResourceKind::Group, &g.id),
@@ -82,11 +83,11 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             )
         }
         Route::GetGroup(id) => {
-            let g = groups::get(store, id).await?;
+            let g = groups::get(store, id, with_members).await?;
             with_etag(ok(&group(&g)), &g.meta)
         }
         Route::ReplaceGroup(id) => {
-            let g = groups::replace(store, id, require_body(body)?).await?;
+            let g = groups::replace(store, id, require_body(body)?, with_members).await?;
             with_etag(ok(&group(&g)), &g.meta)
         }
         Route::DeleteGroup(id) => {

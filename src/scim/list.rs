@@ -45,10 +45,10 @@ impl ListQuery {
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut q = ListQuery::default();
         for (key, value) in pairs {
+            if value.trim().is_empty() {
+                continue;
+            }
             if key.eq_ignore_ascii_case("filter") {
-                if value.trim().is_empty() {
-                    continue;
-                }
                 q.filter = Some(
                     filter::parse(value)
                         .map_err(|e| Error::InvalidFilter(format!("invalid filter {e}")))?,
@@ -80,7 +80,7 @@ fn integer(name: &str, value: &str) -> Result<i64> {
                 i64::MAX
             })
         } else {
-            Err(Error::BadRequest(format!(
+            Err(Error::InvalidValue(format!(
                 "query parameter \"{name}\" must be an integer, not \"{value}\""
             )))
         }
@@ -124,12 +124,22 @@ mod tests {
             q(&[("count", "99999999999999999999")]).unwrap().count,
             MAX_RESULTS
         );
-        assert!(matches!(q(&[("count", "ten")]), Err(Error::BadRequest(_))));
+        assert!(matches!(
+            q(&[("count", "ten")]),
+            Err(Error::InvalidValue(_))
+        ));
     }
 
     #[test]
     fn unknown_and_empty_parameters_are_ignored() {
-        let r = q(&[("aadOptscim062020", ""), ("", ""), ("filter", "")]).unwrap();
+        let r = q(&[
+            ("aadOptscim062020", ""),
+            ("", ""),
+            ("filter", ""),
+            ("count", ""),
+            ("startIndex", " "),
+        ])
+        .unwrap();
         assert_eq!(r, ListQuery::default());
     }
 

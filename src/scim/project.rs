@@ -127,6 +127,17 @@ impl Projection {
         }
     }
 
+    /// Whether the core attribute `name` (or part of it) survives the projection, so callers
+    /// can skip loading what would be thrown away.
+    pub fn returns(&self, name: &str) -> bool {
+        let named =
+            |n: &Named| n.urn.is_none() && n.attr.is_some_and(|a| a.eq_ignore_ascii_case(name));
+        match &self.attributes {
+            Some(list) => list.iter().any(named),
+            None => !self.excluded.iter().any(|n| named(n) && n.sub.is_none()),
+        }
+    }
+
     /// Whether the projection leaves the resource as rendered.
     pub fn is_identity(&self) -> bool {
         self.attributes.is_none() && self.excluded.is_empty()
@@ -361,6 +372,17 @@ mod tests {
         let v = project(Some("nosuch"), None);
         assert_eq!(v, json!({"schemas": user()["schemas"], "id": "u1"}));
         assert_eq!(project(None, Some("nosuch")), user());
+    }
+
+    #[test]
+    fn returns_tells_whether_an_attribute_survives() {
+        let p = |a: Option<&str>, e: Option<&str>| Projection::new(a, e, ResourceKind::Group);
+        assert!(p(None, None).returns("members"));
+        assert!(!p(None, Some("members")).returns("members"));
+        assert!(p(None, Some("members.display")).returns("members"));
+        assert!(!p(Some("displayName"), None).returns("members"));
+        assert!(p(Some("members.value"), None).returns("members"));
+        assert!(p(Some("MEMBERS"), None).returns("members"));
     }
 
     #[test]

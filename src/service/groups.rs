@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
 use crate::scim::{time, validate};
-use crate::store::groups::Written;
 use crate::store::{Store, groups, query};
 
 /// Member ids that matched nothing were skipped, not refused (idp-compat.md Decision 3):
@@ -19,38 +18,47 @@ fn report_skipped(group_id: &str, skipped: &[String]) {
     }
 }
 
-fn written(id: &str, w: Written) -> Result<GroupRecord> {
-    report_skipped(id, &w.skipped);
-    w.group.ok_or_else(|| not_found("Group", id))
+/// The group as it now is, read in the same transaction that wrote it.
+fn reread(conn: &rusqlite::Connection, id: &str, with_members: bool) -> Result<GroupRecord> {
+    groups::get(conn, id, with_members)?.ok_or_else(|| not_found("Group", id))
 }
 
-pub async fn create(store: &Store, body: Value) -> Result<GroupRecord> {
+/// `with_members`: whether the caller will return `members` (see `Projection::returns`).
+pub async fn create(store: &Store, body: Value, with_members: bool) -> Result<GroupRecord> {
     let input = validate::group(body)?;
     store
         .write(move |tx| {
             let id = new_id();
             let members = input.members.unwrap_or_default();
-            let w = groups::insert(tx, &id, input.doc, &members, &time::now())?;
-            written(&id, w)
+            let skipped = groups::insert(tx, &id, input.doc, &members, &time::now())?;
+            report_skipped(&id, &skipped);
+            reread(tx, &id, with_members)
         })
         .await
 }
 
-pub async fn get(store: &Store, id: String) -> Result<GroupRecord> {
+pub async fn get(store: &Store, id: String, with_members: bool) -> Result<GroupRecord> {
     store
-        .read(move |conn| groups::get(conn, &id)?.ok_or_else(|| not_found("Group", &id)))
+        .read(move |conn| reread(conn, &id, with_members))
         .await
 }
 
 /// PUT (RFC 7644 §3.5.1): the body replaces the group, members included; a body without
 /// `members` leaves an empty group, as replacing means.
-pub async fn replace(store: &Store, id: String, body: Value) -> Result<GroupRecord> {
+pub async fn replace(
+    store: &Store,
+    id: String,
+    body: Value,
+    with_members: bool,
+) -> Result<GroupRecord> {
     let input = validate::group(body)?;
     store
         .write(move |tx| {
             let members = input.members.unwrap_or_default();
-            let w = groups::replace(tx, &id, input.doc, &members, &time::now())?;
-            written(&id, w)
+            let skipped = groups::replace(tx, &id, input.doc, &members, &time::now())?
+                .ok_or_else(|| not_found("Group", &id))?;
+            report_skipped(&id, &skipped);
+            reread(tx, &id, with_members)
         })
         .await
 }
@@ -67,12 +75,16 @@ pub async fn delete(store: &Store, id: String) -> Result<()> {
         .await
 }
 
-pub async fn list(store: &Store, q: ListQuery) -> Result<(u64, Vec<GroupRecord>)> {
+pub async fn list(
+    store: &Store,
+    q: ListQuery,
+    with_members: bool,
+) -> Result<(u64, Vec<GroupRecord>)> {
     let filter = match &q.filter {
         Some(f) => query::translate(f, ResourceKind::Group)?,
         None => query::SqlFilter::all(),
     };
     store
-        .read(move |conn| groups::list(conn, &filter, q.offset(), q.count))
+        .read(move |conn| groups::list(conn, &filter, q.offset(), q.count, with_members))
         .await
 }

@@ -18,14 +18,6 @@ enum Member {
     Group(i64),
 }
 
-/// The outcome of setting a group's members: ids that matched no resource were skipped
-/// (idp-compat.md Decision 3) rather than failing the request.
-#[derive(Debug, Default)]
-pub struct Written {
-    pub group: Option<GroupRecord>,
-    pub skipped: Vec<String>,
-}
-
 fn display_name(doc: &Map<String, Value>) -> Result<&str> {
     doc.get("displayName")
         .and_then(Value::as_str)
@@ -147,14 +139,15 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member]) -> Result<b
     Ok(changed)
 }
 
-/// Inserts a new group with id `id` and the given member ids.
+/// Inserts a new group with id `id` and the given member ids. Returns the ids that matched no
+/// resource: they are skipped (idp-compat.md Decision 3) rather than failing the request.
 pub fn insert(
     conn: &Connection,
     id: &str,
     doc: Map<String, Value>,
     member_ids: &[String],
     now: &str,
-) -> Result<Written> {
+) -> Result<Vec<String>> {
     let name = display_name(&doc)?;
     check_unique(conn, name, None)?;
     conn.execute(
@@ -173,23 +166,21 @@ pub fn insert(
     let seq = conn.last_insert_rowid();
     let (members, skipped) = resolve(conn, member_ids)?;
     set_members(conn, seq, &members)?;
-    Ok(Written {
-        group: get(conn, id)?,
-        skipped,
-    })
+    Ok(skipped)
 }
 
 /// Replaces a group's document and members. Nothing changes, not even the version, when both
-/// are equal to what is stored. `group` is `None` when the group does not exist.
+/// are equal to what is stored. Returns the skipped member ids (as `insert`), or `None` when
+/// the group does not exist.
 pub fn replace(
     conn: &Connection,
     id: &str,
     doc: Map<String, Value>,
     member_ids: &[String],
     now: &str,
-) -> Result<Written> {
+) -> Result<Option<Vec<String>>> {
     let Some((seq, current)) = get_row(conn, id)? else {
-        return Ok(Written::default());
+        return Ok(None);
     };
     let (members, skipped) = resolve(conn, member_ids)?;
     let mut changed = set_members(conn, seq, &members)?;
@@ -209,10 +200,7 @@ pub fn replace(
             params![seq, now],
         )?;
     }
-    Ok(Written {
-        group: get(conn, id)?,
-        skipped,
-    })
+    Ok(Some(skipped))
 }
 
 /// Deletes a group and its memberships; groups it was nested in get a new version.
@@ -268,11 +256,14 @@ fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, GroupRecord)>> {
         .transpose()
 }
 
-/// The group with SCIM id `id`, with its members.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<GroupRecord>> {
+/// The group with SCIM id `id`; its members are read only `with_members` (a client that
+/// excludes them must not pay for reading a large group).
+pub fn get(conn: &Connection, id: &str, with_members: bool) -> Result<Option<GroupRecord>> {
     match get_row(conn, id)? {
         Some((seq, mut group)) => {
-            group.members = members_of(conn, seq)?;
+            if with_members {
+                group.members = members_of(conn, seq)?;
+            }
             Ok(Some(group))
         }
         None => Ok(None),
@@ -311,12 +302,15 @@ pub fn list(
     filter: &SqlFilter,
     offset: u64,
     limit: u64,
+    with_members: bool,
 ) -> Result<(u64, Vec<GroupRecord>)> {
     let (total, rows) = super::page(conn, "groups", SELECT, filter, offset, limit, from_row)?;
     let mut groups = Vec::with_capacity(rows.len());
     for (seq, id, meta, data) in rows {
         let mut group = record(id, meta, &data)?;
-        group.members = members_of(conn, seq)?;
+        if with_members {
+            group.members = members_of(conn, seq)?;
+        }
         groups.push(group);
     }
     Ok((total, groups))

@@ -4,8 +4,13 @@
 //!
 //! Durability: WAL with `synchronous=FULL`, so a commit is on disk before the request that
 //! caused it is acknowledged. Writes go through a single writer connection (SQLite admits one
-//! writer anyway; queuing on a mutex is cheaper than SQLite's busy-wait), reads through a pool
-//! of `query_only` connections that WAL lets run beside the writer.
+//! writer anyway; queuing is cheaper than SQLite's busy-wait), reads through a pool of
+//! `query_only` connections that WAL lets run beside the writer.
+//!
+//! Back-pressure: async callers first wait (without a thread) for a permit — one per reader
+//! connection, one for the writer — and only then take a blocking thread. So a burst of
+//! requests queues instead of exhausting the pool (which would have to fail) or parking
+//! hundreds of blocking threads on a mutex.
 
 pub mod groups;
 pub mod migrate;
@@ -16,6 +21,8 @@ pub mod users;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -40,6 +47,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub struct Store {
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<Mutex<Connection>>,
+    read_permits: Arc<Semaphore>,
+    write_permit: Arc<Semaphore>,
 }
 
 impl Store {
@@ -64,17 +73,24 @@ impl Store {
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         Ok(Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
+            read_permits: Arc::new(Semaphore::new(READERS as usize)),
+            write_permit: Arc::new(Semaphore::new(1)),
         })
     }
 
-    /// Runs `f` on a reader connection, on this thread.
+    /// Runs `f` on a reader connection, on this thread, in one read transaction: everything
+    /// `f` reads (a count and the page it counts, a group and its members) is one snapshot.
     pub fn read_sync<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.readers.get()?;
-        f(&conn)
+        let mut conn = self.readers.get()?;
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, on this thread. Commits if `f` returns
@@ -89,28 +105,44 @@ impl Store {
         Ok(out)
     }
 
-    /// `read_sync` off the async runtime.
+    /// `read_sync` off the async runtime, once a reader connection is free.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let store = self.clone();
-        blocking(move || store.read_sync(f)).await
+        blocking(&self.read_permits, move || store.read_sync(f)).await
     }
 
-    /// `write_sync` off the async runtime.
+    /// `write_sync` off the async runtime, once the writer is free.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
     {
         let store = self.clone();
-        blocking(move || store.write_sync(f)).await
+        blocking(&self.write_permit, move || store.write_sync(f)).await
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    permits: &Semaphore,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(format!("database closed: {e}")))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("database task failed: {e}")))?
@@ -163,4 +195,59 @@ fn page<T>(
 /// unlike SQLite's ASCII-only NOCASE).
 pub fn fold(s: &str) -> String {
     s.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    }
+
+    /// Durability and integrity settings hold on the writer and on every reader.
+    #[test]
+    fn every_connection_is_durable_wal_with_foreign_keys() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let check = |conn: &Connection| {
+            assert_eq!(pragma(conn, "journal_mode"), "wal");
+            assert_eq!(pragma(conn, "synchronous"), "2", "synchronous=FULL");
+            assert_eq!(pragma(conn, "foreign_keys"), "1");
+            Ok(())
+        };
+        store.write_sync(|tx| check(tx)).unwrap();
+        // Hold several readers at once so more than one pooled connection is checked.
+        let readers: Vec<_> = (0..3).map(|_| store.readers.get().unwrap()).collect();
+        for r in &readers {
+            check(r).unwrap();
+            assert_eq!(pragma(r, "query_only"), "1");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let err = store.write_sync(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (name, lookup, digest, created) VALUES ('a', 'l', x'00', 't')",
+                [],
+            )?;
+            Err::<(), _>(Error::InvalidValue("stop".into()))
+        });
+        assert!(err.is_err());
+        let n: i64 = store
+            .read_sync(|c| Ok(c.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
 }

@@ -2,8 +2,9 @@
 //! columns and never load a table into memory.
 //!
 //! Supported today: `eq` on the attributes identity providers look resources up by (Users:
-//! `id`, `userName`, `externalId`, `emails.value`, `emails[value eq …]`, `active`; Groups:
-//! `id`, `displayName`, `externalId`, `members.value`), combined with `and`, `or`, `not`.
+//! `id`, `userName`, `externalId`, `emails.value`, `emails[type eq … and value eq …]`,
+//! `active`; Groups: `id`, `displayName`, `externalId`, `members.value`), combined with `and`,
+//! `or`, `not`.
 //! Anything else is refused with `invalidFilter`, which RFC 7644 §3.4.2.2 prescribes for
 //! "a filter comparison combination that is not supported".
 
@@ -100,7 +101,9 @@ fn eq(
     let name = core_name(path, kind);
     let (sql, param) = match (kind, name.as_deref()) {
         (_, Some("id")) => ("id = {p}", string_value(value, path)?),
-        (_, Some("externalid")) => ("external_id = {p}", string_value(value, path)?),
+        // `IS`, not `=`: under `not`, a user without an externalId must match
+        // `not (externalId eq "x")`, and `NULL = 'x'` is NULL, not false.
+        (_, Some("externalid")) => ("external_id IS {p}", string_value(value, path)?),
         (ResourceKind::User, Some("username")) => {
             ("user_name_fold = {p}", fold(&string_value(value, path)?))
         }
@@ -122,8 +125,8 @@ fn eq(
             ("display_name_fold = {p}", fold(&string_value(value, path)?))
         }
         // The member is a user or a group: each branch resolves the id through its unique
-        // index and finds the memberships through the partial index on that member column
-        // (`=` implies the index's `IS NOT NULL`), so no table is scanned.
+        // index and finds the memberships through the index on that member column, so no
+        // table is scanned.
         (ResourceKind::Group, Some("members.value")) => (
             "groups.seq IN (
                  SELECT group_seq FROM group_members
@@ -146,30 +149,75 @@ fn eq(
     Ok(sql.replace("{p}", &format!("?{}", params.len())))
 }
 
-/// `emails[value eq "…"]` and `members[value eq "…"]`: the same lookups written as value
-/// filters.
+/// The `attr eq value` comparisons joined by `and` in a value filter, or `None` if it holds
+/// anything else.
+fn conjunction<'a>(filter: &'a Filter, out: &mut Vec<(&'a AttrPath, &'a CompValue)>) -> bool {
+    match filter {
+        Filter::And(a, b) => conjunction(a, out) && conjunction(b, out),
+        Filter::Compare(path, CompareOp::Eq, value)
+            if path.urn.is_none() && path.sub_attr.is_none() =>
+        {
+            out.push((path, value));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Value filters on the lookup attributes: `emails[value eq "…"]`, Entra's
+/// `emails[type eq "work"].value eq "…"` (parsed as `emails[type eq "work" and value eq "…"]`)
+/// and `members[value eq "…"]`.
 fn value_path(
     path: &AttrPath,
     inner: &Filter,
     kind: ResourceKind,
     params: &mut Vec<SqlValue>,
 ) -> Result<String> {
-    if let Filter::Compare(sub, CompareOp::Eq, value) = inner
-        && sub.urn.is_none()
-        && sub.sub_attr.is_none()
-        && sub.attr.eq_ignore_ascii_case("value")
-    {
-        let flat = AttrPath {
-            urn: path.urn.clone(),
-            attr: path.attr.clone(),
-            sub_attr: Some("value".into()),
-        };
-        return eq(&flat, value, kind, params);
+    let refuse = || unsupported(&Filter::ValuePath(path.clone(), Box::new(inner.clone())));
+    let mut terms = Vec::new();
+    if !conjunction(inner, &mut terms) {
+        return Err(refuse());
     }
-    Err(unsupported(&Filter::ValuePath(
-        path.clone(),
-        Box::new(inner.clone()),
-    )))
+    let mut value = None;
+    let mut email_type = None;
+    for (sub, v) in terms {
+        let slot = if sub.attr.eq_ignore_ascii_case("value") {
+            &mut value
+        } else if sub.attr.eq_ignore_ascii_case("type") {
+            &mut email_type
+        } else {
+            return Err(refuse());
+        };
+        if slot.replace((sub, v)).is_some() {
+            return Err(refuse());
+        }
+    }
+    match (kind, core_name(path, kind).as_deref(), value, email_type) {
+        (ResourceKind::User, Some("emails"), value, email_type)
+            if value.is_some() || email_type.is_some() =>
+        {
+            let mut conds = Vec::new();
+            for (column, term) in [("value_fold", value), ("type_fold", email_type)] {
+                if let Some((sub, v)) = term {
+                    params.push(SqlValue::Text(fold(&string_value(v, sub)?)));
+                    conds.push(format!("{column} = ?{}", params.len()));
+                }
+            }
+            Ok(format!(
+                "users.seq IN (SELECT user_seq FROM user_emails WHERE {})",
+                conds.join(" AND ")
+            ))
+        }
+        (ResourceKind::Group, Some("members"), Some((_, v)), None) => {
+            let flat = AttrPath {
+                urn: path.urn.clone(),
+                attr: path.attr.clone(),
+                sub_attr: Some("value".into()),
+            };
+            eq(&flat, v, kind, params)
+        }
+        _ => Err(refuse()),
+    }
 }
 
 #[cfg(test)]
@@ -280,10 +328,10 @@ mod tests {
     #[test]
     fn external_id_is_exact() {
         let f = users_sql(r#"externalId eq "AbC-1""#);
-        assert_eq!(f.sql, "external_id = ?1");
+        assert_eq!(f.sql, "external_id IS ?1");
         assert_eq!(f.params, vec![text("AbC-1")]);
         let f = groups_sql(r#"externalId eq "AbC-1""#);
-        assert_eq!(f.sql, "external_id = ?1");
+        assert_eq!(f.sql, "external_id IS ?1");
         assert_eq!(f.params, vec![text("AbC-1")]);
     }
 
@@ -348,7 +396,7 @@ mod tests {
         assert_eq!(
             f.sql,
             format!(
-                "(user_name_fold = ?1 AND (external_id = ?2 OR (NOT {})))",
+                "(user_name_fold = ?1 AND (external_id IS ?2 OR (NOT {})))",
                 renumbered(&emails, 3)
             )
         );
@@ -360,7 +408,7 @@ mod tests {
         let f = users_sql(r#"id eq "1" or userName eq "b" and externalId eq "c""#);
         assert_eq!(
             f.sql,
-            "(id = ?1 OR (user_name_fold = ?2 AND external_id = ?3))"
+            "(id = ?1 OR (user_name_fold = ?2 AND external_id IS ?3))"
         );
         assert_eq!(f.params, vec![text("1"), text("b"), text("c")]);
     }
@@ -379,7 +427,7 @@ mod tests {
         assert_eq!(
             f.sql,
             format!(
-                "(display_name_fold = ?1 OR ({} AND external_id = ?3))",
+                "(display_name_fold = ?1 OR ({} AND external_id IS ?3))",
                 renumbered(&members, 2)
             )
         );
@@ -492,16 +540,33 @@ mod tests {
     #[test]
     fn unsupported_value_filters_are_refused() {
         for f in [
-            r#"emails[type eq "work"]"#,
             r#"emails[value co "x"]"#,
-            r#"emails[value eq "a" and type eq "work"]"#,
-            r#"emails[type eq "work"].value eq "a""#,
+            r#"emails[value eq "a" or type eq "work"]"#,
+            r#"emails[value eq "a" and value eq "b"]"#,
+            r#"emails[primary eq true]"#,
             r#"emails[not (value eq "a")]"#,
             r#"addresses[value eq "a"]"#,
         ] {
             refused(f, ResourceKind::User);
         }
         refused(r#"members[type eq "User"]"#, ResourceKind::Group);
+    }
+
+    #[test]
+    fn typed_email_filters_fold_value_and_type() {
+        let entra = users_sql(r#"emails[type eq "Work"].value eq "A@X""#);
+        assert_eq!(
+            entra.sql,
+            "users.seq IN (SELECT user_seq FROM user_emails WHERE value_fold = ?1 AND type_fold = ?2)"
+        );
+        assert_eq!(entra.params, vec![text("a@x"), text("work")]);
+        let either_order = users_sql(r#"emails[value eq "A@X" and type eq "work"]"#);
+        assert_eq!(either_order, entra);
+        let type_only = users_sql(r#"emails[type eq "home"]"#);
+        assert_eq!(
+            type_only.sql,
+            "users.seq IN (SELECT user_seq FROM user_emails WHERE type_fold = ?1)"
+        );
     }
 
     #[test]
@@ -693,8 +758,8 @@ mod tests {
         );
         let add_group = |id: &str, doc: Value, members: &[&str]| {
             let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();
-            let w = groups::insert(&conn, id, user_doc(doc), &members, NOW).unwrap();
-            assert!(w.skipped.is_empty(), "{:?}", w.skipped);
+            let skipped = groups::insert(&conn, id, user_doc(doc), &members, NOW).unwrap();
+            assert!(skipped.is_empty(), "{skipped:?}");
         };
         add_group("g1", json!({"displayName": "Admins"}), &["u1", "u2"]);
         add_group("g2", json!({"displayName": "Staff"}), &["g1", "u3"]);
@@ -714,7 +779,7 @@ mod tests {
     }
 
     fn group_ids(conn: &Connection, filter: &str) -> Vec<String> {
-        let (total, found) = groups::list(conn, &groups_sql(filter), 0, 100).unwrap();
+        let (total, found) = groups::list(conn, &groups_sql(filter), 0, 100, true).unwrap();
         let ids: Vec<String> = found.into_iter().map(|g| g.id).collect();
         assert_eq!(total, ids.len() as u64, "{filter}");
         ids
@@ -849,7 +914,7 @@ mod tests {
         // members clause's doubled ?1 must not disturb that.
         let conn = populated();
         let f = groups_sql(r#"members.value eq "u1" or members.value eq "g1""#);
-        let (total, page) = groups::list(&conn, &f, 1, 1).unwrap();
+        let (total, page) = groups::list(&conn, &f, 1, 1, true).unwrap();
         assert_eq!(total, 2);
         assert_eq!(
             page.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),

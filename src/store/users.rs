@@ -15,7 +15,7 @@ struct Columns {
     external_id: Option<String>,
     display_name: Option<String>,
     active: bool,
-    /// (folded value, type, primary) per email.
+    /// (folded value, folded type, primary) per email.
     emails: Vec<(String, Option<String>, bool)>,
 }
 
@@ -35,7 +35,7 @@ fn columns(doc: &Map<String, Value>) -> Result<Columns> {
                 .iter()
                 .filter_map(|e| {
                     let value = e.get("value")?.as_str()?;
-                    let kind = e.get("type").and_then(Value::as_str).map(str::to_string);
+                    let kind = e.get("type").and_then(Value::as_str).map(fold);
                     let primary = e.get("primary").and_then(Value::as_bool).unwrap_or(false);
                     Some((fold(value), kind, primary))
                 })
@@ -72,7 +72,7 @@ fn check_unique(conn: &Connection, user_name: &str, except_id: Option<&str>) -> 
 fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {
     conn.execute("DELETE FROM user_emails WHERE user_seq = ?1", [seq])?;
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO user_emails (user_seq, value_fold, type, is_primary) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO user_emails (user_seq, value_fold, type_fold, is_primary) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for (value, kind, primary) in &cols.emails {
         stmt.execute(params![seq, value, kind, primary])?;

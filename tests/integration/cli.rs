@@ -14,6 +14,47 @@ fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Starts `scimd serve` on a free port; returns the process, its address and its log lines.
+fn spawn_server(
+    db: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
+        .env("SCIMD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The start-up line names the bound address.
+    let addr = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    (child, addr, lines)
+}
+
+/// Sends one HTTP/1.1 request on a fresh connection and returns the raw response.
+fn http(addr: &str, head: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 #[test]
 fn version_and_help() {
     let v = scimd(&["--version"]);
@@ -127,36 +168,11 @@ fn serve_refuses_a_database_from_a_newer_scimd() {
 /// `scimd serve` as a process: it comes up, answers, and exits cleanly on SIGTERM and SIGINT.
 #[test]
 fn serve_exits_cleanly_on_sigterm_and_sigint() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::process::Stdio;
     for signal in ["-TERM", "-INT"] {
         let dir = tempfile::TempDir::new().unwrap();
         let db = dir.path().join("sig.db");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--db",
-                db.to_str().unwrap(),
-            ])
-            .env("SCIMD_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        // The start-up line names the bound address.
-        let addr = loop {
-            let line = lines.next().expect("server printed its address").unwrap();
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply).unwrap();
+        let (mut child, addr, lines) = spawn_server(db.to_str().unwrap());
+        let reply = http(&addr, "GET /healthz HTTP/1.1", "");
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
@@ -171,4 +187,35 @@ fn serve_exits_cleanly_on_sigterm_and_sigint() {
             "{signal}: {rest:?}"
         );
     }
+}
+
+/// An acknowledged write survives `kill -9` of the server right after the response.
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("kill.db");
+    let db = db.to_str().unwrap();
+    let out = scimd(&["token", "create", "--name", "k", "--db", db]);
+    let token = stdout(&out).lines().last().unwrap().to_string();
+    let (mut child, addr, _lines) = spawn_server(db);
+    for i in 0..5 {
+        let head = format!("POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer {token}");
+        let reply = http(&addr, &head, &format!("{{\"userName\":\"killed{i}\"}}"));
+        assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    }
+    child.kill().unwrap(); // SIGKILL: no drain, no shutdown code.
+    child.wait().unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM users WHERE user_name LIKE 'killed%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 5);
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
 }

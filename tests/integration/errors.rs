@@ -122,20 +122,22 @@ async fn requests_without_a_valid_token_are_401() {
         vec![("authorization", "Basic dXNlcjpwYXNz")],
     ];
     for headers in cases {
-        for path in [
-            "/scim/v2/Users",
-            "/scim/v2/ServiceProviderConfig",
-            "/scim/v2/Nope",
+        // Under /scim/v2 nothing is said without a token, not even that a path or method
+        // does not exist.
+        for (method, path) in [
+            ("GET", "/scim/v2/Users"),
+            ("GET", "/scim/v2/ServiceProviderConfig"),
+            ("POST", "/scim/v2/ServiceProviderConfig"),
+            ("GET", "/scim/v2/Nope"),
+            ("GET", "/scim/v2"),
+            ("PATCH", "/scim/v2/Users/x"),
         ] {
-            let r = s.raw("GET", path, &headers, None).await;
-            if path == "/scim/v2/Nope" {
-                // Unknown paths are 404 whoever asks: routing happens first.
-                assert_eq!(r.status, 404);
-                continue;
-            }
+            let r = s.raw(method, path, &headers, None).await;
             r.assert_error(401, None);
             assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"scimd\""));
         }
+        // Outside it there is nothing to protect: 404 for anyone.
+        assert_eq!(s.raw("GET", "/", &headers, None).await.status, 404);
     }
     // A near miss of the real token (same lookup part, other secret) fails too.
     let mut forged = s.token.clone();
@@ -213,8 +215,59 @@ async fn bad_paging_parameters_are_400() {
     let s = Server::start().await;
     s.get("/scim/v2/Users?count=many")
         .await
-        .assert_error(400, None);
+        .assert_error(400, Some("invalidValue"));
     s.get("/scim/v2/Users?startIndex=1.5")
         .await
-        .assert_error(400, None);
+        .assert_error(400, Some("invalidValue"));
+    // Empty parameters are no parameters.
+    assert_eq!(s.get("/scim/v2/Users?count=&startIndex=").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_in(tempfile::TempDir::new().unwrap(), |mut c| {
+        c.body_read_timeout = std::time::Duration::from_millis(300);
+        c
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100\r\n\r\n{{\"userName\":",
+        s.token
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"status\":\"408\""), "{response}");
+    assert_eq!(user_count(&s).await, 0);
+}
+
+/// A burst of requests larger than the connection pool queues instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_reads_and_writes_all_succeed() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let body = json!({"userName": format!("burst{i}")}).to_string();
+            (
+                201,
+                s.call("POST", "/scim/v2/Users", Some(&body)).await.status,
+            )
+        });
+    }
+    for _ in 0..80 {
+        let s = s.clone();
+        tasks.spawn(async move { (200, s.get("/scim/v2/Users?count=5").await.status) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (expected, got) = done.unwrap();
+        assert_eq!(got, expected);
+    }
+    assert_eq!(user_count(&s).await, 40);
 }

@@ -174,6 +174,8 @@ async fn filters_find_users_by_their_lookup_attributes() {
         "emails[value eq \"jane@example.com\"]".to_string(),
         "userName eq \"jane@example.com\" and active eq true".to_string(),
         "userName eq \"nobody\" or externalId eq \"ext-jane\"".to_string(),
+        "emails[type eq \"work\"].value eq \"JANE@example.com\"".to_string(),
+        "emails[type eq \"home\" and value eq \"jd@home.example\"]".to_string(),
     ] {
         let list = s.filter("Users", &f).await;
         assert_eq!(ids(&list), vec![id.clone()], "filter {f}");
@@ -184,6 +186,19 @@ async fn filters_find_users_by_their_lookup_attributes() {
         s.filter("Users", "externalId eq \"EXT-JANE\"").await["totalResults"],
         0
     );
+    // The type must match the same email as the value.
+    let wrong = s
+        .filter(
+            "Users",
+            "emails[type eq \"home\"].value eq \"jane@example.com\"",
+        )
+        .await;
+    assert_eq!(wrong["totalResults"], 0);
+    // A user without an externalId matches a negated externalId filter.
+    let no_ext = id_of(&s.create_user(&json!({"userName": "noext"})).await);
+    let negated = s.filter("Users", "not (externalId eq \"ext-jane\")").await;
+    assert!(ids(&negated).contains(&no_ext), "{negated}");
+    assert!(!ids(&negated).contains(&id), "{negated}");
 }
 
 #[tokio::test]
