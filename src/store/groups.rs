@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::fold;
 use super::query::SqlFilter;
+use super::{RESOURCE_COLUMNS, doc_from_text, doc_to_text, resource_row};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
 
@@ -44,10 +45,6 @@ fn check_unique(conn: &Connection, name: &str, except_seq: Option<i64>) -> Resul
         ))),
         _ => Ok(()),
     }
-}
-
-fn doc_text(doc: &Map<String, Value>) -> Result<String> {
-    serde_json::to_string(doc).map_err(Error::internal)
 }
 
 /// Resolves member ids to rows, in order; unknown ids are returned separately.
@@ -160,7 +157,7 @@ pub fn insert(
             fold(name),
             external_id(&doc),
             now,
-            doc_text(&doc)?
+            doc_to_text(&doc)?
         ],
     )?;
     let seq = conn.last_insert_rowid();
@@ -190,7 +187,7 @@ pub fn replace(
         conn.execute(
             "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4,
                     data = ?5 WHERE seq = ?1",
-            params![seq, name, fold(name), external_id(&doc), doc_text(&doc)?],
+            params![seq, name, fold(name), external_id(&doc), doc_to_text(&doc)?],
         )?;
         changed = true;
     }
@@ -223,25 +220,14 @@ pub fn delete(conn: &Connection, id: &str, now: &str) -> Result<bool> {
     Ok(true)
 }
 
-const SELECT: &str = "SELECT seq, id, version, created, last_modified, data FROM groups";
-
-fn from_row(row: &Row) -> rusqlite::Result<(i64, String, Meta, String)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        Meta {
-            version: row.get(2)?,
-            created: row.get(3)?,
-            last_modified: row.get(4)?,
-        },
-        row.get(5)?,
-    ))
+fn select() -> String {
+    format!("SELECT {RESOURCE_COLUMNS} FROM groups")
 }
 
 fn record(id: String, meta: Meta, data: &str) -> Result<GroupRecord> {
     Ok(GroupRecord {
         id,
-        doc: serde_json::from_str(data).map_err(Error::internal)?,
+        doc: doc_from_text(data)?,
         meta,
         members: Vec::new(),
     })
@@ -249,8 +235,8 @@ fn record(id: String, meta: Meta, data: &str) -> Result<GroupRecord> {
 
 fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, GroupRecord)>> {
     let row = conn
-        .prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
-        .query_row([id], from_row)
+        .prepare_cached(&format!("{} WHERE id = ?1", select()))?
+        .query_row([id], resource_row)
         .optional()?;
     row.map(|(seq, id, meta, data)| Ok((seq, record(id, meta, &data)?)))
         .transpose()
@@ -304,7 +290,15 @@ pub fn list(
     limit: u64,
     with_members: bool,
 ) -> Result<(u64, Vec<GroupRecord>)> {
-    let (total, rows) = super::page(conn, "groups", SELECT, filter, offset, limit, from_row)?;
+    let (total, rows) = super::page(
+        conn,
+        "groups",
+        &select(),
+        filter,
+        offset,
+        limit,
+        resource_row,
+    )?;
     let mut groups = Vec::with_capacity(rows.len());
     for (seq, id, meta, data) in rows {
         let mut group = record(id, meta, &data)?;

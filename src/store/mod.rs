@@ -27,7 +27,10 @@ use tokio::sync::Semaphore;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use serde_json::{Map, Value};
+
 use crate::error::{Error, Result};
+use crate::scim::resource::Meta;
 
 /// Readers in the pool: enough to keep both cores busy while some wait on disk.
 const READERS: u32 = 8;
@@ -146,6 +149,33 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+}
+
+/// The columns every resource table shares, in the order `resource_row` reads them.
+const RESOURCE_COLUMNS: &str = "seq, id, version, created, last_modified, data";
+
+/// A resource row as read: internal seq, SCIM id, meta, and the JSON document as text.
+type ResourceRow = (i64, String, Meta, String);
+
+fn resource_row(row: &rusqlite::Row) -> rusqlite::Result<ResourceRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        Meta {
+            version: row.get(2)?,
+            created: row.get(3)?,
+            last_modified: row.get(4)?,
+        },
+        row.get(5)?,
+    ))
+}
+
+fn doc_to_text(doc: &Map<String, Value>) -> Result<String> {
+    serde_json::to_string(doc).map_err(Error::internal)
+}
+
+fn doc_from_text(data: &str) -> Result<Map<String, Value>> {
+    serde_json::from_str(data).map_err(Error::internal)
 }
 
 /// Counts the rows of `table` matching `filter`, then reads the page at `offset` (zero-based,

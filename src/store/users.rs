@@ -1,11 +1,12 @@
 //! SQL for users: the `users` row (lookup columns + JSON document), its `user_emails` rows,
 //! and the groups a user belongs to (direct and through nested groups).
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::fold;
 use super::query::SqlFilter;
+use super::{RESOURCE_COLUMNS, doc_from_text, doc_to_text, resource_row};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRef, Meta, UserRecord};
 
@@ -80,10 +81,6 @@ fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {
     Ok(())
 }
 
-fn doc_text(doc: &Map<String, Value>) -> Result<String> {
-    serde_json::to_string(doc).map_err(Error::internal)
-}
-
 /// Inserts a new user with id `id`; `now` is the creation time.
 pub fn insert(
     conn: &Connection,
@@ -105,7 +102,7 @@ pub fn insert(
             cols.display_name,
             cols.active,
             now,
-            doc_text(&doc)?
+            doc_to_text(&doc)?
         ],
     )?;
     write_emails(conn, conn.last_insert_rowid(), &cols)?;
@@ -150,7 +147,7 @@ pub fn replace(
             cols.display_name,
             cols.active,
             now,
-            doc_text(&doc)?
+            doc_to_text(&doc)?
         ],
     )?;
     write_emails(conn, seq, &cols)?;
@@ -188,23 +185,12 @@ pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-const SELECT: &str = "SELECT seq, id, version, created, last_modified, data FROM users";
-
-fn from_row(row: &Row) -> rusqlite::Result<(i64, String, Meta, String)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        Meta {
-            version: row.get(2)?,
-            created: row.get(3)?,
-            last_modified: row.get(4)?,
-        },
-        row.get(5)?,
-    ))
+fn select() -> String {
+    format!("SELECT {RESOURCE_COLUMNS} FROM users")
 }
 
 fn record(id: String, meta: Meta, data: &str) -> Result<UserRecord> {
-    let doc = serde_json::from_str(data).map_err(Error::internal)?;
+    let doc = doc_from_text(data)?;
     Ok(UserRecord {
         id,
         doc,
@@ -215,8 +201,8 @@ fn record(id: String, meta: Meta, data: &str) -> Result<UserRecord> {
 
 fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, UserRecord)>> {
     let row = conn
-        .prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
-        .query_row([id], from_row)
+        .prepare_cached(&format!("{} WHERE id = ?1", select()))?
+        .query_row([id], resource_row)
         .optional()?;
     row.map(|(seq, id, meta, data)| Ok((seq, record(id, meta, &data)?)))
         .transpose()
@@ -266,7 +252,15 @@ pub fn list(
     offset: u64,
     limit: u64,
 ) -> Result<(u64, Vec<UserRecord>)> {
-    let (total, rows) = super::page(conn, "users", SELECT, filter, offset, limit, from_row)?;
+    let (total, rows) = super::page(
+        conn,
+        "users",
+        &select(),
+        filter,
+        offset,
+        limit,
+        resource_row,
+    )?;
     let mut users = Vec::with_capacity(rows.len());
     for (seq, id, meta, data) in rows {
         users.push(with_groups(conn, seq, record(id, meta, &data)?)?);
