@@ -1,0 +1,2 @@
+//! Load benchmark (placeholder while it is being written).
+fn main() {}
