@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod filter;
 pub mod list;
 pub mod project;
+pub mod resolve;
 pub mod resource;
 pub mod schema;
 pub mod time;

@@ -222,10 +222,8 @@ fn page<T>(
 }
 
 /// Case-folds a caseExact=false value for storage and comparison (full Unicode lowercase,
-/// unlike SQLite's ASCII-only NOCASE).
-pub fn fold(s: &str) -> String {
-    s.to_lowercase()
-}
+/// unlike SQLite's ASCII-only NOCASE); the same fold filters use.
+pub use crate::scim::resolve::fold;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,447 @@
+//! Filters resolved against the schema (RFC 7644 §3.4.2.2): every attribute path is bound to
+//! its definition and every comparison is type-checked, once, before anything runs it. The
+//! SQL translator (`store::query`) and the in-memory evaluator (`scim::eval`) both consume this
+//! form, so they agree on what a filter means; where they could not, the filter is refused
+//! here with `invalidFilter`.
+//!
+//! Meaning, in one place:
+//! - Names are case-insensitive; a core-schema URN prefix may be written or left out; an
+//!   extension attribute must carry its URN (`urn:…:enterprise:2.0:User:department`).
+//! - A complex multi-valued attribute compared without a sub-attribute (`emails co "x"`)
+//!   compares its `value` sub-attribute. A singular complex attribute can only be tested
+//!   with `pr`.
+//! - A comparison on a multi-valued attribute holds if it holds for any of its values.
+//! - `ne` is the negation of `eq`: it holds when no value equals (also when there is none).
+//! - Strings compare case-insensitively unless the attribute is `caseExact` (RFC 7643 §2.2);
+//!   `co`, `sw`, `ew` need a string attribute; `gt`/`ge`/`lt`/`le` order strings by code point
+//!   and dateTimes by time; booleans and binary values support only `eq`, `ne` and `pr`.
+//! - `null` is not a comparison value: `pr` and `not (… pr)` test presence.
+//! - Write-only attributes (`password`) can't be filtered on.
+//!
+//! Pure: no I/O.
+
+use super::filter::{AttrPath, CompValue, CompareOp, Filter};
+use super::resource::ResourceKind;
+use super::schema::{
+    self, Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER,
+};
+use super::time;
+use crate::error::{Error, Result};
+
+/// Where an attribute lives in a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A common attribute (RFC 7643 §3.1): `id`, `externalId`, `meta`.
+    Common,
+    /// The resource's core schema.
+    Core,
+    /// An extension schema, keyed by its URN in the resource.
+    Extension(&'static str),
+}
+
+/// An attribute path bound to its definitions.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub origin: Origin,
+    pub attr: &'static Attribute,
+    pub sub: Option<&'static Attribute>,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.origin == other.origin
+            && self.attr.name == other.attr.name
+            && self.sub.map(|s| s.name) == other.sub.map(|s| s.name)
+    }
+}
+
+impl Target {
+    /// The attribute whose values are compared: the sub-attribute if there is one.
+    pub fn leaf(&self) -> &'static Attribute {
+        self.sub.unwrap_or(self.attr)
+    }
+}
+
+/// A comparison value, already in the form the comparison uses: strings folded when the
+/// attribute is case-insensitive, dateTimes normalised to scimd's stored format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Str(String),
+    Bool(bool),
+    Num(f64),
+}
+
+/// A filter whose paths are bound and whose comparisons are type-checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    And(Box<Resolved>, Box<Resolved>),
+    Or(Box<Resolved>, Box<Resolved>),
+    Not(Box<Resolved>),
+    Present(Target),
+    Compare(Target, CompareOp, Operand),
+    /// Some value of the multi-valued complex attribute `target.attr` (with `sub` unset)
+    /// satisfies the inner filter, whose targets all have `attr` = that attribute and a `sub`.
+    ValuePath(Target, Box<Resolved>),
+}
+
+fn refuse(msg: impl Into<String>) -> Error {
+    Error::InvalidFilter(msg.into())
+}
+
+fn core(kind: ResourceKind) -> &'static Schema {
+    match kind {
+        ResourceKind::User => &USER,
+        ResourceKind::Group => &GROUP,
+    }
+}
+
+fn extensions(kind: ResourceKind) -> &'static [&'static Schema] {
+    static USER_EXTENSIONS: [&Schema; 1] = [&ENTERPRISE_USER];
+    match kind {
+        ResourceKind::User => &USER_EXTENSIONS,
+        ResourceKind::Group => &[],
+    }
+}
+
+/// Binds `path` (outside a value filter) for resources of `kind`.
+fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
+    let (origin, attr) = match &path.urn {
+        None => match schema::common_attribute(&path.attr) {
+            Some(a) => (Origin::Common, a),
+            None => (
+                Origin::Core,
+                core(kind)
+                    .attribute(&path.attr)
+                    .ok_or_else(|| unknown(path, kind))?,
+            ),
+        },
+        Some(urn) if urn.eq_ignore_ascii_case(core(kind).id) => {
+            match schema::common_attribute(&path.attr) {
+                Some(a) => (Origin::Common, a),
+                None => (
+                    Origin::Core,
+                    core(kind)
+                        .attribute(&path.attr)
+                        .ok_or_else(|| unknown(path, kind))?,
+                ),
+            }
+        }
+        Some(urn) => {
+            let ext = extensions(kind)
+                .iter()
+                .find(|e| e.id.eq_ignore_ascii_case(urn))
+                .ok_or_else(|| refuse(format!("unknown schema \"{urn}\" in filter")))?;
+            (
+                Origin::Extension(ext.id),
+                ext.attribute(&path.attr)
+                    .ok_or_else(|| unknown(path, kind))?,
+            )
+        }
+    };
+    let sub = match &path.sub_attr {
+        None => None,
+        Some(s) => Some(sub_of(attr, s, path)?),
+    };
+    Ok(Target { origin, attr, sub })
+}
+
+fn sub_of(attr: &'static Attribute, name: &str, path: &AttrPath) -> Result<&'static Attribute> {
+    if attr.kind != Kind::Complex {
+        return Err(refuse(format!(
+            "\"{}\" has no sub-attributes (in \"{path}\")",
+            attr.name
+        )));
+    }
+    attr.sub(name)
+        .ok_or_else(|| refuse(format!("\"{}\" has no sub-attribute \"{name}\"", attr.name)))
+}
+
+fn unknown(path: &AttrPath, kind: ResourceKind) -> Error {
+    refuse(format!("unknown attribute \"{path}\" for {}", kind.name()))
+}
+
+/// Checks a target can be filtered on at all.
+fn filterable(t: &Target) -> Result<()> {
+    let leaf = t.leaf();
+    if leaf.mutability == Mutability::WriteOnly || leaf.returned == Returned::Never {
+        return Err(refuse(format!("\"{}\" cannot be filtered on", leaf.name)));
+    }
+    Ok(())
+}
+
+/// A comparison target: a complex multi-valued attribute without a sub-attribute compares its
+/// `value`; other complex values can't be compared.
+fn comparable(mut t: Target) -> Result<Target> {
+    if t.sub.is_none() && t.attr.kind == Kind::Complex {
+        match (t.attr.multi_valued, t.attr.sub("value")) {
+            (true, Some(value)) => t.sub = Some(value),
+            _ => {
+                return Err(refuse(format!(
+                    "\"{}\" is complex: compare one of its sub-attributes, or test it with pr",
+                    t.attr.name
+                )));
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Type-checks `op value` against the leaf attribute and converts the value.
+fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
+    let leaf = t.leaf();
+    let name = leaf.name;
+    let ordering = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    );
+    let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+    match (leaf.kind, value) {
+        (_, CompValue::Null) => Err(refuse(format!(
+            "\"{name}\" cannot be compared with null; use \"{name} pr\" or \"not ({name} pr)\""
+        ))),
+        (Kind::Boolean, CompValue::Bool(b)) if !ordering && !substring => Ok(Operand::Bool(*b)),
+        (Kind::Boolean, _) => Err(refuse(format!(
+            "\"{name}\" is a boolean: use eq or ne with true or false"
+        ))),
+        (Kind::Binary, CompValue::String(s)) if !ordering && !substring => {
+            Ok(Operand::Str(s.clone()))
+        }
+        (Kind::Binary, _) => Err(refuse(format!(
+            "\"{name}\" is binary: use eq or ne with a string"
+        ))),
+        (Kind::DateTime, CompValue::String(s)) if !substring => time::parse(s)
+            .map(|t| Operand::Str(time::format(t)))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "\"{s}\" is not an RFC 3339 date-time (for \"{name}\")"
+                ))
+            }),
+        (Kind::DateTime, _) => Err(refuse(format!(
+            "\"{name}\" is a date-time: compare it with eq, ne, gt, ge, lt or le and a date-time string"
+        ))),
+        (Kind::Integer | Kind::Decimal, CompValue::Number(n)) if !substring => n
+            .as_f64()
+            .map(Operand::Num)
+            .ok_or_else(|| refuse(format!("{n} is not a usable number"))),
+        (Kind::Integer | Kind::Decimal, _) => Err(refuse(format!(
+            "\"{name}\" is a number: compare it with a number, without co, sw or ew"
+        ))),
+        (Kind::String | Kind::Reference, CompValue::String(s)) => {
+            Ok(Operand::Str(if leaf.case_exact {
+                s.clone()
+            } else {
+                fold(s)
+            }))
+        }
+        (Kind::String | Kind::Reference, _) => Err(refuse(format!(
+            "\"{name}\" is a string: compare it with a quoted string"
+        ))),
+        (Kind::Complex, _) => Err(refuse(format!("\"{name}\" is complex"))),
+    }
+}
+
+/// Case-folding for caseExact=false strings: full Unicode lowercase, the same fold the store
+/// uses for its folded columns.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Resolves `filter` for resources of `kind`.
+pub fn resolve(filter: &Filter, kind: ResourceKind) -> Result<Resolved> {
+    Ok(match filter {
+        Filter::And(a, b) => {
+            Resolved::And(Box::new(resolve(a, kind)?), Box::new(resolve(b, kind)?))
+        }
+        Filter::Or(a, b) => Resolved::Or(Box::new(resolve(a, kind)?), Box::new(resolve(b, kind)?)),
+        Filter::Not(f) => Resolved::Not(Box::new(resolve(f, kind)?)),
+        Filter::Present(path) => {
+            let t = bind(path, kind)?;
+            filterable(&t)?;
+            Resolved::Present(t)
+        }
+        Filter::Compare(path, op, value) => {
+            let t = comparable(bind(path, kind)?)?;
+            filterable(&t)?;
+            let v = operand(&t, *op, value)?;
+            Resolved::Compare(t, *op, v)
+        }
+        Filter::ValuePath(path, inner) => {
+            let t = bind(path, kind)?;
+            if t.sub.is_some() || !t.attr.multi_valued || t.attr.kind != Kind::Complex {
+                return Err(refuse(format!(
+                    "a value filter \"[…]\" needs a multi-valued complex attribute, not \"{path}\""
+                )));
+            }
+            filterable(&t)?;
+            Resolved::ValuePath(t, Box::new(resolve_inner(inner, &t)?))
+        }
+    })
+}
+
+/// Resolves the filter inside `attr[…]`: its paths name sub-attributes of `outer.attr`.
+fn resolve_inner(filter: &Filter, outer: &Target) -> Result<Resolved> {
+    let bind_sub = |path: &AttrPath| -> Result<Target> {
+        if path.urn.is_some() || path.sub_attr.is_some() {
+            return Err(refuse(format!(
+                "inside \"{}[…]\" name a sub-attribute of \"{}\", not \"{path}\"",
+                outer.attr.name, outer.attr.name
+            )));
+        }
+        let sub = sub_of(outer.attr, &path.attr, path)?;
+        let t = Target {
+            sub: Some(sub),
+            ..*outer
+        };
+        filterable(&t)?;
+        Ok(t)
+    };
+    Ok(match filter {
+        Filter::And(a, b) => Resolved::And(
+            Box::new(resolve_inner(a, outer)?),
+            Box::new(resolve_inner(b, outer)?),
+        ),
+        Filter::Or(a, b) => Resolved::Or(
+            Box::new(resolve_inner(a, outer)?),
+            Box::new(resolve_inner(b, outer)?),
+        ),
+        Filter::Not(f) => Resolved::Not(Box::new(resolve_inner(f, outer)?)),
+        Filter::Present(path) => Resolved::Present(bind_sub(path)?),
+        Filter::Compare(path, op, value) => {
+            let t = bind_sub(path)?;
+            Resolved::Compare(t, *op, operand(&t, *op, value)?)
+        }
+        Filter::ValuePath(..) => return Err(refuse("value filters cannot be nested")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse;
+
+    fn user(f: &str) -> Result<Resolved> {
+        resolve(&parse(f).unwrap(), ResourceKind::User)
+    }
+
+    fn refused(f: &str, kind: ResourceKind) -> String {
+        match resolve(&parse(f).unwrap(), kind) {
+            Err(Error::InvalidFilter(m)) => m,
+            other => panic!("{f}: expected invalidFilter, got {other:?}"),
+        }
+    }
+
+    fn compare(r: &Resolved) -> (&Target, CompareOp, &Operand) {
+        match r {
+            Resolved::Compare(t, op, v) => (t, *op, v),
+            other => panic!("not a comparison: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn binds_core_common_extension_and_sub_attributes() {
+        let r = user("USERNAME eq \"Ana\"").unwrap();
+        let (t, _, v) = compare(&r);
+        assert_eq!(
+            (t.origin, t.attr.name, t.sub.map(|s| s.name)),
+            (Origin::Core, "userName", None)
+        );
+        assert_eq!(v, &Operand::Str("ana".into()), "caseExact=false folds");
+
+        let r = user("externalId eq \"AbC\"").unwrap();
+        let (t, _, v) = compare(&r);
+        assert_eq!(t.origin, Origin::Common);
+        assert_eq!(v, &Operand::Str("AbC".into()), "caseExact keeps case");
+
+        let r =
+            user("urn:ietf:params:scim:schemas:core:2.0:User:name.familyName sw \"J\"").unwrap();
+        assert_eq!(compare(&r).0.leaf().name, "familyName");
+
+        let r = user(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"m\"",
+        )
+        .unwrap();
+        let (t, _, _) = compare(&r);
+        assert_eq!(t.origin, Origin::Extension(schema::ENTERPRISE_USER_URN));
+        assert_eq!(t.leaf().name, "value");
+
+        let r = user("meta.lastModified gt \"2026-01-01T00:00:00+01:00\"").unwrap();
+        assert_eq!(
+            compare(&r).2,
+            &Operand::Str("2025-12-31T23:00:00.000Z".into())
+        );
+    }
+
+    #[test]
+    fn multi_valued_complex_without_sub_compares_value() {
+        let r = user("emails co \"example\"").unwrap();
+        assert_eq!(compare(&r).0.leaf().name, "value");
+        let r = user("emails pr").unwrap();
+        assert!(matches!(r, Resolved::Present(t) if t.sub.is_none()));
+    }
+
+    #[test]
+    fn value_paths_bind_their_inner_paths_to_sub_attributes() {
+        let r = user("emails[type eq \"work\" and not (primary eq false)]").unwrap();
+        let Resolved::ValuePath(outer, inner) = r else {
+            panic!()
+        };
+        assert_eq!(outer.attr.name, "emails");
+        let Resolved::And(a, b) = *inner else {
+            panic!()
+        };
+        assert_eq!(compare(&a).0.leaf().name, "type");
+        assert!(matches!(*b, Resolved::Not(_)));
+    }
+
+    #[test]
+    fn type_errors_are_invalid_filter() {
+        let k = ResourceKind::User;
+        for f in [
+            "active eq \"true\"",
+            "active co \"t\"",
+            "active gt true",
+            "userName eq true",
+            "userName eq 1",
+            "userName eq null",
+            "meta.created co \"2026\"",
+            "meta.created gt \"yesterday\"",
+            "x509Certificates.value gt \"a\"",
+            "name eq \"x\"",
+            "password eq \"x\"",
+            "password pr",
+            "nosuch pr",
+            "name.nosuch pr",
+            "userName.sub pr",
+            "urn:nope:Thing:attr pr",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nosuch pr",
+            "emails[type eq \"work\"].nosuch eq \"x\"",
+            "name[givenName eq \"x\"]",
+            "userName[value eq \"x\"]",
+            "emails[urn:x:y eq \"x\"]",
+        ] {
+            refused(f, k);
+        }
+        refused("userName eq \"x\"", ResourceKind::Group);
+        refused(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department pr",
+            ResourceKind::Group,
+        );
+    }
+
+    #[test]
+    fn groups_have_members_and_display_name() {
+        let g = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::Group);
+        assert!(g("members[value eq \"u\"]").is_ok());
+        assert!(g("members.type eq \"User\"").is_ok());
+        let r = g("displayName eq \"Finance\"").unwrap();
+        assert_eq!(compare(&r).2, &Operand::Str("finance".into()));
+    }
+
+    #[test]
+    fn errors_name_the_attribute() {
+        let m = refused("active co \"x\"", ResourceKind::User);
+        assert!(m.contains("active"), "{m}");
+        let m = refused("title eq null", ResourceKind::User);
+        assert!(m.contains("title pr"), "{m}");
+    }
+}
