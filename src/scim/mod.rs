@@ -3,6 +3,7 @@
 //! so it is unit-tested densely.
 
 pub mod discovery;
+pub mod eval;
 pub mod filter;
 pub mod list;
 pub mod project;

@@ -16,7 +16,9 @@
 //!   `co`, `sw`, `ew` need a string attribute; `gt`/`ge`/`lt`/`le` order strings by code point
 //!   and dateTimes by time; booleans and binary values support only `eq`, `ne` and `pr`.
 //! - `null` is not a comparison value: `pr` and `not (… pr)` test presence.
-//! - Write-only attributes (`password`) can't be filtered on.
+//! - Write-only attributes (`password`) can't be filtered on, nor what scimd derives from the
+//!   request's URL (`meta.location`, `$ref`) or renders from a counter (`meta.version`).
+//! - A user's `groups` supports `pr` and `groups.value eq`/`ne` (direct or indirect member).
 //!
 //! Pure: no I/O.
 
@@ -163,10 +165,21 @@ fn unknown(path: &AttrPath, kind: ResourceKind) -> Error {
 /// Checks a target can be filtered on at all.
 fn filterable(t: &Target) -> Result<()> {
     let leaf = t.leaf();
-    if leaf.mutability == Mutability::WriteOnly || leaf.returned == Returned::Never {
+    let derived = leaf.name == "$ref"
+        || (t.origin == Origin::Common && matches!(leaf.name, "location" | "version"));
+    if leaf.mutability == Mutability::WriteOnly || leaf.returned == Returned::Never || derived {
         return Err(refuse(format!("\"{}\" cannot be filtered on", leaf.name)));
     }
     Ok(())
+}
+
+/// A user's `groups` is computed from memberships; scimd filters it by group id only.
+fn is_user_groups(t: &Target) -> bool {
+    t.origin == Origin::Core && t.attr.name == "groups"
+}
+
+fn groups_refused() -> Error {
+    refuse("a user's groups can be filtered with \"groups pr\" or \"groups.value eq\" (or ne)")
 }
 
 /// A comparison target: a complex multi-valued attribute without a sub-attribute compares its
@@ -240,6 +253,11 @@ fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
     }
 }
 
+/// Whether comparisons on `leaf` fold case: strings (and references) that are not caseExact.
+pub fn folds(leaf: &Attribute) -> bool {
+    matches!(leaf.kind, Kind::String | Kind::Reference) && !leaf.case_exact
+}
+
 /// Case-folding for caseExact=false strings: full Unicode lowercase, the same fold the store
 /// uses for its folded columns.
 pub fn fold(s: &str) -> String {
@@ -257,16 +275,27 @@ pub fn resolve(filter: &Filter, kind: ResourceKind) -> Result<Resolved> {
         Filter::Present(path) => {
             let t = bind(path, kind)?;
             filterable(&t)?;
+            if is_user_groups(&t) && t.sub.is_some_and(|s| s.name != "value") {
+                return Err(groups_refused());
+            }
             Resolved::Present(t)
         }
         Filter::Compare(path, op, value) => {
             let t = comparable(bind(path, kind)?)?;
             filterable(&t)?;
+            if is_user_groups(&t)
+                && (t.leaf().name != "value" || !matches!(op, CompareOp::Eq | CompareOp::Ne))
+            {
+                return Err(groups_refused());
+            }
             let v = operand(&t, *op, value)?;
             Resolved::Compare(t, *op, v)
         }
         Filter::ValuePath(path, inner) => {
             let t = bind(path, kind)?;
+            if is_user_groups(&t) {
+                return Err(groups_refused());
+            }
             if t.sub.is_some() || !t.attr.multi_valued || t.attr.kind != Kind::Complex {
                 return Err(refuse(format!(
                     "a value filter \"[…]\" needs a multi-valued complex attribute, not \"{path}\""
@@ -418,6 +447,13 @@ mod tests {
             "name[givenName eq \"x\"]",
             "userName[value eq \"x\"]",
             "emails[urn:x:y eq \"x\"]",
+            "meta.location eq \"x\"",
+            "meta.version pr",
+            "groups.display eq \"x\"",
+            "groups.value co \"x\"",
+            "groups[value eq \"x\"]",
+            "groups.type pr",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.$ref pr",
         ] {
             refused(f, k);
         }
@@ -433,6 +469,9 @@ mod tests {
         let g = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::Group);
         assert!(g("members[value eq \"u\"]").is_ok());
         assert!(g("members.type eq \"User\"").is_ok());
+        assert!(g("members.$ref pr").is_err());
+        let u = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::User);
+        assert!(u("groups pr").is_ok() && u("groups.value ne \"g\"").is_ok());
         let r = g("displayName eq \"Finance\"").unwrap();
         assert_eq!(compare(&r).2, &Operand::Str("finance".into()));
     }

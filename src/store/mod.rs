@@ -35,9 +35,22 @@ use crate::scim::resource::Meta;
 /// Readers in the pool: enough to keep both cores busy while some wait on disk.
 const READERS: u32 = 8;
 
-/// PRAGMAs every connection needs (they are per-connection settings in SQLite).
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+/// PRAGMAs and functions every connection needs (both are per-connection in SQLite).
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // `scim_fold(text)`: the Unicode case fold filters compare caseExact=false strings with.
+    conn.create_scalar_function(
+        "scim_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => Some(fold(&String::from_utf8_lossy(t))),
+                _ => None,
+            })
+        },
+    )?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;

@@ -1,20 +1,25 @@
-//! Filter AST → SQL `WHERE` clause with bound parameters, so lookups run in SQLite on indexed
-//! columns and never load a table into memory.
+//! Filter → SQL `WHERE` clause with bound parameters, so every filter runs inside SQLite and
+//! no table is ever loaded into memory to be filtered.
 //!
-//! Supported today: `eq` on the attributes identity providers look resources up by (Users:
-//! `id`, `userName`, `externalId`, `emails.value`, `emails[type eq … and value eq …]`,
-//! `active`; Groups: `id`, `displayName`, `externalId`, `members.value`), combined with `and`,
-//! `or`, `not`.
-//! Anything else is refused with `invalidFilter`, which RFC 7644 §3.4.2.2 prescribes for
-//! "a filter comparison combination that is not supported".
+//! The filter is first resolved against the schema (`scim::resolve`, which also defines what
+//! it means); this module only chooses how SQLite computes it:
+//! - the lookups identity providers make (`id`, `userName`, `externalId`, `emails.value`,
+//!   `emails[type eq … and value eq …]`, group `displayName`, `members.value`) hit an index;
+//! - other attributes are read from the JSON document with `json_extract`, multi-valued ones
+//!   with `json_each`, a group's members from membership rows;
+//! - case-insensitive strings are compared through `scim_fold`, the same Unicode fold the
+//!   evaluator uses (registered on every connection by `store::configure`).
+//!
+//! `not` is pushed down to the comparisons, and a negated comparison is made NULL-safe, so
+//! SQL's three-valued logic gives the same answers as the two-valued evaluator (an absent
+//! attribute is "not equal", never "unknown").
 
 use rusqlite::types::Value as SqlValue;
 
-use super::fold;
 use crate::error::{Error, Result};
-use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::resolve::{self, Operand, Origin, Resolved, Target};
 use crate::scim::resource::ResourceKind;
-use crate::scim::schema::{GROUP_URN, USER_URN};
 
 /// A `WHERE` clause over the `users` or `groups` table and its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,188 +40,403 @@ impl SqlFilter {
 
 /// Translates `filter` for resources of `kind`.
 pub fn translate(filter: &Filter, kind: ResourceKind) -> Result<SqlFilter> {
-    let mut params = Vec::new();
-    let sql = node(filter, kind, &mut params)?;
-    Ok(SqlFilter { sql, params })
-}
-
-fn node(filter: &Filter, kind: ResourceKind, params: &mut Vec<SqlValue>) -> Result<String> {
-    Ok(match filter {
-        Filter::And(a, b) => format!(
-            "({} AND {})",
-            node(a, kind, params)?,
-            node(b, kind, params)?
-        ),
-        Filter::Or(a, b) => format!("({} OR {})", node(a, kind, params)?, node(b, kind, params)?),
-        Filter::Not(f) => format!("(NOT {})", node(f, kind, params)?),
-        Filter::Compare(path, CompareOp::Eq, value) => eq(path, value, kind, params)?,
-        Filter::ValuePath(path, inner) => value_path(path, inner, kind, params)?,
-        other => return Err(unsupported(other)),
+    let resolved = resolve::resolve(filter, kind)?;
+    let mut sql = Sql {
+        kind,
+        params: Vec::new(),
+    };
+    let text = sql.node(&resolved, false)?;
+    Ok(SqlFilter {
+        sql: text,
+        params: sql.params,
     })
 }
 
-fn unsupported(filter: &Filter) -> Error {
-    Error::InvalidFilter(format!(
-        "the filter \"{filter}\" is not supported: scimd filters with \"eq\" on id, userName, \
-         externalId, emails.value and active (Users) or id, displayName, externalId and \
-         members.value (Groups)"
-    ))
+/// Where the values of a target come from.
+enum Values {
+    /// One SQL expression, NULL when absent. `folded`: already case-folded (a `_fold` column).
+    Scalar { expr: String, folded: bool },
+    /// One row per value: `FROM <from> WHERE <on>`, the value being `expr` (the element itself
+    /// when the target has no sub-attribute).
+    Each {
+        from: String,
+        on: String,
+        expr: String,
+    },
 }
 
-/// The attribute name of `path` relative to the resource's core schema, lower-cased, with a
-/// core-schema URN prefix removed; `None` for another schema's attribute.
-fn core_name(path: &AttrPath, kind: ResourceKind) -> Option<String> {
-    let core = match kind {
-        ResourceKind::User => USER_URN,
-        ResourceKind::Group => GROUP_URN,
-    };
-    if let Some(urn) = &path.urn
-        && !urn.eq_ignore_ascii_case(core)
-    {
-        return None;
-    }
-    let mut name = path.attr.to_ascii_lowercase();
-    if let Some(sub) = &path.sub_attr {
-        name.push('.');
-        name.push_str(&sub.to_ascii_lowercase());
-    }
-    Some(name)
+/// Inside `attr[…]`: how the current element is named.
+#[derive(Clone, Copy)]
+enum Element {
+    /// A `json_each` row aliased `e`.
+    Json,
+    /// A membership row `m` joined to its user `mu` or group `mg`.
+    Member,
 }
 
-fn string_value(value: &CompValue, path: &AttrPath) -> Result<String> {
-    match value {
-        CompValue::String(s) => Ok(s.clone()),
-        _ => Err(Error::InvalidFilter(format!(
-            "\"{path}\" is compared with a string, not {value}"
-        ))),
-    }
-}
+const MEMBERS_FROM: &str = "group_members m \
+    LEFT JOIN users mu ON mu.seq = m.member_user_seq \
+    LEFT JOIN groups mg ON mg.seq = m.member_group_seq";
 
-fn eq(
-    path: &AttrPath,
-    value: &CompValue,
+struct Sql {
     kind: ResourceKind,
-    params: &mut Vec<SqlValue>,
-) -> Result<String> {
-    let name = core_name(path, kind);
-    let (sql, param) = match (kind, name.as_deref()) {
-        (_, Some("id")) => ("id = {p}", string_value(value, path)?),
-        // `IS`, not `=`: under `not`, a user without an externalId must match
-        // `not (externalId eq "x")`, and `NULL = 'x'` is NULL, not false.
-        (_, Some("externalid")) => ("external_id IS {p}", string_value(value, path)?),
-        (ResourceKind::User, Some("username")) => {
-            ("user_name_fold = {p}", fold(&string_value(value, path)?))
+    params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn table(&self) -> &'static str {
+        match self.kind {
+            ResourceKind::User => "users",
+            ResourceKind::Group => "groups",
         }
-        // `seq IN (…)` rather than a correlated `EXISTS`: SQLite then looks the value up in
-        // the index and the user by rowid, instead of scanning every user.
-        (ResourceKind::User, Some("emails.value")) => (
-            "users.seq IN (SELECT user_seq FROM user_emails WHERE value_fold = {p})",
-            fold(&string_value(value, path)?),
-        ),
-        (ResourceKind::User, Some("active")) => match value {
-            CompValue::Bool(b) => return Ok(if *b { "active = 1" } else { "active = 0" }.into()),
-            _ => {
+    }
+
+    /// Binds a parameter; returns its placeholder.
+    fn bind(&mut self, v: SqlValue) -> String {
+        self.params.push(v);
+        format!("?{}", self.params.len())
+    }
+
+    fn operand(&mut self, v: &Operand) -> String {
+        self.bind(match v {
+            Operand::Str(s) => SqlValue::Text(s.clone()),
+            Operand::Bool(b) => SqlValue::Integer(i64::from(*b)),
+            Operand::Num(n) => SqlValue::Real(*n),
+        })
+    }
+
+    /// `r`, or its negation when `negate`.
+    fn node(&mut self, r: &Resolved, negate: bool) -> Result<String> {
+        Ok(match (r, negate) {
+            (Resolved::And(a, b), false) | (Resolved::Or(a, b), true) => {
+                format!("({} AND {})", self.node(a, negate)?, self.node(b, negate)?)
+            }
+            (Resolved::Or(a, b), false) | (Resolved::And(a, b), true) => {
+                format!("({} OR {})", self.node(a, negate)?, self.node(b, negate)?)
+            }
+            (Resolved::Not(inner), _) => self.node(inner, !negate)?,
+            (Resolved::Present(t), _) => wrap(negate, self.present(t, None)?),
+            (Resolved::Compare(t, op, v), _) => self.compare(t, *op, v, None, negate)?,
+            (Resolved::ValuePath(t, inner), _) => wrap(negate, self.value_path(t, inner)?),
+        })
+    }
+
+    /// A node inside `attr[…]`, evaluated on one element.
+    fn element_node(&mut self, r: &Resolved, el: Element, negate: bool) -> Result<String> {
+        Ok(match (r, negate) {
+            (Resolved::And(a, b), false) | (Resolved::Or(a, b), true) => format!(
+                "({} AND {})",
+                self.element_node(a, el, negate)?,
+                self.element_node(b, el, negate)?
+            ),
+            (Resolved::Or(a, b), false) | (Resolved::And(a, b), true) => format!(
+                "({} OR {})",
+                self.element_node(a, el, negate)?,
+                self.element_node(b, el, negate)?
+            ),
+            (Resolved::Not(inner), _) => self.element_node(inner, el, !negate)?,
+            (Resolved::Present(t), _) => wrap(negate, self.present(t, Some(el))?),
+            (Resolved::Compare(t, op, v), _) => self.compare(t, *op, v, Some(el), negate)?,
+            (Resolved::ValuePath(..), _) => {
                 return Err(Error::InvalidFilter(
-                    "\"active\" is compared with true or false".into(),
+                    "value filters cannot be nested".into(),
                 ));
             }
-        },
-        (ResourceKind::Group, Some("displayname")) => {
-            ("display_name_fold = {p}", fold(&string_value(value, path)?))
+        })
+    }
+
+    /// Where the values of `t` come from, at the top level or on element `el`.
+    fn values(&self, t: &Target, el: Option<Element>) -> Values {
+        let table = self.table();
+        if let Some(el) = el {
+            let sub = t.leaf().name;
+            return Values::Scalar {
+                expr: match el {
+                    Element::Json => format!("json_extract(e.value, '$.\"{sub}\"')"),
+                    Element::Member => member_expr(sub),
+                },
+                folded: false,
+            };
         }
-        // The member is a user or a group: each branch resolves the id through its unique
-        // index and finds the memberships through the index on that member column, so no
-        // table is scanned.
-        (ResourceKind::Group, Some("members.value")) => (
-            "groups.seq IN (
-                 SELECT group_seq FROM group_members
-                 WHERE member_user_seq = (SELECT seq FROM users WHERE id = {p})
-                 UNION ALL
-                 SELECT group_seq FROM group_members
-                 WHERE member_group_seq = (SELECT seq FROM groups WHERE id = {p}))",
-            string_value(value, path)?,
-        ),
-        _ => {
-            return Err(unsupported(&Filter::Compare(
-                path.clone(),
-                CompareOp::Eq,
-                value.clone(),
-            )));
+        if let Some((column, folded)) = column(self.kind, t) {
+            return Values::Scalar {
+                expr: column.replace("{t}", table),
+                folded,
+            };
         }
-    };
-    // Numbered placeholders let a clause use its parameter more than once.
-    params.push(SqlValue::Text(param));
-    Ok(sql.replace("{p}", &format!("?{}", params.len())))
+        if self.kind == ResourceKind::Group && t.attr.name == "members" {
+            return Values::Each {
+                from: MEMBERS_FROM.into(),
+                on: "m.group_seq = groups.seq".into(),
+                expr: t.sub.map_or("m.rowid".into(), |s| member_expr(s.name)),
+            };
+        }
+        let path = json_path(t.origin, t.attr.name);
+        if t.attr.multi_valued {
+            return Values::Each {
+                from: format!("json_each({table}.data, '{path}') e"),
+                on: "1".into(),
+                expr: t.sub.map_or("e.value".into(), |s| {
+                    format!("json_extract(e.value, '$.\"{}\"')", s.name)
+                }),
+            };
+        }
+        let path = match t.sub {
+            Some(s) => format!("{path}.\"{}\"", s.name),
+            None => path,
+        };
+        Values::Scalar {
+            expr: format!("json_extract({table}.data, '{path}')"),
+            folded: false,
+        }
+    }
+
+    fn present(&mut self, t: &Target, el: Option<Element>) -> Result<String> {
+        if el.is_none() && self.kind == ResourceKind::User && t.attr.name == "groups" {
+            // Any membership at all: an indirect one implies a direct one.
+            return Ok(
+                "EXISTS (SELECT 1 FROM group_members gm WHERE gm.member_user_seq = users.seq)"
+                    .into(),
+            );
+        }
+        Ok(match self.values(t, el) {
+            Values::Scalar { expr, .. } => format!("({expr} IS NOT NULL)"),
+            Values::Each { from, on, expr } => {
+                format!("EXISTS (SELECT 1 FROM {from} WHERE {on} AND {expr} IS NOT NULL)")
+            }
+        })
+    }
+
+    /// One comparison (negated, NULL-safely, when `negate`). `ne` is `not eq`.
+    fn compare(
+        &mut self,
+        t: &Target,
+        op: CompareOp,
+        v: &Operand,
+        el: Option<Element>,
+        negate: bool,
+    ) -> Result<String> {
+        let (op, negate) = match op {
+            CompareOp::Ne => (CompareOp::Eq, !negate),
+            other => (other, negate),
+        };
+        if el.is_none()
+            && op == CompareOp::Eq
+            && let Some(sql) = self.indexed_eq(t, v)
+        {
+            return Ok(wrap(negate, sql));
+        }
+        let fold = resolve::folds(t.leaf());
+        Ok(match self.values(t, el) {
+            Values::Scalar { expr, folded } => {
+                let x = if fold && !folded {
+                    format!("scim_fold({expr})")
+                } else {
+                    expr
+                };
+                let test = self.test(&x, op, v);
+                if negate {
+                    format!("(NOT IFNULL({test}, 0))")
+                } else {
+                    test
+                }
+            }
+            Values::Each { from, on, expr } => {
+                let x = if fold {
+                    format!("scim_fold({expr})")
+                } else {
+                    expr
+                };
+                let test = self.test(&x, op, v);
+                wrap(
+                    negate,
+                    format!("EXISTS (SELECT 1 FROM {from} WHERE {on} AND {test})"),
+                )
+            }
+        })
+    }
+
+    /// `x op v` in SQL, for a value `x` already folded as the comparison needs.
+    fn test(&mut self, x: &str, op: CompareOp, v: &Operand) -> String {
+        if let (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, Operand::Str(s)) = (op, v)
+            && s.is_empty()
+        {
+            // Every string contains, starts and ends with "".
+            return format!("({x} IS NOT NULL)");
+        }
+        let p = self.operand(v);
+        match op {
+            CompareOp::Eq | CompareOp::Ne => format!("({x} = {p})"),
+            CompareOp::Co => format!("(instr({x}, {p}) > 0)"),
+            CompareOp::Sw => format!("(substr({x}, 1, length({p})) = {p})"),
+            CompareOp::Ew => format!("(substr({x}, -length({p})) = {p})"),
+            CompareOp::Gt => format!("({x} > {p})"),
+            CompareOp::Ge => format!("({x} >= {p})"),
+            CompareOp::Lt => format!("({x} < {p})"),
+            CompareOp::Le => format!("({x} <= {p})"),
+        }
+    }
+
+    /// `attr[…]`: some element satisfies the inner filter.
+    fn value_path(&mut self, t: &Target, inner: &Resolved) -> Result<String> {
+        if let Some(sql) = self.indexed_value_path(t, inner) {
+            return Ok(sql);
+        }
+        let el = if self.kind == ResourceKind::Group && t.attr.name == "members" {
+            Element::Member
+        } else {
+            Element::Json
+        };
+        let Values::Each { from, on, .. } = self.values(t, None) else {
+            return Err(Error::internal("value path over a singular attribute"));
+        };
+        let cond = self.element_node(inner, el, false)?;
+        Ok(format!(
+            "EXISTS (SELECT 1 FROM {from} WHERE {on} AND {cond})"
+        ))
+    }
+
+    /// The index-backed forms of the lookups identity providers make.
+    fn indexed_eq(&mut self, t: &Target, v: &Operand) -> Option<String> {
+        let Operand::Str(s) = v else { return None };
+        let sub = t.sub.map(|s| s.name);
+        match (self.kind, t.origin, t.attr.name, sub) {
+            (ResourceKind::User, Origin::Core, "emails", Some("value")) => {
+                let p = self.bind(SqlValue::Text(s.clone()));
+                Some(format!(
+                    "users.seq IN (SELECT user_seq FROM user_emails WHERE value_fold = {p})"
+                ))
+            }
+            // Each branch resolves the id through its unique index and finds memberships
+            // through the index on that member column: no table is scanned.
+            (ResourceKind::Group, Origin::Core, "members", Some("value")) => {
+                let p = self.bind(SqlValue::Text(s.clone()));
+                Some(format!(
+                    "groups.seq IN (\
+                     SELECT group_seq FROM group_members \
+                     WHERE member_user_seq = (SELECT seq FROM users WHERE id = {p}) \
+                     UNION ALL SELECT group_seq FROM group_members \
+                     WHERE member_group_seq = (SELECT seq FROM groups WHERE id = {p}))"
+                ))
+            }
+            // Members of the group, directly or through the groups nested in it.
+            (ResourceKind::User, Origin::Core, "groups", Some("value")) => {
+                let p = self.bind(SqlValue::Text(s.clone()));
+                Some(format!(
+                    "users.seq IN (\
+                     WITH RECURSIVE down(seq) AS (\
+                     SELECT seq FROM groups WHERE id = {p} \
+                     UNION SELECT gm.member_group_seq FROM group_members gm \
+                     JOIN down ON gm.group_seq = down.seq \
+                     WHERE gm.member_group_seq IS NOT NULL) \
+                     SELECT gm.member_user_seq FROM group_members gm \
+                     WHERE gm.group_seq IN (SELECT seq FROM down) \
+                     AND gm.member_user_seq IS NOT NULL)"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// `emails[type eq "…" and value eq "…"]` (Entra's `emails[type eq "work"].value eq "…"`)
+    /// and `members[value eq "…"]` on their indexes.
+    fn indexed_value_path(&mut self, t: &Target, inner: &Resolved) -> Option<String> {
+        let mut terms = Vec::new();
+        if !conjunction(inner, &mut terms) {
+            return None;
+        }
+        let mut value = None;
+        let mut kind = None;
+        for (sub, v) in terms {
+            let slot = match sub {
+                "value" => &mut value,
+                "type" => &mut kind,
+                _ => return None,
+            };
+            if slot.replace(v).is_some() {
+                return None;
+            }
+        }
+        match (self.kind, t.attr.name, value, kind) {
+            (ResourceKind::User, "emails", value, kind) if value.is_some() || kind.is_some() => {
+                let mut conds = Vec::new();
+                for (column, term) in [("value_fold", value), ("type_fold", kind)] {
+                    if let Some(s) = term {
+                        let p = self.bind(SqlValue::Text(s.to_string()));
+                        conds.push(format!("{column} = {p}"));
+                    }
+                }
+                Some(format!(
+                    "users.seq IN (SELECT user_seq FROM user_emails WHERE {})",
+                    conds.join(" AND ")
+                ))
+            }
+            (ResourceKind::Group, "members", Some(v), None) => {
+                let target = Target {
+                    sub: t.attr.sub("value"),
+                    ..*t
+                };
+                self.indexed_eq(&target, &Operand::Str(v.to_string()))
+            }
+            _ => None,
+        }
+    }
 }
 
-/// The `attr eq value` comparisons joined by `and` in a value filter, or `None` if it holds
-/// anything else.
-fn conjunction<'a>(filter: &'a Filter, out: &mut Vec<(&'a AttrPath, &'a CompValue)>) -> bool {
-    match filter {
-        Filter::And(a, b) => conjunction(a, out) && conjunction(b, out),
-        Filter::Compare(path, CompareOp::Eq, value)
-            if path.urn.is_none() && path.sub_attr.is_none() =>
-        {
-            out.push((path, value));
-            true
-        }
+/// The `sub eq "string"` terms joined by `and`, or `false` if the filter holds anything else.
+fn conjunction<'a>(r: &'a Resolved, out: &mut Vec<(&'static str, &'a str)>) -> bool {
+    match r {
+        Resolved::And(a, b) => conjunction(a, out) && conjunction(b, out),
+        Resolved::Compare(t, CompareOp::Eq, Operand::Str(s)) => match t.sub {
+            Some(sub) => {
+                out.push((sub.name, s.as_str()));
+                true
+            }
+            None => false,
+        },
         _ => false,
     }
 }
 
-/// Value filters on the lookup attributes: `emails[value eq "…"]`, Entra's
-/// `emails[type eq "work"].value eq "…"` (parsed as `emails[type eq "work" and value eq "…"]`)
-/// and `members[value eq "…"]`.
-fn value_path(
-    path: &AttrPath,
-    inner: &Filter,
-    kind: ResourceKind,
-    params: &mut Vec<SqlValue>,
-) -> Result<String> {
-    let refuse = || unsupported(&Filter::ValuePath(path.clone(), Box::new(inner.clone())));
-    let mut terms = Vec::new();
-    if !conjunction(inner, &mut terms) {
-        return Err(refuse());
+fn wrap(negate: bool, sql: String) -> String {
+    if negate { format!("(NOT {sql})") } else { sql }
+}
+
+/// Columns that hold an attribute directly: (expression with `{t}` for the table, whether it
+/// holds the folded value).
+fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
+    let sub = t.sub.map(|s| s.name);
+    Some(match (kind, t.origin, t.attr.name, sub) {
+        (_, Origin::Common, "id", None) => ("{t}.id", false),
+        (_, Origin::Common, "externalId", None) => ("{t}.external_id", false),
+        (_, Origin::Common, "meta", Some("created")) => ("{t}.created", false),
+        (_, Origin::Common, "meta", Some("lastModified")) => ("{t}.last_modified", false),
+        (ResourceKind::User, Origin::Common, "meta", Some("resourceType")) => ("'User'", false),
+        (ResourceKind::Group, Origin::Common, "meta", Some("resourceType")) => ("'Group'", false),
+        (ResourceKind::User, Origin::Core, "userName", None) => ("{t}.user_name_fold", true),
+        (ResourceKind::User, Origin::Core, "displayName", None) => ("{t}.display_name", false),
+        (ResourceKind::User, Origin::Core, "active", None) => ("{t}.active", false),
+        (ResourceKind::Group, Origin::Core, "displayName", None) => ("{t}.display_name_fold", true),
+        _ => return None,
+    })
+}
+
+/// The JSON path of a top-level attribute in the stored document.
+fn json_path(origin: Origin, attr: &str) -> String {
+    match origin {
+        Origin::Extension(urn) => format!("$.\"{urn}\".\"{attr}\""),
+        Origin::Core | Origin::Common => format!("$.\"{attr}\""),
     }
-    let mut value = None;
-    let mut email_type = None;
-    for (sub, v) in terms {
-        let slot = if sub.attr.eq_ignore_ascii_case("value") {
-            &mut value
-        } else if sub.attr.eq_ignore_ascii_case("type") {
-            &mut email_type
-        } else {
-            return Err(refuse());
-        };
-        if slot.replace((sub, v)).is_some() {
-            return Err(refuse());
-        }
-    }
-    match (kind, core_name(path, kind).as_deref(), value, email_type) {
-        (ResourceKind::User, Some("emails"), value, email_type)
-            if value.is_some() || email_type.is_some() =>
-        {
-            let mut conds = Vec::new();
-            for (column, term) in [("value_fold", value), ("type_fold", email_type)] {
-                if let Some((sub, v)) = term {
-                    params.push(SqlValue::Text(fold(&string_value(v, sub)?)));
-                    conds.push(format!("{column} = ?{}", params.len()));
-                }
-            }
-            Ok(format!(
-                "users.seq IN (SELECT user_seq FROM user_emails WHERE {})",
-                conds.join(" AND ")
-            ))
-        }
-        (ResourceKind::Group, Some("members"), Some((_, v)), None) => {
-            let flat = AttrPath {
-                urn: path.urn.clone(),
-                attr: path.attr.clone(),
-                sub_attr: Some("value".into()),
-            };
-            eq(&flat, v, kind, params)
-        }
-        _ => Err(refuse()),
+}
+
+/// A sub-attribute of a group member, from the membership row and its user or group.
+fn member_expr(sub: &str) -> String {
+    match sub {
+        "value" => "COALESCE(mu.id, mg.id)".into(),
+        "type" => "(CASE WHEN mu.seq IS NOT NULL THEN 'User' ELSE 'Group' END)".into(),
+        "display" => "COALESCE(mu.display_name, mu.user_name, mg.display_name)".into(),
+        // `resolve` admits no other sub-attribute of members.
+        _ => "NULL".into(),
     }
 }
 
@@ -255,335 +475,77 @@ mod tests {
         SqlValue::Text(s.to_string())
     }
 
-    /// The SQL of `filter` with its `?1` renumbered to `?n`, for building expected compositions.
-    fn renumbered(filter: &SqlFilter, n: usize) -> String {
-        assert!(!filter.sql.contains("?2"), "{}", filter.sql);
-        filter.sql.replace("?1", &format!("?{n}"))
-    }
-
-    // ---- single lookups ------------------------------------------------------------------
+    // ---- SQL shape ------------------------------------------------------------------------
 
     #[test]
     fn all_matches_everything() {
-        assert_eq!(
-            SqlFilter::all(),
-            SqlFilter {
-                sql: "1".into(),
-                params: vec![]
-            }
-        );
+        assert_eq!(SqlFilter::all().sql, "1");
     }
 
     #[test]
-    fn user_name_is_folded() {
-        let f = users_sql(r#"userName eq "BJensen""#);
-        assert_eq!(f.sql, "user_name_fold = ?1");
-        assert_eq!(f.params, vec![text("bjensen")]);
-    }
-
-    #[test]
-    fn user_name_folds_non_ascii() {
-        let f = users_sql(r#"userName eq "ÉMILE.Ødegård""#);
-        assert_eq!(f.params, vec![text("émile.ødegård")]);
-    }
-
-    #[test]
-    fn attribute_names_are_case_insensitive() {
-        assert_eq!(
-            users_sql(r#"USERNAME eq "a""#),
-            users_sql(r#"userName eq "a""#)
-        );
-        assert_eq!(
-            users_sql(r#"EMAILS.VALUE eq "a""#),
-            users_sql(r#"emails.value eq "a""#)
-        );
-        assert_eq!(
-            groups_sql(r#"DisplayName eq "a""#),
-            groups_sql(r#"displayName eq "a""#)
-        );
-    }
-
-    #[test]
-    fn core_urn_prefixed_user_name_is_supported() {
-        let f = users_sql(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "BJensen""#);
-        assert_eq!(f, users_sql(r#"userName eq "bjensen""#));
-        let f = users_sql(r#"URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:userName eq "x""#);
-        assert_eq!(f.sql, "user_name_fold = ?1");
-    }
-
-    #[test]
-    fn core_urn_prefixed_group_display_name_is_supported() {
-        let f = groups_sql(r#"urn:ietf:params:scim:schemas:core:2.0:Group:displayName eq "A""#);
-        assert_eq!(f, groups_sql(r#"displayName eq "a""#));
-    }
-
-    #[test]
-    fn unquoted_value_is_a_string() {
-        assert_eq!(
-            users_sql("externalId eq jyoung"),
-            users_sql(r#"externalId eq "jyoung""#)
-        );
-    }
-
-    #[test]
-    fn external_id_is_exact() {
-        let f = users_sql(r#"externalId eq "AbC-1""#);
-        assert_eq!(f.sql, "external_id IS ?1");
-        assert_eq!(f.params, vec![text("AbC-1")]);
-        let f = groups_sql(r#"externalId eq "AbC-1""#);
-        assert_eq!(f.sql, "external_id IS ?1");
-        assert_eq!(f.params, vec![text("AbC-1")]);
-    }
-
-    #[test]
-    fn id_is_exact() {
-        for kind in [ResourceKind::User, ResourceKind::Group] {
-            let f = translate_text(r#"id eq "AbC-1""#, kind).unwrap();
-            assert_eq!(f.sql, "id = ?1");
-            assert_eq!(f.params, vec![text("AbC-1")]);
-        }
-    }
-
-    #[test]
-    fn emails_value_is_folded_and_uses_the_email_table() {
-        let f = users_sql(r#"emails.value eq "BJ@Example.COM""#);
-        assert!(f.sql.contains("user_emails"), "{}", f.sql);
-        assert!(f.sql.contains("value_fold"), "{}", f.sql);
-        assert_eq!(f.sql.matches("?1").count(), 1, "{}", f.sql);
-        assert_eq!(f.params, vec![text("bj@example.com")]);
-    }
-
-    #[test]
-    fn emails_value_filter_equals_the_flat_path() {
-        let flat = users_sql(r#"emails.value eq "a@x""#);
-        assert_eq!(users_sql(r#"emails[value eq "a@x"]"#), flat);
-        assert_eq!(users_sql(r#"EMAILS[VALUE eq "A@X"]"#), flat);
-    }
-
-    #[test]
-    fn active_takes_no_parameter() {
-        let f = users_sql("active eq true");
-        assert_eq!(f.sql, "active = 1");
-        assert!(f.params.is_empty());
-        let f = users_sql("active eq false");
-        assert_eq!(f.sql, "active = 0");
-        assert!(f.params.is_empty());
-    }
-
-    #[test]
-    fn display_name_is_folded() {
-        let f = groups_sql(r#"displayName eq "Ärzte Team""#);
-        assert_eq!(f.sql, "display_name_fold = ?1");
-        assert_eq!(f.params, vec![text("ärzte team")]);
-    }
-
-    #[test]
-    fn members_value_uses_its_parameter_twice() {
-        let f = groups_sql(r#"members.value eq "U-1""#);
-        assert_eq!(f.sql.matches("?1").count(), 2, "{}", f.sql);
-        assert!(!f.sql.contains("?2"), "{}", f.sql);
-        assert_eq!(f.params, vec![text("U-1")], "member ids are case-exact");
-        assert_eq!(groups_sql(r#"members[value eq "U-1"]"#), f);
-    }
-
-    // ---- composition and parameter numbering ---------------------------------------------
-
-    #[test]
-    fn and_or_not_compose_with_numbered_parameters() {
-        let emails = users_sql(r#"emails.value eq "C""#);
-        let f =
-            users_sql(r#"userName eq "A" and (externalId eq "B" or not (emails.value eq "C"))"#);
+    fn lookups_bind_folded_or_exact_values() {
+        let f = users_sql(r#"UserName eq "ÉMILE""#);
+        assert_eq!(f.sql, "(users.user_name_fold = ?1)");
+        assert_eq!(f.params, vec![text("émile")]);
+        let f = users_sql(r#"externalId eq "AbC""#);
+        assert_eq!(f.params, vec![text("AbC")]);
+        let f = users_sql(r#"emails[type eq "Work"].value eq "A@X""#);
         assert_eq!(
             f.sql,
-            format!(
-                "(user_name_fold = ?1 AND (external_id IS ?2 OR (NOT {})))",
-                renumbered(&emails, 3)
-            )
-        );
-        assert_eq!(f.params, vec![text("a"), text("B"), text("c")]);
-    }
-
-    #[test]
-    fn and_binds_tighter_than_or() {
-        let f = users_sql(r#"id eq "1" or userName eq "b" and externalId eq "c""#);
-        assert_eq!(
-            f.sql,
-            "(id = ?1 OR (user_name_fold = ?2 AND external_id IS ?3))"
-        );
-        assert_eq!(f.params, vec![text("1"), text("b"), text("c")]);
-    }
-
-    #[test]
-    fn parameterless_clauses_do_not_shift_numbering() {
-        let f = users_sql(r#"active eq true and userName eq "X""#);
-        assert_eq!(f.sql, "(active = 1 AND user_name_fold = ?1)");
-        assert_eq!(f.params, vec![text("x")]);
-    }
-
-    #[test]
-    fn members_value_between_other_clauses_keeps_numbering() {
-        let members = groups_sql(r#"members.value eq "m""#);
-        let f = groups_sql(r#"displayName eq "X" or members.value eq "m" and externalId eq "Z""#);
-        assert_eq!(
-            f.sql,
-            format!(
-                "(display_name_fold = ?1 OR ({} AND external_id IS ?3))",
-                renumbered(&members, 2)
-            )
-        );
-        assert_eq!(f.sql.matches("?2").count(), 2, "{}", f.sql);
-        assert_eq!(f.params, vec![text("x"), text("m"), text("Z")]);
-    }
-
-    #[test]
-    fn two_members_clauses_each_use_their_own_parameter_twice() {
-        let f = groups_sql(r#"members.value eq "a" or members.value eq "b""#);
-        assert_eq!(f.sql.matches("?1").count(), 2, "{}", f.sql);
-        assert_eq!(f.sql.matches("?2").count(), 2, "{}", f.sql);
-        assert!(!f.sql.contains("?3"), "{}", f.sql);
-        assert_eq!(f.params, vec![text("a"), text("b")]);
-    }
-
-    #[test]
-    fn ten_clauses_number_past_nine() {
-        let text_filter = (1..=10)
-            .map(|i| format!(r#"id eq "{i}""#))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let f = users_sql(&text_filter);
-        assert_eq!(f.params.len(), 10);
-        assert!(f.sql.contains("id = ?10"), "{}", f.sql);
-        assert_eq!(f.params[9], text("10"));
-    }
-
-    // ---- refusals ------------------------------------------------------------------------
-
-    #[test]
-    fn operators_other_than_eq_are_refused() {
-        for op in ["ne", "co", "sw", "ew", "gt", "ge", "lt", "le"] {
-            let m = refused(&format!(r#"userName {op} "a""#), ResourceKind::User);
-            assert!(m.contains("not supported"), "{op}: {m}");
-            refused(&format!(r#"displayName {op} "a""#), ResourceKind::Group);
-        }
-        refused("userName pr", ResourceKind::User);
-        refused("members pr", ResourceKind::Group);
-    }
-
-    #[test]
-    fn unsupported_user_attributes_are_refused() {
-        for f in [
-            r#"displayName eq "a""#,
-            r#"name.givenName eq "a""#,
-            r#"title eq "a""#,
-            r#"emails.type eq "work""#,
-            r#"emails eq "a@x""#,
-            r#"members.value eq "a""#,
-            r#"groups.value eq "a""#,
-            r#"meta.created eq "2026-01-01T00:00:00Z""#,
-            r#"urn:ietf:params:scim:schemas:core:2.0:Group:displayName eq "a""#,
-        ] {
-            let m = refused(f, ResourceKind::User);
-            assert!(m.contains("not supported"), "{f}: {m}");
-        }
-    }
-
-    #[test]
-    fn unsupported_group_attributes_are_refused() {
-        for f in [
-            r#"userName eq "a""#,
-            r#"emails.value eq "a""#,
-            "active eq true",
-            r#"members.display eq "a""#,
-            r#"members.type eq "User""#,
-            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#,
-        ] {
-            refused(f, ResourceKind::Group);
-        }
-    }
-
-    #[test]
-    fn enterprise_urn_attributes_are_refused() {
-        for f in [
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "a""#,
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "1""#,
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m""#,
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:userName eq "a""#,
-        ] {
-            refused(f, ResourceKind::User);
-        }
-    }
-
-    #[test]
-    fn unsupported_value_types_are_refused() {
-        for f in [
-            "userName eq 5",
-            "userName eq null",
-            "userName eq true",
-            "externalId eq 1",
-            "id eq false",
-            "emails.value eq null",
-            "active eq \"true\"",
-            "active eq 1",
-            "active eq null",
-        ] {
-            refused(f, ResourceKind::User);
-        }
-        for f in [
-            "members.value eq 5",
-            "displayName eq true",
-            "externalId eq null",
-        ] {
-            refused(f, ResourceKind::Group);
-        }
-    }
-
-    #[test]
-    fn unsupported_value_filters_are_refused() {
-        for f in [
-            r#"emails[value co "x"]"#,
-            r#"emails[value eq "a" or type eq "work"]"#,
-            r#"emails[value eq "a" and value eq "b"]"#,
-            r#"emails[primary eq true]"#,
-            r#"emails[not (value eq "a")]"#,
-            r#"addresses[value eq "a"]"#,
-        ] {
-            refused(f, ResourceKind::User);
-        }
-        refused(r#"members[type eq "User"]"#, ResourceKind::Group);
-    }
-
-    #[test]
-    fn typed_email_filters_fold_value_and_type() {
-        let entra = users_sql(r#"emails[type eq "Work"].value eq "A@X""#);
-        assert_eq!(
-            entra.sql,
             "users.seq IN (SELECT user_seq FROM user_emails WHERE value_fold = ?1 AND type_fold = ?2)"
         );
-        assert_eq!(entra.params, vec![text("a@x"), text("work")]);
-        let either_order = users_sql(r#"emails[value eq "A@X" and type eq "work"]"#);
-        assert_eq!(either_order, entra);
-        let type_only = users_sql(r#"emails[type eq "home"]"#);
+        assert_eq!(f.params, vec![text("a@x"), text("work")]);
+        assert_eq!(users_sql(r#"emails[value eq "a@x" and type eq "work"]"#), f);
+    }
+
+    #[test]
+    fn parameters_are_numbered_in_order_and_reused_by_members_value() {
+        let f = groups_sql(r#"displayName eq "a" or members.value eq "u" and externalId eq "e""#);
+        assert_eq!(f.params, vec![text("a"), text("u"), text("e")]);
+        assert_eq!(f.sql.matches("?2").count(), 2, "{}", f.sql);
+        assert!(f.sql.contains("?3"), "{}", f.sql);
+        let many = (0..12)
+            .map(|i| format!("userName eq \"u{i}\""))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let f = users_sql(&many);
+        assert_eq!(f.params.len(), 12);
+        assert!(f.sql.contains("?12"), "{}", f.sql);
+    }
+
+    #[test]
+    fn not_is_pushed_down_and_null_safe() {
+        let f = users_sql(r#"not (userName eq "a" or title co "b")"#);
         assert_eq!(
-            type_only.sql,
-            "users.seq IN (SELECT user_seq FROM user_emails WHERE type_fold = ?1)"
+            f.sql,
+            "((NOT IFNULL((users.user_name_fold = ?1), 0)) AND \
+             (NOT IFNULL((instr(scim_fold(json_extract(users.data, '$.\"title\"')), ?2) > 0), 0)))"
+        );
+        // ne is not eq.
+        assert_eq!(
+            users_sql(r#"userName ne "a""#).sql,
+            "(NOT IFNULL((users.user_name_fold = ?1), 0))"
+        );
+        // Double negation cancels.
+        assert_eq!(
+            users_sql(r#"not (not (userName eq "a"))"#),
+            users_sql(r#"userName eq "a""#)
         );
     }
 
     #[test]
-    fn one_unsupported_clause_refuses_the_whole_filter() {
-        let m = refused(r#"userName eq "a" and title eq "b""#, ResourceKind::User);
-        assert!(m.contains("title"), "{m}");
-        refused(
-            r#"userName eq "a" or not (userName ne "b")"#,
-            ResourceKind::User,
-        );
+    fn resolve_errors_surface_as_invalid_filter() {
+        for f in [r#"nosuch eq "x""#, r#"active co "x""#, r#"password pr"#] {
+            refused(f, ResourceKind::User);
+        }
+        refused(r#"userName eq "x""#, ResourceKind::Group);
     }
 
     // ---- against SQLite ------------------------------------------------------------------
 
     fn db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        crate::store::configure(&conn).unwrap();
         migrate::run(&mut conn).unwrap();
         conn
     }
@@ -879,7 +841,8 @@ mod tests {
         assert_eq!(group_ids(&conn, r#"members.value eq "u3""#), ["g2"]);
         assert_eq!(group_ids(&conn, r#"members.value eq "g1""#), ["g2"]);
         assert_eq!(group_ids(&conn, r#"members[value eq "u2"]"#), ["g1"]);
-        assert!(group_ids(&conn, r#"members.value eq "U1""#).is_empty());
+        // members.value is caseExact=false (RFC 7643 §8.7.1); scimd's ids are lower-case.
+        assert_eq!(group_ids(&conn, r#"members.value eq "U1""#), ["g1"]);
         assert!(group_ids(&conn, r#"members.value eq "nobody""#).is_empty());
         assert!(
             group_ids(&conn, r#"members.value eq "g2""#).is_empty(),

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod discovery;
 mod errors;
+mod filters;
 mod groups;
 mod idp_onelogin;
 mod lifecycle;
