@@ -125,8 +125,12 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member]) -> Result<b
         "INSERT INTO group_members (group_seq, member_user_seq, member_group_seq)
          VALUES (?1, ?2, ?3)",
     )?;
-    // In request order, so the stored order follows what the client sent.
-    for m in wanted.iter().filter(|m| !current.contains(m)) {
+    // In request order, so the stored order follows what the client sent; each member once.
+    let mut added = HashSet::new();
+    for m in wanted
+        .iter()
+        .filter(|m| !current.contains(m) && added.insert(**m))
+    {
         changed = true;
         match m {
             Member::User(u) => add.execute(params![group_seq, u, None::<i64>])?,

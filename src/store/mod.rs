@@ -12,6 +12,8 @@
 //! requests queues instead of exhausting the pool (which would have to fail) or parking
 //! hundreds of blocking threads on a mutex.
 
+#[cfg(test)]
+mod differential;
 pub mod groups;
 pub mod migrate;
 pub mod query;

@@ -1,0 +1,298 @@
+//! The differential property test: random filters over random users and groups, run both as
+//! SQL (`store::query`) and by the in-memory evaluator (`scim::eval`) on the rendered
+//! resources. Every disagreement is a bug in one of them.
+
+use proptest::prelude::*;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+use super::{configure, groups, migrate, query, users};
+use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::resource::{self, ResourceKind};
+use crate::scim::{eval, resolve, validate};
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const NOW: &str = "2026-03-04T05:06:07.089Z";
+
+/// Small vocabularies, so random filters often hit random data.
+const WORDS: &[&str] = &[
+    "ana", "Ana", "ANA", "bo", "émile", "ÉMILE", "x", "", "a@b.c", "A@B.C",
+];
+const TYPES: &[&str] = &["work", "Work", "home", "other"];
+
+fn word() -> impl Strategy<Value = String> {
+    prop::sample::select(WORDS).prop_map(str::to_string)
+}
+
+fn email() -> impl Strategy<Value = Value> {
+    (
+        word(),
+        prop::sample::select(TYPES),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(v, t, primary)| {
+            let mut e = json!({"value": format!("{v}@x.org"), "type": t});
+            if let Some(p) = primary {
+                e["primary"] = json!(p);
+            }
+            e
+        })
+}
+
+/// A user body; validation decides what survives (e.g. `""` is absent, two primaries fail).
+fn user_body(i: usize) -> impl Strategy<Value = Value> {
+    (
+        word(),
+        prop::option::of(word()),
+        prop::option::of(word()),
+        prop::option::of(any::<bool>()),
+        prop::collection::vec(email(), 0..3),
+        prop::option::of(word()),
+        prop::option::of(word()),
+    )
+        .prop_map(move |(name, display, title, active, emails, dept, given)| {
+            let mut u = json!({"userName": format!("{name}{i}")});
+            if let Some(d) = display {
+                u["displayName"] = json!(d);
+            }
+            if let Some(t) = title {
+                u["title"] = json!(t);
+            }
+            if let Some(a) = active {
+                u["active"] = json!(a);
+            }
+            if !emails.is_empty() {
+                u["emails"] = Value::Array(emails);
+            }
+            if let Some(g) = given {
+                u["name"] = json!({"givenName": g});
+            }
+            if let Some(d) = dept {
+                u[ENTERPRISE] = json!({"department": d, "manager": {"value": format!("m{i}")}});
+            }
+            u
+        })
+}
+
+fn path(attr: &str) -> AttrPath {
+    let (urn, rest) = match attr.rsplit_once(':') {
+        Some((urn, rest)) => (Some(urn.to_string()), rest),
+        None => (None, attr),
+    };
+    let (a, sub) = match rest.split_once('.') {
+        Some((a, s)) => (a.to_string(), Some(s.to_string())),
+        None => (rest.to_string(), None),
+    };
+    AttrPath {
+        urn,
+        attr: a,
+        sub_attr: sub,
+    }
+}
+
+fn op() -> impl Strategy<Value = CompareOp> {
+    prop::sample::select(vec![
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Ew,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Lt,
+        CompareOp::Le,
+    ])
+}
+
+fn value() -> impl Strategy<Value = CompValue> {
+    prop_oneof![
+        4 => word().prop_map(CompValue::String),
+        1 => prop::sample::select(TYPES).prop_map(|t| CompValue::String(t.to_string())),
+        1 => any::<bool>().prop_map(CompValue::Bool),
+        1 => Just(CompValue::String(NOW.to_string())),
+        1 => Just(CompValue::String("2026-03-04T06:00:00+01:00".to_string())),
+    ]
+}
+
+/// A leaf over `attrs`; `resolve` refuses the ill-typed ones and both sides skip those.
+fn leaf(attrs: &'static [&'static str]) -> impl Strategy<Value = Filter> {
+    let attr = prop::sample::select(attrs);
+    prop_oneof![
+        1 => attr.clone().prop_map(|a| Filter::Present(path(a))),
+        4 => (attr, op(), value()).prop_map(|(a, o, v)| Filter::Compare(path(a), o, v)),
+    ]
+}
+
+fn filter(
+    attrs: &'static [&'static str],
+    value_paths: &'static [(&'static str, &'static [&'static str])],
+) -> impl Strategy<Value = Filter> {
+    let vp = prop::sample::select(value_paths).prop_flat_map(|(outer, subs)| {
+        let inner = leaf(subs).prop_recursive(2, 4, 2, |f| {
+            prop_oneof![
+                (f.clone(), f.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+                (f.clone(), f.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+                f.prop_map(|a| Filter::Not(Box::new(a))),
+            ]
+        });
+        inner.prop_map(move |i| Filter::ValuePath(path(outer), Box::new(i)))
+    });
+    let base = prop_oneof![4 => leaf(attrs), 1 => vp];
+    base.prop_recursive(3, 12, 2, |f| {
+        prop_oneof![
+            (f.clone(), f.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+            (f.clone(), f.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+            f.prop_map(|a| Filter::Not(Box::new(a))),
+        ]
+    })
+}
+
+const USER_ATTRS: &[&str] = &[
+    "userName",
+    "displayName",
+    "title",
+    "active",
+    "name.givenName",
+    "name",
+    "emails",
+    "emails.value",
+    "emails.type",
+    "emails.primary",
+    "externalId",
+    "meta.created",
+    "meta.lastModified",
+    "meta.resourceType",
+    "groups",
+    "groups.value",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+];
+const USER_VALUE_PATHS: &[(&str, &[&str])] = &[("emails", &["value", "type", "primary"])];
+
+const GROUP_ATTRS: &[&str] = &[
+    "displayName",
+    "externalId",
+    "members",
+    "members.value",
+    "members.type",
+    "members.display",
+    "meta.created",
+];
+const GROUP_VALUE_PATHS: &[(&str, &[&str])] = &[("members", &["value", "type", "display"])];
+
+/// Loads the users (and groups over them) into a fresh database; returns it with the
+/// rendered resources.
+fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>, Vec<Value>) {
+    let mut conn = Connection::open_in_memory().unwrap();
+    configure(&conn).unwrap();
+    migrate::run(&mut conn).unwrap();
+    let mut ids = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let Ok(mut input) = validate::user(body.clone()) else {
+            continue;
+        };
+        input.doc.entry("active").or_insert(json!(true));
+        let id = format!("u{i}");
+        users::insert(&conn, &id, input.doc, NOW).unwrap();
+        ids.push(id);
+    }
+    let mut group_ids = Vec::new();
+    for (g, members) in memberships.iter().enumerate() {
+        let mut member_ids: Vec<String> = members
+            .iter()
+            .filter_map(|m| ids.get(m % ids.len().max(1)).cloned())
+            .collect();
+        // Nest every third group in the previous one.
+        if g % 3 == 2 {
+            member_ids.push(format!("g{}", g - 1));
+        }
+        let doc =
+            validate::group(json!({"displayName": format!("Team {g} {}", WORDS[g % WORDS.len()])}))
+                .unwrap()
+                .doc;
+        let id = format!("g{g}");
+        groups::insert(&conn, &id, doc, &member_ids, NOW).unwrap();
+        group_ids.push(id);
+    }
+    let rendered_users = ids
+        .iter()
+        .map(|id| resource::render_user(&users::get(&conn, id).unwrap().unwrap(), "http://x"))
+        .collect();
+    let rendered_groups = group_ids
+        .iter()
+        .map(|id| {
+            resource::render_group(&groups::get(&conn, id, true).unwrap().unwrap(), "http://x")
+        })
+        .collect();
+    (conn, rendered_users, rendered_groups)
+}
+
+/// Runs `f` both ways over `resources` of `kind`; returns false when resolve refuses it.
+fn agree(
+    conn: &Connection,
+    kind: ResourceKind,
+    f: &Filter,
+    resources: &[Value],
+) -> Result<(), TestCaseError> {
+    let resolved = match resolve::resolve(f, kind) {
+        Ok(r) => r,
+        Err(_) => {
+            prop_assert!(
+                query::translate(f, kind).is_err(),
+                "translate accepted what resolve refused: {f}"
+            );
+            return Ok(());
+        }
+    };
+    let sql = query::translate(f, kind).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+    let table = match kind {
+        ResourceKind::User => "users",
+        ResourceKind::Group => "groups",
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT id FROM {table} WHERE {} ORDER BY seq",
+            sql.sql
+        ))
+        .map_err(|e| TestCaseError::fail(format!("{f}: {e}\n{}", sql.sql)))?;
+    let from_sql: Vec<String> = stmt
+        .query_map(rusqlite::params_from_iter(&sql.params), |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .map_err(|e| TestCaseError::fail(format!("{f}: {e}\n{}", sql.sql)))?;
+    let from_eval: Vec<String> = resources
+        .iter()
+        .filter(|r| eval::matches(&resolved, r))
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    prop_assert_eq!(from_sql, from_eval, "filter {}\nsql {}", f, sql.sql);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sql_and_evaluator_agree_on_users(
+        bodies in (0..8usize).prop_flat_map(|n| (0..n).map(user_body).collect::<Vec<_>>()),
+        memberships in prop::collection::vec(prop::collection::vec(0..8usize, 0..4), 0..4),
+        filters in prop::collection::vec(filter(USER_ATTRS, USER_VALUE_PATHS), 8),
+    ) {
+        let (conn, users, _) = load(&bodies, &memberships);
+        for f in &filters {
+            agree(&conn, ResourceKind::User, f, &users)?;
+        }
+    }
+
+    #[test]
+    fn sql_and_evaluator_agree_on_groups(
+        bodies in (1..6usize).prop_flat_map(|n| (0..n).map(user_body).collect::<Vec<_>>()),
+        memberships in prop::collection::vec(prop::collection::vec(0..6usize, 0..4), 1..5),
+        filters in prop::collection::vec(filter(GROUP_ATTRS, GROUP_VALUE_PATHS), 8),
+    ) {
+        let (conn, _, groups) = load(&bodies, &memberships);
+        for f in &filters {
+            agree(&conn, ResourceKind::Group, f, &groups)?;
+        }
+    }
+}
