@@ -18,6 +18,9 @@ pub enum Error {
     /// The filter could not be parsed or is not supported.
     #[error("{0}")]
     InvalidFilter(String),
+    /// A pagination cursor the server did not issue (RFC 9865 `invalidCursor`).
+    #[error("{0}")]
+    InvalidCursor(String),
     /// A value that must be unique is already taken.
     #[error("{0}")]
     Uniqueness(String),
@@ -59,6 +62,7 @@ impl Error {
             Error::InvalidSyntax(_)
             | Error::InvalidValue(_)
             | Error::InvalidFilter(_)
+            | Error::InvalidCursor(_)
             | Error::Mutability(_) => StatusCode::BAD_REQUEST,
             Error::Uniqueness(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -77,6 +81,7 @@ impl Error {
             Error::InvalidSyntax(_) => Some("invalidSyntax"),
             Error::InvalidValue(_) => Some("invalidValue"),
             Error::InvalidFilter(_) => Some("invalidFilter"),
+            Error::InvalidCursor(_) => Some("invalidCursor"),
             Error::Uniqueness(_) => Some("uniqueness"),
             Error::Mutability(_) => Some("mutability"),
             _ => None,
@@ -128,6 +133,7 @@ mod tests {
             (Error::InvalidSyntax("x".into()), 400, Some("invalidSyntax")),
             (Error::InvalidValue("x".into()), 400, Some("invalidValue")),
             (Error::InvalidFilter("x".into()), 400, Some("invalidFilter")),
+            (Error::InvalidCursor("x".into()), 400, Some("invalidCursor")),
             (Error::Uniqueness("x".into()), 409, Some("uniqueness")),
             (Error::Mutability("x".into()), 400, Some("mutability")),
             (Error::NotFound("x".into()), 404, None),

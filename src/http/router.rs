@@ -21,6 +21,10 @@ pub enum Route {
     DeleteUser(String),
     ListGroups,
     CreateGroup,
+    /// `POST /Users/.search`, `/Groups/.search`, `/.search` (RFC 7644 §3.4.3).
+    SearchUsers,
+    SearchGroups,
+    SearchAll,
     GetGroup(String),
     ReplaceGroup(String),
     DeleteGroup(String),
@@ -43,6 +47,9 @@ impl Route {
                 "/scim/v2/Users/{id}"
             }
             Route::ListGroups | Route::CreateGroup => "/scim/v2/Groups",
+            Route::SearchUsers => "/scim/v2/Users/.search",
+            Route::SearchGroups => "/scim/v2/Groups/.search",
+            Route::SearchAll => "/scim/v2/.search",
             Route::GetGroup(_) | Route::ReplaceGroup(_) | Route::DeleteGroup(_) => {
                 "/scim/v2/Groups/{id}"
             }
@@ -130,10 +137,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
                 Route::CreateGroup
             }
         }
-        ["Users" | "Groups", ".search"] | [".search"] => {
-            allow(POST)?;
-            Route::NotImplemented("/scim/v2/.search")
-        }
+        ["Users", ".search"] => allow(POST).map(|_| Route::SearchUsers)?,
+        ["Groups", ".search"] => allow(POST).map(|_| Route::SearchGroups)?,
+        [".search"] => allow(POST).map(|_| Route::SearchAll)?,
         ["Users", id] => {
             allow(RESOURCE)?;
             match m {

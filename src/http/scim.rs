@@ -9,28 +9,54 @@ use super::router::Route;
 use super::{App, Body, Ctx, empty_response, json_response};
 use crate::error::{Error, Result};
 use crate::scim::discovery;
-use crate::scim::list::{self, ListQuery};
+use crate::scim::list::{self, ListQuery, Paging};
 use crate::scim::project::Projection;
-use crate::scim::resource::{self, Meta, ResourceKind};
-use crate::service::{groups, users};
+use crate::scim::resource::{self, GroupRecord, Meta, ResourceKind, UserRecord};
+use crate::service::{Listed, groups, users};
+
+/// Renders resources for one request: base URL plus the requested projection.
+struct View<'a> {
+    base: &'a str,
+    users: Projection,
+    groups: Projection,
+}
+
+impl View<'_> {
+    fn new<'a>(base: &'a str, attributes: Option<&str>, excluded: Option<&str>) -> View<'a> {
+        View {
+            base,
+            users: Projection::new(attributes, excluded, ResourceKind::User),
+            groups: Projection::new(attributes, excluded, ResourceKind::Group),
+        }
+    }
+
+    fn user(&self, u: &UserRecord) -> Value {
+        let mut v = resource::render_user(u, self.base);
+        self.users.apply(&mut v, ResourceKind::User);
+        v
+    }
+
+    fn group(&self, g: &GroupRecord) -> Value {
+        let mut v = resource::render_group(g, self.base);
+        self.groups.apply(&mut v, ResourceKind::Group);
+        v
+    }
+
+    /// Whether group members will be returned, so the store can skip reading them.
+    fn with_members(&self) -> bool {
+        self.groups.returns("members")
+    }
+}
 
 pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result<Response<Body>> {
     let store = &app.store;
     let base = ctx.base.as_str();
     let pairs = query_pairs(ctx);
-    let user_view = projection(&pairs, ResourceKind::User);
-    let group_view = projection(&pairs, ResourceKind::Group);
-    let with_members = group_view.returns("members");
-    let user = |u: &resource::UserRecord| {
-        let mut v = resource::render_user(u, base);
-        user_view.apply(&mut v, ResourceKind::User);
-        v
-    };
-    let group = |g: &resource::GroupRecord| {
-        let mut v = resource::render_group(g, base);
-        group_view.apply(&mut v, ResourceKind::Group);
-        v
-    };
+    let view = View::new(
+        base,
+        param(&pairs, "attributes"),
+        param(&pairs, "excludedAttributes"),
+    );
     Ok(match route {
         Route::Health => return Err(Error::internal("health is not a SCIM route")),
         Route::ServiceProviderConfig => ok(&discovery::service_provider_config(base)),
@@ -40,55 +66,40 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::Schemas => ok(&discovery::schemas(base)),
         Route::Schema(id) => ok(&discovery::schema(base, &id)
             .ok_or_else(|| Error::NotFound(format!("no schema \"{id}\"")))?),
-        Route::ListUsers => {
-            let q = list_query(&pairs)?;
-            let start = q.start_index;
-            let (total, found) = users::list(store, q).await?;
-            let rendered = found.iter().map(user).collect();
-            ok(&list::response(total, start, rendered))
-        }
+        Route::ListUsers => list_users(app, base, &list_query(&pairs)?).await?,
+        Route::SearchUsers => list_users(app, base, &search_query(&body)?).await?,
+        Route::ListGroups => list_groups(app, base, &list_query(&pairs)?).await?,
+        Route::SearchGroups => list_groups(app, base, &search_query(&body)?).await?,
+        Route::SearchAll => search_all(app, base, &search_query(&body)?).await?,
         Route::CreateUser => {
             let u = users::create(store, require_body(body)?).await?;
-            created(
-                user(&u),
-                &resource::location(base, ResourceKind::User, &u.id),
-                &u.meta,
-            )
+            let location = resource::location(base, ResourceKind::User, &u.id);
+            created(view.user(&u), &location, &u.meta)
         }
         Route::GetUser(id) => {
             let u = users::get(store, id).await?;
-            with_etag(ok(&user(&u)), &u.meta)
+            with_etag(ok(&view.user(&u)), &u.meta)
         }
         Route::ReplaceUser(id) => {
             let u = users::replace(store, id, require_body(body)?).await?;
-            with_etag(ok(&user(&u)), &u.meta)
+            with_etag(ok(&view.user(&u)), &u.meta)
         }
         Route::DeleteUser(id) => {
             users::delete(store, id).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
-        Route::ListGroups => {
-            let q = list_query(&pairs)?;
-            let start = q.start_index;
-            let (total, found) = groups::list(store, q, with_members).await?;
-            let rendered = found.iter().map(group).collect();
-            ok(&list::response(total, start, rendered))
-        }
         Route::CreateGroup => {
-            let g = groups::create(store, require_body(body)?, with_members).await?;
-            created(
-                group(&g),
-                &resource::location(base, ResourceKind::Group, &g.id),
-                &g.meta,
-            )
+            let g = groups::create(store, require_body(body)?, view.with_members()).await?;
+            let location = resource::location(base, ResourceKind::Group, &g.id);
+            created(view.group(&g), &location, &g.meta)
         }
         Route::GetGroup(id) => {
-            let g = groups::get(store, id, with_members).await?;
-            with_etag(ok(&group(&g)), &g.meta)
+            let g = groups::get(store, id, view.with_members()).await?;
+            with_etag(ok(&view.group(&g)), &g.meta)
         }
         Route::ReplaceGroup(id) => {
-            let g = groups::replace(store, id, require_body(body)?, with_members).await?;
-            with_etag(ok(&group(&g)), &g.meta)
+            let g = groups::replace(store, id, require_body(body)?, view.with_members()).await?;
+            with_etag(ok(&view.group(&g)), &g.meta)
         }
         Route::DeleteGroup(id) => {
             groups::delete(store, id).await?;
@@ -100,6 +111,66 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             )));
         }
     })
+}
+
+/// A ListResponse for one page, rendered with `render`.
+fn page_response<T>(
+    listed: Listed<T>,
+    paging: Paging,
+    render: impl Fn(&T) -> Value,
+) -> Response<Body> {
+    let page = list::Page {
+        total: listed.total,
+        resources: listed.items.iter().map(render).collect(),
+        next_cursor: listed.next,
+    };
+    ok(&list::response(page, paging))
+}
+
+fn list_view<'a>(base: &'a str, q: &ListQuery) -> View<'a> {
+    View::new(
+        base,
+        q.attributes.as_deref(),
+        q.excluded_attributes.as_deref(),
+    )
+}
+
+async fn list_users(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
+    let view = list_view(base, q);
+    let listed = users::list(&app.store, q).await?;
+    Ok(page_response(listed, q.paging, |u| view.user(u)))
+}
+
+async fn list_groups(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
+    let view = list_view(base, q);
+    let listed = groups::list(&app.store, q, view.with_members()).await?;
+    Ok(page_response(listed, q.paging, |g| view.group(g)))
+}
+
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users, then groups, as one list. The filter
+/// applies to each resource type it makes sense for.
+async fn search_all(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
+    let Paging::Index(start) = q.paging else {
+        return Err(Error::InvalidValue(
+            "a search across resource types pages with startIndex, not cursor".into(),
+        ));
+    };
+    if q.sort.is_some() {
+        return Err(Error::InvalidValue(
+            "sortBy needs one resource type: search /Users/.search or /Groups/.search".into(),
+        ));
+    }
+    let view = list_view(base, q);
+    let (users, groups) =
+        crate::service::search_all(&app.store, q, start, view.with_members()).await?;
+    let mut resources: Vec<Value> = users.items.iter().map(|u| view.user(u)).collect();
+    resources.extend(groups.items.iter().map(|g| view.group(g)));
+    let page = list::Page {
+        total: users.total + groups.total,
+        resources,
+        next_cursor: None,
+    };
+    Ok(ok(&list::response(page, q.paging)))
 }
 
 /// The decoded query parameters (`+` is a space: OneLogin encodes spaces that way).
@@ -114,20 +185,19 @@ fn list_query(pairs: &[(String, String)]) -> Result<ListQuery> {
     ListQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
+fn search_query(body: &Value) -> Result<ListQuery> {
+    match body {
+        // An empty body searches everything, as a GET without parameters would.
+        Value::Null => Ok(ListQuery::default()),
+        other => ListQuery::from_search(other),
+    }
+}
+
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
-}
-
-/// `attributes` / `excludedAttributes` (RFC 7644 §3.9) for resources of `kind`.
-fn projection(pairs: &[(String, String)], kind: ResourceKind) -> Projection {
-    Projection::new(
-        param(pairs, "attributes"),
-        param(pairs, "excludedAttributes"),
-        kind,
-    )
 }
 
 fn require_body(body: Value) -> Result<Value> {

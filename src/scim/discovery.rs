@@ -18,8 +18,16 @@ pub fn service_provider_config(base: &str) -> Value {
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
         "etag": {"supported": false},
+        // RFC 9865: both index and cursor paging; cursors don't expire.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": MAX_RESULTS,
+            "maxPageSize": MAX_RESULTS,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",
@@ -64,12 +72,22 @@ pub fn resource_type(base: &str, id: &str) -> Option<Value> {
     }))
 }
 
+/// A ListResponse holding every document (discovery lists are never paged).
+fn everything(all: Vec<Value>) -> Value {
+    let page = list::Page {
+        total: all.len() as u64,
+        resources: all,
+        next_cursor: None,
+    };
+    list::response(page, list::Paging::Index(1))
+}
+
 pub fn resource_types(base: &str) -> Value {
     let all: Vec<Value> = ["User", "Group"]
         .iter()
         .filter_map(|id| resource_type(base, id))
         .collect();
-    list::response(all.len() as u64, 1, all)
+    everything(all)
 }
 
 fn schema_doc(base: &str, s: &Schema) -> Value {
@@ -86,7 +104,7 @@ pub fn schemas(base: &str) -> Value {
         .iter()
         .map(|s| schema_doc(base, s))
         .collect();
-    list::response(all.len() as u64, 1, all)
+    everything(all)
 }
 
 #[cfg(test)]

@@ -92,6 +92,23 @@ const OPERATORS: &str = "eq, ne, co, sw, ew, gt, ge, lt, le, pr";
 /// Besides the RFC grammar this accepts what real identity providers send: unquoted string
 /// values (`externalId eq jyoung`) and a sub-attribute after a value filter
 /// (`emails[type eq "work"].value eq "x"`, read as `emails[type eq "work" and value eq "x"]`).
+/// Parses a lone attribute path (`sortBy`, `attributes` entries): `[urn:]attr[.subAttr]`.
+pub fn parse_path(input: &str) -> Result<AttrPath, FilterError> {
+    if input.len() > MAX_FILTER_LEN {
+        return Err(FilterError::new(
+            MAX_FILTER_LEN,
+            "attribute path is too long",
+        ));
+    }
+    if input.is_empty() || input.contains(|c: char| c.is_whitespace() || "[]()\"".contains(c)) {
+        return Err(FilterError::new(
+            0,
+            format!("\"{input}\" is not an attribute path"),
+        ));
+    }
+    attr_path(input, 0)
+}
+
 pub fn parse(input: &str) -> Result<Filter, FilterError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(FilterError::new(
@@ -738,6 +755,18 @@ mod tests {
         let e = parse(input).expect_err(input);
         assert_eq!(e.pos, pos, "{input:?}: {e}");
         assert!(e.message.contains(needle), "{input:?}: {e}");
+    }
+
+    #[test]
+    fn lone_paths() {
+        assert_eq!(
+            parse_path("name.familyName").unwrap(),
+            sub("name", "familyName")
+        );
+        assert!(parse_path("").is_err());
+        assert!(parse_path("a b").is_err());
+        assert!(parse_path("emails[type eq \"x\"]").is_err());
+        assert!(parse_path("1abc").is_err());
     }
 
     #[test]

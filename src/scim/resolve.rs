@@ -264,6 +264,21 @@ pub fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// Resolves a `sortBy` path (RFC 7644 §3.4.2.3): a singular attribute or sub-attribute, or a
+/// multi-valued one, which sorts by its primary (else first) value. Computed memberships
+/// (`groups`, `members`) are not sortable.
+pub fn resolve_sort(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
+    let invalid = |e: Error| Error::InvalidValue(format!("invalid sortBy: {}", e.detail()));
+    let t = comparable(bind(path, kind).map_err(invalid)?).map_err(invalid)?;
+    filterable(&t).map_err(invalid)?;
+    if matches!(t.attr.name, "groups" | "members") && t.origin == Origin::Core {
+        return Err(Error::InvalidValue(format!(
+            "sortBy \"{path}\" is not supported: memberships have no order"
+        )));
+    }
+    Ok(t)
+}
+
 /// Resolves `filter` for resources of `kind`.
 pub fn resolve(filter: &Filter, kind: ResourceKind) -> Result<Resolved> {
     Ok(match filter {

@@ -3,12 +3,12 @@
 use serde_json::Value;
 use tracing::info;
 
-use super::{new_id, not_found};
+use super::{Listed, list_sql, new_id, not_found};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
 use crate::scim::{time, validate};
-use crate::store::{Store, groups, query};
+use crate::store::{Store, groups};
 
 /// Member ids that matched nothing were skipped, not refused (idp-compat.md Decision 3):
 /// one stale id must not lose a whole membership push.
@@ -75,16 +75,10 @@ pub async fn delete(store: &Store, id: String) -> Result<()> {
         .await
 }
 
-pub async fn list(
-    store: &Store,
-    q: ListQuery,
-    with_members: bool,
-) -> Result<(u64, Vec<GroupRecord>)> {
-    let filter = match &q.filter {
-        Some(f) => query::translate(f, ResourceKind::Group)?,
-        None => query::SqlFilter::all(),
-    };
-    store
-        .read(move |conn| groups::list(conn, &filter, q.offset(), q.count, with_members))
-        .await
+pub async fn list(store: &Store, q: &ListQuery, with_members: bool) -> Result<Listed<GroupRecord>> {
+    let sql = list_sql(q, ResourceKind::Group)?;
+    let page = store
+        .read(move |conn| groups::list(conn, &sql, with_members))
+        .await?;
+    Ok(page.into())
 }

@@ -5,7 +5,13 @@ pub mod groups;
 pub mod tokens;
 pub mod users;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::scim::list::{Cursor, ListQuery, Paging};
+use crate::scim::resource::ResourceKind;
+use crate::scim::resource::{GroupRecord, UserRecord};
+use crate::store::ListPage;
+use crate::store::Store;
+use crate::store::query::{self, ListSql, SqlFilter, Window};
 
 /// A fresh resource id (RFC 7643 §3.1: unique, stable, never reassigned).
 fn new_id() -> String {
@@ -14,4 +20,107 @@ fn new_id() -> String {
 
 fn not_found(kind: &str, id: &str) -> Error {
     Error::NotFound(format!("{kind} \"{id}\" not found"))
+}
+
+/// The SQL for one page of `q` over resources of `kind`.
+fn list_sql(q: &ListQuery, kind: ResourceKind) -> Result<ListSql> {
+    let filter = match &q.filter {
+        Some(f) => query::translate(f, kind)?,
+        None => SqlFilter::all(),
+    };
+    let order = q
+        .sort
+        .as_ref()
+        .map(|s| query::sort_order(&s.by, s.descending, kind))
+        .transpose()?;
+    let window = match q.paging {
+        Paging::Index(start) => Window::Offset {
+            offset: start - 1,
+            limit: q.count,
+        },
+        Paging::Cursor(None) => Window::After {
+            after: 0,
+            limit: q.count,
+            total: None,
+        },
+        Paging::Cursor(Some(c)) => Window::After {
+            after: c.after,
+            limit: q.count,
+            total: Some(c.total),
+        },
+    };
+    Ok(ListSql {
+        filter,
+        order,
+        window,
+    })
+}
+
+/// A page of resources and, for cursor paging, the cursor of the next page.
+#[derive(Debug)]
+pub struct Listed<T> {
+    pub total: u64,
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+impl<T> From<ListPage<T>> for Listed<T> {
+    fn from(page: ListPage<T>) -> Self {
+        Listed {
+            next: page.next_after.map(|after| Cursor {
+                after,
+                total: page.total,
+            }),
+            total: page.total,
+            items: page.items,
+        }
+    }
+}
+
+/// A search across users and groups (RFC 7644 §3.4.3 at the root): one window over users
+/// followed by groups, read in one snapshot. A resource type the filter does not apply to
+/// (it names an attribute that type lacks) contributes nothing; if it applies to neither, its
+/// error is returned.
+pub async fn search_all(
+    store: &Store,
+    q: &ListQuery,
+    start: u64,
+    with_members: bool,
+) -> Result<(Listed<UserRecord>, Listed<GroupRecord>)> {
+    let (user_sql, group_sql) = match (
+        list_sql(q, ResourceKind::User),
+        list_sql(q, ResourceKind::Group),
+    ) {
+        (Err(e), Err(_)) => return Err(e),
+        (u, g) => (u.ok(), g.ok()),
+    };
+    let (count, offset) = (q.count, start - 1);
+    store
+        .read(move |conn| {
+            let users = match user_sql {
+                Some(sql) => crate::store::users::list(conn, &sql)?,
+                None => ListPage {
+                    total: 0,
+                    items: Vec::new(),
+                    next_after: None,
+                },
+            };
+            let taken = users.items.len() as u64;
+            let groups = match group_sql {
+                Some(mut sql) => {
+                    sql.window = Window::Offset {
+                        offset: offset.saturating_sub(users.total),
+                        limit: count - taken,
+                    };
+                    crate::store::groups::list(conn, &sql, with_members)?
+                }
+                None => ListPage {
+                    total: 0,
+                    items: Vec::new(),
+                    next_after: None,
+                },
+            };
+            Ok((users.into(), groups.into()))
+        })
+        .await
 }

@@ -2,12 +2,12 @@
 
 use serde_json::Value;
 
-use super::{new_id, not_found};
+use super::{Listed, list_sql, new_id, not_found};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, UserRecord};
 use crate::scim::{time, validate};
-use crate::store::{Store, query, users};
+use crate::store::{Store, users};
 
 pub async fn create(store: &Store, body: Value) -> Result<UserRecord> {
     let mut input = validate::user(body)?;
@@ -59,12 +59,8 @@ pub async fn delete(store: &Store, id: String) -> Result<()> {
         .await
 }
 
-pub async fn list(store: &Store, q: ListQuery) -> Result<(u64, Vec<UserRecord>)> {
-    let filter = match &q.filter {
-        Some(f) => query::translate(f, ResourceKind::User)?,
-        None => query::SqlFilter::all(),
-    };
-    store
-        .read(move |conn| users::list(conn, &filter, q.offset(), q.count))
-        .await
+pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<UserRecord>> {
+    let sql = list_sql(q, ResourceKind::User)?;
+    let page = store.read(move |conn| users::list(conn, &sql)).await?;
+    Ok(page.into())
 }

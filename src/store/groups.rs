@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
+use super::ListPage;
 use super::fold;
-use super::query::SqlFilter;
+use super::query::ListSql;
 use super::{RESOURCE_COLUMNS, doc_from_text, doc_to_text, resource_row};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
@@ -285,31 +286,27 @@ fn members_of(conn: &Connection, group_seq: i64) -> Result<Vec<MemberRef>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// One page of the groups matching `filter`, in insertion order, and the total number of
-/// matches. `offset` is zero-based.
+/// One page of the groups `list` selects; members are read only `with_members`.
 pub fn list(
     conn: &Connection,
-    filter: &SqlFilter,
-    offset: u64,
-    limit: u64,
+    list: &ListSql,
     with_members: bool,
-) -> Result<(u64, Vec<GroupRecord>)> {
-    let (total, rows) = super::page(
-        conn,
-        "groups",
-        &select(),
-        filter,
-        offset,
-        limit,
-        resource_row,
-    )?;
-    let mut groups = Vec::with_capacity(rows.len());
-    for (seq, id, meta, data) in rows {
+) -> Result<ListPage<GroupRecord>> {
+    let page = super::page(conn, "groups", &select(), list, |r| {
+        let (seq, id, meta, data) = resource_row(r)?;
+        Ok((seq, (seq, id, meta, data)))
+    })?;
+    let mut groups = Vec::with_capacity(page.items.len());
+    for (seq, id, meta, data) in page.items {
         let mut group = record(id, meta, &data)?;
         if with_members {
             group.members = members_of(conn, seq)?;
         }
         groups.push(group);
     }
-    Ok((total, groups))
+    Ok(ListPage {
+        total: page.total,
+        items: groups,
+        next_after: page.next_after,
+    })
 }

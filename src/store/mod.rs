@@ -193,47 +193,97 @@ fn doc_from_text(data: &str) -> Result<Map<String, Value>> {
     serde_json::from_str(data).map_err(Error::internal)
 }
 
-/// Counts the rows of `table` matching `filter`, then reads the page at `offset` (zero-based,
-/// at most `limit` rows) in insertion order with `select` (a `SELECT … FROM table`).
+/// One page of a list: the total matching, the resources, and — for cursor paging — the
+/// position the next page starts after, when there is a next page.
+#[derive(Debug)]
+pub struct ListPage<T> {
+    pub total: u64,
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
+
+/// Reads one page of `table` (with `select`, a `SELECT … FROM table`): counts the matches
+/// unless the cursor already knows the total, then reads the window in `list`'s order.
 fn page<T>(
     conn: &Connection,
     table: &str,
     select: &str,
-    filter: &query::SqlFilter,
-    offset: u64,
-    limit: u64,
-    map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
-) -> Result<(u64, Vec<T>)> {
-    let params = rusqlite::params_from_iter(&filter.params);
-    let total: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT COUNT(*) FROM {table} WHERE {}",
-            filter.sql
-        ))?
-        .query_row(params, |r| r.get(0))?;
-    let total = u64::try_from(total).unwrap_or(0);
-    if limit == 0 || offset >= total {
-        return Ok((total, Vec::new()));
-    }
-    let n = filter.params.len();
-    let sql = format!(
-        "{select} WHERE {} ORDER BY seq LIMIT ?{} OFFSET ?{}",
-        filter.sql,
-        n + 1,
-        n + 2
-    );
-    let mut all = filter.params.clone();
-    all.push(rusqlite::types::Value::Integer(
-        i64::try_from(limit).unwrap_or(i64::MAX),
-    ));
-    all.push(rusqlite::types::Value::Integer(
-        i64::try_from(offset).unwrap_or(i64::MAX),
-    ));
+    list: &query::ListSql,
+    mut map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<(i64, T)>,
+) -> Result<ListPage<T>> {
+    use rusqlite::types::Value as SqlValue;
+    let filter = &list.filter;
+    let total = match list.window {
+        query::Window::After {
+            total: Some(total), ..
+        } => total,
+        _ => {
+            let n: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {}",
+                    filter.sql
+                ))?
+                .query_row(rusqlite::params_from_iter(&filter.params), |r| r.get(0))?;
+            u64::try_from(n).unwrap_or(0)
+        }
+    };
+    let int = |v: u64| SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    let mut params = filter.params.clone();
+    let n = params.len();
+    let (sql, limit) = match list.window {
+        query::Window::Offset { offset, limit } => {
+            if limit == 0 || offset >= total {
+                return Ok(ListPage {
+                    total,
+                    items: Vec::new(),
+                    next_after: None,
+                });
+            }
+            params.push(int(limit));
+            params.push(int(offset));
+            let order = list.order.as_deref().unwrap_or("");
+            (
+                format!(
+                    "{select} WHERE {} ORDER BY {order}seq LIMIT ?{} OFFSET ?{}",
+                    filter.sql,
+                    n + 1,
+                    n + 2
+                ),
+                limit,
+            )
+        }
+        // Keyset paging on the row number: each page is an index range read, so a full
+        // export is linear in the number of resources. One extra row tells whether more follow.
+        query::Window::After { after, limit, .. } => {
+            params.push(SqlValue::Integer(after));
+            params.push(int(limit.saturating_add(1)));
+            (
+                format!(
+                    "{select} WHERE ({}) AND seq > ?{} ORDER BY seq LIMIT ?{}",
+                    filter.sql,
+                    n + 1,
+                    n + 2
+                ),
+                limit,
+            )
+        }
+    };
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(&all), map)?
+    let mut rows = stmt
+        .query_map(rusqlite::params_from_iter(&params), |r| map(r))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((total, rows))
+    let next_after = match list.window {
+        query::Window::After { after, .. } if rows.len() as u64 > limit => {
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            Some(rows.last().map_or(after, |(seq, _)| *seq))
+        }
+        _ => None,
+    };
+    Ok(ListPage {
+        total,
+        items: rows.into_iter().map(|(_, item)| item).collect(),
+        next_after,
+    })
 }
 
 /// Case-folds a caseExact=false value for storage and comparison (full Unicode lowercase,

@@ -38,6 +38,66 @@ impl SqlFilter {
     }
 }
 
+/// Which rows of a list, in which order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListSql {
+    pub filter: SqlFilter,
+    /// `ORDER BY` terms placed before the final tie-break on `seq` (each ending in ", ").
+    pub order: Option<String>,
+    pub window: Window,
+}
+
+/// Which slice of the ordered rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// `startIndex` paging: skip `offset` rows, return up to `limit`.
+    Offset { offset: u64, limit: u64 },
+    /// Cursor paging in creation order: rows after `after`; `total` when already counted.
+    After {
+        after: i64,
+        limit: u64,
+        total: Option<u64>,
+    },
+}
+
+/// The `ORDER BY` terms for `sortBy` (RFC 7644 §3.4.2.3): by the attribute's value, folded
+/// when it is case-insensitive, missing values last in either direction; a multi-valued
+/// attribute sorts by its primary value, else its first.
+pub fn sort_order(
+    by: &crate::scim::filter::AttrPath,
+    descending: bool,
+    kind: ResourceKind,
+) -> Result<String> {
+    let t = resolve::resolve_sort(by, kind)?;
+    let sql = Sql {
+        kind,
+        params: Vec::new(),
+    };
+    let x = match sql.values(&t, None) {
+        Values::Scalar { expr, folded } => {
+            if resolve::folds(t.leaf()) && !folded {
+                format!("scim_fold({expr})")
+            } else {
+                expr
+            }
+        }
+        Values::Each { from, on, expr } => {
+            let value = format!(
+                "(SELECT {expr} FROM {from} WHERE {on} \
+                 ORDER BY (json_extract(e.value, '$.\"primary\"') IS NOT 1), CAST(e.key AS INTEGER) \
+                 LIMIT 1)"
+            );
+            if resolve::folds(t.leaf()) {
+                format!("scim_fold({value})")
+            } else {
+                value
+            }
+        }
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
+    Ok(format!("({x}) IS NULL, {x} {direction}, "))
+}
+
 /// Translates `filter` for resources of `kind`.
 pub fn translate(filter: &Filter, kind: ResourceKind) -> Result<SqlFilter> {
     let resolved = resolve::resolve(filter, kind)?;
@@ -733,17 +793,25 @@ mod tests {
         conn
     }
 
+    fn window(filter: SqlFilter, offset: u64, limit: u64) -> ListSql {
+        ListSql {
+            filter,
+            order: None,
+            window: Window::Offset { offset, limit },
+        }
+    }
+
     fn user_ids(conn: &Connection, filter: &str) -> Vec<String> {
-        let (total, found) = users::list(conn, &users_sql(filter), 0, 100).unwrap();
-        let ids: Vec<String> = found.into_iter().map(|u| u.id).collect();
-        assert_eq!(total, ids.len() as u64, "{filter}");
+        let page = users::list(conn, &window(users_sql(filter), 0, 100)).unwrap();
+        let ids: Vec<String> = page.items.into_iter().map(|u| u.id).collect();
+        assert_eq!(page.total, ids.len() as u64, "{filter}");
         ids
     }
 
     fn group_ids(conn: &Connection, filter: &str) -> Vec<String> {
-        let (total, found) = groups::list(conn, &groups_sql(filter), 0, 100, true).unwrap();
-        let ids: Vec<String> = found.into_iter().map(|g| g.id).collect();
-        assert_eq!(total, ids.len() as u64, "{filter}");
+        let page = groups::list(conn, &window(groups_sql(filter), 0, 100), true).unwrap();
+        let ids: Vec<String> = page.items.into_iter().map(|g| g.id).collect();
+        assert_eq!(page.total, ids.len() as u64, "{filter}");
         ids
     }
 
@@ -877,10 +945,10 @@ mod tests {
         // members clause's doubled ?1 must not disturb that.
         let conn = populated();
         let f = groups_sql(r#"members.value eq "u1" or members.value eq "g1""#);
-        let (total, page) = groups::list(&conn, &f, 1, 1, true).unwrap();
-        assert_eq!(total, 2);
+        let page = groups::list(&conn, &window(f, 1, 1), true).unwrap();
+        assert_eq!(page.total, 2);
         assert_eq!(
-            page.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+            page.items.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
             ["g2"]
         );
     }

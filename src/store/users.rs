@@ -4,8 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
+use super::ListPage;
 use super::fold;
-use super::query::SqlFilter;
+use super::query::ListSql;
 use super::{RESOURCE_COLUMNS, doc_from_text, doc_to_text, resource_row};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRef, Meta, UserRecord};
@@ -244,26 +245,19 @@ fn groups_of(conn: &Connection, user_seq: i64) -> Result<Vec<GroupRef>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// One page of the users matching `filter`, in insertion order, and the total number of
-/// matches. `offset` is zero-based.
-pub fn list(
-    conn: &Connection,
-    filter: &SqlFilter,
-    offset: u64,
-    limit: u64,
-) -> Result<(u64, Vec<UserRecord>)> {
-    let (total, rows) = super::page(
-        conn,
-        "users",
-        &select(),
-        filter,
-        offset,
-        limit,
-        resource_row,
-    )?;
-    let mut users = Vec::with_capacity(rows.len());
-    for (seq, id, meta, data) in rows {
+/// One page of the users `list` selects, each with its groups.
+pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<UserRecord>> {
+    let page = super::page(conn, "users", &select(), list, |r| {
+        let (seq, id, meta, data) = resource_row(r)?;
+        Ok((seq, (seq, id, meta, data)))
+    })?;
+    let mut users = Vec::with_capacity(page.items.len());
+    for (seq, id, meta, data) in page.items {
         users.push(with_groups(conn, seq, record(id, meta, &data)?)?);
     }
-    Ok((total, users))
+    Ok(ListPage {
+        total: page.total,
+        items: users,
+        next_after: page.next_after,
+    })
 }

@@ -9,5 +9,6 @@ mod filters;
 mod groups;
 mod idp_onelogin;
 mod lifecycle;
+mod listing;
 mod tolerance;
 mod users;
