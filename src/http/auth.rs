@@ -10,7 +10,7 @@ use crate::service::tokens::{self, Principal};
 /// The principal behind the request's bearer token. Every failure is the same 401 (with
 /// `WWW-Authenticate`, added by the error response), so a caller learns nothing about which
 /// part was wrong.
-pub async fn bearer(app: &App, headers: &HeaderMap) -> Result<Principal> {
+pub fn bearer(app: &App, headers: &HeaderMap) -> Result<Principal> {
     let unauthorized = || Error::Unauthorized("a valid bearer token is required".into());
     let value = headers
         .get(AUTHORIZATION)
@@ -20,7 +20,5 @@ pub async fn bearer(app: &App, headers: &HeaderMap) -> Result<Principal> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(unauthorized());
     }
-    tokens::authenticate(&app.store, token.trim())
-        .await?
-        .ok_or_else(unauthorized)
+    tokens::authenticate(&app.store, token.trim())?.ok_or_else(unauthorized)
 }

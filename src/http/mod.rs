@@ -141,7 +141,7 @@ async fn respond(
         Err(_) => router::is_scim_path(req.uri().path()),
     };
     let principal = if needs_auth {
-        match auth::bearer(&app, req.headers()).await {
+        match auth::bearer(&app, req.headers()) {
             Ok(p) => {
                 app.last_used.record(p.token_seq);
                 Some(p)
@@ -164,7 +164,7 @@ async fn respond(
         }
     };
     if route == Route::Health {
-        return (health(&app).await, None);
+        return (health(&app), None);
     }
     let ctx = Ctx {
         base: format!("{}{}", origin(&app, &req), router::SCIM_PREFIX),
@@ -184,8 +184,8 @@ async fn respond(
 }
 
 /// `GET /healthz`: no authentication; reports the version and whether the database answers.
-async fn health(app: &App) -> Response<Body> {
-    let (status, db_status) = match app.store.ping().await {
+fn health(app: &App) -> Response<Body> {
+    let (status, db_status) = match app.store.ping() {
         Ok(_) => (StatusCode::OK, "ok"),
         Err(e) => {
             error!(error = %e, "health check: database unavailable");

@@ -86,15 +86,14 @@ pub fn revoke(store: &Store, name: &str) -> Result<()> {
 }
 
 /// The principal a presented bearer token belongs to, or `None` if it is not a live token.
-pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
+/// Looked up in the database on every request, so a revocation (from any process) takes
+/// effect at once.
+pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
     let Some(lookup) = lookup_of(token) else {
         return Ok(None);
     };
-    let lookup = lookup.to_string();
     let presented = digest(token);
-    let row = store
-        .read(move |conn| tokens::find_live(conn, &lookup))
-        .await?;
+    let row = store.read_now(|conn| tokens::find_live(conn, lookup))?;
     Ok(row.and_then(|row| {
         bool::from(row.digest.as_slice().ct_eq(&presented)).then_some(Principal {
             token_seq: row.seq,

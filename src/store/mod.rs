@@ -65,6 +65,8 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub struct Store {
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<Mutex<Connection>>,
+    /// For `read_now`: lookups in tiny, always-cached tables on the calling thread.
+    inline: Arc<Mutex<Connection>>,
     read_permits: Arc<Semaphore>,
     write_permit: Arc<Semaphore>,
 }
@@ -88,6 +90,9 @@ impl Store {
             configure(c)?;
             c.execute_batch("PRAGMA query_only = ON;")
         });
+        let inline = Connection::open(path)?;
+        configure(&inline)?;
+        inline.execute_batch("PRAGMA query_only = ON;")?;
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))
@@ -96,6 +101,7 @@ impl Store {
         Ok(Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
+            inline: Arc::new(Mutex::new(inline)),
             read_permits: Arc::new(Semaphore::new(READERS as usize)),
             write_permit: Arc::new(Semaphore::new(1)),
         })
@@ -143,13 +149,21 @@ impl Store {
         blocking(&self.write_permit, move || store.write_sync(f)).await
     }
 
+    /// Runs `f` right here, even on an async worker, on a connection of its own: only for
+    /// lookups of a few microseconds in tiny tables that stay in SQLite's cache (a bearer
+    /// token on every request). Handing those to the blocking pool would cost more than the
+    /// query; a WAL reader never waits for the writer.
+    pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.inline.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
     /// Whether the database answers a trivial query.
-    pub async fn ping(&self) -> Result<()> {
-        self.read(|conn| {
+    pub fn ping(&self) -> Result<()> {
+        self.read_now(|conn| {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
             Ok(())
         })
-        .await
     }
 }
 
@@ -227,27 +241,25 @@ fn page<T>(
             u64::try_from(n).unwrap_or(0)
         }
     };
-    let int = |v: u64| SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
     let mut params = filter.params.clone();
     let n = params.len();
+    // The page is chosen on `seq` first, and only its rows are read: a filter or order
+    // served by an index (or a scan of one) never reads the documents of rows it skips.
+    // LIMIT is written into the SQL (a checked integer): SQLite re-prepares a statement whose
+    // bound LIMIT changes.
+    let order = list.order.as_deref().unwrap_or("");
     let (sql, limit) = match list.window {
         query::Window::Offset { offset, limit } => {
             if limit == 0 || offset >= total {
-                return Ok(ListPage {
-                    total,
-                    items: Vec::new(),
-                    next_after: None,
-                });
+                return Ok(ListPage { total, items: Vec::new(), next_after: None });
             }
-            params.push(int(limit));
-            params.push(int(offset));
-            let order = list.order.as_deref().unwrap_or("");
+            params.push(SqlValue::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
             (
                 format!(
-                    "{select} WHERE {} ORDER BY {order}seq LIMIT ?{} OFFSET ?{}",
+                    "{select} WHERE seq IN (SELECT seq FROM {table} WHERE {} \
+                     ORDER BY {order}seq LIMIT {limit} OFFSET ?{}) ORDER BY {order}seq",
                     filter.sql,
-                    n + 1,
-                    n + 2
+                    n + 1
                 ),
                 limit,
             )
@@ -256,13 +268,13 @@ fn page<T>(
         // export is linear in the number of resources. One extra row tells whether more follow.
         query::Window::After { after, limit, .. } => {
             params.push(SqlValue::Integer(after));
-            params.push(int(limit.saturating_add(1)));
             (
                 format!(
-                    "{select} WHERE ({}) AND seq > ?{} ORDER BY seq LIMIT ?{}",
+                    "{select} WHERE seq IN (SELECT seq FROM {table} WHERE ({}) AND seq > ?{} \
+                     ORDER BY seq LIMIT {}) ORDER BY seq",
                     filter.sql,
                     n + 1,
-                    n + 2
+                    limit.saturating_add(1)
                 ),
                 limit,
             )

@@ -1,6 +1,8 @@
 //! SQL for users: the `users` row (lookup columns + JSON document), its `user_emails` rows,
 //! and the groups a user belongs to (direct and through nested groups).
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
@@ -225,24 +227,37 @@ fn with_groups(conn: &Connection, seq: i64, mut user: UserRecord) -> Result<User
 /// The groups a user is in: directly, and through groups nested in them (RFC 7643 §4.1.2
 /// `groups`, types `direct` and `indirect`).
 fn groups_of(conn: &Connection, user_seq: i64) -> Result<Vec<GroupRef>> {
+    Ok(groups_of_many(conn, &[user_seq])?
+        .remove(&user_seq)
+        .unwrap_or_default())
+}
+
+/// `groups_of` for many users in one query, so a page of users costs one membership read.
+fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, Vec<GroupRef>>> {
     // UNION (not UNION ALL) stops the recursion even if a cycle slipped into the data.
     let mut stmt = conn.prepare_cached(
-        "WITH RECURSIVE up(group_seq, direct) AS (
-             SELECT group_seq, 1 FROM group_members WHERE member_user_seq = ?1
+        "WITH RECURSIVE up(user_seq, group_seq, direct) AS (
+             SELECT member_user_seq, group_seq, 1 FROM group_members
+             WHERE member_user_seq IN (SELECT value FROM json_each(?1))
              UNION
-             SELECT gm.group_seq, 0 FROM group_members gm JOIN up ON gm.member_group_seq = up.group_seq
+             SELECT up.user_seq, gm.group_seq, 0
+             FROM group_members gm JOIN up ON gm.member_group_seq = up.group_seq
          )
-         SELECT g.id, g.display_name, MAX(up.direct) FROM up JOIN groups g ON g.seq = up.group_seq
-         GROUP BY g.seq ORDER BY g.seq",
+         SELECT up.user_seq, g.id, g.display_name, MAX(up.direct)
+         FROM up JOIN groups g ON g.seq = up.group_seq
+         GROUP BY up.user_seq, g.seq ORDER BY up.user_seq, g.seq",
     )?;
-    let rows = stmt.query_map([user_seq], |r| {
-        Ok(GroupRef {
-            id: r.get(0)?,
-            display: r.get(1)?,
-            direct: r.get::<_, i64>(2)? == 1,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let seqs = serde_json::to_string(user_seqs).map_err(Error::internal)?;
+    let mut out: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+    let mut rows = stmt.query([seqs])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?).or_default().push(GroupRef {
+            id: r.get(1)?,
+            display: r.get(2)?,
+            direct: r.get::<_, i64>(3)? == 1,
+        });
+    }
+    Ok(out)
 }
 
 /// One page of the users `list` selects, each with its groups.
@@ -251,9 +266,13 @@ pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<UserRecord>> {
         let (seq, id, meta, data) = resource_row(r)?;
         Ok((seq, (seq, id, meta, data)))
     })?;
+    let seqs: Vec<i64> = page.items.iter().map(|(seq, ..)| *seq).collect();
+    let mut groups = groups_of_many(conn, &seqs)?;
     let mut users = Vec::with_capacity(page.items.len());
     for (seq, id, meta, data) in page.items {
-        users.push(with_groups(conn, seq, record(id, meta, &data)?)?);
+        let mut user = record(id, meta, &data)?;
+        user.groups = groups.remove(&seq).unwrap_or_default();
+        users.push(user);
     }
     Ok(ListPage {
         total: page.total,
