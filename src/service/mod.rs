@@ -50,6 +50,7 @@ fn list_sql(q: &ListQuery, kind: ResourceKind) -> Result<ListSql> {
         },
     };
     Ok(ListSql {
+        lookup: order.is_none() && q.filter.as_ref().is_some_and(|f| query::is_lookup(f, kind)),
         filter,
         order,
         window,

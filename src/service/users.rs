@@ -20,10 +20,16 @@ pub async fn create(store: &Store, body: Value) -> Result<UserRecord> {
         .await
 }
 
+/// A lookup by id: read on the request's thread when a connection is free (see
+/// `Store::try_read_now`).
 pub async fn get(store: &Store, id: String) -> Result<UserRecord> {
-    store
-        .read(move |conn| users::get(conn, &id)?.ok_or_else(|| not_found("User", &id)))
-        .await
+    let read = |conn: &rusqlite::Connection, id: &str| {
+        users::get(conn, id)?.ok_or_else(|| not_found("User", id))
+    };
+    if let Some(found) = store.try_read_now(|conn| read(conn, &id)) {
+        return found;
+    }
+    store.read(move |conn| read(conn, &id)).await
 }
 
 /// PUT (RFC 7644 §3.5.1): the body replaces the user; omitted attributes are cleared
@@ -59,8 +65,18 @@ pub async fn delete(store: &Store, id: String) -> Result<()> {
         .await
 }
 
+/// Pages of at most this many users are read on the request's own thread when the filter is
+/// an index lookup.
+const INLINE_ROWS: u64 = 20;
+
 pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<UserRecord>> {
     let sql = list_sql(q, ResourceKind::User)?;
+    if sql.lookup
+        && let Some(found) = store.try_read_now(|conn| users::list_small(conn, &sql, INLINE_ROWS))
+        && let Some(page) = found?
+    {
+        return Ok(page.into());
+    }
     let page = store.read(move |conn| users::list(conn, &sql)).await?;
     Ok(page.into())
 }

@@ -292,10 +292,12 @@ pub fn list(
     list: &ListSql,
     with_members: bool,
 ) -> Result<ListPage<GroupRecord>> {
-    let page = super::page(conn, "groups", &select(), list, |r| {
+    // Without a cap `page` always reads the page.
+    let page = super::page(conn, "groups", &select(), list, None, |r| {
         let (seq, id, meta, data) = resource_row(r)?;
         Ok((seq, (seq, id, meta, data)))
-    })?;
+    })?
+    .ok_or_else(|| Error::internal("an uncapped page was refused"))?;
     let mut groups = Vec::with_capacity(page.items.len());
     for (seq, id, meta, data) in page.items {
         let mut group = record(id, meta, &data)?;

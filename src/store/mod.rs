@@ -95,7 +95,8 @@ impl Store {
         inline.execute_batch("PRAGMA query_only = ON;")?;
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
-            .min_idle(Some(1))
+            // All open from the start: `try_read_now` only takes an idle connection.
+            .min_idle(Some(READERS))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         Ok(Store {
@@ -110,11 +111,15 @@ impl Store {
     /// Runs `f` on a reader connection, on this thread, in one read transaction: everything
     /// `f` reads (a count and the page it counts, a group and its members) is one snapshot.
     pub fn read_sync<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.readers.get()?;
-        let tx = conn.transaction()?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        in_read_transaction(&mut *self.readers.get()?, f)
+    }
+
+    /// `read_sync` on this thread — even an async worker — if a reader connection is free
+    /// right now; `None` otherwise. Only for reads known to take microseconds (index
+    /// lookups): it saves the hand-off to the blocking pool, which costs more than they do.
+    pub fn try_read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
+        let mut conn = self.readers.try_get()?;
+        Some(in_read_transaction(&mut *conn, f))
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, on this thread. Commits if `f` returns
@@ -167,6 +172,32 @@ impl Store {
     }
 }
 
+/// Runs `f` in a read transaction. BEGIN and COMMIT are cached statements: on a lookup of a
+/// few microseconds, parsing them anew each time was a noticeable share of the work.
+fn in_read_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    /// Ends the transaction however `f` ends, a panic included, so the pooled connection
+    /// never goes back still inside one.
+    struct End<'a>(&'a Connection);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            if !self.0.is_autocommit() {
+                let _ = self
+                    .0
+                    .prepare_cached("ROLLBACK")
+                    .and_then(|mut s| s.execute([]));
+            }
+        }
+    }
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let _end = End(conn);
+    let out = f(conn)?;
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(out)
+}
+
 async fn blocking<T: Send + 'static>(
     permits: &Semaphore,
     f: impl FnOnce() -> Result<T> + Send + 'static,
@@ -216,86 +247,90 @@ pub struct ListPage<T> {
     pub next_after: Option<i64>,
 }
 
-/// Reads one page of `table` (with `select`, a `SELECT … FROM table`): counts the matches
-/// unless the cursor already knows the total, then reads the window in `list`'s order.
+/// Reads one page of `table` (with `select`, a `SELECT … FROM table`) in `list`'s order, and
+/// the number of matches in all. With `max_rows`, gives up (`None`) rather than read a page
+/// of more rows than that.
 fn page<T>(
     conn: &Connection,
     table: &str,
     select: &str,
     list: &query::ListSql,
+    max_rows: Option<u64>,
     mut map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<(i64, T)>,
-) -> Result<ListPage<T>> {
+) -> Result<Option<ListPage<T>>> {
     use rusqlite::types::Value as SqlValue;
     let filter = &list.filter;
-    let total = match list.window {
-        query::Window::After {
-            total: Some(total), ..
-        } => total,
-        _ => {
-            let n: i64 = conn
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM {table} WHERE {}",
-                    filter.sql
-                ))?
-                .query_row(rusqlite::params_from_iter(&filter.params), |r| r.get(0))?;
-            u64::try_from(n).unwrap_or(0)
-        }
-    };
     let mut params = filter.params.clone();
     let n = params.len();
+    let (limit, after) = match list.window {
+        query::Window::Offset { limit, .. } => (limit, None),
+        query::Window::After { after, limit, .. } => (limit, Some(after)),
+    };
+    // Read one row more than the page: it tells whether more follow (cursor paging) and,
+    // with `max_rows`, whether the page is too big.
+    let fetch = max_rows.map_or(limit, |m| limit.min(m)).saturating_add(1);
     // The page is chosen on `seq` first, and only its rows are read: a filter or order
     // served by an index (or a scan of one) never reads the documents of rows it skips.
     // LIMIT is written into the SQL (a checked integer): SQLite re-prepares a statement whose
     // bound LIMIT changes.
     let order = list.order.as_deref().unwrap_or("");
-    let (sql, limit) = match list.window {
-        query::Window::Offset { offset, limit } => {
-            if limit == 0 || offset >= total {
-                return Ok(ListPage { total, items: Vec::new(), next_after: None });
-            }
+    let sql = match list.window {
+        query::Window::Offset { offset, .. } => {
             params.push(SqlValue::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-            (
-                format!(
-                    "{select} WHERE seq IN (SELECT seq FROM {table} WHERE {} \
-                     ORDER BY {order}seq LIMIT {limit} OFFSET ?{}) ORDER BY {order}seq",
-                    filter.sql,
-                    n + 1
-                ),
-                limit,
+            format!(
+                "{select} WHERE seq IN (SELECT seq FROM {table} WHERE {} \
+                 ORDER BY {order}seq LIMIT {fetch} OFFSET ?{}) ORDER BY {order}seq",
+                filter.sql,
+                n + 1
             )
         }
         // Keyset paging on the row number: each page is an index range read, so a full
-        // export is linear in the number of resources. One extra row tells whether more follow.
-        query::Window::After { after, limit, .. } => {
+        // export is linear in the number of resources.
+        query::Window::After { after, .. } => {
             params.push(SqlValue::Integer(after));
-            (
-                format!(
-                    "{select} WHERE seq IN (SELECT seq FROM {table} WHERE ({}) AND seq > ?{} \
-                     ORDER BY seq LIMIT {}) ORDER BY seq",
-                    filter.sql,
-                    n + 1,
-                    limit.saturating_add(1)
-                ),
-                limit,
+            format!(
+                "{select} WHERE seq IN (SELECT seq FROM {table} WHERE ({}) AND seq > ?{} \
+                 ORDER BY seq LIMIT {fetch}) ORDER BY seq",
+                filter.sql,
+                n + 1
             )
         }
     };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt
-        .query_map(rusqlite::params_from_iter(&params), |r| map(r))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next_after = match list.window {
-        query::Window::After { after, .. } if rows.len() as u64 > limit => {
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            Some(rows.last().map_or(after, |(seq, _)| *seq))
+    let mut rows = if limit == 0 {
+        Vec::new()
+    } else {
+        conn.prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(&params), |r| map(r))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let more = rows.len() as u64 > limit;
+    if max_rows.is_some_and(|m| rows.len() as u64 > m && limit > m) {
+        return Ok(None);
+    }
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    // The total: known from the cursor; proven by a first page that is not full; else counted.
+    let total = match list.window {
+        query::Window::After {
+            total: Some(total), ..
+        } => total,
+        query::Window::Offset { offset: 0, .. } if limit > 0 && !more => rows.len() as u64,
+        _ => {
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE {}", filter.sql);
+            let n: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(&filter.params), |r| r.get(0))?;
+            u64::try_from(n).unwrap_or(0)
         }
+    };
+    let next_after = match after {
+        Some(after) if more => Some(rows.last().map_or(after, |(seq, _)| *seq)),
         _ => None,
     };
-    Ok(ListPage {
+    Ok(Some(ListPage {
         total,
         items: rows.into_iter().map(|(_, item)| item).collect(),
         next_after,
-    })
+    }))
 }
 
 /// Case-folds a caseExact=false value for storage and comparison (full Unicode lowercase,

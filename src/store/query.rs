@@ -42,6 +42,8 @@ impl SqlFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListSql {
     pub filter: SqlFilter,
+    /// The filter is an index lookup (`is_lookup`): a few microseconds of work.
+    pub lookup: bool,
     /// `ORDER BY` terms placed before the final tie-break on `seq` (each ending in ", ").
     pub order: Option<String>,
     pub window: Window,
@@ -96,6 +98,41 @@ pub fn sort_order(
     };
     let direction = if descending { "DESC" } else { "ASC" };
     Ok(format!("({x}) IS NULL, {x} {direction}, "))
+}
+
+/// Whether `filter` is answered by an index lookup of an identifying attribute (what IdPs
+/// send before they act): cheap enough to run without handing it to the blocking pool.
+pub fn is_lookup(filter: &Filter, kind: ResourceKind) -> bool {
+    resolve::resolve(filter, kind).is_ok_and(|r| lookup(&r, kind))
+}
+
+fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
+    let key = |t: &Target| {
+        let sub = t.sub.map(|s| s.name);
+        matches!(
+            (kind, t.origin, t.attr.name, sub),
+            (_, Origin::Common, "id" | "externalId", None)
+                | (ResourceKind::User, Origin::Core, "userName", None)
+                | (ResourceKind::User, Origin::Core, "emails", Some("value"))
+                | (ResourceKind::Group, Origin::Core, "displayName", None)
+                | (ResourceKind::Group, Origin::Core, "members", Some("value"))
+        )
+    };
+    match r {
+        Resolved::And(a, b) => lookup(a, kind) || lookup(b, kind),
+        Resolved::Or(a, b) => lookup(a, kind) && lookup(b, kind),
+        Resolved::Compare(t, CompareOp::Eq, _) => key(t),
+        Resolved::ValuePath(t, inner) => {
+            let mut terms = Vec::new();
+            conjunction(inner, &mut terms)
+                && terms.iter().any(|(sub, _)| *sub == "value")
+                && key(&Target {
+                    sub: t.attr.sub("value"),
+                    ..*t
+                })
+        }
+        _ => false,
+    }
 }
 
 /// Translates `filter` for resources of `kind`.
@@ -796,6 +833,7 @@ mod tests {
     fn window(filter: SqlFilter, offset: u64, limit: u64) -> ListSql {
         ListSql {
             filter,
+            lookup: false,
             order: None,
             window: Window::Offset { offset, limit },
         }

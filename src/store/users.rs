@@ -232,40 +232,105 @@ fn groups_of(conn: &Connection, user_seq: i64) -> Result<Vec<GroupRef>> {
         .unwrap_or_default())
 }
 
-/// `groups_of` for many users in one query, so a page of users costs one membership read.
+/// `groups_of` for many users at once: one query for their direct groups, then one per level
+/// of nesting above them (none when groups aren't nested), so a page of users costs two or
+/// three small indexed queries rather than one recursive query per user.
 fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, Vec<GroupRef>>> {
-    // UNION (not UNION ALL) stops the recursion even if a cycle slipped into the data.
-    let mut stmt = conn.prepare_cached(
-        "WITH RECURSIVE up(user_seq, group_seq, direct) AS (
-             SELECT member_user_seq, group_seq, 1 FROM group_members
-             WHERE member_user_seq IN (SELECT value FROM json_each(?1))
-             UNION
-             SELECT up.user_seq, gm.group_seq, 0
-             FROM group_members gm JOIN up ON gm.member_group_seq = up.group_seq
-         )
-         SELECT up.user_seq, g.id, g.display_name, MAX(up.direct)
-         FROM up JOIN groups g ON g.seq = up.group_seq
-         GROUP BY up.user_seq, g.seq ORDER BY up.user_seq, g.seq",
-    )?;
-    let seqs = serde_json::to_string(user_seqs).map_err(Error::internal)?;
-    let mut out: HashMap<i64, Vec<GroupRef>> = HashMap::new();
-    let mut rows = stmt.query([seqs])?;
-    while let Some(r) = rows.next()? {
-        out.entry(r.get(0)?).or_default().push(GroupRef {
-            id: r.get(1)?,
-            display: r.get(2)?,
-            direct: r.get::<_, i64>(3)? == 1,
-        });
+    // (member seq, group seq, group id, group displayName) rows, members given as a JSON list.
+    let read = |sql: &str, members: &[i64]| -> Result<Vec<(i64, i64, String, String)>> {
+        let list = serde_json::to_string(members).map_err(Error::internal)?;
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([list], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let mut names: HashMap<i64, (String, String)> = HashMap::new();
+    let mut direct: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (user, group, id, name) in read(
+        "SELECT m.member_user_seq, g.seq, g.id, g.display_name
+         FROM group_members m JOIN groups g ON g.seq = m.group_seq
+         WHERE m.member_user_seq IN (SELECT value FROM json_each(?1))",
+        user_seqs,
+    )? {
+        direct.entry(user).or_default().push(group);
+        names.entry(group).or_insert((id, name));
+    }
+    // The groups each group is nested in, level by level; `names` doubles as "seen", so a
+    // cycle that slipped into the data still ends.
+    let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut frontier: Vec<i64> = names.keys().copied().collect();
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for (child, group, id, name) in read(
+            "SELECT m.member_group_seq, g.seq, g.id, g.display_name
+             FROM group_members m JOIN groups g ON g.seq = m.group_seq
+             WHERE m.member_group_seq IN (SELECT value FROM json_each(?1))",
+            &frontier,
+        )? {
+            parents.entry(child).or_default().push(group);
+            if !names.contains_key(&group) {
+                names.insert(group, (id, name));
+                next.push(group);
+            }
+        }
+        frontier = next;
+    }
+    let mut out = HashMap::with_capacity(direct.len());
+    for (user, groups) in direct {
+        // Everything reachable upwards; direct wins over indirect.
+        let mut all: HashMap<i64, bool> = groups.iter().map(|g| (*g, true)).collect();
+        let mut stack = groups;
+        while let Some(g) = stack.pop() {
+            for p in parents.get(&g).into_iter().flatten() {
+                if !all.contains_key(p) {
+                    all.insert(*p, false);
+                    stack.push(*p);
+                }
+            }
+        }
+        let mut refs: Vec<(i64, bool)> = all.into_iter().collect();
+        refs.sort_unstable();
+        let refs = refs
+            .into_iter()
+            .filter_map(|(g, is_direct)| {
+                names.get(&g).map(|(id, name)| GroupRef {
+                    id: id.clone(),
+                    display: name.clone(),
+                    direct: is_direct,
+                })
+            })
+            .collect();
+        out.insert(user, refs);
     }
     Ok(out)
 }
 
 /// One page of the users `list` selects, each with its groups.
 pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<UserRecord>> {
-    let page = super::page(conn, "users", &select(), list, |r| {
+    // Without a cap `page` always reads the page.
+    read_page(conn, list, None)?.ok_or_else(|| Error::internal("an uncapped page was refused"))
+}
+
+/// `list`, unless the page would hold more than `max_rows` users.
+pub fn list_small(
+    conn: &Connection,
+    list: &ListSql,
+    max_rows: u64,
+) -> Result<Option<ListPage<UserRecord>>> {
+    read_page(conn, list, Some(max_rows))
+}
+
+fn read_page(
+    conn: &Connection,
+    list: &ListSql,
+    max_rows: Option<u64>,
+) -> Result<Option<ListPage<UserRecord>>> {
+    let Some(page) = super::page(conn, "users", &select(), list, max_rows, |r| {
         let (seq, id, meta, data) = resource_row(r)?;
         Ok((seq, (seq, id, meta, data)))
-    })?;
+    })?
+    else {
+        return Ok(None);
+    };
     let seqs: Vec<i64> = page.items.iter().map(|(seq, ..)| *seq).collect();
     let mut groups = groups_of_many(conn, &seqs)?;
     let mut users = Vec::with_capacity(page.items.len());
@@ -274,9 +339,9 @@ pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<UserRecord>> {
         user.groups = groups.remove(&seq).unwrap_or_default();
         users.push(user);
     }
-    Ok(ListPage {
+    Ok(Some(ListPage {
         total: page.total,
         items: users,
         next_after: page.next_after,
-    })
+    }))
 }
