@@ -119,7 +119,7 @@ impl Store {
     /// lookups): it saves the hand-off to the blocking pool, which costs more than they do.
     pub fn try_read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
         let mut conn = self.readers.try_get()?;
-        Some(in_read_transaction(&mut *conn, f))
+        Some(in_read_transaction(&mut conn, f))
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, on this thread. Commits if `f` returns

@@ -267,8 +267,8 @@ fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, V
             &frontier,
         )? {
             parents.entry(child).or_default().push(group);
-            if !names.contains_key(&group) {
-                names.insert(group, (id, name));
+            if let std::collections::hash_map::Entry::Vacant(e) = names.entry(group) {
+                e.insert((id, name));
                 next.push(group);
             }
         }
@@ -281,8 +281,8 @@ fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, V
         let mut stack = groups;
         while let Some(g) = stack.pop() {
             for p in parents.get(&g).into_iter().flatten() {
-                if !all.contains_key(p) {
-                    all.insert(*p, false);
+                if let std::collections::hash_map::Entry::Vacant(e) = all.entry(*p) {
+                    e.insert(false);
                     stack.push(*p);
                 }
             }
