@@ -33,6 +33,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::scim::resource::Meta;
+use query::SqlFilter;
 
 /// Readers in the pool: enough to keep both cores busy while some wait on disk.
 const READERS: u32 = 8;
@@ -247,6 +248,72 @@ pub struct ListPage<T> {
     pub next_after: Option<i64>,
 }
 
+/// A page of a filtered list that no index answers: one pass over the filter collects every
+/// matching row number in order (the total is their count, so no second scan to count), then
+/// only the page's rows are read. SQLite, left to choose, would walk the whole table in row
+/// order to avoid a sort; ordering row numbers here lets it scan a covering index instead.
+fn scanned_page<T>(
+    conn: &Connection,
+    table: &str,
+    select: &str,
+    list: &query::ListSql,
+    mut map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<(i64, T)>,
+) -> Result<ListPage<T>> {
+    let filter = &list.filter;
+    let order = list.order.as_deref().unwrap_or("");
+    let sql = if order.is_empty() {
+        format!("SELECT seq FROM {table} WHERE {}", filter.sql)
+    } else {
+        format!(
+            "SELECT seq FROM {table} WHERE {} ORDER BY {order}seq",
+            filter.sql
+        )
+    };
+    let mut seqs = conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(&filter.params), |r| {
+            r.get::<_, i64>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    if order.is_empty() {
+        seqs.sort_unstable();
+    }
+    let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let (total, window, next_after) = match list.window {
+        query::Window::Offset { offset, limit } => {
+            let start = to_usize(offset).min(seqs.len());
+            let end = start.saturating_add(to_usize(limit)).min(seqs.len());
+            (seqs.len() as u64, &seqs[start..end], None)
+        }
+        query::Window::After {
+            after,
+            limit,
+            total,
+        } => {
+            let start = seqs.partition_point(|s| *s <= after);
+            let end = start.saturating_add(to_usize(limit)).min(seqs.len());
+            let next = (end < seqs.len()).then(|| if end > start { seqs[end - 1] } else { after });
+            (total.unwrap_or(seqs.len() as u64), &seqs[start..end], next)
+        }
+    };
+    let items = if window.is_empty() {
+        Vec::new()
+    } else {
+        let ids = serde_json::to_string(window).map_err(Error::internal)?;
+        let sql =
+            format!("{select} WHERE seq IN (SELECT value FROM json_each(?1)) ORDER BY {order}seq");
+        conn.prepare_cached(&sql)?
+            .query_map([ids], |r| map(r))?
+            .map(|r| r.map(|(_, item)| item))
+            .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    Ok(ListPage {
+        total,
+        items,
+        next_after,
+    })
+}
+
 /// Reads one page of `table` (with `select`, a `SELECT … FROM table`) in `list`'s order, and
 /// the number of matches in all. With `max_rows`, gives up (`None`) rather than read a page
 /// of more rows than that.
@@ -260,6 +327,9 @@ fn page<T>(
 ) -> Result<Option<ListPage<T>>> {
     use rusqlite::types::Value as SqlValue;
     let filter = &list.filter;
+    if !list.lookup && filter.sql != SqlFilter::all().sql && max_rows.is_none() {
+        return scanned_page(conn, table, select, list, map).map(Some);
+    }
     let mut params = filter.params.clone();
     let n = params.len();
     let (limit, after) = match list.window {
