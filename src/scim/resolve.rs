@@ -107,8 +107,12 @@ fn extensions(kind: ResourceKind) -> &'static [&'static Schema] {
 
 /// Binds `path` (outside a value filter) for resources of `kind`.
 fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
-    let (origin, attr) = match &path.urn {
-        None => match schema::common_attribute(&path.attr) {
+    let in_core = path
+        .urn
+        .as_ref()
+        .is_none_or(|urn| urn.eq_ignore_ascii_case(core(kind).id));
+    let (origin, attr) = if in_core {
+        match schema::common_attribute(&path.attr) {
             Some(a) => (Origin::Common, a),
             None => (
                 Origin::Core,
@@ -116,29 +120,18 @@ fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
                     .attribute(&path.attr)
                     .ok_or_else(|| unknown(path, kind))?,
             ),
-        },
-        Some(urn) if urn.eq_ignore_ascii_case(core(kind).id) => {
-            match schema::common_attribute(&path.attr) {
-                Some(a) => (Origin::Common, a),
-                None => (
-                    Origin::Core,
-                    core(kind)
-                        .attribute(&path.attr)
-                        .ok_or_else(|| unknown(path, kind))?,
-                ),
-            }
         }
-        Some(urn) => {
-            let ext = extensions(kind)
-                .iter()
-                .find(|e| e.id.eq_ignore_ascii_case(urn))
-                .ok_or_else(|| refuse(format!("unknown schema \"{urn}\" in filter")))?;
-            (
-                Origin::Extension(ext.id),
-                ext.attribute(&path.attr)
-                    .ok_or_else(|| unknown(path, kind))?,
-            )
-        }
+    } else {
+        let urn = path.urn.as_deref().unwrap_or_default();
+        let ext = extensions(kind)
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(urn))
+            .ok_or_else(|| refuse(format!("unknown schema \"{urn}\" in filter")))?;
+        (
+            Origin::Extension(ext.id),
+            ext.attribute(&path.attr)
+                .ok_or_else(|| unknown(path, kind))?,
+        )
     };
     let sub = match &path.sub_attr {
         None => None,

@@ -239,11 +239,8 @@ fn record(id: String, meta: Meta, data: &str) -> Result<GroupRecord> {
 }
 
 fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, GroupRecord)>> {
-    let row = conn
-        .prepare_cached(&format!("{} WHERE id = ?1", select()))?
-        .query_row([id], resource_row)
-        .optional()?;
-    row.map(|(seq, id, meta, data)| Ok((seq, record(id, meta, &data)?)))
+    super::row_by_id(conn, "groups", id)?
+        .map(|(seq, id, meta, data)| Ok((seq, record(id, meta, &data)?)))
         .transpose()
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use serde_json::{Map, Value};
 
@@ -229,6 +229,15 @@ fn resource_row(row: &rusqlite::Row) -> rusqlite::Result<ResourceRow> {
         },
         row.get(5)?,
     ))
+}
+
+/// The resource row of `table` whose SCIM id is `id`.
+fn row_by_id(conn: &Connection, table: &str, id: &str) -> Result<Option<ResourceRow>> {
+    let sql = format!("SELECT {RESOURCE_COLUMNS} FROM {table} WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], resource_row)
+        .optional()?)
 }
 
 fn doc_to_text(doc: &Map<String, Value>) -> Result<String> {
