@@ -24,9 +24,9 @@ fn not_found(kind: &str, id: &str) -> Error {
 
 /// The SQL for one page of `q` over resources of `kind`.
 fn list_sql(q: &ListQuery, kind: ResourceKind) -> Result<ListSql> {
-    let filter = match &q.filter {
-        Some(f) => query::translate(f, kind)?,
-        None => SqlFilter::all(),
+    let (filter, lookup) = match &q.filter {
+        Some(f) => query::translate_list(f, kind)?,
+        None => (SqlFilter::all(), false),
     };
     let order = q
         .sort
@@ -50,7 +50,7 @@ fn list_sql(q: &ListQuery, kind: ResourceKind) -> Result<ListSql> {
         },
     };
     Ok(ListSql {
-        lookup: order.is_none() && q.filter.as_ref().is_some_and(|f| query::is_lookup(f, kind)),
+        lookup: lookup && order.is_none(),
         filter,
         order,
         window,

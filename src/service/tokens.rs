@@ -104,19 +104,22 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
 
 /// "Last used" times waiting to be written.
 #[derive(Default)]
-pub struct LastUsed(Mutex<HashMap<i64, String>>);
+pub struct LastUsed(Mutex<HashMap<i64, ::time::OffsetDateTime>>);
 
 impl LastUsed {
     pub fn record(&self, token_seq: i64) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(token_seq, time::now());
+        // Formatted at flush time: this runs on every request.
+        map.insert(token_seq, ::time::OffsetDateTime::now_utc());
     }
 
     /// Writes what was recorded since the last flush, in one transaction.
     pub async fn flush(&self, store: &Store) -> Result<()> {
         let pending: Vec<(i64, String)> = {
             let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            map.drain().collect()
+            map.drain()
+                .map(|(seq, at)| (seq, time::format(at)))
+                .collect()
         };
         if pending.is_empty() {
             return Ok(());

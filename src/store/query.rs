@@ -100,12 +100,8 @@ pub fn sort_order(
     Ok(format!("({x}) IS NULL, {x} {direction}, "))
 }
 
-/// Whether `filter` is answered by an index lookup of an identifying attribute (what IdPs
+/// Whether a filter is answered by an index lookup of an identifying attribute (what IdPs
 /// send before they act): cheap enough to run without handing it to the blocking pool.
-pub fn is_lookup(filter: &Filter, kind: ResourceKind) -> bool {
-    resolve::resolve(filter, kind).is_ok_and(|r| lookup(&r, kind))
-}
-
 fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
     let key = |t: &Target| {
         let sub = t.sub.map(|s| s.name);
@@ -137,16 +133,25 @@ fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
 
 /// Translates `filter` for resources of `kind`.
 pub fn translate(filter: &Filter, kind: ResourceKind) -> Result<SqlFilter> {
+    translate_list(filter, kind).map(|(sql, _)| sql)
+}
+
+/// `translate`, and whether the filter is an index lookup (see `ListSql::lookup`).
+pub fn translate_list(filter: &Filter, kind: ResourceKind) -> Result<(SqlFilter, bool)> {
     let resolved = resolve::resolve(filter, kind)?;
+    let is_lookup = lookup(&resolved, kind);
     let mut sql = Sql {
         kind,
         params: Vec::new(),
     };
     let text = sql.node(&resolved, false)?;
-    Ok(SqlFilter {
-        sql: text,
-        params: sql.params,
-    })
+    Ok((
+        SqlFilter {
+            sql: text,
+            params: sql.params,
+        },
+        is_lookup,
+    ))
 }
 
 /// Where the values of a target come from.
