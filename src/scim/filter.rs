@@ -37,6 +37,21 @@ pub enum CompareOp {
     Le,
 }
 
+impl CompareOp {
+    /// Every comparison operator, in RFC 7644 table 3 order.
+    pub const ALL: [CompareOp; 9] = [
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Ew,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Lt,
+        CompareOp::Le,
+    ];
+}
+
 /// The literal on the right of a comparison (RFC 7644 §3.4.2.2 `compValue`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompValue {
@@ -1177,17 +1192,7 @@ mod tests {
     }
 
     fn op() -> impl Strategy<Value = CompareOp> {
-        proptest::sample::select(vec![
-            CompareOp::Eq,
-            CompareOp::Ne,
-            CompareOp::Co,
-            CompareOp::Sw,
-            CompareOp::Ew,
-            CompareOp::Gt,
-            CompareOp::Ge,
-            CompareOp::Lt,
-            CompareOp::Le,
-        ])
+        proptest::sample::select(&CompareOp::ALL[..])
     }
 
     /// Logical combinations of comparisons; value paths only if `inner` generates them.

@@ -75,33 +75,11 @@ fn user_body(i: usize) -> impl Strategy<Value = Value> {
 }
 
 fn path(attr: &str) -> AttrPath {
-    let (urn, rest) = match attr.rsplit_once(':') {
-        Some((urn, rest)) => (Some(urn.to_string()), rest),
-        None => (None, attr),
-    };
-    let (a, sub) = match rest.split_once('.') {
-        Some((a, s)) => (a.to_string(), Some(s.to_string())),
-        None => (rest.to_string(), None),
-    };
-    AttrPath {
-        urn,
-        attr: a,
-        sub_attr: sub,
-    }
+    crate::scim::filter::parse_path(attr).unwrap()
 }
 
 fn op() -> impl Strategy<Value = CompareOp> {
-    prop::sample::select(vec![
-        CompareOp::Eq,
-        CompareOp::Ne,
-        CompareOp::Co,
-        CompareOp::Sw,
-        CompareOp::Ew,
-        CompareOp::Gt,
-        CompareOp::Ge,
-        CompareOp::Lt,
-        CompareOp::Le,
-    ])
+    prop::sample::select(&CompareOp::ALL[..])
 }
 
 fn value() -> impl Strategy<Value = CompValue> {
