@@ -3,7 +3,7 @@
 use serde_json::Value;
 use tracing::info;
 
-use super::{Listed, list_sql, new_id, not_found};
+use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
@@ -76,9 +76,9 @@ pub async fn delete(store: &Store, id: String) -> Result<()> {
 }
 
 pub async fn list(store: &Store, q: &ListQuery, with_members: bool) -> Result<Listed<GroupRecord>> {
-    let sql = list_sql(q, ResourceKind::Group)?;
+    let (sql, resumed) = resume(store, "groups", list_sql(q, ResourceKind::Group)?);
     let page = store
-        .read(move |conn| groups::list(conn, &sql, with_members))
+        .read(move |conn| groups::list(conn, &resumed, with_members))
         .await?;
-    Ok(page.into())
+    Ok(remember(store, "groups", &sql, page))
 }

@@ -57,6 +57,29 @@ fn list_sql(q: &ListQuery, kind: ResourceKind) -> Result<ListSql> {
     })
 }
 
+/// `sql` as asked, and as it will be read: a `startIndex` page that continues the previous
+/// page of the same list resumes after its last row (see `Store::resume`). The generation is
+/// taken first, so a write racing this read voids what `remember` records.
+fn resume(store: &Store, table: &'static str, sql: ListSql) -> ((ListSql, u64), ListSql) {
+    let generation = store.generation();
+    let mut resumed = sql.clone();
+    store.resume(table, &mut resumed);
+    ((sql, generation), resumed)
+}
+
+/// Records where a `startIndex` page ended, for the next page of a sequential export.
+fn remember<T>(
+    store: &Store,
+    table: &str,
+    (sql, generation): &(ListSql, u64),
+    page: ListPage<T>,
+) -> Listed<T> {
+    if let Window::Offset { offset, .. } = sql.window {
+        store.remember(table, sql, offset, *generation, &page);
+    }
+    page.into()
+}
+
 /// A page of resources and, for cursor paging, the cursor of the next page.
 #[derive(Debug)]
 pub struct Listed<T> {
@@ -100,11 +123,7 @@ pub async fn search_all(
         .read(move |conn| {
             let users = match user_sql {
                 Some(sql) => crate::store::users::list(conn, &sql)?,
-                None => ListPage {
-                    total: 0,
-                    items: Vec::new(),
-                    next_after: None,
-                },
+                None => ListPage::empty(),
             };
             let taken = users.items.len() as u64;
             let groups = match group_sql {
@@ -115,11 +134,7 @@ pub async fn search_all(
                     };
                     crate::store::groups::list(conn, &sql, with_members)?
                 }
-                None => ListPage {
-                    total: 0,
-                    items: Vec::new(),
-                    next_after: None,
-                },
+                None => ListPage::empty(),
             };
             Ok((users.into(), groups.into()))
         })

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Listed, list_sql, new_id, not_found};
+use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, UserRecord};
@@ -77,6 +77,7 @@ pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<UserRecord>> {
     {
         return Ok(page.into());
     }
-    let page = store.read(move |conn| users::list(conn, &sql)).await?;
-    Ok(page.into())
+    let (sql, resumed) = resume(store, "users", sql);
+    let page = store.read(move |conn| users::list(conn, &resumed)).await?;
+    Ok(remember(store, "users", &sql, page))
 }

@@ -307,5 +307,6 @@ pub fn list(
         total: page.total,
         items: groups,
         next_after: page.next_after,
+        last_seq: page.last_seq,
     })
 }

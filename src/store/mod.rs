@@ -20,7 +20,9 @@ pub mod query;
 pub mod tokens;
 pub mod users;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,7 +72,23 @@ pub struct Store {
     inline: Arc<Mutex<Connection>>,
     read_permits: Arc<Semaphore>,
     write_permit: Arc<Semaphore>,
+    /// Bumped by every committed write: resume points are only valid within one generation.
+    generation: Arc<AtomicU64>,
+    resume_points: Arc<Mutex<HashMap<String, ResumePoint>>>,
 }
+
+/// Where the last `startIndex` page of a list ended, so the next page of a sequential export
+/// continues from there (an index range read) instead of skipping every earlier row again.
+#[derive(Debug, Clone, Copy)]
+struct ResumePoint {
+    generation: u64,
+    next_offset: u64,
+    last_seq: i64,
+    total: u64,
+}
+
+/// At most this many lists are remembered; then the memory starts afresh.
+const RESUME_POINTS: usize = 64;
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, switches it to WAL and brings its
@@ -106,6 +124,8 @@ impl Store {
             inline: Arc::new(Mutex::new(inline)),
             read_permits: Arc::new(Semaphore::new(READERS as usize)),
             write_permit: Arc::new(Semaphore::new(1)),
+            generation: Arc::new(AtomicU64::new(0)),
+            resume_points: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -132,7 +152,73 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(out)
+    }
+
+    /// The key of a list in creation order for resume points; `None` for sorted lists.
+    fn resume_key(table: &str, list: &query::ListSql) -> Option<String> {
+        list.order.is_none().then(|| {
+            format!(
+                "{table}\u{0}{}\u{0}{:?}",
+                list.filter.sql, list.filter.params
+            )
+        })
+    }
+
+    /// Turns a `startIndex` page that continues the previous one (nothing written since) into
+    /// a read after that page's last row, with the total it counted. Pages stay what
+    /// `startIndex` means; a sequential export costs an index range read per page.
+    pub fn resume(&self, table: &str, list: &mut query::ListSql) {
+        let (Some(key), query::Window::Offset { offset, limit }) =
+            (Self::resume_key(table, list), list.window)
+        else {
+            return;
+        };
+        let points = self.resume_points.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = points.get(&key)
+            && p.next_offset == offset
+            && p.generation == self.generation.load(Ordering::SeqCst)
+        {
+            list.window = query::Window::After {
+                after: p.last_seq,
+                limit,
+                total: Some(p.total),
+            };
+        }
+    }
+
+    /// Remembers where the `startIndex` page of `list` at `offset` ended; `generation` is the
+    /// one read before the page was, so a write in between voids the point.
+    pub fn remember<T>(
+        &self,
+        table: &str,
+        list: &query::ListSql,
+        offset: u64,
+        generation: u64,
+        page: &ListPage<T>,
+    ) {
+        let (Some(key), Some(last_seq)) = (Self::resume_key(table, list), page.last_seq) else {
+            return;
+        };
+        let mut points = self.resume_points.lock().unwrap_or_else(|p| p.into_inner());
+        if points.len() >= RESUME_POINTS {
+            points.clear();
+        }
+        points.insert(
+            key,
+            ResumePoint {
+                generation,
+                next_offset: offset + page.items.len() as u64,
+                last_seq,
+                total: page.total,
+            },
+        );
+    }
+
+    /// The current write generation (see `remember`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// `read_sync` off the async runtime, once a reader connection is free.
@@ -255,6 +341,8 @@ pub struct ListPage<T> {
     pub total: u64,
     pub items: Vec<T>,
     pub next_after: Option<i64>,
+    /// The row number of the last resource on the page.
+    pub last_seq: Option<i64>,
 }
 
 /// A page of a filtered list that no index answers: one pass over the filter collects every
@@ -305,6 +393,7 @@ fn scanned_page<T>(
             (total.unwrap_or(seqs.len() as u64), &seqs[start..end], next)
         }
     };
+    let last_seq = window.last().copied();
     let items = if window.is_empty() {
         Vec::new()
     } else {
@@ -320,7 +409,20 @@ fn scanned_page<T>(
         total,
         items,
         next_after,
+        last_seq,
     })
+}
+
+impl<T> ListPage<T> {
+    /// A page of nothing, out of nothing.
+    pub fn empty() -> Self {
+        ListPage {
+            total: 0,
+            items: Vec::new(),
+            next_after: None,
+            last_seq: None,
+        }
+    }
 }
 
 /// Reads one page of `table` (with `select`, a `SELECT … FROM table`) in `list`'s order, and
@@ -401,14 +503,16 @@ fn page<T>(
             u64::try_from(n).unwrap_or(0)
         }
     };
+    let last_seq = rows.last().map(|(seq, _)| *seq);
     let next_after = match after {
-        Some(after) if more => Some(rows.last().map_or(after, |(seq, _)| *seq)),
+        Some(after) if more => Some(last_seq.unwrap_or(after)),
         _ => None,
     };
     Ok(Some(ListPage {
         total,
         items: rows.into_iter().map(|(_, item)| item).collect(),
         next_after,
+        last_seq,
     }))
 }
 

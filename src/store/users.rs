@@ -340,5 +340,6 @@ fn read_page(
         total: page.total,
         items: users,
         next_after: page.next_after,
+        last_seq: page.last_seq,
     }))
 }

@@ -216,3 +216,35 @@ async fn search_endpoints_take_the_query_in_the_body() {
         .await
         .assert_error(400, Some("invalidSyntax"));
 }
+
+/// Sequential startIndex pages continue where the previous page ended; a write in between
+/// puts paging back on plain offsets, as startIndex means.
+#[tokio::test]
+async fn start_index_pages_stay_exact_across_writes() {
+    let s = Server::start().await;
+    let mut all = Vec::new();
+    for i in 0..9 {
+        all.push(id_of(
+            &s.create_user(&json!({"userName": format!("p{i}")})).await,
+        ));
+    }
+    let page = |start: usize| {
+        let s = &s;
+        async move {
+            let list = s
+                .get(&format!("/scim/v2/Users?startIndex={start}&count=3"))
+                .await
+                .json();
+            assert_eq!(list["startIndex"], start);
+            (list["totalResults"].as_u64().unwrap(), ids(&list))
+        }
+    };
+    assert_eq!(page(1).await, (9, all[0..3].to_vec()));
+    assert_eq!(page(4).await, (9, all[3..6].to_vec()));
+    // Delete one user before the next page: offsets shift by one, exactly as startIndex says.
+    s.delete(&format!("/scim/v2/Users/{}", all[0])).await;
+    assert_eq!(page(7).await, (8, all[7..9].to_vec()));
+    // Out of sequence pages are plain offsets too.
+    assert_eq!(page(2).await, (8, all[2..5].to_vec()));
+    assert_eq!(page(5).await, (8, all[5..8].to_vec()));
+}
