@@ -30,13 +30,13 @@ impl View<'_> {
         }
     }
 
-    fn user(&self, u: &UserRecord) -> Value {
+    fn user(&self, u: UserRecord) -> Value {
         let mut v = resource::render_user(u, self.base);
         self.users.apply(&mut v, ResourceKind::User);
         v
     }
 
-    fn group(&self, g: &GroupRecord) -> Value {
+    fn group(&self, g: GroupRecord) -> Value {
         let mut v = resource::render_group(g, self.base);
         self.groups.apply(&mut v, ResourceKind::Group);
         v
@@ -74,15 +74,18 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::CreateUser => {
             let u = users::create(store, require_body(body)?).await?;
             let location = resource::location(base, ResourceKind::User, &u.id);
-            created(view.user(&u), &location, &u.meta)
+            let meta = u.meta.clone();
+            created(view.user(u), &location, &meta)
         }
         Route::GetUser(id) => {
             let u = users::get(store, id).await?;
-            with_etag(ok(&view.user(&u)), &u.meta)
+            let meta = u.meta.clone();
+            with_etag(ok(&view.user(u)), &meta)
         }
         Route::ReplaceUser(id) => {
             let u = users::replace(store, id, require_body(body)?).await?;
-            with_etag(ok(&view.user(&u)), &u.meta)
+            let meta = u.meta.clone();
+            with_etag(ok(&view.user(u)), &meta)
         }
         Route::DeleteUser(id) => {
             users::delete(store, id).await?;
@@ -91,15 +94,18 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::CreateGroup => {
             let g = groups::create(store, require_body(body)?, view.with_members()).await?;
             let location = resource::location(base, ResourceKind::Group, &g.id);
-            created(view.group(&g), &location, &g.meta)
+            let meta = g.meta.clone();
+            created(view.group(g), &location, &meta)
         }
         Route::GetGroup(id) => {
             let g = groups::get(store, id, view.with_members()).await?;
-            with_etag(ok(&view.group(&g)), &g.meta)
+            let meta = g.meta.clone();
+            with_etag(ok(&view.group(g)), &meta)
         }
         Route::ReplaceGroup(id) => {
             let g = groups::replace(store, id, require_body(body)?, view.with_members()).await?;
-            with_etag(ok(&view.group(&g)), &g.meta)
+            let meta = g.meta.clone();
+            with_etag(ok(&view.group(g)), &meta)
         }
         Route::DeleteGroup(id) => {
             groups::delete(store, id).await?;
@@ -117,11 +123,11 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
 fn page_response<T>(
     listed: Listed<T>,
     paging: Paging,
-    render: impl Fn(&T) -> Value,
+    render: impl Fn(T) -> Value,
 ) -> Response<Body> {
     let page = list::Page {
         total: listed.total,
-        resources: listed.items.iter().map(render).collect(),
+        resources: listed.items.into_iter().map(render).collect(),
         next_cursor: listed.next,
     };
     ok(&list::response(page, paging))
@@ -163,8 +169,8 @@ async fn search_all(app: &App, base: &str, q: &ListQuery) -> Result<Response<Bod
     let view = list_view(base, q);
     let (users, groups) =
         crate::service::search_all(&app.store, q, start, view.with_members()).await?;
-    let mut resources: Vec<Value> = users.items.iter().map(|u| view.user(u)).collect();
-    resources.extend(groups.items.iter().map(|g| view.group(g)));
+    let mut resources: Vec<Value> = users.items.into_iter().map(|u| view.user(u)).collect();
+    resources.extend(groups.items.into_iter().map(|g| view.group(g)));
     let page = list::Page {
         total: users.total + groups.total,
         resources,

@@ -94,8 +94,9 @@ fn meta_json(base: &str, kind: ResourceKind, id: &str, meta: &Meta) -> Value {
     })
 }
 
-/// The full representation of a user, before projection.
-pub fn render_user(user: &UserRecord, base: &str) -> Value {
+/// The full representation of a user, before projection. Takes the record: its document
+/// moves into the output instead of being copied (this runs for every user of every page).
+pub fn render_user(user: UserRecord, base: &str) -> Value {
     let mut schemas = vec![json!(USER_URN)];
     if user.doc.contains_key(ENTERPRISE_USER_URN) {
         schemas.push(json!(ENTERPRISE_USER_URN));
@@ -103,9 +104,7 @@ pub fn render_user(user: &UserRecord, base: &str) -> Value {
     let mut out = Map::new();
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), json!(user.id));
-    for (k, v) in &user.doc {
-        out.insert(k.clone(), v.clone());
-    }
+    out.extend(user.doc);
     if !user.groups.is_empty() {
         let groups = user
             .groups
@@ -130,13 +129,11 @@ pub fn render_user(user: &UserRecord, base: &str) -> Value {
 
 /// The full representation of a group, before projection. `members` is always present (an
 /// empty list for an empty group): authentik skips adds when it is missing.
-pub fn render_group(group: &GroupRecord, base: &str) -> Value {
+pub fn render_group(group: GroupRecord, base: &str) -> Value {
     let mut out = Map::new();
     out.insert("schemas".into(), json!([GROUP_URN]));
     out.insert("id".into(), json!(group.id));
-    for (k, v) in &group.doc {
-        out.insert(k.clone(), v.clone());
-    }
+    out.extend(group.doc);
     let members = group
         .members
         .iter()
@@ -186,7 +183,7 @@ mod tests {
                 direct: false,
             }],
         };
-        let v = render_user(&user, "https://h/scim/v2");
+        let v = render_user(user, "https://h/scim/v2");
         assert_eq!(v["schemas"], json!([USER_URN, ENTERPRISE_USER_URN]));
         assert_eq!(v["meta"]["location"], json!("https://h/scim/v2/Users/u1"));
         assert_eq!(v["meta"]["version"], json!("W/\"3\""));
@@ -204,7 +201,7 @@ mod tests {
             meta: meta(),
             groups: vec![],
         };
-        let v = render_user(&user, "b");
+        let v = render_user(user, "b");
         assert_eq!(v["schemas"], json!([USER_URN]));
         assert!(v.get("groups").is_none());
     }
@@ -223,7 +220,7 @@ mod tests {
                 display: Some("Sub".into()),
             }],
         };
-        let v = render_group(&group, "b");
+        let v = render_group(group, "b");
         assert_eq!(
             v["members"],
             json!([{"value": "g2", "$ref": "b/Groups/g2", "display": "Sub", "type": "Group"}])

@@ -194,12 +194,12 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     }
     let rendered_users = ids
         .iter()
-        .map(|id| resource::render_user(&users::get(&conn, id).unwrap().unwrap(), "http://x"))
+        .map(|id| resource::render_user(users::get(&conn, id).unwrap().unwrap(), "http://x"))
         .collect();
     let rendered_groups = group_ids
         .iter()
         .map(|id| {
-            resource::render_group(&groups::get(&conn, id, true).unwrap().unwrap(), "http://x")
+            resource::render_group(groups::get(&conn, id, true).unwrap().unwrap(), "http://x")
         })
         .collect();
     (conn, rendered_users, rendered_groups)
