@@ -112,14 +112,13 @@ async fn handle(
     let handled = AssertUnwindSafe(respond(app, req, route))
         .catch_unwind()
         .await;
-    let (response, token) = match handled {
+    let (mut response, token) = match handled {
         Ok(out) => out,
         Err(_) => {
             error!("request handler panicked");
             (error_response(&Error::internal("handler panicked")), None)
         }
     };
-    let mut response = response;
     set_content_type(&mut response, json_only);
     info!(
         target: "scimd::request",
