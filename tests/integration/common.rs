@@ -192,10 +192,9 @@ impl Server {
 
     /// `GET /Users?filter=…` (the filter is URL-encoded here) → the ListResponse.
     pub async fn filter(&self, endpoint: &str, filter: &str) -> Value {
-        let q: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", filter)
-            .finish();
-        let r = self.get(&format!("/scim/v2/{endpoint}?{q}")).await;
+        let r = self
+            .get(&format!("/scim/v2/{endpoint}?{}", filter_query(filter)))
+            .await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         r.json()
     }
@@ -207,6 +206,13 @@ impl Drop for Server {
             let _ = tx.send(());
         }
     }
+}
+
+/// `filter=<filter>`, URL-encoded for a query string.
+pub fn filter_query(filter: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("filter", filter)
+        .finish()
 }
 
 fn db_path(dir: &TempDir) -> PathBuf {

@@ -152,11 +152,7 @@ async fn group_filters_cover_members_and_nesting() {
 #[tokio::test]
 async fn filter_errors_say_where_and_why() {
     let s = Server::start().await;
-    let q = |f: &str| {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", f)
-            .finish()
-    };
+    let q = filter_query;
     let body = s
         .get(&format!("/scim/v2/Users?{}", q("userName eq \"a\" and")))
         .await
