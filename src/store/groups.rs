@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::ListPage;
 use super::fold;
 use super::query::ListSql;
-use super::{RESOURCE_COLUMNS, doc_from_text, doc_to_text, resource_row};
+use super::{doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
 
@@ -225,10 +225,6 @@ pub fn delete(conn: &Connection, id: &str, now: &str) -> Result<bool> {
     Ok(true)
 }
 
-fn select() -> String {
-    format!("SELECT {RESOURCE_COLUMNS} FROM groups")
-}
-
 fn record(id: String, meta: Meta, data: &str) -> Result<GroupRecord> {
     Ok(GroupRecord {
         id,
@@ -289,12 +285,7 @@ pub fn list(
     list: &ListSql,
     with_members: bool,
 ) -> Result<ListPage<GroupRecord>> {
-    // Without a cap `page` always reads the page.
-    let page = super::page(conn, "groups", &select(), list, None, |r| {
-        let (seq, id, meta, data) = resource_row(r)?;
-        Ok((seq, (seq, id, meta, data)))
-    })?
-    .ok_or_else(|| Error::internal("an uncapped page was refused"))?;
+    let page = super::full_page(conn, "groups", list)?;
     let mut groups = Vec::with_capacity(page.items.len());
     for (seq, id, meta, data) in page.items {
         let mut group = record(id, meta, &data)?;

@@ -349,13 +349,11 @@ pub struct ListPage<T> {
 /// matching row number in order (the total is their count, so no second scan to count), then
 /// only the page's rows are read. SQLite, left to choose, would walk the whole table in row
 /// order to avoid a sort; ordering row numbers here lets it scan a covering index instead.
-fn scanned_page<T>(
+fn scanned_page(
     conn: &Connection,
     table: &str,
-    select: &str,
     list: &query::ListSql,
-    mut map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<(i64, T)>,
-) -> Result<ListPage<T>> {
+) -> Result<ListPage<ResourceRow>> {
     let filter = &list.filter;
     let order = list.order.as_deref().unwrap_or("");
     let sql = if order.is_empty() {
@@ -398,11 +396,11 @@ fn scanned_page<T>(
         Vec::new()
     } else {
         let ids = serde_json::to_string(window).map_err(Error::internal)?;
-        let sql =
-            format!("{select} WHERE seq IN (SELECT value FROM json_each(?1)) ORDER BY {order}seq");
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM {table} WHERE seq IN (SELECT value FROM json_each(?1)) ORDER BY {order}seq"
+        );
         conn.prepare_cached(&sql)?
-            .query_map([ids], |r| map(r))?
-            .map(|r| r.map(|(_, item)| item))
+            .query_map([ids], resource_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?
     };
     Ok(ListPage {
@@ -425,21 +423,29 @@ impl<T> ListPage<T> {
     }
 }
 
+/// `page` without a cap on its size, which therefore always reads the page.
+fn full_page(
+    conn: &Connection,
+    table: &str,
+    list: &query::ListSql,
+) -> Result<ListPage<ResourceRow>> {
+    page(conn, table, list, None)?.ok_or_else(|| Error::internal("an uncapped page was refused"))
+}
+
 /// Reads one page of `table` (with `select`, a `SELECT … FROM table`) in `list`'s order, and
 /// the number of matches in all. With `max_rows`, gives up (`None`) rather than read a page
 /// of more rows than that.
-fn page<T>(
+fn page(
     conn: &Connection,
     table: &str,
-    select: &str,
     list: &query::ListSql,
     max_rows: Option<u64>,
-    mut map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<(i64, T)>,
-) -> Result<Option<ListPage<T>>> {
+) -> Result<Option<ListPage<ResourceRow>>> {
+    let select = format!("SELECT {RESOURCE_COLUMNS} FROM {table}");
     use rusqlite::types::Value as SqlValue;
     let filter = &list.filter;
     if !list.lookup && filter.sql != SqlFilter::all().sql && max_rows.is_none() {
-        return scanned_page(conn, table, select, list, map).map(Some);
+        return scanned_page(conn, table, list).map(Some);
     }
     let mut params = filter.params.clone();
     let n = params.len();
@@ -481,7 +487,9 @@ fn page<T>(
         Vec::new()
     } else {
         conn.prepare_cached(&sql)?
-            .query_map(rusqlite::params_from_iter(&params), |r| map(r))?
+            .query_map(rusqlite::params_from_iter(&params), |r| {
+                resource_row(r).map(|row| (row.0, row))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?
     };
     let more = rows.len() as u64 > limit;

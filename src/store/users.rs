@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::ListPage;
 use super::fold;
 use super::query::ListSql;
-use super::{RESOURCE_COLUMNS, doc_from_text, doc_to_text, resource_row};
+use super::{ResourceRow, doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRef, Meta, UserRecord};
 
@@ -188,10 +188,6 @@ pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-fn select() -> String {
-    format!("SELECT {RESOURCE_COLUMNS} FROM users")
-}
-
 fn record(id: String, meta: Meta, data: &str) -> Result<UserRecord> {
     let doc = doc_from_text(data)?;
     Ok(UserRecord {
@@ -303,8 +299,7 @@ fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, V
 
 /// One page of the users `list` selects, each with its groups.
 pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<UserRecord>> {
-    // Without a cap `page` always reads the page.
-    read_page(conn, list, None)?.ok_or_else(|| Error::internal("an uncapped page was refused"))
+    with_groups_page(conn, super::full_page(conn, "users", list)?)
 }
 
 /// `list`, unless the page would hold more than `max_rows` users.
@@ -313,21 +308,16 @@ pub fn list_small(
     list: &ListSql,
     max_rows: u64,
 ) -> Result<Option<ListPage<UserRecord>>> {
-    read_page(conn, list, Some(max_rows))
+    super::page(conn, "users", list, Some(max_rows))?
+        .map(|page| with_groups_page(conn, page))
+        .transpose()
 }
 
-fn read_page(
+/// Turns a page of rows into users with their groups (one membership read for the page).
+fn with_groups_page(
     conn: &Connection,
-    list: &ListSql,
-    max_rows: Option<u64>,
-) -> Result<Option<ListPage<UserRecord>>> {
-    let Some(page) = super::page(conn, "users", &select(), list, max_rows, |r| {
-        let (seq, id, meta, data) = resource_row(r)?;
-        Ok((seq, (seq, id, meta, data)))
-    })?
-    else {
-        return Ok(None);
-    };
+    page: ListPage<ResourceRow>,
+) -> Result<ListPage<UserRecord>> {
     let seqs: Vec<i64> = page.items.iter().map(|(seq, ..)| *seq).collect();
     let mut groups = groups_of_many(conn, &seqs)?;
     let mut users = Vec::with_capacity(page.items.len());
@@ -336,10 +326,10 @@ fn read_page(
         user.groups = groups.remove(&seq).unwrap_or_default();
         users.push(user);
     }
-    Ok(Some(ListPage {
+    Ok(ListPage {
         total: page.total,
         items: users,
         next_after: page.next_after,
         last_seq: page.last_seq,
-    }))
+    })
 }
