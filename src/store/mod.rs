@@ -116,6 +116,8 @@ impl Store {
             .max_size(READERS)
             // All open from the start: `try_read_now` only takes an idle connection.
             .min_idle(Some(READERS))
+            // Otherwise r2d2 runs a statement on every checkout: 5% of a lookup's CPU.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         Ok(Store {

@@ -226,43 +226,69 @@ fn groups_of(conn: &Connection, user_seq: i64) -> Result<Vec<GroupRef>> {
 }
 
 /// `groups_of` for many users at once: one query for their direct groups, then one per level
-/// of nesting above them (none when groups aren't nested), so a page of users costs two or
-/// three small indexed queries rather than one recursive query per user.
+/// of nesting above them, so a page of users costs one or a few small indexed queries rather
+/// than one recursive query per user. Each row says whether its group is itself a member of
+/// another group, so when groups aren't nested (the usual case) no level query runs at all.
 fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, Vec<GroupRef>>> {
-    // (member seq, group seq, group id, group displayName) rows, members given as a JSON list.
-    let read = |sql: &str, members: &[i64]| -> Result<Vec<(i64, i64, String, String)>> {
-        let list = serde_json::to_string(members).map_err(Error::internal)?;
+    /// (member seq, group seq, group id, group displayName, group has parents).
+    type Row = (i64, i64, String, String, bool);
+    const COLUMNS: &str = "g.seq, g.id, g.display_name, \
+        EXISTS (SELECT 1 FROM group_members p WHERE p.member_group_seq = g.seq) \
+        FROM group_members m JOIN groups g ON g.seq = m.group_seq";
+    let read = |sql: &str, param: rusqlite::types::Value| -> Result<Vec<Row>> {
         let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([list], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([param], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let json_list = |seqs: &[i64]| -> Result<rusqlite::types::Value> {
+        Ok(serde_json::to_string(seqs).map_err(Error::internal)?.into())
+    };
+    // A single user (a lookup, a GET) is one equality probe; a page passes its users as a list.
+    let direct_rows = match user_seqs {
+        [one] => read(
+            &format!("SELECT m.member_user_seq, {COLUMNS} WHERE m.member_user_seq = ?1"),
+            (*one).into(),
+        )?,
+        _ => read(
+            &format!(
+                "SELECT m.member_user_seq, {COLUMNS} \
+                 WHERE m.member_user_seq IN (SELECT value FROM json_each(?1))"
+            ),
+            json_list(user_seqs)?,
+        )?,
     };
     let mut names: HashMap<i64, (String, String)> = HashMap::new();
     let mut direct: HashMap<i64, Vec<i64>> = HashMap::new();
-    for (user, group, id, name) in read(
-        "SELECT m.member_user_seq, g.seq, g.id, g.display_name
-         FROM group_members m JOIN groups g ON g.seq = m.group_seq
-         WHERE m.member_user_seq IN (SELECT value FROM json_each(?1))",
-        user_seqs,
-    )? {
+    let mut frontier = Vec::new();
+    for (user, group, id, name, nested) in direct_rows {
         direct.entry(user).or_default().push(group);
-        names.entry(group).or_insert((id, name));
+        if let std::collections::hash_map::Entry::Vacant(e) = names.entry(group) {
+            e.insert((id, name));
+            if nested {
+                frontier.push(group);
+            }
+        }
     }
     // The groups each group is nested in, level by level; `names` doubles as "seen", so a
     // cycle that slipped into the data still ends.
     let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut frontier: Vec<i64> = names.keys().copied().collect();
     while !frontier.is_empty() {
         let mut next = Vec::new();
-        for (child, group, id, name) in read(
-            "SELECT m.member_group_seq, g.seq, g.id, g.display_name
-             FROM group_members m JOIN groups g ON g.seq = m.group_seq
-             WHERE m.member_group_seq IN (SELECT value FROM json_each(?1))",
-            &frontier,
+        for (child, group, id, name, nested) in read(
+            &format!(
+                "SELECT m.member_group_seq, {COLUMNS} \
+                 WHERE m.member_group_seq IN (SELECT value FROM json_each(?1))"
+            ),
+            json_list(&frontier)?,
         )? {
             parents.entry(child).or_default().push(group);
             if let std::collections::hash_map::Entry::Vacant(e) = names.entry(group) {
                 e.insert((id, name));
-                next.push(group);
+                if nested {
+                    next.push(group);
+                }
             }
         }
         frontier = next;

@@ -290,6 +290,12 @@ async fn a_user_lists_direct_and_indirect_groups() {
         .create_group(&json!({"displayName": "Everyone",
                               "members": [{"value": id_of(&finance), "type": "Group"}]}))
         .await;
+    // Two levels above the user's own group, and a second user in no group at all.
+    let company = s
+        .create_group(&json!({"displayName": "Company",
+                              "members": [{"value": id_of(&all), "type": "Group"}]}))
+        .await;
+    s.create_user(&json!({"userName": "bo"})).await;
     let got = s.get(&format!("/scim/v2/Users/{uid}")).await.json();
     let base = format!("http://{}/scim/v2", s.addr);
     assert_eq!(
@@ -299,8 +305,21 @@ async fn a_user_lists_direct_and_indirect_groups() {
              "display": "Finance", "type": "direct"},
             {"value": id_of(&all), "$ref": format!("{base}/Groups/{}", id_of(&all)),
              "display": "Everyone", "type": "indirect"},
+            {"value": id_of(&company), "$ref": format!("{base}/Groups/{}", id_of(&company)),
+             "display": "Company", "type": "indirect"},
         ])
     );
+    // A lookup (one user) and a page of users read groups by different queries.
+    let found = s
+        .get(&format!(
+            "/scim/v2/Users?{}",
+            filter_query("userName eq \"ana\"")
+        ))
+        .await;
+    assert_eq!(found.json()["Resources"][0]["groups"], got["groups"]);
+    let page = s.get("/scim/v2/Users?sortBy=userName").await.json();
+    assert_eq!(page["Resources"][0]["groups"], got["groups"]);
+    assert!(page["Resources"][1].get("groups").is_none(), "{page}");
     // `groups` in a body is readOnly and ignored.
     let r = s
         .put(
@@ -308,5 +327,5 @@ async fn a_user_lists_direct_and_indirect_groups() {
             &json!({"userName": "ana", "groups": []}),
         )
         .await;
-    assert_eq!(r.json()["groups"].as_array().map(Vec::len), Some(2));
+    assert_eq!(r.json()["groups"].as_array().map(Vec::len), Some(3));
 }
