@@ -27,6 +27,15 @@ pub enum Error {
     /// An attempt to modify a readOnly or immutable attribute.
     #[error("{0}")]
     Mutability(String),
+    /// A PATCH path that does not parse or names no attribute of the resource.
+    #[error("{0}")]
+    InvalidPath(String),
+    /// A PATCH operation whose path selects nothing it can act on.
+    #[error("{0}")]
+    NoTarget(String),
+    /// `If-Match` named a version the resource no longer has (RFC 7644 §3.14).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The resource or endpoint does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -63,7 +72,10 @@ impl Error {
             | Error::InvalidValue(_)
             | Error::InvalidFilter(_)
             | Error::InvalidCursor(_)
-            | Error::Mutability(_) => StatusCode::BAD_REQUEST,
+            | Error::Mutability(_)
+            | Error::InvalidPath(_)
+            | Error::NoTarget(_) => StatusCode::BAD_REQUEST,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Uniqueness(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -84,6 +96,8 @@ impl Error {
             Error::InvalidCursor(_) => Some("invalidCursor"),
             Error::Uniqueness(_) => Some("uniqueness"),
             Error::Mutability(_) => Some("mutability"),
+            Error::InvalidPath(_) => Some("invalidPath"),
+            Error::NoTarget(_) => Some("noTarget"),
             _ => None,
         }
     }
@@ -136,6 +150,9 @@ mod tests {
             (Error::InvalidCursor("x".into()), 400, Some("invalidCursor")),
             (Error::Uniqueness("x".into()), 409, Some("uniqueness")),
             (Error::Mutability("x".into()), 400, Some("mutability")),
+            (Error::InvalidPath("x".into()), 400, Some("invalidPath")),
+            (Error::NoTarget("x".into()), 400, Some("noTarget")),
+            (Error::PreconditionFailed("x".into()), 412, None),
             (Error::NotFound("x".into()), 404, None),
             (Error::Unauthorized("x".into()), 401, None),
             (Error::MethodNotAllowed(&["GET"]), 405, None),

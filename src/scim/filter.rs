@@ -102,11 +102,75 @@ impl std::error::Error for FilterError {}
 
 const OPERATORS: &str = "eq, ne, co, sw, ew, gt, ge, lt, le, pr";
 
-/// Parses a SCIM filter (RFC 7644 §3.4.2.2).
-///
-/// Besides the RFC grammar this accepts what real identity providers send: unquoted string
-/// values (`externalId eq jyoung`) and a sub-attribute after a value filter
-/// (`emails[type eq "work"].value eq "x"`, read as `emails[type eq "work" and value eq "x"]`).
+/// A PATCH operation's target (RFC 7644 §3.5.2: `PATH = attrPath / valuePath [subAttr]`):
+/// `name.givenName`, `emails[type eq "work"]`, `emails[type eq "work"].value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    /// The attribute; it has a `sub_attr` only when there is no value filter.
+    pub attr: AttrPath,
+    /// The value filter, with paths relative to one value of `attr`.
+    pub filter: Option<Filter>,
+    /// The sub-attribute after a value filter.
+    pub sub_attr: Option<String>,
+}
+
+/// Parses a PATCH path (RFC 7644 §3.5.2).
+pub fn parse_patch_path(input: &str) -> Result<PatchPath, FilterError> {
+    if input.len() > MAX_FILTER_LEN {
+        return Err(FilterError::new(MAX_FILTER_LEN, "path is too long"));
+    }
+    let Some(open) = input.find('[') else {
+        return parse_path(input).map(|attr| PatchPath {
+            attr,
+            filter: None,
+            sub_attr: None,
+        });
+    };
+    let attr = parse_path(&input[..open])?;
+    if attr.sub_attr.is_some() {
+        return Err(FilterError::new(
+            open,
+            "a value filter \"[...]\" cannot follow a sub-attribute",
+        ));
+    }
+    let mut p = Parser {
+        src: input,
+        pos: open + 1,
+        depth: 1,
+        in_value_path: true,
+    };
+    if p.peek() == Tok::RBracket {
+        return Err(p.error("empty value filter \"[]\""));
+    }
+    let filter = p.parse_or()?;
+    match p.peek() {
+        Tok::RBracket => p.pos += 1,
+        Tok::End => {
+            return Err(FilterError::new(
+                open,
+                "unbalanced bracket: \"[\" is never closed",
+            ));
+        }
+        tok => return Err(p.unexpected(tok, "\"and\", \"or\" or \"]\"")),
+    }
+    let rest = &input[p.pos..];
+    let sub_attr = match rest.strip_prefix('.') {
+        None if rest.is_empty() => None,
+        Some(name) => {
+            check_name(name, p.pos + 1)?;
+            Some(name.to_owned())
+        }
+        None => {
+            return Err(p.error("expected \".\" and a sub-attribute, or the end of the path"));
+        }
+    };
+    Ok(PatchPath {
+        attr,
+        filter: Some(filter),
+        sub_attr,
+    })
+}
+
 /// Parses a lone attribute path (`sortBy`, `attributes` entries): `[urn:]attr[.subAttr]`.
 pub fn parse_path(input: &str) -> Result<AttrPath, FilterError> {
     if input.len() > MAX_FILTER_LEN {
@@ -124,6 +188,11 @@ pub fn parse_path(input: &str) -> Result<AttrPath, FilterError> {
     attr_path(input, 0)
 }
 
+/// Parses a SCIM filter (RFC 7644 §3.4.2.2).
+///
+/// Besides the RFC grammar this accepts what real identity providers send: unquoted string
+/// values (`externalId eq jyoung`) and a sub-attribute after a value filter
+/// (`emails[type eq "work"].value eq "x"`, read as `emails[type eq "work" and value eq "x"]`).
 pub fn parse(input: &str) -> Result<Filter, FilterError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(FilterError::new(
@@ -1281,5 +1350,50 @@ mod tests {
                 prop_assert!(text.is_char_boundary(e.pos));
             }
         }
+    }
+
+    #[test]
+    fn patch_paths_of_every_form() {
+        let p = parse_patch_path("name.givenName").unwrap();
+        assert_eq!(
+            (p.attr, p.filter, p.sub_attr),
+            (sub("name", "givenName"), None, None)
+        );
+        let p = parse_patch_path(r#"emails[type eq "work"].value"#).unwrap();
+        assert_eq!(p.attr, path("emails"));
+        assert_eq!(
+            p.filter,
+            Some(Filter::Compare(path("type"), CompareOp::Eq, s("work")))
+        );
+        assert_eq!(p.sub_attr.as_deref(), Some("value"));
+        let p = parse_patch_path(r#"members[value eq "a b"]"#).unwrap();
+        assert_eq!((p.attr, p.sub_attr), (path("members"), None));
+        let p = parse_patch_path(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        )
+        .unwrap();
+        assert_eq!(p.attr.attr, "manager");
+        assert_eq!(p.attr.sub_attr.as_deref(), Some("value"));
+        let p = parse_patch_path(r#"addresses[type eq "work" and primary eq true].postalCode"#)
+            .unwrap();
+        assert!(matches!(p.filter, Some(Filter::And(..))));
+    }
+
+    #[test]
+    fn bad_patch_paths_say_where() {
+        for (bad, pos) in [
+            ("", 0),
+            ("name.givenName[type eq \"x\"]", 14),
+            ("emails[type eq \"work\"", 6),
+            ("emails[]", 7),
+            ("emails[type eq \"work\"]value", 22),
+            ("emails[type eq \"work\"].", 23),
+            ("emails[type zz \"work\"]", 12),
+            ("a b", 0),
+        ] {
+            let err = parse_patch_path(bad).unwrap_err();
+            assert_eq!(err.pos, pos, "{bad}: {err}");
+        }
+        assert!(parse_patch_path(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
     }
 }

@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod eval;
 pub mod filter;
 pub mod list;
+pub mod patch;
 pub mod project;
 pub mod resolve;
 pub mod resource;

@@ -106,7 +106,7 @@ fn extensions(kind: ResourceKind) -> &'static [&'static Schema] {
 }
 
 /// Binds `path` (outside a value filter) for resources of `kind`.
-fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
+pub fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
     let in_core = path
         .urn
         .as_ref()

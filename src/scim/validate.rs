@@ -19,17 +19,18 @@ use super::schema::{
 use crate::error::{Error, Result};
 
 /// Legacy keys OneLogin templates use for the enterprise extension block.
-const LEGACY_ENTERPRISE_KEYS: [&str; 2] = [
+pub(crate) const LEGACY_ENTERPRISE_KEYS: [&str; 2] = [
     "urn:scim:schemas:extension:enterprise:1.0",
     "urn:scim:schemas:extension:enterprise:2.0",
 ];
 /// Legacy keys under which a client may nest core attributes.
-const LEGACY_CORE_KEYS: [&str; 2] = ["urn:scim:schemas:core:1.0", "urn:scim:schemas:core:2.0"];
+pub(crate) const LEGACY_CORE_KEYS: [&str; 2] =
+    ["urn:scim:schemas:core:1.0", "urn:scim:schemas:core:2.0"];
 
 /// Enterprise attribute names Entra ID has been seen sending at the top level of a User
 /// (idp-compat.md §2 row 17). They are ignored rather than rejected: Entra sets them for real
 /// through PATCH with the URN-qualified path.
-const STRAY_ENTERPRISE_KEYS: [&str; 6] = [
+pub(crate) const STRAY_ENTERPRISE_KEYS: [&str; 6] = [
     "employeeNumber",
     "costCenter",
     "organization",
@@ -70,11 +71,11 @@ fn eq_ic(a: &str, b: &str) -> bool {
 
 /// Common attributes (RFC 7643 §3.1) the server owns; a client's values are ignored, and so
 /// are `schemas` (the endpoint decides the resource type, idp-compat.md §2 row 1).
-fn is_server_owned(key: &str) -> bool {
+pub(crate) fn is_server_owned(key: &str) -> bool {
     ["id", "meta", "schemas"].iter().any(|k| eq_ic(k, key))
 }
 
-fn is_urn_key(key: &str) -> bool {
+pub(crate) fn is_urn_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     lower.starts_with("urn:") || lower.starts_with("http:") || lower.starts_with("https:")
 }

@@ -1,0 +1,1348 @@
+//! PATCH (RFC 7644 §3.5.2): parsing a PatchOp body and applying its operations to a stored
+//! document, all or nothing (the caller keeps the original until every operation succeeded).
+//!
+//! What identity providers send beyond the RFC is accepted here (idp-compat.md §2): ops in
+//! any case and `delete` for `remove` (row 10); string booleans (row 5, via `validate`);
+//! `remove members` with a `value` list removing only those members (row 11); path-less
+//! `add`/`replace` whose keys are dotted or URN-qualified paths (row 12); `add` on a
+//! single-valued attribute replacing it (row 13); a value-filter path that matches nothing
+//! creating the entry it describes (row 14); read-only keys (`id`, `meta`, `schemas`,
+//! `groups`) inside a value ignored (rows 22, 25); adds that are already there changing
+//! nothing (row 27); and the SCIM 1.1 group body with `members[].operation` (row 9).
+//!
+//! A group's members are not in its document (they are rows, and a group may have 100,000):
+//! operations on `members` become `MemberChange`s the store applies in order, so adding or
+//! removing one member never reads the others.
+//!
+//! Pure: no I/O.
+
+use serde_json::{Map, Value};
+
+use super::eval;
+use super::filter::{self, AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use super::resolve::{self, Origin, Resolved, Target};
+use super::resource::ResourceKind;
+use super::schema::{Attribute, ENTERPRISE_USER_URN, GROUP_URN, Kind, Mutability, USER, USER_URN};
+use super::validate::{
+    self, LEGACY_CORE_KEYS, LEGACY_ENTERPRISE_KEYS, STRAY_ENTERPRISE_KEYS, is_server_owned,
+    is_urn_key,
+};
+use crate::error::{Error, Result};
+
+/// Most operations one PATCH request may carry.
+pub const MAX_OPERATIONS: usize = 1000;
+
+pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// One operation as sent: `path` is still text, `value` still the client's JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub op: Op,
+    pub path: Option<String>,
+    pub value: Option<Value>,
+}
+
+/// A change to a group's members, applied by the store in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    /// Add these ids (those already members, or matching nothing, change nothing).
+    Add(Vec<String>),
+    /// Remove these ids (those not members change nothing).
+    Remove(Vec<String>),
+    /// Remove the members this `members[…]` filter selects.
+    RemoveWhere(Resolved),
+    /// Remove every member.
+    Clear,
+}
+
+fn eq_ic(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Parses a PATCH body into its operations (RFC 7644 §3.5.2). For a group, a body without
+/// `Operations` is read as a SCIM 1.1 PATCH (members carrying `"operation": "delete"`).
+pub fn parse(body: Value, kind: ResourceKind) -> Result<Vec<Operation>> {
+    let Value::Object(mut map) = body else {
+        return Err(Error::InvalidSyntax(
+            "the request body must be a JSON object".into(),
+        ));
+    };
+    let key = map.keys().find(|k| eq_ic(k, "Operations")).cloned();
+    let Some(ops) = key.and_then(|k| map.remove(&k)) else {
+        if kind == ResourceKind::Group {
+            return scim11_group(map);
+        }
+        return Err(Error::InvalidSyntax(
+            "a PATCH body needs \"Operations\" (RFC 7644 §3.5.2)".into(),
+        ));
+    };
+    let Value::Array(items) = ops else {
+        return Err(Error::InvalidSyntax(
+            "\"Operations\" must be an array".into(),
+        ));
+    };
+    if items.is_empty() {
+        return Err(Error::InvalidValue(
+            "\"Operations\" must hold at least one operation".into(),
+        ));
+    }
+    if items.len() > MAX_OPERATIONS {
+        return Err(Error::InvalidValue(format!(
+            "a PATCH request may carry at most {MAX_OPERATIONS} operations"
+        )));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| operation(i + 1, item))
+        .collect()
+}
+
+/// Operation number `n` (from 1, for messages).
+fn operation(n: usize, item: Value) -> Result<Operation> {
+    let Value::Object(fields) = item else {
+        return Err(Error::InvalidSyntax(format!(
+            "operation {n} must be an object"
+        )));
+    };
+    let (mut op, mut path, mut value) = (None, None, None);
+    for (k, v) in fields {
+        if eq_ic(&k, "op") {
+            op = Some(v);
+        } else if eq_ic(&k, "path") {
+            path = Some(v);
+        } else if eq_ic(&k, "value") {
+            value = Some(v);
+        }
+    }
+    let op = match op {
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "add" => Op::Add,
+            "replace" => Op::Replace,
+            "remove" | "delete" => Op::Remove,
+            _ => {
+                return Err(Error::InvalidValue(format!(
+                    "operation {n}: unknown op \"{s}\"; expected add, replace or remove"
+                )));
+            }
+        },
+        _ => {
+            return Err(Error::InvalidSyntax(format!(
+                "operation {n} needs an \"op\" (add, replace or remove)"
+            )));
+        }
+    };
+    let path = match path {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(_) => {
+            return Err(Error::InvalidPath(format!(
+                "operation {n}: \"path\" must be a string"
+            )));
+        }
+    };
+    let value = value.filter(|v| !v.is_null());
+    Ok(Operation { op, path, value })
+}
+
+/// The SCIM 1.1 group PATCH OneLogin's v1.1 connectors send: `members` items with
+/// `"operation": "delete"` are removed, other items added; attributes named in
+/// `meta.attributes` are removed first; any other attribute is replaced.
+fn scim11_group(map: Map<String, Value>) -> Result<Vec<Operation>> {
+    let mut removals = Vec::new();
+    let mut ops = Vec::new();
+    let mut rest = Map::new();
+    for (k, v) in map {
+        if eq_ic(&k, "schemas") {
+            continue;
+        }
+        if eq_ic(&k, "meta") {
+            let names = v.get("attributes").and_then(Value::as_array);
+            for name in names.into_iter().flatten().filter_map(Value::as_str) {
+                removals.push(Operation {
+                    op: Op::Remove,
+                    path: Some(name.to_string()),
+                    value: None,
+                });
+            }
+            continue;
+        }
+        if eq_ic(&k, "members") {
+            let items = match v {
+                Value::Array(items) => items,
+                Value::Null => Vec::new(),
+                one => vec![one],
+            };
+            let (mut add, mut delete) = (Vec::new(), Vec::new());
+            for mut item in items {
+                let is_delete = item
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .is_some_and(|o| eq_ic(o, "delete"));
+                if let Value::Object(m) = &mut item {
+                    m.retain(|k, _| !eq_ic(k, "operation"));
+                }
+                if is_delete {
+                    delete.push(item);
+                } else {
+                    add.push(item);
+                }
+            }
+            for (op, items) in [(Op::Remove, delete), (Op::Add, add)] {
+                if !items.is_empty() {
+                    ops.push(Operation {
+                        op,
+                        path: Some("members".into()),
+                        value: Some(Value::Array(items)),
+                    });
+                }
+            }
+            continue;
+        }
+        rest.insert(k, v);
+    }
+    if !rest.is_empty() {
+        ops.push(Operation {
+            op: Op::Replace,
+            path: None,
+            value: Some(Value::Object(rest)),
+        });
+    }
+    removals.extend(ops);
+    if removals.is_empty() {
+        return Err(Error::InvalidSyntax(
+            "a PATCH body needs \"Operations\" (RFC 7644 §3.5.2)".into(),
+        ));
+    }
+    Ok(removals)
+}
+
+/// Applies `ops` to a user's stored document. The result still has to pass
+/// `validate::user` (required attributes, one primary, …) before it is stored.
+pub fn apply_user(doc: Map<String, Value>, ops: Vec<Operation>) -> Result<Map<String, Value>> {
+    let mut p = Patcher {
+        kind: ResourceKind::User,
+        doc,
+        members: Vec::new(),
+    };
+    p.run(ops)?;
+    Ok(p.doc)
+}
+
+/// Applies `ops` to a group's stored document; operations on `members` come back as changes
+/// for the store to apply in order.
+pub fn apply_group(
+    doc: Map<String, Value>,
+    ops: Vec<Operation>,
+) -> Result<(Map<String, Value>, Vec<MemberChange>)> {
+    let mut p = Patcher {
+        kind: ResourceKind::Group,
+        doc,
+        members: Vec::new(),
+    };
+    p.run(ops)?;
+    Ok((p.doc, p.members))
+}
+
+struct Patcher {
+    kind: ResourceKind,
+    doc: Map<String, Value>,
+    members: Vec<MemberChange>,
+}
+
+/// Where a target came from: an explicit `path` (read-only targets are an error) or a key of
+/// a path-less value (read-only keys are ignored, as in a PUT body).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Path,
+    ValueKey,
+}
+
+fn path_error(e: Error) -> Error {
+    match e {
+        Error::InvalidFilter(m) | Error::InvalidValue(m) => Error::InvalidPath(m),
+        other => other,
+    }
+}
+
+impl Patcher {
+    fn run(&mut self, ops: Vec<Operation>) -> Result<()> {
+        for (i, op) in ops.into_iter().enumerate() {
+            self.operation(op).map_err(|e| numbered(e, i + 1))?;
+        }
+        // An extension whose last attribute was removed is no extension at all.
+        if self
+            .doc
+            .get(ENTERPRISE_USER_URN)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            self.doc.remove(ENTERPRISE_USER_URN);
+        }
+        Ok(())
+    }
+
+    fn operation(&mut self, op: Operation) -> Result<()> {
+        let Some(path) = op.path else {
+            if op.op == Op::Remove {
+                return Err(Error::NoTarget(
+                    "\"remove\" needs a \"path\" (RFC 7644 §3.5.2.2)".into(),
+                ));
+            }
+            return match op.value {
+                Some(Value::Object(map)) => {
+                    for (key, value) in map {
+                        self.key(op.op, &key, value)?;
+                    }
+                    Ok(())
+                }
+                _ => Err(Error::InvalidValue(format!(
+                    "\"{}\" without a \"path\" needs an object \"value\"",
+                    op_name(op.op)
+                ))),
+            };
+        };
+        if self.kind == ResourceKind::User && eq_ic(&path, ENTERPRISE_USER_URN) {
+            return self.extension_block(op.op, op.value, Source::Path);
+        }
+        let parsed = filter::parse_patch_path(&path)
+            .map_err(|e| Error::InvalidPath(format!("path \"{path}\" {e}")))?;
+        self.target(op.op, &parsed, op.value, Source::Path)
+    }
+
+    /// One key of a path-less `add`/`replace` value: an attribute name, a dotted or
+    /// URN-qualified path, or a schema URN holding a block of attributes.
+    fn key(&mut self, op: Op, key: &str, value: Value) -> Result<()> {
+        if is_server_owned(key) {
+            return Ok(());
+        }
+        let core_urn = match self.kind {
+            ResourceKind::User => USER_URN,
+            ResourceKind::Group => GROUP_URN,
+        };
+        let user = self.kind == ResourceKind::User;
+        if eq_ic(key, core_urn) || (user && LEGACY_CORE_KEYS.iter().any(|k| eq_ic(k, key))) {
+            return match value {
+                Value::Object(map) => map.into_iter().try_for_each(|(k, v)| self.key(op, &k, v)),
+                Value::Null => Ok(()),
+                _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
+            };
+        }
+        if user
+            && (eq_ic(key, ENTERPRISE_USER_URN)
+                || LEGACY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, key)))
+        {
+            return self.extension_block(op, Some(value), Source::ValueKey);
+        }
+        if is_urn_key(key)
+            && !qualified_by(key, core_urn)
+            && !qualified_by(key, ENTERPRISE_USER_URN)
+        {
+            // An extension scimd does not serve: ignored, as in a POST or PUT body.
+            return Ok(());
+        }
+        if user
+            && USER.attribute(key).is_none()
+            && STRAY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, key))
+        {
+            return Ok(());
+        }
+        let parsed = filter::parse_patch_path(key).map_err(|e| {
+            Error::InvalidValue(format!("\"{key}\" is not an attribute or a path: {e}"))
+        })?;
+        self.target(op, &parsed, Some(value), Source::ValueKey)
+            .map_err(|e| match e {
+                Error::InvalidPath(m) => Error::InvalidValue(m),
+                other => other,
+            })
+    }
+
+    /// The enterprise extension as a whole: `remove` drops it; `add`/`replace` apply each
+    /// attribute of the value (a complex attribute's unspecified parts stay, RFC 7644 §3.5.2.3).
+    fn extension_block(&mut self, op: Op, value: Option<Value>, from: Source) -> Result<()> {
+        match (op, value) {
+            (Op::Remove, _) => {
+                self.doc.remove(ENTERPRISE_USER_URN);
+                Ok(())
+            }
+            (_, Some(Value::Object(map))) => {
+                for (k, v) in map {
+                    let path = format!("{ENTERPRISE_USER_URN}:{k}");
+                    let parsed = filter::parse_patch_path(&path).map_err(|e| {
+                        Error::InvalidValue(format!("\"{k}\" is not an attribute: {e}"))
+                    })?;
+                    self.target(op, &parsed, Some(v), from)?;
+                }
+                Ok(())
+            }
+            (_, None) => Ok(()),
+            _ => Err(Error::InvalidValue(format!(
+                "\"{ENTERPRISE_USER_URN}\" must be an object"
+            ))),
+        }
+    }
+
+    fn target(
+        &mut self,
+        op: Op,
+        path: &PatchPath,
+        value: Option<Value>,
+        from: Source,
+    ) -> Result<()> {
+        let mut t = resolve::bind(&path.attr, self.kind).map_err(path_error)?;
+        if let Some(name) = &path.sub_attr {
+            t.sub = Some(t.attr.sub(name).ok_or_else(|| {
+                Error::InvalidPath(format!(
+                    "\"{}\" has no sub-attribute \"{name}\"",
+                    t.attr.name
+                ))
+            })?);
+        }
+        let read_only = |a: &Attribute| a.mutability == Mutability::ReadOnly;
+        if read_only(t.attr) || t.sub.is_some_and(read_only) {
+            if from == Source::ValueKey {
+                return Ok(());
+            }
+            return Err(Error::Mutability(format!(
+                "\"{}\" is read-only",
+                display_path(&t)
+            )));
+        }
+        if self.kind == ResourceKind::Group && t.origin == Origin::Core && t.attr.name == "members"
+        {
+            return self.members(op, path, &t, value);
+        }
+        let value = match (op, value) {
+            (Op::Remove, v) => v,
+            (_, Some(v)) => Some(v),
+            (_, None) => {
+                return Err(Error::InvalidValue(format!(
+                    "\"{}\" of \"{}\" needs a \"value\"",
+                    op_name(op),
+                    display_path(&t)
+                )));
+            }
+        };
+        let filter = match &path.filter {
+            None => None,
+            Some(f) => Some((f, self.value_filter(&path.attr, f)?)),
+        };
+        let slot = self.slot(t.origin)?;
+        match filter {
+            None => match t.sub {
+                None => whole(slot, t.attr, op, value),
+                Some(sub) => sub_everywhere(slot, t.attr, sub, op, value),
+            },
+            Some((raw, resolved)) => {
+                let wrap = |item: &Value| wrap_item(&t, item);
+                filtered(slot, &t, op, value, raw, &|item| {
+                    eval::matches(&resolved, &wrap(item))
+                })
+            }
+        }
+    }
+
+    /// The filter of `attr[filter]`, bound like a search filter on the same attribute.
+    fn value_filter(&self, attr: &AttrPath, f: &Filter) -> Result<Resolved> {
+        let outer = AttrPath {
+            sub_attr: None,
+            ..attr.clone()
+        };
+        resolve::resolve(&Filter::ValuePath(outer, Box::new(f.clone())), self.kind)
+            .map_err(path_error)
+    }
+
+    /// The object an attribute of `origin` lives in.
+    fn slot(&mut self, origin: Origin) -> Result<&mut Map<String, Value>> {
+        match origin {
+            Origin::Extension(urn) => {
+                let entry = self
+                    .doc
+                    .entry(urn.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                entry
+                    .as_object_mut()
+                    .ok_or_else(|| Error::internal("extension block is not an object"))
+            }
+            Origin::Common | Origin::Core => Ok(&mut self.doc),
+        }
+    }
+
+    fn members(
+        &mut self,
+        op: Op,
+        path: &PatchPath,
+        t: &Target,
+        value: Option<Value>,
+    ) -> Result<()> {
+        if t.sub.is_some() {
+            return Err(Error::InvalidPath(
+                "a member's sub-attributes are set by scimd; add or remove the member instead"
+                    .into(),
+            ));
+        }
+        let ids = |value: Option<Value>| -> Result<Vec<String>> {
+            value.map_or(Ok(Vec::new()), validate::member_ids)
+        };
+        match (op, &path.filter) {
+            (Op::Add, None) => {
+                if value.is_none() {
+                    return Err(Error::InvalidValue(
+                        "\"add\" of \"members\" needs a \"value\"".into(),
+                    ));
+                }
+                self.members.push(MemberChange::Add(ids(value)?));
+            }
+            (Op::Replace, None) => {
+                let ids = ids(value)?;
+                self.members.push(MemberChange::Clear);
+                self.members.push(MemberChange::Add(ids));
+            }
+            // Entra, JumpCloud and authentik remove members with a `value` list (idp-compat.md
+            // §2 row 11): only those go. Without a value, every member goes (RFC 7644 §3.5.2.2).
+            (Op::Remove, None) => match ids(value)? {
+                ids if ids.is_empty() => self.members.push(MemberChange::Clear),
+                ids => self.members.push(MemberChange::Remove(ids)),
+            },
+            (Op::Remove, Some(f)) => match member_ids_of(f) {
+                Some(ids) => self.members.push(MemberChange::Remove(ids)),
+                None => {
+                    let resolved = self.value_filter(&path.attr, f)?;
+                    self.members.push(MemberChange::RemoveWhere(resolved));
+                }
+            },
+            (Op::Add | Op::Replace, Some(_)) => {
+                return Err(Error::InvalidPath(
+                    "members can be added, replaced as a whole or removed; a filtered \
+                     \"members[…]\" path can only remove"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds the operation's number to an error's detail, so a client knows which one failed.
+fn numbered(e: Error, n: usize) -> Error {
+    match e {
+        Error::InvalidValue(m) => Error::InvalidValue(format!("operation {n}: {m}")),
+        Error::InvalidPath(m) => Error::InvalidPath(format!("operation {n}: {m}")),
+        Error::NoTarget(m) => Error::NoTarget(format!("operation {n}: {m}")),
+        Error::Mutability(m) => Error::Mutability(format!("operation {n}: {m}")),
+        other => other,
+    }
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Add => "add",
+        Op::Replace => "replace",
+        Op::Remove => "remove",
+    }
+}
+
+fn display_path(t: &Target) -> String {
+    match t.sub {
+        Some(sub) => format!("{}.{}", t.attr.name, sub.name),
+        None => t.attr.name.to_string(),
+    }
+}
+
+/// Whether `key` is `urn:…` qualified by schema `urn` (`<urn>:attr`).
+fn qualified_by(key: &str, urn: &str) -> bool {
+    key.len() > urn.len() + 1
+        && key.is_char_boundary(urn.len())
+        && eq_ic(&key[..urn.len()], urn)
+        && key[urn.len()..].starts_with(':')
+}
+
+/// A single value of a multi-valued attribute placed in a resource shaped like the rendered
+/// one, for the evaluator.
+fn wrap_item(t: &Target, item: &Value) -> Value {
+    let mut attr = Map::new();
+    attr.insert(t.attr.name.to_string(), Value::Array(vec![item.clone()]));
+    match t.origin {
+        Origin::Extension(urn) => {
+            let mut resource = Map::new();
+            resource.insert(urn.to_string(), Value::Object(attr));
+            Value::Object(resource)
+        }
+        Origin::Common | Origin::Core => Value::Object(attr),
+    }
+}
+
+/// The ids of a `members[…]` filter that only names ids: `value eq "a"` (or several joined by
+/// `or`), the form every IdP uses, removed without reading the other members.
+fn member_ids_of(f: &Filter) -> Option<Vec<String>> {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, CompValue::String(id))
+            if p.urn.is_none() && p.sub_attr.is_none() && eq_ic(&p.attr, "value") =>
+        {
+            Some(vec![id.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut ids = member_ids_of(a)?;
+            ids.extend(member_ids_of(b)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+/// The qualified name used in messages.
+fn qualified(attr: &Attribute, sub: Option<&Attribute>) -> String {
+    match sub {
+        Some(s) => format!("{}.{}", attr.name, s.name),
+        None => attr.name.to_string(),
+    }
+}
+
+/// An operation on a whole attribute (no filter, no sub-attribute).
+fn whole(
+    slot: &mut Map<String, Value>,
+    attr: &Attribute,
+    op: Op,
+    value: Option<Value>,
+) -> Result<()> {
+    let name = attr.name;
+    if op == Op::Remove {
+        match value {
+            // `remove` with a value on a multi-valued attribute removes those values only.
+            Some(v) if attr.multi_valued => remove_listed(slot, attr, v)?,
+            _ => {
+                slot.remove(name);
+            }
+        }
+        return Ok(());
+    }
+    let value = value.unwrap_or(Value::Null);
+    let Some(new) = validate::normalise_value(attr, value, name)? else {
+        // `""` or `null`: the attribute has no value.
+        if op == Op::Replace {
+            slot.remove(name);
+        }
+        return Ok(());
+    };
+    match (attr.multi_valued, attr.kind, op) {
+        (true, _, Op::Replace) => {
+            slot.insert(name.to_string(), new);
+        }
+        (true, _, _) => {
+            let Value::Array(items) = new else {
+                return Ok(());
+            };
+            let current = slot
+                .entry(name.to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(existing) = current {
+                let first_new = existing.len();
+                for item in items {
+                    // An add of a value already there changes nothing (idp-compat.md row 27).
+                    if !existing.contains(&item) {
+                        existing.push(item);
+                    }
+                }
+                keep_one_primary(existing, |i| i >= first_new);
+            }
+        }
+        // A complex value's unspecified sub-attributes stay (RFC 7644 §3.5.2.1, §3.5.2.3).
+        (false, Kind::Complex, _) => merge_into(slot, name, new),
+        (false, _, _) => {
+            slot.insert(name.to_string(), new);
+        }
+    }
+    Ok(())
+}
+
+fn merge_into(slot: &mut Map<String, Value>, name: &str, new: Value) {
+    match (slot.get_mut(name), new) {
+        (Some(Value::Object(current)), Value::Object(parts)) => current.extend(parts),
+        (_, new) => {
+            slot.insert(name.to_string(), new);
+        }
+    }
+}
+
+/// Removes the values of a multi-valued attribute that `value` lists, matched by their
+/// `value` sub-attribute (or the whole value for simple attributes).
+fn remove_listed(slot: &mut Map<String, Value>, attr: &Attribute, value: Value) -> Result<()> {
+    let Some(Value::Array(gone)) = validate::normalise_value(attr, value, attr.name)? else {
+        return Ok(());
+    };
+    let key = |v: &Value| -> Value {
+        match v.get("value") {
+            Some(inner) => inner.clone(),
+            None => v.clone(),
+        }
+    };
+    let gone: Vec<Value> = gone.iter().map(key).collect();
+    if let Some(Value::Array(items)) = slot.get_mut(attr.name) {
+        items.retain(|item| !gone.contains(&key(item)));
+        if items.is_empty() {
+            slot.remove(attr.name);
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7643 §2.4: when a value the operation added or changed (`chosen`) is now primary, the
+/// other values stop being primary.
+fn keep_one_primary(items: &mut [Value], chosen: impl Fn(usize) -> bool) {
+    let is_primary = |v: &Value| v.get("primary") == Some(&Value::Bool(true));
+    if !(0..items.len()).any(|i| chosen(i) && is_primary(&items[i])) {
+        return;
+    }
+    for (i, item) in items.iter_mut().enumerate() {
+        if !chosen(i)
+            && let Some(p) = item.get_mut("primary")
+        {
+            *p = Value::Bool(false);
+        }
+    }
+}
+
+/// `name.givenName` on a singular complex attribute, or `emails.type` on every value of a
+/// multi-valued one.
+fn sub_everywhere(
+    slot: &mut Map<String, Value>,
+    attr: &Attribute,
+    sub: &Attribute,
+    op: Op,
+    value: Option<Value>,
+) -> Result<()> {
+    let new = match (op, value) {
+        (Op::Remove, _) => None,
+        (_, v) => {
+            validate::normalise_value(sub, v.unwrap_or(Value::Null), &qualified(attr, Some(sub)))?
+        }
+    };
+    let set = |item: &mut Map<String, Value>| match &new {
+        Some(v) => {
+            item.insert(sub.name.to_string(), v.clone());
+        }
+        None => {
+            item.remove(sub.name);
+        }
+    };
+    match slot.get_mut(attr.name) {
+        Some(Value::Array(items)) if attr.multi_valued => {
+            for item in items.iter_mut() {
+                if let Value::Object(m) = item {
+                    set(m);
+                }
+            }
+            items.retain(|i| i.as_object().is_some_and(|m| !m.is_empty()));
+            if items.is_empty() {
+                slot.remove(attr.name);
+            }
+        }
+        Some(Value::Object(m)) => {
+            set(m);
+            if m.is_empty() {
+                slot.remove(attr.name);
+            }
+        }
+        _ if new.is_some() => {
+            let mut m = Map::new();
+            set(&mut m);
+            let v = if attr.multi_valued {
+                Value::Array(vec![Value::Object(m)])
+            } else {
+                Value::Object(m)
+            };
+            slot.insert(attr.name.to_string(), v);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `attr[filter]` and `attr[filter].sub`.
+fn filtered(
+    slot: &mut Map<String, Value>,
+    t: &Target,
+    op: Op,
+    value: Option<Value>,
+    raw: &Filter,
+    selects: &dyn Fn(&Value) -> bool,
+) -> Result<()> {
+    let attr = t.attr;
+    let mut items = match slot.remove(attr.name) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let hits: Vec<usize> = (0..items.len()).filter(|&i| selects(&items[i])).collect();
+    let result = (|| -> Result<()> {
+        if op == Op::Remove {
+            match t.sub {
+                None => {
+                    let mut i = 0;
+                    items.retain(|_| {
+                        i += 1;
+                        !hits.contains(&(i - 1))
+                    });
+                }
+                Some(sub) => {
+                    for &i in &hits {
+                        if let Value::Object(m) = &mut items[i] {
+                            m.remove(sub.name);
+                        }
+                    }
+                    items.retain(|i| i.as_object().is_some_and(|m| !m.is_empty()));
+                }
+            }
+            return Ok(());
+        }
+        let value = value.unwrap_or(Value::Null);
+        // The parts to merge into each selected value.
+        let parts: Map<String, Value> = match t.sub {
+            Some(sub) => {
+                let mut m = Map::new();
+                if let Some(v) = validate::normalise_value(sub, value, &qualified(attr, Some(sub)))?
+                {
+                    m.insert(sub.name.to_string(), v);
+                }
+                m
+            }
+            None => match validate::normalise_value(attr, value, attr.name)? {
+                Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                },
+                Some(_) => {
+                    return Err(Error::InvalidValue(format!(
+                        "the value for \"{}[…]\" must be one object",
+                        attr.name
+                    )));
+                }
+                None => Map::new(),
+            },
+        };
+        if hits.is_empty() {
+            // Entra names typed entries that may not exist yet
+            // (`emails[type eq "work"].value`): create the entry the filter describes
+            // (idp-compat.md §2 row 14).
+            let Some(mut entry) = described_by(raw, attr) else {
+                return Err(Error::NoTarget(format!(
+                    "no value of \"{}\" matches the filter",
+                    attr.name
+                )));
+            };
+            entry.extend(parts);
+            let made = Value::Array(vec![Value::Object(entry)]);
+            let Some(Value::Array(mut made)) = validate::normalise_value(attr, made, attr.name)?
+            else {
+                return Ok(());
+            };
+            let first_new = items.len();
+            items.append(&mut made);
+            keep_one_primary(&mut items, |i| i >= first_new);
+        } else {
+            for &i in &hits {
+                if let Value::Object(m) = &mut items[i] {
+                    m.extend(parts.clone());
+                }
+            }
+            keep_one_primary(&mut items, |i| hits.contains(&i));
+        }
+        Ok(())
+    })();
+    if !items.is_empty() {
+        slot.insert(attr.name.to_string(), Value::Array(items));
+    }
+    result
+}
+
+/// The value a filter of `eq` comparisons joined by `and` describes:
+/// `type eq "work"` → `{"type": "work"}`. `None` for any other filter.
+fn described_by(f: &Filter, attr: &Attribute) -> Option<Map<String, Value>> {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, v) if p.urn.is_none() && p.sub_attr.is_none() => {
+            let sub = attr.sub(&p.attr)?;
+            let value = match v {
+                CompValue::String(s) => Value::String(s.clone()),
+                CompValue::Bool(b) => Value::Bool(*b),
+                CompValue::Number(n) => Value::Number(n.clone()),
+                CompValue::Null => return None,
+            };
+            let mut m = Map::new();
+            m.insert(sub.name.to_string(), value);
+            Some(m)
+        }
+        Filter::And(a, b) => {
+            let mut m = described_by(a, attr)?;
+            m.extend(described_by(b, attr)?);
+            Some(m)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(body: Value) -> Map<String, Value> {
+        validate::user(body).unwrap().doc
+    }
+
+    fn ana() -> Map<String, Value> {
+        user(json!({
+            "userName": "ana",
+            "active": true,
+            "name": {"givenName": "Ana", "familyName": "Lima"},
+            "emails": [{"value": "ana@work.example", "type": "work", "primary": true},
+                       {"value": "ana@home.example", "type": "home"}],
+        }))
+    }
+
+    fn ops(body: Value) -> Vec<Operation> {
+        parse(body, ResourceKind::User).unwrap()
+    }
+
+    fn patch_user(doc: Map<String, Value>, operations: Value) -> Result<Map<String, Value>> {
+        let body = json!({"schemas": [PATCH_OP_URN], "Operations": operations});
+        let out = apply_user(doc, parse(body, ResourceKind::User)?)?;
+        // What the store keeps must still be a valid user.
+        Ok(validate::user(Value::Object(out))?.doc)
+    }
+
+    fn ok(doc: Map<String, Value>, operations: Value) -> Value {
+        Value::Object(patch_user(doc, operations).unwrap())
+    }
+
+    fn err(doc: Map<String, Value>, operations: Value) -> (Option<&'static str>, String) {
+        let e = patch_user(doc, operations).unwrap_err();
+        (e.scim_type(), e.to_string())
+    }
+
+    #[test]
+    fn ops_are_case_insensitive_and_delete_means_remove() {
+        let parsed = ops(json!({"Operations": [
+            {"op": "Add", "path": "nickName", "value": "a"},
+            {"op": "REPLACE", "path": "title", "value": "b"},
+            {"op": "delete", "path": "title"},
+            {"OP": "remove", "PATH": "nickName"},
+        ]}));
+        let kinds: Vec<Op> = parsed.iter().map(|o| o.op).collect();
+        assert_eq!(kinds, [Op::Add, Op::Replace, Op::Remove, Op::Remove]);
+        assert_eq!(parsed[3].path.as_deref(), Some("nickName"));
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        let cases = [
+            (json!([]), "invalidSyntax"),
+            (json!({"schemas": [PATCH_OP_URN]}), "invalidSyntax"),
+            (json!({"Operations": {}}), "invalidSyntax"),
+            (json!({"Operations": []}), "invalidValue"),
+            (json!({"Operations": [{"path": "x"}]}), "invalidSyntax"),
+            (
+                json!({"Operations": [{"op": "move", "path": "x"}]}),
+                "invalidValue",
+            ),
+            (
+                json!({"Operations": [{"op": "add", "path": 3}]}),
+                "invalidPath",
+            ),
+            (json!({"Operations": ["add"]}), "invalidSyntax"),
+        ];
+        for (body, scim_type) in cases {
+            let e = parse(body.clone(), ResourceKind::User).unwrap_err();
+            assert_eq!(e.scim_type(), Some(scim_type), "{body}: {e}");
+        }
+        let many: Vec<Value> = (0..=MAX_OPERATIONS)
+            .map(|_| json!({"op": "add", "path": "title", "value": "x"}))
+            .collect();
+        assert!(parse(json!({"Operations": many}), ResourceKind::User).is_err());
+    }
+
+    #[test]
+    fn okta_deactivates_with_a_pathless_replace() {
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "value": {"active": false}}]),
+        );
+        assert_eq!(out["active"], json!(false));
+        assert_eq!(out["userName"], json!("ana"));
+    }
+
+    #[test]
+    fn entra_string_booleans_and_capitalised_ops() {
+        let out = ok(
+            ana(),
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        );
+        assert_eq!(out["active"], json!(false));
+        let out = ok(
+            ana(),
+            json!([{"op": "Replace", "path": "active", "value": "True"}]),
+        );
+        assert_eq!(out["active"], json!(true));
+    }
+
+    #[test]
+    fn value_filter_paths_change_the_matching_value() {
+        let out = ok(
+            ana(),
+            json!([{"op": "Replace", "path": "emails[type eq \"work\"].value",
+                    "value": "ana@new.example"}]),
+        );
+        assert_eq!(out["emails"][0]["value"], json!("ana@new.example"));
+        assert_eq!(out["emails"][0]["primary"], json!(true));
+        assert_eq!(out["emails"][1]["value"], json!("ana@home.example"));
+    }
+
+    #[test]
+    fn value_filter_paths_create_the_entry_they_describe() {
+        let out = ok(
+            ana(),
+            json!([
+                {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+351 1"},
+                {"op": "Replace", "path": "addresses[type eq \"work\"].postalCode", "value": "1000"},
+            ]),
+        );
+        assert_eq!(
+            out["phoneNumbers"],
+            json!([{"type": "mobile", "value": "+351 1"}])
+        );
+        assert_eq!(
+            out["addresses"],
+            json!([{"type": "work", "postalCode": "1000"}])
+        );
+        // A filter that describes no single entry has no target.
+        let (t, _) = err(
+            ana(),
+            json!([{"op": "replace", "path": "phoneNumbers[value co \"1\"].type", "value": "x"}]),
+        );
+        assert_eq!(t, Some("noTarget"));
+    }
+
+    #[test]
+    fn add_on_a_single_valued_attribute_replaces_it() {
+        let out = ok(
+            ana(),
+            json!([{"op": "Add", "path": "nickName", "value": "Aninha"}]),
+        );
+        assert_eq!(out["nickName"], json!("Aninha"));
+        let out = ok(
+            Value::as_object(&out).cloned().unwrap(),
+            json!([{"op": "Add", "path": "nickName", "value": "Ani"}]),
+        );
+        assert_eq!(out["nickName"], json!("Ani"));
+    }
+
+    #[test]
+    fn adds_merge_into_multi_valued_attributes_once() {
+        let add = json!([{"op": "add", "path": "emails",
+                          "value": [{"value": "ana@alt.example", "type": "other"}]}]);
+        let once = patch_user(ana(), add.clone()).unwrap();
+        let twice = patch_user(once.clone(), add).unwrap();
+        assert_eq!(once, twice);
+        assert_eq!(once["emails"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn a_new_primary_clears_the_others() {
+        let out = ok(
+            ana(),
+            json!([{"op": "add", "path": "emails",
+                    "value": [{"value": "ana@alt.example", "primary": true}]}]),
+        );
+        let primaries: Vec<&Value> = out["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["primary"] == json!(true))
+            .collect();
+        assert_eq!(
+            primaries,
+            [&json!({"value": "ana@alt.example", "primary": true})]
+        );
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": true}]),
+        );
+        assert_eq!(out["emails"][0]["primary"], json!(false));
+        assert_eq!(out["emails"][1]["primary"], json!(true));
+    }
+
+    #[test]
+    fn replace_and_add_on_complex_keep_unnamed_sub_attributes() {
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "path": "name", "value": {"givenName": "Anita"}}]),
+        );
+        assert_eq!(
+            out["name"],
+            json!({"givenName": "Anita", "familyName": "Lima"})
+        );
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "value": {"name": {"middleName": "M"}}}]),
+        );
+        assert_eq!(out["name"]["middleName"], json!("M"));
+        assert_eq!(out["name"]["givenName"], json!("Ana"));
+    }
+
+    #[test]
+    fn replace_of_a_multi_valued_attribute_replaces_every_value() {
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "path": "emails", "value": [{"value": "x@y.z"}]}]),
+        );
+        assert_eq!(out["emails"], json!([{"value": "x@y.z"}]));
+    }
+
+    #[test]
+    fn removes() {
+        let out = ok(ana(), json!([{"op": "remove", "path": "name.givenName"}]));
+        assert_eq!(out["name"], json!({"familyName": "Lima"}));
+        let out = ok(
+            ana(),
+            json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
+        );
+        assert_eq!(out["emails"].as_array().map(Vec::len), Some(1));
+        let out = ok(ana(), json!([{"op": "remove", "path": "emails"}]));
+        assert!(out.get("emails").is_none());
+        let out = ok(
+            ana(),
+            json!([{"op": "remove", "path": "emails", "value": [{"value": "ana@home.example"}]}]),
+        );
+        assert_eq!(out["emails"].as_array().map(Vec::len), Some(1));
+        // Removing what is not there changes nothing.
+        assert_eq!(
+            ok(ana(), json!([{"op": "remove", "path": "title"}])),
+            Value::Object(ana())
+        );
+        assert_eq!(
+            ok(
+                ana(),
+                json!([{"op": "remove", "path": "emails[type eq \"x\"]"}])
+            ),
+            Value::Object(ana())
+        );
+        let (t, _) = err(ana(), json!([{"op": "remove"}]));
+        assert_eq!(t, Some("noTarget"));
+        // userName is required: removing it leaves an invalid user.
+        let (t, _) = err(ana(), json!([{"op": "remove", "path": "userName"}]));
+        assert_eq!(t, Some("invalidValue"));
+    }
+
+    #[test]
+    fn read_only_targets_are_refused_but_ignored_inside_values() {
+        for path in [
+            "id",
+            "meta.created",
+            "groups",
+            "meta",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName",
+        ] {
+            let (t, detail) = err(
+                ana(),
+                json!([{"op": "replace", "path": path, "value": "x"}]),
+            );
+            assert_eq!(t, Some("mutability"), "{path}: {detail}");
+        }
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "value": {"id": "x", "meta": {}, "schemas": [], "groups": [],
+                                               "title": "Boss"}}]),
+        );
+        assert_eq!(out["title"], json!("Boss"));
+    }
+
+    #[test]
+    fn bad_paths_are_invalid_paths() {
+        for path in [
+            "nope",
+            "name.nope",
+            "emails[type eq]",
+            "emails[",
+            "title[type eq \"x\"]",
+            "urn:example:unknown:attr",
+        ] {
+            let (t, detail) = err(
+                ana(),
+                json!([{"op": "replace", "path": path, "value": "x"}]),
+            );
+            assert_eq!(t, Some("invalidPath"), "{path}: {detail}");
+            assert!(detail.starts_with("operation 1:"), "{detail}");
+        }
+        let (t, _) = err(
+            ana(),
+            json!([{"op": "replace", "path": "title", "value": 3}]),
+        );
+        assert_eq!(t, Some("invalidValue"));
+        let (t, _) = err(ana(), json!([{"op": "replace", "value": {"nope": 1}}]));
+        assert_eq!(t, Some("invalidValue"));
+    }
+
+    #[test]
+    fn entra_flag_form_dotted_and_urn_keys() {
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "value": {
+                "name.givenName": "Anabela",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "boss-id",
+                "displayName": "Anabela Lima",
+            }}]),
+        );
+        assert_eq!(out["name"]["givenName"], json!("Anabela"));
+        assert_eq!(out["displayName"], json!("Anabela Lima"));
+        assert_eq!(
+            out[ENTERPRISE_USER_URN],
+            json!({"employeeNumber": "42", "manager": {"value": "boss-id"}})
+        );
+    }
+
+    #[test]
+    fn manager_in_every_shape() {
+        let urn = ENTERPRISE_USER_URN;
+        for value in [
+            json!("m1"),
+            json!({"value": "m1"}),
+            json!([{"$ref": null, "value": "m1"}]),
+        ] {
+            let out = ok(
+                ana(),
+                json!([{"op": "Add", "path": format!("{urn}:manager"), "value": value}]),
+            );
+            assert_eq!(out[urn]["manager"]["value"], json!("m1"), "{value}");
+        }
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "path": format!("{urn}:manager.value"), "value": "m2"}]),
+        );
+        assert_eq!(out[urn]["manager"], json!({"value": "m2"}));
+        // Removing the last enterprise attribute removes the extension.
+        let out = ok(
+            Value::as_object(&out).cloned().unwrap(),
+            json!([{"op": "remove", "path": format!("{urn}:manager")}]),
+        );
+        assert!(out.get(urn).is_none());
+        let out = ok(
+            ana(),
+            json!([{"op": "add", "path": urn, "value": {"department": "R&D"}}]),
+        );
+        assert_eq!(out[urn], json!({"department": "R&D"}));
+    }
+
+    #[test]
+    fn one_failing_operation_fails_the_request() {
+        let (t, detail) = err(
+            ana(),
+            json!([{"op": "replace", "path": "title", "value": "x"},
+                   {"op": "replace", "path": "id", "value": "y"}]),
+        );
+        assert_eq!(t, Some("mutability"));
+        assert!(detail.starts_with("operation 2:"), "{detail}");
+    }
+
+    fn group_ops(body: Value) -> Result<(Map<String, Value>, Vec<MemberChange>)> {
+        let doc = validate::group(json!({"displayName": "Eng"})).unwrap().doc;
+        apply_group(doc, parse(body, ResourceKind::Group)?)
+    }
+
+    fn changes(body: Value) -> Vec<MemberChange> {
+        group_ops(body).unwrap().1
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn group_membership_in_every_dialect() {
+        let add = changes(json!({"Operations": [
+            {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u1"}, {"value": "u2"}]}]}));
+        assert_eq!(add, [MemberChange::Add(ids(&["u1", "u2"]))]);
+        // Entra (no flag), JumpCloud, authentik: remove with a value list removes only those.
+        let remove = changes(json!({"Operations": [
+            {"op": "Remove", "path": "members", "value": [{"value": "u1"}]}]}));
+        assert_eq!(remove, [MemberChange::Remove(ids(&["u1"]))]);
+        let okta = changes(json!({"Operations": [
+            {"op": "remove", "path": "members[value eq \"u1\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "u3", "display": "x"}]}]}));
+        assert_eq!(
+            okta,
+            [
+                MemberChange::Remove(ids(&["u1"])),
+                MemberChange::Add(ids(&["u3"]))
+            ]
+        );
+        let all = changes(json!({"Operations": [{"op": "remove", "path": "members"}]}));
+        assert_eq!(all, [MemberChange::Clear]);
+        let replace = changes(json!({"Operations": [
+            {"op": "replace", "path": "members", "value": [{"value": "u9"}]}]}));
+        assert_eq!(
+            replace,
+            [MemberChange::Clear, MemberChange::Add(ids(&["u9"]))]
+        );
+        let by_type = changes(json!({"Operations": [
+            {"op": "remove", "path": "members[type eq \"Group\"]"}]}));
+        assert!(matches!(by_type.as_slice(), [MemberChange::RemoveWhere(_)]));
+        let e = group_ops(json!({"Operations": [
+            {"op": "replace", "path": "members[value eq \"u1\"].display", "value": "x"}]}))
+        .unwrap_err();
+        assert_eq!(e.scim_type(), Some("mutability"));
+        let e = group_ops(json!({"Operations": [
+            {"op": "replace", "path": "members[value eq \"u1\"].value", "value": "x"}]}))
+        .unwrap_err();
+        assert_eq!(e.scim_type(), Some("invalidPath"));
+    }
+
+    #[test]
+    fn okta_rename_carries_the_read_only_id() {
+        let (doc, members) = group_ops(json!({"Operations": [
+            {"op": "replace", "value": {"id": "g1", "displayName": "Platform"}}]}))
+        .unwrap();
+        assert_eq!(doc["displayName"], json!("Platform"));
+        assert!(members.is_empty());
+        // authentik replaces the whole group, members included.
+        let (doc, members) = group_ops(json!({"Operations": [
+            {"op": "replace", "value": {"id": "g1", "displayName": "Ops", "externalId": "e",
+                                        "members": [{"value": "u1"}]}}]}))
+        .unwrap();
+        assert_eq!(doc["externalId"], json!("e"));
+        assert_eq!(
+            members,
+            [MemberChange::Clear, MemberChange::Add(ids(&["u1"]))]
+        );
+    }
+
+    #[test]
+    fn scim_1_1_group_patch() {
+        let (doc, members) = group_ops(json!({
+            "schemas": ["urn:scim:schemas:core:1.0"],
+            "displayName": "Renamed",
+            "members": [{"value": "u1", "operation": "delete"}, {"value": "u2"}],
+        }))
+        .unwrap();
+        assert_eq!(doc["displayName"], json!("Renamed"));
+        assert_eq!(
+            members,
+            [
+                MemberChange::Remove(ids(&["u1"])),
+                MemberChange::Add(ids(&["u2"]))
+            ]
+        );
+        let (_, members) = group_ops(json!({"meta": {"attributes": ["members"]}})).unwrap();
+        assert_eq!(members, [MemberChange::Clear]);
+        assert!(group_ops(json!({"schemas": ["urn:scim:schemas:core:1.0"]})).is_err());
+    }
+}
