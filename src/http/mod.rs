@@ -89,11 +89,21 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
+fn header_text<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Everything a handler needs to know about the request besides its body.
 pub struct Ctx {
     /// The SCIM base URL for locations: `<origin>/scim/v2`.
     pub base: String,
     pub query: Option<String>,
+    /// `If-Match` and `If-None-Match` (RFC 7644 §3.14).
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
 }
 
 async fn handle(
@@ -173,6 +183,8 @@ async fn respond(
     let ctx = Ctx {
         base: format!("{}{}", origin(&app, &req), router::SCIM_PREFIX),
         query: req.uri().query().map(str::to_string),
+        if_match: header_text(&req, http::header::IF_MATCH),
+        if_none_match: header_text(&req, http::header::IF_NONE_MATCH),
     };
     let result = match read_json(&app, req).await {
         Ok(body) => scim::dispatch(&app, route, &ctx, body).await,

@@ -18,6 +18,7 @@ pub enum Route {
     CreateUser,
     GetUser(String),
     ReplaceUser(String),
+    PatchUser(String),
     DeleteUser(String),
     ListGroups,
     CreateGroup,
@@ -27,6 +28,7 @@ pub enum Route {
     SearchAll,
     GetGroup(String),
     ReplaceGroup(String),
+    PatchGroup(String),
     DeleteGroup(String),
     /// An RFC 7644 endpoint or method scimd does not implement (yet): 501.
     NotImplemented(&'static str),
@@ -43,16 +45,18 @@ impl Route {
             Route::Schemas => "/scim/v2/Schemas",
             Route::Schema(_) => "/scim/v2/Schemas/{id}",
             Route::ListUsers | Route::CreateUser => "/scim/v2/Users",
-            Route::GetUser(_) | Route::ReplaceUser(_) | Route::DeleteUser(_) => {
-                "/scim/v2/Users/{id}"
-            }
+            Route::GetUser(_)
+            | Route::ReplaceUser(_)
+            | Route::PatchUser(_)
+            | Route::DeleteUser(_) => "/scim/v2/Users/{id}",
             Route::ListGroups | Route::CreateGroup => "/scim/v2/Groups",
             Route::SearchUsers => "/scim/v2/Users/.search",
             Route::SearchGroups => "/scim/v2/Groups/.search",
             Route::SearchAll => "/scim/v2/.search",
-            Route::GetGroup(_) | Route::ReplaceGroup(_) | Route::DeleteGroup(_) => {
-                "/scim/v2/Groups/{id}"
-            }
+            Route::GetGroup(_)
+            | Route::ReplaceGroup(_)
+            | Route::PatchGroup(_)
+            | Route::DeleteGroup(_) => "/scim/v2/Groups/{id}",
             Route::NotImplemented(pattern) => pattern,
         }
     }
@@ -145,8 +149,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
             match m {
                 "GET" => Route::GetUser(id.to_string()),
                 "PUT" => Route::ReplaceUser(id.to_string()),
-                "DELETE" => Route::DeleteUser(id.to_string()),
-                _ => Route::NotImplemented("/scim/v2/Users/{id}"),
+                "PATCH" => Route::PatchUser(id.to_string()),
+                _ => Route::DeleteUser(id.to_string()),
             }
         }
         ["Groups", id] => {
@@ -154,8 +158,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
             match m {
                 "GET" => Route::GetGroup(id.to_string()),
                 "PUT" => Route::ReplaceGroup(id.to_string()),
-                "DELETE" => Route::DeleteGroup(id.to_string()),
-                _ => Route::NotImplemented("/scim/v2/Groups/{id}"),
+                "PATCH" => Route::PatchGroup(id.to_string()),
+                _ => Route::DeleteGroup(id.to_string()),
             }
         }
         ["Bulk"] => {
@@ -193,7 +197,11 @@ mod tests {
         );
         assert_eq!(
             r(Method::PATCH, "/scim/v2/Users/u"),
-            Ok(Route::NotImplemented("/scim/v2/Users/{id}"))
+            Ok(Route::PatchUser("u".into()))
+        );
+        assert_eq!(
+            r(Method::PATCH, "/scim/v2/Groups/g"),
+            Ok(Route::PatchGroup("g".into()))
         );
         assert_eq!(r(Method::GET, "/healthz"), Ok(Route::Health));
     }

@@ -80,15 +80,24 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::GetUser(id) => {
             let u = users::get(store, id).await?;
             let meta = u.meta.clone();
+            if not_modified(ctx, &meta) {
+                return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &meta));
+            }
             with_etag(ok(&view.user(u)), &meta)
         }
         Route::ReplaceUser(id) => {
-            let u = users::replace(store, id, require_body(body)?).await?;
+            let u = users::replace(store, id, require_body(body)?, ctx.if_match.clone()).await?;
+            let meta = u.meta.clone();
+            with_etag(ok(&view.user(u)), &meta)
+        }
+        // A user PATCH answers 200 with the user (idp-compat.md Decision 7).
+        Route::PatchUser(id) => {
+            let u = users::patch(store, id, require_body(body)?, ctx.if_match.clone()).await?;
             let meta = u.meta.clone();
             with_etag(ok(&view.user(u)), &meta)
         }
         Route::DeleteUser(id) => {
-            users::delete(store, id).await?;
+            users::delete(store, id, ctx.if_match.clone()).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
         Route::CreateGroup => {
@@ -100,15 +109,36 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::GetGroup(id) => {
             let g = groups::get(store, id, view.with_members()).await?;
             let meta = g.meta.clone();
+            if not_modified(ctx, &meta) {
+                return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &meta));
+            }
             with_etag(ok(&view.group(g)), &meta)
         }
         Route::ReplaceGroup(id) => {
-            let g = groups::replace(store, id, require_body(body)?, view.with_members()).await?;
+            let body = require_body(body)?;
+            let if_match = ctx.if_match.clone();
+            let g = groups::replace(store, id, body, view.with_members(), if_match).await?;
             let meta = g.meta.clone();
             with_etag(ok(&view.group(g)), &meta)
         }
+        // A group PATCH answers 204, unless the request asks for attributes: echoing a large
+        // member list on every membership change is what makes big groups slow (Decision 7).
+        Route::PatchGroup(id) => {
+            let wants_body = param(&pairs, "attributes").is_some()
+                || param(&pairs, "excludedAttributes").is_some();
+            let body = require_body(body)?;
+            let with_members = wants_body && view.with_members();
+            let if_match = ctx.if_match.clone();
+            let g = groups::patch(store, id, body, with_members, if_match).await?;
+            let meta = g.meta.clone();
+            if wants_body {
+                with_etag(ok(&view.group(g)), &meta)
+            } else {
+                with_etag(empty_response(StatusCode::NO_CONTENT), &meta)
+            }
+        }
         Route::DeleteGroup(id) => {
-            groups::delete(store, id).await?;
+            groups::delete(store, id, ctx.if_match.clone()).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
         Route::NotImplemented(what) => {
@@ -215,6 +245,13 @@ fn require_body(body: Value) -> Result<Value> {
 
 fn ok(body: &Value) -> Response<Body> {
     json_response(StatusCode::OK, body)
+}
+
+/// `If-None-Match` (RFC 7644 §3.14): the client already has this version.
+fn not_modified(ctx: &Ctx, meta: &Meta) -> bool {
+    ctx.if_none_match
+        .as_deref()
+        .is_some_and(|h| meta.matches(h))
 }
 
 fn with_etag(mut response: Response<Body>, meta: &Meta) -> Response<Body> {

@@ -14,12 +14,12 @@ const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceT
 pub fn service_provider_config(base: &str) -> Value {
     json!({
         "schemas": [SPC_URN],
-        "patch": {"supported": false},
+        "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
-        "etag": {"supported": false},
+        "etag": {"supported": true},
         // RFC 9865: both index and cursor paging; cursors don't expire.
         "pagination": {
             "cursor": true,
@@ -142,6 +142,7 @@ mod tests {
     fn spc_advertises_the_page_limit() {
         let spc = service_provider_config("b");
         assert_eq!(spc["filter"]["maxResults"], json!(MAX_RESULTS));
-        assert_eq!(spc["patch"]["supported"], json!(false));
+        assert_eq!(spc["patch"]["supported"], json!(true));
+        assert_eq!(spc["etag"]["supported"], json!(true));
     }
 }

@@ -758,8 +758,7 @@ mod tests {
             "id": "G-1",
             "displayName": "Finance",
             "members": [
-                {"value": "U-1", "$ref": "https://h/scim/v2/Users/U-1",
-                 "display": "Ana", "type": "User"},
+                {"value": "U-1", "$ref": "https://h/scim/v2/Users/U-1", "type": "User"},
                 {"value": "G-2", "$ref": "https://h/scim/v2/Groups/G-2", "type": "Group"},
             ],
             "meta": {
@@ -788,9 +787,7 @@ mod tests {
             ("members.type eq \"user\"", true),
             ("members[type eq \"User\" and value eq \"U-1\"]", true),
             ("members[type eq \"Group\" and value eq \"U-1\"]", false),
-            ("members[type eq \"Group\" and display pr]", false),
-            ("members[type eq \"User\" and display pr]", true),
-            ("members.display pr", true),
+            ("members[type eq \"Group\" and value eq \"G-2\"]", true),
             ("members pr", true),
             ("meta.resourceType eq \"Group\"", true),
             ("meta.lastModified gt \"2026-01-01T23:00:00-02:00\"", false),

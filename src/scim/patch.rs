@@ -375,6 +375,9 @@ impl Patcher {
             }
             (_, Some(Value::Object(map))) => {
                 for (k, v) in map {
+                    if is_server_owned(&k) {
+                        continue;
+                    }
                     let path = format!("{ENTERPRISE_USER_URN}:{k}");
                     let parsed = filter::parse_patch_path(&path).map_err(|e| {
                         Error::InvalidValue(format!("\"{k}\" is not an attribute: {e}"))

@@ -159,7 +159,8 @@ fn unknown(path: &AttrPath, kind: ResourceKind) -> Error {
 fn filterable(t: &Target) -> Result<()> {
     let leaf = t.leaf();
     let derived = leaf.name == "$ref"
-        || (t.origin == Origin::Common && matches!(leaf.name, "location" | "version"));
+        || (t.origin == Origin::Common && matches!(leaf.name, "location" | "version"))
+        || (t.attr.name == "members" && leaf.name == "display");
     if leaf.mutability == Mutability::WriteOnly || leaf.returned == Returned::Never || derived {
         return Err(refuse(format!("\"{}\" cannot be filtered on", leaf.name)));
     }
@@ -478,6 +479,7 @@ mod tests {
         assert!(g("members[value eq \"u\"]").is_ok());
         assert!(g("members.type eq \"User\"").is_ok());
         assert!(g("members.$ref pr").is_err());
+        assert!(g("members.display pr").is_err());
         let u = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::User);
         assert!(u("groups pr").is_ok() && u("groups.value ne \"g\"").is_ok());
         let r = g("displayName eq \"Finance\"").unwrap();

@@ -21,6 +21,29 @@ impl Meta {
     pub fn etag(&self) -> String {
         format!("W/\"{}\"", self.version)
     }
+
+    /// Whether an `If-Match` or `If-None-Match` value names this version: `*`, or a
+    /// comma-separated list of entity tags compared the weak way (RFC 7232 §2.3.2), since
+    /// scimd's tags are weak; a tag sent without its `W/` still matches.
+    pub fn matches(&self, header: &str) -> bool {
+        let mine = self.version.to_string();
+        header.split(',').map(str::trim).any(|tag| {
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag == "*" || tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(&mine)
+        })
+    }
+
+    /// `If-Match` (RFC 7644 §3.14): a write proceeds only if the resource is still at a
+    /// version the client names.
+    pub fn check_if_match(&self, if_match: Option<&str>) -> crate::error::Result<()> {
+        match if_match {
+            Some(h) if !self.matches(h) => Err(crate::error::Error::PreconditionFailed(format!(
+                "the resource is at version {}, not {h}",
+                self.etag()
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +77,11 @@ pub struct GroupRef {
     pub direct: bool,
 }
 
-/// A member of a group as stored: its id, kind and current display name.
+/// A member of a group as stored: its id and kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRef {
     pub id: String,
     pub kind: ResourceKind,
-    pub display: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,9 +163,6 @@ pub fn render_group(group: GroupRecord, base: &str) -> Value {
             let mut o = Map::new();
             o.insert("value".into(), json!(m.id));
             o.insert("$ref".into(), json!(location(base, m.kind, &m.id)));
-            if let Some(d) = &m.display {
-                o.insert("display".into(), json!(d));
-            }
             o.insert("type".into(), json!(m.kind.name()));
             Value::Object(o)
         })
@@ -166,6 +185,21 @@ mod tests {
             last_modified: "2026-01-02T00:00:00.000Z".into(),
             version: 3,
         }
+    }
+
+    #[test]
+    fn entity_tags_match_weakly_in_lists_and_star() {
+        let m = meta();
+        for yes in ["W/\"3\"", "\"3\"", "*", "W/\"1\", W/\"3\"", " W/\"3\" "] {
+            assert!(m.matches(yes), "{yes}");
+            assert!(m.check_if_match(Some(yes)).is_ok());
+        }
+        for no in ["W/\"4\"", "3", "W/\"33\"", "", "W/\"\""] {
+            assert!(!m.matches(no), "{no}");
+            let e = m.check_if_match(Some(no)).unwrap_err();
+            assert_eq!(e.status().as_u16(), 412);
+        }
+        assert!(m.check_if_match(None).is_ok());
     }
 
     #[test]
@@ -217,13 +251,12 @@ mod tests {
             members: vec![MemberRef {
                 id: "g2".into(),
                 kind: ResourceKind::Group,
-                display: Some("Sub".into()),
             }],
         };
         let v = render_group(group, "b");
         assert_eq!(
             v["members"],
-            json!([{"value": "g2", "$ref": "b/Groups/g2", "display": "Sub", "type": "Group"}])
+            json!([{"value": "g2", "$ref": "b/Groups/g2", "type": "Group"}])
         );
         assert_eq!(v["meta"]["resourceType"], json!("Group"));
     }

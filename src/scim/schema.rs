@@ -583,7 +583,9 @@ pub static ENTERPRISE_USER: Schema = Schema {
 
 /// The core Group schema, RFC 7643 §4.2 as represented in §8.7.1, with two scimd choices:
 /// `displayName` is required (as its own text says, and as the RFC 7643 errata correct) and unique
-/// server-wide, and `members.display` (named in §4.2's prose) is declared.
+/// server-wide, and `members.display` (named in §4.2's prose) is declared read-only so a
+/// client may send it (Okta does). scimd neither stores nor returns it: §8.7.1 does not list
+/// it, and clients that compare a group's members with what they sent expect it absent.
 pub static GROUP: Schema = Schema {
     id: GROUP_URN,
     name: "Group",

@@ -7,7 +7,7 @@ use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
-use crate::scim::{time, validate};
+use crate::scim::{patch, time, validate};
 use crate::store::{Store, groups};
 
 /// Member ids that matched nothing were skipped, not refused (idp-compat.md Decision 3):
@@ -50,10 +50,14 @@ pub async fn replace(
     id: String,
     body: Value,
     with_members: bool,
+    if_match: Option<String>,
 ) -> Result<GroupRecord> {
     let input = validate::group(body)?;
     store
         .write(move |tx| {
+            if if_match.is_some() {
+                current(tx, &id, if_match.as_deref())?;
+            }
             let members = input.members.unwrap_or_default();
             let skipped = groups::replace(tx, &id, input.doc, &members, &time::now())?
                 .ok_or_else(|| not_found("Group", &id))?;
@@ -63,9 +67,45 @@ pub async fn replace(
         .await
 }
 
-pub async fn delete(store: &Store, id: String) -> Result<()> {
+/// PATCH (RFC 7644 §3.5.2), applied in the write transaction: member operations touch only
+/// the members they name, and if any operation fails nothing changes.
+pub async fn patch(
+    store: &Store,
+    id: String,
+    body: Value,
+    with_members: bool,
+    if_match: Option<String>,
+) -> Result<GroupRecord> {
+    let ops = patch::parse(body, ResourceKind::Group)?;
     store
         .write(move |tx| {
+            let (seq, current) = current(tx, &id, if_match.as_deref())?;
+            let (doc, changes) = patch::apply_group(current.doc.clone(), ops)?;
+            let input = validate::group(Value::Object(doc))?;
+            let skipped = groups::patch(tx, seq, &current.doc, input.doc, changes, &time::now())?;
+            report_skipped(&id, &skipped);
+            reread(tx, &id, with_members)
+        })
+        .await
+}
+
+/// The group's row number and stored record, if it is at a version `If-Match` accepts.
+fn current(
+    tx: &rusqlite::Transaction,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(i64, GroupRecord)> {
+    let (seq, current) = groups::row(tx, id)?.ok_or_else(|| not_found("Group", id))?;
+    current.meta.check_if_match(if_match)?;
+    Ok((seq, current))
+}
+
+pub async fn delete(store: &Store, id: String, if_match: Option<String>) -> Result<()> {
+    store
+        .write(move |tx| {
+            if if_match.is_some() {
+                current(tx, &id, if_match.as_deref())?;
+            }
             if groups::delete(tx, &id, &time::now())? {
                 Ok(())
             } else {

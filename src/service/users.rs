@@ -6,7 +6,7 @@ use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, UserRecord};
-use crate::scim::{time, validate};
+use crate::scim::{patch, time, validate};
 use crate::store::{Store, users};
 
 pub async fn create(store: &Store, body: Value) -> Result<UserRecord> {
@@ -35,27 +35,75 @@ pub async fn get(store: &Store, id: String) -> Result<UserRecord> {
 /// PUT (RFC 7644 §3.5.1): the body replaces the user; omitted attributes are cleared
 /// (idp-compat.md Decision 1) — except `active`: a body that does not mention it keeps the
 /// current state, so an attribute update can never silently reactivate a suspended account.
-pub async fn replace(store: &Store, id: String, body: Value) -> Result<UserRecord> {
-    let mut input = validate::user(body)?;
+pub async fn replace(
+    store: &Store,
+    id: String,
+    body: Value,
+    if_match: Option<String>,
+) -> Result<UserRecord> {
+    let input = validate::user(body)?;
     store
         .write(move |tx| {
-            let current = users::get(tx, &id)?.ok_or_else(|| not_found("User", &id))?;
-            if !input.active_given {
-                let active = current
-                    .doc
-                    .get("active")
-                    .cloned()
-                    .unwrap_or(Value::Bool(true));
-                input.doc.insert("active".into(), active);
-            }
+            let current = current(tx, &id, if_match.as_deref())?;
+            store_update(tx, &id, input, &current)
+        })
+        .await
+}
+
+/// PATCH (RFC 7644 §3.5.2): the operations apply to the stored user in the write
+/// transaction, so concurrent PATCHes of one user each see the other's result; the outcome
+/// must still be a valid user. If any operation fails nothing changes.
+pub async fn patch(
+    store: &Store,
+    id: String,
+    body: Value,
+    if_match: Option<String>,
+) -> Result<UserRecord> {
+    let ops = patch::parse(body, ResourceKind::User)?;
+    store
+        .write(move |tx| {
+            let current = current(tx, &id, if_match.as_deref())?;
+            // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
+            // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
+            let doc = patch::apply_user(current.doc.clone(), ops)?;
+            let input = validate::user(Value::Object(doc))?;
             users::replace(tx, &id, input.doc, &time::now())?.ok_or_else(|| not_found("User", &id))
         })
         .await
 }
 
-pub async fn delete(store: &Store, id: String) -> Result<()> {
+/// The user as stored, if it is at a version `If-Match` accepts.
+fn current(tx: &rusqlite::Transaction, id: &str, if_match: Option<&str>) -> Result<UserRecord> {
+    let current = users::get(tx, id)?.ok_or_else(|| not_found("User", id))?;
+    current.meta.check_if_match(if_match)?;
+    Ok(current)
+}
+
+/// Stores `input` over `current` (a no-op change keeps the version). An input that says
+/// nothing about `active` keeps the current state.
+fn store_update(
+    tx: &rusqlite::Transaction,
+    id: &str,
+    mut input: validate::UserInput,
+    current: &UserRecord,
+) -> Result<UserRecord> {
+    if !input.active_given {
+        let active = current
+            .doc
+            .get("active")
+            .cloned()
+            .unwrap_or(Value::Bool(true));
+        input.doc.insert("active".into(), active);
+    }
+    users::replace(tx, id, input.doc, &time::now())?.ok_or_else(|| not_found("User", id))
+}
+
+pub async fn delete(store: &Store, id: String, if_match: Option<String>) -> Result<()> {
     store
         .write(move |tx| {
+            if if_match.is_some() {
+                current(tx, &id, if_match.as_deref())?;
+            }
             if users::delete(tx, &id, &time::now())? {
                 Ok(())
             } else {

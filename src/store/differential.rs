@@ -153,10 +153,9 @@ const GROUP_ATTRS: &[&str] = &[
     "members",
     "members.value",
     "members.type",
-    "members.display",
     "meta.created",
 ];
-const GROUP_VALUE_PATHS: &[(&str, &[&str])] = &[("members", &["value", "type", "display"])];
+const GROUP_VALUE_PATHS: &[(&str, &[&str])] = &[("members", &["value", "type"])];
 
 /// Loads the users (and groups over them) into a fresh database; returns it with the
 /// rendered resources.

@@ -11,6 +11,8 @@ use super::fold;
 use super::query::ListSql;
 use super::{doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
+use crate::scim::eval;
+use crate::scim::patch::MemberChange;
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
 
 /// A member resolved to its row: a user or a group.
@@ -104,7 +106,7 @@ fn current_members(conn: &Connection, group_seq: i64) -> Result<HashSet<Member>>
 
 /// Makes the membership of `group_seq` exactly `wanted`, touching only the rows that differ.
 /// Returns whether anything changed.
-fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member]) -> Result<bool> {
+fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) -> Result<bool> {
     check_no_cycle(conn, group_seq, wanted)?;
     let current = current_members(conn, group_seq)?;
     let wanted_set: HashSet<Member> = wanted.iter().copied().collect();
@@ -118,9 +120,14 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member]) -> Result<b
     for gone in current.difference(&wanted_set) {
         changed = true;
         match gone {
-            Member::User(u) => del_user.execute(params![group_seq, u])?,
-            Member::Group(g) => del_group.execute(params![group_seq, g])?,
-        };
+            Member::User(u) => {
+                del_user.execute(params![group_seq, u])?;
+                touch_user(conn, *u, now)?;
+            }
+            Member::Group(g) => {
+                del_group.execute(params![group_seq, g])?;
+            }
+        }
     }
     let mut add = conn.prepare_cached(
         "INSERT INTO group_members (group_seq, member_user_seq, member_group_seq)
@@ -134,11 +141,27 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member]) -> Result<b
     {
         changed = true;
         match m {
-            Member::User(u) => add.execute(params![group_seq, u, None::<i64>])?,
-            Member::Group(g) => add.execute(params![group_seq, None::<i64>, g])?,
-        };
+            Member::User(u) => {
+                add.execute(params![group_seq, u, None::<i64>])?;
+                touch_user(conn, *u, now)?;
+            }
+            Member::Group(g) => {
+                add.execute(params![group_seq, None::<i64>, g])?;
+            }
+        }
     }
     Ok(changed)
+}
+
+/// A user whose direct membership changed has a new representation (its `groups`), so it gets
+/// a new version. Changes that reach users only through nested groups, and group renames, do
+/// not touch every user below them: that would make one change cost as much as the subtree.
+fn touch_user(conn: &Connection, user_seq: i64, now: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET version = version + 1, last_modified = ?2 WHERE seq = ?1",
+    )?
+    .execute(params![user_seq, now])?;
+    Ok(())
 }
 
 /// Inserts a new group with id `id` and the given member ids. Returns the ids that matched no
@@ -167,7 +190,7 @@ pub fn insert(
     )?;
     let seq = conn.last_insert_rowid();
     let (members, skipped) = resolve(conn, member_ids)?;
-    set_members(conn, seq, &members)?;
+    set_members(conn, seq, &members, now)?;
     Ok(skipped)
 }
 
@@ -185,7 +208,7 @@ pub fn replace(
         return Ok(None);
     };
     let (members, skipped) = resolve(conn, member_ids)?;
-    let mut changed = set_members(conn, seq, &members)?;
+    let mut changed = set_members(conn, seq, &members, now)?;
     if current.doc != doc {
         let name = display_name(&doc)?;
         check_unique(conn, name, Some(seq))?;
@@ -205,6 +228,161 @@ pub fn replace(
     Ok(Some(skipped))
 }
 
+/// Applies a PATCH: the new document and the member changes, in order. Each change touches
+/// only the rows it names, so adding or removing one member costs the same whatever the size
+/// of the group. Nothing changes, not even the version, when every change was already so.
+/// Returns the skipped member ids, or `None` when the group does not exist.
+pub fn patch(
+    conn: &Connection,
+    seq: i64,
+    current: &Map<String, Value>,
+    doc: Map<String, Value>,
+    changes: Vec<MemberChange>,
+    now: &str,
+) -> Result<Vec<String>> {
+    let mut changed = false;
+    let mut skipped = Vec::new();
+    for change in changes {
+        changed |= match change {
+            MemberChange::Add(ids) => {
+                let (members, unknown) = resolve(conn, &ids)?;
+                skipped.extend(unknown);
+                add_members(conn, seq, &members, now)?
+            }
+            MemberChange::Remove(ids) => {
+                // An id that is no member (or nothing at all) is simply not removed.
+                let (members, _) = resolve(conn, &ids)?;
+                remove_members(conn, seq, &members, now)?
+            }
+            MemberChange::RemoveWhere(filter) => {
+                let chosen: Vec<Member> = member_rows(conn, seq)?
+                    .into_iter()
+                    .filter(|(_, m)| eval::matches(&filter, &member_json(m)))
+                    .map(|(member, _)| member)
+                    .collect();
+                remove_members(conn, seq, &chosen, now)?
+            }
+            MemberChange::Clear => {
+                conn.prepare_cached(
+                    "UPDATE users SET version = version + 1, last_modified = ?2
+                     WHERE seq IN (SELECT member_user_seq FROM group_members WHERE group_seq = ?1)",
+                )?
+                .execute(params![seq, now])?;
+                conn.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
+                    .execute([seq])?
+                    > 0
+            }
+        };
+    }
+    if *current != doc {
+        let name = display_name(&doc)?;
+        check_unique(conn, name, Some(seq))?;
+        conn.execute(
+            "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4,
+                    data = ?5 WHERE seq = ?1",
+            params![seq, name, fold(name), external_id(&doc), doc_to_text(&doc)?],
+        )?;
+        changed = true;
+    }
+    if changed {
+        conn.execute(
+            "UPDATE groups SET version = version + 1, last_modified = ?2 WHERE seq = ?1",
+            params![seq, now],
+        )?;
+    }
+    Ok(skipped)
+}
+
+/// Adds members that are not members yet; returns whether any was added.
+fn add_members(conn: &Connection, group_seq: i64, members: &[Member], now: &str) -> Result<bool> {
+    check_no_cycle(conn, group_seq, members)?;
+    let mut add = conn.prepare_cached(
+        "INSERT OR IGNORE INTO group_members (group_seq, member_user_seq, member_group_seq)
+         VALUES (?1, ?2, ?3)",
+    )?;
+    let mut changed = false;
+    for m in members {
+        let (user, group) = match m {
+            Member::User(u) => (Some(*u), None),
+            Member::Group(g) => (None, Some(*g)),
+        };
+        if add.execute(params![group_seq, user, group])? > 0 {
+            changed = true;
+            if let Some(u) = user {
+                touch_user(conn, u, now)?;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Removes these members where they are members; returns whether any was removed.
+fn remove_members(
+    conn: &Connection,
+    group_seq: i64,
+    members: &[Member],
+    now: &str,
+) -> Result<bool> {
+    let mut del_user = conn.prepare_cached(
+        "DELETE FROM group_members WHERE group_seq = ?1 AND member_user_seq = ?2",
+    )?;
+    let mut del_group = conn.prepare_cached(
+        "DELETE FROM group_members WHERE group_seq = ?1 AND member_group_seq = ?2",
+    )?;
+    let mut changed = false;
+    for m in members {
+        match m {
+            Member::User(u) => {
+                if del_user.execute(params![group_seq, u])? > 0 {
+                    changed = true;
+                    touch_user(conn, *u, now)?;
+                }
+            }
+            Member::Group(g) => changed |= del_group.execute(params![group_seq, g])? > 0,
+        }
+    }
+    Ok(changed)
+}
+
+/// Every member row of a group with what a `members[…]` filter can test.
+fn member_rows(conn: &Connection, group_seq: i64) -> Result<Vec<(Member, MemberRef)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.member_user_seq, m.member_group_seq, COALESCE(u.id, g.id)
+         FROM group_members m
+         LEFT JOIN users u ON u.seq = m.member_user_seq
+         LEFT JOIN groups g ON g.seq = m.member_group_seq
+         WHERE m.group_seq = ?1",
+    )?;
+    let rows = stmt.query_map([group_seq], |r| {
+        let user: Option<i64> = r.get(0)?;
+        let (member, kind) = match user {
+            Some(u) => (Member::User(u), ResourceKind::User),
+            None => (Member::Group(r.get(1)?), ResourceKind::Group),
+        };
+        Ok((
+            member,
+            MemberRef {
+                id: r.get(2)?,
+                kind,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A group holding just this member, shaped as rendered, for the filter evaluator.
+fn member_json(m: &MemberRef) -> Value {
+    serde_json::json!({"members": [{
+        "value": m.id,
+        "type": m.kind.name(),
+    }]})
+}
+
+/// The row number and stored document of the group with SCIM id `id`.
+pub fn row(conn: &Connection, id: &str) -> Result<Option<(i64, GroupRecord)>> {
+    get_row(conn, id)
+}
+
 /// Deletes a group and its memberships; groups it was nested in get a new version.
 /// Returns whether the group existed.
 pub fn delete(conn: &Connection, id: &str, now: &str) -> Result<bool> {
@@ -219,6 +397,11 @@ pub fn delete(conn: &Connection, id: &str, now: &str) -> Result<bool> {
     conn.execute(
         "UPDATE groups SET version = version + 1, last_modified = ?2
          WHERE seq IN (SELECT group_seq FROM group_members WHERE member_group_seq = ?1)",
+        params![seq, now],
+    )?;
+    conn.execute(
+        "UPDATE users SET version = version + 1, last_modified = ?2
+         WHERE seq IN (SELECT member_user_seq FROM group_members WHERE group_seq = ?1)",
         params![seq, now],
     )?;
     conn.execute("DELETE FROM groups WHERE seq = ?1", [seq])?;
@@ -257,8 +440,7 @@ pub fn get(conn: &Connection, id: &str, with_members: bool) -> Result<Option<Gro
 /// A group's direct members, in the order they were added.
 fn members_of(conn: &Connection, group_seq: i64) -> Result<Vec<MemberRef>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT COALESCE(u.id, g.id), u.seq IS NOT NULL,
-                COALESCE(u.display_name, u.user_name, g.display_name)
+        "SELECT COALESCE(u.id, g.id), u.seq IS NOT NULL
          FROM group_members m
          LEFT JOIN users u ON u.seq = m.member_user_seq
          LEFT JOIN groups g ON g.seq = m.member_group_seq
@@ -273,7 +455,6 @@ fn members_of(conn: &Connection, group_seq: i64) -> Result<Vec<MemberRef>> {
             } else {
                 ResourceKind::Group
             },
-            display: r.get(2)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

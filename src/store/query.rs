@@ -517,7 +517,6 @@ fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
         (ResourceKind::Group, Origin::Common, "meta", Some("resourceType")) => ("'Group'", false),
         (ResourceKind::User, Origin::Core, "userName", None) => ("{t}.user_name_fold", true),
         (ResourceKind::User, Origin::Core, "displayName", None) => ("{t}.display_name", false),
-        (ResourceKind::User, Origin::Core, "active", None) => ("{t}.active", false),
         (ResourceKind::Group, Origin::Core, "displayName", None) => ("{t}.display_name_fold", true),
         _ => return None,
     })
@@ -536,7 +535,6 @@ fn member_expr(sub: &str) -> String {
     match sub {
         "value" => "COALESCE(mu.id, mg.id)".into(),
         "type" => "(CASE WHEN mu.seq IS NOT NULL THEN 'User' ELSE 'Group' END)".into(),
-        "display" => "COALESCE(mu.display_name, mu.user_name, mg.display_name)".into(),
         // `resolve` admits no other sub-attribute of members.
         _ => "NULL".into(),
     }
@@ -807,12 +805,12 @@ mod tests {
         };
         add_user(
             "u1",
-            json!({"userName": "Émile", "externalId": "ext-1",
+            json!({"userName": "Émile", "externalId": "ext-1", "active": true,
                    "emails": [{"value": "Emile@Example.COM", "primary": true}]}),
         );
         add_user(
             "u2",
-            json!({"userName": "EMILE",
+            json!({"userName": "EMILE", "active": true,
                    "emails": [{"value": "other@example.com"}, {"value": "shared@example.com"}]}),
         );
         add_user(
@@ -911,6 +909,10 @@ mod tests {
         let conn = populated();
         assert_eq!(user_ids(&conn, "active eq false"), ["u3"]);
         assert_eq!(user_ids(&conn, "active eq true"), ["u1", "u2"]);
+        // An unassigned `active` (a PATCH can remove it) is neither true nor false.
+        users::insert(&conn, "u4", user_doc(json!({"userName": "dee"})), NOW).unwrap();
+        assert_eq!(user_ids(&conn, "active eq true"), ["u1", "u2"]);
+        assert_eq!(user_ids(&conn, "not (active pr)"), ["u4"]);
     }
 
     #[test]

@@ -50,6 +50,8 @@ fn columns(doc: &Map<String, Value>) -> Result<Columns> {
         user_name,
         external_id: str_field(doc, "externalId").map(str::to_string),
         display_name: str_field(doc, "displayName").map(str::to_string),
+        // A PATCH may leave `active` unassigned; the column (a quick account state for
+        // operators) counts that as active. Filters read the document, not this column.
         active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
         emails,
     })

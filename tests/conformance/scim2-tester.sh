@@ -6,14 +6,15 @@
 #
 # scim2-tester is a library (no CLI of its own; scim2-cli's `scim2 test` cannot exclude tags and
 # exits 1 on any SKIPPED result), so this script drives `scim2_tester.check_server` with a small
-# embedded Python driver. PATCH checks are excluded by default.
+# embedded Python driver. Every check runs by default, PATCH included.
 #
 # Environment:
 #   SCIMD_BIN                  use this scimd binary instead of `cargo build --release --locked`
-#   SCIM2_TESTER_EXCLUDE       comma-separated tags to exclude (default: patch); "" excludes nothing
+#   SCIM2_TESTER_EXCLUDE       comma-separated tags to exclude (default: none), e.g. patch
 #   SCIM2_TESTER_RESOURCE_TYPES comma-separated resource type names to test (default: all advertised)
 #   SCIM2_TESTER_JSON          write every result as JSON to this file
 #   SCIM2_TESTER_VERBOSE=1     print the response data of failed checks
+#   SCIM2_TESTER_FULL=1        print reasons whole instead of cut at 600 characters
 #
 # Exit status: 0 if no non-excluded check failed (ERROR/CRITICAL), 1 if some did, 2 on a setup
 # failure (build, venv, server start, or the driver crashing).
@@ -133,7 +134,7 @@ from scim2_tester import Status, check_server, get_all_available_tags
 
 base_url = sys.argv[1]
 token = os.environ["SCIM2_TESTER_TOKEN"]
-exclude = {t.strip() for t in os.environ.get("SCIM2_TESTER_EXCLUDE", "patch").split(",") if t.strip()}
+exclude = {t.strip() for t in os.environ.get("SCIM2_TESTER_EXCLUDE", "").split(",") if t.strip()}
 resource_types = [t.strip() for t in os.environ.get("SCIM2_TESTER_RESOURCE_TYPES", "").split(",") if t.strip()] or None
 verbose = os.environ.get("SCIM2_TESTER_VERBOSE") == "1"
 
@@ -164,7 +165,7 @@ FAIL = {Status.ERROR, Status.CRITICAL}
 def short(x, n=600):
     s = x if isinstance(x, str) else repr(x)
     s = s.replace("\n", "\\n")
-    return s if len(s) <= n else s[:n] + "..."
+    return s if len(s) <= n or os.environ.get("SCIM2_TESTER_FULL") else s[:n] + "..."
 
 
 counts = Counter()
@@ -217,7 +218,7 @@ EOF
 log "running scim2-tester $SCIM2_TESTER_VERSION against $BASE_URL"
 set +e
 SCIM2_TESTER_TOKEN="$TOKEN" SCIM2_TESTER_VERSION="$SCIM2_TESTER_VERSION" \
-    SCIM2_TESTER_EXCLUDE="${SCIM2_TESTER_EXCLUDE-patch}" \
+    SCIM2_TESTER_EXCLUDE="${SCIM2_TESTER_EXCLUDE-}" \
     "$PY" -W ignore::DeprecationWarning "$DRIVER" "$BASE_URL"
 rc=$?
 set -e

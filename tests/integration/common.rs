@@ -172,6 +172,14 @@ impl Server {
     pub async fn put(&self, path: &str, body: &Value) -> Resp {
         self.call("PUT", path, Some(&body.to_string())).await
     }
+    /// PATCH with a PatchOp body holding `operations`.
+    pub async fn patch(&self, path: &str, operations: &Value) -> Resp {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        });
+        self.call("PATCH", path, Some(&body.to_string())).await
+    }
     pub async fn delete(&self, path: &str) -> Resp {
         self.call("DELETE", path, None).await
     }

@@ -36,6 +36,10 @@ async fn restarting_keeps_every_resource() {
         "$ref": format!("http://{}/scim/v2/Groups/{}", s.addr, id_of(&g))}]);
     // The port changed, so locations differ; everything else is identical.
     expected["meta"]["location"] = json!(format!("http://{}/scim/v2/Users/{}", s.addr, id_of(&u)));
+    // Joining the group gave the user a new representation (its groups), so a new version.
+    expected["meta"]["version"] = json!("W/\"2\"");
+    expected["meta"]["lastModified"] = u2["meta"]["lastModified"].clone();
+    assert!(u2["meta"]["lastModified"].as_str() >= u["meta"]["lastModified"].as_str());
     assert_eq!(u2, expected);
     let g2 = s
         .get(&format!("/scim/v2/Groups/{}", id_of(&g)))

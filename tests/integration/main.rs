@@ -10,5 +10,6 @@ mod groups;
 mod idp_onelogin;
 mod lifecycle;
 mod listing;
+mod patch;
 mod tolerance;
 mod users;
