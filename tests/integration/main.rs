@@ -11,5 +11,6 @@ mod idp_onelogin;
 mod lifecycle;
 mod listing;
 mod patch;
+mod replay;
 mod tolerance;
 mod users;
