@@ -1,4 +1,4 @@
-//! Load benchmark: the rerunnable proof of the performance figures of issue 3.
+//! Load benchmark: the rerunnable proof of the performance figures of issues 3 and 4.
 //!
 //! It seeds a SQLite database through the library (100,000 users in 200 groups of 500 members
 //! by default), starts the real `scimd serve` binary on it as a separate process, and drives
@@ -13,6 +13,9 @@
 //! | `export-index`     | every user, `count=1000` pages by `startIndex`, on one connection  |
 //! | `export-cursor`    | every user, `count=1000` pages by RFC 9865 `cursor`/`nextCursor`    |
 //! | `export-linearity` | both exports again on a database a tenth the size: time ratio      |
+//!
+//! and the write workloads of `writes.rs` (PATCH of a huge and of a tiny group, PATCH of
+//! distinct users, durable creates), after the reads on the same server.
 //!
 //! Each workload prints one line as it finishes (with the server's peak RSS so far, `VmHWM`)
 //! and a row of the final Markdown table: requests, throughput, p50/p99 latency and the ratio
@@ -46,10 +49,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, HOST};
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use scimd::scim::{time, validate};
 use scimd::service::tokens;
@@ -57,6 +60,9 @@ use scimd::store::{self, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+
+#[path = "load/writes.rs"]
+mod writes;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
@@ -87,7 +93,7 @@ const ERROR_SAMPLES: usize = 5;
 const USAGE: &str = "usage: cargo bench --bench load -- [--users N] [--groups N] \
 [--connections N] [--seconds N] [--only workload,…] [--db PATH]
 workloads: healthz, username-eq, email-typed-eq, co-search, export-index, export-cursor, \
-export-linearity";
+export-linearity, patch-group-big, patch-group-1, patch-users, create-users";
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -102,10 +108,14 @@ enum Workload {
     ExportIndex,
     ExportCursor,
     ExportLinearity,
+    PatchGroupBig,
+    PatchGroupSmall,
+    PatchUsers,
+    CreateUsers,
 }
 
 impl Workload {
-    const ALL: [Workload; 7] = [
+    const ALL: [Workload; 11] = [
         Workload::Healthz,
         Workload::UserNameEq,
         Workload::EmailTypedEq,
@@ -113,7 +123,21 @@ impl Workload {
         Workload::ExportIndex,
         Workload::ExportCursor,
         Workload::ExportLinearity,
+        Workload::PatchGroupBig,
+        Workload::PatchGroupSmall,
+        Workload::PatchUsers,
+        Workload::CreateUsers,
     ];
+
+    fn writes(self) -> bool {
+        matches!(
+            self,
+            Workload::PatchGroupBig
+                | Workload::PatchGroupSmall
+                | Workload::PatchUsers
+                | Workload::CreateUsers
+        )
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -124,6 +148,10 @@ impl Workload {
             Workload::ExportIndex => "export-index",
             Workload::ExportCursor => "export-cursor",
             Workload::ExportLinearity => "export-linearity",
+            Workload::PatchGroupBig => "patch-group-big",
+            Workload::PatchGroupSmall => "patch-group-1",
+            Workload::PatchUsers => "patch-users",
+            Workload::CreateUsers => "create-users",
         }
     }
 
@@ -488,7 +516,7 @@ struct Target {
 }
 
 struct Client {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
     host: String,
     authorization: Option<String>,
 }
@@ -510,12 +538,31 @@ impl Client {
 
     /// `GET path`: the status and the whole body.
     async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes)> {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// Any request, with an optional JSON body: the status and the whole response body.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes)> {
         self.sender.ready().await?;
-        let mut req = Request::get(path).header(HOST, &self.host);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, &self.host);
         if let Some(auth) = &self.authorization {
             req = req.header(AUTHORIZATION, auth);
         }
-        let resp = self.sender.send_request(req.body(Empty::new())?).await?;
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/scim+json");
+        }
+        let resp = self
+            .sender
+            .send_request(req.body(Full::new(body.unwrap_or_default()))?)
+            .await?;
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
         Ok((status, body))
@@ -640,6 +687,8 @@ impl Errors {
 enum Expect {
     /// 200 `{"status": "ok", …}`.
     Healthy,
+    /// This status, whatever the body.
+    Status(StatusCode),
     /// 200 ListResponse with `totalResults` = `total`, a page of `min(total, page)` users and,
     /// if `user` is given, that user (by index) as the first one.
     List {
@@ -651,15 +700,43 @@ enum Expect {
 
 /// One request of a load workload.
 struct Call {
+    method: Method,
     path: String,
+    body: Option<Bytes>,
     expect: Expect,
 }
 
+impl Call {
+    fn get(path: String, expect: Expect) -> Call {
+        Call {
+            method: Method::GET,
+            path,
+            body: None,
+            expect,
+        }
+    }
+}
+
+/// Which request this is: of connection `conn` (from 0), its `n`th (from 0). Write workloads
+/// use it to give each connection its own resources.
+#[derive(Clone, Copy)]
+struct Slot {
+    conn: usize,
+    n: u64,
+}
+
 fn check(expect: Expect, status: StatusCode, body: &Bytes) -> Result<(), String> {
+    if let Expect::Status(want) = expect {
+        if status != want {
+            return Err(format!("status {status}, expected {want}: {}", text(body)));
+        }
+        return Ok(());
+    }
     if status != StatusCode::OK {
         return Err(format!("status {status}: {}", text(body)));
     }
     match expect {
+        Expect::Status(_) => {}
         Expect::Healthy => {
             let health: Health = serde_json::from_slice(body).map_err(|e| e.to_string())?;
             if health.status != "ok" {
@@ -714,7 +791,7 @@ impl Rng {
     }
 }
 
-type CallFn = Arc<dyn Fn(&mut Rng) -> Call + Send + Sync>;
+type CallFn = Arc<dyn Fn(&mut Rng, Slot) -> Call + Send + Sync>;
 
 struct LoadResult {
     connections: usize,
@@ -760,6 +837,7 @@ async fn drive(
             let target = target.clone();
             let rng = Rng::new(seed ^ ((n as u64 + 1) << 40));
             tokio::spawn(connection_loop(
+                n,
                 client,
                 target,
                 authenticate,
@@ -785,6 +863,7 @@ async fn drive(
 }
 
 async fn connection_loop(
+    conn: usize,
     mut client: Client,
     target: Target,
     authenticate: bool,
@@ -794,10 +873,12 @@ async fn connection_loop(
 ) -> (Vec<Duration>, Errors) {
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut errors = Errors::default();
+    let mut n = 0;
     while Instant::now() < deadline {
-        let call = next_call(&mut rng);
+        let call = next_call(&mut rng, Slot { conn, n });
+        n += 1;
         let sent = Instant::now();
-        match client.get(&call.path).await {
+        match client.send(call.method, &call.path, call.body).await {
             Ok((status, body)) => {
                 latencies.push(sent.elapsed());
                 if let Err(e) = check(call.expect, status, &body) {
@@ -821,10 +902,7 @@ async fn connection_loop(
 }
 
 fn healthz_calls() -> CallFn {
-    Arc::new(|_| Call {
-        path: "/healthz".into(),
-        expect: Expect::Healthy,
-    })
+    Arc::new(|_, _| Call::get("/healthz".into(), Expect::Healthy))
 }
 
 /// The filter an exact-lookup workload finds the user called `name` with, as IdPs send it.
@@ -837,16 +915,16 @@ fn lookup_filter(workload: Workload, name: &str) -> String {
 
 /// Exact lookups (`lookup_filter`) of random existing users.
 fn lookup_calls(users: usize, workload: Workload) -> CallFn {
-    Arc::new(move |rng| {
+    Arc::new(move |rng, _| {
         let i = rng.below(users);
-        Call {
-            path: users_path(&[("filter", &lookup_filter(workload, &user_name(i)))]),
-            expect: Expect::List {
+        Call::get(
+            users_path(&[("filter", &lookup_filter(workload, &user_name(i)))]),
+            Expect::List {
                 total: 1,
                 page: 1,
                 user: Some(i),
             },
-        }
+        )
     })
 }
 
@@ -873,7 +951,7 @@ fn digit_substring_counts(users: usize) -> HashMap<String, u64> {
 /// `userName co` searches for 3- or 4-digit pieces of random existing users' numbers.
 fn co_calls(users: usize) -> CallFn {
     let counts = Arc::new(digit_substring_counts(users));
-    Arc::new(move |rng| {
+    Arc::new(move |rng, _| {
         let needle = loop {
             let digits = rng.below(users).to_string();
             let len = 3 + rng.below(2);
@@ -884,17 +962,17 @@ fn co_calls(users: usize) -> CallFn {
         };
         let total = counts.get(&needle).copied().unwrap_or(0);
         let count = CO_PAGE.to_string();
-        Call {
-            path: users_path(&[
+        Call::get(
+            users_path(&[
                 ("filter", &format!("userName co \"{needle}\"")),
                 ("count", &count),
             ]),
-            expect: Expect::List {
+            Expect::List {
                 total,
                 page: CO_PAGE,
                 user: None,
             },
-        }
+        )
     })
 }
 
@@ -1105,7 +1183,10 @@ impl Row {
             p50: Some(r.latencies.percentile(50.0)),
             p99: Some(r.latencies.percentile(99.0)),
             ratio: healthz.map(|h| r.throughput() / h),
-            note: format!("{} connections", r.connections),
+            note: match r.connections {
+                1 => "1 connection".into(),
+                n => format!("{n} connections"),
+            },
             peak_rss_kb: None,
         }
     }
@@ -1313,6 +1394,17 @@ async fn run(args: &Args) -> Result<u64> {
     }
     for workload in [Workload::UserNameEq, Workload::EmailTypedEq] {
         if args.runs(workload) {
+            // Unrecorded, like the healthz warm-up: the first lookups after start-up read
+            // the index pages from disk into each connection's cache.
+            let warm = lookup_calls(args.users, workload);
+            drive(
+                &target,
+                true,
+                args.connections,
+                Duration::from_secs(2),
+                warm,
+            )
+            .await?;
             let calls = lookup_calls(args.users, workload);
             let r = drive(&target, true, args.connections, load, calls).await?;
             let row = Row::load(workload, &r, healthz).with_peak_rss(server.peak_rss_kb());
@@ -1346,6 +1438,10 @@ async fn run(args: &Args) -> Result<u64> {
             let outcome = export(&target, paging, args.users).await?;
             big[slot] = report.add_export(workload, outcome, server.peak_rss_kb());
         }
+    }
+
+    if args.workloads.iter().any(|w| w.writes()) {
+        writes::run(args, &db, &target, &server, &mut report).await?;
     }
 
     let memory = server.memory_kb();

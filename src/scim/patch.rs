@@ -1348,4 +1348,117 @@ mod tests {
         assert_eq!(members, [MemberChange::Clear]);
         assert!(group_ops(json!({"schemas": ["urn:scim:schemas:core:1.0"]})).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TYPES: [&str; 3] = ["work", "home", "other"];
+
+        fn a_user() -> impl Strategy<Value = Map<String, Value>> {
+            (
+                "[a-z]{1,8}",
+                proptest::option::of("[A-Za-z ]{0,6}"),
+                proptest::collection::vec((0..3usize, "[a-z]{1,4}"), 0..4),
+            )
+                .prop_map(|(name, title, emails)| {
+                    let emails: Vec<Value> = emails
+                        .into_iter()
+                        .map(|(t, v)| json!({"type": TYPES[t], "value": format!("{v}@x.org")}))
+                        .collect();
+                    let mut body = json!({"userName": name, "active": true, "emails": emails});
+                    if let Some(t) = title {
+                        body["title"] = json!(t);
+                    }
+                    user(body)
+                })
+        }
+
+        /// Operations over a few paths, values and filters, valid or not.
+        fn an_operation() -> impl Strategy<Value = Value> {
+            let op = prop_oneof![Just("add"), Just("Replace"), Just("remove")];
+            let path = prop_oneof![
+                Just(Value::Null),
+                Just(json!("title")),
+                Just(json!("emails")),
+                Just(json!("name.givenName")),
+                (0..3usize).prop_map(|t| json!(format!("emails[type eq \"{}\"]", TYPES[t]))),
+                (0..3usize).prop_map(|t| json!(format!("emails[type eq \"{}\"].value", TYPES[t]))),
+                Just(json!("emails[value co \"@\"].primary")),
+                Just(json!("id")),
+                Just(json!("nope[")),
+            ];
+            let value = prop_oneof![
+                Just(Value::Null),
+                "[a-z]{0,4}".prop_map(Value::String),
+                any::<bool>().prop_map(Value::Bool),
+                "[a-z]{1,4}"
+                    .prop_map(|v| json!([{"value": format!("{v}@y.org"), "primary": true}])),
+                "[a-z]{1,4}".prop_map(|v| json!({"title": v, "name.familyName": v})),
+            ];
+            (op, path, value).prop_map(|(op, path, value)| {
+                let mut o = json!({"op": op});
+                if !path.is_null() {
+                    o["path"] = path;
+                }
+                if !value.is_null() {
+                    o["value"] = value;
+                }
+                o
+            })
+        }
+
+        fn apply(doc: Map<String, Value>, ops: &[Value]) -> Result<Map<String, Value>> {
+            let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
+            let out = apply_user(doc, parse(body, ResourceKind::User)?)?;
+            Ok(validate::user(Value::Object(out))?.doc)
+        }
+
+        proptest! {
+            /// Whatever the operations, a PATCH either fails with a client error or yields a
+            /// valid user (one primary email at most, nothing read-only) — never a panic.
+            #[test]
+            fn a_patch_yields_a_valid_user_or_a_client_error(
+                doc in a_user(),
+                ops in proptest::collection::vec(an_operation(), 1..5),
+            ) {
+                match apply(doc, &ops) {
+                    Ok(out) => {
+                        for key in ["id", "meta", "groups", "schemas"] {
+                            prop_assert!(!out.contains_key(key));
+                        }
+                        let primaries = out.get("emails").and_then(Value::as_array).map_or(0, |e| {
+                            e.iter().filter(|v| v["primary"] == json!(true)).count()
+                        });
+                        prop_assert!(primaries <= 1, "{out:?}");
+                    }
+                    Err(e) => prop_assert_eq!(e.status().as_u16(), 400, "{}", e),
+                }
+            }
+
+            /// Adds change nothing the second time (idp-compat.md row 27).
+            #[test]
+            fn adds_are_idempotent(doc in a_user(), v in "[a-z]{1,4}", t in 0..3usize) {
+                let ops = [
+                    json!({"op": "add", "path": "emails", "value": [{"value": format!("{v}@z.org"), "type": TYPES[t]}]}),
+                    json!({"op": "add", "path": "title", "value": v}),
+                ];
+                if let Ok(once) = apply(doc, &ops) {
+                    let twice = apply(once.clone(), &ops);
+                    prop_assert_eq!(twice.ok(), Some(once));
+                }
+            }
+
+            /// Creating a typed entry by its filter path and removing it by the same filter
+            /// gives back the user it started from.
+            #[test]
+            fn a_created_typed_entry_can_be_removed_by_its_filter(doc in a_user(), v in "[a-z]{1,4}") {
+                let path = "emails[type eq \"pager\"]";
+                let added = apply(doc.clone(), &[json!({"op": "add", "path": format!("{path}.value"), "value": v})]);
+                prop_assert!(added.is_ok());
+                let removed = apply(added.unwrap_or_default(), &[json!({"op": "remove", "path": path})]);
+                prop_assert_eq!(removed.ok(), Some(doc));
+            }
+        }
+    }
 }
