@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::list::{self, MAX_RESULTS};
+use super::patch::MAX_OPERATIONS;
 use super::schema::{self, ENTERPRISE_USER_URN, GROUP_URN, Schema, USER_URN};
 
 const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -15,7 +16,9 @@ pub fn service_provider_config(base: &str) -> Value {
     json!({
         "schemas": [SPC_URN],
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        // No Bulk; but authentik splits a PATCH into chunks of `bulk.maxOperations`
+        // (idp-compat.md §2 row 26), so this says how many operations one PATCH may carry.
+        "bulk": {"supported": false, "maxOperations": MAX_OPERATIONS, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
@@ -144,5 +147,6 @@ mod tests {
         assert_eq!(spc["filter"]["maxResults"], json!(MAX_RESULTS));
         assert_eq!(spc["patch"]["supported"], json!(true));
         assert_eq!(spc["etag"]["supported"], json!(true));
+        assert_eq!(spc["bulk"]["maxOperations"], json!(MAX_OPERATIONS));
     }
 }

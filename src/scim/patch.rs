@@ -490,9 +490,8 @@ impl Patcher {
         value: Option<Value>,
     ) -> Result<()> {
         if t.sub.is_some() {
-            return Err(Error::InvalidPath(
-                "a member's sub-attributes are set by scimd; add or remove the member instead"
-                    .into(),
+            return Err(Error::Mutability(
+                "a member's sub-attributes are immutable; add or remove the member instead".into(),
             ));
         }
         let ids = |value: Option<Value>| -> Result<Vec<String>> {
@@ -1305,6 +1304,10 @@ mod tests {
         assert_eq!(e.scim_type(), Some("mutability"));
         let e = group_ops(json!({"Operations": [
             {"op": "replace", "path": "members[value eq \"u1\"].value", "value": "x"}]}))
+        .unwrap_err();
+        assert_eq!(e.scim_type(), Some("mutability"));
+        let e = group_ops(json!({"Operations": [
+            {"op": "add", "path": "members[value eq \"u1\"]", "value": {"value": "x"}}]}))
         .unwrap_err();
         assert_eq!(e.scim_type(), Some("invalidPath"));
     }
