@@ -401,7 +401,7 @@ fn seed(store: &Store, users: usize, groups: usize) -> Result<()> {
                 .map(|k| ids[(g * per_group + k) % users].clone())
                 .collect();
             let id = uuid::Uuid::new_v4().to_string();
-            let skipped = store::groups::insert(tx, &id, doc, &members, &now)?;
+            let (skipped, _) = store::groups::insert(tx, &id, doc, &members, &now)?;
             if !skipped.is_empty() {
                 return Err(scimd::error::Error::internal(format!(
                     "group {g}: {} member ids matched no user",

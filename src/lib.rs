@@ -25,6 +25,8 @@ use crate::store::Store;
 
 /// How often "last used" times of tokens are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+/// How often rejected requests are written to the audit log.
+const REJECTIONS_FLUSH: Duration = Duration::from_secs(1);
 
 /// Serves SCIM on `listener` from the database in `config` until `shutdown` resolves, then
 /// drains in-flight requests and writes pending bookkeeping. `main` and the integration tests
@@ -43,6 +45,7 @@ pub async fn run(
         config,
         store,
         last_used: LastUsed::default(),
+        rejections: Default::default(),
         local_addr,
     });
     info!(
@@ -65,9 +68,23 @@ pub async fn run(
             }
         })
     };
+    let rejections = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REJECTIONS_FLUSH);
+            loop {
+                tick.tick().await;
+                if let Err(e) = app.rejections.flush(&app.store).await {
+                    warn!(error = %e, "could not write rejected requests to the audit log");
+                }
+            }
+        })
+    };
     http::serve(listener, app.clone(), shutdown).await;
     flusher.abort();
+    rejections.abort();
     app.last_used.flush(&app.store).await?;
+    app.rejections.flush(&app.store).await?;
     info!("stopped");
     Ok(())
 }

@@ -29,6 +29,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::service::audit::{Actor, ActorKind, Rejections};
 use crate::service::tokens::LastUsed;
 use crate::store::Store;
 use router::{Route, RouteError};
@@ -43,6 +44,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub last_used: LastUsed,
+    /// Rejected SCIM requests waiting for the audit log.
+    pub rejections: Rejections,
     pub local_addr: SocketAddr,
 }
 
@@ -104,6 +107,8 @@ pub struct Ctx {
     /// `If-Match` and `If-None-Match` (RFC 7644 §3.14).
     pub if_match: Option<String>,
     pub if_none_match: Option<String>,
+    /// Who is asking, for the audit log.
+    pub actor: Actor,
 }
 
 async fn handle(
@@ -119,7 +124,7 @@ async fn handle(
     // A panic in the handler becomes a 500 for this request instead of a dropped connection.
     // Caught in place rather than by spawning a task per request: a spawned task is often
     // stolen by the other worker, and that hand-off cost more than the work of a lookup.
-    let handled = AssertUnwindSafe(respond(app, req, route))
+    let handled = AssertUnwindSafe(respond(app, req, route, peer))
         .catch_unwind()
         .await;
     let (mut response, token) = match handled {
@@ -147,56 +152,78 @@ async fn respond(
     app: Arc<App>,
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
+    peer: SocketAddr,
 ) -> (Response<Body>, Option<String>) {
+    if route == Ok(Route::Health) {
+        return (health(&app), None);
+    }
+    let mut actor = Actor {
+        kind: ActorKind::Anonymous,
+        name: String::new(),
+        client: peer.ip().to_string(),
+        user_agent: header_text(&req, header::USER_AGENT).unwrap_or_default(),
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let pattern = route.as_ref().map_or("-", Route::pattern);
+    let result = route_and_dispatch(&app, req, route.clone(), &mut actor).await;
+    let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
+    match result {
+        Ok(response) => (response, token),
+        Err(e) => {
+            if let Error::Internal(cause) = &e {
+                error!(cause = %cause, "internal error");
+            }
+            // Everything under the SCIM prefix that fails is on record: who, what, and why.
+            if router::is_scim_path(&path) {
+                let mut entry = actor.entry(
+                    &format!("{method} {pattern}"),
+                    "failure",
+                    e.status().as_u16(),
+                );
+                entry.resource_id = route.ok().and_then(|r| r.resource_id().map(str::to_string));
+                app.rejections.push(entry, &e);
+            }
+            (error_response(&e), token)
+        }
+    }
+}
+
+async fn route_and_dispatch(
+    app: &App,
+    req: Request<Incoming>,
+    route: Result<Route, RouteError>,
+    actor: &mut Actor,
+) -> Result<Response<Body>> {
     // Everything under the SCIM prefix needs a token before anything else is said about it,
     // even that a path or method does not exist.
     let needs_auth = match &route {
         Ok(r) => r.needs_auth(),
         Err(_) => router::is_scim_path(req.uri().path()),
     };
-    let principal = if needs_auth {
-        match auth::bearer(&app, req.headers()) {
-            Ok(p) => {
-                app.last_used.record(p.token_seq);
-                Some(p)
-            }
-            Err(e) => return (error_response(&e), None),
-        }
-    } else {
-        None
-    };
-    let token = principal.map(|p| p.name);
+    if needs_auth {
+        let p = auth::bearer(app, req.headers())?;
+        app.last_used.record(p.token_seq);
+        actor.kind = ActorKind::Token;
+        actor.name = p.name;
+    }
     let route = match route {
         Ok(r) => r,
         Err(RouteError::NotFound) => {
             let path = req.uri().path();
-            let e = Error::NotFound(format!("no endpoint at {path}"));
-            return (error_response(&e), token);
+            return Err(Error::NotFound(format!("no endpoint at {path}")));
         }
-        Err(RouteError::MethodNotAllowed(allow)) => {
-            return (error_response(&Error::MethodNotAllowed(allow)), token);
-        }
+        Err(RouteError::MethodNotAllowed(allow)) => return Err(Error::MethodNotAllowed(allow)),
     };
-    if route == Route::Health {
-        return (health(&app), None);
-    }
     let ctx = Ctx {
-        base: format!("{}{}", origin(&app, &req), router::SCIM_PREFIX),
+        base: format!("{}{}", origin(app, &req), router::SCIM_PREFIX),
         query: req.uri().query().map(str::to_string),
         if_match: header_text(&req, http::header::IF_MATCH),
         if_none_match: header_text(&req, http::header::IF_NONE_MATCH),
+        actor: actor.clone(),
     };
-    let result = match read_json(&app, req).await {
-        Ok(body) => scim::dispatch(&app, route, &ctx, body).await,
-        Err(e) => Err(e),
-    };
-    let response = result.unwrap_or_else(|e| {
-        if let Error::Internal(cause) = &e {
-            error!(cause = %cause, "internal error");
-        }
-        error_response(&e)
-    });
-    (response, token)
+    let body = read_json(app, req).await?;
+    scim::dispatch(app, route, &ctx, body).await
 }
 
 /// `GET /healthz`: no authentication; reports the version and whether the database answers.

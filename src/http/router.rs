@@ -61,6 +61,21 @@ impl Route {
         }
     }
 
+    /// The id of the resource the route addresses, if any.
+    pub fn resource_id(&self) -> Option<&str> {
+        match self {
+            Route::GetUser(id)
+            | Route::ReplaceUser(id)
+            | Route::PatchUser(id)
+            | Route::DeleteUser(id)
+            | Route::GetGroup(id)
+            | Route::ReplaceGroup(id)
+            | Route::PatchGroup(id)
+            | Route::DeleteGroup(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// Whether the route needs a SCIM bearer token (everything but the health check).
     pub fn needs_auth(&self) -> bool {
         !matches!(self, Route::Health)

@@ -72,7 +72,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::SearchGroups => list_groups(app, base, &search_query(&body)?).await?,
         Route::SearchAll => search_all(app, base, &search_query(&body)?).await?,
         Route::CreateUser => {
-            let u = users::create(store, require_body(body)?).await?;
+            let u = users::create(store, require_body(body)?, &ctx.actor).await?;
             let location = resource::location(base, ResourceKind::User, &u.id);
             let meta = u.meta.clone();
             created(view.user(u), &location, &meta)
@@ -86,22 +86,37 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             with_etag(ok(&view.user(u)), &meta)
         }
         Route::ReplaceUser(id) => {
-            let u = users::replace(store, id, require_body(body)?, ctx.if_match.clone()).await?;
+            let u = users::replace(
+                store,
+                id,
+                require_body(body)?,
+                ctx.if_match.clone(),
+                &ctx.actor,
+            )
+            .await?;
             let meta = u.meta.clone();
             with_etag(ok(&view.user(u)), &meta)
         }
         // A user PATCH answers 200 with the user (idp-compat.md Decision 7).
         Route::PatchUser(id) => {
-            let u = users::patch(store, id, require_body(body)?, ctx.if_match.clone()).await?;
+            let u = users::patch(
+                store,
+                id,
+                require_body(body)?,
+                ctx.if_match.clone(),
+                &ctx.actor,
+            )
+            .await?;
             let meta = u.meta.clone();
             with_etag(ok(&view.user(u)), &meta)
         }
         Route::DeleteUser(id) => {
-            users::delete(store, id, ctx.if_match.clone()).await?;
+            users::delete(store, id, ctx.if_match.clone(), &ctx.actor).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
         Route::CreateGroup => {
-            let g = groups::create(store, require_body(body)?, view.with_members()).await?;
+            let g =
+                groups::create(store, require_body(body)?, view.with_members(), &ctx.actor).await?;
             let location = resource::location(base, ResourceKind::Group, &g.id);
             let meta = g.meta.clone();
             created(view.group(g), &location, &meta)
@@ -117,7 +132,8 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::ReplaceGroup(id) => {
             let body = require_body(body)?;
             let if_match = ctx.if_match.clone();
-            let g = groups::replace(store, id, body, view.with_members(), if_match).await?;
+            let g =
+                groups::replace(store, id, body, view.with_members(), if_match, &ctx.actor).await?;
             let meta = g.meta.clone();
             with_etag(ok(&view.group(g)), &meta)
         }
@@ -129,7 +145,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             let body = require_body(body)?;
             let with_members = wants_body && view.with_members();
             let if_match = ctx.if_match.clone();
-            let g = groups::patch(store, id, body, with_members, if_match).await?;
+            let g = groups::patch(store, id, body, with_members, if_match, &ctx.actor).await?;
             let meta = g.meta.clone();
             if wants_body {
                 with_etag(ok(&view.group(g)), &meta)
@@ -138,7 +154,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             }
         }
         Route::DeleteGroup(id) => {
-            groups::delete(store, id, ctx.if_match.clone()).await?;
+            groups::delete(store, id, ctx.if_match.clone(), &ctx.actor).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
         Route::NotImplemented(what) => {

@@ -1,17 +1,19 @@
 //! Creating, reading, replacing, deleting and listing groups.
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use tracing::info;
 
+use super::audit::{self, About, Actor};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
-use crate::scim::{patch, time, validate};
+use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, groups};
 
 /// Member ids that matched nothing were skipped, not refused (idp-compat.md Decision 3):
-/// one stale id must not lose a whole membership push.
+/// one stale id must not lose a whole membership push. They are logged and named in the audit
+/// entry of the change.
 fn report_skipped(group_id: &str, skipped: &[String]) {
     if !skipped.is_empty() {
         info!(group = group_id, skipped = ?skipped, "unknown member ids skipped");
@@ -23,16 +25,78 @@ fn reread(conn: &rusqlite::Connection, id: &str, with_members: bool) -> Result<G
     groups::get(conn, id, with_members)?.ok_or_else(|| not_found("Group", id))
 }
 
+/// What a write did, for its audit entry.
+struct Done<'a> {
+    action: &'a str,
+    status: u16,
+    before: &'a Map<String, Value>,
+    delta: groups::Delta,
+    skipped: Vec<String>,
+}
+
+/// Records the change from `done.before` to `group` (nothing if the version did not move).
+fn record(
+    tx: &rusqlite::Connection,
+    actor: &Actor,
+    group: &GroupRecord,
+    before_version: Option<i64>,
+    done: Done<'_>,
+) -> Result<()> {
+    report_skipped(&group.id, &done.skipped);
+    if before_version == Some(group.meta.version) {
+        return Ok(());
+    }
+    let (mut extra, refs) = done.delta.describe(tx)?;
+    if !done.skipped.is_empty() {
+        extra.insert("skippedMembers".into(), json!(done.skipped));
+    }
+    audit::record_change(
+        tx,
+        actor,
+        audit::Change {
+            action: done.action,
+            status: done.status,
+            about: about(group),
+            changes: diff::changes(done.before, &group.doc),
+            extra,
+            refs,
+        },
+    )
+}
+
+fn about(group: &GroupRecord) -> About<'_> {
+    About {
+        kind: "Group",
+        id: &group.id,
+        name: group.doc.get("displayName").and_then(Value::as_str),
+    }
+}
+
 /// `with_members`: whether the caller will return `members` (see `Projection::returns`).
-pub async fn create(store: &Store, body: Value, with_members: bool) -> Result<GroupRecord> {
+pub async fn create(
+    store: &Store,
+    body: Value,
+    with_members: bool,
+    actor: &Actor,
+) -> Result<GroupRecord> {
     let input = validate::group(body)?;
+    let actor = actor.clone();
     store
         .write(move |tx| {
             let id = new_id();
             let members = input.members.unwrap_or_default();
-            let skipped = groups::insert(tx, &id, input.doc, &members, &time::now())?;
-            report_skipped(&id, &skipped);
-            reread(tx, &id, with_members)
+            let (skipped, delta) = groups::insert(tx, &id, input.doc, &members, &time::now())?;
+            let group = reread(tx, &id, with_members)?;
+            let before = Map::new();
+            let done = Done {
+                action: "group.create",
+                status: 201,
+                before: &before,
+                delta,
+                skipped,
+            };
+            record(tx, &actor, &group, None, done)?;
+            Ok(group)
         })
         .await
 }
@@ -51,18 +115,26 @@ pub async fn replace(
     body: Value,
     with_members: bool,
     if_match: Option<String>,
+    actor: &Actor,
 ) -> Result<GroupRecord> {
     let input = validate::group(body)?;
+    let actor = actor.clone();
     store
         .write(move |tx| {
-            if if_match.is_some() {
-                current(tx, &id, if_match.as_deref())?;
-            }
+            let (_, before) = current(tx, &id, if_match.as_deref())?;
             let members = input.members.unwrap_or_default();
-            let skipped = groups::replace(tx, &id, input.doc, &members, &time::now())?
+            let (skipped, delta) = groups::replace(tx, &id, input.doc, &members, &time::now())?
                 .ok_or_else(|| not_found("Group", &id))?;
-            report_skipped(&id, &skipped);
-            reread(tx, &id, with_members)
+            let group = reread(tx, &id, with_members)?;
+            let done = Done {
+                action: "group.replace",
+                status: 200,
+                before: &before.doc,
+                delta,
+                skipped,
+            };
+            record(tx, &actor, &group, Some(before.meta.version), done)?;
+            Ok(group)
         })
         .await
 }
@@ -75,16 +147,27 @@ pub async fn patch(
     body: Value,
     with_members: bool,
     if_match: Option<String>,
+    actor: &Actor,
 ) -> Result<GroupRecord> {
     let ops = patch::parse(body, ResourceKind::Group)?;
+    let actor = actor.clone();
     store
         .write(move |tx| {
-            let (seq, current) = current(tx, &id, if_match.as_deref())?;
-            let (doc, changes) = patch::apply_group(current.doc.clone(), ops)?;
+            let (seq, before) = current(tx, &id, if_match.as_deref())?;
+            let (doc, changes) = patch::apply_group(before.doc.clone(), ops)?;
             let input = validate::group(Value::Object(doc))?;
-            let skipped = groups::patch(tx, seq, &current.doc, input.doc, changes, &time::now())?;
-            report_skipped(&id, &skipped);
-            reread(tx, &id, with_members)
+            let (skipped, delta) =
+                groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
+            let group = reread(tx, &id, with_members)?;
+            let done = Done {
+                action: "group.patch",
+                status: if with_members { 200 } else { 204 },
+                before: &before.doc,
+                delta,
+                skipped,
+            };
+            record(tx, &actor, &group, Some(before.meta.version), done)?;
+            Ok(group)
         })
         .await
 }
@@ -100,17 +183,29 @@ fn current(
     Ok((seq, current))
 }
 
-pub async fn delete(store: &Store, id: String, if_match: Option<String>) -> Result<()> {
+pub async fn delete(
+    store: &Store,
+    id: String,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> Result<()> {
+    let actor = actor.clone();
     store
         .write(move |tx| {
-            if if_match.is_some() {
-                current(tx, &id, if_match.as_deref())?;
-            }
-            if groups::delete(tx, &id, &time::now())? {
-                Ok(())
-            } else {
-                Err(not_found("Group", &id))
-            }
+            let (_, gone) = current(tx, &id, if_match.as_deref())?;
+            groups::delete(tx, &id, &time::now())?;
+            audit::record_change(
+                tx,
+                &actor,
+                audit::Change {
+                    action: "group.delete",
+                    status: 204,
+                    about: about(&gone),
+                    changes: Vec::new(),
+                    extra: Map::new(),
+                    refs: Vec::new(),
+                },
+            )
         })
         .await
 }

@@ -1,23 +1,60 @@
 //! Creating, reading, replacing, deleting and listing users.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::audit::{self, About, Actor};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, UserRecord};
-use crate::scim::{patch, time, validate};
+use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, users};
 
-pub async fn create(store: &Store, body: Value) -> Result<UserRecord> {
+pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<UserRecord> {
     let mut input = validate::user(body)?;
     if !input.active_given {
         // A new account is active unless the client says otherwise.
         input.doc.insert("active".into(), Value::Bool(true));
     }
+    let actor = actor.clone();
     store
-        .write(move |tx| users::insert(tx, &new_id(), input.doc, &time::now()))
+        .write(move |tx| {
+            let user = users::insert(tx, &new_id(), input.doc, &time::now())?;
+            record(tx, &actor, "user.create", 201, &Map::new(), &user)?;
+            Ok(user)
+        })
         .await
+}
+
+/// The audit entry of a change from `before` to `user` (none if nothing changed).
+fn record(
+    tx: &rusqlite::Connection,
+    actor: &Actor,
+    action: &str,
+    status: u16,
+    before: &Map<String, Value>,
+    user: &UserRecord,
+) -> Result<()> {
+    audit::record_change(
+        tx,
+        actor,
+        audit::Change {
+            action,
+            status,
+            about: about(user),
+            changes: diff::changes(before, &user.doc),
+            extra: Map::new(),
+            refs: Vec::new(),
+        },
+    )
+}
+
+fn about(user: &UserRecord) -> About<'_> {
+    About {
+        kind: "User",
+        id: &user.id,
+        name: user.doc.get("userName").and_then(Value::as_str),
+    }
 }
 
 /// A lookup by id: read on the request's thread when a connection is free (see
@@ -40,12 +77,18 @@ pub async fn replace(
     id: String,
     body: Value,
     if_match: Option<String>,
+    actor: &Actor,
 ) -> Result<UserRecord> {
     let input = validate::user(body)?;
+    let actor = actor.clone();
     store
         .write(move |tx| {
             let current = current(tx, &id, if_match.as_deref())?;
-            store_update(tx, &id, input, &current)
+            let user = store_update(tx, &id, input, &current)?;
+            if user.meta.version != current.meta.version {
+                record(tx, &actor, "user.replace", 200, &current.doc, &user)?;
+            }
+            Ok(user)
         })
         .await
 }
@@ -58,8 +101,10 @@ pub async fn patch(
     id: String,
     body: Value,
     if_match: Option<String>,
+    actor: &Actor,
 ) -> Result<UserRecord> {
     let ops = patch::parse(body, ResourceKind::User)?;
+    let actor = actor.clone();
     store
         .write(move |tx| {
             let current = current(tx, &id, if_match.as_deref())?;
@@ -67,7 +112,12 @@ pub async fn patch(
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
             let doc = patch::apply_user(current.doc.clone(), ops)?;
             let input = validate::user(Value::Object(doc))?;
-            users::replace(tx, &id, input.doc, &time::now())?.ok_or_else(|| not_found("User", &id))
+            let user = users::replace(tx, &id, input.doc, &time::now())?
+                .ok_or_else(|| not_found("User", &id))?;
+            if user.meta.version != current.meta.version {
+                record(tx, &actor, "user.patch", 200, &current.doc, &user)?;
+            }
+            Ok(user)
         })
         .await
 }
@@ -98,17 +148,29 @@ fn store_update(
     users::replace(tx, id, input.doc, &time::now())?.ok_or_else(|| not_found("User", id))
 }
 
-pub async fn delete(store: &Store, id: String, if_match: Option<String>) -> Result<()> {
+pub async fn delete(
+    store: &Store,
+    id: String,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> Result<()> {
+    let actor = actor.clone();
     store
         .write(move |tx| {
-            if if_match.is_some() {
-                current(tx, &id, if_match.as_deref())?;
-            }
-            if users::delete(tx, &id, &time::now())? {
-                Ok(())
-            } else {
-                Err(not_found("User", &id))
-            }
+            let gone = current(tx, &id, if_match.as_deref())?;
+            users::delete(tx, &id, &time::now())?;
+            audit::record_change(
+                tx,
+                &actor,
+                audit::Change {
+                    action: "user.delete",
+                    status: 204,
+                    about: about(&gone),
+                    changes: Vec::new(),
+                    extra: Map::new(),
+                    refs: gone.groups.iter().map(|g| g.id.clone()).collect(),
+                },
+            )
         })
         .await
 }

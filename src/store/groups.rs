@@ -22,6 +22,60 @@ enum Member {
     Group(i64),
 }
 
+/// The members a write added and removed, in order.
+#[derive(Debug, Default)]
+pub struct Delta {
+    added: Vec<Member>,
+    removed: Vec<Member>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// For the audit log: `membersAdded`/`membersRemoved` as `{value, type, display}` (at
+    /// most `audit::MAX_REFS` each, with the full count beside them), and the member ids.
+    pub fn describe(&self, conn: &Connection) -> Result<(Map<String, Value>, Vec<String>)> {
+        let mut out = Map::new();
+        let mut refs = Vec::new();
+        for (key, count_key, list) in [
+            ("membersAdded", "membersAddedCount", &self.added),
+            ("membersRemoved", "membersRemovedCount", &self.removed),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let mut items = Vec::new();
+            for m in list.iter().take(super::audit::MAX_REFS) {
+                let (sql, seq, kind) = match m {
+                    Member::User(s) => {
+                        ("SELECT id, user_name FROM users WHERE seq = ?1", s, "User")
+                    }
+                    Member::Group(s) => (
+                        "SELECT id, display_name FROM groups WHERE seq = ?1",
+                        s,
+                        "Group",
+                    ),
+                };
+                let row: Option<(String, String)> = conn
+                    .prepare_cached(sql)?
+                    .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((id, name)) = row {
+                    items.push(serde_json::json!({"value": id, "type": kind, "display": name}));
+                    refs.push(id);
+                }
+            }
+            out.insert(key.into(), Value::Array(items));
+            if list.len() > super::audit::MAX_REFS {
+                out.insert(count_key.into(), Value::from(list.len()));
+            }
+        }
+        Ok((out, refs))
+    }
+}
+
 fn display_name(doc: &Map<String, Value>) -> Result<&str> {
     doc.get("displayName")
         .and_then(Value::as_str)
@@ -105,12 +159,11 @@ fn current_members(conn: &Connection, group_seq: i64) -> Result<HashSet<Member>>
 }
 
 /// Makes the membership of `group_seq` exactly `wanted`, touching only the rows that differ.
-/// Returns whether anything changed.
-fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) -> Result<bool> {
+fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) -> Result<Delta> {
     check_no_cycle(conn, group_seq, wanted)?;
     let current = current_members(conn, group_seq)?;
     let wanted_set: HashSet<Member> = wanted.iter().copied().collect();
-    let mut changed = false;
+    let mut delta = Delta::default();
     let mut del_user = conn.prepare_cached(
         "DELETE FROM group_members WHERE group_seq = ?1 AND member_user_seq = ?2",
     )?;
@@ -118,7 +171,7 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) 
         "DELETE FROM group_members WHERE group_seq = ?1 AND member_group_seq = ?2",
     )?;
     for gone in current.difference(&wanted_set) {
-        changed = true;
+        delta.removed.push(*gone);
         match gone {
             Member::User(u) => {
                 del_user.execute(params![group_seq, u])?;
@@ -139,7 +192,7 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) 
         .iter()
         .filter(|m| !current.contains(m) && added.insert(**m))
     {
-        changed = true;
+        delta.added.push(*m);
         match m {
             Member::User(u) => {
                 add.execute(params![group_seq, u, None::<i64>])?;
@@ -150,7 +203,7 @@ fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) 
             }
         }
     }
-    Ok(changed)
+    Ok(delta)
 }
 
 /// A user whose direct membership changed has a new representation (its `groups`), so it gets
@@ -172,7 +225,7 @@ pub fn insert(
     doc: Map<String, Value>,
     member_ids: &[String],
     now: &str,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Delta)> {
     let name = display_name(&doc)?;
     check_unique(conn, name, None)?;
     conn.execute(
@@ -190,8 +243,8 @@ pub fn insert(
     )?;
     let seq = conn.last_insert_rowid();
     let (members, skipped) = resolve(conn, member_ids)?;
-    set_members(conn, seq, &members, now)?;
-    Ok(skipped)
+    let delta = set_members(conn, seq, &members, now)?;
+    Ok((skipped, delta))
 }
 
 /// Replaces a group's document and members. Nothing changes, not even the version, when both
@@ -203,12 +256,13 @@ pub fn replace(
     doc: Map<String, Value>,
     member_ids: &[String],
     now: &str,
-) -> Result<Option<Vec<String>>> {
+) -> Result<Option<(Vec<String>, Delta)>> {
     let Some((seq, current)) = get_row(conn, id)? else {
         return Ok(None);
     };
     let (members, skipped) = resolve(conn, member_ids)?;
-    let mut changed = set_members(conn, seq, &members, now)?;
+    let delta = set_members(conn, seq, &members, now)?;
+    let mut changed = !delta.is_empty();
     if current.doc != doc {
         let name = display_name(&doc)?;
         check_unique(conn, name, Some(seq))?;
@@ -225,7 +279,7 @@ pub fn replace(
             params![seq, now],
         )?;
     }
-    Ok(Some(skipped))
+    Ok(Some((skipped, delta)))
 }
 
 /// Applies a PATCH: the new document and the member changes, in order. Each change touches
@@ -239,20 +293,20 @@ pub fn patch(
     doc: Map<String, Value>,
     changes: Vec<MemberChange>,
     now: &str,
-) -> Result<Vec<String>> {
-    let mut changed = false;
+) -> Result<(Vec<String>, Delta)> {
+    let mut delta = Delta::default();
     let mut skipped = Vec::new();
     for change in changes {
-        changed |= match change {
+        match change {
             MemberChange::Add(ids) => {
                 let (members, unknown) = resolve(conn, &ids)?;
                 skipped.extend(unknown);
-                add_members(conn, seq, &members, now)?
+                add_members(conn, seq, &members, now, &mut delta)?;
             }
             MemberChange::Remove(ids) => {
                 // An id that is no member (or nothing at all) is simply not removed.
                 let (members, _) = resolve(conn, &ids)?;
-                remove_members(conn, seq, &members, now)?
+                remove_members(conn, seq, &members, now, &mut delta)?;
             }
             MemberChange::RemoveWhere(filter) => {
                 let chosen: Vec<Member> = member_rows(conn, seq)?
@@ -260,20 +314,21 @@ pub fn patch(
                     .filter(|(_, m)| eval::matches(&filter, &member_json(m)))
                     .map(|(member, _)| member)
                     .collect();
-                remove_members(conn, seq, &chosen, now)?
+                remove_members(conn, seq, &chosen, now, &mut delta)?;
             }
             MemberChange::Clear => {
+                delta.removed.extend(current_members(conn, seq)?);
                 conn.prepare_cached(
                     "UPDATE users SET version = version + 1, last_modified = ?2
                      WHERE seq IN (SELECT member_user_seq FROM group_members WHERE group_seq = ?1)",
                 )?
                 .execute(params![seq, now])?;
                 conn.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
-                    .execute([seq])?
-                    > 0
+                    .execute([seq])?;
             }
-        };
+        }
     }
+    let mut changed = !delta.is_empty();
     if *current != doc {
         let name = display_name(&doc)?;
         check_unique(conn, name, Some(seq))?;
@@ -290,58 +345,67 @@ pub fn patch(
             params![seq, now],
         )?;
     }
-    Ok(skipped)
+    Ok((skipped, delta))
 }
 
-/// Adds members that are not members yet; returns whether any was added.
-fn add_members(conn: &Connection, group_seq: i64, members: &[Member], now: &str) -> Result<bool> {
+/// Adds members that are not members yet, noting them in `delta`.
+fn add_members(
+    conn: &Connection,
+    group_seq: i64,
+    members: &[Member],
+    now: &str,
+    delta: &mut Delta,
+) -> Result<()> {
     check_no_cycle(conn, group_seq, members)?;
     let mut add = conn.prepare_cached(
         "INSERT OR IGNORE INTO group_members (group_seq, member_user_seq, member_group_seq)
          VALUES (?1, ?2, ?3)",
     )?;
-    let mut changed = false;
     for m in members {
         let (user, group) = match m {
             Member::User(u) => (Some(*u), None),
             Member::Group(g) => (None, Some(*g)),
         };
         if add.execute(params![group_seq, user, group])? > 0 {
-            changed = true;
+            delta.added.push(*m);
             if let Some(u) = user {
                 touch_user(conn, u, now)?;
             }
         }
     }
-    Ok(changed)
+    Ok(())
 }
 
-/// Removes these members where they are members; returns whether any was removed.
+/// Removes these members where they are members, noting them in `delta`.
 fn remove_members(
     conn: &Connection,
     group_seq: i64,
     members: &[Member],
     now: &str,
-) -> Result<bool> {
+    delta: &mut Delta,
+) -> Result<()> {
     let mut del_user = conn.prepare_cached(
         "DELETE FROM group_members WHERE group_seq = ?1 AND member_user_seq = ?2",
     )?;
     let mut del_group = conn.prepare_cached(
         "DELETE FROM group_members WHERE group_seq = ?1 AND member_group_seq = ?2",
     )?;
-    let mut changed = false;
     for m in members {
-        match m {
+        let removed = match m {
             Member::User(u) => {
-                if del_user.execute(params![group_seq, u])? > 0 {
-                    changed = true;
+                let removed = del_user.execute(params![group_seq, u])? > 0;
+                if removed {
                     touch_user(conn, *u, now)?;
                 }
+                removed
             }
-            Member::Group(g) => changed |= del_group.execute(params![group_seq, g])? > 0,
+            Member::Group(g) => del_group.execute(params![group_seq, g])? > 0,
+        };
+        if removed {
+            delta.removed.push(*m);
         }
     }
-    Ok(changed)
+    Ok(())
 }
 
 /// Every member row of a group with what a `members[…]` filter can test.

@@ -7,7 +7,10 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("migrations/002_console.sql"),
+];
 
 /// The schema version this binary writes.
 pub const LATEST: usize = MIGRATIONS.len();

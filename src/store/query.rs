@@ -820,7 +820,7 @@ mod tests {
         );
         let add_group = |id: &str, doc: Value, members: &[&str]| {
             let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();
-            let skipped = groups::insert(&conn, id, user_doc(doc), &members, NOW).unwrap();
+            let (skipped, _) = groups::insert(&conn, id, user_doc(doc), &members, NOW).unwrap();
             assert!(skipped.is_empty(), "{skipped:?}");
         };
         add_group("g1", json!({"displayName": "Admins"}), &["u1", "u2"]);

@@ -1,6 +1,7 @@
 //! The one integration-test binary: each test starts the real server on 127.0.0.1:0 with a
 //! temporary database and speaks HTTP to it, as an identity provider would.
 
+mod audit;
 mod cli;
 mod common;
 mod discovery;

@@ -1,0 +1,326 @@
+//! SQL for the audit log: one row per change or rejected request, plus the resources each
+//! row concerns (`audit_refs`), read newest first by keyset on `seq` so any page of millions
+//! of rows is an index range read.
+
+use rusqlite::{Connection, params, params_from_iter};
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// At most this many resources are indexed per entry (a PUT that replaces 100,000 members
+/// still gets one entry; its detail says how many there were).
+pub const MAX_REFS: usize = 1000;
+
+/// An entry to write. `refs` are the ids of the resources it concerns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    pub at: String,
+    pub actor_kind: &'static str,
+    pub actor: String,
+    pub client: String,
+    pub user_agent: String,
+    pub action: String,
+    pub resource_type: Option<&'static str>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub outcome: &'static str,
+    pub status: u16,
+    pub detail: Option<Value>,
+    pub refs: Vec<String>,
+}
+
+/// An entry as read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub seq: i64,
+    pub at: String,
+    pub actor_kind: String,
+    pub actor: String,
+    pub client: String,
+    pub user_agent: String,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub outcome: String,
+    pub status: u16,
+    pub detail: Option<Value>,
+}
+
+pub fn insert(conn: &Connection, e: &NewEntry) -> Result<i64> {
+    let detail = e.detail.as_ref().map(Value::to_string);
+    conn.prepare_cached(
+        "INSERT INTO audit (at, actor_kind, actor, client, user_agent, action, resource_type,
+                            resource_id, resource_name, outcome, status, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        e.at,
+        e.actor_kind,
+        e.actor,
+        e.client,
+        e.user_agent,
+        e.action,
+        e.resource_type,
+        e.resource_id,
+        e.resource_name,
+        e.outcome,
+        e.status,
+        detail
+    ])?;
+    let seq = conn.last_insert_rowid();
+    let mut add_ref =
+        conn.prepare_cached("INSERT INTO audit_refs (audit_seq, resource_id) VALUES (?1, ?2)")?;
+    let mut seen = std::collections::HashSet::new();
+    for id in e.resource_id.iter().chain(&e.refs).take(MAX_REFS + 1) {
+        if seen.insert(id) {
+            add_ref.execute(params![seq, id])?;
+        }
+    }
+    Ok(seq)
+}
+
+/// Which entries to read: every given criterion must hold. `before` is the `seq` the previous
+/// page ended at (pages go from newest to oldest).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    /// A resource id: entries about it, including membership changes that named it.
+    pub resource: Option<String>,
+    /// RFC 3339 bounds on `at` (inclusive `since`, exclusive `until`).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "a.seq, a.at, a.actor_kind, a.actor, a.client, a.user_agent, a.action, \
+    a.resource_type, a.resource_id, a.resource_name, a.outcome, a.status, a.detail";
+
+pub fn list(conn: &Connection, q: &Query) -> Result<Vec<Entry>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM audit a");
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let bind = |args: &mut Vec<rusqlite::types::Value>, v: rusqlite::types::Value| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    if let Some(r) = &q.resource {
+        let p = bind(&mut args, r.clone().into());
+        sql.push_str(&format!(
+            " JOIN audit_refs r ON r.audit_seq = a.seq AND r.resource_id = {p}"
+        ));
+    }
+    for (column, value) in [
+        ("a.actor", &q.actor),
+        ("a.action", &q.action),
+        ("a.outcome", &q.outcome),
+    ] {
+        if let Some(v) = value {
+            let p = bind(&mut args, v.clone().into());
+            conds.push(format!("{column} = {p}"));
+        }
+    }
+    if let Some(since) = &q.since {
+        let p = bind(&mut args, since.clone().into());
+        conds.push(format!("a.at >= {p}"));
+    }
+    if let Some(until) = &q.until {
+        let p = bind(&mut args, until.clone().into());
+        conds.push(format!("a.at < {p}"));
+    }
+    if let Some(before) = q.before {
+        let p = bind(&mut args, before.into());
+        conds.push(format!("a.seq < {p}"));
+    }
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY a.seq DESC LIMIT {}", q.limit));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&args), |r| {
+        let detail: Option<String> = r.get(12)?;
+        Ok(Entry {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            actor_kind: r.get(2)?,
+            actor: r.get(3)?,
+            client: r.get(4)?,
+            user_agent: r.get(5)?,
+            action: r.get(6)?,
+            resource_type: r.get(7)?,
+            resource_id: r.get(8)?,
+            resource_name: r.get(9)?,
+            outcome: r.get(10)?,
+            status: r.get(11)?,
+            detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes entries older than `older_than` (RFC 3339) and, beyond that, all but the newest
+/// `keep` entries, at most `batch` at a time so the writer is never held long. Returns how
+/// many were deleted.
+pub fn prune(
+    conn: &Connection,
+    older_than: Option<&str>,
+    keep: Option<u64>,
+    batch: u32,
+) -> Result<usize> {
+    let mut deleted = 0;
+    if let Some(t) = older_than {
+        deleted += conn.execute(
+            &format!(
+                "DELETE FROM audit WHERE seq IN
+                 (SELECT seq FROM audit WHERE at < ?1 ORDER BY seq LIMIT {batch})"
+            ),
+            [t],
+        )?;
+    }
+    if let Some(keep) = keep {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        deleted += conn.execute(
+            &format!(
+                "DELETE FROM audit WHERE seq IN
+                 (SELECT seq FROM audit WHERE seq <=
+                    (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?1)
+                  ORDER BY seq LIMIT {batch})"
+            ),
+            [keep],
+        )?;
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::configure(&conn).unwrap();
+        crate::store::migrate::run(&mut conn).unwrap();
+        conn
+    }
+
+    fn entry(n: usize, actor: &str, action: &str, refs: &[&str]) -> NewEntry {
+        NewEntry {
+            at: format!("2026-01-01T00:00:{n:02}.000Z"),
+            actor_kind: "token",
+            actor: actor.into(),
+            client: "127.0.0.1".into(),
+            user_agent: "test".into(),
+            action: action.into(),
+            resource_type: Some("Group"),
+            resource_id: Some(format!("g{n}")),
+            resource_name: Some("Finance".into()),
+            outcome: "success",
+            status: 200,
+            detail: Some(json!({"n": n})),
+            refs: refs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn pages_newest_first_with_filters_and_refs() {
+        let conn = db();
+        for n in 0..10 {
+            let actor = if n % 2 == 0 { "onelogin" } else { "okta" };
+            let refs: &[&str] = if n == 3 { &["ana"] } else { &[] };
+            insert(&conn, &entry(n, actor, "group.patch", refs)).unwrap();
+        }
+        let q = |q: Query| -> Vec<i64> { list(&conn, &q).unwrap().iter().map(|e| e.seq).collect() };
+        assert_eq!(
+            q(Query {
+                limit: 3,
+                ..Default::default()
+            }),
+            [10, 9, 8]
+        );
+        assert_eq!(
+            q(Query {
+                limit: 3,
+                before: Some(8),
+                ..Default::default()
+            }),
+            [7, 6, 5]
+        );
+        assert_eq!(
+            q(Query {
+                limit: 10,
+                actor: Some("okta".into()),
+                ..Default::default()
+            }),
+            [10, 8, 6, 4, 2]
+        );
+        assert_eq!(
+            q(Query {
+                limit: 10,
+                resource: Some("ana".into()),
+                ..Default::default()
+            }),
+            [4]
+        );
+        assert_eq!(
+            q(Query {
+                limit: 10,
+                resource: Some("g3".into()),
+                ..Default::default()
+            }),
+            [4]
+        );
+        assert_eq!(
+            q(Query {
+                limit: 10,
+                since: Some("2026-01-01T00:00:02.000Z".into()),
+                until: Some("2026-01-01T00:00:04.000Z".into()),
+                ..Default::default()
+            }),
+            [4, 3]
+        );
+        let e = &list(
+            &conn,
+            &Query {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap()[0];
+        assert_eq!(e.detail, Some(json!({"n": 9})));
+    }
+
+    #[test]
+    fn prunes_by_age_and_by_count() {
+        let conn = db();
+        for n in 0..10 {
+            insert(&conn, &entry(n, "a", "user.create", &["x"])).unwrap();
+        }
+        assert_eq!(
+            prune(&conn, Some("2026-01-01T00:00:03.000Z"), None, 100).unwrap(),
+            3
+        );
+        assert_eq!(prune(&conn, None, Some(4), 100).unwrap(), 3);
+        let left: Vec<i64> = list(
+            &conn,
+            &Query {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+        assert_eq!(left, [10, 9, 8, 7]);
+        let refs: i64 = conn
+            .query_row("SELECT COUNT(*) FROM audit_refs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(refs, 8, "refs go with their entries");
+    }
+}

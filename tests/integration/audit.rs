@@ -1,0 +1,149 @@
+//! The audit log: every SCIM change, with who made it and what changed, written with the
+//! change; every rejected request, with the error. Read here from the database file the
+//! server writes.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use scimd::store::Store;
+use scimd::store::audit::{self, Entry, Query};
+
+use crate::common::*;
+
+fn entries(s: &Server, q: Query) -> Vec<Entry> {
+    let store = Store::open(&s.db()).unwrap();
+    store.read_sync(|conn| audit::list(conn, &q)).unwrap()
+}
+
+fn all(s: &Server) -> Vec<Entry> {
+    entries(
+        s,
+        Query {
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn who_removed_ana_from_finance_and_when() {
+    let s = Server::start().await;
+    let ana = id_of(
+        &s.create_user(&json!({"userName": "ana", "title": "Eng"}))
+            .await,
+    );
+    let fin = id_of(
+        &s.create_group(&json!({"displayName": "Finance", "members": [{"value": ana}]}))
+            .await,
+    );
+    s.patch(
+        &format!("/scim/v2/Users/{ana}"),
+        &json!([{"op": "replace", "path": "title", "value": "Lead"}]),
+    )
+    .await;
+    // A no-op is not a change: no entry.
+    s.patch(
+        &format!("/scim/v2/Users/{ana}"),
+        &json!([{"op": "replace", "path": "title", "value": "Lead"}]),
+    )
+    .await;
+    s.patch(
+        &format!("/scim/v2/Groups/{fin}"),
+        &json!([{"op": "remove", "path": format!("members[value eq \"{ana}\"]")}]),
+    )
+    .await;
+
+    let log = all(&s);
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["group.patch", "user.patch", "group.create", "user.create"]
+    );
+    for e in &log {
+        assert_eq!(e.actor_kind, "token");
+        assert!(e.actor.starts_with("test-"), "the token's name: {}", e.actor);
+        assert_eq!(e.outcome, "success");
+        assert_eq!(e.client, "127.0.0.1");
+    }
+    let removal = &log[0];
+    assert_eq!(removal.resource_name.as_deref(), Some("Finance"));
+    assert_eq!(
+        removal.detail,
+        Some(json!({"membersRemoved": [{"value": ana, "type": "User", "display": "ana"}]}))
+    );
+    assert_eq!(
+        log[1].detail,
+        Some(json!({"changes": [{"path": "title", "before": "Eng", "after": "Lead"}]}))
+    );
+    // Ana's history includes the group change that named her.
+    let history = entries(
+        &s,
+        Query {
+            limit: 10,
+            resource: Some(ana.clone()),
+            ..Default::default()
+        },
+    );
+    let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["group.patch", "user.patch", "group.create", "user.create"]
+    );
+}
+
+#[tokio::test]
+async fn rejected_requests_are_recorded_with_their_error() {
+    let s = Server::start().await;
+    s.post("/scim/v2/Users", &json!({"userName": "ana", "nope": 1}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    s.raw(
+        "GET",
+        "/scim/v2/Users",
+        &[("authorization", "Bearer wrong"), ("user-agent", "probe/1")],
+        None,
+    )
+    .await
+    .assert_error(401, None);
+    // Written within about a second, in one batch.
+    let mut log = Vec::new();
+    for _ in 0..50 {
+        log = all(&s);
+        if log.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(log.len(), 2, "{log:?}");
+    let unauthorized = log.iter().find(|e| e.status == 401).unwrap();
+    assert_eq!(unauthorized.actor_kind, "anonymous");
+    assert_eq!(unauthorized.user_agent, "probe/1");
+    assert_eq!(unauthorized.action, "GET /scim/v2/Users");
+    assert_eq!(unauthorized.outcome, "failure");
+    let invalid = log.iter().find(|e| e.status == 400).unwrap();
+    assert!(invalid.actor.starts_with("test-"));
+    assert_eq!(invalid.detail.as_ref().unwrap()["scimType"], "invalidValue");
+    // The bad body changed nothing and left no secret behind.
+    let text = format!("{log:?}");
+    assert!(!text.contains(&s.token), "the token must never be logged");
+}
+
+#[tokio::test]
+async fn passwords_never_reach_the_log() {
+    let s = Server::start().await;
+    let id = id_of(
+        &s.create_user(&json!({"userName": "ana", "password": "hunter2!"}))
+            .await,
+    );
+    s.patch(
+        &format!("/scim/v2/Users/{id}"),
+        &json!([{"op": "replace", "path": "password", "value": "s3cret-Two"}]),
+    )
+    .await;
+    let text = format!("{:?}", all(&s));
+    assert!(
+        !text.contains("hunter2") && !text.contains("s3cret"),
+        "{text}"
+    );
+}
