@@ -99,6 +99,19 @@ fn header_text<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<St
         .map(str::to_string)
 }
 
+/// Every line of a list-valued header, joined with commas; a value that is not visible ASCII
+/// is kept as one that matches no entity tag, so a garbled `If-Match` fails (412) rather than
+/// being ignored.
+fn header_list<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<String> {
+    let values: Vec<&str> = req
+        .headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\"\u{fffd}\""))
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
 /// Everything a handler needs to know about the request besides its body.
 pub struct Ctx {
     /// The SCIM base URL for locations: `<origin>/scim/v2`.
@@ -218,8 +231,8 @@ async fn route_and_dispatch(
     let ctx = Ctx {
         base: format!("{}{}", origin(app, &req), router::SCIM_PREFIX),
         query: req.uri().query().map(str::to_string),
-        if_match: header_text(&req, http::header::IF_MATCH),
-        if_none_match: header_text(&req, http::header::IF_NONE_MATCH),
+        if_match: header_list(&req, http::header::IF_MATCH),
+        if_none_match: header_list(&req, http::header::IF_NONE_MATCH),
         actor: actor.clone(),
     };
     let body = read_json(app, req).await?;

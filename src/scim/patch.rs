@@ -58,6 +58,8 @@ pub enum MemberChange {
     Remove(Vec<String>),
     /// Remove the members this `members[…]` filter selects.
     RemoveWhere(Resolved),
+    /// Make the members exactly these ids (a replace): only the difference is written.
+    Set(Vec<String>),
     /// Remove every member.
     Clear,
 }
@@ -349,12 +351,6 @@ impl Patcher {
             // An extension scimd does not serve: ignored, as in a POST or PUT body.
             return Ok(());
         }
-        if user
-            && USER.attribute(key).is_none()
-            && STRAY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, key))
-        {
-            return Ok(());
-        }
         let parsed = filter::parse_patch_path(key).map_err(|e| {
             Error::InvalidValue(format!("\"{key}\" is not an attribute or a path: {e}"))
         })?;
@@ -386,7 +382,7 @@ impl Patcher {
                 }
                 Ok(())
             }
-            (_, None) => Ok(()),
+            (_, None | Some(Value::Null)) => Ok(()),
             _ => Err(Error::InvalidValue(format!(
                 "\"{ENTERPRISE_USER_URN}\" must be an object"
             ))),
@@ -400,7 +396,28 @@ impl Patcher {
         value: Option<Value>,
         from: Source,
     ) -> Result<()> {
-        let mut t = resolve::bind(&path.attr, self.kind).map_err(path_error)?;
+        let mut t = match resolve::bind(&path.attr, self.kind) {
+            Ok(t) => t,
+            // Entra patches enterprise attributes by their bare names (`manager`,
+            // `department`: idp-compat.md §2 rows 15 and 17); the core User has no such
+            // attribute, so the name can only mean the extension's.
+            Err(e) => {
+                let bare = path.attr.urn.is_none()
+                    && self.kind == ResourceKind::User
+                    && USER.attribute(&path.attr.attr).is_none()
+                    && STRAY_ENTERPRISE_KEYS
+                        .iter()
+                        .any(|k| eq_ic(k, &path.attr.attr));
+                if !bare {
+                    return Err(path_error(e));
+                }
+                let qualified = AttrPath {
+                    urn: Some(ENTERPRISE_USER_URN.into()),
+                    ..path.attr.clone()
+                };
+                resolve::bind(&qualified, self.kind).map_err(path_error)?
+            }
+        };
         if let Some(name) = &path.sub_attr {
             t.sub = Some(t.attr.sub(name).ok_or_else(|| {
                 Error::InvalidPath(format!(
@@ -494,28 +511,31 @@ impl Patcher {
                 "a member's sub-attributes are immutable; add or remove the member instead".into(),
             ));
         }
-        let ids = |value: Option<Value>| -> Result<Vec<String>> {
-            value.map_or(Ok(Vec::new()), validate::member_ids)
+        let needs_value = || {
+            Error::InvalidValue(format!(
+                "\"{}\" of \"members\" needs a \"value\"",
+                op_name(op)
+            ))
         };
         match (op, &path.filter) {
             (Op::Add, None) => {
-                if value.is_none() {
-                    return Err(Error::InvalidValue(
-                        "\"add\" of \"members\" needs a \"value\"".into(),
-                    ));
-                }
-                self.members.push(MemberChange::Add(ids(value)?));
+                let value = value.ok_or_else(needs_value)?;
+                self.members
+                    .push(MemberChange::Add(validate::member_ids(value)?));
             }
             (Op::Replace, None) => {
-                let ids = ids(value)?;
-                self.members.push(MemberChange::Clear);
-                self.members.push(MemberChange::Add(ids));
+                let value = value.ok_or_else(needs_value)?;
+                self.members
+                    .push(MemberChange::Set(validate::member_ids(value)?));
             }
-            // Entra, JumpCloud and authentik remove members with a `value` list (idp-compat.md
-            // §2 row 11): only those go. Without a value, every member goes (RFC 7644 §3.5.2.2).
-            (Op::Remove, None) => match ids(value)? {
-                ids if ids.is_empty() => self.members.push(MemberChange::Clear),
-                ids => self.members.push(MemberChange::Remove(ids)),
+            // Without a value every member goes (RFC 7644 §3.5.2.2). Entra, JumpCloud and
+            // authentik send a `value` list (idp-compat.md §2 row 11): only those go, and a
+            // list naming nobody (empty, or blank ids) removes nobody.
+            (Op::Remove, None) => match value {
+                None => self.members.push(MemberChange::Clear),
+                Some(v) => self
+                    .members
+                    .push(MemberChange::Remove(validate::member_ids(v)?)),
             },
             (Op::Remove, Some(f)) => match member_ids_of(f) {
                 Some(ids) => self.members.push(MemberChange::Remove(ids)),
@@ -649,14 +669,25 @@ fn whole(
                 .entry(name.to_string())
                 .or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(existing) = current {
-                let first_new = existing.len();
+                let mut chosen = Vec::new();
                 for item in items {
-                    // An add of a value already there changes nothing (idp-compat.md row 27).
-                    if !existing.contains(&item) {
-                        existing.push(item);
+                    // A value already there is not added twice (RFC 7643 §2.4; idp-compat.md
+                    // row 27): what the add says about it (`primary`, …) is merged into it.
+                    match existing.iter().position(|e| same_value(e, &item)) {
+                        Some(i) => {
+                            if let (Value::Object(e), Value::Object(new)) = (&mut existing[i], item)
+                            {
+                                e.extend(new);
+                            }
+                            chosen.push(i);
+                        }
+                        None => {
+                            chosen.push(existing.len());
+                            existing.push(item);
+                        }
                     }
                 }
-                keep_one_primary(existing, |i| i >= first_new);
+                keep_one_primary(existing, |i| chosen.contains(&i));
             }
         }
         // A complex value's unspecified sub-attributes stay (RFC 7644 §3.5.2.1, §3.5.2.3).
@@ -666,6 +697,30 @@ fn whole(
         }
     }
     Ok(())
+}
+
+/// The value of an operation on one selected value, as a list of one (`null` stays no value).
+fn one_value(value: Option<Value>) -> Value {
+    match value {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::Array(items)) => Value::Array(items),
+        Some(one) => Value::Array(vec![one]),
+    }
+}
+
+/// Whether two values of a multi-valued attribute are the same value: equal, or complex
+/// values with the same `value` (and the same `type`, when both have one).
+fn same_value(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.get("value"), b.get("value")) {
+        (Some(x), Some(y)) if x == y => match (a.get("type"), b.get("type")) {
+            (Some(s), Some(t)) => s == t,
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
 fn merge_into(slot: &mut Map<String, Value>, name: &str, new: Value) {
@@ -787,6 +842,40 @@ fn filtered(
     };
     let hits: Vec<usize> = (0..items.len()).filter(|&i| selects(&items[i])).collect();
     let result = (|| -> Result<()> {
+        // The parts to set on each selected value (empty for a remove, or a blank value).
+        let parts: Map<String, Value> = match (op, t.sub) {
+            (Op::Remove, _) => Map::new(),
+            (_, Some(sub)) => {
+                let value = value.unwrap_or(Value::Null);
+                let mut m = Map::new();
+                if let Some(v) = validate::normalise_value(sub, value, &qualified(attr, Some(sub)))?
+                {
+                    m.insert(sub.name.to_string(), v);
+                }
+                m
+            }
+            // One value, as a one-element list: a lone object is not made primary here.
+            (_, None) => match validate::normalise_value(attr, one_value(value), attr.name)? {
+                Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                },
+                Some(_) => {
+                    return Err(Error::InvalidValue(format!(
+                        "the value for \"{}[…]\" must be one object",
+                        attr.name
+                    )));
+                }
+                None => Map::new(),
+            },
+        };
+        // `""` and `null` are "no value" (Decision 9): adding nothing changes nothing, and
+        // replacing with nothing leaves the target unassigned.
+        let op = match (op, parts.is_empty()) {
+            (Op::Add, true) => return Ok(()),
+            (Op::Replace, true) => Op::Remove,
+            (op, _) => op,
+        };
         if op == Op::Remove {
             match t.sub {
                 None => {
@@ -807,31 +896,6 @@ fn filtered(
             }
             return Ok(());
         }
-        let value = value.unwrap_or(Value::Null);
-        // The parts to merge into each selected value.
-        let parts: Map<String, Value> = match t.sub {
-            Some(sub) => {
-                let mut m = Map::new();
-                if let Some(v) = validate::normalise_value(sub, value, &qualified(attr, Some(sub)))?
-                {
-                    m.insert(sub.name.to_string(), v);
-                }
-                m
-            }
-            None => match validate::normalise_value(attr, value, attr.name)? {
-                Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                },
-                Some(_) => {
-                    return Err(Error::InvalidValue(format!(
-                        "the value for \"{}[…]\" must be one object",
-                        attr.name
-                    )));
-                }
-                None => Map::new(),
-            },
-        };
         if hits.is_empty() {
             // Entra names typed entries that may not exist yet
             // (`emails[type eq "work"].value`): create the entry the filter describes
@@ -853,8 +917,11 @@ fn filtered(
             keep_one_primary(&mut items, |i| i >= first_new);
         } else {
             for &i in &hits {
-                if let Value::Object(m) = &mut items[i] {
-                    m.extend(parts.clone());
+                match (&mut items[i], op, t.sub) {
+                    // RFC 7644 §3.5.2.3: the matching values are replaced.
+                    (item, Op::Replace, None) => *item = Value::Object(parts.clone()),
+                    (Value::Object(m), _, _) => m.extend(parts.clone()),
+                    _ => {}
                 }
             }
             keep_one_primary(&mut items, |i| hits.contains(&i));
@@ -1245,6 +1312,61 @@ mod tests {
     }
 
     #[test]
+    fn entra_bare_enterprise_names_mean_the_extension() {
+        let urn = ENTERPRISE_USER_URN;
+        let out = ok(
+            ana(),
+            json!([{"op": "Add", "path": "manager", "value": [{"$ref": "http://x/Users/m", "value": "m"}]},
+                   {"op": "replace", "value": {"department": "Ops", "employeeNumber": "7"}}]),
+        );
+        assert_eq!(out[urn]["manager"]["value"], json!("m"));
+        assert_eq!(out[urn]["department"], json!("Ops"));
+        assert_eq!(out[urn]["employeeNumber"], json!("7"));
+        // A null extension block is no value, not an error.
+        ok(ana(), json!([{"op": "replace", "value": {urn: null}}]));
+    }
+
+    #[test]
+    fn blank_values_under_value_filters_remove_or_create_nothing() {
+        let out = ok(
+            ana(),
+            json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": ""},
+                   {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": ""},
+                   {"op": "Replace", "path": "addresses[type eq \"work\"].postalCode", "value": ""}]),
+        );
+        assert_eq!(out["emails"][1], json!({"type": "home"}));
+        assert!(
+            out.get("phoneNumbers").is_none() && out.get("addresses").is_none(),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn an_add_of_a_value_already_there_updates_it_instead_of_duplicating_it() {
+        let out = ok(
+            ana(),
+            json!([{"op": "add", "path": "emails",
+                    "value": [{"value": "ana@home.example", "type": "home", "primary": true}]}]),
+        );
+        assert_eq!(out["emails"].as_array().map(Vec::len), Some(2));
+        assert_eq!(out["emails"][0]["primary"], json!(false));
+        assert_eq!(out["emails"][1]["primary"], json!(true));
+    }
+
+    #[test]
+    fn a_value_filter_replace_replaces_the_matching_values() {
+        let out = ok(
+            ana(),
+            json!([{"op": "replace", "path": "emails[type eq \"work\"]",
+                    "value": {"value": "n@x.example", "type": "other"}}]),
+        );
+        assert_eq!(
+            out["emails"][0],
+            json!({"value": "n@x.example", "type": "other"})
+        );
+    }
+
+    #[test]
     fn one_failing_operation_fails_the_request() {
         let (t, detail) = err(
             ana(),
@@ -1289,12 +1411,22 @@ mod tests {
         );
         let all = changes(json!({"Operations": [{"op": "remove", "path": "members"}]}));
         assert_eq!(all, [MemberChange::Clear]);
+        // A removal list that names nobody removes nobody.
+        for nobody in [
+            json!([]),
+            json!([{"value": ""}]),
+            json!([{"$ref": null, "value": ""}]),
+        ] {
+            let none = changes(json!({"Operations": [
+                {"op": "Remove", "path": "members", "value": nobody}]}));
+            assert_eq!(none, [MemberChange::Remove(vec![])], "{nobody}");
+        }
+        let e =
+            group_ops(json!({"Operations": [{"op": "replace", "path": "members"}]})).unwrap_err();
+        assert_eq!(e.scim_type(), Some("invalidValue"));
         let replace = changes(json!({"Operations": [
             {"op": "replace", "path": "members", "value": [{"value": "u9"}]}]}));
-        assert_eq!(
-            replace,
-            [MemberChange::Clear, MemberChange::Add(ids(&["u9"]))]
-        );
+        assert_eq!(replace, [MemberChange::Set(ids(&["u9"]))]);
         let by_type = changes(json!({"Operations": [
             {"op": "remove", "path": "members[type eq \"Group\"]"}]}));
         assert!(matches!(by_type.as_slice(), [MemberChange::RemoveWhere(_)]));
@@ -1325,10 +1457,7 @@ mod tests {
                                         "members": [{"value": "u1"}]}}]}))
         .unwrap();
         assert_eq!(doc["externalId"], json!("e"));
-        assert_eq!(
-            members,
-            [MemberChange::Clear, MemberChange::Add(ids(&["u1"]))]
-        );
+        assert_eq!(members, [MemberChange::Set(ids(&["u1"]))]);
     }
 
     #[test]

@@ -316,6 +316,13 @@ pub fn patch(
                     .collect();
                 remove_members(conn, seq, &chosen, now, &mut delta)?;
             }
+            MemberChange::Set(ids) => {
+                let (members, unknown) = resolve(conn, &ids)?;
+                skipped.extend(unknown);
+                let d = set_members(conn, seq, &members, now)?;
+                delta.added.extend(d.added);
+                delta.removed.extend(d.removed);
+            }
             MemberChange::Clear => {
                 delta.removed.extend(current_members(conn, seq)?);
                 conn.prepare_cached(

@@ -62,7 +62,11 @@ async fn who_removed_ana_from_finance_and_when() {
     );
     for e in &log {
         assert_eq!(e.actor_kind, "token");
-        assert!(e.actor.starts_with("test-"), "the token's name: {}", e.actor);
+        assert!(
+            e.actor.starts_with("test-"),
+            "the token's name: {}",
+            e.actor
+        );
         assert_eq!(e.outcome, "success");
         assert_eq!(e.client, "127.0.0.1");
     }

@@ -174,6 +174,25 @@ async fn group_membership_patches_answer_204_and_change_only_what_they_name() {
         .await;
     assert_eq!((r.status, r.header("etag")), (204, Some("W/\"2\"")));
 
+    // Replacing the members with the same members changes nothing, not even the version;
+    // a removal list naming nobody removes nobody.
+    for ops in [
+        json!([{"op": "replace", "path": "members", "value": [{"value": u[1]}, {"value": u[0]}]}]),
+        json!([{"op": "Remove", "path": "members", "value": []}]),
+        json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": ""}]}]),
+    ] {
+        let r = s.patch(&path, &ops).await;
+        assert_eq!(
+            (r.status, r.header("etag")),
+            (204, Some("W/\"2\"")),
+            "{ops}"
+        );
+    }
+    assert_eq!(
+        member_ids(&s.get(&path).await.json()),
+        [u[0].clone(), u[1].clone()]
+    );
+
     // Entra's removal by value list removes only the listed member.
     s.patch(
         &path,
