@@ -42,6 +42,12 @@ pub enum Error {
     /// No credentials, or credentials that are not valid.
     #[error("{0}")]
     Unauthorized(String),
+    /// Authenticated, but not allowed (a console request without its CSRF token, …).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed attempts; carries how many seconds to wait.
+    #[error("too many failed attempts; try again in {0} seconds")]
+    TooManyRequests(u64),
     /// The endpoint exists but not for this method; carries the allowed methods.
     #[error("method not allowed")]
     MethodNotAllowed(&'static [&'static str]),
@@ -79,6 +85,8 @@ impl Error {
             Error::Uniqueness(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -155,6 +163,8 @@ mod tests {
             (Error::PreconditionFailed("x".into()), 412, None),
             (Error::NotFound("x".into()), 404, None),
             (Error::Unauthorized("x".into()), 401, None),
+            (Error::Forbidden("x".into()), 403, None),
+            (Error::TooManyRequests(5), 429, None),
             (Error::MethodNotAllowed(&["GET"]), 405, None),
             (Error::PayloadTooLarge(10), 413, None),
             (Error::Timeout(30.0), 408, None),

@@ -25,6 +25,8 @@ use crate::store::Store;
 
 /// How often "last used" times of tokens are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+/// How often the audit log's retention is applied (also once at start).
+const AUDIT_PRUNE: Duration = Duration::from_secs(3600);
 /// How often rejected requests are written to the audit log.
 const REJECTIONS_FLUSH: Duration = Duration::from_secs(1);
 
@@ -46,8 +48,21 @@ pub async fn run(
         store,
         last_used: LastUsed::default(),
         rejections: Default::default(),
+        throttle: Default::default(),
         local_addr,
     });
+    if let Some(code) = service::admin::new_setup_code(&app.store)? {
+        let origin = app
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        info!(
+            "no console administrator yet: open {} within an hour to create one \
+             (or run `scimd admin set-password`)",
+            http::setup_link(&origin, &code)
+        );
+    }
     info!(
         listen = %local_addr,
         db = %app.config.db.display(),
@@ -68,6 +83,20 @@ pub async fn run(
             }
         })
     };
+    let pruner = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(AUDIT_PRUNE);
+            loop {
+                tick.tick().await;
+                match service::audit::prune(&app.store).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(deleted = n, "audit log: old entries removed (retention)"),
+                    Err(e) => warn!(error = %e, "audit log retention failed"),
+                }
+            }
+        })
+    };
     let rejections = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -83,6 +112,7 @@ pub async fn run(
     http::serve(listener, app.clone(), shutdown).await;
     flusher.abort();
     rejections.abort();
+    pruner.abort();
     app.last_used.flush(&app.store).await?;
     app.rejections.flush(&app.store).await?;
     info!("stopped");

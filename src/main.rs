@@ -31,6 +31,35 @@ enum Command {
     /// Create, list and revoke the bearer tokens SCIM clients authenticate with.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the administrators of the web console.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an administrator, or set a new password for one (ending its sessions). The
+    /// password is read from standard input (one line), never from the command line.
+    SetPassword {
+        /// The administrator's username.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Print a fresh one-time link to create the first administrator (only while there is
+    /// none; valid for an hour; earlier links stop working).
+    SetupLink {
+        /// The console's origin as the browser reaches it, e.g. https://scim.example.com.
+        #[arg(
+            long,
+            env = "SCIMD_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        public_url: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Args)]
@@ -90,6 +119,7 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Token(cmd)) => token(cmd),
+        Some(Command::Admin(cmd)) => admin(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,6 +176,34 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+fn admin(cmd: AdminCommand) -> CliResult {
+    match cmd {
+        AdminCommand::SetPassword { username, db } => {
+            let store = Store::open(&db.db)?;
+            if std::io::stdin().is_terminal() {
+                eprintln!("Password for {username} (input is shown; pipe it in to hide it):");
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            scimd::service::admin::set_password(&store, &username, password)?;
+            println!("Password set for administrator \"{username}\".");
+        }
+        AdminCommand::SetupLink { public_url, db } => {
+            let store = Store::open(&db.db)?;
+            match scimd::service::admin::new_setup_code(&store)? {
+                Some(code) => println!("{}", scimd::http::setup_link(&public_url, &code)),
+                None => {
+                    return Err("an administrator exists already: sign in, or use \
+                                `scimd admin set-password`"
+                        .into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn token(cmd: TokenCommand) -> CliResult {

@@ -2,9 +2,13 @@
 //! (route → authenticate → read body → handler → SCIM-shaped response → one log line).
 //! Handlers stay thin: they decode, call a service function and encode.
 
+mod admin_api;
+mod assets;
 mod auth;
 pub mod router;
 mod scim;
+
+pub use admin_api::setup_link;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,6 +50,8 @@ pub struct App {
     pub last_used: LastUsed,
     /// Rejected SCIM requests waiting for the audit log.
     pub rejections: Rejections,
+    /// Failed console sign-ins.
+    pub throttle: crate::service::admin::Throttle,
     pub local_addr: SocketAddr,
 }
 
@@ -178,9 +184,38 @@ async fn respond(
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if path == admin_api::PREFIX || path.starts_with("/admin/api/") {
+        let mut response = admin_api::handle(&app, req, &mut actor)
+            .await
+            .unwrap_or_else(|e| {
+                if let Error::Internal(cause) = &e {
+                    error!(cause = %cause, "internal error");
+                }
+                error_response(&e)
+            });
+        assets::security_headers(response.headers_mut());
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return (response, None);
+    }
+    if matches!(route, Err(RouteError::NotFound))
+        && !router::is_scim_path(&path)
+        && (method == http::Method::GET || method == http::Method::HEAD)
+        && let Some(response) =
+            assets::serve(&path, header_text(&req, header::IF_NONE_MATCH).as_deref())
+    {
+        return (response, None);
+    }
     let pattern = route.as_ref().map_or("-", Route::pattern);
-    let result = route_and_dispatch(&app, req, route.clone(), &mut actor).await;
+    let mut token_seq = None;
+    let result = route_and_dispatch(&app, req, route.clone(), &mut actor, &mut token_seq).await;
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
+    if let Some(seq) = token_seq {
+        let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
+        app.last_used
+            .record(seq, peer.ip(), method.clone(), pattern, status.as_u16());
+    }
     match result {
         Ok(response) => (response, token),
         Err(e) => {
@@ -207,6 +242,7 @@ async fn route_and_dispatch(
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
     actor: &mut Actor,
+    token_seq: &mut Option<i64>,
 ) -> Result<Response<Body>> {
     // Everything under the SCIM prefix needs a token before anything else is said about it,
     // even that a path or method does not exist.
@@ -216,7 +252,7 @@ async fn route_and_dispatch(
     };
     if needs_auth {
         let p = auth::bearer(app, req.headers())?;
-        app.last_used.record(p.token_seq);
+        *token_seq = Some(p.token_seq);
         actor.kind = ActorKind::Token;
         actor.name = p.name;
     }
@@ -263,7 +299,7 @@ fn health(app: &App) -> Response<Body> {
 
 /// The externally visible origin: `--public-url`, else `http://<Host>`, else the listen
 /// address.
-fn origin(app: &App, req: &Request<Incoming>) -> String {
+fn origin<B>(app: &App, req: &Request<B>) -> String {
     if let Some(url) = &app.config.public_url {
         return url.clone();
     }
@@ -346,6 +382,9 @@ pub fn error_response(e: &Error) -> Response<Body> {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"scimd\""),
             );
+        }
+        Error::TooManyRequests(seconds) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         Error::MethodNotAllowed(allow) => {
             if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {

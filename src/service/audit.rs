@@ -169,3 +169,97 @@ impl Rejections {
 pub async fn list(store: &Store, q: Query) -> Result<Vec<Entry>> {
     store.read(move |conn| audit::list(conn, &q)).await
 }
+
+/// How long the audit log keeps entries: by age and by count, whichever removes more. The
+/// default keeps a year and at most a million entries (a few hundred MB at most).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_days: Option<u32>,
+    pub max_rows: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age_days: Some(365),
+            max_rows: Some(1_000_000),
+        }
+    }
+}
+
+const RETENTION_KEY: &str = "audit_retention";
+
+impl Retention {
+    pub fn to_json(&self) -> Value {
+        json!({"maxAgeDays": self.max_age_days, "maxRows": self.max_rows})
+    }
+
+    /// `{"maxAgeDays": n|null, "maxRows": n|null}`; null keeps entries forever that way.
+    pub fn from_json(v: &Value) -> Result<Retention> {
+        let field = |k: &str| -> Result<Option<u64>> {
+            match v.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(n) => n.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                    Error::InvalidValue(format!("\"{k}\" is a positive whole number or null"))
+                }),
+            }
+        };
+        let days = field("maxAgeDays")?
+            .map(|d| {
+                u32::try_from(d).map_err(|_| Error::InvalidValue("maxAgeDays is too large".into()))
+            })
+            .transpose()?;
+        Ok(Retention {
+            max_age_days: days,
+            max_rows: field("maxRows")?,
+        })
+    }
+}
+
+pub async fn retention(store: &Store) -> Result<Retention> {
+    let stored = store
+        .read(|conn| crate::store::admins::setting(conn, RETENTION_KEY))
+        .await?;
+    Ok(match stored {
+        Some(text) => serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| Retention::from_json(&v).ok())
+            .unwrap_or_default(),
+        None => Retention::default(),
+    })
+}
+
+pub async fn set_retention(store: &Store, r: Retention, actor: &Actor) -> Result<()> {
+    let actor = actor.clone();
+    store
+        .write(move |tx| {
+            crate::store::admins::set_setting(tx, RETENTION_KEY, &r.to_json().to_string())?;
+            let mut e = actor.entry("settings.retention", "success", 200);
+            e.detail = Some(r.to_json());
+            audit::insert(tx, &e)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Entries deleted per transaction while pruning, so SCIM writes are never held up long.
+const PRUNE_BATCH: u32 = 5000;
+
+/// Applies the retention setting; returns how many entries were deleted.
+pub async fn prune(store: &Store) -> Result<usize> {
+    let r = retention(store).await?;
+    let older_than = r.max_age_days.map(|d| {
+        time::format(::time::OffsetDateTime::now_utc() - ::time::Duration::days(i64::from(d)))
+    });
+    let mut total = 0;
+    loop {
+        let (t, keep) = (older_than.clone(), r.max_rows);
+        let n = store
+            .write(move |tx| audit::prune(tx, t.as_deref(), keep, PRUNE_BATCH))
+            .await?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}

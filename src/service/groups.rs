@@ -210,6 +210,13 @@ pub async fn delete(
         .await
 }
 
+/// How many direct members each of these groups has (the console's group list).
+pub async fn member_counts(store: &Store, ids: Vec<String>) -> Result<Vec<i64>> {
+    store
+        .read(move |conn| groups::member_counts(conn, &ids))
+        .await
+}
+
 pub async fn list(store: &Store, q: &ListQuery, with_members: bool) -> Result<Listed<GroupRecord>> {
     let (sql, resumed) = resume(store, "groups", list_sql(q, ResourceKind::Group)?);
     let page = store

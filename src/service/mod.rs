@@ -1,6 +1,7 @@
 //! Use cases: one function per thing a client can do, each owning its one transaction.
 //! Handlers call these; these call the pure core (`scim`) to decide and the store to persist.
 
+pub mod admin;
 pub mod audit;
 pub mod groups;
 pub mod tokens;

@@ -10,11 +10,13 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::audit::Actor;
 use crate::error::{Error, Result};
 use crate::scim::time;
 use crate::store::{Store, tokens};
@@ -58,9 +60,8 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates a token called `name` and returns its secret, which is not stored anywhere.
-pub fn create(store: &Store, name: &str) -> Result<String> {
-    check_name(name)?;
+/// A new token: (lookup, the whole token, its digest).
+fn fresh() -> Result<(String, String, [u8; 32])> {
     let lookup: String = random_bytes::<8>()?
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -68,17 +69,82 @@ pub fn create(store: &Store, name: &str) -> Result<String> {
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
     let token = format!("{PREFIX}{lookup}_{secret}");
     let d = digest(&token);
-    store.write_sync(|tx| tokens::insert(tx, name, &lookup, &d, &time::now()))?;
+    Ok((lookup, token, d))
+}
+
+/// The audit entry of a token action; the secret is never part of it.
+fn record(
+    tx: &rusqlite::Connection,
+    actor: &Actor,
+    action: &str,
+    name: &str,
+    detail: Option<serde_json::Value>,
+) -> Result<()> {
+    let mut e = actor.entry(action, "success", 200);
+    e.resource_type = Some("Token");
+    e.resource_name = Some(name.to_string());
+    e.detail = detail;
+    crate::store::audit::insert(tx, &e)?;
+    Ok(())
+}
+
+/// Creates a token called `name` (from the command line) and returns its secret.
+pub fn create(store: &Store, name: &str) -> Result<String> {
+    create_as(store, name, &Actor::cli())
+}
+
+/// Creates a token called `name` and returns its secret, which is not stored anywhere.
+/// Blocking (one durable write).
+pub fn create_as(store: &Store, name: &str, actor: &Actor) -> Result<String> {
+    check_name(name)?;
+    let (lookup, token, d) = fresh()?;
+    store.write_sync(|tx| {
+        tokens::insert(tx, name, &lookup, &d, &time::now())?;
+        record(tx, actor, "token.create", name, None)
+    })?;
     Ok(token)
+}
+
+/// Gives the token called `name` a new secret and returns it. The old secret keeps working
+/// for `overlap` (zero: it stops at once), so a client can be switched without a gap.
+pub fn regenerate(store: &Store, name: &str, overlap: Duration, actor: &Actor) -> Result<String> {
+    let (lookup, token, d) = fresh()?;
+    let now = ::time::OffsetDateTime::now_utc();
+    let until = time::format(now + overlap);
+    let done = store.write_sync(|tx| {
+        let ok = tokens::regenerate(tx, name, &lookup, &d, &time::format(now), &until)?;
+        if ok {
+            let detail = serde_json::json!({"oldSecretValidUntil": until});
+            record(tx, actor, "token.regenerate", name, Some(detail))?;
+        }
+        Ok(ok)
+    })?;
+    if done {
+        Ok(token)
+    } else {
+        Err(Error::NotFound(format!("no live token named \"{name}\"")))
+    }
 }
 
 pub fn list(store: &Store) -> Result<Vec<TokenInfo>> {
     store.read_sync(tokens::list)
 }
 
-/// Revokes the live token called `name`; it stops working at once.
+/// Revokes the token called `name` (from the command line).
 pub fn revoke(store: &Store, name: &str) -> Result<()> {
-    if store.write_sync(|tx| tokens::revoke(tx, name, &time::now()))? {
+    revoke_as(store, name, &Actor::cli())
+}
+
+/// Revokes the token called `name`: every secret of it stops working at once.
+pub fn revoke_as(store: &Store, name: &str, actor: &Actor) -> Result<()> {
+    let done = store.write_sync(|tx| {
+        let ok = tokens::revoke(tx, name, &time::now())?;
+        if ok {
+            record(tx, actor, "token.revoke", name, None)?;
+        }
+        Ok(ok)
+    })?;
+    if done {
         Ok(())
     } else {
         Err(Error::NotFound(format!("no live token named \"{name}\"")))
@@ -93,7 +159,7 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
         return Ok(None);
     };
     let presented = digest(token);
-    let row = store.read_now(|conn| tokens::find_live(conn, lookup))?;
+    let row = store.read_now(|conn| tokens::find_live(conn, lookup, &time::now()))?;
     Ok(row.and_then(|row| {
         bool::from(row.digest.as_slice().ct_eq(&presented)).then_some(Principal {
             token_seq: row.seq,
@@ -102,23 +168,55 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
     }))
 }
 
-/// "Last used" times waiting to be written.
+/// The last request of each token, waiting to be written.
 #[derive(Default)]
-pub struct LastUsed(Mutex<HashMap<i64, ::time::OffsetDateTime>>);
+pub struct LastUsed(Mutex<HashMap<i64, Pending>>);
+
+struct Pending {
+    at: ::time::OffsetDateTime,
+    client: std::net::IpAddr,
+    method: http::Method,
+    route: &'static str,
+    status: u16,
+}
 
 impl LastUsed {
-    pub fn record(&self, token_seq: i64) {
+    /// Notes a request of the token `token_seq`: cheap, as it runs on every request (the
+    /// text is made at flush time).
+    pub fn record(
+        &self,
+        token_seq: i64,
+        client: std::net::IpAddr,
+        method: http::Method,
+        route: &'static str,
+        status: u16,
+    ) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Formatted at flush time: this runs on every request.
-        map.insert(token_seq, ::time::OffsetDateTime::now_utc());
+        map.insert(
+            token_seq,
+            Pending {
+                at: ::time::OffsetDateTime::now_utc(),
+                client,
+                method,
+                route,
+                status,
+            },
+        );
     }
 
     /// Writes what was recorded since the last flush, in one transaction.
     pub async fn flush(&self, store: &Store) -> Result<()> {
-        let pending: Vec<(i64, String)> = {
+        let pending: Vec<(i64, tokens::Use)> = {
             let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
             map.drain()
-                .map(|(seq, at)| (seq, time::format(at)))
+                .map(|(seq, p)| {
+                    let u = tokens::Use {
+                        at: time::format(p.at),
+                        client: p.client.to_string(),
+                        request: format!("{} {} → {}", p.method, p.route, p.status),
+                    };
+                    (seq, u)
+                })
                 .collect()
         };
         if pending.is_empty() {

@@ -508,6 +508,17 @@ pub fn get(conn: &Connection, id: &str, with_members: bool) -> Result<Option<Gro
     }
 }
 
+/// How many direct members each group (by SCIM id) has, in the order given.
+pub fn member_counts(conn: &Connection, ids: &[String]) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT COUNT(m.group_seq) FROM groups g LEFT JOIN group_members m ON m.group_seq = g.seq
+         WHERE g.id = ?1",
+    )?;
+    ids.iter()
+        .map(|id| Ok(stmt.query_row([id], |r| r.get(0))?))
+        .collect()
+}
+
 /// A group's direct members, in the order they were added.
 fn members_of(conn: &Connection, group_seq: i64) -> Result<Vec<MemberRef>> {
     let mut stmt = conn.prepare_cached(

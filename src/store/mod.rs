@@ -12,6 +12,7 @@
 //! requests queues instead of exhausting the pool (which would have to fail) or parking
 //! hundreds of blocking threads on a mutex.
 
+pub mod admins;
 pub mod audit;
 #[cfg(test)]
 mod differential;

@@ -13,13 +13,18 @@ pub struct TokenRow {
     pub digest: Vec<u8>,
 }
 
-/// A token as listed: never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A token as listed: never the secret. `revoked` may lie in the future: a regenerated
+/// token's old secret works until then.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub name: String,
     pub created: String,
     pub last_used: Option<String>,
     pub revoked: Option<String>,
+    /// The address the last request came from, and what it was.
+    pub last_client: Option<String>,
+    pub last_request: Option<String>,
 }
 
 pub fn insert(conn: &Connection, name: &str, lookup: &str, digest: &[u8], now: &str) -> Result<()> {
@@ -40,13 +45,15 @@ pub fn insert(conn: &Connection, name: &str, lookup: &str, digest: &[u8], now: &
     Ok(())
 }
 
-/// The live (not revoked) token whose public part is `lookup`.
-pub fn find_live(conn: &Connection, lookup: &str) -> Result<Option<TokenRow>> {
+/// The live token whose public part is `lookup`: not revoked, or revoked only from a moment
+/// still to come (the overlap of a regenerated token).
+pub fn find_live(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT seq, name, digest FROM tokens WHERE lookup = ?1 AND revoked IS NULL",
+            "SELECT seq, name, digest FROM tokens
+             WHERE lookup = ?1 AND (revoked IS NULL OR revoked > ?2)",
         )?
-        .query_row([lookup], |r| {
+        .query_row(params![lookup, now], |r| {
             Ok(TokenRow {
                 seq: r.get(0)?,
                 name: r.get(1)?,
@@ -59,7 +66,7 @@ pub fn find_live(conn: &Connection, lookup: &str) -> Result<Option<TokenRow>> {
 /// Every token, live ones first, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
     let mut stmt = conn.prepare(
-        "SELECT name, created, last_used, revoked FROM tokens
+        "SELECT name, created, last_used, revoked, last_client, last_request FROM tokens
          ORDER BY revoked IS NOT NULL, seq",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -68,27 +75,60 @@ pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
             created: r.get(1)?,
             last_used: r.get(2)?,
             revoked: r.get(3)?,
+            last_client: r.get(4)?,
+            last_request: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Revokes the live token called `name`; returns whether there was one.
+/// Revokes every secret of the token called `name` now, an overlapping old one included;
+/// returns whether there was a live one.
 pub fn revoke(conn: &Connection, name: &str, now: &str) -> Result<bool> {
     let n = conn.execute(
-        "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+        "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND (revoked IS NULL OR revoked > ?2)",
         params![name, now],
     )?;
     Ok(n > 0)
 }
 
-/// Records when tokens were last used, in one statement per token.
-pub fn touch(conn: &Connection, used: &[(i64, String)]) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE tokens SET last_used = ?2 WHERE seq = ?1 AND (last_used IS NULL OR last_used < ?2)",
+/// Gives the live token called `name` a new secret: the old one keeps working until
+/// `old_until` (`now` for no overlap). Returns whether there was a live token.
+pub fn regenerate(
+    conn: &Connection,
+    name: &str,
+    lookup: &str,
+    digest: &[u8],
+    now: &str,
+    old_until: &str,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+        params![name, old_until],
     )?;
-    for (seq, at) in used {
-        stmt.execute(params![seq, at])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    insert(conn, name, lookup, digest, now)?;
+    Ok(true)
+}
+
+/// A token's last request: when, from where, and what (`GET /scim/v2/Users → 200`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use {
+    pub at: String,
+    pub client: String,
+    pub request: String,
+}
+
+/// Records when tokens were last used, in one statement per token.
+pub fn touch(conn: &Connection, used: &[(i64, Use)]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE tokens SET last_used = ?2, last_client = ?3, last_request = ?4
+         WHERE seq = ?1 AND (last_used IS NULL OR last_used < ?2)",
+    )?;
+    for (seq, u) in used {
+        stmt.execute(params![seq, u.at, u.client, u.request])?;
     }
     Ok(())
 }

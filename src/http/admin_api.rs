@@ -1,0 +1,500 @@
+//! The console's JSON API under `/admin/api`: sign-in, tokens, the directory, the audit log
+//! and settings. A world apart from SCIM: only a session cookie opens it (never a bearer
+//! token), and every state-changing request must carry the session's CSRF token in
+//! `X-CSRF-Token`. Sign-in and setup, which have no session yet, must be JSON sent from the
+//! console's own origin.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{App, Body, json_response, read_json};
+use crate::error::{Error, Result};
+use crate::scim::list::ListQuery;
+use crate::scim::resource;
+use crate::service::audit::{Actor, ActorKind};
+use crate::service::{admin, audit, groups, tokens, users};
+use crate::store::audit::Query;
+
+pub const PREFIX: &str = "/admin/api";
+const COOKIE: &str = "scimd_session";
+/// The largest page of the console's lists, and of one audit export.
+const MAX_PAGE: u32 = 1000;
+const MAX_EXPORT: u32 = 100_000;
+
+/// The link that creates the first administrator. The code travels in the fragment, so it
+/// never reaches a server log or a `Referer`.
+pub fn setup_link(origin: &str, code: &str) -> String {
+    format!("{}/setup#code={code}", origin.trim_end_matches('/'))
+}
+
+fn cookie_secret<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == COOKIE && !v.is_empty()).then(|| v.to_string())
+        })
+}
+
+fn ok(body: Value) -> Response<Body> {
+    let mut r = json_response(StatusCode::OK, &body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+fn set_cookie(r: &mut Response<Body>, value: &str, max_age: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn session_body(s: &admin::NewSession) -> Value {
+    json!({"username": s.username, "csrf": s.csrf})
+}
+
+/// Sign-in and setup come before any session: they must be JSON (a cross-site form cannot
+/// send that without a CORS preflight, which scimd never grants) and, when the browser says
+/// where it comes from, come from this origin.
+fn check_same_origin<B>(app: &App, req: &Request<B>) -> Result<()> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    if !json {
+        return Err(Error::Forbidden(
+            "send JSON (Content-Type: application/json)".into(),
+        ));
+    }
+    if let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let expected = super::origin(app, req);
+        if origin != expected {
+            return Err(Error::Forbidden(format!(
+                "requests must come from {expected}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn text<'a>(body: &'a Value, key: &str) -> Result<&'a str> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidValue(format!("\"{key}\" is required")))
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn number(pairs: &[(String, String)], name: &str, default: u32) -> Result<u32> {
+    match param(pairs, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::InvalidValue(format!("\"{name}\" must be a number"))),
+    }
+}
+
+/// Answers a request under `/admin/api`. `actor` starts anonymous and becomes the signed-in
+/// administrator.
+pub async fn handle(
+    app: &App,
+    req: Request<Incoming>,
+    actor: &mut Actor,
+) -> Result<Response<Body>> {
+    let path = req.uri().path()[PREFIX.len()..]
+        .trim_end_matches('/')
+        .to_string();
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    let pairs: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let secure = app
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+
+    // Before a session.
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["state"]) => {
+            return Ok(ok(
+                json!({"needsSetup": admin::needs_setup(&app.store).await?}),
+            ));
+        }
+        (&Method::POST, [step @ ("setup" | "login")]) => {
+            check_same_origin(app, &req)?;
+            let body = read_json(app, req).await?;
+            let (username, password) = (text(&body, "username")?, text(&body, "password")?);
+            let s = if *step == "setup" {
+                let code = text(&body, "code")?;
+                admin::setup(&app.store, code, username, password, actor).await?
+            } else {
+                admin::login(&app.store, &app.throttle, username, password, actor).await?
+            };
+            let mut r = ok(session_body(&s));
+            set_cookie(&mut r, &s.secret, admin::SESSION_LIFETIME.as_secs(), secure);
+            return Ok(r);
+        }
+        _ => {}
+    }
+
+    let unauthenticated = || Error::Unauthorized("sign in to the console first".into());
+    let secret = cookie_secret(&req).ok_or_else(unauthenticated)?;
+    let session = admin::session(&app.store, &secret)
+        .await?
+        .ok_or_else(unauthenticated)?;
+    actor.kind = ActorKind::Admin;
+    actor.name = session.username.clone();
+    if method != Method::GET && method != Method::HEAD {
+        let sent = req
+            .headers()
+            .get("x-csrf-token")
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        if !bool::from(sent.ct_eq(session.csrf.as_bytes())) {
+            return Err(Error::Forbidden(
+                "missing or wrong X-CSRF-Token: reload the console".into(),
+            ));
+        }
+    }
+
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["session"]) => Ok(ok(json!({
+            "username": session.username, "csrf": session.csrf, "expires": session.expires,
+        }))),
+        (&Method::POST, ["logout"]) => {
+            admin::logout(&app.store, &secret, actor).await?;
+            let mut r = ok(json!({}));
+            set_cookie(&mut r, "", 0, secure);
+            Ok(r)
+        }
+        (&Method::GET, ["tokens"]) => {
+            let store = app.store.clone();
+            let list = blocking(move || tokens::list(&store)).await?;
+            Ok(ok(json!({"tokens": list, "now": crate::scim::time::now()})))
+        }
+        (&Method::POST, ["tokens"]) => {
+            let body = read_json(app, req).await?;
+            let name = text(&body, "name")?.to_string();
+            let (store, who) = (app.store.clone(), actor.clone());
+            let n = name.clone();
+            let token = blocking(move || tokens::create_as(&store, &n, &who)).await?;
+            Ok(ok(json!({"name": name, "token": token})))
+        }
+        (&Method::POST, ["tokens", name, "regenerate"]) => {
+            let body = read_json(app, req).await?;
+            let overlap = match body
+                .get("overlap")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+            {
+                "none" => Duration::ZERO,
+                "1h" => Duration::from_secs(3600),
+                "24h" => Duration::from_secs(24 * 3600),
+                other => {
+                    return Err(Error::InvalidValue(format!(
+                        "overlap is none, 1h or 24h, not \"{other}\""
+                    )));
+                }
+            };
+            let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
+            let token = blocking(move || tokens::regenerate(&store, &n, overlap, &who)).await?;
+            Ok(ok(json!({"name": name, "token": token})))
+        }
+        (&Method::DELETE, ["tokens", name]) => {
+            let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
+            blocking(move || tokens::revoke_as(&store, &n, &who)).await?;
+            Ok(ok(json!({})))
+        }
+        (&Method::GET, ["users"]) => {
+            let q = directory_query(
+                &pairs,
+                &["userName", "displayName", "name.formatted", "emails.value"],
+            )?;
+            let listed = users::list(&app.store, &q).await?;
+            let base = console_base(app, &req);
+            let items: Vec<Value> = listed
+                .items
+                .into_iter()
+                .map(|u| resource::render_user(u, &base))
+                .collect();
+            Ok(ok(json!({"total": listed.total, "items": items})))
+        }
+        (&Method::GET, ["users", id]) => {
+            let base = console_base(app, &req);
+            let user = users::get(&app.store, id.to_string()).await?;
+            let history = history(app, id).await?;
+            Ok(ok(
+                json!({"user": resource::render_user(user, &base), "history": history}),
+            ))
+        }
+        (&Method::GET, ["groups"]) => {
+            let q = directory_query(&pairs, &["displayName", "externalId"])?;
+            let listed = groups::list(&app.store, &q, false).await?;
+            let ids: Vec<String> = listed.items.iter().map(|g| g.id.clone()).collect();
+            let counts = groups::member_counts(&app.store, ids).await?;
+            let base = console_base(app, &req);
+            let items: Vec<Value> = listed
+                .items
+                .into_iter()
+                .zip(counts)
+                .map(|(g, n)| {
+                    let mut v = resource::render_group(g, &base);
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("members");
+                        o.insert("memberCount".into(), json!(n));
+                    }
+                    v
+                })
+                .collect();
+            Ok(ok(json!({"total": listed.total, "items": items})))
+        }
+        (&Method::GET, ["groups", id]) => {
+            let base = console_base(app, &req);
+            let group = groups::get(&app.store, id.to_string(), true).await?;
+            let start = number(&pairs, "startIndex", 1)?.max(1) as usize;
+            let count = number(&pairs, "count", 50)?.min(MAX_PAGE) as usize;
+            let mut v = resource::render_group(group, &base);
+            let members = v["members"].as_array().cloned().unwrap_or_default();
+            let page: Vec<Value> = members
+                .iter()
+                .skip(start - 1)
+                .take(count)
+                .cloned()
+                .collect();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("members".into(), Value::Array(page));
+                o.insert("memberCount".into(), json!(members.len()));
+            }
+            let history = history(app, id).await?;
+            Ok(ok(json!({"group": v, "history": history})))
+        }
+        (&Method::GET, ["audit"]) => {
+            let q = audit_query(&pairs, MAX_PAGE, 50)?;
+            let limit = q.limit;
+            let entries = audit::list(&app.store, q).await?;
+            let next = (entries.len() as u32 == limit)
+                .then(|| entries.last().map(|e| e.seq))
+                .flatten();
+            Ok(ok(json!({"entries": entries, "next": next})))
+        }
+        (&Method::GET, ["audit", "export"]) => {
+            let q = audit_query(&pairs, MAX_EXPORT, MAX_EXPORT)?;
+            let entries = audit::list(&app.store, q).await?;
+            export(&entries, param(&pairs, "format").unwrap_or("jsonl"))
+        }
+        (&Method::GET, ["settings"]) => Ok(ok(audit::retention(&app.store).await?.to_json())),
+        (&Method::PUT, ["settings"]) => {
+            let body = read_json(app, req).await?;
+            let r = audit::Retention::from_json(&body)?;
+            audit::set_retention(&app.store, r.clone(), actor).await?;
+            Ok(ok(r.to_json()))
+        }
+        (&Method::POST, ["check-connection"]) => {
+            // What OneLogin's Enable does: a lookup of a user that does not exist.
+            let q = ListQuery::from_pairs([("filter", "userName eq \"scimd-connection-check\"")])?;
+            let listed = users::list(&app.store, &q).await?;
+            Ok(ok(json!({
+                "ok": listed.total == 0,
+                "baseUrl": format!("{}{}", super::origin(app, &req), super::router::SCIM_PREFIX),
+                "answer": "200, an empty ListResponse",
+            })))
+        }
+        _ => Err(Error::NotFound(format!(
+            "no console endpoint {method} {PREFIX}{path}"
+        ))),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn console_base<B>(app: &App, req: &Request<B>) -> String {
+    format!("{}{}", super::origin(app, req), super::router::SCIM_PREFIX)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+}
+
+/// A page of the directory: `q` searches the given attributes (`co`, through the filter
+/// engine), `sortBy`/`sortOrder` sort, `startIndex`/`count` page.
+fn directory_query(pairs: &[(String, String)], searched: &[&str]) -> Result<ListQuery> {
+    let mut scim: Vec<(String, String)> = Vec::new();
+    if let Some(q) = param(pairs, "q") {
+        let quoted = serde_json::to_string(q).map_err(Error::internal)?;
+        let filter = searched
+            .iter()
+            .map(|a| format!("{a} co {quoted}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        scim.push(("filter".into(), filter));
+    }
+    for key in ["sortBy", "sortOrder", "startIndex"] {
+        if let Some(v) = param(pairs, key) {
+            scim.push((key.into(), v.into()));
+        }
+    }
+    scim.push((
+        "count".into(),
+        number(pairs, "count", 50)?.min(MAX_PAGE).to_string(),
+    ));
+    ListQuery::from_pairs(scim.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn audit_query(pairs: &[(String, String)], max: u32, default: u32) -> Result<Query> {
+    let s = |k: &str| param(pairs, k).map(str::to_string);
+    let before = match param(pairs, "before") {
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| Error::InvalidValue("\"before\" must be a number".into()))?,
+        ),
+        None => None,
+    };
+    Ok(Query {
+        actor: s("actor"),
+        action: s("action"),
+        outcome: s("outcome"),
+        resource: s("resource"),
+        since: s("since"),
+        until: s("until"),
+        before,
+        limit: number(pairs, "limit", default)?.clamp(1, max),
+    })
+}
+
+async fn history(app: &App, id: &str) -> Result<Vec<crate::store::audit::Entry>> {
+    let q = Query {
+        resource: Some(id.to_string()),
+        limit: 100,
+        ..Default::default()
+    };
+    audit::list(&app.store, q).await
+}
+
+/// The entries as CSV or JSON Lines, as a download.
+fn export(entries: &[crate::store::audit::Entry], format: &str) -> Result<Response<Body>> {
+    let (body, ctype, ext) = match format {
+        "jsonl" => {
+            let mut out = String::new();
+            for e in entries {
+                out.push_str(&serde_json::to_string(e).map_err(Error::internal)?);
+                out.push('\n');
+            }
+            (out, "application/x-ndjson", "jsonl")
+        }
+        "csv" => {
+            let mut out = String::from(
+                "seq,at,actorKind,actor,client,userAgent,action,resourceType,resourceId,resourceName,outcome,status,detail\n",
+            );
+            for e in entries {
+                let detail = e.detail.as_ref().map(Value::to_string).unwrap_or_default();
+                let fields = [
+                    e.seq.to_string(),
+                    e.at.clone(),
+                    e.actor_kind.clone(),
+                    e.actor.clone(),
+                    e.client.clone(),
+                    e.user_agent.clone(),
+                    e.action.clone(),
+                    e.resource_type.clone().unwrap_or_default(),
+                    e.resource_id.clone().unwrap_or_default(),
+                    e.resource_name.clone().unwrap_or_default(),
+                    e.outcome.clone(),
+                    e.status.to_string(),
+                    detail,
+                ];
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&line.join(","));
+                out.push('\n');
+            }
+            (out, "text/csv; charset=utf-8", "csv")
+        }
+        other => {
+            return Err(Error::InvalidValue(format!(
+                "format is csv or jsonl, not \"{other}\""
+            )));
+        }
+    };
+    let mut r = Response::new(Body::from(body));
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"scimd-audit.{ext}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+/// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet
+/// does not run it as a formula (CSV injection).
+fn csv_field(f: &str) -> String {
+    let f = if f.starts_with(['=', '+', '-', '@']) {
+        format!("'{f}")
+    } else {
+        f.to_string()
+    };
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+
+    #[test]
+    fn the_setup_code_travels_in_the_fragment() {
+        assert_eq!(
+            setup_link("https://scim.example.com/", "abc"),
+            "https://scim.example.com/setup#code=abc"
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! Console administrators: the one-time setup code of a fresh install, passwords (argon2id,
+//! hashed and verified off the async runtime), sessions with their CSRF tokens, and sign-in
+//! throttled per client and per username. Session and setup secrets are random, shown once
+//! and stored as SHA-256 digests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::audit::{Actor, ActorKind};
+use crate::error::{Error, Result};
+use crate::scim::time;
+use crate::store::audit as store_audit;
+use crate::store::{Store, admins};
+
+/// How long a console session lasts from sign-in.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// How long a setup code stays valid.
+pub const SETUP_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+const MIN_PASSWORD_CHARS: usize = 12;
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn random_token() -> Result<String> {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn later(d: Duration) -> String {
+    time::format(::time::OffsetDateTime::now_utc() + d)
+}
+
+pub fn check_username(name: &str) -> Result<()> {
+    if name.trim() != name || name.is_empty() || name.chars().count() > 64 {
+        return Err(Error::InvalidValue(
+            "a username is 1 to 64 characters, without spaces at either end".into(),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidValue(
+            "a username cannot contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::InvalidValue(format!(
+            "a password has at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// An argon2id PHC string for `password` (OWASP's minimum parameters, the crate's default).
+/// Takes tens of milliseconds: call it off the async runtime.
+pub fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Runs CPU-heavy work (argon2) on the blocking pool.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))
+}
+
+/// `scimd admin set-password`: creates the administrator or sets its password (ending its
+/// sessions). Blocking; for the command line.
+pub fn set_password(store: &Store, username: &str, password: &str) -> Result<()> {
+    check_username(username)?;
+    check_password(password)?;
+    let hash = hash_password(password)?;
+    let actor = Actor::cli();
+    store.write_sync(|tx| {
+        admins::set_password(tx, username, &hash, &time::now())?;
+        let mut e = actor.entry("admin.set_password", "success", 200);
+        e.resource_type = Some("Admin");
+        e.resource_name = Some(username.to_string());
+        store_audit::insert(tx, &e)?;
+        Ok(())
+    })
+}
+
+/// A fresh one-time setup code while no administrator exists (`None` once one does). Any
+/// earlier code stops working.
+pub fn new_setup_code(store: &Store) -> Result<Option<String>> {
+    let code = random_token()?;
+    let stored = store.write_sync(|tx| {
+        if admins::count(tx)? > 0 {
+            return Ok(false);
+        }
+        admins::put_setup_code(tx, &hex(&digest(&code)), &later(SETUP_CODE_LIFETIME))?;
+        Ok(true)
+    })?;
+    Ok(stored.then_some(code))
+}
+
+/// Whether the console still needs its first administrator.
+pub async fn needs_setup(store: &Store) -> Result<bool> {
+    store.read(|conn| Ok(admins::count(conn)? == 0)).await
+}
+
+/// A signed-in session: `secret` goes in the cookie, `csrf` to the console.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub secret: String,
+    pub csrf: String,
+    pub username: String,
+}
+
+fn open_session(tx: &rusqlite::Connection, admin_seq: i64, username: &str) -> Result<NewSession> {
+    let secret = random_token()?;
+    let csrf = random_token()?;
+    admins::create_session(
+        tx,
+        &digest(&secret),
+        admin_seq,
+        &csrf,
+        &time::now(),
+        &later(SESSION_LIFETIME),
+    )?;
+    Ok(NewSession {
+        secret,
+        csrf,
+        username: username.to_string(),
+    })
+}
+
+fn admin_entry(
+    actor: &Actor,
+    action: &str,
+    outcome: &'static str,
+    status: u16,
+    who: &str,
+) -> store_audit::NewEntry {
+    let mut e = actor.entry(action, outcome, status);
+    e.resource_type = Some("Admin");
+    e.resource_name = Some(who.to_string());
+    e
+}
+
+/// First-run setup: with a current setup code, creates the first administrator and signs
+/// them in. Refused once any administrator exists.
+pub async fn setup(
+    store: &Store,
+    code: &str,
+    username: &str,
+    password: &str,
+    actor: &Actor,
+) -> Result<NewSession> {
+    check_username(username)?;
+    check_password(password)?;
+    let pw = password.to_string();
+    let hash = off_runtime(move || hash_password(&pw)).await??;
+    let (code, username, actor) = (code.to_string(), username.to_string(), actor.clone());
+    store
+        .write(move |tx| {
+            if admins::count(tx)? > 0 {
+                return Err(Error::Forbidden("setup is done: sign in instead".into()));
+            }
+            if !admins::take_setup_code(tx, &hex(&digest(&code)), &time::now())? {
+                return Err(Error::Forbidden(
+                    "this setup link is not valid (it expires after an hour, and a restart \
+                     makes a new one): see scimd's log"
+                        .into(),
+                ));
+            }
+            admins::set_password(tx, &username, &hash, &time::now())?;
+            let admin = admins::find(tx, &username)?
+                .ok_or_else(|| Error::internal("administrator vanished"))?;
+            let mut named = actor.clone();
+            named.kind = ActorKind::Admin;
+            named.name = username.clone();
+            store_audit::insert(
+                tx,
+                &admin_entry(&named, "admin.setup", "success", 200, &username),
+            )?;
+            open_session(tx, admin.seq, &username)
+        })
+        .await
+}
+
+/// Signs in, or fails with the same error whether the name or the password was wrong.
+pub async fn login(
+    store: &Store,
+    throttle: &Throttle,
+    username: &str,
+    password: &str,
+    actor: &Actor,
+) -> Result<NewSession> {
+    let keys = [
+        format!("client:{}", actor.client),
+        format!("user:{}", username.to_lowercase()),
+    ];
+    throttle.check(&keys)?;
+    let name = username.to_string();
+    let admin = store.read(move |conn| admins::find(conn, &name)).await?;
+    let pw = password.to_string();
+    // A missing account costs a verification too, so timing does not tell names apart.
+    let hash = admin.as_ref().map(|a| a.password_hash.clone());
+    let ok = off_runtime(move || match hash {
+        Some(h) => verify_password(&pw, &h),
+        None => {
+            let _ = hash_password(&pw);
+            false
+        }
+    })
+    .await?;
+    let mut named = actor.clone();
+    named.kind = ActorKind::Admin;
+    named.name = username.to_string();
+    match admin {
+        Some(admin) if ok => {
+            throttle.succeed(&keys[1]);
+            let username = admin.username.clone();
+            store
+                .write(move |tx| {
+                    named.name = username.clone();
+                    store_audit::insert(
+                        tx,
+                        &admin_entry(&named, "admin.login", "success", 200, &username),
+                    )?;
+                    open_session(tx, admin.seq, &username)
+                })
+                .await
+        }
+        _ => {
+            throttle.fail(&keys);
+            let e = Error::Unauthorized("wrong username or password".into());
+            let mut entry = admin_entry(&named, "admin.login", "failure", 401, username);
+            entry.detail = Some(serde_json::json!({"error": e.detail()}));
+            store
+                .write(move |tx| store_audit::insert(tx, &entry).map(|_| ()))
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+/// The session a cookie secret belongs to, if it is current.
+pub async fn session(store: &Store, secret: &str) -> Result<Option<admins::SessionRow>> {
+    let d = digest(secret);
+    store
+        .read(move |conn| admins::find_session(conn, &d, &time::now()))
+        .await
+}
+
+pub async fn logout(store: &Store, secret: &str, actor: &Actor) -> Result<()> {
+    let d = digest(secret);
+    let actor = actor.clone();
+    store
+        .write(move |tx| {
+            admins::delete_session(tx, &d)?;
+            store_audit::insert(
+                tx,
+                &admin_entry(&actor, "admin.logout", "success", 200, &actor.name),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Failed sign-ins per key (client address, username): after `MAX_FAILURES` within
+/// `WINDOW`, that key is refused until the window ends. In memory: a restart forgets, which
+/// costs an attacker a restart they cannot cause.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Keys remembered at most; beyond, expired ones are dropped first.
+const MAX_KEYS: usize = 10_000;
+
+impl Throttle {
+    fn check(&self, keys: &[String]) -> Result<()> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            if let Some((count, since)) = map.get(k)
+                && *count >= MAX_FAILURES
+                && since.elapsed() < WINDOW
+            {
+                let wait = WINDOW.saturating_sub(since.elapsed()).as_secs().max(1);
+                return Err(Error::TooManyRequests(wait));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, keys: &[String]) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+        }
+        for k in keys {
+            if map.len() >= MAX_KEYS && !map.contains_key(k) {
+                continue;
+            }
+            let entry = map.entry(k.clone()).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn succeed(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_to_argon2id_and_verify() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterY", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn rules_for_names_and_passwords() {
+        assert!(check_username("ana").is_ok());
+        assert!(check_username(" ana").is_err() && check_username("").is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("twelve chars").is_ok());
+    }
+
+    #[test]
+    fn the_throttle_locks_a_key_after_five_failures() {
+        let t = Throttle::default();
+        let keys = ["client:1.2.3.4".to_string(), "user:ana".to_string()];
+        for _ in 0..MAX_FAILURES {
+            assert!(t.check(&keys).is_ok());
+            t.fail(&keys);
+        }
+        assert!(matches!(t.check(&keys), Err(Error::TooManyRequests(_))));
+        // Another client for another user is not affected.
+        assert!(
+            t.check(&["client:5.6.7.8".into(), "user:bo".into()])
+                .is_ok()
+        );
+        // Success clears the username, not the client.
+        t.succeed("user:ana");
+        assert!(
+            t.check(&["client:5.6.7.8".into(), "user:ana".into()])
+                .is_ok()
+        );
+        assert!(t.check(&["client:1.2.3.4".into()]).is_err());
+    }
+}

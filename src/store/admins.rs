@@ -1,0 +1,141 @@
+//! SQL for console administrators, their sessions, one-time setup codes and settings. Secrets
+//! are stored as digests (sessions, setup codes) or argon2id hashes (passwords), never as is.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+
+/// An administrator as sign-in needs it.
+#[derive(Debug, Clone)]
+pub struct AdminRow {
+    pub seq: i64,
+    pub username: String,
+    pub password_hash: String,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub admin_seq: i64,
+    pub username: String,
+    pub csrf: String,
+    pub expires: String,
+}
+
+fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+pub fn count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?)
+}
+
+pub fn find(conn: &Connection, username: &str) -> Result<Option<AdminRow>> {
+    Ok(conn
+        .prepare_cached("SELECT seq, username, password_hash FROM admins WHERE username_fold = ?1")?
+        .query_row([fold(username)], |r| {
+            Ok(AdminRow {
+                seq: r.get(0)?,
+                username: r.get(1)?,
+                password_hash: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Creates the administrator or replaces its password; its sessions end either way.
+pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO admins (username, username_fold, password_hash, created, updated)
+         VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (username_fold) DO UPDATE SET password_hash = ?3, updated = ?4",
+        params![username, fold(username), hash, now],
+    )?;
+    conn.execute(
+        "DELETE FROM sessions WHERE admin_seq = (SELECT seq FROM admins WHERE username_fold = ?1)",
+        [fold(username)],
+    )?;
+    Ok(())
+}
+
+pub fn create_session(
+    conn: &Connection,
+    digest: &[u8],
+    admin_seq: i64,
+    csrf: &str,
+    now: &str,
+    expires: &str,
+) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE expires <= ?1", [now])?;
+    conn.execute(
+        "INSERT INTO sessions (digest, admin_seq, csrf, created, expires)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![digest, admin_seq, csrf, now, expires],
+    )?;
+    Ok(())
+}
+
+/// The session whose secret has this digest, if it has not expired.
+pub fn find_session(conn: &Connection, digest: &[u8], now: &str) -> Result<Option<SessionRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT s.admin_seq, a.username, s.csrf, s.expires
+             FROM sessions s JOIN admins a ON a.seq = s.admin_seq
+             WHERE s.digest = ?1 AND s.expires > ?2",
+        )?
+        .query_row(params![digest, now], |r| {
+            Ok(SessionRow {
+                admin_seq: r.get(0)?,
+                username: r.get(1)?,
+                csrf: r.get(2)?,
+                expires: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn delete_session(conn: &Connection, digest: &[u8]) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE digest = ?1", [digest])?;
+    Ok(())
+}
+
+const SETUP_CODE_KEY: &str = "setup_code";
+
+/// Stores the digest of a new one-time setup code (replacing any earlier one).
+pub fn put_setup_code(conn: &Connection, digest_hex: &str, expires: &str) -> Result<()> {
+    let value = serde_json::json!({"digest": digest_hex, "expires": expires}).to_string();
+    set_setting(conn, SETUP_CODE_KEY, &value)
+}
+
+/// Consumes the setup code with this digest if it is current; returns whether it was.
+pub fn take_setup_code(conn: &Connection, digest_hex: &str, now: &str) -> Result<bool> {
+    let Some(stored) = setting(conn, SETUP_CODE_KEY)? else {
+        return Ok(false);
+    };
+    let v: serde_json::Value = serde_json::from_str(&stored).unwrap_or_default();
+    let matches = v["digest"]
+        .as_str()
+        .is_some_and(|d| subtle::ConstantTimeEq::ct_eq(d.as_bytes(), digest_hex.as_bytes()).into());
+    let current = v["expires"].as_str().is_some_and(|e| e > now);
+    if matches && current {
+        conn.execute("DELETE FROM settings WHERE key = ?1", [SETUP_CODE_KEY])?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = ?2",
+        params![key, value],
+    )?;
+    Ok(())
+}

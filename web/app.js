@@ -1,0 +1,502 @@
+// The scimd console: a small single-page app over /admin/api. No build step, no framework.
+// Everything is built with DOM calls (never innerHTML with data), so names in the directory
+// cannot inject markup.
+
+const main = document.getElementById("main");
+let csrf = null;
+
+/** Creates an element: h("a", {href: "/x"}, "text", child…). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v == null) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** A time in the browser's own zone. */
+function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return isNaN(d) ? iso : d.toLocaleString();
+}
+
+class ApiError extends Error {
+  constructor(status, detail) { super(detail); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const res = await fetch("/admin/api" + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!res.ok) throw new ApiError(res.status, data.detail || res.statusText);
+  return data;
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes);
+  main.focus();
+}
+
+function errorBox(e) {
+  return h("p", { class: "error", role: "alert" }, e.message || String(e));
+}
+
+function copyButton(text, label = "Copy") {
+  const b = h("button", { type: "button", class: "secondary" }, label);
+  b.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      b.textContent = "Copied";
+    } catch {
+      b.textContent = "Select and copy it";
+    }
+    setTimeout(() => (b.textContent = label), 2000);
+  });
+  return b;
+}
+
+function navigate(path) {
+  history.pushState(null, "", path);
+  route();
+}
+
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest("a[data-link]");
+  if (a && !ev.metaKey && !ev.ctrlKey && a.origin === location.origin) {
+    ev.preventDefault();
+    navigate(a.pathname + a.search);
+  }
+});
+window.addEventListener("popstate", route);
+
+function setNav(signedIn, username) {
+  document.getElementById("nav").hidden = !signedIn;
+  document.getElementById("who").hidden = !signedIn;
+  document.getElementById("who-name").textContent = username || "";
+  for (const a of document.querySelectorAll("nav a")) {
+    const here = location.pathname.startsWith(a.getAttribute("href"));
+    if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+}
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try { await api("POST", "/logout"); } catch { /* signed out either way */ }
+  csrf = null;
+  navigate("/login");
+});
+
+// ---------------------------------------------------------------------------------------
+// Pages before sign-in
+// ---------------------------------------------------------------------------------------
+
+function passwordForm(title, intro, submitLabel, onSubmit) {
+  const status = h("div", { role: "status", "aria-live": "polite" });
+  const form = h("form", { class: "card narrow" },
+    h("h1", {}, title),
+    h("p", { class: "muted" }, intro),
+    h("label", { for: "username" }, "Username"),
+    h("input", { id: "username", name: "username", type: "text", autocomplete: "username", required: true }),
+    h("label", { for: "password" }, "Password"),
+    h("input", { id: "password", name: "password", type: "password", autocomplete: submitLabel === "Sign in" ? "current-password" : "new-password", required: true, minlength: submitLabel === "Sign in" ? null : "12" }),
+    h("p", {}, h("button", { type: "submit" }, submitLabel)),
+    status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    status.replaceChildren(h("span", { class: "muted" }, "Working…"));
+    try {
+      await onSubmit(form.username.value, form.password.value);
+    } catch (e) {
+      status.replaceChildren(errorBox(e));
+    }
+  });
+  return form;
+}
+
+function setupPage() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (!code) {
+    return show(h("div", { class: "card narrow" }, h("h1", {}, "Set up scimd"),
+      h("p", {}, "Open the one-time setup link from scimd's log (it lasts an hour), or run ",
+        h("code", {}, "scimd admin set-password --username NAME"), " on the server.")));
+  }
+  show(passwordForm("Create the first administrator",
+    "This link works once. Choose a password of at least 12 characters.", "Create administrator",
+    async (username, password) => {
+      const s = await api("POST", "/setup", { code, username, password });
+      csrf = s.csrf;
+      history.replaceState(null, "", "/connect");
+      route();
+    }));
+}
+
+function loginPage() {
+  show(passwordForm("Sign in", "The scimd console: tokens, users, groups and the audit log.", "Sign in",
+    async (username, password) => {
+      const s = await api("POST", "/login", { username, password });
+      csrf = s.csrf;
+      navigate("/connect");
+    }));
+}
+
+// ---------------------------------------------------------------------------------------
+// Connect
+// ---------------------------------------------------------------------------------------
+
+async function connectPage() {
+  const base = location.origin + "/scim/v2";
+  const { tokens, now } = await api("GET", "/tokens");
+  const check = h("div", { role: "status", "aria-live": "polite" });
+  const checkButton = h("button", { type: "button", class: "secondary" }, "Check connection");
+  checkButton.addEventListener("click", async () => {
+    check.replaceChildren(h("span", { class: "muted" }, "Checking…"));
+    try {
+      const r = await api("POST", "/check-connection");
+      check.replaceChildren(h("p", { class: r.ok ? "ok" : "bad" },
+        r.ok ? `Working: ${r.baseUrl}/Users answered ${r.answer}, as OneLogin's Enable expects.`
+             : "The endpoint answered, but not as expected."));
+    } catch (e) { check.replaceChildren(errorBox(e)); }
+  });
+  const live = tokens.filter((t) => !t.revoked || t.revoked > now);
+  show(
+    h("h1", {}, "Connect an identity provider"),
+    h("p", { class: "muted" }, "Point OneLogin (or Okta, Entra ID…) at this server. Everything it sends shows up under Users, Groups and the Audit log."),
+    h("div", { class: "card" },
+      h("label", { for: "base" }, "SCIM Base URL"),
+      h("div", { class: "secret" }, h("code", { id: "base" }, base), copyButton(base)),
+      h("p", {}, checkButton), check),
+    h("div", { class: "card" },
+      h("h2", {}, "OneLogin: “SCIM Provisioner with SAML (SCIM v2 Core)”"),
+      h("ol", { class: "steps" },
+        h("li", {}, "Applications → Add App → search “SCIM Provisioner with SAML (SCIM v2 Core)” → Save."),
+        h("li", {}, "Configuration: paste the SCIM Base URL above; paste a bearer token from ", h("a", { href: "/tokens", "data-link": true }, "Tokens"), " into “SCIM Bearer Token”; click Enable under API Connection."),
+        h("li", {}, "Provisioning: tick “Enable provisioning”; untick “Require admin approval” for create, update and delete unless you want to approve each change; choose what happens when users are deleted or suspended (Suspend keeps them, with active = false)."),
+        h("li", {}, "Parameters: open Groups, tick “Include in User Provisioning” and make it multi-value."),
+        h("li", {}, "Rules: add a rule with the action “Set Groups in …” to send OneLogin roles as groups."),
+        h("li", {}, "Users: assign the app to people; they appear here within seconds."))),
+    h("h2", {}, "Last requests"),
+    live.length === 0
+      ? h("p", { class: "empty" }, "No tokens yet — ", h("a", { href: "/tokens", "data-link": true }, "create one"), " for your identity provider.")
+      : h("div", { class: "table-wrap" }, h("table", {},
+          h("thead", {}, h("tr", {}, h("th", {}, "Token"), h("th", {}, "Last request"), h("th", {}, "When"), h("th", { class: "optional" }, "From"))),
+          h("tbody", {}, live.map((t) => h("tr", {},
+            h("td", {}, t.name), h("td", {}, t.lastRequest || "none yet"),
+            h("td", {}, when(t.lastUsed)), h("td", { class: "optional" }, t.lastClient || "—")))))),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------------------
+
+function tokenStatus(t, now) {
+  if (!t.revoked) return h("span", { class: "badge ok" }, "active");
+  if (t.revoked > now) return h("span", { class: "badge warn" }, "old secret, ends " + when(t.revoked));
+  return h("span", { class: "badge bad" }, "revoked " + when(t.revoked));
+}
+
+function shownOnce(name, token) {
+  return h("div", { class: "card", role: "alert" },
+    h("p", {}, h("strong", {}, `Token “${name}”: copy it now. `), "It is not shown again."),
+    h("div", { class: "secret" }, h("code", { id: "new-token" }, token), copyButton(token)));
+}
+
+async function tokensPage(notice) {
+  const { tokens, now } = await api("GET", "/tokens");
+  const status = h("div", { role: "status", "aria-live": "polite" });
+  const form = h("form", { class: "card row" },
+    h("div", {}, h("label", { for: "token-name" }, "New token name"),
+      h("input", { id: "token-name", type: "text", placeholder: "onelogin", required: true, maxlength: "100" })),
+    h("div", { class: "shrink" }, h("button", { type: "submit" }, "Create token")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const name = form.querySelector("#token-name").value.trim();
+      const r = await api("POST", "/tokens", { name });
+      await tokensPage(shownOnce(r.name, r.token));
+    } catch (e) { status.replaceChildren(errorBox(e)); }
+  });
+  const rows = tokens.map((t) => {
+    const active = !t.revoked;
+    const overlap = h("select", { "aria-label": `Old secret of ${t.name} keeps working for` },
+      h("option", { value: "none" }, "old secret stops now"),
+      h("option", { value: "1h" }, "old secret works 1 hour"),
+      h("option", { value: "24h" }, "old secret works 24 hours"));
+    const regen = h("button", { type: "button", class: "secondary" }, "Regenerate");
+    regen.addEventListener("click", async () => {
+      try {
+        const r = await api("POST", `/tokens/${encodeURIComponent(t.name)}/regenerate`, { overlap: overlap.value });
+        await tokensPage(shownOnce(r.name, r.token));
+      } catch (e) { status.replaceChildren(errorBox(e)); }
+    });
+    const revoke = h("button", { type: "button", class: "danger" }, "Revoke");
+    revoke.addEventListener("click", async () => {
+      if (!confirm(`Revoke “${t.name}”? Clients using it get 401 at once.`)) return;
+      try {
+        await api("DELETE", `/tokens/${encodeURIComponent(t.name)}`);
+        await tokensPage(h("p", { class: "ok", role: "status" }, `Revoked “${t.name}”.`));
+      } catch (e) { status.replaceChildren(errorBox(e)); }
+    });
+    return h("tr", {},
+      h("td", {}, t.name), h("td", { class: "optional" }, when(t.created)),
+      h("td", {}, when(t.lastUsed), t.lastClient ? h("div", { class: "muted" }, t.lastClient) : null),
+      h("td", {}, tokenStatus(t, now)),
+      h("td", {}, active ? h("div", { class: "row" }, overlap, h("div", { class: "shrink" }, regen), h("div", { class: "shrink" }, revoke)) : null));
+  });
+  show(h("h1", {}, "Tokens"),
+    h("p", { class: "muted" }, "Bearer tokens for SCIM clients. Each is shown once; only a digest is stored. Regenerate with an overlap to rotate without breaking provisioning."),
+    notice || null, form, status,
+    tokens.length === 0 ? h("p", { class: "empty" }, "No tokens yet — create one, then paste it into your identity provider.")
+      : h("div", { class: "table-wrap" }, h("table", {},
+          h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", { class: "optional" }, "Created"), h("th", {}, "Last used"), h("th", {}, "Status"), h("th", {}, "Actions"))),
+          h("tbody", {}, rows))));
+}
+
+// ---------------------------------------------------------------------------------------
+// Users and groups
+// ---------------------------------------------------------------------------------------
+
+function debounce(fn, ms) {
+  let t;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}
+
+/** A searchable, sortable, paged list. `columns`: [{label, sort, cell(item), optional}]. */
+async function listPage({ title, intro, endpoint, columns, empty, link }) {
+  const params = new URLSearchParams(location.search);
+  const state = { q: params.get("q") || "", sortBy: params.get("sortBy") || "", sortOrder: params.get("sortOrder") || "ascending", start: Number(params.get("start") || 1) };
+  const count = 50;
+  const search = h("input", { id: "search", type: "search", value: state.q, placeholder: "Search…", "aria-label": `Search ${title.toLowerCase()}` });
+  const body = h("div", { "aria-live": "polite" });
+  async function load() {
+    const qs = new URLSearchParams({ count, startIndex: state.start });
+    if (state.q) qs.set("q", state.q);
+    if (state.sortBy) { qs.set("sortBy", state.sortBy); qs.set("sortOrder", state.sortOrder); }
+    history.replaceState(null, "", `${location.pathname}?${new URLSearchParams({ q: state.q, sortBy: state.sortBy, sortOrder: state.sortOrder, start: state.start })}`);
+    body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    try {
+      const r = await api("GET", `${endpoint}?${qs}`);
+      if (r.items.length === 0) {
+        body.replaceChildren(h("p", { class: "empty" }, state.q ? `Nothing matches “${state.q}”.` : empty));
+        return;
+      }
+      const head = columns.map((c) => {
+        if (!c.sort) return h("th", { class: c.optional ? "optional" : null }, c.label);
+        const sorted = state.sortBy === c.sort ? state.sortOrder : null;
+        const b = h("button", { type: "button" }, c.label);
+        b.addEventListener("click", () => {
+          state.sortOrder = state.sortBy === c.sort && state.sortOrder === "ascending" ? "descending" : "ascending";
+          state.sortBy = c.sort; state.start = 1; load();
+        });
+        return h("th", { class: c.optional ? "optional" : null, "aria-sort": sorted || "none" }, b);
+      });
+      const prev = h("button", { type: "button", class: "secondary", disabled: state.start <= 1 }, "Previous");
+      const next = h("button", { type: "button", class: "secondary", disabled: state.start + count > r.total }, "Next");
+      prev.addEventListener("click", () => { state.start = Math.max(1, state.start - count); load(); });
+      next.addEventListener("click", () => { state.start += count; load(); });
+      body.replaceChildren(
+        h("div", { class: "table-wrap" }, h("table", {},
+          h("thead", {}, h("tr", {}, head)),
+          h("tbody", {}, r.items.map((item) => h("tr", {}, columns.map((c, i) =>
+            h("td", { class: c.optional ? "optional" : null }, i === 0 ? h("a", { href: link(item), "data-link": true }, c.cell(item)) : c.cell(item)))))))),
+        h("div", { class: "pager" }, prev, next,
+          h("span", { class: "muted" }, `${state.start}–${Math.min(state.start + count - 1, r.total)} of ${r.total}`)));
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  }
+  search.addEventListener("input", debounce(() => { state.q = search.value.trim(); state.start = 1; load(); }, 250));
+  show(h("h1", {}, title), h("p", { class: "muted" }, intro), h("div", { class: "card" }, search), body);
+  await load();
+}
+
+function activeBadge(u) {
+  return u.active === false ? h("span", { class: "badge bad" }, "suspended") : h("span", { class: "badge ok" }, "active");
+}
+
+function usersPage() {
+  return listPage({
+    title: "Users", endpoint: "/users",
+    intro: "Everyone your identity provider has provisioned. Search matches user name, display name, full name and email.",
+    empty: "No users yet — connect OneLogin on the Connect page.",
+    link: (u) => `/users/${encodeURIComponent(u.id)}`,
+    columns: [
+      { label: "User name", sort: "userName", cell: (u) => u.userName },
+      { label: "Name", sort: "displayName", cell: (u) => u.displayName || u.name?.formatted || "—", optional: true },
+      { label: "Email", sort: "emails", cell: (u) => (u.emails || []).find((e) => e.primary)?.value || u.emails?.[0]?.value || "—", optional: true },
+      { label: "State", sort: "active", cell: activeBadge },
+      { label: "Changed", sort: "meta.lastModified", cell: (u) => when(u.meta.lastModified), optional: true },
+    ],
+  });
+}
+
+function groupsPage() {
+  return listPage({
+    title: "Groups", endpoint: "/groups",
+    intro: "Teams your identity provider pushes, with their member counts.",
+    empty: "No groups yet — OneLogin creates them once its Groups parameter is included in provisioning.",
+    link: (g) => `/groups/${encodeURIComponent(g.id)}`,
+    columns: [
+      { label: "Name", sort: "displayName", cell: (g) => g.displayName },
+      { label: "Members", cell: (g) => g.memberCount },
+      { label: "Changed", sort: "meta.lastModified", cell: (g) => when(g.meta.lastModified), optional: true },
+    ],
+  });
+}
+
+function historyTable(entries) {
+  if (entries.length === 0) return h("p", { class: "empty" }, "No recorded changes.");
+  return h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Who"), h("th", {}, "What"), h("th", {}, "Details"))),
+    h("tbody", {}, entries.map((e) => h("tr", {},
+      h("td", {}, when(e.at)), h("td", {}, e.actor || e.actorKind),
+      h("td", {}, e.action, " ", e.resourceName ? h("span", { class: "muted" }, e.resourceName) : null,
+        e.outcome === "failure" ? h("span", { class: "badge bad" }, String(e.status)) : null),
+      h("td", {}, describe(e)))))));
+}
+
+/** What an entry changed, in words. */
+function describe(e) {
+  const d = e.detail || {};
+  const parts = [];
+  for (const c of d.changes || []) parts.push(`${c.path}: ${fmt(c.before)} → ${fmt(c.after)}`);
+  const names = (list) => list.map((m) => m.display || m.value).join(", ");
+  if (d.membersAdded) parts.push(`added ${names(d.membersAdded)}${d.membersAddedCount ? ` (${d.membersAddedCount} in all)` : ""}`);
+  if (d.membersRemoved) parts.push(`removed ${names(d.membersRemoved)}${d.membersRemovedCount ? ` (${d.membersRemovedCount} in all)` : ""}`);
+  if (d.skippedMembers) parts.push(`skipped unknown ids ${d.skippedMembers.join(", ")}`);
+  if (d.error) parts.push(d.error);
+  if (d.oldSecretValidUntil) parts.push(`old secret works until ${when(d.oldSecretValidUntil)}`);
+  return parts.length ? h("ul", {}, parts.map((p) => h("li", {}, p))) : "—";
+}
+
+function fmt(v) {
+  if (v === undefined || v === null) return "(none)";
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+async function userPage(id) {
+  const { user, history } = await api("GET", `/users/${encodeURIComponent(id)}`);
+  const rows = [["User name", user.userName], ["Display name", user.displayName], ["Name", user.name?.formatted || [user.name?.givenName, user.name?.familyName].filter(Boolean).join(" ")],
+    ["Emails", (user.emails || []).map((e) => e.value + (e.type ? ` (${e.type})` : "")).join(", ")], ["Title", user.title],
+    ["External id", user.externalId], ["Created", when(user.meta.created)], ["Changed", when(user.meta.lastModified)], ["Id", user.id]];
+  show(h("p", {}, h("a", { href: "/users", "data-link": true }, "← Users")),
+    h("h1", {}, user.userName, " ", activeBadge(user)),
+    h("div", { class: "card" }, h("dl", { class: "kv" }, rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
+    h("h2", {}, "Groups"),
+    (user.groups || []).length === 0 ? h("p", { class: "empty" }, "In no group.")
+      : h("ul", {}, user.groups.map((g) => h("li", {}, h("a", { href: `/groups/${encodeURIComponent(g.value)}`, "data-link": true }, g.display), " ", h("span", { class: "muted" }, g.type)))),
+    h("h2", {}, "History"), historyTable(history),
+    h("details", {}, h("summary", {}, "Raw SCIM JSON"), h("pre", {}, JSON.stringify(user, null, 2))));
+}
+
+async function groupPage(id) {
+  const start = Number(new URLSearchParams(location.search).get("start") || 1);
+  const count = 50;
+  const { group, history } = await api("GET", `/groups/${encodeURIComponent(id)}?startIndex=${start}&count=${count}`);
+  const pager = h("div", { class: "pager" });
+  if (start > 1) pager.append(h("a", { href: `?start=${Math.max(1, start - count)}`, "data-link": true }, "Previous"));
+  if (start + count <= group.memberCount) pager.append(h("a", { href: `?start=${start + count}`, "data-link": true }, "Next"));
+  show(h("p", {}, h("a", { href: "/groups", "data-link": true }, "← Groups")),
+    h("h1", {}, group.displayName),
+    h("p", { class: "muted" }, `${group.memberCount} members`),
+    group.members.length === 0 ? h("p", { class: "empty" }, "No members.")
+      : h("ul", {}, group.members.map((m) => h("li", {}, m.type === "User"
+          ? h("a", { href: `/users/${encodeURIComponent(m.value)}`, "data-link": true }, m.value)
+          : h("a", { href: `/groups/${encodeURIComponent(m.value)}`, "data-link": true }, m.value), " ", h("span", { class: "muted" }, m.type)))),
+    pager,
+    h("h2", {}, "History"), historyTable(history),
+    h("details", {}, h("summary", {}, "Raw SCIM JSON"), h("pre", {}, JSON.stringify(group, null, 2))));
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit log
+// ---------------------------------------------------------------------------------------
+
+async function auditPage() {
+  const fields = [["actor", "Actor (token or admin)"], ["resource", "Resource id"], ["action", "Action"]];
+  const form = h("form", { class: "card row" },
+    fields.map(([k, label]) => h("div", {}, h("label", { for: `f-${k}` }, label), h("input", { id: `f-${k}`, name: k, type: "text" }))),
+    h("div", {}, h("label", { for: "f-outcome" }, "Outcome"), h("select", { id: "f-outcome", name: "outcome" },
+      h("option", { value: "" }, "any"), h("option", { value: "success" }, "success"), h("option", { value: "failure" }, "failure"))),
+    h("div", {}, h("label", { for: "f-since" }, "From"), h("input", { id: "f-since", name: "since", type: "datetime-local" })),
+    h("div", {}, h("label", { for: "f-until" }, "To"), h("input", { id: "f-until", name: "until", type: "datetime-local" })),
+    h("div", { class: "shrink" }, h("button", { type: "submit" }, "Filter")));
+  const body = h("div", { "aria-live": "polite" });
+  const exports = h("p", {});
+  let before = null;
+  const query = () => {
+    const qs = new URLSearchParams();
+    for (const k of ["actor", "resource", "action", "outcome"]) if (form[k].value.trim()) qs.set(k, form[k].value.trim());
+    for (const k of ["since", "until"]) if (form[k].value) qs.set(k, new Date(form[k].value).toISOString());
+    return qs;
+  };
+  async function load(append) {
+    const qs = query();
+    if (append && before) qs.set("before", before);
+    try {
+      const r = await api("GET", `/audit?${qs}`);
+      before = r.next;
+      const table = historyTable(r.entries);
+      if (append) body.querySelector("tbody")?.append(...table.querySelectorAll("tbody tr"));
+      else body.replaceChildren(r.entries.length ? table : h("p", { class: "empty" }, "Nothing recorded yet for this filter."));
+      const more = h("button", { type: "button", class: "secondary" }, "Older entries");
+      more.addEventListener("click", () => load(true));
+      body.querySelector(".pager")?.remove();
+      if (r.next) body.append(h("div", { class: "pager" }, more));
+      const base = `/admin/api/audit/export?${query()}`;
+      exports.replaceChildren("Export this view: ", h("a", { href: `${base}&format=csv` }, "CSV"), " · ", h("a", { href: `${base}&format=jsonl` }, "JSON Lines"));
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  }
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); load(false); });
+  show(h("h1", {}, "Audit log"),
+    h("p", { class: "muted" }, "Every change, who made it and what changed; every rejected request and its error; every console action. Newest first."),
+    form, exports, body);
+  await load(false);
+}
+
+// ---------------------------------------------------------------------------------------
+// Router
+// ---------------------------------------------------------------------------------------
+
+async function route() {
+  const path = location.pathname;
+  try {
+    if (path === "/setup") { setNav(false); return setupPage(); }
+    const state = await api("GET", "/state");
+    if (state.needsSetup && path !== "/login") { setNav(false); return setupPage(); }
+    let session;
+    try { session = await api("GET", "/session"); } catch (e) {
+      if (e.status === 401) { setNav(false); return loginPage(); }
+      throw e;
+    }
+    csrf = session.csrf;
+    if (path === "/" || path === "/login") history.replaceState(null, "", "/connect");
+    setNav(true, session.username);
+    const p = location.pathname;
+    let m;
+    if (p === "/connect") await connectPage();
+    else if (p === "/tokens") await tokensPage();
+    else if (p === "/users") await usersPage();
+    else if ((m = p.match(/^\/users\/(.+)$/))) await userPage(decodeURIComponent(m[1]));
+    else if (p === "/groups") await groupsPage();
+    else if ((m = p.match(/^\/groups\/(.+)$/))) await groupPage(decodeURIComponent(m[1]));
+    else if (p === "/audit") await auditPage();
+    else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/connect", "data-link": true }, "Go to Connect")));
+  } catch (e) {
+    if (e.status === 401) { setNav(false); return loginPage(); }
+    show(h("h1", {}, "Something went wrong"), errorBox(e));
+  }
+}
+
+route();
