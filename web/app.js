@@ -47,7 +47,7 @@ async function api(method, path, body) {
 }
 
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.flat().filter((n) => n != null && n !== false));
   main.focus();
 }
 

@@ -1,0 +1,285 @@
+//! The console in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`): first-run setup, sign-in, a token created and copied, a user
+//! provisioned over SCIM with it and seen in Users and in the Audit log, then regenerate and
+//! revoke. Screenshots of each page go to `target/screenshots/`.
+//!
+//! Without Chromium the test says so and passes, so `cargo test` works on any machine;
+//! `.ci/run` installs Chromium and sets `SCIMD_REQUIRE_BROWSER=1`, which turns a missing
+//! browser into a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use scimd::service::admin;
+use scimd::store::Store;
+
+use crate::common::*;
+
+const PASSWORD: &str = "browser test password";
+
+fn which(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// chromedriver, stopped when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A WebDriver session on headless Chromium, or `None` (with a note) when there is none.
+async fn browser() -> Option<(Driver, Client)> {
+    let required = std::env::var_os("SCIMD_REQUIRE_BROWSER").is_some();
+    let (Some(driver), Some(chromium)) = (
+        which(&["chromedriver", "chromium-driver"]),
+        which(&["chromium", "chromium-browser", "google-chrome"]),
+    ) else {
+        assert!(
+            !required,
+            "SCIMD_REQUIRE_BROWSER is set but chromium/chromedriver are missing"
+        );
+        eprintln!("browser test skipped: install chromium and chromium-driver to run it");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver(child);
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900"],
+        }
+    });
+    let caps = caps.as_object().cloned().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        if let Ok(client) = ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            return Some((driver, client));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn snap(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits until the page's `main` shows `text`.
+async fn see(c: &Client, text: &str) {
+    for _ in 0..100 {
+        if let Ok(main) = c.find(Locator::Css("main")).await
+            && main.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shown = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    panic!("never saw {text:?}; the page shows: {shown}");
+}
+
+/// Clicks (or types into) the element `locator` finds, retrying while the console re-renders
+/// under it (a stale element is found again).
+async fn act(c: &Client, locator: Locator<'_>, keys: Option<&str>) {
+    let mut last = None;
+    for _ in 0..50 {
+        let result = async {
+            let el = c.wait().for_element(locator).await?;
+            match keys {
+                Some(text) => {
+                    el.clear().await?;
+                    el.send_keys(text).await
+                }
+                None => el.click().await,
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not act on {locator:?}: {last:?}");
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    act(c, Locator::Css(css), Some(text)).await;
+}
+
+async fn click(c: &Client, css: &str) {
+    act(c, Locator::Css(css), None).await;
+}
+
+async fn click_text(c: &Client, text: &str) {
+    let xpath = format!("//*[self::a or self::button][normalize-space(.)='{text}']");
+    act(c, Locator::XPath(&xpath), None).await;
+}
+
+async fn shown_token(c: &Client) -> String {
+    let el = c
+        .wait()
+        .for_element(Locator::Css("#new-token"))
+        .await
+        .unwrap();
+    el.text().await.unwrap()
+}
+
+async fn scim(s: &Server, token: &str) -> u16 {
+    let bearer = format!("Bearer {token}");
+    s.raw("GET", "/scim/v2/Users", &[("authorization", &bearer)], None)
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_connects_and_watches_provisioning() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let s = Server::start().await;
+    assert_eq!(
+        s.raw("GET", "/admin/api/state", &[], None).await.status,
+        200
+    );
+    let code = admin::new_setup_code(&Store::open(&s.db()).unwrap())
+        .unwrap()
+        .unwrap();
+    let origin = format!("http://{}", s.addr);
+
+    // First-run setup from the link the server logs.
+    c.goto(&scimd::http::setup_link(&origin, &code))
+        .await
+        .unwrap();
+    see(&c, "Create the first administrator").await;
+    snap(&c, "setup").await;
+    fill(&c, "#username", "root").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "button[type=submit]").await;
+    see(&c, "SCIM Base URL").await;
+    see(&c, &format!("{origin}/scim/v2")).await;
+    snap(&c, "connect").await;
+
+    // A token, shown once, with a copy button.
+    click_text(&c, "Tokens").await;
+    see(&c, "New token name").await;
+    fill(&c, "#token-name", "onelogin").await;
+    click(&c, "form button[type=submit]").await;
+    let token = shown_token(&c).await;
+    assert!(token.starts_with("scimd_"), "{token}");
+    click_text(&c, "Copy").await;
+    snap(&c, "tokens").await;
+
+    // The identity provider provisions a user with that token.
+    let bearer = format!("Bearer {token}");
+    let body = json!({"userName": "ana@example.com", "displayName": "Ana Lima"}).to_string();
+    let r = s
+        .raw(
+            "POST",
+            "/scim/v2/Users",
+            &[("authorization", &bearer)],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+
+    click_text(&c, "Users").await;
+    see(&c, "ana@example.com").await;
+    fill(&c, "#search", "lima").await;
+    see(&c, "1–1 of 1").await;
+    snap(&c, "users").await;
+    click_text(&c, "ana@example.com").await;
+    see(&c, "History").await;
+    see(&c, "user.create").await;
+    snap(&c, "user").await;
+
+    click_text(&c, "Groups").await;
+    see(&c, "No groups yet").await;
+    snap(&c, "groups").await;
+
+    click_text(&c, "Audit log").await;
+    see(&c, "user.create").await;
+    see(&c, "token.create").await;
+    snap(&c, "audit").await;
+
+    // Regenerate with a 1-hour overlap: both secrets work; then revoke.
+    click_text(&c, "Tokens").await;
+    see(&c, "onelogin").await;
+    // In the row of the "onelogin" token (the test harness has a token of its own).
+    let row = "//tr[td[1][normalize-space(.)='onelogin']]";
+    c.find(Locator::XPath(&format!("{row}//select")))
+        .await
+        .unwrap()
+        .select_by_value("1h")
+        .await
+        .unwrap();
+    let regenerate = format!("{row}//button[normalize-space(.)='Regenerate']");
+    act(&c, Locator::XPath(&regenerate), None).await;
+    let second = shown_token(&c).await;
+    assert_ne!(second, token);
+    assert_eq!(
+        (scim(&s, &token).await, scim(&s, &second).await),
+        (200, 200)
+    );
+    see(&c, "old secret, ends").await;
+    let revoke = format!("{row}//button[normalize-space(.)='Revoke']");
+    act(&c, Locator::XPath(&revoke), None).await;
+    c.accept_alert().await.unwrap();
+    see(&c, "Revoked").await;
+    assert_eq!(
+        (scim(&s, &token).await, scim(&s, &second).await),
+        (401, 401)
+    );
+
+    // Sign out, and back in.
+    click(&c, "#logout").await;
+    see(&c, "Sign in").await;
+    snap(&c, "login").await;
+    fill(&c, "#username", "root").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "button[type=submit]").await;
+    see(&c, "SCIM Base URL").await;
+    c.close().await.unwrap();
+}
