@@ -411,9 +411,9 @@ async function groupPage(id) {
     h("h1", {}, group.displayName),
     h("p", { class: "muted" }, `${group.memberCount} members`),
     group.members.length === 0 ? h("p", { class: "empty" }, "No members.")
-      : h("ul", {}, group.members.map((m) => h("li", {}, m.type === "User"
-          ? h("a", { href: `/users/${encodeURIComponent(m.value)}`, "data-link": true }, m.value)
-          : h("a", { href: `/groups/${encodeURIComponent(m.value)}`, "data-link": true }, m.value), " ", h("span", { class: "muted" }, m.type)))),
+      : h("ul", {}, group.members.map((m) => h("li", {},
+          h("a", { href: `/${m.type === "User" ? "users" : "groups"}/${encodeURIComponent(m.id)}`, "data-link": true }, m.name),
+          " ", h("span", { class: "muted" }, m.type)))),
     pager,
     h("h2", {}, "History"), historyTable(history),
     h("details", {}, h("summary", {}, "Raw SCIM JSON"), h("pre", {}, JSON.stringify(group, null, 2))));

@@ -283,20 +283,15 @@ pub async fn handle(
         }
         (&Method::GET, ["groups", id]) => {
             let base = console_base(app, &req);
-            let group = groups::get(&app.store, id.to_string(), true).await?;
-            let start = number(&pairs, "startIndex", 1)?.max(1) as usize;
-            let count = number(&pairs, "count", 50)?.min(MAX_PAGE) as usize;
+            let group = groups::get(&app.store, id.to_string(), false).await?;
+            let start = u64::from(number(&pairs, "startIndex", 1)?.max(1));
+            let count = u64::from(number(&pairs, "count", 50)?.min(MAX_PAGE));
+            let (total, members) =
+                groups::members_page(&app.store, id.to_string(), start - 1, count).await?;
             let mut v = resource::render_group(group, &base);
-            let members = v["members"].as_array().cloned().unwrap_or_default();
-            let page: Vec<Value> = members
-                .iter()
-                .skip(start - 1)
-                .take(count)
-                .cloned()
-                .collect();
             if let Some(o) = v.as_object_mut() {
-                o.insert("members".into(), Value::Array(page));
-                o.insert("memberCount".into(), json!(members.len()));
+                o.insert("members".into(), json!(members));
+                o.insert("memberCount".into(), json!(total));
             }
             let history = history(app, id).await?;
             Ok(ok(json!({"group": v, "history": history})))
