@@ -53,11 +53,27 @@ impl Config {
                         "public URL \"{u}\" must not contain a query, fragment or spaces"
                     )));
                 }
-                Some(u.trim_end_matches('/').to_string())
+                Some(normalise_origin(u.trim_end_matches('/')))
             }
         };
         Ok(self)
     }
+}
+
+/// `HTTPS://Scim.Example.com:443/x` → `https://scim.example.com/x`: browsers send the origin
+/// that way (the console compares them), and cookies need the scheme to be read right.
+fn normalise_origin(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut authority = authority.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    if let Some(host) = authority.strip_suffix(default_port) {
+        authority = host.to_string();
+    }
+    format!("{scheme}://{authority}{path}")
 }
 
 #[cfg(test)]
@@ -72,6 +88,14 @@ mod tests {
             .with_public_url(Some("https://scim.example.com/"))
             .unwrap();
         assert_eq!(ok.public_url.as_deref(), Some("https://scim.example.com"));
+        let loud = c
+            .clone()
+            .with_public_url(Some("HTTPS://Scim.Example.com:443/Base"))
+            .unwrap();
+        assert_eq!(
+            loud.public_url.as_deref(),
+            Some("https://scim.example.com/Base")
+        );
         assert!(
             c.clone()
                 .with_public_url(Some(""))

@@ -85,8 +85,14 @@ fn check_same_origin<B>(app: &App, req: &Request<B>) -> Result<()> {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
     {
-        let expected = super::origin(app, req);
-        if origin != expected {
+        // The origin is scheme://host[:port], without any path the public URL has.
+        let full = super::origin(app, req);
+        let path_at = full.find("://").map_or(0, |i| i + 3);
+        let expected = match full[path_at..].find('/') {
+            Some(slash) => full[..path_at + slash].to_string(),
+            None => full,
+        };
+        if !origin.eq_ignore_ascii_case(&expected) {
             return Err(Error::Forbidden(format!(
                 "requests must come from {expected}"
             )));
@@ -159,7 +165,7 @@ pub async fn handle(
             let (username, password) = (text(&body, "username")?, text(&body, "password")?);
             let s = if *step == "setup" {
                 let code = text(&body, "code")?;
-                admin::setup(&app.store, code, username, password, actor).await?
+                admin::setup(&app.store, &app.throttle, code, username, password, actor).await?
             } else {
                 admin::login(&app.store, &app.throttle, username, password, actor).await?
             };
@@ -461,7 +467,7 @@ fn export(entries: &[crate::store::audit::Entry], format: &str) -> Result<Respon
 /// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet
 /// does not run it as a formula (CSV injection).
 fn csv_field(f: &str) -> String {
-    let f = if f.starts_with(['=', '+', '-', '@']) {
+    let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{f}")
     } else {
         f.to_string()
@@ -483,6 +489,7 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
     }
 
     #[test]

@@ -84,6 +84,20 @@ fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Runs argon2 work with at most `HASHING` at a time, so sign-in attempts cannot occupy every
+/// core (each takes ~20 MiB and ~20 ms).
+async fn hashing<T: Send + 'static>(
+    throttle: &Throttle,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let _permit = throttle
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(format!("hashing limit closed: {e}")))?;
+    off_runtime(f).await
+}
+
 /// Runs CPU-heavy work (argon2) on the blocking pool.
 async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -170,6 +184,7 @@ fn admin_entry(
 /// them in. Refused once any administrator exists.
 pub async fn setup(
     store: &Store,
+    throttle: &Throttle,
     code: &str,
     username: &str,
     password: &str,
@@ -177,8 +192,23 @@ pub async fn setup(
 ) -> Result<NewSession> {
     check_username(username)?;
     check_password(password)?;
+    throttle.attempt(&[format!("setup:{}", actor.client)])?;
+    // Cheap checks first: a wrong code or a finished setup costs no password hashing.
+    let d = hex(&digest(code));
+    let open = store
+        .read(move |conn| {
+            Ok(admins::count(conn)? == 0 && admins::setup_code_is_current(conn, &d, &time::now())?)
+        })
+        .await?;
+    if !open {
+        return Err(Error::Forbidden(
+            "this setup link is not valid (it works once, for an hour, while no administrator \
+             exists; a restart makes a new one): see scimd's log"
+                .into(),
+        ));
+    }
     let pw = password.to_string();
-    let hash = off_runtime(move || hash_password(&pw)).await??;
+    let hash = hashing(throttle, move || hash_password(&pw)).await??;
     let (code, username, actor) = (code.to_string(), username.to_string(), actor.clone());
     store
         .write(move |tx| {
@@ -215,17 +245,20 @@ pub async fn login(
     password: &str,
     actor: &Actor,
 ) -> Result<NewSession> {
+    // A name no account can have is refused before it is counted, hashed or recorded.
+    check_username(username)
+        .map_err(|_| Error::Unauthorized("wrong username or password".into()))?;
     let keys = [
         format!("client:{}", actor.client),
         format!("user:{}", username.to_lowercase()),
     ];
-    throttle.check(&keys)?;
+    throttle.attempt(&keys)?;
     let name = username.to_string();
     let admin = store.read(move |conn| admins::find(conn, &name)).await?;
     let pw = password.to_string();
     // A missing account costs a verification too, so timing does not tell names apart.
     let hash = admin.as_ref().map(|a| a.password_hash.clone());
-    let ok = off_runtime(move || match hash {
+    let ok = hashing(throttle, move || match hash {
         Some(h) => verify_password(&pw, &h),
         None => {
             let _ = hash_password(&pw);
@@ -238,7 +271,7 @@ pub async fn login(
     named.name = username.to_string();
     match admin {
         Some(admin) if ok => {
-            throttle.succeed(&keys[1]);
+            throttle.succeed(&keys);
             let username = admin.username.clone();
             store
                 .write(move |tx| {
@@ -252,7 +285,6 @@ pub async fn login(
                 .await
         }
         _ => {
-            throttle.fail(&keys);
             let e = Error::Unauthorized("wrong username or password".into());
             let mut entry = admin_entry(&named, "admin.login", "failure", 401, username);
             entry.detail = Some(serde_json::json!({"error": e.detail()}));
@@ -287,12 +319,25 @@ pub async fn logout(store: &Store, secret: &str, actor: &Actor) -> Result<()> {
         .await
 }
 
-/// Failed sign-ins per key (client address, username): after `MAX_FAILURES` within
-/// `WINDOW`, that key is refused until the window ends. In memory: a restart forgets, which
-/// costs an attacker a restart they cannot cause.
-#[derive(Default)]
+/// Sign-in attempts per key (client address, username): after `MAX_FAILURES` attempts within
+/// `WINDOW` that did not succeed, that key is refused until the window ends. An attempt counts
+/// when it starts, so attempts sent in parallel count too; success clears its keys. In memory:
+/// a restart forgets, which costs an attacker a restart they cannot cause.
 pub struct Throttle {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    hashing: tokio::sync::Semaphore,
+}
+
+/// Password hashes computed at once, at most.
+const HASHING: usize = 2;
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            failures: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(HASHING),
+        }
+    }
 }
 
 const MAX_FAILURES: u32 = 5;
@@ -301,8 +346,9 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_KEYS: usize = 10_000;
 
 impl Throttle {
-    fn check(&self, keys: &[String]) -> Result<()> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+    /// Refuses a locked key; otherwise counts the attempt for every key, in one step.
+    fn attempt(&self, keys: &[String]) -> Result<()> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
             if let Some((count, since)) = map.get(k)
                 && *count >= MAX_FAILURES
@@ -312,11 +358,6 @@ impl Throttle {
                 return Err(Error::TooManyRequests(wait));
             }
         }
-        Ok(())
-    }
-
-    fn fail(&self, keys: &[String]) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_KEYS {
             map.retain(|_, (_, since)| since.elapsed() < WINDOW);
         }
@@ -330,13 +371,14 @@ impl Throttle {
             }
             entry.0 += 1;
         }
+        Ok(())
     }
 
-    fn succeed(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+    fn succeed(&self, keys: &[String]) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            map.remove(k);
+        }
     }
 }
 
@@ -362,25 +404,21 @@ mod tests {
     }
 
     #[test]
-    fn the_throttle_locks_a_key_after_five_failures() {
+    fn the_throttle_locks_a_key_after_five_attempts_without_success() {
         let t = Throttle::default();
         let keys = ["client:1.2.3.4".to_string(), "user:ana".to_string()];
         for _ in 0..MAX_FAILURES {
-            assert!(t.check(&keys).is_ok());
-            t.fail(&keys);
+            assert!(t.attempt(&keys).is_ok());
         }
-        assert!(matches!(t.check(&keys), Err(Error::TooManyRequests(_))));
+        assert!(matches!(t.attempt(&keys), Err(Error::TooManyRequests(_))));
+        assert!(t.attempt(&["user:ana".into()]).is_err());
         // Another client for another user is not affected.
         assert!(
-            t.check(&["client:5.6.7.8".into(), "user:bo".into()])
+            t.attempt(&["client:5.6.7.8".into(), "user:bo".into()])
                 .is_ok()
         );
-        // Success clears the username, not the client.
-        t.succeed("user:ana");
-        assert!(
-            t.check(&["client:5.6.7.8".into(), "user:ana".into()])
-                .is_ok()
-        );
-        assert!(t.check(&["client:1.2.3.4".into()]).is_err());
+        // Success clears its keys.
+        t.succeed(&keys);
+        assert!(t.attempt(&keys).is_ok());
     }
 }

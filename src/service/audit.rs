@@ -188,6 +188,8 @@ impl Default for Retention {
 }
 
 const RETENTION_KEY: &str = "audit_retention";
+/// A hundred years: longer is "forever" (null), and dates before year 1 can't be written.
+const MAX_AGE_DAYS: u32 = 36_500;
 
 impl Retention {
     pub fn to_json(&self) -> Value {
@@ -206,7 +208,12 @@ impl Retention {
         };
         let days = field("maxAgeDays")?
             .map(|d| {
-                u32::try_from(d).map_err(|_| Error::InvalidValue("maxAgeDays is too large".into()))
+                u32::try_from(d)
+                    .ok()
+                    .filter(|d| *d <= MAX_AGE_DAYS)
+                    .ok_or_else(|| {
+                        Error::InvalidValue(format!("maxAgeDays is at most {MAX_AGE_DAYS}"))
+                    })
             })
             .transpose()?;
         Ok(Retention {
@@ -248,8 +255,10 @@ const PRUNE_BATCH: u32 = 5000;
 /// Applies the retention setting; returns how many entries were deleted.
 pub async fn prune(store: &Store) -> Result<usize> {
     let r = retention(store).await?;
-    let older_than = r.max_age_days.map(|d| {
-        time::format(::time::OffsetDateTime::now_utc() - ::time::Duration::days(i64::from(d)))
+    let older_than = r.max_age_days.and_then(|d| {
+        ::time::OffsetDateTime::now_utc()
+            .checked_sub(::time::Duration::days(i64::from(d)))
+            .map(time::format)
     });
     let mut total = 0;
     loop {

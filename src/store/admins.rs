@@ -107,8 +107,8 @@ pub fn put_setup_code(conn: &Connection, digest_hex: &str, expires: &str) -> Res
     set_setting(conn, SETUP_CODE_KEY, &value)
 }
 
-/// Consumes the setup code with this digest if it is current; returns whether it was.
-pub fn take_setup_code(conn: &Connection, digest_hex: &str, now: &str) -> Result<bool> {
+/// Whether the setup code with this digest is the current one and has not expired.
+pub fn setup_code_is_current(conn: &Connection, digest_hex: &str, now: &str) -> Result<bool> {
     let Some(stored) = setting(conn, SETUP_CODE_KEY)? else {
         return Ok(false);
     };
@@ -116,12 +116,16 @@ pub fn take_setup_code(conn: &Connection, digest_hex: &str, now: &str) -> Result
     let matches = v["digest"]
         .as_str()
         .is_some_and(|d| subtle::ConstantTimeEq::ct_eq(d.as_bytes(), digest_hex.as_bytes()).into());
-    let current = v["expires"].as_str().is_some_and(|e| e > now);
-    if matches && current {
-        conn.execute("DELETE FROM settings WHERE key = ?1", [SETUP_CODE_KEY])?;
-        return Ok(true);
+    Ok(matches && v["expires"].as_str().is_some_and(|e| e > now))
+}
+
+/// Consumes the setup code with this digest if it is current; returns whether it was.
+pub fn take_setup_code(conn: &Connection, digest_hex: &str, now: &str) -> Result<bool> {
+    if !setup_code_is_current(conn, digest_hex, now)? {
+        return Ok(false);
     }
-    Ok(false)
+    conn.execute("DELETE FROM settings WHERE key = ?1", [SETUP_CODE_KEY])?;
+    Ok(true)
 }
 
 pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>> {

@@ -102,13 +102,21 @@ pub fn regenerate(
     now: &str,
     old_until: &str,
 ) -> Result<bool> {
-    let n = conn.execute(
-        "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
-        params![name, old_until],
+    let live = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1 AND revoked IS NULL)",
+        [name],
+        |r| r.get::<_, bool>(0),
     )?;
-    if n == 0 {
+    if !live {
         return Ok(false);
     }
+    // Every secret of the token still working ends by `old_until` at the latest: an older
+    // secret in its own overlap must not outlive a rotation that says "stop now".
+    conn.execute(
+        "UPDATE tokens SET revoked = MIN(COALESCE(revoked, ?2), ?2)
+         WHERE name = ?1 AND (revoked IS NULL OR revoked > ?3)",
+        params![name, old_until, now],
+    )?;
     insert(conn, name, lookup, digest, now)?;
     Ok(true)
 }

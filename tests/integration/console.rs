@@ -475,3 +475,105 @@ async fn the_console_is_served_with_strict_headers() {
     // SCIM paths never fall through to the console.
     assert_eq!(s.raw("GET", "/scim/v2/Nope", &[], None).await.status, 401);
 }
+
+#[tokio::test]
+async fn parallel_guesses_are_throttled_too() {
+    let s = std::sync::Arc::new(Server::start().await);
+    admin::set_password(&Store::open(&s.db()).unwrap(), "ops", PASSWORD).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let password = if i == 29 {
+                PASSWORD.to_string()
+            } else {
+                format!("guess number {i}")
+            };
+            post_json(
+                &s,
+                "/admin/api/login",
+                &json!({"username": "ops", "password": password}),
+                &[],
+            )
+            .await
+            .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let attempted = statuses.iter().filter(|s| **s != 429).count();
+    assert!(
+        attempted <= 5,
+        "at most 5 attempts reach the password check: {statuses:?}"
+    );
+    // An absurd username is refused without being counted or recorded.
+    let r = post_json(
+        &s,
+        "/admin/api/login",
+        &json!({"username": "x".repeat(10_000), "password": "p"}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn stop_now_ends_every_older_secret_and_retention_is_bounded() {
+    let s = Server::start().await;
+    let c = set_up(&s).await;
+    let a = c
+        .call("POST", "/admin/api/tokens", Some(&json!({"name": "idp"})))
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let regen = |overlap: &'static str| {
+        let c = &c;
+        async move {
+            c.call(
+                "POST",
+                "/admin/api/tokens/idp/regenerate",
+                Some(&json!({"overlap": overlap})),
+            )
+            .await
+            .json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let b = regen("24h").await;
+    assert_eq!(
+        (scim_status(&s, &a).await, scim_status(&s, &b).await),
+        (200, 200)
+    );
+    let c3 = regen("none").await;
+    assert_eq!(
+        (
+            scim_status(&s, &a).await,
+            scim_status(&s, &b).await,
+            scim_status(&s, &c3).await
+        ),
+        (401, 401, 200)
+    );
+    let r = c
+        .call(
+            "PUT",
+            "/admin/api/settings",
+            Some(&json!({"maxAgeDays": 4294967295u64})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = c
+        .call(
+            "PUT",
+            "/admin/api/settings",
+            Some(&json!({"maxAgeDays": 36500, "maxRows": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    audit::prune(&Store::open(&s.db()).unwrap()).await.unwrap();
+}
