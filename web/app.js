@@ -392,7 +392,7 @@ async function userPage(id) {
     ["External id", user.externalId], ["Created", when(user.meta.created)], ["Changed", when(user.meta.lastModified)], ["Id", user.id]];
   show(h("p", {}, h("a", { href: "/users", "data-link": true }, "← Users")),
     h("h1", {}, user.userName, " ", activeBadge(user)),
-    h("div", { class: "card" }, h("dl", { class: "kv" }, rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
+    h("div", { class: "card" }, h("dl", { class: "kv" }, rows.filter(([, v]) => v).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
     h("h2", {}, "Groups"),
     (user.groups || []).length === 0 ? h("p", { class: "empty" }, "In no group.")
       : h("ul", {}, user.groups.map((g) => h("li", {}, h("a", { href: `/groups/${encodeURIComponent(g.value)}`, "data-link": true }, g.display), " ", h("span", { class: "muted" }, g.type)))),

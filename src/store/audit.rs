@@ -134,7 +134,11 @@ fn select_sql(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
         conds.push(format!("a.at < {p}"));
     }
     // With a resource, its refs index gives the order (r.audit_seq is a.seq), so no sort.
-    let seq = if q.resource.is_some() { "r.audit_seq" } else { "a.seq" };
+    let seq = if q.resource.is_some() {
+        "r.audit_seq"
+    } else {
+        "a.seq"
+    };
     if let Some(before) = q.before {
         let p = bind(&mut args, before.into());
         conds.push(format!("{seq} < {p}"));

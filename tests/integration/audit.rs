@@ -152,3 +152,46 @@ async fn passwords_never_reach_the_log() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn replacements_and_deletions_are_recorded() {
+    let s = Server::start().await;
+    let id = id_of(
+        &s.create_user(&json!({"userName": "ana", "title": "Eng"}))
+            .await,
+    );
+    let g = id_of(
+        &s.create_group(&json!({"displayName": "Ops", "members": [{"value": id}]}))
+            .await,
+    );
+    s.put(
+        &format!("/scim/v2/Users/{id}"),
+        &json!({"userName": "ana", "title": "Lead"}),
+    )
+    .await;
+    s.put(
+        &format!("/scim/v2/Groups/{g}"),
+        &json!({"displayName": "Ops"}),
+    )
+    .await;
+    s.delete(&format!("/scim/v2/Users/{id}")).await;
+    s.delete(&format!("/scim/v2/Groups/{g}")).await;
+    let log = all(&s);
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "group.delete",
+            "user.delete",
+            "group.replace",
+            "user.replace",
+            "group.create",
+            "user.create"
+        ]
+    );
+    assert_eq!(
+        log[2].detail,
+        Some(json!({"membersRemoved": [{"value": id, "type": "User", "display": "ana"}]}))
+    );
+    assert_eq!(log[1].resource_name.as_deref(), Some("ana"));
+}

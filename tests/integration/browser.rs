@@ -100,13 +100,17 @@ async fn snap(c: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-/// Waits until the page's `main` shows `text`.
+/// Waits until the page's `main` shows `text`; a page showing a JavaScript object's name
+/// where text belongs fails at once.
 async fn see(c: &Client, text: &str) {
     for _ in 0..100 {
         if let Ok(main) = c.find(Locator::Css("main")).await
-            && main.text().await.is_ok_and(|t| t.contains(text))
+            && let Ok(shown) = main.text().await
         {
-            return;
+            assert!(!shown.contains("[object "), "the page shows {shown}");
+            if shown.contains(text) {
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -233,7 +237,14 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     click_text(&c, "ana@example.com").await;
     see(&c, "History").await;
     see(&c, "user.create").await;
+    see(&c, "Display name").await;
     snap(&c, "user").await;
+
+    // The same list on a phone.
+    c.set_window_size(390, 844).await.unwrap();
+    see(&c, "ana@example.com").await;
+    snap(&c, "user-phone").await;
+    c.set_window_size(1280, 900).await.unwrap();
 
     click_text(&c, "Groups").await;
     see(&c, "No groups yet").await;

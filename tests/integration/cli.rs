@@ -219,3 +219,81 @@ fn acknowledged_writes_survive_sigkill() {
         .unwrap();
     assert_eq!(ok, "ok");
 }
+
+#[test]
+fn admins_are_made_from_the_shell_with_the_password_on_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scimd.db");
+    let db = db.to_str().unwrap();
+    let o = scimd(&[
+        "admin",
+        "setup-link",
+        "--db",
+        db,
+        "--public-url",
+        "https://scim.example.com",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stdout(&o)
+            .trim()
+            .starts_with("https://scim.example.com/setup#code="),
+        "{o:?}"
+    );
+
+    let set_password = |password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+            .args(["admin", "set-password", "--username", "alice", "--db", db])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = set_password("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+    let o = set_password("a long enough password");
+    assert!(o.status.success(), "{o:?}");
+    assert!(!stdout(&o).contains("a long enough password"));
+    // Once an administrator exists there is no setup link.
+    let o = scimd(&["admin", "setup-link", "--db", db]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn a_fresh_server_logs_its_setup_link() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scimd.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .env("SCIMD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut link = None;
+    for line in lines {
+        let line = line.unwrap();
+        if line.contains("/setup#code=") {
+            link = Some(line.clone());
+        }
+        if line.contains("listen=") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let link = link.expect("a setup link in the log");
+    assert!(link.contains("no console administrator yet"), "{link}");
+}

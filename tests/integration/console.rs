@@ -577,3 +577,37 @@ async fn stop_now_ends_every_older_secret_and_retention_is_bounded() {
     assert_eq!(r.status, 200);
     audit::prune(&Store::open(&s.db()).unwrap()).await.unwrap();
 }
+
+#[tokio::test]
+async fn sessions_expire_and_cookies_are_secure_behind_https() {
+    let s = Server::start().await;
+    let c = set_up(&s).await;
+    Store::open(&s.db())
+        .unwrap()
+        .write_sync(|tx| {
+            tx.execute(
+                "UPDATE sessions SET expires = '2000-01-01T00:00:00.000Z'",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(c.call("GET", "/admin/api/session", None).await.status, 401);
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let https = Server::start_in(dir, |cfg| {
+        cfg.with_public_url(Some("https://scim.example.com"))
+            .unwrap()
+    })
+    .await;
+    admin::set_password(&Store::open(&https.db()).unwrap(), "ops", PASSWORD).unwrap();
+    let r = post_json(
+        &https,
+        "/admin/api/login",
+        &json!({"username": "ops", "password": PASSWORD}),
+        &[("origin", "https://scim.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("set-cookie").unwrap().contains("; Secure"));
+}
