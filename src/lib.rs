@@ -39,6 +39,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let db = config.db.clone();
+    // Held until `run` returns: `scimd restore` and a second server refuse while it is.
+    let _lock = store::maintenance::ServerLock::acquire(&db)?;
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
         .map_err(error::Error::internal)??;

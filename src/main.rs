@@ -34,6 +34,26 @@ enum Command {
     /// Manage the administrators of the web console.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Write a consistent copy of the database to FILE, also while scimd is serving it.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Replace the database with the backup FILE, after checking it (scimd must be stopped).
+    /// The replaced database is kept as <db>.before-restore.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Check the database: SQLite's integrity check, references, and the schema version.
+    Check {
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +140,9 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Token(cmd)) => token(cmd),
         Some(Command::Admin(cmd)) => admin(cmd),
+        Some(Command::Backup { file, db }) => backup(&db.db, &file),
+        Some(Command::Restore { file, db }) => restore(&file, &db.db),
+        Some(Command::Check { db }) => check(&db.db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,6 +198,51 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+fn backup(db: &std::path::Path, file: &std::path::Path) -> CliResult {
+    let h = scimd::store::maintenance::backup(db, file)?;
+    println!(
+        "Backed up {} to {} ({} users, {} groups; check ok).",
+        db.display(),
+        file.display(),
+        h.users,
+        h.groups
+    );
+    Ok(())
+}
+
+fn restore(file: &std::path::Path, db: &std::path::Path) -> CliResult {
+    let h = scimd::store::maintenance::restore(file, db)?;
+    println!(
+        "Restored {} from {} ({} users, {} groups). The previous database is kept as {}.before-restore.",
+        db.display(),
+        file.display(),
+        h.users,
+        h.groups,
+        db.display()
+    );
+    Ok(())
+}
+
+fn check(db: &std::path::Path) -> CliResult {
+    let h = scimd::store::maintenance::check(db)?;
+    println!(
+        "{}: schema version {}, {} users, {} groups",
+        db.display(),
+        h.schema_version,
+        h.users,
+        h.groups
+    );
+    if h.problems.is_empty() {
+        println!("ok");
+        Ok(())
+    } else {
+        for p in &h.problems {
+            println!("problem: {p}");
+        }
+        Err(format!("{} problem(s) found", h.problems.len()).into())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod audit;
 #[cfg(test)]
 mod differential;
 pub mod groups;
+pub mod maintenance;
 pub mod migrate;
 pub mod query;
 pub mod tokens;

@@ -297,3 +297,74 @@ fn a_fresh_server_logs_its_setup_link() {
     let link = link.expect("a setup link in the log");
     assert!(link.contains("no console administrator yet"), "{link}");
 }
+
+#[test]
+fn backup_while_serving_check_and_restore_when_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let db = path("scimd.db");
+    assert!(
+        scimd(&["token", "create", "--name", "idp", "--db", &db])
+            .status
+            .success()
+    );
+    let (mut server, _addr, _lines) = spawn_server(&db);
+
+    let o = scimd(&["backup", &path("b1.db"), "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("check ok"), "{o:?}");
+    // Not over an existing file, not while serving, and not a second server.
+    assert!(
+        !scimd(&["backup", &path("b1.db"), "--db", &db])
+            .status
+            .success()
+    );
+    let o = scimd(&["restore", &path("b1.db"), "--db", &db]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("stop scimd first"),
+        "{o:?}"
+    );
+    let second = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another scimd is serving"));
+
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let o = scimd(&["check", "--db", &db]);
+    assert!(o.status.success() && stdout(&o).contains("ok"), "{o:?}");
+    // Rows written after the backup are gone after the restore; the old file is kept aside.
+    assert!(
+        scimd(&["token", "create", "--name", "later", "--db", &db])
+            .status
+            .success()
+    );
+    let o = scimd(&["restore", &path("b1.db"), "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(std::path::Path::new(&path("scimd.db.before-restore")).exists());
+    let listed = stdout(&scimd(&["token", "list", "--db", &db]));
+    assert!(
+        listed.contains("idp") && !listed.contains("later"),
+        "{listed}"
+    );
+
+    // A damaged file fails its check, and is never restored.
+    let mut bytes = std::fs::read(path("b1.db")).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 4096] {
+        *b = 0x5a;
+    }
+    std::fs::write(path("bad.db"), bytes).unwrap();
+    assert!(!scimd(&["check", "--db", &path("bad.db")]).status.success());
+    assert!(
+        !scimd(&["restore", &path("bad.db"), "--db", &db])
+            .status
+            .success()
+    );
+}
