@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod console;
+mod crash;
 mod discovery;
 mod errors;
 mod filters;
