@@ -4,6 +4,8 @@
 
 const main = document.getElementById("main");
 let csrf = null;
+/** Bumped by every navigation: work started for an earlier page must not touch this one. */
+let view = 0;
 
 /** Creates an element: h("a", {href: "/x"}, "text", child…). */
 function h(tag, attrs = {}, ...children) {
@@ -281,7 +283,9 @@ async function listPage({ title, intro, endpoint, columns, empty, link }) {
   const count = 50;
   const search = h("input", { id: "search", type: "search", value: state.q, placeholder: "Search…", "aria-label": `Search ${title.toLowerCase()}` });
   const body = h("div", { "aria-live": "polite" });
+  const mine = view;
   async function load() {
+    if (mine !== view) return;
     const qs = new URLSearchParams({ count, startIndex: state.start });
     if (state.q) qs.set("q", state.q);
     if (state.sortBy) { qs.set("sortBy", state.sortBy); qs.set("sortOrder", state.sortOrder); }
@@ -289,6 +293,7 @@ async function listPage({ title, intro, endpoint, columns, empty, link }) {
     body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
       const r = await api("GET", `${endpoint}?${qs}`);
+      if (mine !== view) return;
       if (r.items.length === 0) {
         body.replaceChildren(h("p", { class: "empty" }, state.q ? `Nothing matches “${state.q}”.` : empty));
         return;
@@ -328,7 +333,7 @@ function activeBadge(u) {
 function usersPage() {
   return listPage({
     title: "Users", endpoint: "/users",
-    intro: "Everyone your identity provider has provisioned. Search matches user name, display name, full name and email.",
+    intro: "Everyone your identity provider has provisioned. Search matches user name and display name (and email, when you type an @).",
     empty: "No users yet — connect OneLogin on the Connect page.",
     link: (u) => `/users/${encodeURIComponent(u.id)}`,
     columns: [
@@ -470,6 +475,7 @@ async function auditPage() {
 // ---------------------------------------------------------------------------------------
 
 async function route() {
+  const mine = ++view;
   const path = location.pathname;
   try {
     if (path === "/setup") { setNav(false); return setupPage(); }
@@ -480,10 +486,14 @@ async function route() {
       if (e.status === 401) { setNav(false); return loginPage(); }
       throw e;
     }
+    if (mine !== view) return;
     csrf = session.csrf;
-    if (path === "/" || path === "/login") history.replaceState(null, "", "/connect");
+    let p = path;
+    if (path === "/" || path === "/login") {
+      p = "/connect";
+      history.replaceState(null, "", p);
+    }
     setNav(true, session.username);
-    const p = location.pathname;
     let m;
     if (p === "/connect") await connectPage();
     else if (p === "/tokens") await tokensPage();

@@ -232,6 +232,13 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     click_text(&c, "Users").await;
     see(&c, "ana@example.com").await;
     fill(&c, "#search", "lima").await;
+    // The search runs once typing pauses; it shows in the address.
+    for _ in 0..100 {
+        if c.current_url().await.unwrap().as_str().contains("q=lima") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     see(&c, "1–1 of 1").await;
     snap(&c, "users").await;
     click_text(&c, "ana@example.com").await;
