@@ -466,8 +466,37 @@ async function auditPage() {
   form.addEventListener("submit", (ev) => { ev.preventDefault(); load(false); });
   show(h("h1", {}, "Audit log"),
     h("p", { class: "muted" }, "Every change, who made it and what changed; every rejected request and its error; every console action. Newest first."),
-    form, exports, body);
+    form, exports, body, await retentionCard());
   await load(false);
+}
+
+/** The retention setting: how long and how many entries the audit log keeps. */
+async function retentionCard() {
+  const r = await api("GET", "/settings");
+  const status = h("div", { role: "status", "aria-live": "polite" });
+  const number = (id, label, value) => h("div", {},
+    h("label", { for: id }, label),
+    h("input", { id, type: "text", inputmode: "numeric", value: value ?? "", placeholder: "no limit" }));
+  const form = h("form", { class: "card" },
+    h("h2", {}, "Retention"),
+    h("p", { class: "muted" }, "Older entries are removed every hour. Leave a field empty for no limit."),
+    h("div", { class: "row" },
+      number("keep-days", "Keep for (days)", r.maxAgeDays),
+      number("keep-rows", "Keep at most (entries)", r.maxRows),
+      h("div", { class: "shrink" }, h("button", { type: "submit" }, "Save"))),
+    status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = (id) => {
+      const v = form.querySelector("#" + id).value.trim();
+      return v === "" ? null : Number(v);
+    };
+    try {
+      await api("PUT", "/settings", { maxAgeDays: value("keep-days"), maxRows: value("keep-rows") });
+      status.replaceChildren(h("p", { class: "ok" }, "Saved."));
+    } catch (e) { status.replaceChildren(errorBox(e)); }
+  });
+  return form;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -261,6 +261,10 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     see(&c, "user.create").await;
     see(&c, "token.create").await;
     snap(&c, "audit").await;
+    // Retention is set here too.
+    fill(&c, "#keep-days", "90").await;
+    click_text(&c, "Save").await;
+    see(&c, "Saved.").await;
 
     // Regenerate with a 1-hour overlap: both secrets work; then revoke.
     click_text(&c, "Tokens").await;
