@@ -19,7 +19,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a client may take to send its body once the headers are in (then 408).
     pub body_read_timeout: Duration,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
 }
+
+/// Default cap on concurrent connections: far above what identity providers open (Entra asks
+/// for 25 requests/s), far below what would exhaust a small box.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 impl Config {
     pub fn new(db: PathBuf) -> Self {
@@ -28,6 +37,8 @@ impl Config {
             public_url: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 

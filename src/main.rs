@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use scimd::config::{Config, DEFAULT_MAX_BODY_BYTES};
+use scimd::config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS};
 use scimd::service::tokens;
 use scimd::store::Store;
 
@@ -106,6 +106,9 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +168,7 @@ fn serve(args: ServeArgs) -> CliResult {
         .init();
     let mut config = Config::new(args.db.db).with_public_url(args.public_url.as_deref())?;
     config.max_body_bytes = args.max_body_bytes;
+    config.max_connections = args.max_connections.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

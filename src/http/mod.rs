@@ -38,8 +38,8 @@ use crate::service::tokens::LastUsed;
 use crate::store::Store;
 use router::{Route, RouteError};
 
-/// How long a client may take to send its request headers (slowloris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request headers larger than this get 431 (hyper also refuses more than 100 headers).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -63,7 +63,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(app.config.header_read_timeout)
+        .max_header_size(MAX_HEADER_BYTES);
+    let slots = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -77,6 +79,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    warn!(%peer, limit = app.config.max_connections, "too many connections: refused");
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
                 let app = app.clone();
                 let service = service_fn(move |req| handle(app.clone(), req, peer));
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -85,6 +92,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     if let Err(e) = conn.await {
                         debug!(error = %e, %peer, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,
@@ -103,6 +111,16 @@ fn header_text<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<St
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// Answers a connection beyond `max_connections` with 503 and closes it.
+async fn refuse(stream: tokio::net::TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+        Retry-After: 1\r\nContent-Length: 0\r\n\r\n";
+    // A fresh socket's send buffer takes these few bytes at once; then it is dropped (closed).
+    if stream.writable().await.is_ok() {
+        let _ = stream.try_write(BUSY);
+    }
 }
 
 /// Every line of a list-valued header, joined with commas; a value that is not visible ASCII

@@ -13,6 +13,7 @@ mod filters;
 mod groups;
 mod idp_onelogin;
 mod lifecycle;
+mod limits;
 mod listing;
 mod patch;
 mod replay;

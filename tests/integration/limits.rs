@@ -1,0 +1,140 @@
+//! Limits against bad clients, one test each: header size and count, nesting depth of JSON,
+//! operations per PATCH, concurrent connections, and the idle/slow header timeout. (Body size
+//! and body timeout are in `errors.rs`; filter length and depth in `filters.rs`.)
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Sends raw bytes on a new connection; returns what came back until the server closed it or
+/// went quiet for `wait`.
+fn raw(addr: std::net::SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(wait)).unwrap();
+    let _ = conn.write_all(bytes);
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn oversized_and_too_many_headers_are_431() {
+    let s = Server::start().await;
+    let addr = s.addr;
+    let big = tokio::task::spawn_blocking(move || {
+        let mut req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        req.extend(std::iter::repeat_n(b'a', 100_000));
+        req.extend(b"\r\n\r\n");
+        raw(addr, &req, Duration::from_secs(5))
+    })
+    .await
+    .unwrap();
+    assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+    let many = tokio::task::spawn_blocking(move || {
+        let mut req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..200 {
+            req.extend(format!("X-{i}: 1\r\n").as_bytes());
+        }
+        req.extend(b"\r\n");
+        raw(addr, &req, Duration::from_secs(5))
+    })
+    .await
+    .unwrap();
+    assert!(many.starts_with("HTTP/1.1 431"), "{many}");
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_invalid_syntax() {
+    let s = Server::start().await;
+    let body = format!("{}{}", "[".repeat(500), "]".repeat(500));
+    s.call("POST", "/scim/v2/Users", Some(&body))
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+}
+
+#[tokio::test]
+async fn a_patch_carries_at_most_1000_operations() {
+    let s = Server::start().await;
+    let id = id_of(&s.create_user(&json!({"userName": "ana"})).await);
+    let ops: Vec<Value> = (0..1001)
+        .map(|_| json!({"op": "replace", "path": "title", "value": "x"}))
+        .collect();
+    let body = s
+        .patch(&format!("/scim/v2/Users/{id}"), &Value::Array(ops))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    assert!(body["detail"].as_str().unwrap().contains("1000"));
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_get_503() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.max_connections = 2;
+        c
+    })
+    .await;
+    let addr = s.addr;
+    let reply = tokio::task::spawn_blocking(move || {
+        let _a = TcpStream::connect(addr).unwrap();
+        let _b = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        raw(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    // Once those two are gone, connections are served again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.header_read_timeout = Duration::from_millis(500);
+        c
+    })
+    .await;
+    let addr = s.addr;
+    tokio::task::spawn_blocking(move || {
+        // Headers that never end (slowloris): closed after the timeout.
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = conn.read_to_end(&mut buf);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "closed by the server"
+        );
+        // A kept-alive connection that then stays silent is closed too.
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 12];
+        conn.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "idle connection closed"
+        );
+    })
+    .await
+    .unwrap();
+}
