@@ -51,6 +51,7 @@ pub async fn run(
         last_used: LastUsed::default(),
         rejections: Default::default(),
         throttle: Default::default(),
+        failed_auth: Default::default(),
         local_addr,
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {

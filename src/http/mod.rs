@@ -52,6 +52,8 @@ pub struct App {
     pub rejections: Rejections,
     /// Failed console sign-ins.
     pub throttle: crate::service::admin::Throttle,
+    /// Failed SCIM authentications per client address.
+    pub failed_auth: auth::FailedAuth,
     pub local_addr: SocketAddr,
 }
 
@@ -227,7 +229,8 @@ async fn respond(
     }
     let pattern = route.as_ref().map_or("-", Route::pattern);
     let mut token_seq = None;
-    let result = route_and_dispatch(&app, req, route.clone(), &mut actor, &mut token_seq).await;
+    let result =
+        route_and_dispatch(&app, req, route.clone(), &mut actor, &mut token_seq, peer).await;
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
     if let Some(seq) = token_seq {
         let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
@@ -240,8 +243,9 @@ async fn respond(
             if let Error::Internal(cause) = &e {
                 error!(cause = %cause, "internal error");
             }
-            // Everything under the SCIM prefix that fails is on record: who, what, and why.
-            if router::is_scim_path(&path) {
+            // Everything under the SCIM prefix that fails is on record: who, what, and why;
+            // a client past the failed-authentication limit is not, each time.
+            if router::is_scim_path(&path) && !matches!(e, Error::TooManyRequests(_)) {
                 let mut entry = actor.entry(
                     &format!("{method} {pattern}"),
                     "failure",
@@ -261,6 +265,7 @@ async fn route_and_dispatch(
     route: Result<Route, RouteError>,
     actor: &mut Actor,
     token_seq: &mut Option<i64>,
+    peer: SocketAddr,
 ) -> Result<Response<Body>> {
     // Everything under the SCIM prefix needs a token before anything else is said about it,
     // even that a path or method does not exist.
@@ -269,7 +274,13 @@ async fn route_and_dispatch(
         Err(_) => router::is_scim_path(req.uri().path()),
     };
     if needs_auth {
-        let p = auth::bearer(app, req.headers())?;
+        let p = match auth::bearer(app, req.headers()) {
+            Ok(p) => p,
+            Err(e) => {
+                app.failed_auth.fail(peer.ip())?;
+                return Err(e);
+            }
+        };
         *token_seq = Some(p.token_seq);
         actor.kind = ActorKind::Token;
         actor.name = p.name;

@@ -113,7 +113,6 @@ async fn unknown_ids_and_paths_are_404() {
 
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401() {
-    let s = Server::start().await;
     let cases: Vec<Vec<(&str, &str)>> = vec![
         vec![],
         vec![("authorization", "Bearer")],
@@ -122,6 +121,8 @@ async fn requests_without_a_valid_token_are_401() {
         vec![("authorization", "Basic dXNlcjpwYXNz")],
     ];
     for headers in cases {
+        // A server per case: a client failing more than 20 times a minute is slowed (429).
+        let s = Server::start().await;
         // Under /scim/v2 nothing is said without a token, not even that a path or method
         // does not exist.
         for (method, path) in [
@@ -141,6 +142,7 @@ async fn requests_without_a_valid_token_are_401() {
         assert_eq!(s.raw("GET", "/nothing", &headers, None).await.status, 404);
     }
     // A near miss of the real token (same lookup part, other secret) fails too.
+    let s = Server::start().await;
     let mut forged = s.token.clone();
     forged.pop();
     forged.push('x');

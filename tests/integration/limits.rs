@@ -138,3 +138,19 @@ async fn slow_headers_and_idle_connections_are_closed() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_keeps_failing_authentication_is_slowed_but_valid_tokens_pass() {
+    let s = Server::start().await;
+    let bad = [("authorization", "Bearer scimd_0123456789abcdef_wrong")];
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(s.raw("GET", "/scim/v2/Users", &bad, None).await.status);
+    }
+    assert_eq!(statuses[..20], [401; 20]);
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r = s.raw("GET", "/scim/v2/Users", &bad, None).await;
+    assert!(r.header("retry-after").is_some());
+    // The same address with a valid token is served as ever.
+    assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+}
