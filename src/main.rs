@@ -103,6 +103,9 @@ struct ServeArgs {
     /// Log filter: error, warn, info, debug or trace (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "SCIMD_LOG", default_value = "info")]
     log: String,
+    /// Log line format: text (for people) or json (one JSON object per line, for collectors).
+    #[arg(long, env = "SCIMD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
@@ -161,11 +164,14 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 fn serve(args: ServeArgs) -> CliResult {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .map_err(|e| format!("invalid --log value \"{}\": {e}", args.log))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     let mut config = Config::new(args.db.db).with_public_url(args.public_url.as_deref())?;
     config.max_body_bytes = args.max_body_bytes;
     config.max_connections = args.max_connections.max(1);

@@ -368,3 +368,43 @@ fn backup_while_serving_check_and_restore_when_stopped() {
             .success()
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scimd.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--db",
+        ])
+        .arg(&db)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut serving = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+        if v["fields"]["message"] == "scimd is serving SCIM at /scim/v2" {
+            serving = Some(v);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let v = serving.expect("the start-up line");
+    assert_eq!(v["level"], "INFO");
+    assert!(
+        v["fields"]["listen"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}
