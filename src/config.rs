@@ -24,6 +24,9 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Honour `X-Forwarded-For`, `-Proto` and `-Host` (only behind a reverse proxy that sets
+    /// them; otherwise any client could claim any address).
+    pub trust_proxy: bool,
 }
 
 /// Default cap on concurrent connections: far above what identity providers open (Entra asks
@@ -39,6 +42,7 @@ impl Config {
             body_read_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            trust_proxy: false,
         }
     }
 

@@ -112,6 +112,9 @@ struct ServeArgs {
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Trust X-Forwarded-For, -Proto and -Host: only behind a reverse proxy that sets them.
+    #[arg(long, env = "SCIMD_TRUST_PROXY")]
+    trust_proxy: bool,
 }
 
 #[derive(Subcommand)]
@@ -175,6 +178,7 @@ fn serve(args: ServeArgs) -> CliResult {
     let mut config = Config::new(args.db.db).with_public_url(args.public_url.as_deref())?;
     config.max_body_bytes = args.max_body_bytes;
     config.max_connections = args.max_connections.max(1);
+    config.trust_proxy = args.trust_proxy;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

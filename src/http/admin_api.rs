@@ -146,11 +146,7 @@ pub async fn handle(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let secure = app
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    let secure = super::origin(app, &req).starts_with("https://");
 
     // Before a session.
     match (&method, segs.as_slice()) {

@@ -12,7 +12,7 @@ pub use admin_api::setup_link;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,12 +158,14 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let json_only = accepts_only_json(&req);
+    // Behind a trusted reverse proxy, the client is who the proxy says it is.
+    let client = client_ip(&app, &req, peer.ip());
     let route = router::route(req.method(), req.uri().path());
     let pattern = route.as_ref().map_or("-", Route::pattern);
     // A panic in the handler becomes a 500 for this request instead of a dropped connection.
     // Caught in place rather than by spawning a task per request: a spawned task is often
     // stolen by the other worker, and that hand-off cost more than the work of a lookup.
-    let handled = AssertUnwindSafe(respond(app, req, route, peer))
+    let handled = AssertUnwindSafe(respond(app, req, route, client))
         .catch_unwind()
         .await;
     let (mut response, token) = match handled {
@@ -181,7 +183,7 @@ async fn handle(
         status = response.status().as_u16(),
         latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
         token = token.as_deref().unwrap_or("-"),
-        peer = %peer,
+        peer = %client,
     );
     Ok(response)
 }
@@ -191,7 +193,7 @@ async fn respond(
     app: Arc<App>,
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
-    peer: SocketAddr,
+    client: IpAddr,
 ) -> (Response<Body>, Option<String>) {
     if route == Ok(Route::Health) {
         return (health(&app), None);
@@ -199,7 +201,7 @@ async fn respond(
     let mut actor = Actor {
         kind: ActorKind::Anonymous,
         name: String::new(),
-        client: peer.ip().to_string(),
+        client: client.to_string(),
         user_agent: header_text(&req, header::USER_AGENT).unwrap_or_default(),
     };
     let method = req.method().clone();
@@ -230,12 +232,12 @@ async fn respond(
     let pattern = route.as_ref().map_or("-", Route::pattern);
     let mut token_seq = None;
     let result =
-        route_and_dispatch(&app, req, route.clone(), &mut actor, &mut token_seq, peer).await;
+        route_and_dispatch(&app, req, route.clone(), &mut actor, &mut token_seq, client).await;
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
     if let Some(seq) = token_seq {
         let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
         app.last_used
-            .record(seq, peer.ip(), method.clone(), pattern, status.as_u16());
+            .record(seq, client, method.clone(), pattern, status.as_u16());
     }
     match result {
         Ok(response) => (response, token),
@@ -265,7 +267,7 @@ async fn route_and_dispatch(
     route: Result<Route, RouteError>,
     actor: &mut Actor,
     token_seq: &mut Option<i64>,
-    peer: SocketAddr,
+    client: IpAddr,
 ) -> Result<Response<Body>> {
     // Everything under the SCIM prefix needs a token before anything else is said about it,
     // even that a path or method does not exist.
@@ -277,7 +279,7 @@ async fn route_and_dispatch(
         let p = match auth::bearer(app, req.headers()) {
             Ok(p) => p,
             Err(e) => {
-                app.failed_auth.fail(peer.ip())?;
+                app.failed_auth.fail(client)?;
                 return Err(e);
             }
         };
@@ -332,14 +334,40 @@ fn origin<B>(app: &App, req: &Request<B>) -> String {
     if let Some(url) = &app.config.public_url {
         return url.clone();
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    let forwarded = |name| app.config.trust_proxy.then(|| header(name)).flatten();
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header("host"))
         .filter(|h| is_host(h))
         .map(str::to_string)
         .unwrap_or_else(|| app.local_addr.to_string());
-    format!("http://{host}")
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+/// The client's address: the connection's peer or, with `--trust-proxy`, the last address in
+/// `X-Forwarded-For` (the one the proxy itself appended; earlier ones come from the client).
+fn client_ip<B>(app: &App, req: &Request<B>, peer: IpAddr) -> IpAddr {
+    if !app.config.trust_proxy {
+        return peer;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .unwrap_or(peer)
 }
 
 /// A `Host` value fit to put in a URL: `name[:port]` or `[v6]:port`, nothing that could add

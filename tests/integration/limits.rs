@@ -154,3 +154,64 @@ async fn a_client_that_keeps_failing_authentication_is_slowed_but_valid_tokens_p
     // The same address with a valid token is served as ever.
     assert_eq!(s.get("/scim/v2/Users").await.status, 200);
 }
+
+/// `X-Forwarded-*` is honoured only with `--trust-proxy`: then the proxy's view of the client
+/// and of the public origin is used for locations, the audit log and throttling.
+async fn forwarded(s: &Server) -> Resp {
+    let auth = format!("Bearer {}", s.token);
+    let body = json!({"userName": "ana"}).to_string();
+    s.raw(
+        "POST",
+        "/scim/v2/Users",
+        &[
+            ("authorization", &auth),
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "scim.example.com"),
+        ],
+        Some(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn forwarded_headers_count_only_behind_a_trusted_proxy() {
+    let audit_client = |s: &Server| {
+        let store = scimd::store::Store::open(&s.db()).unwrap();
+        let q = scimd::store::audit::Query {
+            action: Some("user.create".into()),
+            limit: 1,
+            ..Default::default()
+        };
+        store
+            .read_sync(|c| scimd::store::audit::list(c, &q))
+            .unwrap()[0]
+            .client
+            .clone()
+    };
+
+    let plain = Server::start().await;
+    let r = forwarded(&plain).await;
+    assert!(
+        r.header("location")
+            .unwrap()
+            .starts_with(&format!("http://{}/", plain.addr))
+    );
+    assert_eq!(audit_client(&plain), "127.0.0.1");
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let proxied = Server::start_in(dir, |mut c| {
+        c.trust_proxy = true;
+        c
+    })
+    .await;
+    let r = forwarded(&proxied).await;
+    assert!(
+        r.header("location")
+            .unwrap()
+            .starts_with("https://scim.example.com/scim/v2/Users/"),
+        "{:?}",
+        r.header("location")
+    );
+    assert_eq!(audit_client(&proxied), "203.0.113.9");
+}
