@@ -27,6 +27,8 @@ pub struct Config {
     /// Honour `X-Forwarded-For`, `-Proto` and `-Host` (only behind a reverse proxy that sets
     /// them; otherwise any client could claim any address).
     pub trust_proxy: bool,
+    /// The bearer token `/metrics` requires; without one, `/metrics` does not exist.
+    pub metrics_token: Option<String>,
 }
 
 /// Default cap on concurrent connections: far above what identity providers open (Entra asks
@@ -43,6 +45,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             trust_proxy: false,
+            metrics_token: None,
         }
     }
 

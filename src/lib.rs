@@ -52,6 +52,7 @@ pub async fn run(
         rejections: Default::default(),
         throttle: Default::default(),
         failed_auth: Default::default(),
+        metrics: Default::default(),
         local_addr,
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {

@@ -115,6 +115,10 @@ struct ServeArgs {
     /// Trust X-Forwarded-For, -Proto and -Host: only behind a reverse proxy that sets them.
     #[arg(long, env = "SCIMD_TRUST_PROXY")]
     trust_proxy: bool,
+    /// Serve Prometheus metrics at /metrics to requests bearing this token (prefer the
+    /// environment variable: command lines are visible to other users).
+    #[arg(long, env = "SCIMD_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +183,7 @@ fn serve(args: ServeArgs) -> CliResult {
     config.max_body_bytes = args.max_body_bytes;
     config.max_connections = args.max_connections.max(1);
     config.trust_proxy = args.trust_proxy;
+    config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -5,6 +5,7 @@
 mod admin_api;
 mod assets;
 mod auth;
+mod metrics;
 pub mod router;
 mod scim;
 
@@ -54,6 +55,8 @@ pub struct App {
     pub throttle: crate::service::admin::Throttle,
     /// Failed SCIM authentications per client address.
     pub failed_auth: auth::FailedAuth,
+    /// What `/metrics` reports.
+    pub metrics: metrics::Metrics,
     pub local_addr: SocketAddr,
 }
 
@@ -161,11 +164,17 @@ async fn handle(
     // Behind a trusted reverse proxy, the client is who the proxy says it is.
     let client = client_ip(&app, &req, peer.ip());
     let route = router::route(req.method(), req.uri().path());
-    let pattern = route.as_ref().map_or("-", Route::pattern);
+    let pattern = match &route {
+        Ok(r) => r.pattern(),
+        Err(_) if req.uri().path() == "/metrics" => "/metrics",
+        Err(_) if req.uri().path().starts_with(admin_api::PREFIX) => admin_api::PREFIX,
+        Err(_) => "-",
+    };
+    app.metrics.start();
     // A panic in the handler becomes a 500 for this request instead of a dropped connection.
     // Caught in place rather than by spawning a task per request: a spawned task is often
     // stolen by the other worker, and that hand-off cost more than the work of a lookup.
-    let handled = AssertUnwindSafe(respond(app, req, route, client))
+    let handled = AssertUnwindSafe(respond(app.clone(), req, route, client))
         .catch_unwind()
         .await;
     let (mut response, token) = match handled {
@@ -176,6 +185,12 @@ async fn handle(
         }
     };
     set_content_type(&mut response, json_only);
+    app.metrics.finish(
+        method.as_str(),
+        pattern,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     info!(
         target: "scimd::request",
         method = %method,
@@ -206,6 +221,12 @@ async fn respond(
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if path == "/metrics" {
+        let response = metrics::serve(&app, &req)
+            .await
+            .unwrap_or_else(|e| error_response(&e));
+        return (response, None);
+    }
     if path == admin_api::PREFIX || path.starts_with("/admin/api/") {
         let mut response = admin_api::handle(&app, req, &mut actor)
             .await

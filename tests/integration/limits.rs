@@ -215,3 +215,52 @@ async fn forwarded_headers_count_only_behind_a_trusted_proxy() {
     );
     assert_eq!(audit_client(&proxied), "203.0.113.9");
 }
+
+/// `/metrics` exists only with a metrics token, and answers only to it.
+#[tokio::test]
+async fn metrics_need_their_own_token() {
+    let plain = Server::start().await;
+    assert_eq!(plain.raw("GET", "/metrics", &[], None).await.status, 404);
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.metrics_token = Some("m3trics-secret".into());
+        c
+    })
+    .await;
+    s.create_user(&json!({"userName": "ana"})).await;
+    assert_eq!(s.raw("GET", "/metrics", &[], None).await.status, 401);
+    let scim = format!("Bearer {}", s.token);
+    assert_eq!(
+        s.raw("GET", "/metrics", &[("authorization", &scim)], None)
+            .await
+            .status,
+        401,
+        "a SCIM token is not a metrics token"
+    );
+    let r = s
+        .raw(
+            "GET",
+            "/metrics",
+            &[("authorization", "Bearer m3trics-secret")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    for line in [
+        "scimd_users 1",
+        "scimd_groups 0",
+        "scimd_tokens_live 1",
+        r#"scimd_http_requests_total{method="POST",route="/scim/v2/Users",status="201"} 1"#,
+        r#"scimd_http_request_duration_seconds_count{route="/scim/v2/Users"} 1"#,
+        "scimd_http_requests_in_flight 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(text.contains("scimd_database_bytes "));
+    assert!(text.contains("scimd_audit_entries "));
+}

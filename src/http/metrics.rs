@@ -1,0 +1,183 @@
+//! `GET /metrics` in the Prometheus text format: requests by route and status, a latency
+//! histogram by route, requests in flight, and what the database holds. Served only when a
+//! metrics token is configured, and only to a request bearing it (it is not a SCIM token).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use subtle::ConstantTimeEq;
+
+use super::{App, Body};
+use crate::error::{Error, Result};
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    in_flight: AtomicI64,
+    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
+    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+}
+
+impl Metrics {
+    pub fn start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a finished request (and ends the `start` that began it).
+    pub fn finish(&self, method: &str, route: &'static str, status: u16, took: Duration) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((method.to_string(), route, status))
+            .or_default() += 1;
+        let secs = took.as_secs_f64();
+        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = latency.entry(route).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP scimd_http_requests_total Requests answered, by route and status."
+        );
+        let _ = writeln!(out, "# TYPE scimd_http_requests_total counter");
+        for ((method, route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "scimd_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP scimd_http_request_duration_seconds Time to answer, by route."
+        );
+        let _ = writeln!(out, "# TYPE scimd_http_request_duration_seconds histogram");
+        for (route, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for (bound, n) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "scimd_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "scimd_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n\
+                 scimd_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
+                 scimd_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count, h.sum, h.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP scimd_http_requests_in_flight Requests being answered now."
+        );
+        let _ = writeln!(out, "# TYPE scimd_http_requests_in_flight gauge");
+        let _ = writeln!(
+            out,
+            "scimd_http_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Answers `GET /metrics`: 404 when no metrics token is configured, 401 without it.
+pub async fn serve<B>(app: &App, req: &Request<B>) -> Result<Response<Body>> {
+    let Some(expected) = &app.config.metrics_token else {
+        return Err(Error::NotFound("no endpoint at /metrics".into()));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        return Err(Error::Unauthorized("the metrics token is required".into()));
+    }
+    let mut out = String::new();
+    app.metrics.render(&mut out);
+    let counts = app
+        .store
+        .read(|conn| {
+            let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+            Ok([
+                (
+                    "scimd_users",
+                    "Users stored.",
+                    count("SELECT COUNT(*) FROM users")?,
+                ),
+                (
+                    "scimd_groups",
+                    "Groups stored.",
+                    count("SELECT COUNT(*) FROM groups")?,
+                ),
+                (
+                    "scimd_tokens_live",
+                    "SCIM tokens that work.",
+                    count("SELECT COUNT(*) FROM tokens WHERE revoked IS NULL")?,
+                ),
+                (
+                    "scimd_audit_entries",
+                    "Entries in the audit log.",
+                    count("SELECT COUNT(*) FROM audit")?,
+                ),
+            ])
+        })
+        .await?;
+    for (name, help, n) in counts {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
+    }
+    let file_size = |suffix: &str| {
+        let mut p = app.config.db.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::metadata(p).map_or(0, |m| m.len())
+    };
+    let _ = writeln!(
+        out,
+        "# HELP scimd_database_bytes Size of the database file and its WAL.\n\
+         # TYPE scimd_database_bytes gauge\nscimd_database_bytes {}",
+        file_size("") + file_size("-wal")
+    );
+    let mut r = Response::new(Body::from(out));
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
+}
