@@ -17,5 +17,6 @@ mod limits;
 mod listing;
 mod patch;
 mod replay;
+mod security;
 mod tolerance;
 mod users;
