@@ -29,6 +29,8 @@ pub struct Config {
     pub trust_proxy: bool,
     /// The bearer token `/metrics` requires; without one, `/metrics` does not exist.
     pub metrics_token: Option<String>,
+    /// Concurrent writes share one commit (one fsync); off, each write is its own.
+    pub group_commit: bool,
 }
 
 /// Default cap on concurrent connections: far above what identity providers open (Entra asks
@@ -46,6 +48,7 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             trust_proxy: false,
             metrics_token: None,
+            group_commit: true,
         }
     }
 

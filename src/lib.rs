@@ -44,6 +44,7 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
         .map_err(error::Error::internal)??;
+    store.set_group_commit(config.group_commit);
     let local_addr = listener.local_addr().map_err(error::Error::internal)?;
     let app = Arc::new(http::App {
         config,

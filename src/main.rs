@@ -119,6 +119,10 @@ struct ServeArgs {
     /// environment variable: command lines are visible to other users).
     #[arg(long, env = "SCIMD_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Commit concurrent writes together (one fsync for many): on, or off to give each write
+    /// its own transaction. Durability is the same either way.
+    #[arg(long, env = "SCIMD_GROUP_COMMIT", default_value = "on", value_parser = ["on", "off"])]
+    group_commit: String,
 }
 
 #[derive(Subcommand)]
@@ -184,6 +188,7 @@ fn serve(args: ServeArgs) -> CliResult {
     config.max_connections = args.max_connections.max(1);
     config.trust_proxy = args.trust_proxy;
     config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
+    config.group_commit = args.group_commit == "on";
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -75,6 +75,10 @@ pub struct Store {
     inline: Arc<Mutex<Connection>>,
     read_permits: Arc<Semaphore>,
     write_permit: Arc<Semaphore>,
+    /// Writes waiting to be committed together (see `write`).
+    pending: Arc<Mutex<Vec<Job>>>,
+    /// Whether concurrent writes share one commit; off, each write is its own transaction.
+    group_commit: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped by every committed write: resume points are only valid within one generation.
     generation: Arc<AtomicU64>,
     resume_points: Arc<Mutex<HashMap<String, ResumePoint>>>,
@@ -129,6 +133,8 @@ impl Store {
             inline: Arc::new(Mutex::new(inline)),
             read_permits: Arc::new(Semaphore::new(READERS as usize)),
             write_permit: Arc::new(Semaphore::new(1)),
+            pending: Arc::default(),
+            group_commit: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             generation: Arc::new(AtomicU64::new(0)),
             resume_points: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -236,14 +242,76 @@ impl Store {
         blocking(&self.read_permits, move || store.read_sync(f)).await
     }
 
-    /// `write_sync` off the async runtime, once the writer is free.
+    /// Turns group commit off (each write its own transaction and fsync) or on (the default).
+    pub fn set_group_commit(&self, on: bool) {
+        self.group_commit.store(on, Ordering::SeqCst);
+    }
+
+    /// Runs `f` in a write transaction off the async runtime and returns once it is durable.
+    ///
+    /// Group commit: writes that arrive while the writer is busy wait in `pending`, and the
+    /// next turn of the writer runs them all in one transaction, each inside its own
+    /// savepoint, with one COMMIT (one fsync) for all. A write that fails rolls back to its
+    /// savepoint, so it changes nothing and the others still commit; nobody is answered
+    /// before the COMMIT that makes their write durable.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
     {
+        if !self.group_commit.load(Ordering::SeqCst) {
+            let store = self.clone();
+            return blocking(&self.write_permit, move || store.write_sync(f)).await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn: &Transaction| {
+            let outcome = in_savepoint(conn, f);
+            Box::new(move |commit: Option<&Error>| {
+                let answer = match commit {
+                    Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
+                    None => outcome,
+                };
+                let _ = tx.send(answer);
+            }) as Deliver
+        });
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
         let store = self.clone();
-        blocking(&self.write_permit, move || store.write_sync(f)).await
+        blocking(&self.write_permit, move || {
+            store.run_pending();
+            Ok(())
+        })
+        .await?;
+        rx.await
+            .map_err(|_| Error::internal("the write was dropped"))?
+    }
+
+    /// One turn of the writer: every pending write in one transaction. An earlier turn may
+    /// already have run this caller's write; then there is nothing to do.
+    fn run_pending(&self) {
+        let jobs = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if jobs.is_empty() {
+            return;
+        }
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Dropping the jobs answers each caller with an internal error.
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                return;
+            }
+        };
+        let deliveries: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
+        let committed = tx.commit().map_err(Error::from);
+        if committed.is_ok() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        for deliver in deliveries {
+            deliver(committed.as_ref().err());
+        }
     }
 
     /// Runs `f` right here, even on an async worker, on a connection of its own: only for
@@ -262,6 +330,28 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// A pending write: runs in the shared transaction and returns how to answer its caller once
+/// the commit is known.
+type Job = Box<dyn FnOnce(&Transaction) -> Deliver + Send>;
+/// Answers a write's caller with its result, or with the commit's failure.
+type Deliver = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+/// Runs `f` inside a savepoint of the shared write transaction: kept if it succeeds, undone if
+/// it fails or panics, so one failing write leaves no trace among the others.
+fn in_savepoint<T>(tx: &Transaction, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+    tx.execute_batch("SAVEPOINT write")?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)))
+        .unwrap_or_else(|_| Err(Error::internal("a write panicked")))
+        .and_then(|out| {
+            tx.execute_batch("RELEASE write")?;
+            Ok(out)
+        });
+    if outcome.is_err() {
+        tx.execute_batch("ROLLBACK TO write; RELEASE write")?;
+    }
+    outcome
 }
 
 /// Runs `f` in a read transaction. BEGIN and COMMIT are cached statements: on a lookup of a
@@ -536,6 +626,50 @@ pub use crate::scim::resolve::fold;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes queued while the writer is busy share one commit; the one that fails is undone
+    /// alone and its caller gets its error, the others their results.
+    #[tokio::test]
+    async fn queued_writes_share_one_commit_and_fail_alone() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let busy = store.write_permit.clone().acquire_owned().await.unwrap();
+        let write = |name: &'static str, fail: bool| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        tx.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [name])?;
+                        if fail {
+                            return Err(Error::InvalidValue("no".into()));
+                        }
+                        Ok(name)
+                    })
+                    .await
+            })
+        };
+        let tasks = [write("a", false), write("b", true), write("c", false)];
+        // All three are queued behind the busy writer.
+        while store.pending.lock().unwrap().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before = store.generation();
+        drop(busy);
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap().map_err(|e| e.to_string()));
+        }
+        assert_eq!(results, [Ok("a"), Err("no".to_string()), Ok("c")]);
+        assert_eq!(store.generation(), before + 1, "one commit for the three");
+        let keys: Vec<String> = store
+            .read_sync(|c| {
+                Ok(c.prepare("SELECT key FROM settings ORDER BY key")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(keys, ["a", "c"]);
+    }
 
     fn pragma(conn: &Connection, name: &str) -> String {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| {

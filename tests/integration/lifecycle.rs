@@ -135,3 +135,52 @@ async fn shutdown_drains_requests_in_flight() {
         1
     );
 }
+
+/// Concurrent writes share commits (group commit); one that fails inside a shared commit
+/// leaves no trace and does not take the others down with it.
+#[tokio::test]
+async fn failed_writes_in_a_shared_commit_leave_no_trace() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every other request tries to take the same userName.
+            let name = if i % 2 == 0 {
+                "dup".to_string()
+            } else {
+                format!("u{i}")
+            };
+            s.post("/scim/v2/Users", &json!({"userName": name}))
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        13,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        11,
+        "{statuses:?}"
+    );
+    let all = s.get("/scim/v2/Users").await.json();
+    assert_eq!(all["totalResults"], 13);
+    let store = scimd::store::Store::open(&s.db()).unwrap();
+    let created: i64 = store
+        .read_sync(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM audit WHERE action = 'user.create'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(created, 13, "one audit entry per user actually created");
+}
