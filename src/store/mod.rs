@@ -278,12 +278,19 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(job);
+        // The writer's turn is a task of its own: if this caller goes away (the client hung
+        // up), the queued write still commits now rather than with some later write.
         let store = self.clone();
-        blocking(&self.write_permit, move || {
-            store.run_pending();
-            Ok(())
-        })
-        .await?;
+        let turn = tokio::spawn(async move {
+            let runner = store.clone();
+            blocking(&store.write_permit, move || {
+                runner.run_pending();
+                Ok(())
+            })
+            .await
+        });
+        turn.await
+            .map_err(|e| Error::internal(format!("writer task failed: {e}")))??;
         rx.await
             .map_err(|_| Error::internal("the write was dropped"))?
     }
