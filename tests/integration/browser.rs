@@ -32,7 +32,18 @@ fn which(names: &[&str]) -> Option<PathBuf> {
 struct Driver(Child);
 
 impl Drop for Driver {
+    /// SIGTERM first: chromedriver then quits the browsers it started, which a SIGKILL would
+    /// leave running when a test fails before closing its session.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(40));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
