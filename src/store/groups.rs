@@ -160,49 +160,20 @@ fn current_members(conn: &Connection, group_seq: i64) -> Result<HashSet<Member>>
 
 /// Makes the membership of `group_seq` exactly `wanted`, touching only the rows that differ.
 fn set_members(conn: &Connection, group_seq: i64, wanted: &[Member], now: &str) -> Result<Delta> {
-    check_no_cycle(conn, group_seq, wanted)?;
     let current = current_members(conn, group_seq)?;
     let wanted_set: HashSet<Member> = wanted.iter().copied().collect();
-    let mut delta = Delta::default();
-    let mut del_user = conn.prepare_cached(
-        "DELETE FROM group_members WHERE group_seq = ?1 AND member_user_seq = ?2",
-    )?;
-    let mut del_group = conn.prepare_cached(
-        "DELETE FROM group_members WHERE group_seq = ?1 AND member_group_seq = ?2",
-    )?;
-    for gone in current.difference(&wanted_set) {
-        delta.removed.push(*gone);
-        match gone {
-            Member::User(u) => {
-                del_user.execute(params![group_seq, u])?;
-                touch_user(conn, *u, now)?;
-            }
-            Member::Group(g) => {
-                del_group.execute(params![group_seq, g])?;
-            }
-        }
-    }
-    let mut add = conn.prepare_cached(
-        "INSERT INTO group_members (group_seq, member_user_seq, member_group_seq)
-         VALUES (?1, ?2, ?3)",
-    )?;
+    let gone: Vec<Member> = current.difference(&wanted_set).copied().collect();
     // In request order, so the stored order follows what the client sent; each member once.
-    let mut added = HashSet::new();
-    for m in wanted
+    let mut seen = HashSet::new();
+    let new: Vec<Member> = wanted
         .iter()
-        .filter(|m| !current.contains(m) && added.insert(**m))
-    {
-        delta.added.push(*m);
-        match m {
-            Member::User(u) => {
-                add.execute(params![group_seq, u, None::<i64>])?;
-                touch_user(conn, *u, now)?;
-            }
-            Member::Group(g) => {
-                add.execute(params![group_seq, None::<i64>, g])?;
-            }
-        }
-    }
+        .filter(|m| !current.contains(m) && seen.insert(**m))
+        .copied()
+        .collect();
+    let mut delta = Delta::default();
+    remove_members(conn, group_seq, &gone, now, &mut delta)?;
+    // Only new members can close a cycle: the current ones were checked when they joined.
+    add_members(conn, group_seq, &new, now, &mut delta)?;
     Ok(delta)
 }
 
@@ -262,24 +233,37 @@ pub fn replace(
     };
     let (members, skipped) = resolve(conn, member_ids)?;
     let delta = set_members(conn, seq, &members, now)?;
-    let mut changed = !delta.is_empty();
-    if current.doc != doc {
-        let name = display_name(&doc)?;
+    update(conn, seq, &current.doc, &doc, !delta.is_empty(), now)?;
+    Ok(Some((skipped, delta)))
+}
+
+/// Stores `doc` over `current` if they differ, and gives the group a new version if that or
+/// its members (`members_changed`) changed; nothing at all otherwise.
+fn update(
+    conn: &Connection,
+    seq: i64,
+    current: &Map<String, Value>,
+    doc: &Map<String, Value>,
+    members_changed: bool,
+    now: &str,
+) -> Result<()> {
+    let doc_changed = current != doc;
+    if doc_changed {
+        let name = display_name(doc)?;
         check_unique(conn, name, Some(seq))?;
         conn.execute(
             "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4,
                     data = ?5 WHERE seq = ?1",
-            params![seq, name, fold(name), external_id(&doc), doc_to_text(&doc)?],
+            params![seq, name, fold(name), external_id(doc), doc_to_text(doc)?],
         )?;
-        changed = true;
     }
-    if changed {
+    if doc_changed || members_changed {
         conn.execute(
             "UPDATE groups SET version = version + 1, last_modified = ?2 WHERE seq = ?1",
             params![seq, now],
         )?;
     }
-    Ok(Some((skipped, delta)))
+    Ok(())
 }
 
 /// Applies a PATCH: the new document and the member changes, in order. Each change touches
@@ -335,23 +319,7 @@ pub fn patch(
             }
         }
     }
-    let mut changed = !delta.is_empty();
-    if *current != doc {
-        let name = display_name(&doc)?;
-        check_unique(conn, name, Some(seq))?;
-        conn.execute(
-            "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4,
-                    data = ?5 WHERE seq = ?1",
-            params![seq, name, fold(name), external_id(&doc), doc_to_text(&doc)?],
-        )?;
-        changed = true;
-    }
-    if changed {
-        conn.execute(
-            "UPDATE groups SET version = version + 1, last_modified = ?2 WHERE seq = ?1",
-            params![seq, now],
-        )?;
-    }
+    update(conn, seq, current, &doc, !delta.is_empty(), now)?;
     Ok((skipped, delta))
 }
 
