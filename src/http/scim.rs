@@ -42,6 +42,18 @@ impl View<'_> {
         v
     }
 
+    /// 200 with the user and its `ETag`.
+    fn user_ok(&self, u: UserRecord) -> Response<Body> {
+        let meta = u.meta.clone();
+        with_etag(ok(&self.user(u)), &meta)
+    }
+
+    /// 200 with the group and its `ETag`.
+    fn group_ok(&self, g: GroupRecord) -> Response<Body> {
+        let meta = g.meta.clone();
+        with_etag(ok(&self.group(g)), &meta)
+    }
+
     /// Whether group members will be returned, so the store can skip reading them.
     fn with_members(&self) -> bool {
         self.groups.returns("members")
@@ -79,11 +91,10 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         }
         Route::GetUser(id) => {
             let u = users::get(store, id).await?;
-            let meta = u.meta.clone();
-            if not_modified(ctx, &meta) {
-                return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &meta));
+            if not_modified(ctx, &u.meta) {
+                return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &u.meta));
             }
-            with_etag(ok(&view.user(u)), &meta)
+            view.user_ok(u)
         }
         Route::ReplaceUser(id) => {
             let u = users::replace(
@@ -94,8 +105,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
                 &ctx.actor,
             )
             .await?;
-            let meta = u.meta.clone();
-            with_etag(ok(&view.user(u)), &meta)
+            view.user_ok(u)
         }
         // A user PATCH answers 200 with the user (idp-compat.md Decision 7).
         Route::PatchUser(id) => {
@@ -107,8 +117,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
                 &ctx.actor,
             )
             .await?;
-            let meta = u.meta.clone();
-            with_etag(ok(&view.user(u)), &meta)
+            view.user_ok(u)
         }
         Route::DeleteUser(id) => {
             users::delete(store, id, ctx.if_match.clone(), &ctx.actor).await?;
@@ -123,19 +132,17 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         }
         Route::GetGroup(id) => {
             let g = groups::get(store, id, view.with_members()).await?;
-            let meta = g.meta.clone();
-            if not_modified(ctx, &meta) {
-                return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &meta));
+            if not_modified(ctx, &g.meta) {
+                return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &g.meta));
             }
-            with_etag(ok(&view.group(g)), &meta)
+            view.group_ok(g)
         }
         Route::ReplaceGroup(id) => {
             let body = require_body(body)?;
             let if_match = ctx.if_match.clone();
             let g =
                 groups::replace(store, id, body, view.with_members(), if_match, &ctx.actor).await?;
-            let meta = g.meta.clone();
-            with_etag(ok(&view.group(g)), &meta)
+            view.group_ok(g)
         }
         // A group PATCH answers 204, unless the request asks for attributes: echoing a large
         // member list on every membership change is what makes big groups slow (Decision 7).
