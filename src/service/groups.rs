@@ -121,10 +121,10 @@ pub async fn replace(
     let actor = actor.clone();
     store
         .write(move |tx| {
-            let (_, before) = current(tx, &id, if_match.as_deref())?;
+            let (seq, before) = current(tx, &id, if_match.as_deref())?;
             let members = input.members.unwrap_or_default();
-            let (skipped, delta) = groups::replace(tx, &id, input.doc, &members, &time::now())?
-                .ok_or_else(|| not_found("Group", &id))?;
+            let (skipped, delta) =
+                groups::replace(tx, seq, &before.doc, input.doc, &members, &time::now())?;
             let group = reread(tx, &id, with_members)?;
             let done = Done {
                 action: "group.replace",

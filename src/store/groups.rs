@@ -218,23 +218,21 @@ pub fn insert(
     Ok((skipped, delta))
 }
 
-/// Replaces a group's document and members. Nothing changes, not even the version, when both
-/// are equal to what is stored. Returns the skipped member ids (as `insert`), or `None` when
-/// the group does not exist.
+/// Replaces the document and members of the group at `seq`, whose stored document is
+/// `current`. Nothing changes, not even the version, when both are equal to what is stored.
+/// Returns the skipped member ids (as `insert`) and the members added and removed.
 pub fn replace(
     conn: &Connection,
-    id: &str,
+    seq: i64,
+    current: &Map<String, Value>,
     doc: Map<String, Value>,
     member_ids: &[String],
     now: &str,
-) -> Result<Option<(Vec<String>, Delta)>> {
-    let Some((seq, current)) = get_row(conn, id)? else {
-        return Ok(None);
-    };
+) -> Result<(Vec<String>, Delta)> {
     let (members, skipped) = resolve(conn, member_ids)?;
     let delta = set_members(conn, seq, &members, now)?;
-    update(conn, seq, &current.doc, &doc, !delta.is_empty(), now)?;
-    Ok(Some((skipped, delta)))
+    update(conn, seq, current, &doc, !delta.is_empty(), now)?;
+    Ok((skipped, delta))
 }
 
 /// Stores `doc` over `current` if they differ, and gives the group a new version if that or
