@@ -2,43 +2,7 @@
 
 use std::process::Command;
 
-fn scimd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(args)
-        .env_remove("SCIMD_DB")
-        .output()
-        .expect("run scimd")
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Starts `scimd serve` on a free port; returns the process, its address and its log lines.
-fn spawn_server(
-    db: &str,
-) -> (
-    std::process::Child,
-    String,
-    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
-) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-        .env("SCIMD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    // The start-up line names the bound address.
-    let addr = loop {
-        let line = lines.next().expect("server printed its address").unwrap();
-        if let Some(rest) = line.split("listen=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    (child, addr, lines)
-}
+use crate::common::{cli_token, scimd, spawn_server, stdout};
 
 /// Sends one HTTP/1.1 request on a fresh connection and returns the raw response.
 fn http(addr: &str, head: &str, body: &str) -> String {
@@ -171,7 +135,7 @@ fn serve_exits_cleanly_on_sigterm_and_sigint() {
     for signal in ["-TERM", "-INT"] {
         let dir = tempfile::TempDir::new().unwrap();
         let db = dir.path().join("sig.db");
-        let (mut child, addr, lines) = spawn_server(db.to_str().unwrap());
+        let (mut child, addr, lines) = spawn_server(db.to_str().unwrap(), &[]);
         let reply = http(&addr, "GET /healthz HTTP/1.1", "");
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         let killed = Command::new("kill")
@@ -195,9 +159,8 @@ fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("kill.db");
     let db = db.to_str().unwrap();
-    let out = scimd(&["token", "create", "--name", "k", "--db", db]);
-    let token = stdout(&out).lines().last().unwrap().to_string();
-    let (mut child, addr, _lines) = spawn_server(db);
+    let token = cli_token(db, "k");
+    let (mut child, addr, _lines) = spawn_server(db, &[]);
     for i in 0..5 {
         let head = format!("POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer {token}");
         let reply = http(&addr, &head, &format!("{{\"userName\":\"killed{i}\"}}"));
@@ -308,7 +271,7 @@ fn backup_while_serving_check_and_restore_when_stopped() {
             .status
             .success()
     );
-    let (mut server, _addr, _lines) = spawn_server(&db);
+    let (mut server, _addr, _lines) = spawn_server(&db, &[]);
 
     let o = scimd(&["backup", &path("b1.db"), "--db", &db]);
     assert!(o.status.success(), "{o:?}");

@@ -244,3 +244,48 @@ pub fn ids(list: &Value) -> Vec<String> {
         .map(id_of)
         .collect()
 }
+
+/// Runs the `scimd` binary (no `SCIMD_DB` from the environment) and waits for it.
+pub fn scimd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(args)
+        .env_remove("SCIMD_DB")
+        .output()
+        .expect("run scimd")
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Creates a token with the command line, as an admin would; returns it.
+pub fn cli_token(db: &str, name: &str) -> String {
+    let out = scimd(&["token", "create", "--name", name, "--db", db]);
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out).lines().last().unwrap_or_default().to_string()
+}
+
+/// The log of a server started by `spawn_server`, from after its start-up line.
+pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+/// Starts the `scimd serve` binary on a free port with `extra` arguments; returns the process,
+/// its address and the rest of its log.
+pub fn spawn_server(db: &str, extra: &[&str]) -> (std::process::Child, String, LogLines) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
+        .args(extra)
+        .env("SCIMD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The start-up line names the bound address.
+    let addr = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    (child, addr, lines)
+}

@@ -4,12 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+use crate::common::{cli_token, spawn_server};
 
 const ROUNDS: u64 = 20;
 const WRITERS: usize = 4;
@@ -29,22 +30,9 @@ fn send(addr: &str, head: &str, body: &str) -> Option<u16> {
     reply.get(9..12)?.parse().ok()
 }
 
+/// The server, with its log drained so it never blocks on a full pipe.
 fn start(db: &str) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-        .env("SCIMD_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server's address").unwrap();
-        if let Some(rest) = line.split("listen=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep reading the log so the server never blocks on a full pipe.
+    let (child, addr, lines) = spawn_server(db, &[]);
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
@@ -54,15 +42,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("crash.db");
     let db = db.to_str().unwrap().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(["token", "create", "--name", "crash", "--db", &db])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let token = cli_token(&db, "crash");
     let auth = format!("Authorization: Bearer {token}");
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut seed: u64 = 0x5eed_cafe;

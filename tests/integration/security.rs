@@ -1,8 +1,8 @@
 //! The security review as tests: every endpoint but the health check, the console's files and
 //! its sign-in needs credentials, of the right kind; secrets never reach the log.
 
-use std::io::{BufRead, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 
 use crate::common::*;
 
@@ -107,36 +107,8 @@ fn secrets_never_reach_the_log() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("log.db");
     let db = db.to_str().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(["token", "create", "--name", "t", "--db", db])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db,
-            "--log",
-            "trace",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(rest) = line.split("listen=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let token = cli_token(db, "t");
+    let (mut child, addr, lines) = spawn_server(db, &["--log", "trace"]);
     for body in [
         r#"{"userName":"ana","password":"hunter2-hunter2"}"#,
         r#"{"userName":"ana","password":"hunter2-hunter2"}"#,
