@@ -27,10 +27,17 @@ struct Histogram {
     sum: f64,
 }
 
+/// A method as a label: the standard ones by name, anything else as `OTHER`, so a client
+/// inventing methods cannot grow the table (or allocate on every request).
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
+}
+
 #[derive(Default)]
 pub struct Metrics {
     in_flight: AtomicI64,
-    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
 }
 
@@ -46,7 +53,7 @@ impl Metrics {
             .requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry((method.to_string(), route, status))
+            .entry((method_label(method), route, status))
             .or_default() += 1;
         let secs = took.as_secs_f64();
         let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
