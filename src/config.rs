@@ -31,6 +31,17 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Concurrent writes share one commit (one fsync); off, each write is its own.
     pub group_commit: bool,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the TLS certificate chain and its private key live.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Default cap on concurrent connections: far above what identity providers open (Entra asks
@@ -49,6 +60,7 @@ impl Config {
             trust_proxy: false,
             metrics_token: None,
             group_commit: true,
+            tls: None,
         }
     }
 

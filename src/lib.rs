@@ -45,6 +45,8 @@ pub async fn run(
         .await
         .map_err(error::Error::internal)??;
     store.set_group_commit(config.group_commit);
+    // A bad certificate stops the start here rather than failing every handshake later.
+    let tls = config.tls.clone().map(http::tls::Tls::load).transpose()?;
     let local_addr = listener.local_addr().map_err(error::Error::internal)?;
     let app = Arc::new(http::App {
         config,
@@ -55,6 +57,7 @@ pub async fn run(
         failed_auth: Default::default(),
         metrics: Default::default(),
         local_addr,
+        tls,
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
         let origin = app
@@ -72,8 +75,13 @@ pub async fn run(
         listen = %local_addr,
         db = %app.config.db.display(),
         version = env!("CARGO_PKG_VERSION"),
+        scheme = if app.tls.is_some() { "https" } else { "http" },
         "scimd is serving SCIM at /scim/v2"
     );
+    let reloader = app
+        .tls
+        .is_some()
+        .then(|| tokio::spawn(reload_tls_on_sighup(app.clone())));
     let flusher = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -116,10 +124,43 @@ pub async fn run(
     };
     http::serve(listener, app.clone(), shutdown).await;
     flusher.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     rejections.abort();
     pruner.abort();
     app.last_used.flush(&app.store).await?;
     app.rejections.flush(&app.store).await?;
     info!("stopped");
     Ok(())
+}
+
+/// Reads the TLS certificate and key again on every SIGHUP (as after a renewal). Only
+/// installed when TLS is on, so that otherwise SIGHUP keeps its default meaning.
+async fn reload_tls_on_sighup(app: Arc<http::App>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot watch SIGHUP: TLS reload needs a restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let Some(tls) = &app.tls else { return };
+            match tls.reload() {
+                Ok(()) => info!(
+                    cert = %tls.files().cert.display(),
+                    "SIGHUP: TLS certificate reloaded"
+                ),
+                Err(e) => {
+                    warn!(error = %e, "SIGHUP: TLS reload failed; still serving the previous certificate")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(app);
 }

@@ -123,6 +123,13 @@ struct ServeArgs {
     /// its own transaction. Durability is the same either way.
     #[arg(long, env = "SCIMD_GROUP_COMMIT", default_value = "on", value_parser = ["on", "off"])]
     group_commit: String,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key). Send SIGHUP to reload
+    /// the certificate and key after a renewal.
+    #[arg(long, env = "SCIMD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "SCIMD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +196,10 @@ fn serve(args: ServeArgs) -> CliResult {
     config.trust_proxy = args.trust_proxy;
     config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
     config.group_commit = args.group_commit == "on";
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(scimd::config::TlsFiles { cert, key }),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

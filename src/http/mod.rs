@@ -8,6 +8,7 @@ mod auth;
 mod metrics;
 pub mod router;
 mod scim;
+pub mod tls;
 
 pub use admin_api::setup_link;
 
@@ -58,6 +59,8 @@ pub struct App {
     /// What `/metrics` reports.
     pub metrics: metrics::Metrics,
     pub local_addr: SocketAddr,
+    /// Built-in HTTPS, when configured.
+    pub tls: Option<tls::Tls>,
 }
 
 pub type Body = Full<Bytes>;
@@ -90,11 +93,40 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     continue;
                 };
                 let app = app.clone();
-                let service = service_fn(move |req| handle(app.clone(), req, peer));
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let service = service_fn({
+                        let app = app.clone();
+                        move |req| handle(app.clone(), req, peer)
+                    });
+                    let served = match &app.tls {
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Some(tls) => {
+                            // The handshake gets the same deadline as a request's headers.
+                            let handshake = tokio::time::timeout(
+                                app.config.header_read_timeout,
+                                tls.acceptor().accept(stream),
+                            );
+                            let stream = match handshake.await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    debug!(error = %e, %peer, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                    };
+                    if let Err(e) = served {
                         debug!(error = %e, %peer, "connection ended with an error");
                     }
                     drop(slot);
@@ -370,7 +402,9 @@ fn origin<B>(app: &App, req: &Request<B>) -> String {
         .unwrap_or_else(|| app.local_addr.to_string());
     let scheme = match forwarded("x-forwarded-proto") {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+        Some(_) => "http",
+        None if app.tls.is_some() => "https",
+        None => "http",
     };
     format!("{scheme}://{host}")
 }

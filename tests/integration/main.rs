@@ -18,5 +18,6 @@ mod listing;
 mod patch;
 mod replay;
 mod security;
+mod tls;
 mod tolerance;
 mod users;

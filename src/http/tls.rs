@@ -1,0 +1,114 @@
+//! Built-in HTTPS (rustls with the ring provider). The certificate and key are read from PEM
+//! files at start and again on every `reload` (SIGHUP): a renewed certificate is served to new
+//! connections without a restart, and a reload that fails keeps the one already loaded.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::TlsFiles;
+use crate::error::{Error, Result};
+
+/// The TLS acceptor and the certificate it currently serves.
+pub struct Tls {
+    files: TlsFiles,
+    current: Arc<CurrentCert>,
+    acceptor: TlsAcceptor,
+}
+
+impl Tls {
+    /// Loads the files; an unreadable or mismatched pair is an error (the server won't start).
+    pub fn load(files: TlsFiles) -> Result<Tls> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let current = Arc::new(CurrentCert(RwLock::new(read_pair(&files, &provider)?)));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(tls_error)?
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            files,
+            current,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Reads the files again and serves the new pair to new connections. On error the pair
+    /// in use stays.
+    pub fn reload(&self) -> Result<()> {
+        let provider = rustls::crypto::ring::default_provider();
+        let pair = read_pair(&self.files, &provider)?;
+        match self.current.0.write() {
+            Ok(mut slot) => *slot = pair,
+            Err(poisoned) => *poisoned.into_inner() = pair,
+        }
+        Ok(())
+    }
+
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+}
+
+/// Hands every handshake the pair loaded last.
+struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+
+impl fmt::Debug for CurrentCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CurrentCert")
+    }
+}
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let pair = match self.0.read() {
+            Ok(pair) => pair,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Some(pair.clone())
+    }
+}
+
+fn read_pair(
+    files: &TlsFiles,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<CertifiedKey>> {
+    let unreadable = |what: &str, path: &PathBuf, e: &dyn fmt::Display| {
+        Error::InvalidValue(format!("TLS {what} {}: {e}", path.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| unreadable("certificate", &files.cert, &e))?;
+    if chain.is_empty() {
+        return Err(unreadable(
+            "certificate",
+            &files.cert,
+            &"no CERTIFICATE block found",
+        ));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|e| unreadable("key", &files.key, &e))?;
+    let pair = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        Error::InvalidValue(format!(
+            "TLS certificate {} and key {} do not fit together: {e}",
+            files.cert.display(),
+            files.key.display()
+        ))
+    })?;
+    Ok(Arc::new(pair))
+}
+
+fn tls_error(e: rustls::Error) -> Error {
+    Error::InvalidValue(format!("TLS setup: {e}"))
+}
