@@ -174,6 +174,21 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Result<Response<Body>> {
         p.push(suffix);
         std::fs::metadata(p).map_or(0, |m| m.len())
     };
+    let batches = app.store.commit_batches();
+    let _ = writeln!(
+        out,
+        "# HELP scimd_commit_batch_size Writes per database commit (group commit shares one \
+         fsync among them).\n# TYPE scimd_commit_batch_size histogram"
+    );
+    for (bound, n) in crate::store::BATCH_BUCKETS.iter().zip(batches.buckets) {
+        let _ = writeln!(out, "scimd_commit_batch_size_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "scimd_commit_batch_size_bucket{{le=\"+Inf\"}} {}\n\
+         scimd_commit_batch_size_sum {}\nscimd_commit_batch_size_count {}",
+        batches.commits, batches.writes, batches.commits
+    );
     let _ = writeln!(
         out,
         "# HELP scimd_database_bytes Size of the database file and its WAL.\n\

@@ -82,6 +82,48 @@ pub struct Store {
     /// Bumped by every committed write: resume points are only valid within one generation.
     generation: Arc<AtomicU64>,
     resume_points: Arc<Mutex<HashMap<String, ResumePoint>>>,
+    /// How many writes each commit carried, for `/metrics`.
+    batches: Arc<CommitBatches>,
+}
+
+/// Upper bounds of the commit batch size histogram.
+pub const BATCH_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// A histogram of writes per commit: how much group commit is sharing fsyncs.
+#[derive(Default)]
+pub struct CommitBatches {
+    /// Commits with at most `BATCH_BUCKETS[i]` writes (cumulative, as Prometheus wants).
+    buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// A copy of `CommitBatches`: cumulative bucket counts, commits and writes.
+pub struct BatchCounts {
+    pub buckets: [u64; BATCH_BUCKETS.len()],
+    pub commits: u64,
+    pub writes: u64,
+}
+
+impl CommitBatches {
+    fn record(&self, writes: usize) {
+        let writes = writes as u64;
+        for (bound, n) in BATCH_BUCKETS.iter().zip(&self.buckets) {
+            if writes <= *bound {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+    }
+
+    fn counts(&self) -> BatchCounts {
+        BatchCounts {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Where the last `startIndex` page of a list ended, so the next page of a sequential export
@@ -137,6 +179,7 @@ impl Store {
             group_commit: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             generation: Arc::new(AtomicU64::new(0)),
             resume_points: Arc::new(Mutex::new(HashMap::new())),
+            batches: Arc::default(),
         })
     }
 
@@ -164,6 +207,7 @@ impl Store {
         let out = f(&tx)?;
         tx.commit()?;
         self.generation.fetch_add(1, Ordering::SeqCst);
+        self.batches.record(1);
         Ok(out)
     }
 
@@ -311,10 +355,12 @@ impl Store {
                 return;
             }
         };
+        let batch = jobs.len();
         let deliveries: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
         let committed = tx.commit().map_err(Error::from);
         if committed.is_ok() {
             self.generation.fetch_add(1, Ordering::SeqCst);
+            self.batches.record(batch);
         }
         for deliver in deliveries {
             deliver(committed.as_ref().err());
@@ -328,6 +374,11 @@ impl Store {
     pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.inline.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn)
+    }
+
+    /// How many writes the commits since start carried.
+    pub fn commit_batches(&self) -> BatchCounts {
+        self.batches.counts()
     }
 
     /// Whether the database answers a trivial query.
@@ -661,6 +712,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let before = store.generation();
+        let counted = store.commit_batches();
         drop(busy);
         let mut results = Vec::new();
         for t in tasks {
@@ -668,6 +720,14 @@ mod tests {
         }
         assert_eq!(results, [Ok("a"), Err("no".to_string()), Ok("c")]);
         assert_eq!(store.generation(), before + 1, "one commit for the three");
+        let batches = store.commit_batches();
+        assert_eq!(batches.commits, counted.commits + 1);
+        assert_eq!(batches.writes, counted.writes + 3);
+        // The batch of three lands in the buckets from "≤ 4" up, not in "≤ 1" or "≤ 2".
+        let grew: Vec<u64> = (0..BATCH_BUCKETS.len())
+            .map(|i| batches.buckets[i] - counted.buckets[i])
+            .collect();
+        assert_eq!(grew, [0, 0, 1, 1, 1, 1, 1, 1]);
         let keys: Vec<String> = store
             .read_sync(|c| {
                 Ok(c.prepare("SELECT key FROM settings ORDER BY key")?

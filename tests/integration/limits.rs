@@ -263,4 +263,18 @@ async fn metrics_need_their_own_token() {
     }
     assert!(text.contains("scimd_database_bytes "));
     assert!(text.contains("scimd_audit_entries "));
+    // Commit batch sizes: at least the create's commit, and no commit without a write.
+    let value = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name));
+        let line = line.unwrap_or_else(|| panic!("missing {name} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let commits = value("scimd_commit_batch_size_count ");
+    assert!(commits >= 1, "{text}");
+    assert!(value("scimd_commit_batch_size_sum ") >= commits, "{text}");
+    assert_eq!(
+        value(r#"scimd_commit_batch_size_bucket{le="+Inf"} "#),
+        commits
+    );
+    assert!(value(r#"scimd_commit_batch_size_bucket{le="1"} "#) <= commits);
 }
