@@ -54,6 +54,14 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Ask a running scimd on this machine whether it is healthy (GET /healthz); exit status
+    /// 0 if so. For container health checks, where there is no curl.
+    Health {
+        /// The address scimd listens on (an unspecified address such as 0.0.0.0 means this
+        /// machine). Plain HTTP only: with --tls-cert, check from outside instead.
+        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -167,6 +175,7 @@ fn main() -> ExitCode {
         Some(Command::Backup { file, db }) => backup(&db.db, &file),
         Some(Command::Restore { file, db }) => restore(&file, &db.db),
         Some(Command::Check { db }) => check(&db.db),
+        Some(Command::Health { listen }) => health(listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -278,6 +287,37 @@ fn check(db: &std::path::Path) -> CliResult {
             println!("problem: {p}");
         }
         Err(format!("{} problem(s) found", h.problems.len()).into())
+    }
+}
+
+fn health(mut addr: SocketAddr) -> CliResult {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let timeout = Duration::from_secs(5);
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot reach scimd at {addr}: {e}"))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    write!(
+        conn,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = Vec::new();
+    conn.take(64 * 1024).read_to_end(&mut reply)?;
+    let reply = String::from_utf8_lossy(&reply);
+    let status = reply.lines().next().unwrap_or_default();
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+    if status.starts_with("HTTP/1.1 200") {
+        println!("ok {body}");
+        Ok(())
+    } else {
+        Err(format!("unhealthy: {status} {body}").into())
     }
 }
 

@@ -1343,6 +1343,31 @@ mod tests {
             }
         }
 
+        /// Attribute and PATCH paths: any text parses or fails with a position inside it, and
+        /// binding what parsed to either schema never panics (the `path` fuzz target's rule).
+        #[test]
+        fn paths_never_panic(text in prop_oneof![any::<String>(), filterish()]) {
+            use crate::scim::resolve;
+            use crate::scim::resource::ResourceKind;
+            match parse_path(&text) {
+                Ok(path) => {
+                    for kind in [ResourceKind::User, ResourceKind::Group] {
+                        let _ = resolve::bind(&path, kind);
+                        let _ = resolve::resolve_sort(&path, kind);
+                    }
+                }
+                Err(e) => prop_assert!(e.pos <= text.len()),
+            }
+            match parse_patch_path(&text) {
+                Ok(p) => {
+                    for kind in [ResourceKind::User, ResourceKind::Group] {
+                        let _ = resolve::bind(&p.attr, kind);
+                    }
+                }
+                Err(e) => prop_assert!(e.pos <= text.len()),
+            }
+        }
+
         #[test]
         fn errors_point_inside_the_input(text in filterish()) {
             if let Err(e) = parse(&text) {

@@ -146,6 +146,19 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
 
 /// Replaces the database at `db` with the backup `src`, after checking the backup and that no
 /// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`.
+#[cfg(unix)]
+fn keep_owner_and_mode(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(from)?;
+    std::os::unix::fs::chown(to, Some(meta.uid()), Some(meta.gid()))?;
+    std::fs::set_permissions(to, meta.permissions())
+}
+
+#[cfg(not(unix))]
+fn keep_owner_and_mode(_from: &Path, _to: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 pub fn restore(src: &Path, db: &Path) -> Result<Health> {
     let health = check(src)?;
     if !health.problems.is_empty() {
@@ -169,6 +182,11 @@ pub fn restore(src: &Path, db: &Path) -> Result<Health> {
         .and_then(|f| f.sync_all())
         .map_err(|e| io("cannot sync the copy", e))?;
     if db.exists() {
+        // The restored file gets the owner and mode of the one it replaces: restore usually
+        // runs as root, and the service's own user (systemd's DynamicUser, the container's
+        // non-root user) must still be able to open it.
+        keep_owner_and_mode(db, &staged)
+            .map_err(|e| io("cannot give the copy the database's owner", e))?;
         // Fold the old WAL into the old file first, so what is kept aside is complete.
         if let Ok(old) = Connection::open(db) {
             let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");

@@ -129,15 +129,21 @@ fn serve_refuses_a_database_from_a_newer_scimd() {
     assert!(err.contains("newer scimd"), "{err}");
 }
 
-/// `scimd serve` as a process: it comes up, answers, and exits cleanly on SIGTERM and SIGINT.
+/// `scimd serve` as a process: it comes up, answers, `scimd health` says so, and it exits
+/// cleanly on SIGTERM and SIGINT.
 #[test]
-fn serve_exits_cleanly_on_sigterm_and_sigint() {
+fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
     for signal in ["-TERM", "-INT"] {
         let dir = tempfile::TempDir::new().unwrap();
         let db = dir.path().join("sig.db");
         let (mut child, addr, lines) = spawn_server(db.to_str().unwrap(), &[]);
         let reply = http(&addr, "GET /healthz HTTP/1.1", "");
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        // The container health check; 0.0.0.0 means this machine.
+        let port = addr.rsplit(':').next().unwrap();
+        let healthy = scimd(&["health", "--listen", &format!("0.0.0.0:{port}")]);
+        assert!(healthy.status.success(), "{healthy:?}");
+        assert!(stdout(&healthy).contains(r#""database":"ok""#));
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
@@ -150,6 +156,8 @@ fn serve_exits_cleanly_on_sigterm_and_sigint() {
             rest.iter().any(|l| l.contains("stopped")),
             "{signal}: {rest:?}"
         );
+        let gone = scimd(&["health", "--listen", &addr]);
+        assert!(!gone.status.success(), "nobody listens any more: {gone:?}");
     }
 }
 
@@ -308,9 +316,15 @@ fn backup_while_serving_check_and_restore_when_stopped() {
             .status
             .success()
     );
+    // The restored file keeps the replaced one's mode (and owner), not the backup's.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(path("b1.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = scimd(&["restore", &path("b1.db"), "--db", &db]);
     assert!(o.status.success(), "{o:?}");
     assert!(std::path::Path::new(&path("scimd.db.before-restore")).exists());
+    assert_eq!(mode(&db), 0o600);
     let listed = stdout(&scimd(&["token", "list", "--db", &db]));
     assert!(
         listed.contains("idp") && !listed.contains("later"),
