@@ -89,7 +89,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     warn!(%peer, limit = app.config.max_connections, "too many connections: refused");
-                    tokio::spawn(refuse(stream));
+                    // A TLS client could not read a plain-text 503: it is just closed.
+                    if app.tls.is_none() {
+                        tokio::spawn(refuse(stream));
+                    }
                     continue;
                 };
                 let app = app.clone();
