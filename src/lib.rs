@@ -59,12 +59,12 @@ pub async fn run(
         local_addr,
         tls,
     });
+    let sighup = hangups()?;
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
-        let origin = app
-            .config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{local_addr}"));
+        let origin = app.config.public_url.clone().unwrap_or_else(|| {
+            let scheme = if app.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{local_addr}")
+        });
         info!(
             "no console administrator yet: open {} within an hour to create one \
              (or run `scimd admin set-password`)",
@@ -78,10 +78,7 @@ pub async fn run(
         scheme = if app.tls.is_some() { "https" } else { "http" },
         "scimd is serving SCIM at /scim/v2"
     );
-    let reloader = app
-        .tls
-        .is_some()
-        .then(|| tokio::spawn(reload_tls_on_sighup(app.clone())));
+    let reloader = tokio::spawn(on_sighup(sighup, app.clone()));
     let flusher = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -124,9 +121,7 @@ pub async fn run(
     };
     http::serve(listener, app.clone(), shutdown).await;
     flusher.abort();
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
+    reloader.abort();
     rejections.abort();
     pruner.abort();
     app.last_used.flush(&app.store).await?;
@@ -135,32 +130,40 @@ pub async fn run(
     Ok(())
 }
 
-/// Reads the TLS certificate and key again on every SIGHUP (as after a renewal). Only
-/// installed when TLS is on, so that otherwise SIGHUP keeps its default meaning.
-async fn reload_tls_on_sighup(app: Arc<http::App>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "cannot watch SIGHUP: TLS reload needs a restart");
-                return;
-            }
+/// SIGHUP, watched from before the server announces itself: `systemctl reload` must never
+/// meet the default action (exit), whether or not TLS is on.
+#[cfg(unix)]
+fn hangups() -> Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).map_err(error::Error::internal)
+}
+
+/// Reloads the TLS certificate and key on every SIGHUP (as after a renewal); without TLS
+/// there is nothing to reload, and SIGHUP only says so.
+#[cfg(unix)]
+async fn on_sighup(mut hangups: tokio::signal::unix::Signal, app: Arc<http::App>) {
+    while hangups.recv().await.is_some() {
+        let Some(tls) = &app.tls else {
+            info!("SIGHUP: nothing to reload (no --tls-cert)");
+            continue;
         };
-        while hangups.recv().await.is_some() {
-            let Some(tls) = &app.tls else { return };
-            match tls.reload() {
-                Ok(()) => info!(
-                    cert = %tls.files().cert.display(),
-                    "SIGHUP: TLS certificate reloaded"
-                ),
-                Err(e) => {
-                    warn!(error = %e, "SIGHUP: TLS reload failed; still serving the previous certificate")
-                }
-            }
+        match tls.reload() {
+            Ok(()) => info!(
+                cert = %tls.files().cert.display(),
+                "SIGHUP: TLS certificate reloaded"
+            ),
+            Err(e) => warn!(
+                error = %e,
+                "SIGHUP: TLS reload failed; still serving the previous certificate"
+            ),
         }
     }
-    #[cfg(not(unix))]
-    drop(app);
 }
+
+#[cfg(not(unix))]
+fn hangups() -> Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn on_sighup((): (), _app: Arc<http::App>) {}

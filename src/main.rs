@@ -55,12 +55,17 @@ enum Command {
         db: DbArg,
     },
     /// Ask a running scimd on this machine whether it is healthy (GET /healthz); exit status
-    /// 0 if so. For container health checks, where there is no curl.
+    /// 0 if so. For container health checks, where there is no curl. Reads SCIMD_LISTEN and
+    /// SCIMD_TLS_CERT like `serve`.
     Health {
         /// The address scimd listens on (an unspecified address such as 0.0.0.0 means this
-        /// machine). Plain HTTP only: with --tls-cert, check from outside instead.
+        /// machine).
         #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// With built-in TLS: the server's certificate file. The check speaks HTTPS and
+        /// accepts only that certificate.
+        #[arg(long, env = "SCIMD_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
     },
 }
 
@@ -117,7 +122,7 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
-    /// Connections served at once; more are answered 503 and closed.
+    /// Connections served at once; more are answered 503 and closed (with TLS, just closed).
     #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Trust X-Forwarded-For, -Proto and -Host: only behind a reverse proxy that sets them.
@@ -175,7 +180,7 @@ fn main() -> ExitCode {
         Some(Command::Backup { file, db }) => backup(&db.db, &file),
         Some(Command::Restore { file, db }) => restore(&file, &db.db),
         Some(Command::Check { db }) => check(&db.db),
-        Some(Command::Health { listen }) => health(listen),
+        Some(Command::Health { listen, tls_cert }) => health(listen, tls_cert.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,7 +295,7 @@ fn check(db: &std::path::Path) -> CliResult {
     }
 }
 
-fn health(mut addr: SocketAddr) -> CliResult {
+fn health(mut addr: SocketAddr, tls_cert: Option<&std::path::Path>) -> CliResult {
     use std::io::{Read, Write};
     use std::time::Duration;
     if addr.ip().is_unspecified() {
@@ -300,16 +305,28 @@ fn health(mut addr: SocketAddr) -> CliResult {
         });
     }
     let timeout = Duration::from_secs(5);
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
+    let conn = std::net::TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot reach scimd at {addr}: {e}"))?;
     conn.set_read_timeout(Some(timeout))?;
     conn.set_write_timeout(Some(timeout))?;
+    let mut stream: Box<dyn ReadWrite> = match tls_cert {
+        None => Box::new(conn),
+        Some(cert) => {
+            let config = scimd::http::tls::pinned_client(cert)?;
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            let client = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+            Box::new(rustls::StreamOwned::new(client, conn))
+        }
+    };
     write!(
-        conn,
+        stream,
         "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut reply = Vec::new();
-    conn.take(64 * 1024).read_to_end(&mut reply)?;
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut reply)
+        .map_err(|e| format!("no answer from scimd at {addr}: {e}"))?;
     let reply = String::from_utf8_lossy(&reply);
     let status = reply.lines().next().unwrap_or_default();
     let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -320,6 +337,10 @@ fn health(mut addr: SocketAddr) -> CliResult {
         Err(format!("unhealthy: {status} {body}").into())
     }
 }
+
+/// A plain or TLS connection, for `health`.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
 fn admin(cmd: AdminCommand) -> CliResult {
     match cmd {

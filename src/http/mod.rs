@@ -42,6 +42,8 @@ use router::{Route, RouteError};
 
 /// Request headers larger than this get 431 (hyper also refuses more than 100 headers).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long a client may take to complete the TLS handshake (then the connection is closed).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -74,6 +76,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         .header_read_timeout(app.config.header_read_timeout)
         .max_header_size(MAX_HEADER_BYTES);
     let slots = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections));
+    // Tells connections still in their TLS handshake that the server is stopping: they hold
+    // a graceful-shutdown watcher, and a client that never finishes must not hold up the exit.
+    let (stopping, stop_seen) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -98,6 +103,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 let app = app.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let mut stop_seen = stop_seen.clone();
                 tokio::spawn(async move {
                     let service = service_fn({
                         let app = app.clone();
@@ -109,21 +115,23 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                             watcher.watch(conn).await
                         }
                         Some(tls) => {
-                            // The handshake gets the same deadline as a request's headers.
                             let handshake = tokio::time::timeout(
-                                app.config.header_read_timeout,
+                                HANDSHAKE_TIMEOUT,
                                 tls.acceptor().accept(stream),
                             );
-                            let stream = match handshake.await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(e)) => {
-                                    debug!(error = %e, %peer, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
+                            let stream = tokio::select! {
+                                done = handshake => match done {
+                                    Ok(Ok(stream)) => stream,
+                                    Ok(Err(e)) => {
+                                        debug!(error = %e, %peer, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        debug!(%peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                },
+                                _ = stop_seen.wait_for(|stop| *stop) => return,
                             };
                             let conn = builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(conn).await
@@ -139,6 +147,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         }
     }
     drop(listener);
+    let _ = stopping.send(true);
     info!("shutting down: draining in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => info!("all connections closed"),

@@ -144,19 +144,62 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
     Ok(health)
 }
 
-/// Replaces the database at `db` with the backup `src`, after checking the backup and that no
-/// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`.
+/// Gives `to` the owner of `like` and, with `mode`, its permissions. Restore usually runs as
+/// root, and the service's own user (systemd's DynamicUser, the container's non-root user)
+/// must still be able to open what it leaves. Owners that already match are left alone, so
+/// a restore by the database's owner needs no privilege.
 #[cfg(unix)]
-fn keep_owner_and_mode(from: &Path, to: &Path) -> std::io::Result<()> {
+fn take_owner(like: &Path, to: &Path, mode: bool) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(from)?;
-    std::os::unix::fs::chown(to, Some(meta.uid()), Some(meta.gid()))?;
-    std::fs::set_permissions(to, meta.permissions())
+    let want = std::fs::metadata(like)?;
+    let have = std::fs::metadata(to)?;
+    if (want.uid(), want.gid()) != (have.uid(), have.gid()) {
+        std::os::unix::fs::chown(to, Some(want.uid()), Some(want.gid()))?;
+    }
+    if mode {
+        std::fs::set_permissions(to, want.permissions())?;
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn keep_owner_and_mode(_from: &Path, _to: &Path) -> std::io::Result<()> {
+fn take_owner(_like: &Path, _to: &Path, _mode: bool) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Replaces the database at `db` with the backup `src`, after checking the backup and that no
+/// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`. The
+/// restored file (and the lock file) get the replaced database's owner and mode, or with no
+/// database yet, its directory's owner.
+/// The second half of `restore`: `staged` is a checked copy of the backup beside `db`.
+fn swap_in(db: &Path, staged: &Path, with_suffix: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let owner = if db.exists() { db } else { dir };
+    take_owner(owner, staged, db.exists())
+        .and_then(|()| take_owner(owner, &lock_path(db), false))
+        .map_err(|e| io("cannot give the copy the database's owner", e))?;
+    File::open(staged)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io("cannot sync the copy", e))?;
+    if db.exists() {
+        // Fold the old WAL into the old file first, so what is kept aside is complete.
+        if let Ok(old) = Connection::open(db) {
+            let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        std::fs::rename(db, with_suffix(".before-restore"))
+            .map_err(|e| io("cannot set the current database aside", e))?;
+    }
+    for stale in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(with_suffix(stale));
+    }
+    std::fs::rename(staged, db).map_err(|e| io("cannot put the backup in place", e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("cannot sync the directory", e))
 }
 
 pub fn restore(src: &Path, db: &Path) -> Result<Health> {
@@ -178,30 +221,10 @@ pub fn restore(src: &Path, db: &Path) -> Result<Health> {
     };
     let staged = with_suffix(".restoring");
     std::fs::copy(src, &staged).map_err(|e| io("cannot copy the backup", e))?;
-    File::open(&staged)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("cannot sync the copy", e))?;
-    if db.exists() {
-        // The restored file gets the owner and mode of the one it replaces: restore usually
-        // runs as root, and the service's own user (systemd's DynamicUser, the container's
-        // non-root user) must still be able to open it.
-        keep_owner_and_mode(db, &staged)
-            .map_err(|e| io("cannot give the copy the database's owner", e))?;
-        // Fold the old WAL into the old file first, so what is kept aside is complete.
-        if let Ok(old) = Connection::open(db) {
-            let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-        }
-        std::fs::rename(db, with_suffix(".before-restore"))
-            .map_err(|e| io("cannot set the current database aside", e))?;
+    let swapped = swap_in(db, &staged, &with_suffix);
+    if swapped.is_err() {
+        let _ = std::fs::remove_file(&staged);
     }
-    for stale in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(with_suffix(stale));
-    }
-    std::fs::rename(&staged, db).map_err(|e| io("cannot put the backup in place", e))?;
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("cannot sync the directory", e))?;
-    }
+    swapped?;
     Ok(health)
 }

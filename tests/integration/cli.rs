@@ -129,8 +129,8 @@ fn serve_refuses_a_database_from_a_newer_scimd() {
     assert!(err.contains("newer scimd"), "{err}");
 }
 
-/// `scimd serve` as a process: it comes up, answers, `scimd health` says so, and it exits
-/// cleanly on SIGTERM and SIGINT.
+/// `scimd serve` as a process: it comes up, answers, `scimd health` says so, SIGHUP leaves it
+/// running, and it exits cleanly on SIGTERM and SIGINT.
 #[test]
 fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
     for signal in ["-TERM", "-INT"] {
@@ -144,6 +144,13 @@ fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
         let healthy = scimd(&["health", "--listen", &format!("0.0.0.0:{port}")]);
         assert!(healthy.status.success(), "{healthy:?}");
         assert!(stdout(&healthy).contains(r#""database":"ok""#));
+        // SIGHUP (`systemctl reload`) never stops it, TLS or not.
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(scimd(&["health", "--listen", &addr]).status.success());
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
@@ -155,6 +162,10 @@ fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
         assert!(
             rest.iter().any(|l| l.contains("stopped")),
             "{signal}: {rest:?}"
+        );
+        assert!(
+            rest.iter().any(|l| l.contains("SIGHUP: nothing to reload")),
+            "{rest:?}"
         );
         let gone = scimd(&["health", "--listen", &addr]);
         assert!(!gone.status.success(), "nobody listens any more: {gone:?}");
@@ -325,6 +336,13 @@ fn backup_while_serving_check_and_restore_when_stopped() {
     assert!(o.status.success(), "{o:?}");
     assert!(std::path::Path::new(&path("scimd.db.before-restore")).exists());
     assert_eq!(mode(&db), 0o600);
+    // Restoring where there is no database yet (a new machine) works too.
+    std::fs::create_dir(path("fresh")).unwrap();
+    let fresh = path("fresh/scimd.db");
+    let o = scimd(&["restore", &path("b1.db"), "--db", &fresh]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&scimd(&["token", "list", "--db", &fresh])).contains("idp"));
+    assert!(!std::path::Path::new(&path("fresh/scimd.db.restoring")).exists());
     let listed = stdout(&scimd(&["token", "list", "--db", &db]));
     assert!(
         listed.contains("idp") && !listed.contains("later"),

@@ -118,6 +118,13 @@ fn https_serves_and_reloads_on_sighup() {
         reply.contains(&format!("location: https://{addr}/scim/v2/Users/")),
         "{reply}"
     );
+    // The health check speaks TLS with the server's certificate file, and only accepts that
+    // certificate.
+    let health = |cert: &str| scimd(&["health", "--listen", &addr, "--tls-cert", cert]);
+    let ok = health(cert.to_str().unwrap());
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(!health(&b).status.success());
+    assert!(!scimd(&["health", "--listen", &addr]).status.success());
     // A client that does not trust the served certificate refuses it.
     assert!(https(&addr, &b, "GET /healthz HTTP/1.1", "").is_err());
     // Plain HTTP gets no HTTP answer from the TLS port.
@@ -146,6 +153,30 @@ fn https_serves_and_reloads_on_sighup() {
     wait_for(&log, "TLS reload failed");
     let reply = https(&addr, &b, "GET /healthz HTTP/1.1", "").unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    // A client stuck before its handshake does not hold up a stop: SIGTERM ends the server
+    // well before the 10 s handshake deadline would have closed that connection.
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut child = child;
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an idle TLS connection held up the stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    wait_for(&log, "stopped");
 }
 
 struct KillOnDrop(std::process::Child);
