@@ -127,7 +127,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                                         return;
                                     }
                                     Err(_) => {
-                                        debug!(%peer, "TLS handshake timed out");
+                                        info!(%peer, "no TLS handshake in time: closed");
                                         return;
                                     }
                                 },
@@ -138,7 +138,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                         }
                     };
                     if let Err(e) = served {
-                        debug!(error = %e, %peer, "connection ended with an error");
+                        log_connection_error(&e, peer);
                     }
                     drop(slot);
                 });
@@ -152,6 +152,20 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     tokio::select! {
         () = graceful.shutdown() => info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("drain timed out; closing remaining connections"),
+    }
+}
+
+/// One log line for a connection hyper closed because a client broke a limit; other ends
+/// (the client hung up mid-response and the like) are routine and only logged at debug.
+fn log_connection_error(e: &hyper::Error, peer: SocketAddr) {
+    if e.is_parse_too_large() {
+        info!(%peer, "request headers over the limit (64 KiB or 100 lines): answered 431, closed");
+    } else if e.is_timeout() {
+        info!(%peer, "no complete request headers in time (slow or idle client): closed");
+    } else if e.is_parse() {
+        info!(%peer, error = %e, "malformed HTTP request: answered 400, closed");
+    } else {
+        debug!(error = %e, %peer, "connection ended with an error");
     }
 }
 

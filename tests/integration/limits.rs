@@ -47,6 +47,27 @@ async fn oversized_and_too_many_headers_are_431() {
     assert!(many.starts_with("HTTP/1.1 431"), "{many}");
 }
 
+/// Connections closed for breaking a limit leave a log line saying why.
+#[test]
+fn closed_connections_are_logged() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("log.db");
+    let (mut child, addr, lines) = spawn_server(db.to_str().unwrap(), &[]);
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 100_000));
+    big.extend(b"\r\n\r\n");
+    assert!(raw(addr, &big, Duration::from_secs(5)).starts_with("HTTP/1.1 431"));
+    let garbled = raw(addr, b"NOT HTTP AT ALL\r\n\r\n", Duration::from_secs(5));
+    assert!(garbled.starts_with("HTTP/1.1 400"), "{garbled}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    for needle in ["answered 431, closed", "malformed HTTP request"] {
+        assert!(log.iter().any(|l| l.contains(needle)), "{needle}: {log:?}");
+    }
+}
+
 #[tokio::test]
 async fn deeply_nested_json_is_invalid_syntax() {
     let s = Server::start().await;
