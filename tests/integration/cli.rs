@@ -34,6 +34,10 @@ fn version_and_help() {
         vec!["token", "create", "--help"],
         vec!["token", "list", "--help"],
         vec!["token", "revoke", "--help"],
+        vec!["health", "--help"],
+        vec!["backup", "--help"],
+        vec!["restore", "--help"],
+        vec!["check", "--help"],
     ] {
         let o = scimd(&args);
         assert!(o.status.success(), "{args:?}");
@@ -47,6 +51,10 @@ fn version_and_help() {
         "--log",
         "SCIMD_LISTEN",
         "SCIMD_DB",
+        "--tls-cert",
+        "--tls-key",
+        "--metrics-token",
+        "--trust-proxy",
     ] {
         assert!(help.contains(flag), "{flag} in serve --help");
     }
