@@ -167,10 +167,6 @@ fn take_owner(_like: &Path, _to: &Path, _mode: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Replaces the database at `db` with the backup `src`, after checking the backup and that no
-/// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`. The
-/// restored file (and the lock file) get the replaced database's owner and mode, or with no
-/// database yet, its directory's owner.
 /// The second half of `restore`: `staged` is a checked copy of the backup beside `db`.
 fn swap_in(db: &Path, staged: &Path, with_suffix: &dyn Fn(&str) -> PathBuf) -> Result<()> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
@@ -202,6 +198,10 @@ fn swap_in(db: &Path, staged: &Path, with_suffix: &dyn Fn(&str) -> PathBuf) -> R
         .map_err(|e| io("cannot sync the directory", e))
 }
 
+/// Replaces the database at `db` with the backup `src`, after checking the backup and that no
+/// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`. The
+/// restored file (and the lock file) get the replaced database's owner and mode, or with no
+/// database yet, its directory's owner.
 pub fn restore(src: &Path, db: &Path) -> Result<Health> {
     let health = check(src)?;
     if !health.problems.is_empty() {
