@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{cli_token, scimd, spawn_server, stdout};
+use crate::common::{cli_token, log_channel, scimd, spawn_server, stdout, wait_for};
 
 /// Sends one HTTP/1.1 request on a fresh connection and returns the raw response.
 fn http(addr: &str, head: &str, body: &str) -> String {
@@ -153,11 +153,12 @@ fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
         assert!(healthy.status.success(), "{healthy:?}");
         assert!(stdout(&healthy).contains(r#""database":"ok""#));
         // SIGHUP (`systemctl reload`) never stops it, TLS or not.
+        let log = log_channel(lines);
         Command::new("kill")
             .args(["-HUP", &child.id().to_string()])
             .status()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        wait_for(&log, "SIGHUP: nothing to reload");
         assert!(scimd(&["health", "--listen", &addr]).status.success());
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
@@ -166,15 +167,8 @@ fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
         assert!(killed.success());
         let status = child.wait().unwrap();
         assert!(status.success(), "{signal}: exit status {status}");
-        let rest: Vec<String> = lines.map_while(Result::ok).collect();
-        assert!(
-            rest.iter().any(|l| l.contains("stopped")),
-            "{signal}: {rest:?}"
-        );
-        assert!(
-            rest.iter().any(|l| l.contains("SIGHUP: nothing to reload")),
-            "{rest:?}"
-        );
+        // The channel ends when the process's stderr closes.
+        wait_for(&log, "stopped");
         let gone = scimd(&["health", "--listen", &addr]);
         assert!(!gone.status.success(), "nobody listens any more: {gone:?}");
     }

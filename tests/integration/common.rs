@@ -289,3 +289,27 @@ pub fn spawn_server(db: &str, extra: &[&str]) -> (std::process::Child, String, L
     };
     (child, addr, lines)
 }
+
+/// Forwards the server's log lines to a channel, so a test can wait for one with a deadline.
+pub fn log_channel(lines: LogLines) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to 20 s for a log line containing `needle`; the lines before it are consumed.
+pub fn wait_for(log: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        match log.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {needle:?}: {e}"),
+        }
+    }
+}

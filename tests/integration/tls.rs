@@ -13,13 +13,12 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::common::{cli_token, scimd, spawn_server};
+use crate::common::{cli_token, log_channel, scimd, spawn_server, wait_for};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
@@ -54,29 +53,6 @@ fn https(addr: &str, trusted: &str, head: &str, body: &str) -> Result<String, St
     let mut reply = String::new();
     tls.read_to_string(&mut reply).map_err(|e| e.to_string())?;
     Ok(reply)
-}
-
-/// Forwards the server's log lines to a channel, so a test can wait for one with a deadline.
-fn log_channel(lines: crate::common::LogLines) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
-    loop {
-        match log.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no log line with {needle:?}: {e}"),
-        }
-    }
 }
 
 fn install(dir: &Path, pair: &str) {
