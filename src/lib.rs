@@ -38,6 +38,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    // First of all: from here on SIGHUP (`systemctl reload`) never meets its default action,
+    // exit, even while migrations run.
+    let sighup = hangups()?;
     let db = config.db.clone();
     // Held until `run` returns: `scimd restore` and a second server refuse while it is.
     let _lock = store::maintenance::ServerLock::acquire(&db)?;
@@ -59,7 +62,6 @@ pub async fn run(
         local_addr,
         tls,
     });
-    let sighup = hangups()?;
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
         let origin = app.config.public_url.clone().unwrap_or_else(|| {
             let scheme = if app.tls.is_some() { "https" } else { "http" };
@@ -130,8 +132,8 @@ pub async fn run(
     Ok(())
 }
 
-/// SIGHUP, watched from before the server announces itself: `systemctl reload` must never
-/// meet the default action (exit), whether or not TLS is on.
+/// SIGHUP, watched from the start of `run`: `systemctl reload` must never meet the default
+/// action (exit), whether or not TLS is on.
 #[cfg(unix)]
 fn hangups() -> Result<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};

@@ -105,9 +105,15 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 let watcher = graceful.watcher();
                 let mut stop_seen = stop_seen.clone();
                 tokio::spawn(async move {
+                    // Whether the connection carried a request: an idle keep-alive connection
+                    // timing out is routine, a client that never sent one is not.
+                    let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
                     let service = service_fn({
-                        let app = app.clone();
-                        move |req| handle(app.clone(), req, peer)
+                        let (app, used) = (app.clone(), used.clone());
+                        move |req| {
+                            used.store(true, std::sync::atomic::Ordering::Relaxed);
+                            handle(app.clone(), req, peer)
+                        }
                     });
                     let served = match &app.tls {
                         None => {
@@ -138,7 +144,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                         }
                     };
                     if let Err(e) = served {
-                        log_connection_error(&e, peer);
+                        log_connection_error(&e, peer, used.load(std::sync::atomic::Ordering::Relaxed));
                     }
                     drop(slot);
                 });
@@ -156,16 +162,17 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 }
 
 /// One log line for a connection hyper closed because a client broke a limit; other ends
-/// (the client hung up mid-response and the like) are routine and only logged at debug.
-fn log_connection_error(e: &hyper::Error, peer: SocketAddr) {
+/// (the client hung up mid-response, an idle keep-alive connection timing out after serving
+/// requests) are routine and only logged at debug.
+fn log_connection_error(e: &hyper::Error, peer: SocketAddr, served_a_request: bool) {
     if e.is_parse_too_large() {
-        info!(%peer, "request headers over the limit (64 KiB or 100 lines): answered 431, closed");
-    } else if e.is_timeout() {
-        info!(%peer, "no complete request headers in time (slow or idle client): closed");
+        info!(%peer, error = %e, "request line or headers over the limit: refused, closed");
+    } else if e.is_timeout() && !served_a_request {
+        info!(%peer, "no complete request in time (slow client): closed");
     } else if e.is_parse() {
-        info!(%peer, error = %e, "malformed HTTP request: answered 400, closed");
+        info!(%peer, error = %e, "malformed or unsupported request: closed");
     } else {
-        debug!(error = %e, %peer, "connection ended with an error");
+        debug!(error = %e, %peer, "connection ended");
     }
 }
 

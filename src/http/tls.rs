@@ -117,11 +117,13 @@ fn tls_error(e: rustls::Error) -> Error {
 /// one), whatever name it carries: for `scimd health`, which reaches the server by a loopback
 /// address its certificate does not name, and only needs to know it talks to this server.
 pub fn pinned_client(cert_file: &std::path::Path) -> Result<rustls::ClientConfig> {
+    let unreadable =
+        |e: &dyn fmt::Display| Error::InvalidValue(format!("{}: {e}", cert_file.display()));
     let expected = CertificateDer::pem_file_iter(cert_file)
-        .ok()
-        .and_then(|mut certs| certs.next())
-        .and_then(std::result::Result::ok)
-        .ok_or_else(|| Error::InvalidValue(format!("no certificate in {}", cert_file.display())))?;
+        .map_err(|e| unreadable(&e))?
+        .next()
+        .ok_or_else(|| unreadable(&"no CERTIFICATE block found"))?
+        .map_err(|e| unreadable(&e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Pinned {
         expected,

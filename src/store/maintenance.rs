@@ -21,21 +21,17 @@ fn lock_path(db: &Path) -> PathBuf {
 /// process is killed).
 #[derive(Debug)]
 pub struct ServerLock {
-    _file: File,
+    file: File,
 }
 
 impl ServerLock {
     /// Takes the lock, or fails if another scimd is serving this database.
     pub fn acquire(db: &Path) -> Result<ServerLock> {
         let path = lock_path(db);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let file = open_own_file(&path)
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
         match file.try_lock() {
-            Ok(()) => Ok(ServerLock { _file: file }),
+            Ok(()) => Ok(ServerLock { file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::internal(format!(
                 "another scimd is serving {} (it holds {})",
                 db.display(),
@@ -47,6 +43,41 @@ impl ServerLock {
             ))),
         }
     }
+}
+
+/// Opens `path` for writing, creating it if missing, but never through a symbolic link: the
+/// directory may belong to the service's user while a restore runs as root, and root must not
+/// be led into creating or handing over a file elsewhere.
+fn open_own_file(path: &Path) -> std::io::Result<File> {
+    // Creating with O_EXCL never follows a link.
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new().write(true).open(path)?;
+            is_the_file_at(&file, path)?;
+            Ok(file)
+        }
+        other => other,
+    }
+}
+
+/// Fails unless `path` is a plain file (not a link) and the very file `file` has open.
+#[cfg(unix)]
+fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let opened = file.metadata()?;
+    let here = std::fs::symlink_metadata(path)?;
+    if here.file_type().is_symlink() || (opened.dev(), opened.ino()) != (here.dev(), here.ino()) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a plain file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// What `check` found: `problems` is empty for a sound database.
@@ -144,55 +175,114 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
     Ok(health)
 }
 
-/// Gives `to` the owner of `like` and, with `mode`, its permissions. Restore usually runs as
+/// Gives the open file `to` the owner of `like`, and `mode` if given. Restore usually runs as
 /// root, and the service's own user (systemd's DynamicUser, the container's non-root user)
 /// must still be able to open what it leaves. Owners that already match are left alone, so
-/// a restore by the database's owner needs no privilege.
+/// a restore by the database's owner needs no privilege. Works on the handle, never on a
+/// path that could have been swapped for a link.
 #[cfg(unix)]
-fn take_owner(like: &Path, to: &Path, mode: bool) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let want = std::fs::metadata(like)?;
-    let have = std::fs::metadata(to)?;
-    if (want.uid(), want.gid()) != (have.uid(), have.gid()) {
-        std::os::unix::fs::chown(to, Some(want.uid()), Some(want.gid()))?;
+fn take_owner(like: &std::fs::Metadata, to: &File, mode: Option<u32>) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let have = to.metadata()?;
+    if (like.uid(), like.gid()) != (have.uid(), have.gid()) {
+        std::os::unix::fs::fchown(to, Some(like.uid()), Some(like.gid()))?;
     }
-    if mode {
-        std::fs::set_permissions(to, want.permissions())?;
+    if let Some(mode) = mode {
+        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn take_owner(_like: &Path, _to: &Path, _mode: bool) -> std::io::Result<()> {
+fn take_owner(_like: &std::fs::Metadata, _to: &File, _mode: Option<u32>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The second half of `restore`: `staged` is a checked copy of the backup beside `db`.
-fn swap_in(db: &Path, staged: &Path, with_suffix: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+/// The permission bits of a file's metadata (0o600 where there are none to copy).
+fn mode_of(meta: &std::fs::Metadata) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o7777
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0o600
+    }
+}
+
+/// Copies the backup to `staged` beside the database, owned like the database (or, on a new
+/// machine, like its directory, with mode 0600), and flushed to disk.
+fn stage(src: &Path, staged: &Path, db: &Path, dir: &Path, lock: &ServerLock) -> Result<()> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
-    let dir = db
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let owner = if db.exists() { db } else { dir };
-    take_owner(owner, staged, db.exists())
-        .and_then(|()| take_owner(owner, &lock_path(db), false))
-        .map_err(|e| io("cannot give the copy the database's owner", e))?;
-    File::open(staged)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("cannot sync the copy", e))?;
-    if db.exists() {
-        // Fold the old WAL into the old file first, so what is kept aside is complete.
-        if let Ok(old) = Connection::open(db) {
-            let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    // A leftover from an interrupted restore (or a link planted there) goes first.
+    match std::fs::remove_file(staged) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("cannot remove an old staged copy", e));
         }
-        std::fs::rename(db, with_suffix(".before-restore"))
-            .map_err(|e| io("cannot set the current database aside", e))?;
+        _ => {}
+    }
+    let mut copy = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(staged)
+        .map_err(|e| io("cannot create the staged copy", e))?;
+    std::io::copy(
+        &mut File::open(src).map_err(|e| io("cannot read the backup", e))?,
+        &mut copy,
+    )
+    .map_err(|e| io("cannot copy the backup", e))?;
+    let (like, mode) = match std::fs::symlink_metadata(db) {
+        Ok(meta) => {
+            let mode = mode_of(&meta);
+            (meta, mode)
+        }
+        Err(_) => (
+            std::fs::metadata(dir).map_err(|e| io("cannot read the directory", e))?,
+            0o600,
+        ),
+    };
+    take_owner(&like, &copy, Some(mode))
+        .and_then(|()| take_owner(&like, &lock.file, None))
+        .map_err(|e| io("cannot give the copy the database's owner", e))?;
+    copy.sync_all().map_err(|e| io("cannot sync the copy", e))
+}
+
+/// Puts `staged` in place of `db`, keeping the current database as `<db>.before-restore`.
+/// If the last step fails, the current database goes back where it was.
+fn swap_in(
+    db: &Path,
+    staged: &Path,
+    dir: &Path,
+    with_suffix: &dyn Fn(&str) -> PathBuf,
+) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    let aside = with_suffix(".before-restore");
+    let had_db = db.exists();
+    if had_db {
+        // Fold the WAL into the file first, so what is kept aside is complete; if that cannot
+        // be done, nothing is touched.
+        let busy: i64 = Connection::open(db)
+            .and_then(|old| old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))
+            .map_err(|e| Error::internal(format!("cannot checkpoint the current database: {e}")))?;
+        if busy != 0 {
+            return Err(Error::InvalidValue(
+                "the current database is in use (a scimd command is running?): nothing was changed"
+                    .into(),
+            ));
+        }
+        std::fs::rename(db, &aside).map_err(|e| io("cannot set the current database aside", e))?;
     }
     for stale in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(with_suffix(stale));
     }
-    std::fs::rename(staged, db).map_err(|e| io("cannot put the backup in place", e))?;
+    if let Err(e) = std::fs::rename(staged, db) {
+        if had_db {
+            let _ = std::fs::rename(&aside, db);
+        }
+        return Err(io("cannot put the backup in place", e));
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("cannot sync the directory", e))
@@ -201,7 +291,7 @@ fn swap_in(db: &Path, staged: &Path, with_suffix: &dyn Fn(&str) -> PathBuf) -> R
 /// Replaces the database at `db` with the backup `src`, after checking the backup and that no
 /// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`. The
 /// restored file (and the lock file) get the replaced database's owner and mode, or with no
-/// database yet, its directory's owner.
+/// database yet, its directory's owner and mode 0600.
 pub fn restore(src: &Path, db: &Path) -> Result<Health> {
     let health = check(src)?;
     if !health.problems.is_empty() {
@@ -211,20 +301,58 @@ pub fn restore(src: &Path, db: &Path) -> Result<Health> {
             health.problems.join("; ")
         )));
     }
-    let _lock = ServerLock::acquire(db)
+    let lock = ServerLock::acquire(db)
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
-    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     let with_suffix = |suffix: &str| {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
         PathBuf::from(name)
     };
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let staged = with_suffix(".restoring");
-    std::fs::copy(src, &staged).map_err(|e| io("cannot copy the backup", e))?;
-    let swapped = swap_in(db, &staged, &with_suffix);
-    if swapped.is_err() {
+    let done =
+        stage(src, &staged, db, dir, &lock).and_then(|()| swap_in(db, &staged, dir, &with_suffix));
+    if done.is_err() {
         let _ = std::fs::remove_file(&staged);
     }
-    swapped?;
+    done?;
     Ok(health)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A restore runs as root in a directory the service's user may write: links planted as
+    /// the lock file or the staged copy must not make it create, write or hand over anything
+    /// elsewhere.
+    #[test]
+    fn planted_links_are_not_followed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let outside = at("outside.txt");
+        std::fs::write(&outside, "precious").unwrap();
+        let db = at("scimd.db");
+
+        // A link as the lock file, to a missing file and to an existing one.
+        std::os::unix::fs::symlink(at("created-by-root"), lock_path(&db)).unwrap();
+        assert!(ServerLock::acquire(&db).is_err());
+        assert!(!at("created-by-root").exists());
+        std::fs::remove_file(lock_path(&db)).unwrap();
+        std::os::unix::fs::symlink(&outside, lock_path(&db)).unwrap();
+        assert!(ServerLock::acquire(&db).is_err());
+        std::fs::remove_file(lock_path(&db)).unwrap();
+
+        // A link as the staged copy is replaced, not written through.
+        drop(crate::store::Store::open(&db).unwrap());
+        backup(&db, &at("backup.db")).unwrap();
+        std::os::unix::fs::symlink(&outside, at("scimd.db.restoring")).unwrap();
+        restore(&at("backup.db"), &db).unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
+        assert!(!at("scimd.db.restoring").exists());
+        assert!(check(&db).unwrap().problems.is_empty());
+    }
 }

@@ -345,6 +345,7 @@ fn backup_while_serving_check_and_restore_when_stopped() {
     assert!(o.status.success(), "{o:?}");
     assert!(stdout(&scimd(&["token", "list", "--db", &fresh])).contains("idp"));
     assert!(!std::path::Path::new(&path("fresh/scimd.db.restoring")).exists());
+    assert_eq!(mode(&fresh), 0o600, "not the backup's 0644");
     let listed = stdout(&scimd(&["token", "list", "--db", &db]));
     assert!(
         listed.contains("idp") && !listed.contains("later"),

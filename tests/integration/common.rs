@@ -313,3 +313,14 @@ pub fn wait_for(log: &std::sync::mpsc::Receiver<String>, needle: &str) -> String
         }
     }
 }
+
+/// A spawned server, killed however the test ends: one left running would keep the test
+/// harness waiting on its output.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::common::{cli_token, log_channel, scimd, spawn_server, wait_for};
+use crate::common::{KillOnDrop, cli_token, log_channel, scimd, spawn_server, wait_for};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
@@ -133,7 +133,9 @@ fn https_serves_and_reloads_on_sighup() {
     // A client stuck before its handshake does not hold up a stop: SIGTERM ends the server
     // well before the 10 s handshake deadline would have closed that connection.
     let _silent = std::net::TcpStream::connect(&addr).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // Connections are accepted in order: once this answer arrives, the silent one is in.
+    let reply = https(&addr, &b, "GET /healthz HTTP/1.1", "").unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let mut child = child;
     let sent = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
@@ -153,15 +155,6 @@ fn https_serves_and_reloads_on_sighup() {
     };
     assert!(status.success());
     wait_for(&log, "stopped");
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn hangup(child: &std::process::Child) {
