@@ -169,8 +169,6 @@ fn serve_exits_cleanly_on_sigterm_and_sigint_and_health_tells() {
         assert!(status.success(), "{signal}: exit status {status}");
         // The channel ends when the process's stderr closes.
         wait_for(&log, "stopped");
-        let gone = scimd(&["health", "--listen", &addr]);
-        assert!(!gone.status.success(), "nobody listens any more: {gone:?}");
     }
 }
 
