@@ -420,15 +420,17 @@ pub fn row(conn: &Connection, id: &str) -> Result<Option<(i64, GroupRecord)>> {
     get_row(conn, id)
 }
 
+/// The internal row number of the group with SCIM id `id`.
+pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row("SELECT seq FROM groups WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?)
+}
+
 /// Deletes a group and its memberships; groups it was nested in get a new version.
 /// Returns whether the group existed.
 pub fn delete(conn: &Connection, id: &str, now: &str) -> Result<bool> {
-    let Some(seq) = conn
-        .query_row("SELECT seq FROM groups WHERE id = ?1", [id], |r| {
-            r.get::<_, i64>(0)
-        })
-        .optional()?
-    else {
+    let Some(seq) = seq_of(conn, id)? else {
         return Ok(false);
     };
     conn.execute(
@@ -491,12 +493,7 @@ pub fn members_page(
     offset: u64,
     limit: u64,
 ) -> Result<Option<(u64, Vec<MemberName>)>> {
-    let Some(seq) = conn
-        .query_row("SELECT seq FROM groups WHERE id = ?1", [group_id], |r| {
-            r.get::<_, i64>(0)
-        })
-        .optional()?
-    else {
+    let Some(seq) = seq_of(conn, group_id)? else {
         return Ok(None);
     };
     let total: i64 = conn.query_row(
