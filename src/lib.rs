@@ -81,46 +81,28 @@ pub async fn run(
         "scimd is serving SCIM at /scim/v2"
     );
     let reloader = tokio::spawn(on_sighup(sighup, app.clone()));
-    let flusher = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            // The first flush is one period after start (a plain `interval` fires at once).
-            let first = tokio::time::Instant::now() + LAST_USED_FLUSH;
-            let mut tick = tokio::time::interval_at(first, LAST_USED_FLUSH);
-            loop {
-                tick.tick().await;
-                if let Err(e) = app.last_used.flush(&app.store).await {
-                    warn!(error = %e, "could not record token use");
-                }
+    let flusher = every(
+        &app,
+        LAST_USED_FLUSH,
+        Start::AfterOnePeriod,
+        |app| async move {
+            if let Err(e) = app.last_used.flush(&app.store).await {
+                warn!(error = %e, "could not record token use");
             }
-        })
-    };
-    let pruner = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(AUDIT_PRUNE);
-            loop {
-                tick.tick().await;
-                match service::audit::prune(&app.store).await {
-                    Ok(0) => {}
-                    Ok(n) => info!(deleted = n, "audit log: old entries removed (retention)"),
-                    Err(e) => warn!(error = %e, "audit log retention failed"),
-                }
-            }
-        })
-    };
-    let rejections = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REJECTIONS_FLUSH);
-            loop {
-                tick.tick().await;
-                if let Err(e) = app.rejections.flush(&app.store).await {
-                    warn!(error = %e, "could not write rejected requests to the audit log");
-                }
-            }
-        })
-    };
+        },
+    );
+    let pruner = every(&app, AUDIT_PRUNE, Start::Now, |app| async move {
+        match service::audit::prune(&app.store).await {
+            Ok(0) => {}
+            Ok(n) => info!(deleted = n, "audit log: old entries removed (retention)"),
+            Err(e) => warn!(error = %e, "audit log retention failed"),
+        }
+    });
+    let rejections = every(&app, REJECTIONS_FLUSH, Start::Now, |app| async move {
+        if let Err(e) = app.rejections.flush(&app.store).await {
+            warn!(error = %e, "could not write rejected requests to the audit log");
+        }
+    });
     http::serve(listener, app.clone(), shutdown).await;
     flusher.abort();
     reloader.abort();
@@ -130,6 +112,38 @@ pub async fn run(
     app.rejections.flush(&app.store).await?;
     info!("stopped");
     Ok(())
+}
+
+/// When a periodic job first runs.
+enum Start {
+    Now,
+    /// For jobs with nothing to do yet at start (token use is only recorded while serving).
+    AfterOnePeriod,
+}
+
+/// Runs `job` every `period` on its own task, one run at a time, until the task is aborted.
+fn every<F, Fut>(
+    app: &Arc<http::App>,
+    period: Duration,
+    start: Start,
+    job: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Arc<http::App>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let app = app.clone();
+    tokio::spawn(async move {
+        let first = match start {
+            Start::Now => tokio::time::Instant::now(),
+            Start::AfterOnePeriod => tokio::time::Instant::now() + period,
+        };
+        let mut tick = tokio::time::interval_at(first, period);
+        loop {
+            tick.tick().await;
+            job(app.clone()).await;
+        }
+    })
 }
 
 /// SIGHUP, watched from the start of `run`: `systemctl reload` must never meet the default
