@@ -2,21 +2,14 @@
 
 use std::process::Command;
 
-use crate::common::{cli_token, log_channel, scimd, spawn_server, stdout, wait_for};
+use crate::common::{
+    KillOnDrop, cli_token, http_once, log_channel, scimd, spawn_scimd, spawn_server, stdout,
+    wait_for,
+};
 
-/// Sends one HTTP/1.1 request on a fresh connection and returns the raw response.
+/// One request on its own connection: the raw response.
 fn http(addr: &str, head: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        conn,
-        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply).unwrap();
-    reply
+    http_once(addr, head, body, std::time::Duration::from_secs(20)).unwrap()
 }
 
 #[test]
@@ -248,22 +241,10 @@ fn admins_are_made_from_the_shell_with_the_password_on_stdin() {
 
 #[test]
 fn a_fresh_server_logs_its_setup_link() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("scimd.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db.to_str().unwrap(),
-        ])
-        .env("SCIMD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, lines) = spawn_scimd(db.to_str().unwrap(), &[]);
+    let _child = KillOnDrop(child);
     let mut link = None;
     for line in lines {
         let line = line.unwrap();
@@ -274,8 +255,6 @@ fn a_fresh_server_logs_its_setup_link() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let link = link.expect("a setup link in the log");
     assert!(link.contains("no console administrator yet"), "{link}");
 }
@@ -367,23 +346,10 @@ fn backup_while_serving_check_and_restore_when_stopped() {
 
 #[test]
 fn json_logs_are_one_object_per_line() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("scimd.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--db",
-        ])
-        .arg(&db)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, mut lines) = spawn_scimd(db.to_str().unwrap(), &["--log-format", "json"]);
+    let _child = KillOnDrop(child);
     let mut serving = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -393,8 +359,6 @@ fn json_logs_are_one_object_per_line() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let v = serving.expect("the start-up line");
     assert_eq!(v["level"], "INFO");
     assert!(

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -268,9 +269,9 @@ pub fn cli_token(db: &str, name: &str) -> String {
 /// The log of a server started by `spawn_server`, from after its start-up line.
 pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
-/// Starts the `scimd serve` binary on a free port with `extra` arguments; returns the process,
-/// its address and the rest of its log.
-pub fn spawn_server(db: &str, extra: &[&str]) -> (std::process::Child, String, LogLines) {
+/// Starts `scimd serve` on a free port with `extra` arguments, logging at info to a pipe;
+/// returns the process and its whole log, start-up lines included.
+pub fn spawn_scimd(db: &str, extra: &[&str]) -> (std::process::Child, LogLines) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
@@ -279,7 +280,14 @@ pub fn spawn_server(db: &str, extra: &[&str]) -> (std::process::Child, String, L
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// `spawn_scimd`, then waits for the start-up line; returns the process, its address and the
+/// rest of its log.
+pub fn spawn_server(db: &str, extra: &[&str]) -> (std::process::Child, String, LogLines) {
+    let (child, mut lines) = spawn_scimd(db, extra);
     // The start-up line names the bound address.
     let addr = loop {
         let line = lines.next().expect("server printed its address").unwrap();
@@ -288,6 +296,22 @@ pub fn spawn_server(db: &str, extra: &[&str]) -> (std::process::Child, String, L
         }
     };
     (child, addr, lines)
+}
+
+/// Sends one HTTP/1.1 request (`head` is the request line and any headers) on a fresh
+/// connection and returns the raw response, waiting at most `wait` for each read.
+pub fn http_once(addr: &str, head: &str, body: &str, wait: Duration) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(wait))?;
+    write!(
+        conn,
+        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    Ok(reply)
 }
 
 /// Forwards the server's log lines to a channel, so a test can wait for one with a deadline.

@@ -2,31 +2,20 @@
 //! a random moment, 20 times over. After each kill the database must hold every write that got
 //! a 2xx, show nothing half-applied, and pass `PRAGMA integrity_check`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::common::{cli_token, spawn_server};
+use crate::common::{cli_token, http_once, spawn_server};
 
 const ROUNDS: u64 = 20;
 const WRITERS: usize = 4;
 
 /// One request on its own connection: the status, or `None` if the server went away.
 fn send(addr: &str, head: &str, body: &str) -> Option<u16> {
-    let mut conn = TcpStream::connect(addr).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        conn,
-        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply).ok()?;
+    let reply = http_once(addr, head, body, Duration::from_secs(5)).ok()?;
     reply.get(9..12)?.parse().ok()
 }
 

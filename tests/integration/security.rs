@@ -1,7 +1,6 @@
 //! The security review as tests: every endpoint but the health check, the console's files and
 //! its sign-in needs credentials, of the right kind; secrets never reach the log.
 
-use std::io::{Read, Write};
 use std::process::Command;
 
 use crate::common::*;
@@ -113,16 +112,8 @@ fn secrets_never_reach_the_log() {
         r#"{"userName":"ana","password":"hunter2-hunter2"}"#,
         r#"{"userName":"ana","password":"hunter2-hunter2"}"#,
     ] {
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            conn,
-            "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-             Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply).unwrap();
+        let head = format!("POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer {token}");
+        http_once(&addr, &head, body, std::time::Duration::from_secs(20)).unwrap();
     }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
