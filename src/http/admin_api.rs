@@ -252,11 +252,12 @@ pub async fn handle(
             };
             let listed = users::list(&app.store, &q).await?;
             let base = console_base(app, &req);
-            let items: Vec<Value> = listed
+            let items = listed
                 .items
                 .into_iter()
-                .map(|u| resource::render_user(u, &base))
-                .collect();
+                .map(|u| Ok(resource::render_user(u.parse()?, &base)))
+                .collect::<serde_json::Result<Vec<Value>>>()
+                .map_err(Error::internal)?;
             Ok(ok(json!({"total": listed.total, "items": items})))
         }
         (&Method::GET, ["users", id]) => {

@@ -511,6 +511,13 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     response
 }
 
+/// `json_response` for a body already written as JSON text.
+pub fn json_text_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
 pub fn empty_response(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = status;

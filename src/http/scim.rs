@@ -6,12 +6,12 @@ use http::{Response, StatusCode};
 use serde_json::Value;
 
 use super::router::Route;
-use super::{App, Body, Ctx, empty_response, json_response};
+use super::{App, Body, Ctx, empty_response, json_response, json_text_response};
 use crate::error::{Error, Result};
 use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery, Paging};
 use crate::scim::project::Projection;
-use crate::scim::resource::{self, GroupRecord, Meta, ResourceKind, UserRecord};
+use crate::scim::resource::{self, GroupRecord, Meta, ResourceKind, StoredUser, UserRecord};
 use crate::service::{Listed, groups, users};
 
 /// Renders resources for one request: base URL plus the requested projection.
@@ -34,6 +34,16 @@ impl View<'_> {
         let mut v = resource::render_user(u, self.base);
         self.users.apply(&mut v, ResourceKind::User);
         v
+    }
+
+    /// A user of a list, as JSON text. With nothing to project, its stored document goes in
+    /// as it is, never parsed (see `StoredUser`).
+    fn user_text(&self, u: StoredUser) -> Result<String> {
+        if self.users.is_identity() {
+            return resource::write_user(&u, self.base).map_err(Error::internal);
+        }
+        let u = u.parse().map_err(Error::internal)?;
+        Ok(self.user(u).to_string())
     }
 
     fn group(&self, g: GroupRecord) -> Value {
@@ -172,18 +182,25 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     })
 }
 
-/// A ListResponse for one page, rendered with `render`.
+/// A ListResponse for one page, each resource written as JSON text by `render`.
 fn page_response<T>(
     listed: Listed<T>,
     paging: Paging,
-    render: impl Fn(T) -> Value,
-) -> Response<Body> {
+    render: impl Fn(T) -> Result<String>,
+) -> Result<Response<Body>> {
     let page = list::Page {
         total: listed.total,
-        resources: listed.items.into_iter().map(render).collect(),
+        resources: listed
+            .items
+            .into_iter()
+            .map(render)
+            .collect::<Result<_>>()?,
         next_cursor: listed.next,
     };
-    ok(&list::response(page, paging))
+    Ok(json_text_response(
+        StatusCode::OK,
+        list::response_text(page, paging),
+    ))
 }
 
 fn list_view<'a>(base: &'a str, q: &ListQuery) -> View<'a> {
@@ -197,13 +214,13 @@ fn list_view<'a>(base: &'a str, q: &ListQuery) -> View<'a> {
 async fn list_users(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
     let view = list_view(base, q);
     let listed = users::list(&app.store, q).await?;
-    Ok(page_response(listed, q.paging, |u| view.user(u)))
+    page_response(listed, q.paging, |u| view.user_text(u))
 }
 
 async fn list_groups(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
     let view = list_view(base, q);
     let listed = groups::list(&app.store, q, view.with_members()).await?;
-    Ok(page_response(listed, q.paging, |g| view.group(g)))
+    page_response(listed, q.paging, |g| Ok(view.group(g).to_string()))
 }
 
 /// `POST /.search` at the root (RFC 7644 §3.4.3): users, then groups, as one list. The filter
@@ -222,14 +239,20 @@ async fn search_all(app: &App, base: &str, q: &ListQuery) -> Result<Response<Bod
     let view = list_view(base, q);
     let (users, groups) =
         crate::service::search_all(&app.store, q, start, view.with_members()).await?;
-    let mut resources: Vec<Value> = users.items.into_iter().map(|u| view.user(u)).collect();
-    resources.extend(groups.items.into_iter().map(|g| view.group(g)));
+    let mut resources = Vec::with_capacity(users.items.len() + groups.items.len());
+    for u in users.items {
+        resources.push(view.user_text(u)?);
+    }
+    resources.extend(groups.items.into_iter().map(|g| view.group(g).to_string()));
     let page = list::Page {
         total: users.total + groups.total,
         resources,
         next_cursor: None,
     };
-    Ok(ok(&list::response(page, q.paging)))
+    Ok(json_text_response(
+        StatusCode::OK,
+        list::response_text(page, q.paging),
+    ))
 }
 
 /// The decoded query parameters (`+` is a space: OneLogin encodes spaces that way).

@@ -276,16 +276,41 @@ fn integer(name: &str, value: &str) -> Result<i64> {
     })
 }
 
-/// One page of results, rendered.
-pub struct Page {
+/// One page of results, rendered: as JSON values, or (`response_text`) as JSON text.
+pub struct Page<R = Value> {
     pub total: u64,
-    pub resources: Vec<Value>,
+    pub resources: Vec<R>,
     /// Set for cursor paging: the cursor of the next page, if there is one.
     pub next_cursor: Option<Cursor>,
 }
 
 /// The `ListResponse` body (RFC 7644 §3.4.2; RFC 9865 adds `nextCursor`).
 pub fn response(page: Page, paging: Paging) -> Value {
+    let mut out = envelope(&page, paging);
+    out.insert("Resources".into(), Value::Array(page.resources));
+    Value::Object(out)
+}
+
+/// `response` as JSON text, for resources that are JSON text already.
+pub fn response_text(page: Page<String>, paging: Paging) -> String {
+    let head = Value::Object(envelope(&page, paging)).to_string();
+    let size = page.resources.iter().map(|r| r.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(head.len() + size + 16);
+    // The members before `Resources`, without the closing brace.
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(",\"Resources\":[");
+    for (i, r) in page.resources.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Every member of a `ListResponse` but `Resources`, in order.
+fn envelope<R>(page: &Page<R>, paging: Paging) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("schemas".into(), json!([LIST_RESPONSE_URN]));
     out.insert("totalResults".into(), json!(page.total));
@@ -300,8 +325,7 @@ pub fn response(page: Page, paging: Paging) -> Value {
         }
     }
     out.insert("itemsPerPage".into(), json!(page.resources.len()));
-    out.insert("Resources".into(), Value::Array(page.resources));
-    Value::Object(out)
+    out
 }
 
 #[cfg(test)]
@@ -467,5 +491,37 @@ mod tests {
         assert!(r.get("startIndex").is_none());
         let r = response(page(None), Paging::Cursor(Some(c)));
         assert!(r.get("nextCursor").is_none());
+    }
+
+    #[test]
+    fn response_text_is_response_as_text() {
+        let c = Cursor { after: 9, total: 3 };
+        let resources = [
+            json!({"id": "a"}),
+            json!({"id": "b", "x": [1, {"y": null}]}),
+        ];
+        for paging in [Paging::Index(2), Paging::Cursor(None)] {
+            for n in 0..=resources.len() {
+                let values = resources[..n].to_vec();
+                let texts = values.iter().map(Value::to_string).collect();
+                let text = response_text(
+                    Page {
+                        total: 3,
+                        resources: texts,
+                        next_cursor: Some(c),
+                    },
+                    paging,
+                );
+                let value = response(
+                    Page {
+                        total: 3,
+                        resources: values,
+                        next_cursor: Some(c),
+                    },
+                    paging,
+                );
+                assert_eq!(text, value.to_string());
+            }
+        }
     }
 }

@@ -93,6 +93,33 @@ pub struct UserRecord {
     pub groups: Vec<GroupRef>,
 }
 
+/// A user as a list reads it: the document still the JSON text it was stored as. A list
+/// answered without `attributes` or `excludedAttributes` (every IdP lookup, every export
+/// page) writes that text into the response as it is (`write_user`): parsing it into a tree
+/// and serialising the tree again was most of the CPU of a lookup and most of the memory of
+/// an export page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUser {
+    pub id: String,
+    /// The normalised document as JSON text: an object without `id`, `meta`, `groups`,
+    /// `schemas` or `password` (see `validate::UserInput`).
+    pub data: String,
+    pub meta: Meta,
+    pub groups: Vec<GroupRef>,
+}
+
+impl StoredUser {
+    /// The record with its document parsed, for rendering under a projection.
+    pub fn parse(self) -> serde_json::Result<UserRecord> {
+        Ok(UserRecord {
+            doc: serde_json::from_str(&self.data)?,
+            id: self.id,
+            meta: self.meta,
+            groups: self.groups,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupRecord {
     pub id: String,
@@ -104,6 +131,25 @@ pub struct GroupRecord {
 /// `base` is the SCIM base URL, e.g. `https://host/scim/v2`.
 pub fn location(base: &str, kind: ResourceKind, id: &str) -> String {
     format!("{base}/{}/{id}", kind.endpoint())
+}
+
+/// The `groups` attribute of a user (RFC 7643 §4.1.2), `None` when the user is in none.
+fn groups_json(groups: &[GroupRef], base: &str) -> Option<Value> {
+    if groups.is_empty() {
+        return None;
+    }
+    let groups = groups
+        .iter()
+        .map(|g| {
+            json!({
+                "value": g.id,
+                "$ref": location(base, ResourceKind::Group, &g.id),
+                "display": g.display,
+                "type": if g.direct { "direct" } else { "indirect" },
+            })
+        })
+        .collect();
+    Some(Value::Array(groups))
 }
 
 fn meta_json(base: &str, kind: ResourceKind, id: &str, meta: &Meta) -> Value {
@@ -127,26 +173,102 @@ pub fn render_user(user: UserRecord, base: &str) -> Value {
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), json!(user.id));
     out.extend(user.doc);
-    if !user.groups.is_empty() {
-        let groups = user
-            .groups
-            .iter()
-            .map(|g| {
-                json!({
-                    "value": g.id,
-                    "$ref": location(base, ResourceKind::Group, &g.id),
-                    "display": g.display,
-                    "type": if g.direct { "direct" } else { "indirect" },
-                })
-            })
-            .collect();
-        out.insert("groups".into(), Value::Array(groups));
+    if let Some(groups) = groups_json(&user.groups, base) {
+        out.insert("groups".into(), groups);
     }
     out.insert(
         "meta".into(),
         meta_json(base, ResourceKind::User, &user.id, &user.meta),
     );
     Value::Object(out)
+}
+
+/// `render_user` of the parsed user, as JSON text, written without parsing the stored
+/// document: the same members in the same order, its text spliced in between `id` and
+/// `groups`. Fails only if `data` is not a JSON object.
+pub fn write_user(user: &StoredUser, base: &str) -> serde_json::Result<String> {
+    let scan = scan_object(&user.data)?;
+    let body = user.data.trim();
+    // What lies between the braces: the document's members, if it has any.
+    let members = &body[1..body.len() - 1];
+    let mut out = String::with_capacity(user.data.len() + 400);
+    out.push_str("{\"schemas\":");
+    let schemas: &[&str] = if scan.enterprise {
+        &[USER_URN, ENTERPRISE_USER_URN]
+    } else {
+        &[USER_URN]
+    };
+    out.push_str(&serde_json::to_string(schemas)?);
+    out.push_str(",\"id\":");
+    out.push_str(&serde_json::to_string(&user.id)?);
+    if scan.members > 0 {
+        out.push(',');
+        out.push_str(members);
+    }
+    if let Some(groups) = groups_json(&user.groups, base) {
+        out.push_str(",\"groups\":");
+        out.push_str(&serde_json::to_string(&groups)?);
+    }
+    out.push_str(",\"meta\":");
+    let meta = meta_json(base, ResourceKind::User, &user.id, &user.meta);
+    out.push_str(&serde_json::to_string(&meta)?);
+    out.push('}');
+    Ok(out)
+}
+
+/// What `write_user` needs to know of a stored document, read in one pass that allocates
+/// nothing: how many members it has, and whether the enterprise extension is one of them.
+struct ObjectScan {
+    members: usize,
+    enterprise: bool,
+}
+
+fn scan_object(data: &str) -> serde_json::Result<ObjectScan> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use std::fmt;
+
+    /// A member name, compared with the extension URN as it is read.
+    struct IsEnterprise(bool);
+    impl<'de> serde::Deserialize<'de> for IsEnterprise {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Name;
+            impl Visitor<'_> for Name {
+                type Value = IsEnterprise;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E>(self, v: &str) -> Result<IsEnterprise, E> {
+                    Ok(IsEnterprise(v == ENTERPRISE_USER_URN))
+                }
+            }
+            d.deserialize_str(Name)
+        }
+    }
+
+    struct Scan;
+    impl<'de> Visitor<'de> for Scan {
+        type Value = ObjectScan;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectScan, A::Error> {
+            let mut scan = ObjectScan {
+                members: 0,
+                enterprise: false,
+            };
+            while let Some(IsEnterprise(is)) = map.next_key()? {
+                map.next_value::<IgnoredAny>()?;
+                scan.members += 1;
+                scan.enterprise |= is;
+            }
+            Ok(scan)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(data);
+    let scan = de.deserialize_map(Scan)?;
+    de.end()?;
+    Ok(scan)
 }
 
 /// The full representation of a group, before projection. `members` is always present (an
@@ -259,5 +381,114 @@ mod tests {
             json!([{"value": "g2", "$ref": "b/Groups/g2", "type": "Group"}])
         );
         assert_eq!(v["meta"]["resourceType"], json!("Group"));
+    }
+
+    fn stored(data: &str, groups: Vec<GroupRef>) -> StoredUser {
+        StoredUser {
+            id: "u\"1".into(),
+            data: data.into(),
+            meta: meta(),
+            groups,
+        }
+    }
+
+    /// `write_user` is `render_user` of the parsed document, to the byte.
+    fn assert_writes_as_rendered(user: &StoredUser) {
+        let base = "https://h\u{e9}/scim/v2";
+        let written = write_user(user, base).expect("an object");
+        let rendered = render_user(user.clone().parse().expect("parses"), base);
+        assert_eq!(
+            serde_json::from_str::<Value>(&written).unwrap(),
+            rendered,
+            "{written}"
+        );
+        if serde_json::to_string(&serde_json::from_str::<Value>(&user.data).unwrap()).unwrap()
+            == user.data
+        {
+            assert_eq!(written, serde_json::to_string(&rendered).unwrap());
+        }
+    }
+
+    #[test]
+    fn stored_users_are_written_as_rendered() {
+        let group = |id: &str, direct| GroupRef {
+            id: id.into(),
+            display: "Fin\"ance".into(),
+            direct,
+        };
+        for data in [
+            "{}",
+            " { } ",
+            r#"{"userName":"ana"}"#,
+            r#"{"userName":"ana","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D"}}"#,
+            // Escaped, the member name is still the extension's.
+            r#"{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:\u0055ser":{}}"#,
+            // The URN as a value, or nested, is not the extension.
+            r#"{"title":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","x":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":1}}"#,
+            "{\n  \"userName\": \"\u{1F600} \\\"q\\\"\",\n  \"emails\": [ {\"value\": \"a@b\"} ]\n}\n",
+        ] {
+            assert_writes_as_rendered(&stored(data, vec![]));
+            assert_writes_as_rendered(&stored(data, vec![group("g1", true), group("g2", false)]));
+        }
+    }
+
+    #[test]
+    fn a_stored_document_that_is_not_an_object_is_an_error() {
+        for data in ["", "[]", "\"x\"", "{", "{} {}", "{\"a\":1,}", "null"] {
+            assert!(write_user(&stored(data, vec![]), "b").is_err(), "{data:?}");
+        }
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<String>().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec((key(), inner), 0..4)
+                        .prop_map(|kvs| Value::Object(kvs.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(ENTERPRISE_USER_URN.to_string()),
+                Just("userName".to_string()),
+                // Never one `render_user` adds itself: a stored document has none of them.
+                any::<String>().prop_filter("derived", |k| {
+                    !["schemas", "id", "groups", "meta"].contains(&k.as_str())
+                }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_stored_document_is_written_as_rendered(
+                doc in proptest::collection::vec((key(), json_value()), 0..6),
+                pretty in any::<bool>(),
+                groups in proptest::collection::vec((any::<String>(), any::<bool>()), 0..3),
+            ) {
+                let doc: Map<String, Value> = doc.into_iter().collect();
+                let data = if pretty {
+                    serde_json::to_string_pretty(&doc).unwrap()
+                } else {
+                    serde_json::to_string(&doc).unwrap()
+                };
+                let groups = groups
+                    .into_iter()
+                    .map(|(display, direct)| GroupRef { id: display.clone(), display, direct })
+                    .collect();
+                assert_writes_as_rendered(&stored(&data, groups));
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ pub mod users;
 use crate::error::{Error, Result};
 use crate::scim::list::{Cursor, ListQuery, Paging};
 use crate::scim::resource::ResourceKind;
-use crate::scim::resource::{GroupRecord, UserRecord};
+use crate::scim::resource::{GroupRecord, StoredUser};
 use crate::store::ListPage;
 use crate::store::Store;
 use crate::store::query::{self, ListSql, SqlFilter, Window};
@@ -112,7 +112,7 @@ pub async fn search_all(
     q: &ListQuery,
     start: u64,
     with_members: bool,
-) -> Result<(Listed<UserRecord>, Listed<GroupRecord>)> {
+) -> Result<(Listed<StoredUser>, Listed<GroupRecord>)> {
     let (user_sql, group_sql) = match (
         list_sql(q, ResourceKind::User),
         list_sql(q, ResourceKind::Group),

@@ -6,7 +6,7 @@ use super::audit::{self, About, Actor};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
-use crate::scim::resource::{ResourceKind, UserRecord};
+use crate::scim::resource::{ResourceKind, StoredUser, UserRecord};
 use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, users};
 
@@ -179,7 +179,7 @@ pub async fn delete(
 /// an index lookup.
 const INLINE_ROWS: u64 = 20;
 
-pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<UserRecord>> {
+pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<StoredUser>> {
     let sql = list_sql(q, ResourceKind::User)?;
     if sql.lookup
         && let Some(found) = store.try_read_now(|conn| users::list_small(conn, &sql, INLINE_ROWS))

@@ -11,7 +11,7 @@ use super::fold;
 use super::query::ListSql;
 use super::{ResourceRow, doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
-use crate::scim::resource::{GroupRef, Meta, UserRecord};
+use crate::scim::resource::{GroupRef, Meta, StoredUser, UserRecord};
 
 /// The columns derived from a user document.
 struct Columns {
@@ -326,7 +326,7 @@ fn groups_of_many(conn: &Connection, user_seqs: &[i64]) -> Result<HashMap<i64, V
 }
 
 /// One page of the users `list` selects, each with its groups.
-pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<UserRecord>> {
+pub fn list(conn: &Connection, list: &ListSql) -> Result<ListPage<StoredUser>> {
     with_groups_page(conn, super::full_page(conn, "users", list)?)
 }
 
@@ -335,25 +335,30 @@ pub fn list_small(
     conn: &Connection,
     list: &ListSql,
     max_rows: u64,
-) -> Result<Option<ListPage<UserRecord>>> {
+) -> Result<Option<ListPage<StoredUser>>> {
     super::page(conn, "users", list, Some(max_rows))?
         .map(|page| with_groups_page(conn, page))
         .transpose()
 }
 
 /// Turns a page of rows into users with their groups (one membership read for the page).
+/// Their documents stay text: see `StoredUser`.
 fn with_groups_page(
     conn: &Connection,
     page: ListPage<ResourceRow>,
-) -> Result<ListPage<UserRecord>> {
+) -> Result<ListPage<StoredUser>> {
     let seqs: Vec<i64> = page.items.iter().map(|(seq, ..)| *seq).collect();
     let mut groups = groups_of_many(conn, &seqs)?;
-    let mut users = Vec::with_capacity(page.items.len());
-    for (seq, id, meta, data) in page.items {
-        let mut user = record(id, meta, &data)?;
-        user.groups = groups.remove(&seq).unwrap_or_default();
-        users.push(user);
-    }
+    let users = page
+        .items
+        .into_iter()
+        .map(|(seq, id, meta, data)| StoredUser {
+            id,
+            data,
+            meta,
+            groups: groups.remove(&seq).unwrap_or_default(),
+        })
+        .collect();
     Ok(ListPage {
         total: page.total,
         items: users,
