@@ -71,7 +71,8 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub struct Store {
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<Mutex<Connection>>,
-    /// For `read_now`: lookups in tiny, always-cached tables on the calling thread.
+    /// For `read_now` when no reader is idle: lookups in tiny, always-cached tables on the
+    /// calling thread.
     inline: Arc<Mutex<Connection>>,
     read_permits: Arc<Semaphore>,
     write_permit: Arc<Semaphore>,
@@ -367,11 +368,16 @@ impl Store {
         }
     }
 
-    /// Runs `f` right here, even on an async worker, on a connection of its own: only for
-    /// lookups of a few microseconds in tiny tables that stay in SQLite's cache (a bearer
-    /// token on every request). Handing those to the blocking pool would cost more than the
-    /// query; a WAL reader never waits for the writer.
+    /// Runs `f` right here, even on an async worker, on an idle reader or else the inline
+    /// connection: only for lookups of a few microseconds in tiny tables that stay in
+    /// SQLite's cache (a bearer token on every request). Handing those to the blocking pool
+    /// would cost more than the query; a WAL reader never waits for the writer.
     pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        // An idle reader first: two workers checking tokens at once would otherwise queue on
+        // the one connection, and a worker that sleeps on a lock serves nobody meanwhile.
+        if let Some(conn) = self.readers.try_get() {
+            return f(&conn);
+        }
         let conn = self.inline.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn)
     }
