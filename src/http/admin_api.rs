@@ -262,7 +262,10 @@ pub async fn handle(
         }
         (&Method::GET, ["users", id]) => {
             let base = console_base(app, &req);
-            let user = users::get(&app.store, id.to_string()).await?;
+            let user = users::get(&app.store, id.to_string())
+                .await?
+                .parse()
+                .map_err(Error::internal)?;
             let history = history(app, id).await?;
             Ok(ok(
                 json!({"user": resource::render_user(user, &base), "history": history}),

@@ -36,8 +36,8 @@ impl View<'_> {
         v
     }
 
-    /// A user of a list, as JSON text. With nothing to project, its stored document goes in
-    /// as it is, never parsed (see `StoredUser`).
+    /// A user (of a list, or a GET) as JSON text. With nothing to project, its stored
+    /// document goes in as it is, never parsed (see `StoredUser`).
     fn user_text(&self, u: StoredUser) -> Result<String> {
         if self.users.is_identity() {
             return resource::write_user(&u, self.base).map_err(Error::internal);
@@ -104,7 +104,11 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             if not_modified(ctx, &u.meta) {
                 return Ok(with_etag(empty_response(StatusCode::NOT_MODIFIED), &u.meta));
             }
-            view.user_ok(u)
+            let meta = u.meta.clone();
+            with_etag(
+                json_text_response(StatusCode::OK, view.user_text(u)?),
+                &meta,
+            )
         }
         Route::ReplaceUser(id) => {
             let u = users::replace(

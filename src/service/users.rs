@@ -59,9 +59,9 @@ fn about(user: &UserRecord) -> About<'_> {
 
 /// A lookup by id: read on the request's thread when a connection is free (see
 /// `Store::try_read_now`).
-pub async fn get(store: &Store, id: String) -> Result<UserRecord> {
+pub async fn get(store: &Store, id: String) -> Result<StoredUser> {
     let read = |conn: &rusqlite::Connection, id: &str| {
-        users::get(conn, id)?.ok_or_else(|| not_found("User", id))
+        users::get_stored(conn, id)?.ok_or_else(|| not_found("User", id))
     };
     if let Some(found) = store.try_read_now(|conn| read(conn, &id)) {
         return found;

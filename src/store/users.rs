@@ -208,10 +208,22 @@ fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, UserRecord)>> {
 
 /// The user with SCIM id `id`, with its groups.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<UserRecord>> {
-    match get_row(conn, id)? {
-        Some((seq, user)) => with_groups(conn, seq, user).map(Some),
-        None => Ok(None),
-    }
+    get_stored(conn, id)?
+        .map(|u| u.parse().map_err(Error::internal))
+        .transpose()
+}
+
+/// `get`, the document left as text (see `StoredUser`).
+pub fn get_stored(conn: &Connection, id: &str) -> Result<Option<StoredUser>> {
+    let Some((seq, id, meta, data)) = super::row_by_id(conn, "users", id)? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredUser {
+        id,
+        data,
+        meta,
+        groups: groups_of(conn, seq)?,
+    }))
 }
 
 fn with_groups(conn: &Connection, seq: i64, mut user: UserRecord) -> Result<UserRecord> {
