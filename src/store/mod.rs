@@ -59,6 +59,9 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
             })
         },
     )?;
+    // A reader prepares the token check, BEGIN/COMMIT and one statement per filter shape a
+    // client uses; rusqlite's default of 16 would evict them under a varied mix.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;
@@ -164,7 +167,7 @@ impl Store {
         inline.execute_batch("PRAGMA query_only = ON;")?;
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
-            // All open from the start: `try_read_now` only takes an idle connection.
+            // All open from the start: `try_read_now` and `read_now` only take an idle one.
             .min_idle(Some(READERS))
             // Otherwise r2d2 runs a statement on every checkout: 5% of a lookup's CPU.
             .test_on_check_out(false)
@@ -375,7 +378,11 @@ impl Store {
     pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         // An idle reader first: two workers checking tokens at once would otherwise queue on
         // the one connection, and a worker that sleeps on a lock serves nobody meanwhile.
-        if let Some(conn) = self.readers.try_get() {
+        // A reader left inside a transaction (a failed ROLLBACK) would answer from an old
+        // snapshot, where a token revoked since still looks live: skip it.
+        if let Some(conn) = self.readers.try_get()
+            && conn.is_autocommit()
+        {
             return f(&conn);
         }
         let conn = self.inline.lock().unwrap_or_else(|p| p.into_inner());
@@ -690,6 +697,40 @@ pub use crate::scim::resolve::fold;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `read_now` answers whether or not a reader is idle, and never on a reader left inside
+    /// a transaction (whose old snapshot could still show a revoked token as live).
+    #[test]
+    fn read_now_skips_busy_and_stale_readers() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let count = |store: &Store| {
+            store
+                .read_now(|c| {
+                    Ok(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get::<_, i64>(0))?)
+                })
+                .unwrap()
+        };
+        let before = count(&store);
+        // Every reader but one is taken; the last one is stuck in a transaction that read the
+        // table before the write below.
+        let mut held: Vec<_> = (1..READERS).map(|_| store.readers.get().unwrap()).collect();
+        let stale = store.readers.get().unwrap();
+        stale.execute_batch("BEGIN").unwrap();
+        let _: i64 = stale
+            .query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))
+            .unwrap();
+        store
+            .write_sync(|tx| {
+                Ok(tx.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?)
+            })
+            .unwrap();
+        drop(stale);
+        // The stale reader is the only idle one: skipped, the inline connection answers.
+        assert_eq!(count(&store), before + 1);
+        held.clear();
+        assert_eq!(count(&store), before + 1);
+    }
 
     /// Writes queued while the writer is busy share one commit; the one that fails is undone
     /// alone and its caller gets its error, the others their results.
