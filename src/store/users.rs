@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::ListPage;
 use super::fold;
 use super::query::ListSql;
-use super::{ResourceRow, doc_from_text, doc_to_text};
+use super::{ResourceRow, doc_to_text};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRef, Meta, StoredUser, UserRecord};
 
@@ -190,19 +190,18 @@ pub fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-fn record(id: String, meta: Meta, data: &str) -> Result<UserRecord> {
-    let doc = doc_from_text(data)?;
-    Ok(UserRecord {
-        id,
-        doc,
-        meta,
-        groups: Vec::new(),
-    })
-}
-
+/// The user with SCIM id `id` and its row number, without its groups.
 fn get_row(conn: &Connection, id: &str) -> Result<Option<(i64, UserRecord)>> {
     super::row_by_id(conn, "users", id)?
-        .map(|(seq, id, meta, data)| Ok((seq, record(id, meta, &data)?)))
+        .map(|(seq, id, meta, data)| {
+            let stored = StoredUser {
+                id,
+                data,
+                meta,
+                groups: Vec::new(),
+            };
+            Ok((seq, stored.parse().map_err(Error::internal)?))
+        })
         .transpose()
 }
 
