@@ -139,6 +139,31 @@ impl Server {
         body: Option<&str>,
     ) -> Resp {
         let stream = TcpStream::connect(self.addr).await.unwrap();
+        self.send_on(stream, method, path, headers, body).await
+    }
+
+    /// `raw`, from the loopback source address `from` (any of 127.0.0.0/8): one of many
+    /// clients, for limits kept per client address.
+    pub async fn raw_from(
+        &self,
+        from: std::net::IpAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let stream = connect_from(from, self.addr).await.unwrap();
+        self.send_on(stream, method, path, headers, body).await
+    }
+
+    async fn send_on(
+        &self,
+        stream: TcpStream,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
@@ -215,6 +240,29 @@ impl Drop for Server {
             let _ = tx.send(());
         }
     }
+}
+
+/// The `n`th of many loopback client addresses: 127.1.0.1, 127.1.0.2, … (never 127.0.0.1,
+/// which the test itself uses as the legitimate client).
+pub fn loopback_client(n: u32) -> std::net::IpAddr {
+    let n = n + 1;
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+        127,
+        1 + (n >> 16) as u8,
+        (n >> 8) as u8,
+        n as u8,
+    ))
+}
+
+/// A TCP connection to `to` from the local address `from` (Linux routes all of 127.0.0.0/8
+/// to loopback, so each address is a distinct client to the server).
+pub async fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(to).await
 }
 
 /// `filter=<filter>`, URL-encoded for a query string.

@@ -181,6 +181,10 @@ async fn a_client_that_keeps_failing_authentication_is_slowed_but_valid_tokens_p
     assert!(r.header("retry-after").is_some());
     // The same address with a valid token is served as ever.
     assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+    // The limit is the failing client's own: another address still gets 401, not 429.
+    let other = loopback_client(7);
+    let r = s.raw_from(other, "GET", "/scim/v2/Users", &bad, None).await;
+    assert_eq!(r.status, 401);
 }
 
 /// `X-Forwarded-*` is honoured only with `--trust-proxy`: then the proxy's view of the client
