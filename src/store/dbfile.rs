@@ -379,4 +379,45 @@ mod tests {
         std::fs::rename(dir.path().join("moved.db"), &db).unwrap();
         assert!(watch.check().is_err(), "once tripped, until restarted");
     }
+
+    /// A write whose file goes while it runs is rolled back, never acknowledged: alone, and
+    /// in a group commit.
+    #[tokio::test]
+    async fn a_write_is_not_committed_once_the_file_is_gone() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        let store = crate::store::Store::open(&db).unwrap();
+        let gone = db.clone();
+        let alone = store.write_sync(|tx| {
+            tx.execute_batch("CREATE TABLE alone(x)")?;
+            std::fs::rename(&gone, gone.with_extension("moved")).unwrap();
+            Ok(())
+        });
+        assert!(matches!(alone, Err(Error::Unavailable(_))), "{alone:?}");
+        let tables = |store: &crate::store::Store| {
+            store
+                .read_sync(|c| {
+                    Ok(c.query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('alone', 'batch')",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                })
+                .unwrap()
+        };
+        assert_eq!(tables(&store), 0);
+
+        let db = dir.path().join("second.db");
+        let store = crate::store::Store::open(&db).unwrap();
+        let gone = db.clone();
+        let batch = store
+            .write(move |tx| {
+                tx.execute_batch("CREATE TABLE batch(x)")?;
+                std::fs::remove_file(&gone).unwrap();
+                Ok(())
+            })
+            .await;
+        assert!(matches!(batch, Err(Error::Unavailable(_))), "{batch:?}");
+        assert_eq!(tables(&store), 0);
+    }
 }

@@ -240,6 +240,8 @@ impl Store {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
+        // Checked again just before the commit: the file may have gone while `f` ran.
+        self.check_file()?;
         tx.commit()?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.batches.record(1);
@@ -349,6 +351,7 @@ impl Store {
             let outcome = in_savepoint(conn, f);
             Box::new(move |commit: Option<&Error>| {
                 let answer = match commit {
+                    Some(Error::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
                     Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
                     None => outcome,
                 };
@@ -394,7 +397,10 @@ impl Store {
         };
         let batch = jobs.len();
         let deliveries: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
-        let committed = tx.commit().map_err(Error::from);
+        // A batch queued before the file went is rolled back, not acknowledged and lost.
+        let committed = self
+            .check_file()
+            .and_then(|()| tx.commit().map_err(Error::from));
         if committed.is_ok() {
             self.generation.fetch_add(1, Ordering::SeqCst);
             self.batches.record(batch);
