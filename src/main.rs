@@ -42,7 +42,7 @@ enum Command {
         db: DbArg,
     },
     /// Replace the database with the backup FILE, after checking it (scimd must be stopped).
-    /// The replaced database is kept as <db>.before-restore.
+    /// The replaced database is kept as <db>.before-restore (numbered if that exists).
     Restore {
         /// The backup to restore.
         file: PathBuf,
@@ -259,7 +259,11 @@ fn existing_db(db: &std::path::Path) -> Result<PathBuf, String> {
             eprintln!("scimd: database {}", real.display());
             Ok(real)
         }
-        _ => {
+        Ok(real) => Err(format!("{} is not a database file", real.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot reach {}: {e}", db.display()))
+        }
+        Err(_) => {
             let here = std::env::current_dir()
                 .map(|d| format!(" (the current directory is {})", d.display()))
                 .unwrap_or_default();
