@@ -60,6 +60,9 @@ pub enum Error {
     /// An RFC 7644 endpoint or method this version does not implement.
     #[error("{0}")]
     NotImplemented(String),
+    /// The service cannot take this request now (its database file is gone from under it).
+    #[error("{0}")]
+    Unavailable(String),
     /// An unexpected failure: the cause is logged, the client only learns "internal error".
     #[error("internal error: {0}")]
     Internal(String),
@@ -91,6 +94,7 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -169,6 +173,7 @@ mod tests {
             (Error::PayloadTooLarge(10), 413, None),
             (Error::Timeout(30.0), 408, None),
             (Error::NotImplemented("x".into()), 501, None),
+            (Error::Unavailable("x".into()), 503, None),
             (Error::Internal("secret cause".into()), 500, None),
         ];
         for (err, status, scim_type) in cases {

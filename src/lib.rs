@@ -29,22 +29,29 @@ const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 const AUDIT_PRUNE: Duration = Duration::from_secs(3600);
 /// How often rejected requests are written to the audit log.
 const REJECTIONS_FLUSH: Duration = Duration::from_secs(1);
+/// How often the database file is checked for being deleted or replaced (writes and
+/// `/healthz` also check it each time).
+const DB_FILE_WATCH: Duration = Duration::from_secs(5);
 
 /// Serves SCIM on `listener` from the database in `config` until `shutdown` resolves, then
 /// drains in-flight requests and writes pending bookkeeping. `main` and the integration tests
 /// both start the server through this one function.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     // First of all: from here on SIGHUP (`systemctl reload`) never meets its default action,
     // exit, even while migrations run.
     let sighup = hangups()?;
+    // Only `serve` creates a database, and only where nothing of an earlier one is left.
+    store::dbfile::create(&config.db)?;
+    // Held until `run` returns: `scimd restore` and a second server refuse while it is,
+    // through whatever name they reach the file by.
+    let lock = store::dbfile::ServerLock::acquire(&config.db)?;
+    config.db = lock.path().to_path_buf();
     let db = config.db.clone();
-    // Held until `run` returns: `scimd restore` and a second server refuse while it is.
-    let _lock = store::maintenance::ServerLock::acquire(&db)?;
-    let store = tokio::task::spawn_blocking(move || Store::open(&db))
+    let store = tokio::task::spawn_blocking(move || Store::open_existing(&db))
         .await
         .map_err(error::Error::internal)??;
     store.set_group_commit(config.group_commit);
@@ -81,6 +88,8 @@ pub async fn run(
         "scimd is serving SCIM at /scim/v2"
     );
     let reloader = tokio::spawn(on_sighup(sighup, app.clone()));
+    // Notices the file going even while nothing writes: one log line, then read-only.
+    let watcher = every(&app, DB_FILE_WATCH, Start::AfterOnePeriod, |_| async {});
     let flusher = every(
         &app,
         LAST_USED_FLUSH,
@@ -108,8 +117,12 @@ pub async fn run(
     reloader.abort();
     rejections.abort();
     pruner.abort();
-    app.last_used.flush(&app.store).await?;
-    app.rejections.flush(&app.store).await?;
+    watcher.abort();
+    if app.store.check_file().is_ok() {
+        app.last_used.flush(&app.store).await?;
+        app.rejections.flush(&app.store).await?;
+    }
+    drop(lock);
     info!("stopped");
     Ok(())
 }
@@ -122,6 +135,8 @@ enum Start {
 }
 
 /// Runs `job` every `period` on its own task, one run at a time, until the task is aborted.
+/// Runs are skipped once the database file is gone (the check logs that once): the jobs write,
+/// and each failure would log again.
 fn every<F, Fut>(
     app: &Arc<http::App>,
     period: Duration,
@@ -141,7 +156,9 @@ where
         let mut tick = tokio::time::interval_at(first, period);
         loop {
             tick.tick().await;
-            job(app.clone()).await;
+            if app.store.check_file().is_ok() {
+                job(app.clone()).await;
+            }
         }
     })
 }

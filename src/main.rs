@@ -42,7 +42,7 @@ enum Command {
         db: DbArg,
     },
     /// Replace the database with the backup FILE, after checking it (scimd must be stopped).
-    /// The replaced database is kept as <db>.before-restore.
+    /// The replaced database is kept as <db>.before-restore (numbered if that exists).
     Restore {
         /// The backup to restore.
         file: PathBuf,
@@ -97,7 +97,8 @@ enum AdminCommand {
 
 #[derive(Args)]
 struct DbArg {
-    /// The SQLite database file (created on first use).
+    /// The SQLite database file. `serve` creates it if there is none; the other commands
+    /// need it to exist.
     #[arg(long, env = "SCIMD_DB", default_value = "./scimd.db")]
     db: PathBuf,
 }
@@ -250,7 +251,38 @@ async fn shutdown_signal() {
     }
 }
 
+/// The existing database at `db`, for a command that manages one (only `serve` creates a
+/// database): its real path, named on stderr so it is plain which file a command used.
+fn existing_db(db: &std::path::Path) -> Result<PathBuf, String> {
+    match std::fs::canonicalize(db) {
+        Ok(real) if real.is_file() => {
+            eprintln!("scimd: database {}", real.display());
+            Ok(real)
+        }
+        Ok(real) => Err(format!("{} is not a database file", real.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot reach {}: {e}", db.display()))
+        }
+        Err(_) => {
+            let here = std::env::current_dir()
+                .map(|d| format!(" (the current directory is {})", d.display()))
+                .unwrap_or_default();
+            Err(format!(
+                "no database at {}{here}: pass the one `scimd serve` uses with --db PATH or \
+                 SCIMD_DB=PATH (only `scimd serve` creates a database)",
+                db.display()
+            ))
+        }
+    }
+}
+
+/// `existing_db`, opened.
+fn open_db(db: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
+    Ok(Store::open_existing(&existing_db(db)?)?)
+}
+
 fn backup(db: &std::path::Path, file: &std::path::Path) -> CliResult {
+    let db = &existing_db(db)?;
     let h = scimd::store::maintenance::backup(db, file)?;
     println!(
         "Backed up {} to {} ({} users, {} groups; check ok).",
@@ -263,19 +295,23 @@ fn backup(db: &std::path::Path, file: &std::path::Path) -> CliResult {
 }
 
 fn restore(file: &std::path::Path, db: &std::path::Path) -> CliResult {
-    let h = scimd::store::maintenance::restore(file, db)?;
+    let done = scimd::store::maintenance::restore(file, db)?;
+    let kept = match &done.kept {
+        Some(aside) => format!("The previous database is kept as {}.", aside.display()),
+        None => "There was no database there before.".into(),
+    };
     println!(
-        "Restored {} from {} ({} users, {} groups). The previous database is kept as {}.before-restore.",
-        db.display(),
+        "Restored {} from {} ({} users, {} groups). {kept}",
+        done.db.display(),
         file.display(),
-        h.users,
-        h.groups,
-        db.display()
+        done.health.users,
+        done.health.groups,
     );
     Ok(())
 }
 
 fn check(db: &std::path::Path) -> CliResult {
+    let db = &existing_db(db)?;
     let h = scimd::store::maintenance::check(db)?;
     println!(
         "{}: schema version {}, {} users, {} groups",
@@ -345,7 +381,7 @@ impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 fn admin(cmd: AdminCommand) -> CliResult {
     match cmd {
         AdminCommand::SetPassword { username, db } => {
-            let store = Store::open(&db.db)?;
+            let store = open_db(&db.db)?;
             if std::io::stdin().is_terminal() {
                 eprintln!("Password for {username} (input is shown; pipe it in to hide it):");
             }
@@ -356,7 +392,7 @@ fn admin(cmd: AdminCommand) -> CliResult {
             println!("Password set for administrator \"{username}\".");
         }
         AdminCommand::SetupLink { public_url, db } => {
-            let store = Store::open(&db.db)?;
+            let store = open_db(&db.db)?;
             match scimd::service::admin::new_setup_code(&store)? {
                 Some(code) => println!("{}", scimd::http::setup_link(&public_url, &code)),
                 None => {
@@ -373,13 +409,13 @@ fn admin(cmd: AdminCommand) -> CliResult {
 fn token(cmd: TokenCommand) -> CliResult {
     match cmd {
         TokenCommand::Create { name, db } => {
-            let store = Store::open(&db.db)?;
+            let store = open_db(&db.db)?;
             let secret = tokens::create(&store, &name)?;
             println!("Created token \"{name}\". Copy it now: it is not shown again.");
             println!("{secret}");
         }
         TokenCommand::List { db } => {
-            let store = Store::open(&db.db)?;
+            let store = open_db(&db.db)?;
             let all = tokens::list(&store)?;
             if all.is_empty() {
                 println!("No tokens yet. Create one with: scimd token create --name NAME");
@@ -399,7 +435,7 @@ fn token(cmd: TokenCommand) -> CliResult {
             }
         }
         TokenCommand::Revoke { name, db } => {
-            let store = Store::open(&db.db)?;
+            let store = open_db(&db.db)?;
             tokens::revoke(&store, &name)?;
             println!("Revoked token \"{name}\".");
         }

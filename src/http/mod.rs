@@ -392,10 +392,13 @@ async fn route_and_dispatch(
     scim::dispatch(app, route, &ctx, body).await
 }
 
-/// `GET /healthz`: no authentication; reports the version and whether the database answers.
+/// `GET /healthz`: no authentication; reports the version and whether the database answers
+/// and is still the file scimd opened (not deleted or replaced since).
 fn health(app: &App) -> Response<Body> {
-    let (status, db_status) = match app.store.ping() {
+    let (status, db_status) = match app.store.check_file().and_then(|()| app.store.ping()) {
         Ok(_) => (StatusCode::OK, "ok"),
+        // Logged once, when it was first noticed.
+        Err(Error::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Err(e) => {
             error!(error = %e, "health check: database unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")

@@ -1,84 +1,16 @@
-//! Keeping the one file safe: an online backup, an integrity check, a restore, and the lock a
-//! serving scimd holds so that a restore (or a second server) cannot pull the database from
-//! under it.
+//! Keeping the one file safe: an online backup, an integrity check, and a restore that holds
+//! the server lock (`dbfile::ServerLock`) so it cannot pull the database from under a server.
+//! Each new file is written under a temporary name and put in place by one rename (or link),
+//! so a crash at any moment leaves either the old file or the new one, never half of one.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::dbfile::{self, ServerLock, dir_of, with_suffix};
 use super::migrate;
 use crate::error::{Error, Result};
-
-/// The lock file beside the database: `scimd.db` → `scimd.db.lock`.
-fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
-}
-
-/// Held by a serving scimd for as long as it runs (an OS file lock, released even if the
-/// process is killed).
-#[derive(Debug)]
-pub struct ServerLock {
-    file: File,
-}
-
-impl ServerLock {
-    /// Takes the lock, or fails if another scimd is serving this database.
-    pub fn acquire(db: &Path) -> Result<ServerLock> {
-        let path = lock_path(db);
-        let file = open_own_file(&path)
-            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
-        match file.try_lock() {
-            Ok(()) => Ok(ServerLock { file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::internal(format!(
-                "another scimd is serving {} (it holds {})",
-                db.display(),
-                path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::internal(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            ))),
-        }
-    }
-}
-
-/// Opens `path` for writing, creating it if missing, but never through a symbolic link: the
-/// directory may belong to the service's user while a restore runs as root, and root must not
-/// be led into creating or handing over a file elsewhere.
-fn open_own_file(path: &Path) -> std::io::Result<File> {
-    // Creating with O_EXCL never follows a link.
-    match OpenOptions::new().write(true).create_new(true).open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let file = OpenOptions::new().write(true).open(path)?;
-            is_the_file_at(&file, path)?;
-            Ok(file)
-        }
-        other => other,
-    }
-}
-
-/// Fails unless `path` is a plain file (not a link) and the very file `file` has open.
-#[cfg(unix)]
-fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let opened = file.metadata()?;
-    let here = std::fs::symlink_metadata(path)?;
-    if here.file_type().is_symlink() || (opened.dev(), opened.ino()) != (here.dev(), here.ino()) {
-        return Err(std::io::Error::other(format!(
-            "{} is not a plain file",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
-    Ok(())
-}
 
 /// What `check` found: `problems` is empty for a sound database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +22,9 @@ pub struct Health {
 }
 
 /// Checks the database at `path` without changing it: SQLite's integrity check, foreign keys,
-/// and a schema this scimd knows.
+/// and a schema this scimd knows. Opens it read-only; a file SQLite cannot read through (not
+/// a database, damaged, or left with a hot journal by an interrupted write) is reported as a
+/// problem, not as an error of the check.
 pub fn check(path: &Path) -> Result<Health> {
     if !path.is_file() {
         return Err(Error::NotFound(format!(
@@ -98,11 +32,41 @@ pub fn check(path: &Path) -> Result<Health> {
             path.display()
         )));
     }
-    let conn = Connection::open_with_flags(
+    Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+    .and_then(|conn| inspect(&conn))
+    .or_else(|e| match e.sqlite_error_code() {
+        Some(code) if code != rusqlite::ErrorCode::CannotOpen => Ok(damaged(path, code, &e)),
+        _ => Err(Error::internal(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    })
+}
+
+/// The report on a file SQLite could open but not read through.
+fn damaged(path: &Path, code: rusqlite::ErrorCode, e: &rusqlite::Error) -> Health {
+    let journal = dbfile::with_suffix(path, "-journal");
+    let problem = if code == rusqlite::ErrorCode::ReadOnly && journal.exists() {
+        format!(
+            "damaged: {} holds an interrupted write that was never finished (a killed backup \
+             or copy leaves one); the file is incomplete",
+            journal.display()
+        )
+    } else {
+        format!("damaged: {e}")
+    };
+    Health {
+        schema_version: 0,
+        users: 0,
+        groups: 0,
+        problems: vec![problem],
+    }
+}
+
+fn inspect(conn: &Connection) -> rusqlite::Result<Health> {
     let mut problems = Vec::new();
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check")?
@@ -120,10 +84,11 @@ pub fn check(path: &Path) -> Result<Health> {
             "{broken_keys} rows refer to rows that do not exist"
         ));
     }
-    let schema_version = migrate::version(&conn)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let schema_version = usize::try_from(version).unwrap_or(usize::MAX);
     if schema_version > migrate::LATEST {
         problems.push(format!(
-            "schema version {schema_version} is newer than this scimd ({})",
+            "schema version {version} is newer than this scimd ({})",
             migrate::LATEST
         ));
     }
@@ -145,27 +110,92 @@ pub fn check(path: &Path) -> Result<Health> {
     })
 }
 
+/// Puts the finished file `tmp` at `dest`, which must not exist: a hard link, which never
+/// replaces anything, then the temporary name goes. Where links are not supported, a rename.
+fn place_new(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if std::fs::symlink_metadata(dest).is_ok() => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", dest.display()),
+        )),
+        Err(_) => std::fs::rename(tmp, dest),
+    }
+}
+
+/// Removes `path` if it is there.
+fn remove_if_there(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Makes an empty file at `path` with mode 0600 (owner only: a backup holds every user and
+/// the tokens' digests), never through a link.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut new = OpenOptions::new();
+    new.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut new, 0o600);
+    new.open(path)
+}
+
 /// Writes a consistent copy of the database at `db` to `dest` while scimd may be serving it:
 /// `VACUUM INTO` reads one snapshot (WAL readers never block the writer) and writes a compact
-/// file, which is then checked.
+/// file under the temporary name `<dest>.partial`, which is checked, flushed and only then
+/// given the name `dest`. A failure removes the temporary file; one left by a killed backup
+/// is replaced by the next backup to the same name.
 pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
-    if dest.exists() {
+    if !db.is_file() {
+        return Err(Error::NotFound(format!("no database at {}", db.display())));
+    }
+    if std::fs::symlink_metadata(dest).is_ok() {
         return Err(Error::InvalidValue(format!(
             "{} exists already; choose a new file",
             dest.display()
         )));
     }
+    let tmp = with_suffix(dest, ".partial");
+    let journal = with_suffix(&tmp, "-journal");
+    let clean = || {
+        let _ = remove_if_there(&tmp);
+        let _ = remove_if_there(&journal);
+    };
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    remove_if_there(&tmp)
+        .and_then(|()| remove_if_there(&journal))
+        .map_err(|e| io("cannot remove the partial file of an earlier backup", e))?;
+    let written = create_private(&tmp)
+        .map_err(|e| io(&format!("cannot create {}", tmp.display()), e))
+        .and_then(|_| write_backup(db, &tmp))
+        .and_then(|health| {
+            place_new(&tmp, dest)
+                .and_then(|()| File::open(dir_of(dest))?.sync_all())
+                .map_err(|e| io(&format!("cannot name the backup {}", dest.display()), e))?;
+            Ok(health)
+        });
+    if written.is_err() {
+        clean();
+    }
+    written
+}
+
+/// `VACUUM INTO` the empty file `tmp`, flushed to disk and checked.
+fn write_backup(db: &Path, tmp: &Path) -> Result<Health> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| Error::internal(format!("cannot open {}: {e}", db.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    let target = dest
+    let target = tmp
         .to_str()
         .ok_or_else(|| Error::InvalidValue("the backup path must be valid UTF-8".into()))?;
     conn.execute("VACUUM INTO ?1", [target])?;
-    File::open(dest)
+    drop(conn);
+    File::open(tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| Error::internal(format!("cannot sync {}: {e}", dest.display())))?;
-    let health = check(dest)?;
+        .map_err(|e| Error::internal(format!("cannot sync {}: {e}", tmp.display())))?;
+    let health = check(tmp)?;
     if !health.problems.is_empty() {
         return Err(Error::internal(format!(
             "the backup failed its check: {}",
@@ -212,87 +242,123 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
     }
 }
 
-/// Copies the backup to `staged` beside the database, owned like the database (or, on a new
-/// machine, like its directory, with mode 0600), and flushed to disk.
-fn stage(src: &Path, staged: &Path, db: &Path, dir: &Path, lock: &ServerLock) -> Result<()> {
+/// Copies the backup to `staged` beside the database, owned like `like` (the database, or on
+/// a new machine its directory) with `mode`, and flushed to disk. The lock file, if given,
+/// gets the same owner.
+fn stage(
+    src: &Path,
+    staged: &Path,
+    like: &std::fs::Metadata,
+    mode: u32,
+    lock: Option<&ServerLock>,
+) -> Result<()> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     // A leftover from an interrupted restore (or a link planted there) goes first.
-    match std::fs::remove_file(staged) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io("cannot remove an old staged copy", e));
-        }
-        _ => {}
-    }
-    let mut copy = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(staged)
-        .map_err(|e| io("cannot create the staged copy", e))?;
+    remove_if_there(staged).map_err(|e| io("cannot remove an old staged copy", e))?;
+    let mut copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
     std::io::copy(
         &mut File::open(src).map_err(|e| io("cannot read the backup", e))?,
         &mut copy,
     )
     .map_err(|e| io("cannot copy the backup", e))?;
-    let (like, mode) = match std::fs::symlink_metadata(db) {
-        Ok(meta) => {
-            let mode = mode_of(&meta);
-            (meta, mode)
-        }
-        Err(_) => (
-            std::fs::metadata(dir).map_err(|e| io("cannot read the directory", e))?,
-            0o600,
-        ),
-    };
-    take_owner(&like, &copy, Some(mode))
-        .and_then(|()| take_owner(&like, &lock.file, None))
+    take_owner(like, &copy, Some(mode))
+        .and_then(|()| lock.map_or(Ok(()), |lock| take_owner(like, lock.file(), None)))
         .map_err(|e| io("cannot give the copy the database's owner", e))?;
     copy.sync_all().map_err(|e| io("cannot sync the copy", e))
 }
 
-/// Puts `staged` in place of `db`, keeping the current database as `<db>.before-restore`.
-/// If the last step fails, the current database goes back where it was.
-fn swap_in(
-    db: &Path,
-    staged: &Path,
-    dir: &Path,
-    with_suffix: &dyn Fn(&str) -> PathBuf,
-) -> Result<()> {
-    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
-    let aside = with_suffix(".before-restore");
-    let had_db = db.exists();
-    if had_db {
-        // Fold the WAL into the file first, so what is kept aside is complete; if that cannot
-        // be done, nothing is touched.
-        let busy: i64 = Connection::open(db)
-            .and_then(|old| old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))
-            .map_err(|e| Error::internal(format!("cannot checkpoint the current database: {e}")))?;
-        if busy != 0 {
-            return Err(Error::InvalidValue(
-                "the current database is in use (a scimd command is running?): nothing was changed"
-                    .into(),
-            ));
+/// Folds the WAL of the database at `db` into the file, so the file alone is complete; if
+/// that cannot be done (a scimd command has it open), nothing is touched.
+fn checkpoint(db: &Path) -> Result<()> {
+    let busy: i64 = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|old| old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))
+    .map_err(|e| Error::internal(format!("cannot checkpoint the current database: {e}")))?;
+    if busy != 0 {
+        return Err(Error::InvalidValue(
+            "the current database is in use (a scimd command is running?): nothing was changed"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes the `-wal` and `-shm` beside `db`, which must hold nothing: a WAL with frames in
+/// it would be applied to whatever file comes to have the name `db`.
+fn drop_empty_wal(db: &Path) -> Result<()> {
+    let wal = with_suffix(db, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::InvalidValue(format!(
+            "{} holds writes not in {} (was it written during the restore, or is it left from \
+             a deleted database?): nothing was changed; move it away if it is not wanted",
+            wal.display(),
+            db.display()
+        )));
+    }
+    for stale in [wal, with_suffix(db, "-shm")] {
+        remove_if_there(&stale)
+            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", stale.display())))?;
+    }
+    Ok(())
+}
+
+/// Gives the database at `db` a second name, `<db>.before-restore` or, if that is taken, the
+/// first free `<db>.before-restore.N`: an earlier one is never replaced. A hard link (nothing
+/// is copied; once the restored file takes the name `db`, this is the old file's only name),
+/// or a copy where links are not supported.
+fn keep_aside(db: &Path, like: &std::fs::Metadata) -> Result<PathBuf> {
+    const MOST: usize = 100;
+    for n in 0..MOST {
+        let aside = match n {
+            0 => with_suffix(db, ".before-restore"),
+            n => with_suffix(db, &format!(".before-restore.{n}")),
+        };
+        match std::fs::hard_link(db, &aside) {
+            Ok(()) => return Ok(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => {}
         }
-        std::fs::rename(db, &aside).map_err(|e| io("cannot set the current database aside", e))?;
-    }
-    for stale in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(with_suffix(stale));
-    }
-    if let Err(e) = std::fs::rename(staged, db) {
-        if had_db {
-            let _ = std::fs::rename(&aside, db);
+        let mut copy = match create_private(&aside) {
+            Ok(copy) => copy,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::internal(format!("cannot keep the database: {e}"))),
+        };
+        let copied = File::open(db)
+            .and_then(|mut old| std::io::copy(&mut old, &mut copy))
+            .and_then(|_| take_owner(like, &copy, Some(mode_of(like))))
+            .and_then(|()| copy.sync_all());
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&aside);
+            return Err(Error::internal(format!("cannot keep the database: {e}")));
         }
-        return Err(io("cannot put the backup in place", e));
+        return Ok(aside);
     }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("cannot sync the directory", e))
+    Err(Error::InvalidValue(format!(
+        "{MOST} earlier {}.before-restore files are kept: remove old ones first",
+        db.display()
+    )))
+}
+
+/// What `restore` did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The check of the backup.
+    pub health: Health,
+    /// The database's real path (links resolved).
+    pub db: PathBuf,
+    /// Where the replaced database is kept; `None` where there was none.
+    pub kept: Option<PathBuf>,
 }
 
 /// Replaces the database at `db` with the backup `src`, after checking the backup and that no
-/// scimd is serving `db`. The replaced file is kept beside it as `<db>.before-restore`. The
-/// restored file (and the lock file) get the replaced database's owner and mode, or with no
-/// database yet, its directory's owner and mode 0600.
-pub fn restore(src: &Path, db: &Path) -> Result<Health> {
+/// scimd is serving `db`. The backup is staged beside the database and put in place by one
+/// rename, so a crash leaves the old database or the restored one. The replaced file is kept
+/// as `<db>.before-restore` (numbered if one exists). The restored file (and the lock file)
+/// get the replaced database's owner and mode, or with no database yet, its directory's
+/// owner and mode 0600. Links are resolved first: the real file is replaced.
+pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
     let health = check(src)?;
     if !health.problems.is_empty() {
         return Err(Error::InvalidValue(format!(
@@ -301,52 +367,97 @@ pub fn restore(src: &Path, db: &Path) -> Result<Health> {
             health.problems.join("; ")
         )));
     }
+    match std::fs::metadata(db) {
+        Ok(_) => replace(src, db, health),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => restore_new(src, db, health),
+        Err(e) => Err(Error::InvalidValue(format!(
+            "cannot read {}: {e}",
+            db.display()
+        ))),
+    }
+}
+
+/// `restore` over an existing database.
+fn replace(src: &Path, db: &Path, health: Health) -> Result<Restored> {
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     let lock = ServerLock::acquire(db)
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
-    let with_suffix = |suffix: &str| {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
+    let real = lock.path().to_path_buf();
+    let like = std::fs::metadata(&real).map_err(|e| io("cannot read the database", e))?;
+    checkpoint(&real)?;
+    let staged = with_suffix(&real, ".restoring");
+    let abandon = |e: Error| {
+        let _ = std::fs::remove_file(&staged);
+        e
     };
-    let dir = db
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let staged = with_suffix(".restoring");
-    let done =
-        stage(src, &staged, db, dir, &lock).and_then(|()| swap_in(db, &staged, dir, &with_suffix));
+    stage(src, &staged, &like, mode_of(&like), Some(&lock))
+        .and_then(|()| drop_empty_wal(&real))
+        .map_err(abandon)?;
+    let aside = keep_aside(&real, &like).map_err(abandon)?;
+    // The one step that changes what `real` is: atomic, whatever happens around it.
+    if let Err(e) = std::fs::rename(&staged, &real) {
+        let _ = std::fs::remove_file(&aside);
+        return Err(abandon(io("cannot put the backup in place", e)));
+    }
+    File::open(dir_of(&real))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("cannot sync the directory", e))?;
+    Ok(Restored {
+        health,
+        db: real,
+        kept: Some(aside),
+    })
+}
+
+/// `restore` where there is no database yet (a new machine): the staged copy gets the name
+/// `db` only if nothing has it meanwhile.
+fn restore_new(src: &Path, db: &Path, health: Health) -> Result<Restored> {
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    if std::fs::symlink_metadata(db).is_ok() {
+        return Err(Error::InvalidValue(format!(
+            "{} is a symbolic link to a missing file: point it at the database, or pass the \
+             database's own path",
+            db.display()
+        )));
+    }
+    let name = db
+        .file_name()
+        .ok_or_else(|| Error::InvalidValue(format!("{} names no file", db.display())))?;
+    let dir = std::fs::canonicalize(dir_of(db)).map_err(|e| io("cannot find the directory", e))?;
+    let real = dir.join(name);
+    let like = std::fs::metadata(&dir).map_err(|e| io("cannot read the directory", e))?;
+    drop_empty_wal(&real)?;
+    let staged = with_suffix(&real, ".restoring");
+    let done = stage(src, &staged, &like, 0o600, None).and_then(|()| {
+        place_new(&staged, &real).map_err(|e| io("cannot put the backup in place", e))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("cannot sync the directory", e))
+    });
     if done.is_err() {
         let _ = std::fs::remove_file(&staged);
     }
     done?;
-    Ok(health)
+    Ok(Restored {
+        health,
+        db: real,
+        kept: None,
+    })
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    /// A restore runs as root in a directory the service's user may write: links planted as
-    /// the lock file or the staged copy must not make it create, write or hand over anything
-    /// elsewhere.
+    /// A restore runs as root in a directory the service's user may write: a link planted as
+    /// the staged copy is replaced, not written through.
     #[test]
-    fn planted_links_are_not_followed() {
+    fn a_planted_staging_link_is_not_followed() {
         let dir = tempfile::TempDir::new().unwrap();
         let at = |name: &str| dir.path().join(name);
         let outside = at("outside.txt");
         std::fs::write(&outside, "precious").unwrap();
         let db = at("scimd.db");
-
-        // A link as the lock file, to a missing file and to an existing one.
-        std::os::unix::fs::symlink(at("created-by-root"), lock_path(&db)).unwrap();
-        assert!(ServerLock::acquire(&db).is_err());
-        assert!(!at("created-by-root").exists());
-        std::fs::remove_file(lock_path(&db)).unwrap();
-        std::os::unix::fs::symlink(&outside, lock_path(&db)).unwrap();
-        assert!(ServerLock::acquire(&db).is_err());
-        std::fs::remove_file(lock_path(&db)).unwrap();
-
-        // A link as the staged copy is replaced, not written through.
         drop(crate::store::Store::open(&db).unwrap());
         backup(&db, &at("backup.db")).unwrap();
         std::os::unix::fs::symlink(&outside, at("scimd.db.restoring")).unwrap();
@@ -354,5 +465,56 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
         assert!(!at("scimd.db.restoring").exists());
         assert!(check(&db).unwrap().problems.is_empty());
+    }
+
+    /// Each restore keeps the database it replaces under a name of its own; with no database
+    /// there, nothing is said to be kept.
+    #[test]
+    fn earlier_copies_are_never_replaced() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let db = at("scimd.db");
+        let backup_file = at("backup.db");
+        drop(crate::store::Store::open(&at("source.db")).unwrap());
+        backup(&at("source.db"), &backup_file).unwrap();
+
+        let first = restore(&backup_file, &db).unwrap();
+        assert!(first.kept.is_none());
+        let mut kept = Vec::new();
+        for _ in 0..3 {
+            kept.push(restore(&backup_file, &db).unwrap().kept.unwrap());
+        }
+        assert_eq!(
+            kept,
+            [".before-restore", ".before-restore.1", ".before-restore.2"]
+                .map(|s| with_suffix(&std::fs::canonicalize(&db).unwrap(), s))
+        );
+        for file in kept.iter().chain([&db]) {
+            assert!(check(file).unwrap().problems.is_empty(), "{file:?}");
+            assert_eq!(
+                std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(file).unwrap()),
+                1
+            );
+        }
+    }
+
+    /// A backup that fails leaves nothing behind, and the next one to the same name works.
+    #[test]
+    fn a_failed_backup_leaves_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("not-a-db"), vec![7u8; 8192]).unwrap();
+        assert!(backup(&at("not-a-db"), &at("b.db")).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        drop(crate::store::Store::open(&at("scimd.db")).unwrap());
+        // As a killed backup leaves them.
+        std::fs::write(at("b.db.partial"), "half").unwrap();
+        std::fs::write(at("b.db.partial-journal"), "half").unwrap();
+        backup(&at("scimd.db"), &at("b.db")).unwrap();
+        assert!(!at("b.db.partial").exists() && !at("b.db.partial-journal").exists());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(at("b.db")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod admins;
 pub mod audit;
+pub mod dbfile;
 #[cfg(test)]
 mod differential;
 pub mod groups;
@@ -88,6 +89,8 @@ pub struct Store {
     resume_points: Arc<Mutex<HashMap<String, ResumePoint>>>,
     /// How many writes each commit carried, for `/metrics`.
     batches: Arc<CommitBatches>,
+    /// Whether the database file is still the one opened (not deleted or replaced).
+    file: Arc<dbfile::Watch>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -144,11 +147,29 @@ struct ResumePoint {
 const RESUME_POINTS: usize = 64;
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, switches it to WAL and brings its
-    /// schema up to date. Refuses a database written by a newer scimd.
+    /// Opens the database at `path`, creating it (mode 0600) where there is none and nothing
+    /// an earlier one left (see `dbfile::create`): for `serve` and the tests. Commands that
+    /// manage an existing database use `open_existing`.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut writer = Connection::open(path)
+        dbfile::create(path)?;
+        Store::open_existing(path)
+    }
+
+    /// Opens the existing database at `path` (never creating one), switches it to WAL and
+    /// brings its schema up to date. Refuses a database written by a newer scimd, and a file
+    /// with more than one name (`dbfile::single_name`).
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        if !path.is_file() {
+            return Err(Error::NotFound(format!(
+                "no database at {}",
+                path.display()
+            )));
+        }
+        dbfile::single_name(path)?;
+        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
+        let mut writer = Connection::open_with_flags(path, flags)
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        let file = Arc::new(dbfile::Watch::new(path));
         configure(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -158,11 +179,13 @@ impl Store {
             )));
         }
         migrate::run(&mut writer)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            configure(c)?;
-            c.execute_batch("PRAGMA query_only = ON;")
-        });
-        let inline = Connection::open(path)?;
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(flags)
+            .with_init(|c| {
+                configure(c)?;
+                c.execute_batch("PRAGMA query_only = ON;")
+            });
+        let inline = Connection::open_with_flags(path, flags)?;
         configure(&inline)?;
         inline.execute_batch("PRAGMA query_only = ON;")?;
         let readers = r2d2::Pool::builder()
@@ -184,7 +207,14 @@ impl Store {
             generation: Arc::new(AtomicU64::new(0)),
             resume_points: Arc::new(Mutex::new(HashMap::new())),
             batches: Arc::default(),
+            file,
         })
+    }
+
+    /// `Ok` while the database file is the one opened; once it was deleted or replaced,
+    /// `Error::Unavailable` for good (logged once): the store is then read-only.
+    pub fn check_file(&self) -> Result<()> {
+        self.file.check()
     }
 
     /// Runs `f` on a reader connection, on this thread, in one read transaction: everything
@@ -204,11 +234,14 @@ impl Store {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, on this thread. Commits if `f` returns
     /// `Ok`; otherwise rolls back, so a failed request changes nothing.
     pub fn write_sync<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        self.check_file()?;
         // A panic inside `f` poisons the mutex after the transaction has rolled back on
         // unwind, so the connection is still sound.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
+        // Checked again just before the commit: the file may have gone while `f` ran.
+        self.check_file()?;
         tx.commit()?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.batches.record(1);
@@ -307,6 +340,8 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
     {
+        // A write into a file that is gone would be acknowledged and then lost.
+        self.check_file()?;
         if !self.group_commit.load(Ordering::SeqCst) {
             let store = self.clone();
             return blocking(&self.write_permit, move || store.write_sync(f)).await;
@@ -316,6 +351,7 @@ impl Store {
             let outcome = in_savepoint(conn, f);
             Box::new(move |commit: Option<&Error>| {
                 let answer = match commit {
+                    Some(Error::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
                     Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
                     None => outcome,
                 };
@@ -361,7 +397,10 @@ impl Store {
         };
         let batch = jobs.len();
         let deliveries: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
-        let committed = tx.commit().map_err(Error::from);
+        // A batch queued before the file went is rolled back, not acknowledged and lost.
+        let committed = self
+            .check_file()
+            .and_then(|()| tx.commit().map_err(Error::from));
         if committed.is_ok() {
             self.generation.fetch_add(1, Ordering::SeqCst);
             self.batches.record(batch);

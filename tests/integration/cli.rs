@@ -3,8 +3,8 @@
 use std::process::Command;
 
 use crate::common::{
-    KillOnDrop, cli_token, http_once, log_channel, scimd, spawn_scimd, spawn_server, stdout,
-    wait_for,
+    KillOnDrop, cli_token, http_once, log_channel, new_db, scimd, spawn_scimd, spawn_server,
+    stdout, wait_for,
 };
 
 /// One request on its own connection: the raw response.
@@ -58,6 +58,7 @@ fn token_create_list_revoke() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("t.db");
     let db = db.to_str().unwrap();
+    new_db(db);
     let created = scimd(&["token", "create", "--name", "onelogin", "--db", db]);
     assert!(created.status.success());
     let out = stdout(&created);
@@ -98,13 +99,14 @@ fn token_create_list_revoke() {
 fn the_db_flag_can_come_from_the_environment() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("env.db");
+    new_db(db.to_str().unwrap());
     let o = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(["token", "create", "--name", "x"])
+        .args(["token", "create", "--name", "from-env"])
         .env("SCIMD_DB", &db)
         .output()
         .unwrap();
     assert!(o.status.success());
-    assert!(db.exists());
+    assert!(stdout(&scimd(&["token", "list", "--db", db.to_str().unwrap()])).contains("from-env"));
 }
 
 #[test]
@@ -201,6 +203,7 @@ fn admins_are_made_from_the_shell_with_the_password_on_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("scimd.db");
     let db = db.to_str().unwrap();
+    new_db(db);
     let o = scimd(&[
         "admin",
         "setup-link",
@@ -264,11 +267,7 @@ fn backup_while_serving_check_and_restore_when_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let db = path("scimd.db");
-    assert!(
-        scimd(&["token", "create", "--name", "idp", "--db", &db])
-            .status
-            .success()
-    );
+    cli_token(&db, "idp");
     let (mut server, _addr, _lines) = spawn_server(&db, &[]);
 
     let o = scimd(&["backup", &path("b1.db"), "--db", &db]);

@@ -307,8 +307,16 @@ pub fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Creates a token with the command line, as an admin would; returns it.
+/// Creates the database at `db` as `scimd serve` does on first start (the other commands
+/// only manage an existing one); one already there is left as it is.
+pub fn new_db(db: &str) {
+    drop(Store::open(std::path::Path::new(db)).unwrap());
+}
+
+/// Creates a token with the command line, as an admin would (on a new database, after the
+/// first start: `new_db`); returns it.
 pub fn cli_token(db: &str, name: &str) -> String {
+    new_db(db);
     let out = scimd(&["token", "create", "--name", name, "--db", db]);
     assert!(out.status.success(), "{out:?}");
     stdout(&out).lines().last().unwrap_or_default().to_string()

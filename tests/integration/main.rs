@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod console;
 mod crash;
+mod data_safety;
 mod discovery;
 mod errors;
 mod filters;

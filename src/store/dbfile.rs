@@ -1,0 +1,423 @@
+//! The database file itself, known by what it is rather than by the name it was reached
+//! through: creating it (mode 0600, only where nothing of a database is), the lock a serving
+//! scimd holds for it (links resolved, so another name of the file is the same database), and
+//! the watch that notices the file being deleted or replaced under a running server.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result};
+
+/// `db` with `suffix` appended to its file name: `scimd.db` → `scimd.db-wal`.
+pub fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Files of an earlier database beside a missing `db`: what an interrupted restore leaves
+/// (`.restoring`, `.before-restore`, numbered ones too) and a WAL whose database is gone.
+pub fn leftovers(db: &Path) -> Vec<PathBuf> {
+    let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let aside = format!("{name}.before-restore");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir_of(db))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&aside))
+                .map(|n| dir_of(db).join(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    for suffix in [".restoring", "-wal"] {
+        let path = with_suffix(db, suffix);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Creates an empty database file at `db` (mode 0600) if there is none; `Ok(true)` if it did.
+/// Refuses where files of an earlier database are left beside the missing one: starting
+/// afresh there would hide them behind an empty database.
+pub fn create(db: &Path) -> Result<bool> {
+    match std::fs::metadata(db) {
+        Ok(meta) if meta.is_file() => return Ok(false),
+        Ok(_) => {
+            return Err(Error::InvalidValue(format!(
+                "{} is not a database file",
+                db.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::InvalidValue(format!(
+                "cannot read {}: {e}",
+                db.display()
+            )));
+        }
+    }
+    if std::fs::symlink_metadata(db).is_ok() {
+        return Err(Error::InvalidValue(format!(
+            "{} is a symbolic link to a missing file: point it at the database, or pass the \
+             database's own path",
+            db.display()
+        )));
+    }
+    let left = leftovers(db);
+    if !left.is_empty() {
+        let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::InvalidValue(format!(
+            "no database at {db}, but files of an earlier one are beside it: {names}. An \
+             interrupted `scimd restore` (or a database deleted by hand) leaves these; nothing \
+             was created. To go back to the database from before a restore: \
+             `mv {db}.before-restore {db}`. To restore a backup: `scimd restore BACKUP --db \
+             {db}`. To start with a new, empty database, move these files elsewhere first.",
+            db = db.display(),
+            names = names.join(", ")
+        )));
+    }
+    let mut new = OpenOptions::new();
+    new.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut new, 0o600);
+    match new.open(db) {
+        Ok(_) => Ok(true),
+        // Another process made it first: that one is the database now.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::InvalidValue(format!(
+            "cannot create {}: {e}",
+            db.display()
+        ))),
+    }
+}
+
+/// Refuses a database file with more than one name. SQLite keeps the WAL beside the name it
+/// was opened by, so two names (hard links) of one file give it two WALs, and writes through
+/// both corrupt it; and the server lock, kept beside the name, could not see the other one.
+pub fn single_name(db: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let links = std::fs::metadata(db)
+            .map_err(|e| Error::InvalidValue(format!("cannot read {}: {e}", db.display())))?
+            .nlink();
+        if links > 1 {
+            // Killed between its two steps, a restore leaves the old database's second name.
+            if let Some(aside) = leftovers(db)
+                .into_iter()
+                .find(|p| identity(p).is_some() && identity(p) == identity(db))
+            {
+                return Err(Error::InvalidValue(format!(
+                    "{} is also named {}: an interrupted `scimd restore` left that name, and \
+                     the database is as it was before the restore. Remove {} (`rm` removes \
+                     only that name), then start again",
+                    db.display(),
+                    aside.display(),
+                    aside.display()
+                )));
+            }
+            return Err(Error::InvalidValue(format!(
+                "{} has {links} names (hard links): SQLite would keep a WAL for each name and \
+                 corrupt the database; remove the other names and use this one",
+                db.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
+/// What a file is, whatever name leads to it: device and inode (links followed).
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file().then_some((0, 0))
+    }
+}
+
+/// Held by a serving scimd (and by a restore) for as long as it runs: an OS lock, released
+/// even if the process is killed, on `<db>.lock` beside the database's real path (symbolic
+/// links resolved, hard links refused), so every name of the file leads to the same lock.
+///
+/// Not a lock on the database file itself: SQLite's own locks on it are POSIX locks, which
+/// the process loses whenever any other descriptor of that file is closed.
+#[derive(Debug)]
+pub struct ServerLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl ServerLock {
+    /// Takes the lock for the existing database at `db`, or fails if another scimd is
+    /// serving or restoring it.
+    pub fn acquire(db: &Path) -> Result<ServerLock> {
+        let path = std::fs::canonicalize(db)
+            .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", db.display())))?;
+        single_name(&path)?;
+        let lock = with_suffix(&path, ".lock");
+        let file = open_own_file(&lock)
+            .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", lock.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServerLock { file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidValue(format!(
+                "another scimd is serving {} (it holds {}; {} is that file)",
+                path.display(),
+                lock.display(),
+                db.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::InvalidValue(format!(
+                "cannot lock {}: {e}",
+                lock.display()
+            ))),
+        }
+    }
+
+    /// The database's real path: symbolic links resolved.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lock file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// Opens `path` for writing, creating it if missing, but never through a symbolic link: the
+/// directory may belong to the service's user while a restore runs as root, and root must not
+/// be led into creating or handing over a file elsewhere.
+fn open_own_file(path: &Path) -> std::io::Result<File> {
+    // Creating with O_EXCL never follows a link.
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new().write(true).open(path)?;
+            is_the_file_at(&file, path)?;
+            Ok(file)
+        }
+        other => other,
+    }
+}
+
+/// Fails unless `path` is a plain file (not a link) and the very file `file` has open.
+#[cfg(unix)]
+fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let opened = file.metadata()?;
+    let here = std::fs::symlink_metadata(path)?;
+    if here.file_type().is_symlink() || (opened.dev(), opened.ino()) != (here.dev(), here.ino()) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a plain file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Notices the database file being deleted or replaced under an open `Store`: a server would
+/// otherwise go on acknowledging writes into a file nobody can open again. Compares device
+/// and inode by path; it holds no descriptor of the file (see `ServerLock`).
+#[derive(Debug)]
+pub struct Watch {
+    path: PathBuf,
+    id: Option<(u64, u64)>,
+    gone: AtomicBool,
+}
+
+impl Watch {
+    /// Watches the file at `path` as it is now.
+    pub fn new(path: &Path) -> Watch {
+        Watch {
+            path: path.to_path_buf(),
+            id: identity(path),
+            gone: AtomicBool::new(false),
+        }
+    }
+
+    /// `Ok` while `path` still leads to the file there at start. Once it does not, this says
+    /// so for good, and logs it once.
+    pub fn check(&self) -> Result<()> {
+        if !self.gone.load(Ordering::SeqCst) && self.id.is_some() && identity(&self.path) == self.id
+        {
+            return Ok(());
+        }
+        if !self.gone.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                db = %self.path.display(),
+                "the database file was deleted or replaced while scimd was serving it: scimd \
+                 is now read-only (writes and /healthz answer 503); put the file back or \
+                 `scimd restore` a backup, then restart scimd"
+            );
+        }
+        Err(Error::Unavailable(
+            "the database is unavailable: scimd is read-only until it is restarted".into(),
+        ))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_0600_and_refuses_beside_leftovers() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        assert!(create(&db).unwrap());
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!create(&db).unwrap(), "an existing file is left alone");
+
+        let other = dir.path().join("other.db");
+        for leftover in [
+            "other.db.before-restore.2",
+            "other.db.restoring",
+            "other.db-wal",
+        ] {
+            std::fs::write(dir.path().join(leftover), "x").unwrap();
+            let e = create(&other).unwrap_err().to_string();
+            assert!(e.contains(leftover) && e.contains("scimd restore"), "{e}");
+            assert!(!other.exists());
+            std::fs::remove_file(dir.path().join(leftover)).unwrap();
+        }
+        // Leftovers of another database's name do not count.
+        std::fs::write(dir.path().join("scimd.db.restoring"), "x").unwrap();
+        assert!(create(&other).unwrap());
+    }
+
+    #[test]
+    fn a_dangling_link_is_not_followed_to_create() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let link = dir.path().join("scimd.db");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.db"), &link).unwrap();
+        assert!(create(&link).is_err());
+        assert!(!dir.path().join("elsewhere.db").exists());
+    }
+
+    #[test]
+    fn the_lock_holds_through_links() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        create(&db).unwrap();
+        let held = ServerLock::acquire(&db).unwrap();
+        let sym = dir.path().join("sym.db");
+        std::os::unix::fs::symlink(&db, &sym).unwrap();
+        assert!(ServerLock::acquire(&sym).is_err());
+        assert_eq!(held.path(), std::fs::canonicalize(&db).unwrap());
+        drop(held);
+        let through_link = ServerLock::acquire(&sym).unwrap();
+        assert_eq!(through_link.path(), std::fs::canonicalize(&db).unwrap());
+        drop(through_link);
+        std::fs::hard_link(&db, dir.path().join("hard.db")).unwrap();
+        let e = ServerLock::acquire(&db).unwrap_err().to_string();
+        assert!(e.contains("hard links"), "{e}");
+        std::fs::remove_file(dir.path().join("hard.db")).unwrap();
+        // The second name a restore killed half-way leaves is named, with what to do.
+        let aside = dir.path().join("scimd.db.before-restore");
+        std::fs::hard_link(&db, &aside).unwrap();
+        let e = ServerLock::acquire(&db).unwrap_err().to_string();
+        assert!(e.contains(&format!("Remove {}", aside.display())), "{e}");
+    }
+
+    /// A restore runs as root in a directory the service's user may write: a link planted as
+    /// the lock file must not make it create or write anything elsewhere.
+    #[test]
+    fn a_planted_lock_link_is_not_followed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let outside = at("outside.txt");
+        std::fs::write(&outside, "precious").unwrap();
+        let db = at("scimd.db");
+        create(&db).unwrap();
+        let lock = with_suffix(&std::fs::canonicalize(&db).unwrap(), ".lock");
+        std::os::unix::fs::symlink(at("created-by-root"), &lock).unwrap();
+        assert!(ServerLock::acquire(&db).is_err());
+        assert!(!at("created-by-root").exists());
+        std::fs::remove_file(&lock).unwrap();
+        std::os::unix::fs::symlink(&outside, &lock).unwrap();
+        assert!(ServerLock::acquire(&db).is_err());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
+    }
+
+    #[test]
+    fn the_watch_sees_the_file_go_and_stays_tripped() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        create(&db).unwrap();
+        let watch = Watch::new(&db);
+        assert!(watch.check().is_ok());
+        std::fs::rename(&db, dir.path().join("moved.db")).unwrap();
+        std::fs::write(&db, "another file").unwrap();
+        assert!(matches!(watch.check(), Err(Error::Unavailable(_))));
+        std::fs::remove_file(&db).unwrap();
+        std::fs::rename(dir.path().join("moved.db"), &db).unwrap();
+        assert!(watch.check().is_err(), "once tripped, until restarted");
+    }
+
+    /// A write whose file goes while it runs is rolled back, never acknowledged: alone, and
+    /// in a group commit.
+    #[tokio::test]
+    async fn a_write_is_not_committed_once_the_file_is_gone() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        let store = crate::store::Store::open(&db).unwrap();
+        let gone = db.clone();
+        let alone = store.write_sync(|tx| {
+            tx.execute_batch("CREATE TABLE alone(x)")?;
+            std::fs::rename(&gone, gone.with_extension("moved")).unwrap();
+            Ok(())
+        });
+        assert!(matches!(alone, Err(Error::Unavailable(_))), "{alone:?}");
+        let tables = |store: &crate::store::Store| {
+            store
+                .read_sync(|c| {
+                    Ok(c.query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('alone', 'batch')",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                })
+                .unwrap()
+        };
+        assert_eq!(tables(&store), 0);
+
+        let db = dir.path().join("second.db");
+        let store = crate::store::Store::open(&db).unwrap();
+        let gone = db.clone();
+        let batch = store
+            .write(move |tx| {
+                tx.execute_batch("CREATE TABLE batch(x)")?;
+                std::fs::remove_file(&gone).unwrap();
+                Ok(())
+            })
+            .await;
+        assert!(matches!(batch, Err(Error::Unavailable(_))), "{batch:?}");
+        assert_eq!(tables(&store), 0);
+    }
+}
