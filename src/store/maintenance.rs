@@ -137,6 +137,10 @@ pub fn check(path: &Path) -> Result<Health> {
     } else {
         (count("users"), count("groups"))
     };
+    if (migrate::IDENTIFIER_KEYS..=migrate::LATEST).contains(&schema_version) {
+        problems.extend(super::users::key_collisions(&conn)?);
+        problems.extend(super::groups::key_collisions(&conn)?);
+    }
     Ok(Health {
         schema_version,
         users,

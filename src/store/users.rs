@@ -7,9 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::ListPage;
-use super::fold;
 use super::query::ListSql;
 use super::{ResourceRow, doc_to_text};
+use super::{fold, key};
 use crate::error::{Error, Result};
 use crate::scim::resource::{GroupRef, Meta, StoredUser, UserRecord};
 
@@ -57,22 +57,32 @@ fn columns(doc: &Map<String, Value>) -> Result<Columns> {
     })
 }
 
-/// Fails with `uniqueness` when another user already has this userName (case-insensitively,
-/// idp-compat.md Decision 6).
-fn check_unique(conn: &Connection, user_name: &str, except_id: Option<&str>) -> Result<()> {
+/// Fails with `uniqueness` when another user already has this userName's key (`key`: NFKC,
+/// case-folded, trimmed; idp-compat.md Decision 6). `current_key` is the key of the user being
+/// replaced: keeping it is always allowed, so two users that shared a key before schema
+/// version 3 (kept and reported by `scimd check`) can still be updated; no write makes a new
+/// collision. The index on the key is not UNIQUE for that reason: the one writer enforces it.
+fn check_unique(conn: &Connection, user_name: &str, current_key: Option<&str>) -> Result<()> {
+    let key = key(user_name);
+    if current_key == Some(key.as_str()) {
+        return Ok(());
+    }
     let taken: Option<String> = conn
-        .query_row(
-            "SELECT id FROM users WHERE user_name_fold = ?1",
-            [fold(user_name)],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM users WHERE user_name_fold = ?1 LIMIT 1")?
+        .query_row([&key], |r| r.get(0))
         .optional()?;
     match taken {
-        Some(id) if Some(id.as_str()) != except_id => Err(Error::Uniqueness(format!(
+        Some(_) => Err(Error::Uniqueness(format!(
             "userName \"{user_name}\" is already taken"
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// Names that share a uniqueness key, for `scimd check`: one line per key, each user as
+/// `"name" (id)`. Only databases written before schema version 3 can hold them.
+pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
+    super::key_collisions(conn, "users", "user_name", "user_name_fold", "userName")
 }
 
 fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {
@@ -102,7 +112,7 @@ pub fn insert(
         params![
             id,
             cols.user_name,
-            fold(&cols.user_name),
+            key(&cols.user_name),
             cols.external_id,
             cols.display_name,
             cols.active,
@@ -138,7 +148,8 @@ pub fn replace(
         return with_groups(conn, seq, current).map(Some);
     }
     let cols = columns(&doc)?;
-    check_unique(conn, &cols.user_name, Some(id))?;
+    let current_key = str_field(&current.doc, "userName").map(key);
+    check_unique(conn, &cols.user_name, current_key.as_deref())?;
     conn.execute(
         "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4,
                 display_name = ?5, active = ?6, version = version + 1, last_modified = ?7,
@@ -147,7 +158,7 @@ pub fn replace(
         params![
             seq,
             cols.user_name,
-            fold(&cols.user_name),
+            key(&cols.user_name),
             cols.external_id,
             cols.display_name,
             cols.active,

@@ -11,6 +11,7 @@ mod discovery;
 mod errors;
 mod filters;
 mod groups;
+mod identifiers;
 mod idp_onelogin;
 mod lifecycle;
 mod limits;
