@@ -10,7 +10,7 @@
 //!   one. The value itself is stored and returned exactly as sent.
 //! - `forbidden`: control (Cc), format (Cf: zero-width, bidi controls, BOM, soft hyphen, tag
 //!   characters, …) and line/paragraph separators (Zl, Zp) — invisible or reordering characters
-//!   that would let two names look alike but differ.
+//!   that would let two names look alike but differ; `check` refuses them in a new identifier.
 //!
 //! Pure: no I/O.
 
@@ -20,6 +20,7 @@ use icu_properties::CodePointMapData;
 use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
 
 use super::schema::{Attribute, Kind, Uniqueness};
+use crate::error::{Error, Result};
 
 /// Case-folds a caseExact=false value for comparison and storage: NFKC of the full case fold
 /// of the NFKD of the full case fold of the NFD (D145 compatibility caseless matching, whose
@@ -64,6 +65,30 @@ pub fn forbidden(s: &str) -> Option<(usize, char)> {
     let gc = CodePointMapData::<GeneralCategory>::new();
     s.char_indices()
         .find(|&(_, c)| !(' '..='~').contains(&c) && refused.contains(gc.get(c)))
+}
+
+/// Refuses a new value of the identifier `attr` (`userName`, `displayName`) that holds a
+/// `forbidden` character or only white space: such names would look the same as others and
+/// be different. `current` is the stored value being replaced: keeping it exactly as it is
+/// is always allowed, so a resource stored before this rule can still be updated (and
+/// deactivated) without a rename.
+pub fn check(attr: &str, value: &str, current: Option<&str>) -> Result<()> {
+    if current == Some(value) {
+        return Ok(());
+    }
+    if let Some((at, c)) = forbidden(value) {
+        return Err(Error::InvalidValue(format!(
+            "attribute \"{attr}\" contains U+{:04X} at byte {at}: control, format (zero-width, \
+             bidi, BOM) and line or paragraph separator characters are not allowed in it",
+            u32::from(c)
+        )));
+    }
+    if key(value).is_empty() {
+        return Err(Error::InvalidValue(format!(
+            "attribute \"{attr}\" must contain more than white space"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -202,6 +227,36 @@ mod tests {
             "\u{301}",
         ] {
             assert_eq!(forbidden(ok), None, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn check_refuses_new_invisible_or_blank_identifiers() {
+        for bad in [
+            "bob\u{0}",
+            "bo\nb",
+            "\u{202e}bob",
+            "b\u{200b}ob",
+            "\u{feff}bob",
+        ] {
+            match check("userName", bad, None) {
+                Err(Error::InvalidValue(m)) => assert!(m.contains("userName") && m.contains("U+")),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+            assert!(
+                check("userName", bad, Some("bob")).is_err(),
+                "a rename to it"
+            );
+            assert!(check("userName", bad, Some(bad)).is_ok(), "kept as stored");
+        }
+        for blank in [" ", "\u{a0}\u{3000}", "\u{2003}"] {
+            match check("displayName", blank, None) {
+                Err(Error::InvalidValue(m)) => assert!(m.contains("white space"), "{m}"),
+                other => panic!("{blank:?}: {other:?}"),
+            }
+        }
+        for ok in [" Straße ", "Jose\u{301}", "ﬁle", "ΣΑΣ", "a b"] {
+            assert!(check("userName", ok, None).is_ok(), "{ok:?}");
         }
     }
 

@@ -11,9 +11,9 @@ use super::key;
 use super::query::ListSql;
 use super::{doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
-use crate::scim::eval;
 use crate::scim::patch::MemberChange;
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
+use crate::scim::{eval, ident};
 
 /// A member resolved to its row: a user or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,6 +210,7 @@ pub fn insert(
     now: &str,
 ) -> Result<(Vec<String>, Delta)> {
     let name = display_name(&doc)?;
+    ident::check("displayName", name, None)?;
     check_unique(conn, name, None)?;
     conn.execute(
         "INSERT INTO groups (id, display_name, display_name_fold, external_id, version, created,
@@ -260,8 +261,9 @@ fn update(
     let doc_changed = current != doc;
     if doc_changed {
         let name = display_name(doc)?;
-        let current_key = display_name(current).ok().map(key);
-        check_unique(conn, name, current_key.as_deref())?;
+        let current_name = display_name(current).ok();
+        ident::check("displayName", name, current_name)?;
+        check_unique(conn, name, current_name.map(key).as_deref())?;
         conn.execute(
             "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4,
                     data = ?5 WHERE seq = ?1",

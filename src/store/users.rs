@@ -11,6 +11,7 @@ use super::query::ListSql;
 use super::{ResourceRow, doc_to_text};
 use super::{fold, key};
 use crate::error::{Error, Result};
+use crate::scim::ident;
 use crate::scim::resource::{GroupRef, Meta, StoredUser, UserRecord};
 
 /// The columns derived from a user document.
@@ -104,6 +105,7 @@ pub fn insert(
     now: &str,
 ) -> Result<UserRecord> {
     let cols = columns(&doc)?;
+    ident::check("userName", &cols.user_name, None)?;
     check_unique(conn, &cols.user_name, None)?;
     conn.execute(
         "INSERT INTO users (id, user_name, user_name_fold, external_id, display_name, active,
@@ -148,8 +150,9 @@ pub fn replace(
         return with_groups(conn, seq, current).map(Some);
     }
     let cols = columns(&doc)?;
-    let current_key = str_field(&current.doc, "userName").map(key);
-    check_unique(conn, &cols.user_name, current_key.as_deref())?;
+    let current_name = str_field(&current.doc, "userName");
+    ident::check("userName", &cols.user_name, current_name)?;
+    check_unique(conn, &cols.user_name, current_name.map(key).as_deref())?;
     conn.execute(
         "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4,
                 display_name = ?5, active = ?6, version = version + 1, last_modified = ?7,

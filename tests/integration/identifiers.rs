@@ -1,6 +1,6 @@
 //! userName and group displayName: unique under Unicode folding (NFKC, full case folding,
-//! trimmed), stored as sent; and a database from before that rule keeps every name and has
-//! `scimd check` report the collisions.
+//! trimmed), free of invisible and reordering characters, stored as sent; and a database from
+//! before that rule keeps every name and has `scimd check` report the collisions.
 
 use serde_json::{Value, json};
 
@@ -18,6 +18,27 @@ const SAME: &[(&str, &str)] = &[
     ("dave", "\u{a0}dave\u{3000}"),
     ("ＡＢＣ", "abc"),
     ("Ǆemal", "ǆemal"),
+];
+
+/// Names refused outright: invisible or reordering characters that made look-alike users.
+const FORBIDDEN: &[&str] = &[
+    "nul\u{0}",
+    "line\nbreak",
+    "crlf\r\n",
+    "tab\tbed",
+    "zw\u{200b}sp",
+    "zw\u{200c}nj",
+    "zw\u{200d}j",
+    "lrm\u{200e}",
+    "rlm\u{200f}",
+    "\u{202e}rlo",
+    "pdf\u{202c}",
+    "\u{2066}lri\u{2069}",
+    "\u{feff}bom",
+    "soft\u{ad}hyphen",
+    "line\u{2028}sep",
+    "para\u{2029}sep",
+    "del\u{7f}",
 ];
 
 fn user(name: &str) -> Value {
@@ -66,6 +87,36 @@ async fn group_names_equal_under_unicode_folding_collide() {
 }
 
 #[tokio::test]
+async fn identifiers_with_invisible_or_reordering_characters_are_refused() {
+    let s = Server::start().await;
+    for name in FORBIDDEN {
+        let body = s
+            .post("/scim/v2/Users", &user(name))
+            .await
+            .assert_error(400, Some("invalidValue"));
+        assert!(body["detail"].as_str().unwrap().contains("U+"), "{body}");
+        s.post("/scim/v2/Groups", &group(name))
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    for blank in [" ", "\u{a0}\u{3000}"] {
+        s.post("/scim/v2/Users", &user(blank))
+            .await
+            .assert_error(400, Some("invalidValue"));
+        s.post("/scim/v2/Groups", &group(blank))
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    assert_eq!(s.get("/scim/v2/Users").await.json()["totalResults"], 0);
+    assert_eq!(s.get("/scim/v2/Groups").await.json()["totalResults"], 0);
+    // Other attributes keep any text.
+    let u = s
+        .create_user(&json!({"userName": "ok", "displayName": "a\u{200d}b", "title": "x\ny"}))
+        .await;
+    assert_eq!(u["displayName"], "a\u{200d}b");
+}
+
+#[tokio::test]
 async fn renames_by_put_and_patch_are_checked_with_the_key() {
     let s = Server::start().await;
     s.create_user(&user("straße")).await;
@@ -80,6 +131,12 @@ async fn renames_by_put_and_patch_are_checked_with_the_key() {
     )
     .await
     .assert_error(409, Some("uniqueness"));
+    s.patch(
+        &path,
+        &json!([{"op": "replace", "value": {"userName": "bob\u{200b}"}}]),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
     // A user may take another spelling of its own name; it is kept as sent.
     let r = s.put(&path, &user(" BOB ")).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -98,6 +155,12 @@ async fn renames_by_put_and_patch_are_checked_with_the_key() {
     )
     .await
     .assert_error(409, Some("uniqueness"));
+    s.patch(
+        &eng_path,
+        &json!([{"op": "replace", "path": "displayName", "value": "Eng\u{202e}"}]),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
     let r = s
         .patch(
             &format!("/scim/v2/Groups/{}", id_of(&ops)),
@@ -121,7 +184,12 @@ fn old_database(db: &std::path::Path) {
         .unwrap();
     conn.pragma_update(None, "user_version", 2).unwrap();
     let now = "2026-01-01T00:00:00.000Z";
-    for (id, name) in [("u-1", "straße"), ("u-2", "STRASSE"), ("u-3", "ana")] {
+    for (id, name) in [
+        ("u-1", "straße"),
+        ("u-2", "STRASSE"),
+        ("u-3", "ana"),
+        ("u-4", "legacy\u{200b}"),
+    ] {
         conn.execute(
             "INSERT INTO users (id, user_name, user_name_fold, active, version, created,
                                 last_modified, data)
@@ -188,6 +256,22 @@ async fn an_old_database_keeps_names_that_now_collide_and_check_reports_them() {
     s.put("/scim/v2/Users/u-3", &user("strasse"))
         .await
         .assert_error(409, Some("uniqueness"));
+    // A name stored before characters were refused can be kept (the user deactivated, say),
+    // not taken anew.
+    let r = s
+        .patch(
+            "/scim/v2/Users/u-4",
+            &json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["userName"], "legacy\u{200b}");
+    s.patch(
+        "/scim/v2/Users/u-4",
+        &json!([{"op": "replace", "path": "userName", "value": "legacy\u{200b}2"}]),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
 
     let db = s.db();
     let dir = s.stop().await;
@@ -202,7 +286,10 @@ async fn an_old_database_keeps_names_that_now_collide_and_check_reports_them() {
     ] {
         assert!(text.contains(part), "{part} missing from:\n{text}");
     }
-    assert!(!text.contains("\"ana\""), "{text}");
+    assert!(
+        !text.contains("\"ana\"") && !text.contains("legacy"),
+        "{text}"
+    );
     assert_eq!(text.matches("problem:").count(), 2, "{text}");
 
     // Renaming one of them resolves it.
