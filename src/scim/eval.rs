@@ -19,7 +19,8 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::filter::CompareOp;
-use super::resolve::{Operand, Origin, Resolved, Target, fold};
+use super::ident::{self, fold};
+use super::resolve::{Operand, Origin, Resolved, Target};
 use super::schema::{Attribute, Kind};
 use super::time;
 
@@ -121,7 +122,10 @@ fn satisfies(leaf: &Attribute, op: CompareOp, operand: &Operand, v: &Value) -> b
             .as_str()
             .and_then(time::parse)
             .is_some_and(|t| compare_str(op, &time::format(t), s)),
-        // `resolve` folds the operand exactly in this case; binary values are case-exact.
+        // `resolve` folds the operand exactly in these cases; binary values are case-exact.
+        (Operand::Str(s), Kind::String) if ident::is_identifier(leaf) => v
+            .as_str()
+            .is_some_and(|text| compare_str(op, &ident::key(text), s)),
         (Operand::Str(s), Kind::String | Kind::Reference) if !leaf.case_exact => v
             .as_str()
             .is_some_and(|text| compare_str(op, &fold(text), s)),
@@ -331,6 +335,30 @@ mod tests {
         u["externalId"] = json!("ÉMILE");
         assert!(!user_matches("externalId eq \"émile\"", &u));
         assert!(user_matches("externalId eq \"ÉMILE\"", &u));
+    }
+
+    #[test]
+    fn full_folding_and_identifier_keys() {
+        let mut u = bare();
+        u["userName"] = json!(" Stra\u{df}e ");
+        u["displayName"] = json!("Jose\u{301} \u{fb01}le");
+        check(
+            &u,
+            &[
+                // userName compares by its key: folded and trimmed.
+                ("userName eq \"STRASSE\"", true),
+                ("userName eq \"strasse  \"", true),
+                ("userName ne \"STRASSE\"", false),
+                ("userName sw \"STRA\"", true),
+                ("userName sw \" stra\"", false),
+                ("userName ew \"SSE\"", true),
+                ("userName gt \"strass\"", true),
+                // Other caseExact=false strings fold (NFKC, full case folding) without trimming.
+                ("displayName eq \"jos\u{e9} FILE\"", true),
+                ("displayName co \"\u{c9} F\"", true),
+                ("displayName eq \" jos\u{e9} file\"", false),
+            ],
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@
 //!   with `pr`.
 //! - A comparison on a multi-valued attribute holds if it holds for any of its values.
 //! - `ne` is the negation of `eq`: it holds when no value equals (also when there is none).
-//! - Strings compare case-insensitively unless the attribute is `caseExact` (RFC 7643 §2.2);
+//! - Strings compare case-insensitively unless the attribute is `caseExact` (RFC 7643 §2.2),
+//!   through `ident::fold` (NFKC and full case folding). The identifiers `userName` and group
+//!   `displayName` compare by their uniqueness key (`ident::key`, also trimmed): `eq` finds
+//!   exactly the resource that name would collide with; for `co`/`sw`/`ew` the operand is
+//!   folded but not trimmed.
 //!   `co`, `sw`, `ew` need a string attribute; `gt`/`ge`/`lt`/`le` order strings by code point
 //!   and dateTimes by time; booleans and binary values support only `eq`, `ne` and `pr`.
 //! - `null` is not a comparison value: `pr` and `not (… pr)` test presence.
@@ -23,6 +27,7 @@
 //! Pure: no I/O.
 
 use super::filter::{AttrPath, CompValue, CompareOp, Filter};
+use super::ident::{self, fold};
 use super::resource::ResourceKind;
 use super::schema::{
     self, Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER,
@@ -236,6 +241,8 @@ fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
         (Kind::String | Kind::Reference, CompValue::String(s)) => {
             Ok(Operand::Str(if leaf.case_exact {
                 s.clone()
+            } else if ident::is_identifier(leaf) && !substring {
+                ident::key(s)
             } else {
                 fold(s)
             }))
@@ -250,12 +257,6 @@ fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
 /// Whether comparisons on `leaf` fold case: strings (and references) that are not caseExact.
 pub fn folds(leaf: &Attribute) -> bool {
     matches!(leaf.kind, Kind::String | Kind::Reference) && !leaf.case_exact
-}
-
-/// Case-folding for caseExact=false strings: full Unicode lowercase, the same fold the store
-/// uses for its folded columns.
-pub fn fold(s: &str) -> String {
-    s.to_lowercase()
 }
 
 /// Resolves a `sortBy` path (RFC 7644 §3.4.2.3): a singular attribute or sub-attribute, or a

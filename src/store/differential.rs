@@ -16,7 +16,8 @@ const NOW: &str = "2026-03-04T05:06:07.089Z";
 
 /// Small vocabularies, so random filters often hit random data.
 const WORDS: &[&str] = &[
-    "ana", "Ana", "ANA", "bo", "émile", "ÉMILE", "x", "", "a@b.c", "A@B.C",
+    "ana", "Ana", "ANA", "bo", "émile", "ÉMILE", "x", "", "a@b.c", "A@B.C", "straße", "STRASSE",
+    " bo ", "Émile", "ﬁ",
 ];
 const TYPES: &[&str] = &["work", "Work", "home", "other"];
 

@@ -7,13 +7,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::ListPage;
-use super::fold;
+use super::key;
 use super::query::ListSql;
 use super::{doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
-use crate::scim::eval;
 use crate::scim::patch::MemberChange;
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
+use crate::scim::{eval, ident};
 
 /// A member resolved to its row: a user or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,22 +86,34 @@ fn external_id(doc: &Map<String, Value>) -> Option<&str> {
     doc.get("externalId").and_then(Value::as_str)
 }
 
-/// Fails with `uniqueness` when another group has this displayName (case-insensitively,
-/// idp-compat.md Decision 6).
-fn check_unique(conn: &Connection, name: &str, except_seq: Option<i64>) -> Result<()> {
+/// Fails with `uniqueness` when another group has this displayName's key (as
+/// `users::check_unique`, whose rule for `current_key` applies here too).
+fn check_unique(conn: &Connection, name: &str, current_key: Option<&str>) -> Result<()> {
+    let key = key(name);
+    if current_key == Some(key.as_str()) {
+        return Ok(());
+    }
     let taken: Option<i64> = conn
-        .query_row(
-            "SELECT seq FROM groups WHERE display_name_fold = ?1",
-            [fold(name)],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT seq FROM groups WHERE display_name_fold = ?1 LIMIT 1")?
+        .query_row([&key], |r| r.get(0))
         .optional()?;
     match taken {
-        Some(seq) if Some(seq) != except_seq => Err(Error::Uniqueness(format!(
+        Some(_) => Err(Error::Uniqueness(format!(
             "a group named \"{name}\" already exists"
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// Group names that share a uniqueness key, for `scimd check` (as `users::key_collisions`).
+pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
+    super::key_collisions(
+        conn,
+        "groups",
+        "display_name",
+        "display_name_fold",
+        "displayName",
+    )
 }
 
 /// Resolves member ids to rows, in order; unknown ids are returned separately.
@@ -198,6 +210,7 @@ pub fn insert(
     now: &str,
 ) -> Result<(Vec<String>, Delta)> {
     let name = display_name(&doc)?;
+    ident::check("displayName", name, None)?;
     check_unique(conn, name, None)?;
     conn.execute(
         "INSERT INTO groups (id, display_name, display_name_fold, external_id, version, created,
@@ -206,7 +219,7 @@ pub fn insert(
         params![
             id,
             name,
-            fold(name),
+            key(name),
             external_id(&doc),
             now,
             doc_to_text(&doc)?
@@ -248,11 +261,13 @@ fn update(
     let doc_changed = current != doc;
     if doc_changed {
         let name = display_name(doc)?;
-        check_unique(conn, name, Some(seq))?;
+        let current_name = display_name(current).ok();
+        ident::check("displayName", name, current_name)?;
+        check_unique(conn, name, current_name.map(key).as_deref())?;
         conn.execute(
             "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4,
                     data = ?5 WHERE seq = ?1",
-            params![seq, name, fold(name), external_id(doc), doc_to_text(doc)?],
+            params![seq, name, key(name), external_id(doc), doc_to_text(doc)?],
         )?;
     }
     if doc_changed || members_changed {

@@ -10,7 +10,12 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/002_console.sql"),
+    include_str!("migrations/003_identifiers.sql"),
 ];
+
+/// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key
+/// indexes are not UNIQUE: see migration 3).
+pub const IDENTIFIER_KEYS: usize = 3;
 
 /// The schema version this binary writes.
 pub const LATEST: usize = MIGRATIONS.len();
@@ -34,17 +39,30 @@ fn upgrade_to(conn: &mut Connection, target: usize) -> Result<()> {
              version {LATEST}: it was written by a newer scimd; upgrade scimd instead"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(i + 1).map_err(Error::internal)?,
-        )?;
-        tx.commit()?;
+    if current >= target {
+        return Ok(());
     }
-    Ok(())
+    // Steps compute keys with scimd's own SQL functions, and rebuild tables: with foreign keys
+    // on, dropping the old table would delete every row that refers to it (SQLite's documented
+    // procedure for table changes turns them off, outside any transaction, for the duration).
+    super::functions(conn)?;
+    let foreign_keys: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let steps = (|| {
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(i + 1).map_err(Error::internal)?,
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", foreign_keys)?;
+    steps
 }
 
 #[cfg(test)]
@@ -120,6 +138,83 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM group_members", [], |r| r.get(0))
             .unwrap();
         assert_eq!(members, 1);
+    }
+
+    /// Version 2 folded by lowercasing only. Names distinct then but one under the new key
+    /// are all kept (with their memberships and emails) and reported; the rest get new keys.
+    #[test]
+    fn version_2_names_that_now_collide_are_kept_and_reported() {
+        let mut old = Connection::open_in_memory().unwrap();
+        upgrade_to(&mut old, 2).unwrap();
+        old.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             INSERT INTO users (id, user_name, user_name_fold, active, version, created,
+                                last_modified, data)
+             VALUES ('u1', 'straße', 'straße', 1, 1, 't', 't', '{\"userName\":\"straße\"}'),
+                    ('u2', 'STRASSE', 'strasse', 1, 1, 't', 't',
+                     '{\"userName\":\"STRASSE\",\"emails\":[{\"value\":\"ﬁ@X\",
+                       \"type\":\"Work\",\"primary\":true},{\"value\":\"b@x\"}]}'),
+                    ('u3', ' Jose\u{301} ', ' jose\u{301} ', 1, 1, 't', 't',
+                     '{\"userName\":\" Jose\u{301} \"}');
+             INSERT INTO user_emails (user_seq, value_fold, type_fold, is_primary)
+             VALUES (2, 'ﬁ@x', 'work', 1), (2, 'b@x', NULL, 0);
+             INSERT INTO groups (id, display_name, display_name_fold, version, created,
+                                 last_modified, data)
+             VALUES ('g1', 'ΣΑΣ', 'σας', 1, 't', 't', '{\"displayName\":\"ΣΑΣ\"}'),
+                    ('g2', 'σασ', 'σασ', 1, 't', 't', '{\"displayName\":\"σασ\"}');
+             INSERT INTO group_members (group_seq, member_user_seq) VALUES (1, 1), (2, 2);
+             INSERT INTO group_members (group_seq, member_group_seq) VALUES (1, 2);",
+        )
+        .unwrap();
+        run(&mut old).unwrap();
+        assert_eq!(version(&old).unwrap(), LATEST);
+        let on: bool = old
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(on, "foreign keys are back on");
+        let rows = |sql: &str| -> Vec<String> {
+            old.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(
+            rows("SELECT id || '=' || user_name_fold FROM users ORDER BY seq"),
+            ["u1=strasse", "u2=strasse", "u3=jos\u{e9}"]
+        );
+        assert_eq!(
+            rows("SELECT id || '=' || display_name_fold FROM groups ORDER BY seq"),
+            ["g1=σασ", "g2=σασ"]
+        );
+        assert_eq!(
+            rows(
+                "SELECT user_seq || ' ' || value_fold || ' ' || IFNULL(type_fold, '-') || ' '
+                        || is_primary FROM user_emails ORDER BY rowid"
+            ),
+            ["2 fi@x work 1", "2 b@x - 0"]
+        );
+        assert_eq!(rows("SELECT COUNT(*) || '' FROM group_members"), ["3"]);
+        assert!(
+            old.prepare("PRAGMA foreign_key_check")
+                .unwrap()
+                .query_map([], |_| Ok(()))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+        let users = crate::store::users::key_collisions(&old).unwrap();
+        assert_eq!(users.len(), 1, "{users:?}");
+        for part in ["\"straße\" (id u1)", "\"STRASSE\" (id u2)", "\"strasse\""] {
+            assert!(users[0].contains(part), "{part}: {users:?}");
+        }
+        let groups = crate::store::groups::key_collisions(&old).unwrap();
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert!(
+            groups[0].contains("\"ΣΑΣ\" (id g1), \"σασ\" (id g2)"),
+            "{groups:?}"
+        );
     }
 
     #[test]

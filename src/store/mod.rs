@@ -46,20 +46,8 @@ const READERS: u32 = 8;
 
 /// PRAGMAs and functions every connection needs (both are per-connection in SQLite).
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    use rusqlite::functions::FunctionFlags;
     conn.busy_timeout(Duration::from_secs(5))?;
-    // `scim_fold(text)`: the Unicode case fold filters compare caseExact=false strings with.
-    conn.create_scalar_function(
-        "scim_fold",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Text(t) => Some(fold(&String::from_utf8_lossy(t))),
-                _ => None,
-            })
-        },
-    )?;
+    functions(conn)?;
     // A reader prepares the token check, BEGIN/COMMIT and one statement per filter shape a
     // client uses; rusqlite's default of 16 would evict them under a varied mix.
     conn.set_prepared_statement_cache_capacity(64);
@@ -69,6 +57,70 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -8000;",
     )
+}
+
+/// The SQL functions scimd's statements and migrations use: `scim_fold(text)`, the Unicode
+/// case fold filters compare caseExact=false strings with, and `scim_key(text)`, the
+/// uniqueness key of an identifier.
+pub(crate) fn functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    for (name, f) in [("scim_fold", fold as fn(&str) -> String), ("scim_key", key)] {
+        conn.create_scalar_function(
+            name,
+            1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            move |ctx| {
+                Ok(match ctx.get_raw(0) {
+                    rusqlite::types::ValueRef::Text(t) => Some(f(&String::from_utf8_lossy(t))),
+                    _ => None,
+                })
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// One line per uniqueness key that more than one row of `table` holds, naming each row's
+/// value (escaped, so invisible characters show) and id; for `scimd check`.
+fn key_collisions(
+    conn: &Connection,
+    table: &str,
+    name_column: &str,
+    key_column: &str,
+    attr: &str,
+) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {key_column}, id, {name_column} FROM {table}
+         WHERE {key_column} IN
+               (SELECT {key_column} FROM {table} GROUP BY {key_column} HAVING COUNT(*) > 1)
+         ORDER BY {key_column}, seq"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let (key, id, name) = row?;
+        let entry = format!("{name:?} (id {id})");
+        match groups.last_mut() {
+            Some((last, names)) if *last == key => names.push(entry),
+            _ => groups.push((key, vec![entry])),
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(key, names)| {
+            format!(
+                "{attr} {} share the key {key:?}: one name under Unicode folding (kept from \
+                 before schema version 3); rename all but one",
+                names.join(", ")
+            )
+        })
+        .collect())
 }
 
 #[derive(Clone)]
@@ -729,9 +781,10 @@ fn page(
     }))
 }
 
-/// Case-folds a caseExact=false value for storage and comparison (full Unicode lowercase,
-/// unlike SQLite's ASCII-only NOCASE); the same fold filters use.
-pub use crate::scim::resolve::fold;
+/// Case-folds a caseExact=false value for storage and comparison (NFKC and full Unicode case
+/// folding, unlike SQLite's ASCII-only NOCASE), and the uniqueness key of an identifier (the
+/// fold, trimmed): the same forms filters compare with.
+pub use crate::scim::ident::{fold, key};
 
 #[cfg(test)]
 mod tests {

@@ -505,7 +505,8 @@ fn wrap(negate: bool, sql: String) -> String {
 }
 
 /// Columns that hold an attribute directly: (expression with `{t}` for the table, whether it
-/// holds the folded value).
+/// holds the folded value). For the identifiers that is their uniqueness key (`ident::key`),
+/// which `resolve` folds their operands to.
 fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
     let sub = t.sub.map(|s| s.name);
     Some(match (kind, t.origin, t.attr.name, sub) {

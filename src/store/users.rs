@@ -7,10 +7,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::ListPage;
-use super::fold;
 use super::query::ListSql;
 use super::{ResourceRow, doc_to_text};
+use super::{fold, key};
 use crate::error::{Error, Result};
+use crate::scim::ident;
 use crate::scim::resource::{GroupRef, Meta, StoredUser, UserRecord};
 
 /// The columns derived from a user document.
@@ -57,22 +58,32 @@ fn columns(doc: &Map<String, Value>) -> Result<Columns> {
     })
 }
 
-/// Fails with `uniqueness` when another user already has this userName (case-insensitively,
-/// idp-compat.md Decision 6).
-fn check_unique(conn: &Connection, user_name: &str, except_id: Option<&str>) -> Result<()> {
+/// Fails with `uniqueness` when another user already has this userName's key (`key`: NFKC,
+/// case-folded, trimmed; idp-compat.md Decision 6). `current_key` is the key of the user being
+/// replaced: keeping it is always allowed, so two users that shared a key before schema
+/// version 3 (kept and reported by `scimd check`) can still be updated; no write makes a new
+/// collision. The index on the key is not UNIQUE for that reason: the one writer enforces it.
+fn check_unique(conn: &Connection, user_name: &str, current_key: Option<&str>) -> Result<()> {
+    let key = key(user_name);
+    if current_key == Some(key.as_str()) {
+        return Ok(());
+    }
     let taken: Option<String> = conn
-        .query_row(
-            "SELECT id FROM users WHERE user_name_fold = ?1",
-            [fold(user_name)],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM users WHERE user_name_fold = ?1 LIMIT 1")?
+        .query_row([&key], |r| r.get(0))
         .optional()?;
     match taken {
-        Some(id) if Some(id.as_str()) != except_id => Err(Error::Uniqueness(format!(
+        Some(_) => Err(Error::Uniqueness(format!(
             "userName \"{user_name}\" is already taken"
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// Names that share a uniqueness key, for `scimd check`: one line per key, each user as
+/// `"name" (id)`. Only databases written before schema version 3 can hold them.
+pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
+    super::key_collisions(conn, "users", "user_name", "user_name_fold", "userName")
 }
 
 fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {
@@ -94,6 +105,7 @@ pub fn insert(
     now: &str,
 ) -> Result<UserRecord> {
     let cols = columns(&doc)?;
+    ident::check("userName", &cols.user_name, None)?;
     check_unique(conn, &cols.user_name, None)?;
     conn.execute(
         "INSERT INTO users (id, user_name, user_name_fold, external_id, display_name, active,
@@ -102,7 +114,7 @@ pub fn insert(
         params![
             id,
             cols.user_name,
-            fold(&cols.user_name),
+            key(&cols.user_name),
             cols.external_id,
             cols.display_name,
             cols.active,
@@ -138,7 +150,9 @@ pub fn replace(
         return with_groups(conn, seq, current).map(Some);
     }
     let cols = columns(&doc)?;
-    check_unique(conn, &cols.user_name, Some(id))?;
+    let current_name = str_field(&current.doc, "userName");
+    ident::check("userName", &cols.user_name, current_name)?;
+    check_unique(conn, &cols.user_name, current_name.map(key).as_deref())?;
     conn.execute(
         "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4,
                 display_name = ?5, active = ?6, version = version + 1, last_modified = ?7,
@@ -147,7 +161,7 @@ pub fn replace(
         params![
             seq,
             cols.user_name,
-            fold(&cols.user_name),
+            key(&cols.user_name),
             cols.external_id,
             cols.display_name,
             cols.active,

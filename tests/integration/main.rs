@@ -12,6 +12,7 @@ mod discovery;
 mod errors;
 mod filters;
 mod groups;
+mod identifiers;
 mod idp_onelogin;
 mod lifecycle;
 mod limits;
