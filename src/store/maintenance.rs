@@ -105,8 +105,8 @@ fn inspect(conn: &Connection) -> rusqlite::Result<Health> {
     // Names kept through migration 3 that are one name under the Unicode key.
     if (migrate::IDENTIFIER_KEYS..=migrate::LATEST).contains(&schema_version) {
         for found in [
-            super::users::key_collisions(&conn),
-            super::groups::key_collisions(&conn),
+            super::users::key_collisions(conn),
+            super::groups::key_collisions(conn),
         ] {
             match found {
                 Ok(lines) => problems.extend(lines),
