@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod listing;
 mod patch;
+mod per_client;
 mod replay;
 mod security;
 mod tls;
