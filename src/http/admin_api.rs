@@ -574,6 +574,58 @@ mod tests {
     }
 
     #[test]
+    fn sign_in_origins_are_scimd_s_own_never_a_claimed_name() {
+        let lan: SocketAddr = "192.168.1.5:8080".parse().unwrap();
+        let allowed = |origin| origin_allowed(None, false, lan, origin);
+        for ok in [
+            "http://192.168.1.5:8080",
+            "HTTP://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(allowed(ok), "{ok}");
+        }
+        for bad in [
+            "http://evil.example:8080",
+            "http://192.168.1.6:8080",
+            "http://192.168.1.5:8081",
+            "http://192.168.1.5",
+            "https://192.168.1.5:8080",
+            "http://localhost.evil.example:8080",
+            "http://192.168.1.5:8080/",
+            "null",
+            "",
+        ] {
+            assert!(!allowed(bad), "{bad}");
+        }
+        // Default ports, and HTTPS with built-in TLS.
+        let https: SocketAddr = "[2001:db8::5]:443".parse().unwrap();
+        assert!(origin_allowed(None, true, https, "https://[2001:db8::5]"));
+        assert!(origin_allowed(
+            None,
+            true,
+            https,
+            "https://[2001:db8::5]:443"
+        ));
+        assert!(!origin_allowed(None, true, https, "http://[2001:db8::5]"));
+        // With a public URL, that origin only (its path aside).
+        let public = Some("https://scim.example.com/base");
+        assert!(origin_allowed(
+            public,
+            false,
+            lan,
+            "https://scim.example.com"
+        ));
+        assert!(!origin_allowed(
+            public,
+            false,
+            lan,
+            "http://192.168.1.5:8080"
+        ));
+    }
+
+    #[test]
     fn the_setup_code_travels_in_the_fragment() {
         assert_eq!(
             setup_link("https://scim.example.com/", "abc"),
