@@ -185,11 +185,12 @@ fn number(pairs: &[(String, String)], name: &str, default: u32) -> Result<u32> {
     }
 }
 
-/// Answers a request under `/admin/api`. `actor` starts anonymous and becomes the signed-in
-/// administrator.
+/// Answers a request from `client` under `/admin/api`. `actor` starts anonymous and becomes
+/// the signed-in administrator.
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
+    client: IpAddr,
     actor: &mut Actor,
 ) -> Result<Response<Body>> {
     let path = req.uri().path()[PREFIX.len()..]
@@ -220,11 +221,6 @@ pub async fn handle(
             check_same_origin(app, &req)?;
             let body = read_json(app, req).await?;
             let (username, password) = (text(&body, "username")?, text(&body, "password")?);
-            // `respond` made `actor.client` from an address; unspecified never happens.
-            let client = actor
-                .client
-                .parse()
-                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
             let (limits, hashing) = (&app.limits.sign_in, &app.hashing);
             let s = if *step == "setup" {
                 let code = text(&body, "code")?;

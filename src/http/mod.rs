@@ -375,7 +375,7 @@ async fn respond(
         return (response, None);
     }
     if path == admin_api::PREFIX || path.starts_with("/admin/api/") {
-        let mut response = admin_api::handle(&app, req, &mut actor)
+        let mut response = admin_api::handle(&app, req, client, &mut actor)
             .await
             .unwrap_or_else(|e| {
                 if let Error::Internal(cause) = &e {
