@@ -182,7 +182,7 @@ impl Limits {
 }
 
 /// One client address holds at most this fraction of `--max-connections`.
-pub const CONNECTION_SHARE: usize = 8;
+const CONNECTION_SHARE: usize = 8;
 
 /// Open connections per client key. A key is dropped with its last connection, so the table
 /// never holds more entries than there are open connections.
@@ -275,7 +275,7 @@ pub struct FailedAuth(Mutex<Table<IpAddr>>);
 const AUTH_MAX_FAILURES: u32 = 20;
 const AUTH_WINDOW: Duration = Duration::from_secs(60);
 /// Client keys remembered at most.
-pub const AUTH_MAX_CLIENTS: usize = 10_000;
+const AUTH_MAX_CLIENTS: usize = 10_000;
 
 impl Default for FailedAuth {
     fn default() -> Self {
@@ -325,19 +325,19 @@ struct SignInTables {
 }
 
 /// Failed sign-ins for one username from one client before it is refused.
-pub const PAIR_MAX_FAILURES: u32 = 5;
+const PAIR_MAX_FAILURES: u32 = 5;
 /// From one client, whatever the usernames.
-pub const CLIENT_MAX_FAILURES: u32 = 20;
+const CLIENT_MAX_FAILURES: u32 = 20;
 /// For one username from clients that are not known-good for it.
-pub const USER_MAX_FAILURES: u32 = 30;
+const USER_MAX_FAILURES: u32 = 30;
 /// Setup attempts per client while setup is possible.
 const SETUP_MAX_ATTEMPTS: u32 = 5;
-pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
+const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// How long a successful sign-in makes a client known-good.
 const KNOWN_GOOD_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_KNOWN_GOOD: usize = 1_000;
 /// Keys remembered at most per table.
-pub const SIGN_IN_MAX_KEYS: usize = 10_000;
+const SIGN_IN_MAX_KEYS: usize = 10_000;
 
 impl Default for SignIn {
     fn default() -> Self {
