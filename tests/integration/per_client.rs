@@ -260,13 +260,14 @@ fn one_address_cannot_take_every_connection() {
         assert!(reply.contains("from this client address"), "{reply}");
         drop(held);
     });
-    // Dozens of refusals, one log line (at most one per 10 s), with their count.
+    // Dozens of refusals, within a second or two: one log line (at most one per 10 s, each
+    // counting the refusals since the last; a very slow run may see a second).
     let line = wait_for(&log, "connections refused");
     assert!(line.contains("refused=1"), "{line}");
     let more: Vec<String> = std::iter::from_fn(|| log.recv_timeout(Duration::from_secs(2)).ok())
         .filter(|l| l.contains("refused"))
         .collect();
-    assert!(more.is_empty(), "{more:?}");
+    assert!(more.len() <= 1, "{more:?}");
 }
 
 #[tokio::test]
