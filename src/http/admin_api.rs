@@ -233,7 +233,10 @@ pub async fn handle(
             } else {
                 let fingerprint = admin::password_fingerprint(&app.store, username).await?;
                 let attempt = limits.attempt(client, username, fingerprint)?;
-                let session = admin::login(&app.store, hashing, username, password, actor).await?;
+                let known_good = attempt.known_good();
+                let session =
+                    admin::login(&app.store, hashing, known_good, username, password, actor)
+                        .await?;
                 limits.succeeded(attempt);
                 session
             };

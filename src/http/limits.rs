@@ -358,6 +358,14 @@ impl Default for SignIn {
 pub struct Attempt {
     client: IpAddr,
     user: String,
+    known_good: bool,
+}
+
+impl Attempt {
+    /// Whether the client signed in successfully as this user before.
+    pub fn known_good(&self) -> bool {
+        self.known_good
+    }
 }
 
 impl SignIn {
@@ -400,7 +408,11 @@ impl SignIn {
         if password.is_some() {
             t.users.add(user.clone(), stamp, now);
         }
-        Ok(Attempt { client, user })
+        Ok(Attempt {
+            client,
+            user,
+            known_good: known,
+        })
     }
 
     /// The attempt signed in: its client is known-good for the user from now on, and its
@@ -542,7 +554,9 @@ mod tests {
             );
         }
         assert!(s.attempt(ip("203.0.113.5"), "admin", pw).is_err());
-        assert!(s.attempt(owner, "admin", pw).is_ok(), "known-good passes");
+        let again = s.attempt(owner, "admin", pw).expect("known-good passes");
+        assert!(again.known_good());
+        assert!(!s.attempt(b, "admin", pw).is_ok_and(|a| a.known_good()));
         // A new password voids the counts made against the old one.
         assert!(s.attempt(ip("203.0.113.5"), "admin", Some(8)).is_ok());
         assert!(s.attempt(a, "admin", Some(8)).is_ok());

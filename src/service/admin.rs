@@ -84,25 +84,38 @@ fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// Bounds argon2 work to `HASHING` at a time, so sign-in attempts cannot occupy every core
-/// (each takes ~20 MiB and ~20 ms).
-pub struct Hashing(tokio::sync::Semaphore);
+/// (each takes ~20 MiB and ~20 ms), plus one more kept for clients the caller knows are good
+/// (they signed in before): a flood of guesses from many addresses queues for the shared
+/// lane, never in front of the owner.
+pub struct Hashing {
+    shared: tokio::sync::Semaphore,
+    known_good: tokio::sync::Semaphore,
+}
 
-/// Password hashes computed at once, at most.
+/// Password hashes computed at once for everyone, at most.
 const HASHING: usize = 2;
 
 impl Default for Hashing {
     fn default() -> Self {
-        Hashing(tokio::sync::Semaphore::new(HASHING))
+        Hashing {
+            shared: tokio::sync::Semaphore::new(HASHING),
+            known_good: tokio::sync::Semaphore::new(1),
+        }
     }
 }
 
-/// Runs argon2 work under the `Hashing` bound.
+/// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one.
 async fn hashing<T: Send + 'static>(
     limit: &Hashing,
+    known_good: bool,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    let _permit = limit
-        .0
+    let lane = if known_good {
+        &limit.known_good
+    } else {
+        &limit.shared
+    };
+    let _permit = lane
         .acquire()
         .await
         .map_err(|e| Error::internal(format!("hashing limit closed: {e}")))?;
@@ -218,7 +231,7 @@ pub async fn setup(
         ));
     }
     let pw = password.to_string();
-    let hash = hashing(limit, move || hash_password(&pw)).await??;
+    let hash = hashing(limit, false, move || hash_password(&pw)).await??;
     let (code, username, actor) = (code.to_string(), username.to_string(), actor.clone());
     store
         .write(move |tx| {
@@ -266,9 +279,11 @@ pub async fn password_fingerprint(store: &Store, username: &str) -> Result<Optio
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
+/// `known_good`: the client signed in as this user before (see `Hashing`).
 pub async fn login(
     store: &Store,
     limit: &Hashing,
+    known_good: bool,
     username: &str,
     password: &str,
     actor: &Actor,
@@ -279,7 +294,7 @@ pub async fn login(
     let pw = password.to_string();
     // A missing account costs a verification too, so timing does not tell names apart.
     let hash = admin.as_ref().map(|a| a.password_hash.clone());
-    let ok = hashing(limit, move || match hash {
+    let ok = hashing(limit, known_good, move || match hash {
         Some(h) => verify_password(&pw, &h),
         None => {
             let _ = hash_password(&pw);

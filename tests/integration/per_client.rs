@@ -221,6 +221,38 @@ async fn a_guesser_cannot_lock_the_administrator_out() {
     assert_eq!(seen[20], 429);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
+    let s = std::sync::Arc::new(Server::start().await);
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let owner = loopback_client(2);
+    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    // 40 guesses at once from 4 addresses, each a password check (names without an account
+    // are checked too, so timing does not tell them apart).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let (s, done) = (s.clone(), done.clone());
+        flood.push(tokio::spawn(async move {
+            let status = login(&s, loopback_client(10 + i % 4), &format!("n{i}"), "guess!").await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            status
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    let after = done.load(std::sync::atomic::Ordering::SeqCst);
+    // The owner did not wait for the queue of guesses to drain.
+    assert!(
+        after < 20,
+        "{before} then {after} of 40 guesses answered first"
+    );
+    for t in flood {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+}
+
 #[test]
 fn one_address_cannot_take_every_connection() {
     let dir = tempfile::TempDir::new().unwrap();
