@@ -144,6 +144,13 @@ impl<K: Hash + Eq> Table<K> {
         self.oldest = self.map.values().map(|c| c.since).min();
     }
 
+    /// How long until the oldest entry expires, making room in a full table.
+    fn room_in(&self, now: Instant) -> Duration {
+        self.oldest.map_or(Duration::ZERO, |t| {
+            self.window.saturating_sub(now.saturating_duration_since(t))
+        })
+    }
+
     fn remove(&mut self, key: &K) {
         self.map.remove(key);
     }
@@ -293,7 +300,7 @@ impl FailedAuth {
         let (key, now) = (client_key(client), Instant::now());
         let mut table = locked(&self.0);
         if !table.add(key, 0, now) {
-            return Err(too_many(AUTH_WINDOW));
+            return Err(too_many(table.room_in(now)));
         }
         match table.get(&key, 0, now) {
             (n, wait) if n > AUTH_MAX_FAILURES => Err(too_many(wait)),

@@ -302,6 +302,43 @@ fn one_address_cannot_take_every_connection() {
     assert!(more.len() <= 1, "{more:?}");
 }
 
+/// Behind a proxy every connection comes from the proxy: no per-address share applies.
+#[tokio::test]
+async fn behind_a_proxy_connections_are_capped_only_in_total() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.trust_proxy = true;
+        c.max_connections = 8;
+        c
+    })
+    .await;
+    let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(connect_from(proxy, s.addr).await.unwrap());
+    }
+    let reply = exchange(
+        proxy,
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&reply), 200, "{reply}");
+    held.push(connect_from(proxy, s.addr).await.unwrap());
+    held.push(connect_from(proxy, s.addr).await.unwrap());
+    let reply = exchange(
+        proxy,
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&reply), 503, "the total still holds: {reply}");
+    assert!(
+        reply.contains("too many connections: retry later"),
+        "{reply}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_token_failures_are_throttled_and_audited() {
     let dir = tempfile::TempDir::new().unwrap();
