@@ -31,6 +31,7 @@ const SECURE_COOKIE: &str = "__Host-scimd_session";
 fn cookie_name(secure: bool) -> &'static str {
     if secure { SECURE_COOKIE } else { COOKIE }
 }
+
 /// The largest page of the console's lists, and of one audit export.
 const MAX_PAGE: u32 = 1000;
 const MAX_EXPORT: u32 = 100_000;
