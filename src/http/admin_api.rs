@@ -158,7 +158,8 @@ fn origin_allowed(public_url: Option<&str>, tls: bool, local: SocketAddr, origin
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<IpAddr>() {
-        Ok(ip) => ip == local.ip() || ip.is_loopback(),
+        // Canonical: a dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+        Ok(ip) => ip.to_canonical() == local.ip().to_canonical() || ip.is_loopback(),
         Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
@@ -599,6 +600,13 @@ mod tests {
         ] {
             assert!(!allowed(bad), "{bad}");
         }
+        let dual_stack: SocketAddr = "[::ffff:192.168.1.5]:8080".parse().unwrap();
+        assert!(origin_allowed(
+            None,
+            false,
+            dual_stack,
+            "http://192.168.1.5:8080"
+        ));
         // Default ports, and HTTPS with built-in TLS.
         let https: SocketAddr = "[2001:db8::5]:443".parse().unwrap();
         assert!(origin_allowed(None, true, https, "https://[2001:db8::5]"));
