@@ -172,8 +172,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// `max_connections` is the server's total; `per_client_cap` says whether one address may
-    /// hold only a share of it (not behind a proxy, where every connection is the proxy's).
+    /// `max_connections` is the server's total; `per_client_cap` says whether one address is
+    /// held to a share of it (not behind a proxy, where every connection is the proxy's).
     pub fn new(max_connections: usize, per_client_cap: bool) -> Self {
         let per_client = if per_client_cap {
             (max_connections / CONNECTION_SHARE).max(1)
@@ -181,37 +181,48 @@ impl Limits {
             usize::MAX
         };
         Limits {
-            connections: Connections::new(per_client),
+            connections: Connections::new(per_client, max_connections / 2),
             failed_auth: FailedAuth::default(),
             sign_in: SignIn::default(),
         }
     }
 }
 
-/// One client address holds at most this fraction of `--max-connections`.
+/// One client address's share of `--max-connections`: it may hold more only while fewer
+/// than half of all connections are open, so a burst from a lone client is served, and one
+/// address can never hold more than half.
 const CONNECTION_SHARE: usize = 8;
 
-/// Open connections per client key. A key is dropped with its last connection, so the table
-/// never holds more entries than there are open connections.
+/// Open connections per client key, and in all. A key is dropped with its last connection,
+/// so the table never holds more entries than there are open connections.
 pub struct Connections {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Arc<Mutex<Open>>,
     per_client: usize,
+    /// From this many open connections on, no client gets more than its share.
+    busy: usize,
     refused: Mutex<RefusedLog>,
+}
+
+#[derive(Default)]
+struct Open {
+    per_client: HashMap<IpAddr, usize>,
+    total: usize,
 }
 
 /// One client's claim on a connection; dropping it gives the connection back.
 pub struct ConnectionSlot {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Arc<Mutex<Open>>,
     key: IpAddr,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = locked(&self.open);
-        if let Some(n) = open.get_mut(&self.key) {
+        open.total -= 1;
+        if let Some(n) = open.per_client.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                open.remove(&self.key);
+                open.per_client.remove(&self.key);
             }
         }
     }
@@ -227,30 +238,34 @@ struct RefusedLog {
 }
 
 impl Connections {
-    fn new(per_client: usize) -> Self {
+    fn new(per_client: usize, busy: usize) -> Self {
         Connections {
             open: Arc::default(),
             per_client,
+            busy,
             refused: Mutex::default(),
         }
     }
 
-    /// A slot for one more connection from `peer`, unless it already holds its share.
+    /// A slot for one more connection from `peer`, unless it holds its share already while
+    /// half of all connections are open.
     pub fn open(&self, peer: IpAddr) -> Option<ConnectionSlot> {
         let key = client_key(peer);
         let mut open = locked(&self.open);
-        let n = open.entry(key).or_insert(0);
-        if *n >= self.per_client {
+        let busy = open.total >= self.busy;
+        let n = open.per_client.get(&key).copied().unwrap_or(0);
+        if n >= self.per_client && busy {
             return None;
         }
-        *n += 1;
+        open.per_client.insert(key, n + 1);
+        open.total += 1;
         Some(ConnectionSlot {
             open: self.open.clone(),
             key,
         })
     }
 
-    /// The most connections one client may hold.
+    /// The most connections one client may hold while connections are busy.
     pub fn per_client(&self) -> usize {
         self.per_client
     }
@@ -576,8 +591,30 @@ mod tests {
     }
 
     #[test]
+    fn one_client_gets_more_than_its_share_only_while_half_the_connections_are_free() {
+        // 16 in all: a share of 2, busy from 8 on.
+        let c = Limits::new(16, true).connections;
+        let (hog, other) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let mut held: Vec<_> = (0..8).map_while(|_| c.open(hog)).collect();
+        assert_eq!(held.len(), 8, "a lone client's burst is served");
+        assert!(c.open(hog).is_none(), "but never more than half");
+        let mine: Vec<_> = (0..2).map_while(|_| c.open(other)).collect();
+        assert_eq!(mine.len(), 2, "the others get their share");
+        assert!(c.open(other).is_none(), "and no more while busy");
+        held.truncate(5);
+        drop(mine);
+        assert!(c.open(other).is_some(), "free again below half");
+        assert!(c.open(ip("2001:db8::1")).is_some());
+        drop(held);
+        // Behind a proxy: the total only (enforced by the accept loop).
+        let proxied = Limits::new(16, false).connections;
+        let all: Vec<_> = (0..16).map_while(|_| proxied.open(hog)).collect();
+        assert_eq!(all.len(), 16);
+    }
+
+    #[test]
     fn refused_connections_are_logged_once_per_interval_with_a_count() {
-        let c = Connections::new(1);
+        let c = Connections::new(1, 0);
         let first = c.open(ip("192.0.2.1")).unwrap();
         assert!(c.open(ip("192.0.2.1")).is_none());
         assert!(c.open(ip("192.0.2.2")).is_some());
@@ -586,9 +623,10 @@ mod tests {
         assert_eq!(c.note_refused(), None);
         drop(first);
         assert!(c.open(ip("192.0.2.1")).is_some());
+        let open = locked(&c.open);
         assert!(
-            locked(&c.open).is_empty(),
-            "no entry outlives its connections"
+            open.per_client.is_empty() && open.total == 0,
+            "no entry outlives its slot"
         );
     }
 }

@@ -257,7 +257,7 @@ async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
 fn one_address_cannot_take_every_connection() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("conns.db");
-    // 16 connections in all, 2 per client address.
+    // 16 connections in all; once 8 are open, 2 per client address.
     let (child, addr, lines) = spawn_server(db.to_str().unwrap(), &["--max-connections", "16"]);
     let _child = KillOnDrop(child);
     let log = log_channel(lines);
