@@ -58,13 +58,15 @@ pub async fn run(
     // A bad certificate stops the start here rather than failing every handshake later.
     let tls = config.tls.clone().map(http::tls::Tls::load).transpose()?;
     let local_addr = listener.local_addr().map_err(error::Error::internal)?;
+    // Behind a proxy every connection is the proxy's: no per-address share of connections.
+    let limits = http::limits::Limits::new(config.max_connections, !config.trust_proxy);
     let app = Arc::new(http::App {
         config,
         store,
         last_used: LastUsed::default(),
         rejections: Default::default(),
-        throttle: Default::default(),
-        failed_auth: Default::default(),
+        hashing: Default::default(),
+        limits,
         metrics: Default::default(),
         local_addr,
         tls,

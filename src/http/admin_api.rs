@@ -4,6 +4,7 @@
 //! `X-CSRF-Token`. Sign-in and setup, which have no session yet, must be JSON sent from the
 //! console's own origin.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -21,7 +22,16 @@ use crate::service::{admin, audit, groups, tokens, users};
 use crate::store::audit::Query;
 
 pub const PREFIX: &str = "/admin/api";
+/// The session cookie's name over plain HTTP; over HTTPS it is `__Host-` prefixed, which
+/// browsers accept only with `Secure`, `Path=/` and no `Domain`, so no other host or plain-HTTP
+/// page can set or shadow it. The console's scripts never read it (it is `HttpOnly`).
 const COOKIE: &str = "scimd_session";
+const SECURE_COOKIE: &str = "__Host-scimd_session";
+
+fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
+
 /// The largest page of the console's lists, and of one audit export.
 const MAX_PAGE: u32 = 1000;
 const MAX_EXPORT: u32 = 100_000;
@@ -32,7 +42,8 @@ pub fn setup_link(origin: &str, code: &str) -> String {
     format!("{}/setup#code={code}", origin.trim_end_matches('/'))
 }
 
-fn cookie_secret<B>(req: &Request<B>) -> Option<String> {
+fn cookie_secret<B>(req: &Request<B>, secure: bool) -> Option<String> {
+    let name = cookie_name(secure);
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -40,7 +51,7 @@ fn cookie_secret<B>(req: &Request<B>) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
-            (k == COOKIE && !v.is_empty()).then(|| v.to_string())
+            (k == name && !v.is_empty()).then(|| v.to_string())
         })
 }
 
@@ -54,9 +65,10 @@ fn ok(body: Value) -> Response<Body> {
 }
 
 fn set_cookie(r: &mut Response<Body>, value: &str, max_age: u64, secure: bool) {
+    let name = cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     let cookie =
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -68,13 +80,15 @@ fn session_body(s: &admin::NewSession) -> Value {
 
 /// Sign-in and setup come before any session: they must be JSON (a cross-site form cannot
 /// send that without a CORS preflight, which scimd never grants) and, when the browser says
-/// where it comes from, come from this origin.
+/// where it comes from, come from an origin scimd knows is its own.
 fn check_same_origin<B>(app: &App, req: &Request<B>) -> Result<()> {
+    // The media type exactly: `application/jsonx` is not JSON.
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     if !json {
         return Err(Error::Forbidden(
             "send JSON (Content-Type: application/json)".into(),
@@ -85,20 +99,69 @@ fn check_same_origin<B>(app: &App, req: &Request<B>) -> Result<()> {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
     {
-        // The origin is scheme://host[:port], without any path the public URL has.
-        let full = super::origin(app, req);
-        let path_at = full.find("://").map_or(0, |i| i + 3);
-        let expected = match full[path_at..].find('/') {
-            Some(slash) => full[..path_at + slash].to_string(),
-            None => full,
-        };
-        if !origin.eq_ignore_ascii_case(&expected) {
-            return Err(Error::Forbidden(format!(
-                "requests must come from {expected}"
-            )));
+        let local = req
+            .extensions()
+            .get::<super::LocalAddr>()
+            .map_or(app.local_addr, |l| l.0);
+        if !origin_allowed(
+            app.config.public_url.as_deref(),
+            app.tls.is_some(),
+            local,
+            origin,
+        ) {
+            return Err(Error::Forbidden(match &app.config.public_url {
+                Some(url) => format!("requests must come from {}", origin_of(url)),
+                None => "requests must come from scimd's own address or a loopback name \
+                         (or set --public-url)"
+                    .into(),
+            }));
         }
     }
     Ok(())
+}
+
+/// `scheme://host[:port]` of a URL, without its path.
+fn origin_of(url: &str) -> &str {
+    let host_at = url.find("://").map_or(0, |i| i + 3);
+    match url[host_at..].find('/') {
+        Some(slash) => &url[..host_at + slash],
+        None => url,
+    }
+}
+
+/// Whether a browser's `Origin` is scimd's own. With `--public-url`, only that origin. Without
+/// it, never a name the `Host` header merely claims (DNS rebinding: a page on a name the
+/// attacker points at a LAN console is same-origin to the browser): only the address the
+/// client reached, or a loopback name, at scimd's port and scheme.
+fn origin_allowed(public_url: Option<&str>, tls: bool, local: SocketAddr, origin: &str) -> bool {
+    if let Some(url) = public_url {
+        return origin.eq_ignore_ascii_case(origin_of(url));
+    }
+    let (scheme, default_port) = if tls {
+        ("https://", 443)
+    } else {
+        ("http://", 80)
+    };
+    let Some(authority) = origin
+        .get(..scheme.len())
+        .filter(|s| s.eq_ignore_ascii_case(scheme))
+        .map(|_| &origin[scheme.len()..])
+    else {
+        return false;
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().ok()),
+        _ => (authority, Some(default_port)),
+    };
+    if port != Some(local.port()) {
+        return false;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        // Canonical: a dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+        Ok(ip) => ip.to_canonical() == local.ip().to_canonical() || ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 fn text<'a>(body: &'a Value, key: &str) -> Result<&'a str> {
@@ -124,11 +187,12 @@ fn number(pairs: &[(String, String)], name: &str, default: u32) -> Result<u32> {
     }
 }
 
-/// Answers a request under `/admin/api`. `actor` starts anonymous and becomes the signed-in
-/// administrator.
+/// Answers a request from `client` under `/admin/api`. `actor` starts anonymous and becomes
+/// the signed-in administrator.
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
+    client: IpAddr,
     actor: &mut Actor,
 ) -> Result<Response<Body>> {
     let path = req.uri().path()[PREFIX.len()..]
@@ -159,11 +223,24 @@ pub async fn handle(
             check_same_origin(app, &req)?;
             let body = read_json(app, req).await?;
             let (username, password) = (text(&body, "username")?, text(&body, "password")?);
+            let (limits, hashing) = (&app.limits.sign_in, &app.hashing);
             let s = if *step == "setup" {
                 let code = text(&body, "code")?;
-                admin::setup(&app.store, &app.throttle, code, username, password, actor).await?
+                // Counted only while setup is possible: once it is done, every attempt is
+                // refused anyway, and counting those would only fill the table.
+                if admin::needs_setup(&app.store).await? {
+                    limits.setup_attempt(client)?;
+                }
+                admin::setup(&app.store, hashing, code, username, password, actor).await?
             } else {
-                admin::login(&app.store, &app.throttle, username, password, actor).await?
+                let fingerprint = admin::password_fingerprint(&app.store, username).await?;
+                let attempt = limits.attempt(client, username, fingerprint)?;
+                let known_good = attempt.known_good();
+                let session =
+                    admin::login(&app.store, hashing, known_good, username, password, actor)
+                        .await?;
+                limits.succeeded(attempt);
+                session
             };
             let mut r = ok(session_body(&s));
             set_cookie(&mut r, &s.secret, admin::SESSION_LIFETIME.as_secs(), secure);
@@ -173,7 +250,7 @@ pub async fn handle(
     }
 
     let unauthenticated = || Error::Unauthorized("sign in to the console first".into());
-    let secret = cookie_secret(&req).ok_or_else(unauthenticated)?;
+    let secret = cookie_secret(&req, secure).ok_or_else(unauthenticated)?;
     let session = admin::session(&app.store, &secret)
         .await?
         .ok_or_else(unauthenticated)?;
@@ -495,6 +572,65 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_field("\t=1"), "'\t=1");
+    }
+
+    #[test]
+    fn sign_in_origins_are_scimd_s_own_never_a_claimed_name() {
+        let lan: SocketAddr = "192.168.1.5:8080".parse().unwrap();
+        let allowed = |origin| origin_allowed(None, false, lan, origin);
+        for ok in [
+            "http://192.168.1.5:8080",
+            "HTTP://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(allowed(ok), "{ok}");
+        }
+        for bad in [
+            "http://evil.example:8080",
+            "http://192.168.1.6:8080",
+            "http://192.168.1.5:8081",
+            "http://192.168.1.5",
+            "https://192.168.1.5:8080",
+            "http://localhost.evil.example:8080",
+            "http://192.168.1.5:8080/",
+            "null",
+            "",
+        ] {
+            assert!(!allowed(bad), "{bad}");
+        }
+        let dual_stack: SocketAddr = "[::ffff:192.168.1.5]:8080".parse().unwrap();
+        assert!(origin_allowed(
+            None,
+            false,
+            dual_stack,
+            "http://192.168.1.5:8080"
+        ));
+        // Default ports, and HTTPS with built-in TLS.
+        let https: SocketAddr = "[2001:db8::5]:443".parse().unwrap();
+        assert!(origin_allowed(None, true, https, "https://[2001:db8::5]"));
+        assert!(origin_allowed(
+            None,
+            true,
+            https,
+            "https://[2001:db8::5]:443"
+        ));
+        assert!(!origin_allowed(None, true, https, "http://[2001:db8::5]"));
+        // With a public URL, that origin only (its path aside).
+        let public = Some("https://scim.example.com/base");
+        assert!(origin_allowed(
+            public,
+            false,
+            lan,
+            "https://scim.example.com"
+        ));
+        assert!(!origin_allowed(
+            public,
+            false,
+            lan,
+            "http://192.168.1.5:8080"
+        ));
     }
 
     #[test]

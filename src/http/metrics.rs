@@ -1,9 +1,12 @@
 //! `GET /metrics` in the Prometheus text format: requests by route and status, a latency
 //! histogram by route, requests in flight, and what the database holds. Served only when a
-//! metrics token is configured, and only to a request bearing it (it is not a SCIM token).
+//! metrics token is configured, and only to a request bearing it (it is not a SCIM token);
+//! a wrong token is audited and counted against the client's failed-authentication limit,
+//! like a wrong SCIM token.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -14,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::{App, Body};
 use crate::error::{Error, Result};
+use crate::service::audit::Actor;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -122,8 +126,14 @@ impl Metrics {
     }
 }
 
-/// Answers `GET /metrics`: 404 when no metrics token is configured, 401 without it.
-pub async fn serve<B>(app: &App, req: &Request<B>) -> Result<Response<Body>> {
+/// Answers `GET /metrics`: 404 when no metrics token is configured, 401 without it (429 for
+/// a client past the failed-authentication limit).
+pub async fn serve<B>(
+    app: &App,
+    req: &Request<B>,
+    client: IpAddr,
+    actor: &Actor,
+) -> Result<Response<Body>> {
     let Some(expected) = &app.config.metrics_token else {
         return Err(Error::NotFound("no endpoint at /metrics".into()));
     };
@@ -134,7 +144,11 @@ pub async fn serve<B>(app: &App, req: &Request<B>) -> Result<Response<Body>> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        return Err(Error::Unauthorized("the metrics token is required".into()));
+        app.limits.failed_auth.fail(client)?;
+        let e = Error::Unauthorized("the metrics token is required".into());
+        let entry = actor.entry(&format!("{} /metrics", req.method()), "failure", 401);
+        app.rejections.push(entry, &e);
+        return Err(e);
     }
     let mut out = String::new();
     app.metrics.render(&mut out);

@@ -5,6 +5,7 @@
 mod admin_api;
 mod assets;
 mod auth;
+pub mod limits;
 mod metrics;
 pub mod router;
 mod scim;
@@ -54,10 +55,10 @@ pub struct App {
     pub last_used: LastUsed,
     /// Rejected SCIM requests waiting for the audit log.
     pub rejections: Rejections,
-    /// Failed console sign-ins.
-    pub throttle: crate::service::admin::Throttle,
-    /// Failed SCIM authentications per client address.
-    pub failed_auth: auth::FailedAuth,
+    /// Bounds the password hashing that sign-in and setup do.
+    pub hashing: crate::service::admin::Hashing,
+    /// Per-client limits: connections, failed authentications, sign-in.
+    pub limits: limits::Limits,
     /// What `/metrics` reports.
     pub metrics: metrics::Metrics,
     pub local_addr: SocketAddr,
@@ -76,6 +77,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         .header_read_timeout(app.config.header_read_timeout)
         .max_header_size(MAX_HEADER_BYTES);
     let slots = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections));
+    let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
     // Tells connections still in their TLS handshake that the server is stopping: they hold
     // a graceful-shutdown watcher, and a client that never finishes must not hold up the exit.
     let (stopping, stop_seen) = tokio::sync::watch::channel(false);
@@ -92,14 +94,17 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                         continue;
                     }
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    warn!(%peer, limit = app.config.max_connections, "too many connections: refused");
-                    // A TLS client could not read a plain-text 503: it is just closed.
-                    if app.tls.is_none() {
-                        tokio::spawn(refuse(stream));
-                    }
+                // One address holds at most its share, so it cannot take every connection.
+                let Some(client_slot) = app.limits.connections.open(peer.ip()) else {
+                    refused(&app, stream, peer, &refusing, PER_CLIENT_FULL);
                     continue;
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refused(&app, stream, peer, &refusing, ALL_FULL);
+                    continue;
+                };
+                // The address the client reached, for the console's origin check.
+                let local = stream.local_addr().ok().map(LocalAddr);
                 let app = app.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -110,8 +115,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
                     let service = service_fn({
                         let (app, used) = (app.clone(), used.clone());
-                        move |req| {
+                        move |mut req: Request<Incoming>| {
                             used.store(true, std::sync::atomic::Ordering::Relaxed);
+                            if let Some(local) = local {
+                                req.extensions_mut().insert(local);
+                            }
                             handle(app.clone(), req, peer)
                         }
                     });
@@ -146,7 +154,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     if let Err(e) = served {
                         log_connection_error(&e, peer, used.load(std::sync::atomic::Ordering::Relaxed));
                     }
-                    drop(slot);
+                    drop((slot, client_slot));
                 });
             }
             () = &mut shutdown => break,
@@ -183,14 +191,88 @@ fn header_text<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<St
         .map(str::to_string)
 }
 
-/// Answers a connection beyond `max_connections` with 503 and closes it.
-async fn refuse(stream: tokio::net::TcpStream) {
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
-        Retry-After: 1\r\nContent-Length: 0\r\n\r\n";
-    // A fresh socket's send buffer takes these few bytes at once; then it is dropped (closed).
-    if stream.writable().await.is_ok() {
-        let _ = stream.try_write(BUSY);
+/// The address a connection reached (this server's side), as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
+/// Connections being refused at once, at most; beyond, a refused connection is just closed.
+const MAX_REFUSING: usize = 64;
+/// How long a refused connection may take to send its request head (and to take the answer).
+const REFUSE_WAIT: Duration = Duration::from_secs(1);
+/// How much of a refused connection's request head is read.
+const REFUSE_HEAD_BYTES: usize = 8 * 1024;
+const PER_CLIENT_FULL: &str =
+    "too many connections from this client address: close some or retry later";
+const ALL_FULL: &str = "too many connections: retry later";
+
+/// Counts and (at most once per interval) logs a refused connection, then answers it 503.
+fn refused(
+    app: &App,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    refusing: &Arc<tokio::sync::Semaphore>,
+    why: &'static str,
+) {
+    if let Some(n) = app.limits.connections.note_refused() {
+        warn!(
+            %peer,
+            refused = n,
+            reason = why,
+            per_client = app.limits.connections.per_client(),
+            total = app.config.max_connections,
+            "connections refused (one line per {} s at most; `refused` counts them since the last)",
+            limits::REFUSED_LOG_EVERY.as_secs()
+        );
     }
+    // A TLS client could not read a plain-text 503: it is just closed.
+    if app.tls.is_some() {
+        return;
+    }
+    if let Ok(permit) = refusing.clone().try_acquire_owned() {
+        tokio::spawn(refuse(stream, permit, why));
+    }
+}
+
+/// Answers a refused connection with a readable 503: reads the request head first (bounded
+/// in bytes and time), then answers, closes its side and reads whatever else comes until the
+/// client closes too; closing with unread data would reset the connection and lose the answer.
+async fn refuse(
+    mut stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    why: &str,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while head.len() < REFUSE_HEAD_BYTES && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSE_WAIT, read_head).await;
+    let body = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": "503",
+        "detail": why,
+    })
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    if !matches!(tokio::time::timeout(REFUSE_WAIT, answer).await, Ok(Ok(()))) {
+        return;
+    }
+    let drain = async { while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(REFUSE_WAIT, drain).await;
 }
 
 /// Every line of a list-valued header, joined with commas; a value that is not visible ASCII
@@ -287,13 +369,13 @@ async fn respond(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     if path == "/metrics" {
-        let response = metrics::serve(&app, &req)
+        let response = metrics::serve(&app, &req, client, &actor)
             .await
             .unwrap_or_else(|e| error_response(&e));
         return (response, None);
     }
     if path == admin_api::PREFIX || path.starts_with("/admin/api/") {
-        let mut response = admin_api::handle(&app, req, &mut actor)
+        let mut response = admin_api::handle(&app, req, client, &mut actor)
             .await
             .unwrap_or_else(|e| {
                 if let Error::Internal(cause) = &e {
@@ -365,7 +447,7 @@ async fn route_and_dispatch(
         let p = match auth::bearer(app, req.headers()) {
             Ok(p) => p,
             Err(e) => {
-                app.failed_auth.fail(client)?;
+                app.limits.failed_auth.fail(client)?;
                 return Err(e);
             }
         };

@@ -1,11 +1,10 @@
 //! Console administrators: the one-time setup code of a fresh install, passwords (argon2id,
-//! hashed and verified off the async runtime), sessions with their CSRF tokens, and sign-in
-//! throttled per client and per username. Session and setup secrets are random, shown once
-//! and stored as SHA-256 digests.
+//! hashed and verified off the async runtime), sessions with their CSRF tokens. Session and
+//! setup secrets are random, shown once and stored as SHA-256 digests. Sign-in and setup
+//! attempts are limited per client by the caller (`http::limits`), which this module tells
+//! what it needs: whether setup is possible, and a fingerprint of an account's password.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -84,14 +83,39 @@ fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// Runs argon2 work with at most `HASHING` at a time, so sign-in attempts cannot occupy every
-/// core (each takes ~20 MiB and ~20 ms).
+/// Bounds argon2 work to `HASHING` at a time, so sign-in attempts cannot occupy every core
+/// (each takes ~20 MiB and ~20 ms), plus one more kept for clients the caller knows are good
+/// (they signed in before): a flood of guesses from many addresses queues for the shared
+/// lane, never in front of the owner.
+pub struct Hashing {
+    shared: tokio::sync::Semaphore,
+    known_good: tokio::sync::Semaphore,
+}
+
+/// Password hashes computed at once for everyone, at most.
+const HASHING: usize = 2;
+
+impl Default for Hashing {
+    fn default() -> Self {
+        Hashing {
+            shared: tokio::sync::Semaphore::new(HASHING),
+            known_good: tokio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+/// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one.
 async fn hashing<T: Send + 'static>(
-    throttle: &Throttle,
+    limit: &Hashing,
+    known_good: bool,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    let _permit = throttle
-        .hashing
+    let lane = if known_good {
+        &limit.known_good
+    } else {
+        &limit.shared
+    };
+    let _permit = lane
         .acquire()
         .await
         .map_err(|e| Error::internal(format!("hashing limit closed: {e}")))?;
@@ -184,7 +208,7 @@ fn admin_entry(
 /// them in. Refused once any administrator exists.
 pub async fn setup(
     store: &Store,
-    throttle: &Throttle,
+    limit: &Hashing,
     code: &str,
     username: &str,
     password: &str,
@@ -192,7 +216,6 @@ pub async fn setup(
 ) -> Result<NewSession> {
     check_username(username)?;
     check_password(password)?;
-    throttle.attempt(&[format!("setup:{}", actor.client)])?;
     // Cheap checks first: a wrong code or a finished setup costs no password hashing.
     let d = hex(&digest(code));
     let open = store
@@ -208,7 +231,7 @@ pub async fn setup(
         ));
     }
     let pw = password.to_string();
-    let hash = hashing(throttle, move || hash_password(&pw)).await??;
+    let hash = hashing(limit, false, move || hash_password(&pw)).await??;
     let (code, username, actor) = (code.to_string(), username.to_string(), actor.clone());
     store
         .write(move |tx| {
@@ -237,28 +260,41 @@ pub async fn setup(
         .await
 }
 
+fn wrong_credentials() -> Error {
+    Error::Unauthorized("wrong username or password".into())
+}
+
+/// What sign-in limits count an attempt against: a fingerprint of the account's current
+/// password (`None` when no account has that name). It changes whenever the password does,
+/// also when another process (`scimd admin set-password`) changed it. A name no account can
+/// have is refused here, before it is counted, hashed or recorded.
+pub async fn password_fingerprint(store: &Store, username: &str) -> Result<Option<u64>> {
+    check_username(username).map_err(|_| wrong_credentials())?;
+    let name = username.to_string();
+    let admin = store.read(move |conn| admins::find(conn, &name)).await?;
+    Ok(admin.map(|a| {
+        let d = digest(&a.password_hash);
+        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    }))
+}
+
 /// Signs in, or fails with the same error whether the name or the password was wrong.
+/// `known_good`: the client signed in as this user before (see `Hashing`).
 pub async fn login(
     store: &Store,
-    throttle: &Throttle,
+    limit: &Hashing,
+    known_good: bool,
     username: &str,
     password: &str,
     actor: &Actor,
 ) -> Result<NewSession> {
-    // A name no account can have is refused before it is counted, hashed or recorded.
-    check_username(username)
-        .map_err(|_| Error::Unauthorized("wrong username or password".into()))?;
-    let keys = [
-        format!("client:{}", actor.client),
-        format!("user:{}", username.to_lowercase()),
-    ];
-    throttle.attempt(&keys)?;
+    check_username(username).map_err(|_| wrong_credentials())?;
     let name = username.to_string();
     let admin = store.read(move |conn| admins::find(conn, &name)).await?;
     let pw = password.to_string();
     // A missing account costs a verification too, so timing does not tell names apart.
     let hash = admin.as_ref().map(|a| a.password_hash.clone());
-    let ok = hashing(throttle, move || match hash {
+    let ok = hashing(limit, known_good, move || match hash {
         Some(h) => verify_password(&pw, &h),
         None => {
             let _ = hash_password(&pw);
@@ -271,7 +307,6 @@ pub async fn login(
     named.name = username.to_string();
     match admin {
         Some(admin) if ok => {
-            throttle.succeed(&keys);
             let username = admin.username.clone();
             store
                 .write(move |tx| {
@@ -285,7 +320,7 @@ pub async fn login(
                 .await
         }
         _ => {
-            let e = Error::Unauthorized("wrong username or password".into());
+            let e = wrong_credentials();
             let mut entry = admin_entry(&named, "admin.login", "failure", 401, username);
             entry.detail = Some(serde_json::json!({"error": e.detail()}));
             store
@@ -319,69 +354,6 @@ pub async fn logout(store: &Store, secret: &str, actor: &Actor) -> Result<()> {
         .await
 }
 
-/// Sign-in attempts per key (client address, username): after `MAX_FAILURES` attempts within
-/// `WINDOW` that did not succeed, that key is refused until the window ends. An attempt counts
-/// when it starts, so attempts sent in parallel count too; success clears its keys. In memory:
-/// a restart forgets, which costs an attacker a restart they cannot cause.
-pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-    hashing: tokio::sync::Semaphore,
-}
-
-/// Password hashes computed at once, at most.
-const HASHING: usize = 2;
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Throttle {
-            failures: Mutex::default(),
-            hashing: tokio::sync::Semaphore::new(HASHING),
-        }
-    }
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Keys remembered at most; beyond, expired ones are dropped first.
-const MAX_KEYS: usize = 10_000;
-
-impl Throttle {
-    /// Refuses a locked key; otherwise counts the attempt for every key, in one step.
-    fn attempt(&self, keys: &[String]) -> Result<()> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in keys {
-            if let Some((count, since)) = map.get(k)
-                && *count >= MAX_FAILURES
-                && since.elapsed() < WINDOW
-            {
-                let wait = WINDOW.saturating_sub(since.elapsed()).as_secs().max(1);
-                return Err(Error::TooManyRequests(wait));
-            }
-        }
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-        }
-        for k in keys {
-            if map.len() >= MAX_KEYS && !map.contains_key(k) {
-                continue;
-            }
-            let entry = map.entry(k.clone()).or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-        Ok(())
-    }
-
-    fn succeed(&self, keys: &[String]) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in keys {
-            map.remove(k);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,24 +373,5 @@ mod tests {
         assert!(check_username(" ana").is_err() && check_username("").is_err());
         assert!(check_password("short").is_err());
         assert!(check_password("twelve chars").is_ok());
-    }
-
-    #[test]
-    fn the_throttle_locks_a_key_after_five_attempts_without_success() {
-        let t = Throttle::default();
-        let keys = ["client:1.2.3.4".to_string(), "user:ana".to_string()];
-        for _ in 0..MAX_FAILURES {
-            assert!(t.attempt(&keys).is_ok());
-        }
-        assert!(matches!(t.attempt(&keys), Err(Error::TooManyRequests(_))));
-        assert!(t.attempt(&["user:ana".into()]).is_err());
-        // Another client for another user is not affected.
-        assert!(
-            t.attempt(&["client:5.6.7.8".into(), "user:bo".into()])
-                .is_ok()
-        );
-        // Success clears its keys.
-        t.succeed(&keys);
-        assert!(t.attempt(&keys).is_ok());
     }
 }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod listing;
 mod patch;
+mod per_client;
 mod replay;
 mod security;
 mod tls;

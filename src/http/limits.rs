@@ -1,0 +1,632 @@
+//! Per-client limits, in one place: connections per client address, failed authentications
+//! (SCIM and `/metrics`), and console sign-in and setup attempts. Every table is bounded in
+//! entries, and so in bytes (a key is an address, or an address and a username of at most 64
+//! characters), and fails closed when full: it refuses new keys or evicts its oldest entries,
+//! it never stops counting. Clients are keyed by address, IPv6 clients by their /64, since one
+//! host commonly holds a whole /64. The rejected-request audit queue is `service::audit`'s.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// The key a client is counted under: an IPv4 address (also when mapped into IPv6), or the
+/// /64 network of an IPv6 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// What a full table does with a key it does not hold yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    /// The new key is refused (counted as over its limit).
+    Refuse,
+    /// The oldest entries make room.
+    EvictOldest,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    n: u32,
+    since: Instant,
+    /// What the count is about (a password's fingerprint): a count made under another stamp
+    /// is void, so a password change ends a lockout even when another process made it.
+    stamp: u64,
+}
+
+/// Counts per key in fixed windows that start at a key's first count.
+struct Table<K> {
+    map: HashMap<K, Count>,
+    max: usize,
+    window: Duration,
+    when_full: WhenFull,
+    /// No entry started before this (so none expires before it ends): spares a full table
+    /// a scan on every new key.
+    oldest: Option<Instant>,
+}
+
+impl<K: Hash + Eq> Table<K> {
+    fn new(max: usize, window: Duration, when_full: WhenFull) -> Self {
+        Table {
+            map: HashMap::new(),
+            max,
+            window,
+            when_full,
+            oldest: None,
+        }
+    }
+
+    fn live(&self, c: &Count, stamp: u64, now: Instant) -> bool {
+        c.stamp == stamp && now.saturating_duration_since(c.since) < self.window
+    }
+
+    /// The count for `key` in its current window, and how long until that window ends.
+    fn get(&self, key: &K, stamp: u64, now: Instant) -> (u32, Duration) {
+        match self.map.get(key) {
+            Some(c) if self.live(c, stamp, now) => (
+                c.n,
+                self.window
+                    .saturating_sub(now.saturating_duration_since(c.since)),
+            ),
+            _ => (0, Duration::ZERO),
+        }
+    }
+
+    /// Counts one more for `key`; `false` when the table is full and refuses new keys.
+    fn add(&mut self, key: K, stamp: u64, now: Instant) -> bool {
+        if let Some(c) = self.map.get_mut(&key) {
+            if c.stamp != stamp || now.saturating_duration_since(c.since) >= self.window {
+                *c = Count {
+                    n: 0,
+                    since: now,
+                    stamp,
+                };
+            }
+            c.n = c.n.saturating_add(1);
+            return true;
+        }
+        if self.map.len() >= self.max {
+            self.drop_expired(now);
+        }
+        if self.map.len() >= self.max {
+            match self.when_full {
+                WhenFull::Refuse => return false,
+                WhenFull::EvictOldest => self.evict_oldest(),
+            }
+        }
+        self.map.insert(
+            key,
+            Count {
+                n: 1,
+                since: now,
+                stamp,
+            },
+        );
+        self.oldest = Some(self.oldest.map_or(now, |t| t.min(now)));
+        true
+    }
+
+    fn drop_expired(&mut self, now: Instant) {
+        if self
+            .oldest
+            .is_some_and(|t| now.saturating_duration_since(t) < self.window)
+        {
+            return;
+        }
+        let window = self.window;
+        self.map
+            .retain(|_, c| now.saturating_duration_since(c.since) < window);
+        self.oldest = self.map.values().map(|c| c.since).min();
+    }
+
+    /// Removes the oldest eighth at once, so a table kept full costs one scan per `max / 8`
+    /// new keys rather than one per key.
+    fn evict_oldest(&mut self) {
+        let mut ages: Vec<Instant> = self.map.values().map(|c| c.since).collect();
+        if ages.is_empty() {
+            return;
+        }
+        let nth = ages.len() / 8;
+        let cut = *ages.select_nth_unstable(nth).1;
+        self.map.retain(|_, c| c.since > cut);
+        self.oldest = self.map.values().map(|c| c.since).min();
+    }
+
+    /// How long until the oldest entry expires, making room in a full table.
+    fn room_in(&self, now: Instant) -> Duration {
+        self.oldest.map_or(Duration::ZERO, |t| {
+            self.window.saturating_sub(now.saturating_duration_since(t))
+        })
+    }
+
+    fn remove(&mut self, key: &K) {
+        self.map.remove(key);
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn too_many(wait: Duration) -> Error {
+    Error::TooManyRequests(wait.as_secs().max(1))
+}
+
+/// Everything kept per client, for `App`.
+pub struct Limits {
+    pub connections: Connections,
+    pub failed_auth: FailedAuth,
+    pub sign_in: SignIn,
+}
+
+impl Limits {
+    /// `max_connections` is the server's total; `per_client_cap` says whether one address is
+    /// held to a share of it (not behind a proxy, where every connection is the proxy's).
+    pub fn new(max_connections: usize, per_client_cap: bool) -> Self {
+        let per_client = if per_client_cap {
+            (max_connections / CONNECTION_SHARE).max(1)
+        } else {
+            usize::MAX
+        };
+        Limits {
+            connections: Connections::new(per_client, max_connections / 2),
+            failed_auth: FailedAuth::default(),
+            sign_in: SignIn::default(),
+        }
+    }
+}
+
+/// One client address's share of `--max-connections`: it may hold more only while fewer
+/// than half of all connections are open, so a burst from a lone client is served, and one
+/// address can never hold more than half.
+const CONNECTION_SHARE: usize = 8;
+
+/// Open connections per client key, and in all. A key is dropped with its last connection,
+/// so the table never holds more entries than there are open connections.
+pub struct Connections {
+    open: Arc<Mutex<Open>>,
+    per_client: usize,
+    /// From this many open connections on, no client gets more than its share.
+    busy: usize,
+    refused: Mutex<RefusedLog>,
+}
+
+#[derive(Default)]
+struct Open {
+    per_client: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// One client's claim on a connection; dropping it gives the connection back.
+pub struct ConnectionSlot {
+    open: Arc<Mutex<Open>>,
+    key: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = locked(&self.open);
+        open.total -= 1;
+        if let Some(n) = open.per_client.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_client.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// How often at most a line about refused connections is logged.
+pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct RefusedLog {
+    last_line: Option<Instant>,
+    since_line: u64,
+}
+
+impl Connections {
+    fn new(per_client: usize, busy: usize) -> Self {
+        Connections {
+            open: Arc::default(),
+            per_client,
+            busy,
+            refused: Mutex::default(),
+        }
+    }
+
+    /// A slot for one more connection from `peer`, unless it holds its share already while
+    /// half of all connections are open.
+    pub fn open(&self, peer: IpAddr) -> Option<ConnectionSlot> {
+        let key = client_key(peer);
+        let mut open = locked(&self.open);
+        let busy = open.total >= self.busy;
+        let n = open.per_client.get(&key).copied().unwrap_or(0);
+        if n >= self.per_client && busy {
+            return None;
+        }
+        open.per_client.insert(key, n + 1);
+        open.total += 1;
+        Some(ConnectionSlot {
+            open: self.open.clone(),
+            key,
+        })
+    }
+
+    /// The most connections one client may hold while connections are busy.
+    pub fn per_client(&self) -> usize {
+        self.per_client
+    }
+
+    /// Notes a refused connection; `Some(n)` when a log line is due, `n` counting the refusals
+    /// since the last line (this one included), so a flood costs one line per interval.
+    pub fn note_refused(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut log = locked(&self.refused);
+        log.since_line += 1;
+        if log
+            .last_line
+            .is_some_and(|t| now.saturating_duration_since(t) < REFUSED_LOG_EVERY)
+        {
+            return None;
+        }
+        log.last_line = Some(now);
+        Some(std::mem::take(&mut log.since_line))
+    }
+}
+
+/// Failed authentications (SCIM bearer tokens, the metrics token) per client key. A client
+/// past `AUTH_MAX_FAILURES` in `AUTH_WINDOW` gets 429 for each further *failed* attempt,
+/// without an audit entry each; a valid token is always served, so another tenant behind the
+/// same address cannot lock a working client out. When the table is full of live entries, a
+/// new failing client is refused outright (429): that costs a valid token nothing.
+pub struct FailedAuth(Mutex<Table<IpAddr>>);
+
+const AUTH_MAX_FAILURES: u32 = 20;
+const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// Client keys remembered at most.
+const AUTH_MAX_CLIENTS: usize = 10_000;
+
+impl Default for FailedAuth {
+    fn default() -> Self {
+        FailedAuth(Mutex::new(Table::new(
+            AUTH_MAX_CLIENTS,
+            AUTH_WINDOW,
+            WhenFull::Refuse,
+        )))
+    }
+}
+
+impl FailedAuth {
+    /// Notes a failure from `client`; `Err(429)` once it has failed too often.
+    pub fn fail(&self, client: IpAddr) -> Result<()> {
+        let (key, now) = (client_key(client), Instant::now());
+        let mut table = locked(&self.0);
+        if !table.add(key, 0, now) {
+            return Err(too_many(table.room_in(now)));
+        }
+        match table.get(&key, 0, now) {
+            (n, wait) if n > AUTH_MAX_FAILURES => Err(too_many(wait)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Console sign-in: attempts per (client, username), per client, and per username, in
+/// `SIGN_IN_WINDOW`. An attempt counts when it starts, so attempts sent in parallel count too.
+///
+/// The per-username limit slows a guesser with many addresses without denying the owner: a
+/// client that signed in successfully as that user (a *known-good* client) passes it. Its
+/// counts carry the fingerprint of the password they were made against, so a new password
+/// (`scimd admin set-password`, in another process) ends the lockout. Only names that have an
+/// account are counted per username, so that table cannot be filled with made-up names; the
+/// tables keyed by client evict their oldest entries when full (a flood of addresses then
+/// earns each one a fresh count, but the per-username limit still holds). In memory: a restart
+/// forgets, which costs a guesser a restart they cannot cause.
+pub struct SignIn(Mutex<SignInTables>);
+
+struct SignInTables {
+    pairs: Table<(IpAddr, String)>,
+    clients: Table<IpAddr>,
+    users: Table<String>,
+    setup: Table<IpAddr>,
+    /// When each (client, username) last signed in successfully.
+    known: HashMap<(IpAddr, String), Instant>,
+}
+
+/// Failed sign-ins for one username from one client before it is refused.
+const PAIR_MAX_FAILURES: u32 = 5;
+/// From one client, whatever the usernames.
+const CLIENT_MAX_FAILURES: u32 = 20;
+/// For one username from clients that are not known-good for it.
+const USER_MAX_FAILURES: u32 = 30;
+/// Setup attempts per client while setup is possible.
+const SETUP_MAX_ATTEMPTS: u32 = 5;
+const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long a successful sign-in makes a client known-good.
+const KNOWN_GOOD_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+const MAX_KNOWN_GOOD: usize = 1_000;
+/// Keys remembered at most per table.
+const SIGN_IN_MAX_KEYS: usize = 10_000;
+
+impl Default for SignIn {
+    fn default() -> Self {
+        fn table<K: Hash + Eq>() -> Table<K> {
+            Table::new(SIGN_IN_MAX_KEYS, SIGN_IN_WINDOW, WhenFull::EvictOldest)
+        }
+        SignIn(Mutex::new(SignInTables {
+            pairs: table(),
+            clients: table(),
+            users: table(),
+            setup: table(),
+            known: HashMap::new(),
+        }))
+    }
+}
+
+/// An attempt let through, to report its success with.
+pub struct Attempt {
+    client: IpAddr,
+    user: String,
+    known_good: bool,
+}
+
+impl Attempt {
+    /// Whether the client signed in successfully as this user before.
+    pub fn known_good(&self) -> bool {
+        self.known_good
+    }
+}
+
+impl SignIn {
+    /// Counts a sign-in attempt, or refuses it (429). `password` is the fingerprint of the
+    /// account's current password, `None` when no account has that name.
+    pub fn attempt(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: Option<u64>,
+    ) -> Result<Attempt> {
+        let (client, now) = (client_key(client), Instant::now());
+        // The same folding as the admins table, so `ADMIN` and `admin` are one account.
+        let user = username.to_lowercase();
+        let stamp = password.unwrap_or(0);
+        let mut t = locked(&self.0);
+        let pair = (client, user.clone());
+        let known = t
+            .known
+            .get(&pair)
+            .is_some_and(|at| now.saturating_duration_since(*at) < KNOWN_GOOD_FOR);
+        let mut checks = vec![
+            t.pairs.get(&pair, stamp, now),
+            t.clients.get(&client, 0, now),
+        ];
+        let limits = [PAIR_MAX_FAILURES, CLIENT_MAX_FAILURES, USER_MAX_FAILURES];
+        if password.is_some() && !known {
+            checks.push(t.users.get(&user, stamp, now));
+        }
+        if let Some((_, wait)) = checks
+            .iter()
+            .zip(limits)
+            .find(|((n, _), max)| *n >= *max)
+            .map(|(c, _)| *c)
+        {
+            return Err(too_many(wait));
+        }
+        t.pairs.add(pair, stamp, now);
+        t.clients.add(client, 0, now);
+        if password.is_some() {
+            t.users.add(user.clone(), stamp, now);
+        }
+        Ok(Attempt {
+            client,
+            user,
+            known_good: known,
+        })
+    }
+
+    /// The attempt signed in: its client is known-good for the user from now on, and its
+    /// own counts end. The username's count stays: its window runs out by itself.
+    pub fn succeeded(&self, a: Attempt) {
+        let now = Instant::now();
+        let mut t = locked(&self.0);
+        t.clients.remove(&a.client);
+        let pair = (a.client, a.user);
+        t.pairs.remove(&pair);
+        if t.known.len() >= MAX_KNOWN_GOOD && !t.known.contains_key(&pair) {
+            let oldest = t
+                .known
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                t.known.remove(&k);
+            }
+        }
+        t.known.insert(pair, now);
+    }
+
+    /// Counts an attempt at first-run setup (call it only while setup is possible).
+    pub fn setup_attempt(&self, client: IpAddr) -> Result<()> {
+        let (client, now) = (client_key(client), Instant::now());
+        let mut t = locked(&self.0);
+        match t.setup.get(&client, 0, now) {
+            (n, wait) if n >= SETUP_MAX_ATTEMPTS => Err(too_many(wait)),
+            _ => {
+                t.setup.add(client, 0, now);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:ffff:1:2:3")),
+            client_key(ip("2001:db8:1:2::9"))
+        );
+        assert_ne!(client_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_full_table_refuses_or_evicts_but_keeps_counting() {
+        let now = Instant::now();
+        let w = Duration::from_secs(60);
+        let mut refuse = Table::new(4, w, WhenFull::Refuse);
+        for k in 0..4 {
+            assert!(refuse.add(k, 0, now));
+        }
+        assert!(!refuse.add(9, 0, now), "a new key is refused");
+        assert!(refuse.add(0, 0, now), "known keys keep counting");
+        assert_eq!(refuse.get(&0, 0, now).0, 2);
+        // Once entries expire there is room again.
+        assert!(refuse.add(9, 0, now + w));
+        assert_eq!(refuse.map.len(), 1);
+
+        let mut evict = Table::new(16, w, WhenFull::EvictOldest);
+        for k in 0..16u32 {
+            assert!(evict.add(k, 0, now + Duration::from_millis(u64::from(k))));
+        }
+        assert!(evict.add(99, 0, now + Duration::from_secs(1)));
+        assert!(evict.map.len() <= 16);
+        assert!(!evict.map.contains_key(&0), "the oldest made room");
+        assert!(evict.map.contains_key(&15) && evict.map.contains_key(&99));
+    }
+
+    #[test]
+    fn a_new_stamp_voids_a_count() {
+        let now = Instant::now();
+        let mut t = Table::new(4, Duration::from_secs(60), WhenFull::Refuse);
+        t.add("k", 1, now);
+        t.add("k", 1, now);
+        assert_eq!(t.get(&"k", 1, now).0, 2);
+        assert_eq!(t.get(&"k", 2, now).0, 0);
+        t.add("k", 2, now);
+        assert_eq!(t.get(&"k", 2, now).0, 1);
+    }
+
+    #[test]
+    fn failed_auth_is_per_client_and_fails_closed_when_full() {
+        let f = FailedAuth::default();
+        let a = ip("192.0.2.1");
+        for _ in 0..AUTH_MAX_FAILURES {
+            assert!(f.fail(a).is_ok());
+        }
+        assert!(matches!(f.fail(a), Err(Error::TooManyRequests(_))));
+        // The rest of the same /64 is the same client.
+        assert!(f.fail(ip("2001:db8::1")).is_ok());
+        for i in 0..AUTH_MAX_FAILURES {
+            let _ = f.fail(ip(&format!("2001:db8::{:x}", i + 2)));
+        }
+        assert!(f.fail(ip("2001:db8::ffff")).is_err());
+        for i in 0..AUTH_MAX_CLIENTS as u32 {
+            let _ = f.fail(IpAddr::V4(std::net::Ipv4Addr::from(i + 0x0a00_0000)));
+        }
+        assert!(
+            f.fail(ip("198.51.100.1")).is_err(),
+            "full: a new client is refused"
+        );
+    }
+
+    #[test]
+    fn sign_in_locks_pairs_and_clients_and_the_username_except_for_known_good_clients() {
+        let s = SignIn::default();
+        let (a, b, owner) = (ip("192.0.2.1"), ip("192.0.2.2"), ip("198.51.100.7"));
+        let pw = Some(7);
+        s.succeeded(s.attempt(owner, "admin", pw).unwrap());
+        for _ in 0..PAIR_MAX_FAILURES {
+            s.attempt(a, "Admin", pw).unwrap();
+        }
+        assert!(s.attempt(a, "admin", pw).is_err(), "the pair is locked");
+        assert!(
+            s.attempt(a, "bo", None).is_ok(),
+            "another name from it is not"
+        );
+        assert!(s.attempt(b, "admin", pw).is_ok(), "nor another client");
+        // Many clients guessing: the username is locked for unknown clients only.
+        for i in 0..USER_MAX_FAILURES {
+            let _ = s.attempt(
+                IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                "admin",
+                pw,
+            );
+        }
+        assert!(s.attempt(ip("203.0.113.5"), "admin", pw).is_err());
+        let again = s.attempt(owner, "admin", pw).expect("known-good passes");
+        assert!(again.known_good());
+        assert!(!s.attempt(b, "admin", pw).is_ok_and(|a| a.known_good()));
+        // A new password voids the counts made against the old one.
+        assert!(s.attempt(ip("203.0.113.5"), "admin", Some(8)).is_ok());
+        assert!(s.attempt(a, "admin", Some(8)).is_ok());
+        // One client spraying names is locked whatever the names.
+        let c = ip("192.0.2.99");
+        for i in 0..CLIENT_MAX_FAILURES {
+            s.attempt(c, &format!("name{i}"), None).unwrap();
+        }
+        assert!(s.attempt(c, "another", None).is_err());
+    }
+
+    #[test]
+    fn one_client_gets_more_than_its_share_only_while_half_the_connections_are_free() {
+        // 16 in all: a share of 2, busy from 8 on.
+        let c = Limits::new(16, true).connections;
+        let (hog, other) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let mut held: Vec<_> = (0..8).map_while(|_| c.open(hog)).collect();
+        assert_eq!(held.len(), 8, "a lone client's burst is served");
+        assert!(c.open(hog).is_none(), "but never more than half");
+        let mine: Vec<_> = (0..2).map_while(|_| c.open(other)).collect();
+        assert_eq!(mine.len(), 2, "the others get their share");
+        assert!(c.open(other).is_none(), "and no more while busy");
+        held.truncate(5);
+        drop(mine);
+        assert!(c.open(other).is_some(), "free again below half");
+        assert!(c.open(ip("2001:db8::1")).is_some());
+        drop(held);
+        // Behind a proxy: the total only (enforced by the accept loop).
+        let proxied = Limits::new(16, false).connections;
+        let all: Vec<_> = (0..16).map_while(|_| proxied.open(hog)).collect();
+        assert_eq!(all.len(), 16);
+    }
+
+    #[test]
+    fn refused_connections_are_logged_once_per_interval_with_a_count() {
+        let c = Connections::new(1, 0);
+        let first = c.open(ip("192.0.2.1")).unwrap();
+        assert!(c.open(ip("192.0.2.1")).is_none());
+        assert!(c.open(ip("192.0.2.2")).is_some());
+        assert_eq!(c.note_refused(), Some(1));
+        assert_eq!(c.note_refused(), None);
+        assert_eq!(c.note_refused(), None);
+        drop(first);
+        assert!(c.open(ip("192.0.2.1")).is_some());
+        let open = locked(&c.open);
+        assert!(
+            open.per_client.is_empty() && open.total == 0,
+            "no entry outlives its slot"
+        );
+    }
+}

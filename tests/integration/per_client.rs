@@ -1,0 +1,501 @@
+//! Per-client limits against an attacker with many source addresses (loopback 127.1.x.y
+//! standing in for them): full tables fail closed, IPv6 clients count per /64, one address
+//! cannot take every connection, a guesser cannot lock the administrator out, and the
+//! metrics token and console sign-in hold against what an anonymous client can send.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use scimd::service::admin;
+use scimd::store::Store;
+
+use crate::common::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Sends `request` (a whole HTTP/1.1 request) from `from`; returns the whole answer, read
+/// until the server closes the connection.
+async fn exchange(from: IpAddr, to: SocketAddr, request: &str) -> String {
+    let mut conn = connect_from(from, to).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut reply))
+        .await
+        .expect("the server answers and closes")
+        .expect("closed without a reset");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+fn status(reply: &str) -> u16 {
+    reply
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {reply:?}"))
+}
+
+/// `GET /scim/v2/Users` with a wrong token, from `from`.
+async fn bad_token(from: IpAddr, to: SocketAddr) -> u16 {
+    status(
+        &exchange(
+            from,
+            to,
+            "GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer scimd_nope\r\n\
+             Connection: close\r\n\r\n",
+        )
+        .await,
+    )
+}
+
+/// A JSON POST to the console API from `from`, with extra header lines.
+async fn console_post(s: &Server, from: IpAddr, path: &str, body: &serde_json::Value) -> u16 {
+    let mut headers = vec![("content-type", "application/json")];
+    headers.push(("user-agent", "per-client-test"));
+    s.raw_from(from, "POST", path, &headers, Some(&body.to_string()))
+        .await
+        .status
+}
+
+async fn login(s: &Server, from: IpAddr, username: &str, password: &str) -> u16 {
+    let body = json!({"username": username, "password": password});
+    console_post(s, from, "/admin/api/login", &body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_failed_auth_table_refuses_new_clients_instead_of_letting_them_through() {
+    let s = Server::start().await;
+    let addr = s.addr;
+    // 10,000 addresses fail once each: the table of failing clients is full.
+    let statuses: Vec<u16> = futures_util::stream::iter(0..10_000)
+        .map(|i| bad_token(loopback_client(100 + i), addr))
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429));
+    // A new client that keeps failing is never let through unthrottled.
+    let fresh = loopback_client(20_000);
+    let mut seen = Vec::new();
+    for _ in 0..25 {
+        seen.push(bad_token(fresh, addr).await);
+    }
+    assert!(seen.contains(&429), "{seen:?}");
+    assert!(seen.iter().filter(|s| **s == 401).count() <= 20, "{seen:?}");
+    // A valid token from that address is served as ever.
+    let auth = format!("Bearer {}", s.token);
+    let r = s
+        .raw_from(
+            fresh,
+            "GET",
+            "/scim/v2/Users",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn ipv6_clients_count_per_64_behind_a_proxy() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.trust_proxy = true;
+        c
+    })
+    .await;
+    let mut seen = Vec::new();
+    for i in 0..25 {
+        // Every request from another address of one /64.
+        let from = format!("2001:db8:7:7::{:x}", i + 1);
+        let headers = [
+            ("authorization", "Bearer scimd_nope"),
+            ("x-forwarded-for", from.as_str()),
+        ];
+        seen.push(s.raw("GET", "/scim/v2/Users", &headers, None).await.status);
+    }
+    assert_eq!(seen[..20], [401; 20], "{seen:?}");
+    assert!(seen[20..].iter().all(|s| *s == 429), "{seen:?}");
+    // Another /64 is another client.
+    let headers = [
+        ("authorization", "Bearer scimd_nope"),
+        ("x-forwarded-for", "2001:db8:7:8::1"),
+    ];
+    assert_eq!(
+        s.raw("GET", "/scim/v2/Users", &headers, None).await.status,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_attempts_cannot_switch_off_the_sign_in_limits() {
+    let s = Server::start().await;
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let setup = json!({"code": "guess", "username": "x", "password": "long enough password"});
+    // Setup is done, so setup attempts are refused (403) and never counted: not even one
+    // address sending many gets 429, and 10,000 addresses fill nothing.
+    for _ in 0..10 {
+        assert_eq!(
+            console_post(&s, loopback_client(1), "/admin/api/setup", &setup).await,
+            403
+        );
+    }
+    let body = setup.to_string();
+    let request = format!(
+        "POST /admin/api/setup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let statuses: Vec<u16> = futures_util::stream::iter(0..10_000)
+        .map(|i| {
+            let request = &request;
+            async move { status(&exchange(loopback_client(100 + i), s.addr, request).await) }
+        })
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 403));
+    // Wrong passwords for admin are still throttled.
+    let guesser = loopback_client(30_000);
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        seen.push(login(&s, guesser, "admin", &format!("wrong guess {i}")).await);
+    }
+    assert_eq!(seen, [401, 401, 401, 401, 401, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guesser_cannot_lock_the_administrator_out() {
+    let s = Server::start().await;
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let (guesser, owner, elsewhere) = (loopback_client(1), loopback_client(2), loopback_client(3));
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        seen.push(login(&s, guesser, "admin", &format!("wrong guess {i}")).await);
+    }
+    assert_eq!(
+        seen,
+        [401, 401, 401, 401, 401, 429],
+        "per address and username"
+    );
+    // The owner, from another address, signs in.
+    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    // Guessers spread over many addresses lock the username, for clients that never signed
+    // in as it; the owner's known-good address still signs in.
+    let mut seen = Vec::new();
+    for a in 10..17 {
+        for i in 0..5 {
+            seen.push(login(&s, loopback_client(a), "ADMIN", &format!("guess {a} {i}")).await);
+        }
+    }
+    assert!(seen.contains(&429), "{seen:?}");
+    assert!(seen.iter().filter(|s| **s == 401).count() <= 30, "{seen:?}");
+    assert_eq!(login(&s, elsewhere, "admin", PASSWORD).await, 429);
+    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    // `scimd admin set-password`, another process, ends the lockout.
+    let db = s.db().to_str().unwrap().to_string();
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["admin", "set-password", "--username", "admin", "--db", &db])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = cli.stdin.take().unwrap();
+        writeln!(stdin, "a brand new password").unwrap();
+    }
+    assert!(cli.wait().unwrap().success());
+    assert_eq!(
+        login(&s, elsewhere, "admin", "a brand new password").await,
+        200
+    );
+    // One address trying many usernames is limited whatever the names.
+    let sprayer = loopback_client(4);
+    let mut seen = Vec::new();
+    for i in 0..21 {
+        seen.push(login(&s, sprayer, &format!("user{i}"), "some password!").await);
+    }
+    assert_eq!(seen[..20], [401; 20], "{seen:?}");
+    assert_eq!(seen[20], 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
+    let s = std::sync::Arc::new(Server::start().await);
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let owner = loopback_client(2);
+    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    // 40 guesses at once from 4 addresses, each a password check (names without an account
+    // are checked too, so timing does not tell them apart).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let (s, done) = (s.clone(), done.clone());
+        flood.push(tokio::spawn(async move {
+            let status = login(&s, loopback_client(10 + i % 4), &format!("n{i}"), "guess!").await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            status
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    let after = done.load(std::sync::atomic::Ordering::SeqCst);
+    // The owner did not wait for the queue of guesses to drain.
+    assert!(
+        after < 20,
+        "{before} then {after} of 40 guesses answered first"
+    );
+    for t in flood {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("conns.db");
+    // 16 connections in all; once 8 are open, 2 per client address.
+    let (child, addr, lines) = spawn_server(db.to_str().unwrap(), &["--max-connections", "16"]);
+    let _child = KillOnDrop(child);
+    let log = log_channel(lines);
+    let addr: SocketAddr = addr.parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // One address opens 40 connections and sends nothing on them.
+        let hog = loopback_client(1);
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            held.push(connect_from(hog, addr).await.unwrap());
+        }
+        // Everyone else is served, /healthz included.
+        for i in 0..20 {
+            let reply = exchange(
+                loopback_client(100 + i),
+                addr,
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+            assert_eq!(status(&reply), 200, "{reply}");
+        }
+        // A request on one connection too many gets a readable 503, and a clean close.
+        let reply = exchange(
+            hog,
+            addr,
+            "GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status(&reply), 503, "{reply}");
+        assert!(reply.contains("Retry-After: 1"), "{reply}");
+        assert!(reply.contains("from this client address"), "{reply}");
+        drop(held);
+    });
+    // Dozens of refusals, within a second or two: one log line (at most one per 10 s, each
+    // counting the refusals since the last; a very slow run may see a second).
+    let line = wait_for(&log, "connections refused");
+    assert!(line.contains("refused=1"), "{line}");
+    let more: Vec<String> = std::iter::from_fn(|| log.recv_timeout(Duration::from_secs(2)).ok())
+        .filter(|l| l.contains("refused"))
+        .collect();
+    assert!(more.len() <= 1, "{more:?}");
+}
+
+/// Behind a proxy every connection comes from the proxy: no per-address share applies.
+#[tokio::test]
+async fn behind_a_proxy_connections_are_capped_only_in_total() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.trust_proxy = true;
+        c.max_connections = 8;
+        c
+    })
+    .await;
+    let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(connect_from(proxy, s.addr).await.unwrap());
+    }
+    let reply = exchange(
+        proxy,
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&reply), 200, "{reply}");
+    held.push(connect_from(proxy, s.addr).await.unwrap());
+    held.push(connect_from(proxy, s.addr).await.unwrap());
+    let reply = exchange(
+        proxy,
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&reply), 503, "the total still holds: {reply}");
+    assert!(
+        reply.contains("too many connections: retry later"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_token_failures_are_throttled_and_audited() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.metrics_token = Some("m3trics-secret".into());
+        c
+    })
+    .await;
+    let from = loopback_client(5);
+    let mut seen = Vec::new();
+    for _ in 0..25 {
+        let headers = [("authorization", "Bearer not-it")];
+        seen.push(
+            s.raw_from(from, "GET", "/metrics", &headers, None)
+                .await
+                .status,
+        );
+    }
+    assert_eq!(seen[..20], [401; 20], "{seen:?}");
+    assert!(seen[20..].iter().all(|s| *s == 429), "{seen:?}");
+    let store = Store::open(&s.db()).unwrap();
+    let q = scimd::store::audit::Query {
+        action: Some("GET /metrics".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        entries = store
+            .read_sync(|c| scimd::store::audit::list(c, &q))
+            .unwrap();
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!entries.is_empty(), "failed metrics requests are audited");
+    assert_eq!(entries[0].outcome, "failure");
+    assert_eq!(entries[0].client, from.to_string());
+}
+
+/// A sign-in request as a browser sends it, with the given `Host`, `Origin` and content type.
+fn sign_in_request(host: &str, origin: &str, ctype: &str) -> String {
+    let body = json!({"username": "admin", "password": PASSWORD}).to_string();
+    format!(
+        "POST /admin/api/login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\
+         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn sign_in_takes_exactly_json_from_scimd_s_own_origin() {
+    let s = Server::start().await;
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let port = s.addr.port();
+    let me = s.addr.to_string();
+    let local = "127.0.0.1".parse().unwrap();
+    let send = |host: String, origin: String, ctype: &'static str| {
+        let addr = s.addr;
+        async move { status(&exchange(local, addr, &sign_in_request(&host, &origin, ctype)).await) }
+    };
+    let json = "application/json";
+    // Not JSON, though it starts like it.
+    let own = format!("http://{me}");
+    assert_eq!(
+        send(me.clone(), own.clone(), "application/jsonx").await,
+        403
+    );
+    assert_eq!(
+        send(me.clone(), own.clone(), "application/json-patch").await,
+        403
+    );
+    // DNS rebinding: a name the attacker points at the console, in Host and Origin alike.
+    let evil = format!("evil.example:{port}");
+    assert_eq!(
+        send(evil.clone(), format!("http://{evil}"), json).await,
+        403
+    );
+    // Wrong port or scheme.
+    assert_eq!(
+        send(me.clone(), "http://127.0.0.1:1".into(), json).await,
+        403
+    );
+    assert_eq!(send(me.clone(), format!("https://{me}"), json).await, 403);
+    // The address reached and loopback names are scimd's own.
+    assert_eq!(
+        send(me.clone(), own, "application/json; charset=utf-8").await,
+        200
+    );
+    let localhost = format!("localhost:{port}");
+    assert_eq!(
+        send(localhost.clone(), format!("http://{localhost}"), json).await,
+        200
+    );
+    assert_eq!(
+        send(me.clone(), format!("http://[::1]:{port}"), json).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_host_prefixed_over_https() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |c| {
+        c.with_public_url(Some("https://scim.example.com")).unwrap()
+    })
+    .await;
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let body = json!({"username": "admin", "password": PASSWORD}).to_string();
+    let r = s
+        .raw(
+            "POST",
+            "/admin/api/login",
+            &[
+                ("content-type", "application/json"),
+                ("origin", "https://scim.example.com"),
+            ],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let set = r.header("set-cookie").unwrap().to_string();
+    assert!(set.starts_with("__Host-scimd_session="), "{set}");
+    for attr in ["; Secure", "; Path=/", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let session = |cookie: String| {
+        let s = &s;
+        async move {
+            s.raw("GET", "/admin/api/session", &[("cookie", &cookie)], None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(session(cookie.clone()).await, 200);
+    // Only the prefixed name opens an HTTPS console.
+    let plain = cookie.trim_start_matches("__Host-").to_string();
+    assert_eq!(session(plain).await, 401);
+
+    // Over plain HTTP (a LAN console) the cookie cannot be `Secure`, so it has no prefix.
+    let lan = Server::start().await;
+    admin::set_password(&Store::open(&lan.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let r = lan
+        .raw(
+            "POST",
+            "/admin/api/login",
+            &[("content-type", "application/json")],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("set-cookie")
+            .unwrap()
+            .starts_with("scimd_session=")
+    );
+}
