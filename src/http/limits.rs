@@ -169,7 +169,14 @@ pub struct Limits {
     pub connections: Connections,
     pub failed_auth: FailedAuth,
     pub sign_in: SignIn,
+    /// Lines about connections closed for breaking a limit (slow, oversized, malformed,
+    /// no TLS handshake): a client with many addresses could otherwise write one per socket.
+    pub closed_log: LogGate,
 }
+
+/// Connections closed for breaking a limit: this many lines per `CLOSED_LOG_EVERY` at most.
+const CLOSED_LOG_BURST: u32 = 20;
+pub const CLOSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Limits {
     /// `max_connections` is the server's total; `per_client_cap` says whether one address is
@@ -184,6 +191,7 @@ impl Limits {
             connections: Connections::new(per_client, max_connections / 2),
             failed_auth: FailedAuth::default(),
             sign_in: SignIn::default(),
+            closed_log: LogGate::new(CLOSED_LOG_EVERY, CLOSED_LOG_BURST),
         }
     }
 }
@@ -200,7 +208,7 @@ pub struct Connections {
     per_client: usize,
     /// From this many open connections on, no client gets more than its share.
     busy: usize,
-    refused: Mutex<RefusedLog>,
+    refused: LogGate,
 }
 
 #[derive(Default)]
@@ -231,10 +239,48 @@ impl Drop for ConnectionSlot {
 /// How often at most a line about refused connections is logged.
 pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// A log line that a flood could repeat without end: at most `burst` lines per `every`, the
+/// events left unlogged counted into the next line that is written.
+pub struct LogGate {
+    every: Duration,
+    burst: u32,
+    state: Mutex<GateState>,
+}
+
 #[derive(Default)]
-struct RefusedLog {
-    last_line: Option<Instant>,
+struct GateState {
+    window: Option<Instant>,
+    lines: u32,
     since_line: u64,
+}
+
+impl LogGate {
+    pub fn new(every: Duration, burst: u32) -> Self {
+        LogGate {
+            every,
+            burst,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Notes one event; `Some(n)` when a line is due, `n` counting the events since the last
+    /// line (this one included).
+    pub fn note(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut g = locked(&self.state);
+        g.since_line += 1;
+        if g.window
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.every)
+        {
+            g.window = Some(now);
+            g.lines = 0;
+        }
+        if g.lines >= self.burst {
+            return None;
+        }
+        g.lines += 1;
+        Some(std::mem::take(&mut g.since_line))
+    }
 }
 
 impl Connections {
@@ -243,7 +289,7 @@ impl Connections {
             open: Arc::default(),
             per_client,
             busy,
-            refused: Mutex::default(),
+            refused: LogGate::new(REFUSED_LOG_EVERY, 1),
         }
     }
 
@@ -273,17 +319,7 @@ impl Connections {
     /// Notes a refused connection; `Some(n)` when a log line is due, `n` counting the refusals
     /// since the last line (this one included), so a flood costs one line per interval.
     pub fn note_refused(&self) -> Option<u64> {
-        let now = Instant::now();
-        let mut log = locked(&self.refused);
-        log.since_line += 1;
-        if log
-            .last_line
-            .is_some_and(|t| now.saturating_duration_since(t) < REFUSED_LOG_EVERY)
-        {
-            return None;
-        }
-        log.last_line = Some(now);
-        Some(std::mem::take(&mut log.since_line))
+        self.refused.note()
     }
 }
 
@@ -623,6 +659,17 @@ mod tests {
         assert_eq!(c.note_refused(), None);
         drop(first);
         assert!(c.open(ip("192.0.2.1")).is_some());
+        // A gate with a larger burst writes that many lines, then counts into the next one.
+        let gate = LogGate::new(Duration::from_secs(3600), 2);
+        assert_eq!(
+            (gate.note(), gate.note(), gate.note()),
+            (Some(1), Some(1), None)
+        );
+        assert_eq!(gate.note(), None);
+        let mut g = locked(&gate.state);
+        g.window = g.window.map(|t| t - Duration::from_secs(3601));
+        drop(g);
+        assert_eq!(gate.note(), Some(3), "the two unlogged ones and this one");
         let open = locked(&c.open);
         assert!(
             open.per_client.is_empty() && open.total == 0,

@@ -141,7 +141,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                                         return;
                                     }
                                     Err(_) => {
-                                        info!(%peer, "no TLS handshake in time: closed");
+                                        if let Some(closed) = app.limits.closed_log.note() {
+                                            info!(%peer, closed, "no TLS handshake in time: closed");
+                                        }
                                         return;
                                     }
                                 },
@@ -152,7 +154,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                         }
                     };
                     if let Err(e) = served {
-                        log_connection_error(&e, peer, used.load(std::sync::atomic::Ordering::Relaxed));
+                        log_connection_error(&app, &e, peer, used.load(std::sync::atomic::Ordering::Relaxed));
                     }
                     drop((slot, client_slot));
                 });
@@ -169,18 +171,27 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
-/// One log line for a connection hyper closed because a client broke a limit; other ends
-/// (the client hung up mid-response, an idle keep-alive connection timing out after serving
-/// requests) are routine and only logged at debug.
-fn log_connection_error(e: &hyper::Error, peer: SocketAddr, served_a_request: bool) {
-    if e.is_parse_too_large() {
-        info!(%peer, error = %e, "request line or headers over the limit: refused, closed");
-    } else if e.is_timeout() && !served_a_request {
-        info!(%peer, "no complete request in time (slow client): closed");
-    } else if e.is_parse() {
-        info!(%peer, error = %e, "malformed or unsupported request: closed");
-    } else {
+/// One log line for a connection hyper closed because a client broke a limit (a few per
+/// `limits::CLOSED_LOG_EVERY` at most, `closed` counting those since the last line); other
+/// ends (the client hung up mid-response, an idle keep-alive connection timing out after
+/// serving requests) are routine and only logged at debug.
+fn log_connection_error(app: &App, e: &hyper::Error, peer: SocketAddr, served_a_request: bool) {
+    let broke_a_limit =
+        e.is_parse_too_large() || e.is_parse() || (e.is_timeout() && !served_a_request);
+    if !broke_a_limit {
         debug!(error = %e, %peer, "connection ended");
+        return;
+    }
+    // A flood of such connections costs a few lines per interval, not one each.
+    let Some(closed) = app.limits.closed_log.note() else {
+        return;
+    };
+    if e.is_parse_too_large() {
+        info!(%peer, closed, error = %e, "request line or headers over the limit: refused, closed");
+    } else if e.is_parse() {
+        info!(%peer, closed, error = %e, "malformed or unsupported request: closed");
+    } else {
+        info!(%peer, closed, "no complete request in time (slow client): closed");
     }
 }
 

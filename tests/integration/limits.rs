@@ -75,6 +75,49 @@ fn closed_connections_are_logged() {
     }
 }
 
+/// Connections closed for breaking a limit, from many addresses at once, cost a bounded
+/// number of log lines (20 per 10 s), not one each: the rest are counted into a later line.
+#[tokio::test]
+async fn a_flood_of_bad_connections_writes_a_bounded_log() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("flood.db");
+    let (child, addr, lines) = spawn_server(db.to_str().unwrap(), &[]);
+    let _child = KillOnDrop(child);
+    let log = log_channel(lines);
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    for n in 0..60 {
+        let mut conn = connect_from(loopback_client(n), addr).await.unwrap();
+        conn.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+        let mut reply = Vec::new();
+        let _ = conn.read_to_end(&mut reply).await;
+        assert!(reply.starts_with(b"HTTP/1.1 400"), "{n}");
+    }
+    // A request logged after the flood marks the end of its lines.
+    let _ = http_once(
+        &addr.to_string(),
+        "GET /healthz HTTP/1.1",
+        "",
+        Duration::from_secs(5),
+    );
+    let mut closed_lines = 0;
+    loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the /healthz line");
+        closed_lines += usize::from(line.contains("malformed or unsupported request"));
+        if line.contains("/healthz") && line.contains("status=200") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    closed_lines += log
+        .try_iter()
+        .filter(|l| l.contains("malformed or unsupported request"))
+        .count();
+    assert_eq!(closed_lines, 20, "60 bad connections, 20 lines");
+}
+
 #[tokio::test]
 async fn deeply_nested_json_is_invalid_syntax() {
     let s = Server::start().await;
