@@ -483,6 +483,7 @@ async function retentionCard() {
     h("div", { class: "row" },
       number("keep-days", "Keep for (days)", r.maxAgeDays),
       number("keep-rows", "Keep at most (entries)", r.maxRows),
+      number("keep-mb", "Keep at most (MB on disk)", r.maxMegabytes),
       h("div", { class: "shrink" }, h("button", { type: "submit" }, "Save"))),
     status);
   form.addEventListener("submit", async (ev) => {
@@ -492,7 +493,9 @@ async function retentionCard() {
       return v === "" ? null : Number(v);
     };
     try {
-      await api("PUT", "/settings", { maxAgeDays: value("keep-days"), maxRows: value("keep-rows") });
+      await api("PUT", "/settings", {
+        maxAgeDays: value("keep-days"), maxRows: value("keep-rows"), maxMegabytes: value("keep-mb"),
+      });
       status.replaceChildren(h("p", { class: "ok" }, "Saved."));
     } catch (e) { status.replaceChildren(errorBox(e)); }
   });

@@ -7,11 +7,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+use tracing::warn;
 
 use super::{App, Body, json_response, read_json};
 use crate::error::{Error, Result};
@@ -395,8 +398,8 @@ pub async fn handle(
         }
         (&Method::GET, ["audit", "export"]) => {
             let q = audit_query(&pairs, MAX_EXPORT, MAX_EXPORT)?;
-            let entries = audit::list(&app.store, q).await?;
-            export(&entries, param(&pairs, "format").unwrap_or("jsonl"))
+            let format = Format::parse(param(&pairs, "format").unwrap_or("jsonl"))?;
+            Ok(export(app, q, format))
         }
         (&Method::GET, ["settings"]) => Ok(ok(audit::retention(&app.store).await?.to_json())),
         (&Method::PUT, ["settings"]) => {
@@ -493,22 +496,34 @@ async fn history(app: &App, id: &str) -> Result<Vec<crate::store::audit::Entry>>
     audit::list(&app.store, q).await
 }
 
-/// The entries as CSV or JSON Lines, as a download.
-fn export(entries: &[crate::store::audit::Entry], format: &str) -> Result<Response<Body>> {
-    let (body, ctype, ext) = match format {
-        "jsonl" => {
-            let mut out = String::new();
-            for e in entries {
-                out.push_str(&serde_json::to_string(e).map_err(Error::internal)?);
-                out.push('\n');
-            }
-            (out, "application/x-ndjson", "jsonl")
+/// The formats of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+const CSV_HEADER: &str = "seq,at,actorKind,actor,client,userAgent,action,resourceType,resourceId,\
+    resourceName,outcome,status,detail\n";
+
+impl Format {
+    fn parse(text: &str) -> Result<Format> {
+        match text {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(Error::InvalidValue(format!(
+                "format is csv or jsonl, not \"{other}\""
+            ))),
         }
-        "csv" => {
-            let mut out = String::from(
-                "seq,at,actorKind,actor,client,userAgent,action,resourceType,resourceId,resourceName,outcome,status,detail\n",
-            );
-            for e in entries {
+    }
+
+    /// Appends one entry as a line.
+    fn write(self, e: &crate::store::audit::Entry, out: &mut String) -> Result<()> {
+        match self {
+            Format::Jsonl => {
+                out.push_str(&serde_json::to_string(e).map_err(Error::internal)?);
+            }
+            Format::Csv => {
                 let detail = e.detail.as_ref().map(Value::to_string).unwrap_or_default();
                 let fields = [
                     e.seq.to_string(),
@@ -527,23 +542,82 @@ fn export(entries: &[crate::store::audit::Entry], format: &str) -> Result<Respon
                 ];
                 let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
                 out.push_str(&line.join(","));
-                out.push('\n');
             }
-            (out, "text/csv; charset=utf-8", "csv")
         }
-        other => {
-            return Err(Error::InvalidValue(format!(
-                "format is csv or jsonl, not \"{other}\""
-            )));
+        out.push('\n');
+        Ok(())
+    }
+}
+
+/// Entries read per page of an export: a page of the largest entries is a few MB, and only
+/// a page and a few chunks are ever held, however long the export.
+const EXPORT_PAGE: u32 = 200;
+/// Text is sent to the client in chunks of about this size…
+const EXPORT_CHUNK: usize = 64 * 1024;
+/// …and at most this many wait for a slow client before reading pauses.
+const EXPORT_QUEUE: usize = 4;
+
+/// The entries `q` selects as CSV or JSON Lines, as a download streamed page by page (keyset
+/// on `seq`, like the console's pages): memory stays bounded whatever the export's size.
+fn export(app: &App, q: Query, format: Format) -> Response<Body> {
+    let (tx, body) = Body::channel(EXPORT_QUEUE);
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = stream_export(&store, q, format, &tx).await {
+            warn!(error = %e, "audit export failed part way: the download is cut off");
+            let _ = tx.send(Err(e.into())).await;
         }
+    });
+    let (ctype, ext) = match format {
+        Format::Jsonl => ("application/x-ndjson", "jsonl"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
     };
-    let mut r = Response::new(Body::from(body));
+    let mut r = Response::new(body);
     let headers = r.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"scimd-audit.{ext}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(r)
+    r
+}
+
+/// Writes the export to `tx`; stops quietly when the client goes away.
+async fn stream_export(
+    store: &crate::store::Store,
+    mut q: Query,
+    format: Format,
+    tx: &super::body::Sender,
+) -> Result<()> {
+    let mut out = String::new();
+    if format == Format::Csv {
+        out.push_str(CSV_HEADER);
+    }
+    let mut remaining = q.limit;
+    while remaining > 0 {
+        q.limit = remaining.min(EXPORT_PAGE);
+        let page = audit::list(store, q.clone()).await?;
+        let last_page = (page.len() as u32) < q.limit;
+        remaining -= page.len() as u32;
+        q.before = page.last().map(|e| e.seq);
+        for e in &page {
+            format.write(e, &mut out)?;
+            if out.len() >= EXPORT_CHUNK
+                && tx
+                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+        if last_page {
+            break;
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.send(Ok(Bytes::from(out))).await;
+    }
+    Ok(())
 }
 
 /// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet

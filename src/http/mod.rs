@@ -5,6 +5,7 @@
 mod admin_api;
 mod assets;
 mod auth;
+mod body;
 pub mod limits;
 mod metrics;
 pub mod router;
@@ -20,11 +21,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -66,7 +66,7 @@ pub struct App {
     pub tls: Option<tls::Tls>,
 }
 
-pub type Body = Full<Bytes>;
+pub use body::Body;
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and drains connections.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
@@ -602,20 +602,20 @@ async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     response
 }
 
 /// `json_response` for a body already written as JSON text.
 pub fn json_text_response(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response
 }
 
 pub fn empty_response(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(Body::default());
     *response.status_mut() = status;
     response
 }

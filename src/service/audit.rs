@@ -2,21 +2,19 @@
 //!
 //! A change's entry is written by the use case that makes the change, in the same
 //! transaction: both exist or neither does. A rejected request changed nothing, so its entry is
-//! queued and written with others a moment later (`Rejections`): a client sending bad requests
-//! must not cost an fsync each, and the queue is bounded. Secrets never reach an entry: tokens
+//! queued, folded with its repeats and written a moment later (`Rejections`, at a small fixed
+//! cost per request). Secrets never reach an entry: tokens
 //! are named, never shown, and passwords are dropped before anything is recorded.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde_json::{Map, Value, json};
-use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::scim::diff;
 use crate::scim::time;
 use crate::store::Store;
 use crate::store::audit::{self, Entry, NewEntry, Query};
+
+pub use super::rejections::Rejections;
 
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,71 +116,30 @@ pub fn record_change(tx: &rusqlite::Connection, actor: &Actor, c: Change<'_>) ->
     Ok(())
 }
 
-/// Rejected requests waiting to be written.
-#[derive(Default)]
-pub struct Rejections {
-    queue: Mutex<Vec<NewEntry>>,
-    dropped: AtomicU64,
-}
-
-/// Queued rejections beyond this are counted and dropped, so a flood cannot exhaust memory.
-const MAX_QUEUED: usize = 10_000;
-
-impl Rejections {
-    /// Queues the entry for a request that failed with `error`.
-    pub fn push(&self, mut entry: NewEntry, error: &Error) {
-        let mut detail = json!({"error": error.detail()});
-        if let Some(t) = error.scim_type() {
-            detail["scimType"] = json!(t);
-        }
-        entry.detail = Some(detail);
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.len() < MAX_QUEUED {
-            queue.push(entry);
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Writes the queued entries in one transaction.
-    pub async fn flush(&self, store: &Store) -> Result<()> {
-        let pending = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-        let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
-            warn!(dropped, "audit queue full: rejected requests not recorded");
-        }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        store
-            .write(move |tx| {
-                for e in &pending {
-                    audit::insert(tx, e)?;
-                }
-                Ok(())
-            })
-            .await
-    }
-}
-
 /// Entries matching `q`, newest first.
 pub async fn list(store: &Store, q: Query) -> Result<Vec<Entry>> {
     store.read(move |conn| audit::list(conn, &q)).await
 }
 
-/// How long the audit log keeps entries: by age and by count, whichever removes more. The
-/// default keeps a year and at most a million entries (a few hundred MB at most).
+/// How long the audit log keeps entries: by age, by count and by size in the database file,
+/// whichever removes more. The default keeps a year, at most a million entries and at most
+/// 1 GiB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
     pub max_age_days: Option<u32>,
     pub max_rows: Option<u64>,
+    pub max_megabytes: Option<u64>,
 }
+
+/// The size bound when a setting does not name one (settings saved before there was one).
+const DEFAULT_MAX_MEGABYTES: u64 = 1024;
 
 impl Default for Retention {
     fn default() -> Self {
         Retention {
             max_age_days: Some(365),
             max_rows: Some(1_000_000),
+            max_megabytes: Some(DEFAULT_MAX_MEGABYTES),
         }
     }
 }
@@ -193,10 +150,16 @@ const MAX_AGE_DAYS: u32 = 36_500;
 
 impl Retention {
     pub fn to_json(&self) -> Value {
-        json!({"maxAgeDays": self.max_age_days, "maxRows": self.max_rows})
+        json!({
+            "maxAgeDays": self.max_age_days,
+            "maxRows": self.max_rows,
+            "maxMegabytes": self.max_megabytes,
+        })
     }
 
-    /// `{"maxAgeDays": n|null, "maxRows": n|null}`; null keeps entries forever that way.
+    /// `{"maxAgeDays": n|null, "maxRows": n|null, "maxMegabytes": n|null}`; null keeps
+    /// entries forever that way. A missing `maxMegabytes` is the default size bound, so
+    /// settings saved before it existed (and clients that do not know it) keep one.
     pub fn from_json(v: &Value) -> Result<Retention> {
         let field = |k: &str| -> Result<Option<u64>> {
             match v.get(k) {
@@ -216,9 +179,14 @@ impl Retention {
                     })
             })
             .transpose()?;
+        let megabytes = match v.get("maxMegabytes") {
+            None => Some(DEFAULT_MAX_MEGABYTES),
+            Some(_) => field("maxMegabytes")?,
+        };
         Ok(Retention {
             max_age_days: days,
             max_rows: field("maxRows")?,
+            max_megabytes: megabytes,
         })
     }
 }
@@ -268,7 +236,113 @@ pub async fn prune(store: &Store) -> Result<usize> {
             .await?;
         total += n;
         if n == 0 {
-            return Ok(total);
+            break;
         }
+    }
+    if let Some(mb) = r.max_megabytes {
+        total += prune_to_size(store, mb.saturating_mul(1024 * 1024)).await?;
+    }
+    Ok(total)
+}
+
+/// Rounds of measuring and deleting before pruning by size gives up until the next run
+/// (deleting rows frees index pages a little less than in proportion).
+const SIZE_ROUNDS: usize = 4;
+
+/// Deletes the oldest entries until the log takes at most `max_bytes` of the file. Freed
+/// pages stay in the file for new rows, so the file stops growing rather than shrinks.
+async fn prune_to_size(store: &Store, max_bytes: u64) -> Result<usize> {
+    let mut total = 0;
+    for _ in 0..SIZE_ROUNDS {
+        let (bytes, rows) = store
+            .read(|conn| Ok((audit::size_on_disk(conn)?, audit::count(conn)?)))
+            .await?;
+        let mut excess = rows_over(bytes, rows, max_bytes);
+        if excess == 0 {
+            break;
+        }
+        while excess > 0 {
+            let batch = u32::try_from(excess.min(u64::from(PRUNE_BATCH))).unwrap_or(PRUNE_BATCH);
+            let n = store
+                .write(move |tx| audit::delete_oldest(tx, batch))
+                .await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+            excess = excess.saturating_sub(n as u64);
+        }
+    }
+    Ok(total)
+}
+
+/// How many of `rows` entries taking `bytes` to delete to get under `max_bytes`: their share
+/// of the excess, plus 1% so one round usually does.
+fn rows_over(bytes: u64, rows: u64, max_bytes: u64) -> u64 {
+    if bytes <= max_bytes || rows == 0 {
+        return 0;
+    }
+    let share = u128::from(rows) * u128::from(bytes - max_bytes) / u128::from(bytes);
+    let n = u64::try_from(share).unwrap_or(rows) + rows / 100 + 1;
+    n.min(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletes_the_share_of_rows_over_the_size_bound() {
+        assert_eq!(rows_over(100, 1000, 100), 0);
+        assert_eq!(rows_over(100, 0, 10), 0);
+        assert_eq!(rows_over(200, 1000, 100), 500 + 10 + 1);
+        assert_eq!(rows_over(u64::MAX, 10, 0), 10);
+    }
+
+    #[test]
+    fn retention_without_a_size_keeps_the_default_one() {
+        let old = Retention::from_json(&json!({"maxAgeDays": 30, "maxRows": null})).unwrap();
+        assert_eq!(old.max_megabytes, Some(DEFAULT_MAX_MEGABYTES));
+        let none = Retention::from_json(&json!({"maxMegabytes": null})).unwrap();
+        assert_eq!(none.max_megabytes, None);
+        let set = Retention::from_json(&json!({"maxMegabytes": 5})).unwrap();
+        assert_eq!(Retention::from_json(&set.to_json()).unwrap(), set);
+        assert!(Retention::from_json(&json!({"maxMegabytes": 0})).is_err());
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_log_within_its_size() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        store
+            .write_sync(|tx| {
+                for n in 0..400 {
+                    let mut e = Actor::cli().entry("user.patch", "success", 200);
+                    e.detail = Some(json!({"n": n, "pad": "p".repeat(10_000)}));
+                    audit::insert(tx, &e)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let max = 1024 * 1024;
+        let deleted = prune_to_size(&store, max).await.unwrap();
+        let (bytes, left) = store
+            .read_sync(|c| Ok((audit::size_on_disk(c)?, audit::count(c)?)))
+            .unwrap();
+        assert!(bytes <= max, "{bytes}");
+        assert_eq!(deleted as u64 + left, 400);
+        assert!(left >= 50, "no more than needed: {left} left");
+        let newest = store
+            .read_sync(|c| {
+                audit::list(
+                    c,
+                    &Query {
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(newest[0].detail.as_ref().unwrap()["n"], 399);
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod groups;
+mod rejections;
 pub mod tokens;
 pub mod users;
 

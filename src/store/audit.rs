@@ -81,6 +81,40 @@ pub fn insert(conn: &Connection, e: &NewEntry) -> Result<i64> {
     Ok(seq)
 }
 
+/// Replaces an entry's detail (a rejection's count grows while its window lasts).
+pub fn set_detail(conn: &Connection, seq: i64, detail: &Value) -> Result<()> {
+    conn.prepare_cached("UPDATE audit SET detail = ?2 WHERE seq = ?1")?
+        .execute(params![seq, detail.to_string()])?;
+    Ok(())
+}
+
+/// The bytes the audit log takes in the database file: every page of its tables and their
+/// indexes (SQLite's `dbstat`). Reads each of those pages, so it is for the hourly pruning,
+/// not for a request.
+pub fn size_on_disk(conn: &Connection) -> Result<u64> {
+    let bytes: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat('main', 1)
+         WHERE name IN (SELECT name FROM sqlite_schema WHERE tbl_name IN ('audit', 'audit_refs'))",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
+}
+
+/// How many entries the log holds.
+pub fn count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Deletes the oldest `n` entries (their refs go with them); returns how many were deleted.
+pub fn delete_oldest(conn: &Connection, n: u32) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY seq LIMIT ?1)",
+        [n],
+    )?)
+}
+
 /// Which entries to read: every given criterion must hold. `before` is the `seq` the previous
 /// page ended at (pages go from newest to oldest).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -404,5 +438,37 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM audit_refs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(refs, 8, "refs go with their entries");
+    }
+
+    #[test]
+    fn measures_its_size_on_disk_and_deletes_the_oldest() {
+        let conn = db();
+        let empty = size_on_disk(&conn).unwrap();
+        for n in 0..200 {
+            let mut e = entry(n % 60, "a", "user.patch", &["x"]);
+            e.detail = Some(json!({"pad": "p".repeat(10_000)}));
+            insert(&conn, &e).unwrap();
+        }
+        let full = size_on_disk(&conn).unwrap();
+        assert!(full > empty + 2_000_000, "{empty} → {full}");
+        assert_eq!(count(&conn).unwrap(), 200);
+        assert_eq!(delete_oldest(&conn, 150).unwrap(), 150);
+        assert_eq!(count(&conn).unwrap(), 50);
+        let after = size_on_disk(&conn).unwrap();
+        assert!(after < full / 3, "{full} → {after}");
+        let oldest: i64 = conn
+            .query_row("SELECT MIN(seq) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(oldest, 151, "the newest are kept");
+        set_detail(&conn, 200, &json!({"count": 2})).unwrap();
+        let e = &list(
+            &conn,
+            &Query {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap()[0];
+        assert_eq!(e.detail, Some(json!({"count": 2})));
     }
 }

@@ -2,6 +2,7 @@
 //! temporary database and speaks HTTP to it, as an identity provider would.
 
 mod audit;
+mod audit_flood;
 mod browser;
 mod cli;
 mod common;

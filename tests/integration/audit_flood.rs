@@ -1,0 +1,203 @@
+//! The audit log under a flood of rejected requests from many addresses: each costs a few
+//! bytes at most, repeats are counted rather than stored, every client keeps a share, and the
+//! log stays within its size on disk.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use scimd::service::audit::Actor;
+use scimd::store::Store;
+use scimd::store::audit;
+
+use crate::common::*;
+
+/// The anonymous rejections on record: (client, user agent, action, resource id, detail).
+type Row = (String, String, String, Option<String>, Value);
+
+fn anonymous_rows(s: &Server) -> Vec<Row> {
+    let store = Store::open(&s.db()).unwrap();
+    store
+        .read_sync(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT client, user_agent, action, resource_id, detail FROM audit
+                 WHERE actor_kind = 'anonymous'",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let detail: String = r.get(4)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    serde_json::from_str(&detail).unwrap_or(Value::Null),
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
+        })
+        .unwrap()
+}
+
+/// Requests counted by the anonymous rows: each row says how many it stands for.
+fn counted(rows: &[Row]) -> u64 {
+    rows.iter()
+        .map(|r| r.4["count"].as_u64().unwrap_or(1))
+        .sum()
+}
+
+#[tokio::test]
+async fn an_anonymous_flood_from_many_addresses_costs_a_few_small_rows() {
+    let s = Server::start().await;
+    // One client varies the method so that every request is a new reason…
+    for n in 0..20 {
+        let r = s
+            .raw_from(
+                loopback_client(0),
+                &format!("X{n}"),
+                "/scim/v2/Users",
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    // …and 500 more send 2,000 requests, each one's first with a 30 KB user agent and
+    // resource id (all of them large would only make the test slower).
+    let large = (
+        "a".repeat(30_000),
+        format!("/scim/v2/Users/{}", "i".repeat(30_000)),
+    );
+    let small = ("probe/1".to_string(), "/scim/v2/Users/x".to_string());
+    futures_util::stream::iter(0..2000u32)
+        .for_each_concurrent(32, |n| {
+            let ((agent, path), s) = (if n < 500 { &large } else { &small }, &s);
+            async move {
+                let r = s
+                    .raw_from(
+                        loopback_client(1 + n % 500),
+                        "GET",
+                        path,
+                        &[
+                            ("authorization", "Bearer wrong"),
+                            ("user-agent", agent.as_str()),
+                        ],
+                        None,
+                    )
+                    .await;
+                assert_eq!(r.status, 401);
+            }
+        })
+        .await;
+    // Every request is counted once written (within a second or so).
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = anonymous_rows(&s);
+        if counted(&rows) >= 2020 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted(&rows), 2020, "every request is counted");
+    // The anonymous budget is 30 entries a minute.
+    assert!(
+        rows.len() <= 31,
+        "a minute's budget and one summary, not one row each: {} rows",
+        rows.len()
+    );
+    let flooder = loopback_client(0).to_string();
+    assert!(rows.iter().filter(|r| r.0 == flooder).count() <= 3);
+    let bytes: usize = rows
+        .iter()
+        .map(|r| r.0.len() + r.1.len() + r.2.len() + r.3.as_ref().map_or(0, String::len))
+        .sum::<usize>()
+        + rows.iter().map(|r| r.4.to_string().len()).sum::<usize>();
+    assert!(bytes < 31 * 600, "{bytes} bytes stored");
+    for r in &rows {
+        assert!(r.1.len() <= 128 && r.3.as_ref().is_none_or(|id| id.len() <= 64));
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.1.ends_with('…') && r.3.as_ref().is_some_and(|id| id.ends_with('…'))),
+        "long values are cut, not dropped"
+    );
+    let store = Store::open(&s.db()).unwrap();
+    let refs: i64 = store
+        .read_sync(|c| Ok(c.query_row("SELECT COUNT(*) FROM audit_refs", [], |r| r.get(0))?))
+        .unwrap();
+    assert!(refs <= 31, "{refs} refs");
+
+    // The identity provider's own failure is still on record: it has its own budget.
+    s.post("/scim/v2/Users", &json!({"userName": 1}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    let mut found = false;
+    for _ in 0..50 {
+        found = store
+            .read_sync(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM audit WHERE actor_kind = 'token' AND status = 400",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )? == 1)
+            })
+            .unwrap();
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "the token's rejected request is recorded");
+}
+
+#[tokio::test]
+async fn the_audit_log_is_pruned_to_its_size_on_disk() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = Store::open(&dir.path().join("scimd.db")).unwrap();
+    store
+        .write_sync(|tx| {
+            for n in 0..400 {
+                let mut e = Actor::cli().entry("user.patch", "success", 200);
+                e.detail = Some(json!({"n": n, "pad": "p".repeat(10_000)}));
+                audit::insert(tx, &e)?;
+            }
+            scimd::store::admins::set_setting(
+                tx,
+                "audit_retention",
+                r#"{"maxAgeDays": null, "maxRows": null, "maxMegabytes": 1}"#,
+            )
+        })
+        .unwrap();
+    let before = store.read_sync(audit::size_on_disk).unwrap();
+    assert!(before > 4_000_000, "{before}");
+    drop(store);
+    // Retention is applied at start and hourly.
+    let s = Server::start_in(dir, |c| c).await;
+    let store = Store::open(&s.db()).unwrap();
+    let mut size = before;
+    for _ in 0..50 {
+        size = store.read_sync(audit::size_on_disk).unwrap();
+        if size <= 1024 * 1024 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(size <= 1024 * 1024, "{size} bytes");
+    let newest = store
+        .read_sync(|c| {
+            audit::list(
+                c,
+                &audit::Query {
+                    limit: 1,
+                    action: Some("user.patch".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        newest[0].detail.as_ref().unwrap()["n"],
+        399,
+        "the newest stay"
+    );
+}
