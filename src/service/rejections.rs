@@ -176,8 +176,13 @@ impl Window {
         }
     }
 
-    fn add(&mut self, entry: NewEntry, error: String, scim_type: Option<&'static str>) {
+    fn add(&mut self, mut entry: NewEntry, error: String, scim_type: Option<&'static str>) {
         let class = Class::of(&entry);
+        // A request without credentials names no resource on record: the id it put in its
+        // path would otherwise show in that user's or group's history, the attacker's to plant.
+        if class == Class::Anonymous {
+            entry.resource_id = None;
+        }
         let key = Key {
             client: entry.client.clone(),
             actor_kind: entry.actor_kind,
@@ -443,11 +448,28 @@ mod tests {
         let w = r.window.lock().unwrap();
         let g = &w.groups[0];
         assert!(g.entry.user_agent.len() <= MAX_USER_AGENT);
-        assert!(g.entry.resource_id.as_ref().unwrap().len() <= MAX_RESOURCE_ID);
+        assert_eq!(
+            g.entry.resource_id, None,
+            "an anonymous request names no resource"
+        );
         assert!(g.error.len() <= MAX_ERROR);
         assert!(g.entry.refs.is_empty());
         assert_eq!(g.detail()["count"], 50);
         assert!(w.bytes < 2048, "{}", w.bytes);
+        drop(w);
+        // A token holder's resource id is kept, cut to size.
+        let id = "i".repeat(30_000);
+        let r = Rejections::default();
+        r.push(
+            rejected(ActorKind::Token, "10.0.0.1", "GET /Users/{id}", Some(&id)),
+            &unauthorized(),
+        );
+        let w = r.window.lock().unwrap();
+        let kept = w.groups[0].entry.resource_id.as_ref().unwrap();
+        assert!(
+            kept.len() <= MAX_RESOURCE_ID && kept.ends_with('…'),
+            "{kept}"
+        );
     }
 
     #[test]
