@@ -3,6 +3,7 @@
 
 mod audit;
 mod browser;
+mod budgets;
 mod cli;
 mod common;
 mod console;
