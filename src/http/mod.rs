@@ -467,7 +467,8 @@ fn is_host(h: &str) -> bool {
 }
 
 /// Reads the body (up to the configured limit) as JSON, whatever the Content-Type says
-/// (idp-compat.md Decision 8). An empty body is `Value::Null`.
+/// (idp-compat.md Decision 8); duplicate keys and nesting are checked (`scim::json`). An
+/// empty body is `Value::Null`.
 async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
     let limit = app.config.max_body_bytes;
     let declared = req
@@ -500,8 +501,7 @@ async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::InvalidSyntax(format!("the body is not valid JSON: {e}")))
+    crate::scim::json::parse(&bytes)
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {

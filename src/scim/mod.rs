@@ -6,6 +6,7 @@ pub mod diff;
 pub mod discovery;
 pub mod eval;
 pub mod filter;
+pub mod json;
 pub mod list;
 pub mod patch;
 pub mod project;

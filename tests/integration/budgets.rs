@@ -81,3 +81,49 @@ async fn every_sort_key_sorts_or_is_refused() {
         assert_eq!(r.json()["totalResults"], 1, "{endpoint}");
     }
 }
+
+/// A key given twice in one object is refused at any level, naming the key, and changes
+/// nothing; before, the last one silently won.
+#[tokio::test]
+async fn duplicate_keys_are_refused_at_every_level() {
+    let s = Server::start().await;
+    for body in [
+        r#"{"userName": "a", "userName": "b"}"#,
+        r#"{"userName": "a", "name": {"givenName": "x", "givenName": "y"}}"#,
+        r#"{"userName": "a", "emails": [{"value": "a@x.org", "value": "b@x.org"}]}"#,
+    ] {
+        let r = s.call("POST", "/scim/v2/Users", Some(body)).await;
+        let detail = r.assert_error(400, Some("invalidSyntax"))["detail"].to_string();
+        assert!(detail.contains("more than once"), "{body}: {detail}");
+    }
+    assert_eq!(s.filter("Users", "userName pr").await["totalResults"], 0);
+    let id = id_of(&s.create_user(&json!({"userName": "ana"})).await);
+    let patch = r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "x", "value": "y"}]}"#;
+    let r = s
+        .call("PATCH", &format!("/scim/v2/Users/{id}"), Some(patch))
+        .await;
+    let detail = r.assert_error(400, Some("invalidSyntax"))["detail"].to_string();
+    assert!(detail.contains("\\\"value\\\""), "{detail}");
+    let user = s.get(&format!("/scim/v2/Users/{id}")).await.json();
+    assert!(user.get("title").is_none(), "{user}");
+}
+
+/// README: JSON nested deeper than 128 levels is refused; 128 levels are accepted.
+#[tokio::test]
+async fn json_nesting_is_accepted_to_exactly_128_levels() {
+    let s = Server::start().await;
+    // The body object is level 1; an extension key (ignored) carries the rest.
+    let body = |levels: usize| {
+        format!(
+            r#"{{"userName": "deep{levels}", "urn:example:x": {}{}}}"#,
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    let r = s.call("POST", "/scim/v2/Users", Some(&body(128))).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = s.call("POST", "/scim/v2/Users", Some(&body(129))).await;
+    let detail = r.assert_error(400, Some("invalidSyntax"))["detail"].to_string();
+    assert!(detail.contains("deeper than 128"), "{detail}");
+}
