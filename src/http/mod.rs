@@ -235,7 +235,7 @@ async fn handle(
         Err(_) if req.uri().path().starts_with(admin_api::PREFIX) => admin_api::PREFIX,
         Err(_) => "-",
     };
-    app.metrics.start();
+    let in_flight = InFlight::start(app.clone(), method, pattern, client, started);
     // A panic in the handler becomes a 500 for this request instead of a dropped connection.
     // Caught in place rather than by spawning a task per request: a spawned task is often
     // stolen by the other worker, and that hand-off cost more than the work of a lookup.
@@ -250,22 +250,73 @@ async fn handle(
         }
     };
     set_content_type(&mut response, json_only);
-    app.metrics.finish(
-        method.as_str(),
-        pattern,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    info!(
-        target: "scimd::request",
-        method = %method,
-        route = pattern,
-        status = response.status().as_u16(),
-        latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-        token = token.as_deref().unwrap_or("-"),
-        peer = %client,
-    );
+    in_flight.finish(response.status().as_u16(), token.as_deref());
     Ok(response)
+}
+
+/// What `/metrics` and the log record for a request that ends without an answer because its
+/// client went away (nginx's "client closed request").
+const CLIENT_GONE: u16 = 499;
+
+/// A request being answered: counted in flight from `start` until it is recorded, with its
+/// log line, exactly once: by `finish`, or — when hyper drops the handler because the client
+/// hung up — on drop, as `CLIENT_GONE`. Work handed to the writer still completes then.
+struct InFlight {
+    app: Arc<App>,
+    method: http::Method,
+    pattern: &'static str,
+    client: IpAddr,
+    started: Instant,
+    recorded: bool,
+}
+
+impl InFlight {
+    fn start(
+        app: Arc<App>,
+        method: http::Method,
+        pattern: &'static str,
+        client: IpAddr,
+        started: Instant,
+    ) -> InFlight {
+        app.metrics.start();
+        InFlight {
+            app,
+            method,
+            pattern,
+            client,
+            started,
+            recorded: false,
+        }
+    }
+
+    fn finish(mut self, status: u16, token: Option<&str>) {
+        self.record(status, token);
+    }
+
+    fn record(&mut self, status: u16, token: Option<&str>) {
+        self.recorded = true;
+        let took = self.started.elapsed();
+        self.app
+            .metrics
+            .finish(self.method.as_str(), self.pattern, status, took);
+        let latency_ms = format!("{:.1}", took.as_secs_f64() * 1000.0);
+        let (method, route, peer) = (&self.method, self.pattern, self.client);
+        let token = token.unwrap_or("-");
+        if status == CLIENT_GONE {
+            info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer,
+                "client went away before the answer");
+        } else {
+            info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(CLIENT_GONE, None);
+        }
+    }
 }
 
 /// Runs one request to its response; returns the token name for the log line.

@@ -127,3 +127,70 @@ async fn json_nesting_is_accepted_to_exactly_128_levels() {
     let detail = r.assert_error(400, Some("invalidSyntax"))["detail"].to_string();
     assert!(detail.contains("deeper than 128"), "{detail}");
 }
+
+/// A client that hangs up before its answer (here: while its create waits for the database)
+/// still gets a log line and leaves `/metrics` as it found it; the write itself completes.
+#[test]
+fn a_request_whose_client_hangs_up_is_logged_and_counted() {
+    use std::io::Write;
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let token = cli_token(db, "idp");
+    let (child, addr, lines) = spawn_server(db, &["--metrics-token", "m3trics-secret"]);
+    let _child = KillOnDrop(child);
+    let log = log_channel(lines);
+    // Another connection holds SQLite's write lock: the create waits for it.
+    let lock = rusqlite::Connection::open(db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    {
+        let body = r#"{"userName": "gone"}"#;
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let line = wait_for(&log, "client went away");
+    assert!(
+        line.contains("status=499") && line.contains("/scim/v2/Users"),
+        "{line}"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    let auth = format!("Authorization: Bearer {token}");
+    let lookup = format!("GET /scim/v2/Users?filter=userName%20eq%20%22gone%22 HTTP/1.1\r\n{auth}");
+    let deadline = std::time::Instant::now() + wait;
+    while !http_once(&addr, &lookup, "", wait)
+        .unwrap()
+        .contains("\"totalResults\":1")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let metrics = http_once(
+        &addr,
+        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer m3trics-secret",
+        "",
+        wait,
+    )
+    .unwrap();
+    // In flight: only the scrape itself.
+    assert!(
+        metrics.contains("\nscimd_http_requests_in_flight 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"scimd_http_requests_total{method="POST",route="/scim/v2/Users",status="499"} 1"#
+        ),
+        "{metrics}"
+    );
+}
