@@ -589,6 +589,9 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Error::TooManyRequests(seconds) => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
+        Error::Busy(_) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         Error::MethodNotAllowed(allow) => {
             if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
                 headers.insert(header::ALLOW, v);

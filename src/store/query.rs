@@ -49,6 +49,16 @@ pub struct ListSql {
     pub window: Window,
 }
 
+impl ListSql {
+    /// Whether reading this list may visit every row (a filter or order no index answers),
+    /// rather than an index lookup or range.
+    pub fn is_scan(&self) -> bool {
+        !self.lookup
+            && (self.filter.sql != SqlFilter::all().sql
+                || self.order.as_deref().is_some_and(|o| !o.is_empty()))
+    }
+}
+
 /// Which slice of the ordered rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {

@@ -2,6 +2,8 @@
 //! limit, scans that must not starve lookups; every sort key; requests whose client hangs
 //! up; duplicate keys and depth in request bodies.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::common::*;
@@ -193,4 +195,160 @@ fn a_request_whose_client_hangs_up_is_logged_and_counted() {
         ),
         "{metrics}"
     );
+}
+
+/// `n` users (`user0`, … with three emails each), written straight into the database in
+/// `dir` before a server starts on it: far quicker than `n` POSTs.
+fn seed_users(dir: &tempfile::TempDir, n: usize) {
+    let store = scimd::store::Store::open(&dir.path().join("scimd.db")).unwrap();
+    store
+        .write_sync(|tx| {
+            for i in 0..n {
+                let serde_json::Value::Object(doc) = json!({
+                    "userName": format!("user{i}"),
+                    "emails": [{"value": format!("a{i}@x.org")}, {"value": format!("b{i}@x.org")},
+                               {"value": format!("c{i}@x.org"), "primary": true}],
+                }) else {
+                    unreachable!()
+                };
+                scimd::store::users::insert(
+                    tx,
+                    &format!("id-{i}"),
+                    doc,
+                    "2026-01-01T00:00:00.000Z",
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A filter no index answers: `terms` substring tests of every email, none matching.
+fn heavy_filter(terms: usize) -> String {
+    let terms: Vec<String> = (0..terms)
+        .map(|i| format!("emails.value co \"zz{i}\""))
+        .collect();
+    filter_query(&terms.join(" or "))
+}
+
+/// A scan past the read budget is answered 400 tooMany (RFC 7644 §3.12: a filter more
+/// expensive than the server will evaluate) instead of running for as long as it takes; the
+/// reader it held serves the next requests.
+#[tokio::test]
+async fn a_scan_over_the_read_budget_is_too_many() {
+    let dir = tempfile::TempDir::new().unwrap();
+    seed_users(&dir, 6000);
+    let s = Server::start_in(dir, |mut c| {
+        c.budget.read = Duration::from_millis(100);
+        c
+    })
+    .await;
+    let r = s
+        .get(&format!("/scim/v2/Users?{}", heavy_filter(140)))
+        .await;
+    let detail = r.assert_error(400, Some("tooMany"))["detail"].to_string();
+    assert!(detail.contains("narrow"), "{detail}");
+    // Every reader still answers: more reads than there are pooled connections.
+    for i in 0..20 {
+        let found = s.filter("Users", &format!("userName eq \"user{i}\"")).await;
+        assert_eq!(found["totalResults"], 1);
+    }
+    let page = s.get("/scim/v2/Users?count=5").await.json();
+    assert_eq!(page["totalResults"], 6000);
+}
+
+/// Eight heavy scans at once hold at most the scan permits' worth of readers, so an indexed
+/// lookup sent while they run is answered before any of them; before, the scans took every
+/// reader and the lookup waited for one to finish.
+#[tokio::test]
+async fn lookups_are_answered_while_heavy_scans_run() {
+    let dir = tempfile::TempDir::new().unwrap();
+    seed_users(&dir, 6000);
+    let s = std::sync::Arc::new(
+        Server::start_in(dir, |mut c| {
+            c.budget.read = Duration::from_millis(1500);
+            c.budget.scans = 1;
+            c
+        })
+        .await,
+    );
+    let scans: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.get(&format!("/scim/v2/Users?{}", heavy_filter(140)))
+                    .await
+            })
+        })
+        .collect();
+    // Long enough for every scan to be under way, well within the budget.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let found = s.filter("Users", "userName eq \"user5999\"").await;
+    assert_eq!(found["totalResults"], 1);
+    assert!(
+        scans.iter().all(|scan| !scan.is_finished()),
+        "a scan was answered before the lookup"
+    );
+    for scan in scans {
+        let r = scan.await.unwrap();
+        match r.status {
+            400 => {
+                r.assert_error(400, Some("tooMany"));
+            }
+            503 => {
+                r.assert_error(503, None);
+                assert_eq!(r.header("retry-after"), Some("1"));
+            }
+            other => panic!("scan answered {other}"),
+        }
+    }
+}
+
+/// `count` remove operations on `attr[…]`, each a `terms`-term filter matching nothing.
+fn costly_removes(attr: &str, count: usize, terms: usize) -> serde_json::Value {
+    let filter: Vec<String> = (0..terms).map(|i| format!("value co \"z{i}\"")).collect();
+    let op = json!({"op": "remove", "path": format!("{attr}[{}]", filter.join(" or "))});
+    serde_json::Value::Array(vec![op; count])
+}
+
+/// A PATCH past the cost limit (values visited × filter terms, summed over its operations)
+/// is refused as 400 tooMany and changes nothing; before, it held the single writer for as
+/// long as it took (233 operations of 199 terms over 20,000 emails: 102 s).
+#[tokio::test]
+async fn a_patch_over_the_cost_limit_is_too_many() {
+    let dir = tempfile::TempDir::new().unwrap();
+    seed_users(&dir, 5000);
+    let s = Server::start_in(dir, |c| c).await;
+    let emails: Vec<_> = (0..5000)
+        .map(|i| json!({"value": format!("{i}@x.org")}))
+        .collect();
+    let user = s
+        .create_user(&json!({"userName": "many", "emails": emails}))
+        .await;
+    let members: Vec<_> = (0..5000)
+        .map(|i| json!({"value": format!("id-{i}")}))
+        .collect();
+    let group = s
+        .create_group(&json!({"displayName": "big", "members": members}))
+        .await;
+    for (path, attr, resource) in [("Users", "emails", &user), ("Groups", "members", &group)] {
+        let url = format!("/scim/v2/{path}/{}", id_of(resource));
+        // 5000 values × 201 terms: over the limit of 1,000,000 in one operation, refused
+        // before it is evaluated.
+        let r = s.patch(&url, &costly_removes(attr, 1, 201)).await;
+        let detail = r.assert_error(400, Some("tooMany"))["detail"].to_string();
+        assert!(detail.contains("1000000"), "{detail}");
+        let after = s.get(&url).await.json();
+        assert_eq!(
+            after["meta"]["version"], resource["meta"]["version"],
+            "{path}"
+        );
+        // Within the limit the same operations are done.
+        let r = s.patch(&url, &costly_removes(attr, 2, 10)).await;
+        assert!(
+            matches!(r.status, 200 | 204),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
 }
