@@ -903,7 +903,9 @@ fn filtered(
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
+    // In ascending order: `hit` is a binary search, so touching every value is not quadratic.
     let hits: Vec<usize> = (0..items.len()).filter(|&i| selects(&items[i])).collect();
+    let hit = |i: usize| hits.binary_search(&i).is_ok();
     let result = (|| -> Result<()> {
         // The parts to set on each selected value (empty for a remove, or a blank value).
         let parts: Map<String, Value> = match (op, t.sub) {
@@ -945,7 +947,7 @@ fn filtered(
                     let mut i = 0;
                     items.retain(|_| {
                         i += 1;
-                        !hits.contains(&(i - 1))
+                        !hit(i - 1)
                     });
                 }
                 Some(sub) => {
@@ -987,7 +989,7 @@ fn filtered(
                     _ => {}
                 }
             }
-            keep_one_primary(&mut items, |i| hits.contains(&i));
+            keep_one_primary(&mut items, hit);
         }
         Ok(())
     })();
