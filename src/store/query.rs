@@ -871,6 +871,43 @@ mod tests {
         ids
     }
 
+    /// Scans (which take a scan permit) are the lists no index answers: a non-lookup filter
+    /// or a real sort order; lookups, unfiltered pages and a constant sort key are not.
+    #[test]
+    fn scans_are_lists_no_index_answers() {
+        let list = |filter: Option<&str>, sort: Option<&str>| {
+            let (filter, lookup) = match filter {
+                Some(f) => translate_list(&parse(f).unwrap(), ResourceKind::User).unwrap(),
+                None => (SqlFilter::all(), false),
+            };
+            let order = sort.map(|by| {
+                let by = crate::scim::filter::parse_path(by).unwrap();
+                sort_order(&by, false, ResourceKind::User).unwrap()
+            });
+            ListSql {
+                lookup: lookup && order.is_none(),
+                order,
+                ..window(filter, 0, 10)
+            }
+        };
+        for (filter, sort, scan) in [
+            (None, None, false),
+            (Some("userName eq \"a\""), None, false),
+            (
+                Some("emails.value eq \"a@x.org\" or externalId eq \"e\""),
+                None,
+                false,
+            ),
+            (None, Some("meta.resourceType"), false),
+            (Some("emails.value co \"a\""), None, true),
+            (Some("title eq \"x\""), None, true),
+            (None, Some("name.familyName"), true),
+            (Some("userName eq \"a\""), Some("title"), true),
+        ] {
+            assert_eq!(list(filter, sort).is_scan(), scan, "{filter:?} {sort:?}");
+        }
+    }
+
     /// Every attribute and sub-attribute of the schemas, bare and URN-qualified, as `sortBy`
     /// in either direction: sorts a list (filtered or not) or is refused as invalidValue,
     /// never a database error.
