@@ -1,6 +1,6 @@
-//! Work without a bound and its edges: time budgets on reads and writes, the PATCH cost
-//! limit, scans that must not starve lookups; every sort key; requests whose client hangs
-//! up; duplicate keys and depth in request bodies.
+//! Work without a bound and its edges: the read time budget, the PATCH cost limit, scans
+//! that must not starve lookups; every sort key; requests whose client hangs up; duplicate
+//! keys and depth in request bodies.
 
 use std::time::Duration;
 
