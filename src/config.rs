@@ -33,6 +33,8 @@ pub struct Config {
     pub group_commit: bool,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// How long one database read may run, and how many scans run at once.
+    pub budget: crate::store::Budget,
 }
 
 /// Where the TLS certificate chain and its private key live.
@@ -61,6 +63,7 @@ impl Config {
             metrics_token: None,
             group_commit: true,
             tls: None,
+            budget: crate::store::Budget::default(),
         }
     }
 

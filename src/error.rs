@@ -21,6 +21,10 @@ pub enum Error {
     /// A pagination cursor the server did not issue (RFC 9865 `invalidCursor`).
     #[error("{0}")]
     InvalidCursor(String),
+    /// More work than the server does for one request (RFC 7644 §3.12 `tooMany`): a PATCH
+    /// over its cost limit, or a read over its time budget.
+    #[error("{0}")]
+    TooMany(String),
     /// A value that must be unique is already taken.
     #[error("{0}")]
     Uniqueness(String),
@@ -57,6 +61,9 @@ pub enum Error {
     /// The client took too long to send its request body.
     #[error("the request body did not arrive within {0} seconds")]
     Timeout(f64),
+    /// The server is busy with other work of this kind; try again shortly (503, Retry-After).
+    #[error("{0}")]
+    Busy(String),
     /// An RFC 7644 endpoint or method this version does not implement.
     #[error("{0}")]
     NotImplemented(String),
@@ -83,7 +90,8 @@ impl Error {
             | Error::InvalidCursor(_)
             | Error::Mutability(_)
             | Error::InvalidPath(_)
-            | Error::NoTarget(_) => StatusCode::BAD_REQUEST,
+            | Error::NoTarget(_)
+            | Error::TooMany(_) => StatusCode::BAD_REQUEST,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Uniqueness(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -95,6 +103,7 @@ impl Error {
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +119,7 @@ impl Error {
             Error::Mutability(_) => Some("mutability"),
             Error::InvalidPath(_) => Some("invalidPath"),
             Error::NoTarget(_) => Some("noTarget"),
+            Error::TooMany(_) => Some("tooMany"),
             _ => None,
         }
     }
@@ -164,6 +174,8 @@ mod tests {
             (Error::Mutability("x".into()), 400, Some("mutability")),
             (Error::InvalidPath("x".into()), 400, Some("invalidPath")),
             (Error::NoTarget("x".into()), 400, Some("noTarget")),
+            (Error::TooMany("x".into()), 400, Some("tooMany")),
+            (Error::Busy("x".into()), 503, None),
             (Error::PreconditionFailed("x".into()), 412, None),
             (Error::NotFound("x".into()), 404, None),
             (Error::Unauthorized("x".into()), 401, None),

@@ -53,7 +53,8 @@ pub async fn run(
     let db = config.db.clone();
     let store = tokio::task::spawn_blocking(move || Store::open_existing(&db))
         .await
-        .map_err(error::Error::internal)??;
+        .map_err(error::Error::internal)??
+        .with_budget(config.budget);
     store.set_group_commit(config.group_commit);
     // A bad certificate stops the start here rather than failing every handshake later.
     let tls = config.tls.clone().map(http::tls::Tls::load).transpose()?;

@@ -328,7 +328,7 @@ async fn handle(
         Err(_) if req.uri().path().starts_with(admin_api::PREFIX) => admin_api::PREFIX,
         Err(_) => "-",
     };
-    app.metrics.start();
+    let in_flight = InFlight::start(app.clone(), method, pattern, client, started);
     // A panic in the handler becomes a 500 for this request instead of a dropped connection.
     // Caught in place rather than by spawning a task per request: a spawned task is often
     // stolen by the other worker, and that hand-off cost more than the work of a lookup.
@@ -343,22 +343,73 @@ async fn handle(
         }
     };
     set_content_type(&mut response, json_only);
-    app.metrics.finish(
-        method.as_str(),
-        pattern,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    info!(
-        target: "scimd::request",
-        method = %method,
-        route = pattern,
-        status = response.status().as_u16(),
-        latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-        token = token.as_deref().unwrap_or("-"),
-        peer = %client,
-    );
+    in_flight.finish(response.status().as_u16(), token.as_deref());
     Ok(response)
+}
+
+/// What `/metrics` and the log record for a request that ends without an answer because its
+/// client went away (nginx's "client closed request").
+const CLIENT_GONE: u16 = 499;
+
+/// A request being answered: counted in flight from `start` until it is recorded, with its
+/// log line, exactly once: by `finish`, or — when hyper drops the handler because the client
+/// hung up — on drop, as `CLIENT_GONE`. Work handed to the writer still completes then.
+struct InFlight {
+    app: Arc<App>,
+    method: http::Method,
+    pattern: &'static str,
+    client: IpAddr,
+    started: Instant,
+    recorded: bool,
+}
+
+impl InFlight {
+    fn start(
+        app: Arc<App>,
+        method: http::Method,
+        pattern: &'static str,
+        client: IpAddr,
+        started: Instant,
+    ) -> InFlight {
+        app.metrics.start();
+        InFlight {
+            app,
+            method,
+            pattern,
+            client,
+            started,
+            recorded: false,
+        }
+    }
+
+    fn finish(mut self, status: u16, token: Option<&str>) {
+        self.record(status, token);
+    }
+
+    fn record(&mut self, status: u16, token: Option<&str>) {
+        self.recorded = true;
+        let took = self.started.elapsed();
+        self.app
+            .metrics
+            .finish(self.method.as_str(), self.pattern, status, took);
+        let latency_ms = format!("{:.1}", took.as_secs_f64() * 1000.0);
+        let (method, route, peer) = (&self.method, self.pattern, self.client);
+        let token = token.unwrap_or("-");
+        if status == CLIENT_GONE {
+            info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer,
+                "client went away before the answer");
+        } else {
+            info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(CLIENT_GONE, None);
+        }
+    }
 }
 
 /// Runs one request to its response; returns the token name for the log line.
@@ -563,7 +614,8 @@ fn is_host(h: &str) -> bool {
 }
 
 /// Reads the body (up to the configured limit) as JSON, whatever the Content-Type says
-/// (idp-compat.md Decision 8). An empty body is `Value::Null`.
+/// (idp-compat.md Decision 8); duplicate keys and nesting are checked (`scim::json`). An
+/// empty body is `Value::Null`.
 async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
     let limit = app.config.max_body_bytes;
     let declared = req
@@ -596,8 +648,7 @@ async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::InvalidSyntax(format!("the body is not valid JSON: {e}")))
+    crate::scim::json::parse(&bytes)
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -633,6 +684,9 @@ pub fn error_response(e: &Error) -> Response<Body> {
         }
         Error::TooManyRequests(seconds) => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
+        Error::Busy(_) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         Error::MethodNotAllowed(allow) => {
             if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod eval;
 pub mod filter;
 pub mod ident;
+pub mod json;
 pub mod list;
 pub mod patch;
 pub mod project;

@@ -34,6 +34,42 @@ pub const MAX_OPERATIONS: usize = 1000;
 
 pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
+/// Most work one PATCH may cost, in units of one filter term (or one comparison) on one
+/// value. An operation with a value filter costs the values of its attribute × the filter's
+/// terms; an add or a remove of listed values, the values there × the values given; a
+/// replace, the values there + the values given (each count at least 1). A group's filtered
+/// member removals cost its members × terms, counted separately against the same limit.
+/// What identity providers send costs a few units an operation.
+pub const MAX_PATCH_COST: u64 = 1_000_000;
+
+/// The work a PATCH has cost so far (see `MAX_PATCH_COST`).
+#[derive(Debug, Default)]
+pub struct Cost(u64);
+
+impl Cost {
+    /// Adds `units`; `tooMany` once the total passes `MAX_PATCH_COST`, before the work is done.
+    pub fn charge(&mut self, units: u64) -> Result<()> {
+        self.0 = self.0.saturating_add(units);
+        if self.0 > MAX_PATCH_COST {
+            return Err(Error::TooMany(format!(
+                "the PATCH needs more than {MAX_PATCH_COST} units of work (values visited × \
+                 filter terms or × values given, summed over its operations); split it into \
+                 smaller requests or use shorter filters"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The comparisons in a filter: what evaluating it once costs.
+pub fn terms(r: &Resolved) -> u64 {
+    match r {
+        Resolved::And(a, b) | Resolved::Or(a, b) => terms(a).saturating_add(terms(b)),
+        Resolved::Not(inner) | Resolved::ValuePath(_, inner) => terms(inner),
+        Resolved::Present(_) | Resolved::Compare(..) => 1,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Add,
@@ -234,6 +270,7 @@ pub fn apply_user(doc: Map<String, Value>, ops: Vec<Operation>) -> Result<Map<St
         kind: ResourceKind::User,
         doc,
         members: Vec::new(),
+        cost: Cost::default(),
     };
     p.run(ops)?;
     Ok(p.doc)
@@ -249,6 +286,7 @@ pub fn apply_group(
         kind: ResourceKind::Group,
         doc,
         members: Vec::new(),
+        cost: Cost::default(),
     };
     p.run(ops)?;
     Ok((p.doc, p.members))
@@ -258,6 +296,7 @@ struct Patcher {
     kind: ResourceKind,
     doc: Map<String, Value>,
     members: Vec<MemberChange>,
+    cost: Cost,
 }
 
 /// Where a target came from: an explicit `path` (read-only targets are an error) or a key of
@@ -455,6 +494,21 @@ impl Patcher {
             None => None,
             Some(f) => Some((f, self.value_filter(&path.attr, f)?)),
         };
+        let count = |v: Option<&Value>| match v {
+            Some(Value::Array(items)) => items.len().max(1) as u64,
+            _ => 1,
+        };
+        let visited = count(self.current(&t));
+        let given = count(value.as_ref());
+        // What the operation will do: a filter is evaluated on every value there; an add or
+        // a listed remove compares each value given with each value there; a replace touches
+        // each once.
+        let units = match (&filter, op) {
+            (Some((_, r)), _) => visited.saturating_mul(terms(r)).saturating_add(given),
+            (None, Op::Add | Op::Remove) => visited.saturating_mul(given),
+            (None, Op::Replace) => visited.saturating_add(given),
+        };
+        self.cost.charge(units)?;
         let slot = self.slot(t.origin)?;
         match filter {
             None => match t.sub {
@@ -478,6 +532,15 @@ impl Patcher {
         };
         resolve::resolve(&Filter::ValuePath(outer, Box::new(f.clone())), self.kind)
             .map_err(path_error)
+    }
+
+    /// The current value of `t`'s attribute, if any.
+    fn current(&self, t: &Target) -> Option<&Value> {
+        let holder = match t.origin {
+            Origin::Extension(urn) => self.doc.get(urn)?.as_object()?,
+            Origin::Common | Origin::Core => &self.doc,
+        };
+        holder.get(t.attr.name)
     }
 
     /// The object an attribute of `origin` lives in.
@@ -840,7 +903,9 @@ fn filtered(
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
+    // In ascending order: `hit` is a binary search, so touching every value is not quadratic.
     let hits: Vec<usize> = (0..items.len()).filter(|&i| selects(&items[i])).collect();
+    let hit = |i: usize| hits.binary_search(&i).is_ok();
     let result = (|| -> Result<()> {
         // The parts to set on each selected value (empty for a remove, or a blank value).
         let parts: Map<String, Value> = match (op, t.sub) {
@@ -882,7 +947,7 @@ fn filtered(
                     let mut i = 0;
                     items.retain(|_| {
                         i += 1;
-                        !hits.contains(&(i - 1))
+                        !hit(i - 1)
                     });
                 }
                 Some(sub) => {
@@ -924,7 +989,7 @@ fn filtered(
                     _ => {}
                 }
             }
-            keep_one_primary(&mut items, |i| hits.contains(&i));
+            keep_one_primary(&mut items, hit);
         }
         Ok(())
     })();
@@ -991,6 +1056,86 @@ mod tests {
 
     fn ok(doc: Map<String, Value>, operations: Value) -> Value {
         Value::Object(patch_user(doc, operations).unwrap())
+    }
+
+    /// A user with `n` emails.
+    fn many_emails(n: usize) -> Map<String, Value> {
+        let emails: Vec<Value> = (0..n)
+            .map(|i| json!({"value": format!("{i}@x.org")}))
+            .collect();
+        let Value::Object(doc) = json!({"userName": "ana", "emails": emails}) else {
+            unreachable!()
+        };
+        doc
+    }
+
+    /// `count` operations, each a `terms`-term value filter on emails (the first email
+    /// matches).
+    fn filtered_ops(count: usize, terms: usize) -> Value {
+        let filter: Vec<String> = (0..terms)
+            .map(|i| format!("value eq \"{}@x.org\"", i * 1000))
+            .collect();
+        let op = json!({"op": "replace", "path": format!("emails[{}].type", filter.join(" or ")),
+                        "value": "work"});
+        Value::Array(vec![op; count])
+    }
+
+    #[test]
+    fn filter_terms_are_counted() {
+        let resolved = |text: &str| {
+            resolve::resolve(&filter::parse(text).unwrap(), ResourceKind::User).unwrap()
+        };
+        assert_eq!(terms(&resolved("userName pr")), 1);
+        assert_eq!(
+            terms(&resolved(
+                "not (title eq \"a\") and (emails[value co \"x\" or type pr] or id pr)"
+            )),
+            4
+        );
+    }
+
+    #[test]
+    fn cost_up_to_the_limit_is_allowed() {
+        let mut cost = Cost::default();
+        cost.charge(MAX_PATCH_COST - 1).unwrap();
+        cost.charge(1).unwrap();
+        assert!(matches!(cost.charge(1), Err(Error::TooMany(_))));
+        assert!(matches!(
+            Cost::default().charge(u64::MAX),
+            Err(Error::TooMany(_))
+        ));
+    }
+
+    /// Operations × values visited × filter terms: over `MAX_PATCH_COST` is refused as
+    /// tooMany before the operation that would pass it is evaluated.
+    #[test]
+    fn work_beyond_the_cost_limit_is_too_many() {
+        // 1000 emails × 10 terms = 10,000 a operation: 100 of them are exactly the limit.
+        patch_user(many_emails(1000), filtered_ops(10, 10)).unwrap();
+        let over = patch_user(many_emails(1000), filtered_ops(101, 10)).unwrap_err();
+        assert!(
+            matches!(&over, Error::TooMany(m) if m.contains("1000000")),
+            "{over:?}"
+        );
+        assert_eq!(over.scim_type(), Some("tooMany"));
+        // Values given count too: 2000 emails added to a user with 1000.
+        let add: Vec<Value> = (0..2000)
+            .map(|i| json!({"value": format!("n{i}@x.org")}))
+            .collect();
+        let over = patch_user(
+            many_emails(1000),
+            json!([{"op": "add", "path": "emails", "value": add}]),
+        );
+        assert!(matches!(over, Err(Error::TooMany(_))), "{over:?}");
+        // A replace touches each value once: not quadratic.
+        patch_user(
+            many_emails(1000),
+            json!([{"op": "replace", "path": "emails", "value": add}]),
+        )
+        .unwrap();
+        // What identity providers send is far below: a 1000-op PATCH of plain replaces.
+        let plain = json!({"op": "replace", "path": "title", "value": "x"});
+        patch_user(many_emails(1000), Value::Array(vec![plain; 1000])).unwrap();
     }
 
     fn err(doc: Map<String, Value>, operations: Value) -> (Option<&'static str>, String) {

@@ -234,7 +234,9 @@ pub async fn member_counts(store: &Store, ids: Vec<String>) -> Result<Vec<i64>> 
 pub async fn list(store: &Store, q: &ListQuery, with_members: bool) -> Result<Listed<GroupRecord>> {
     let (sql, resumed) = resume(store, "groups", list_sql(q, ResourceKind::Group)?);
     let page = store
-        .read(move |conn| groups::list(conn, &resumed, with_members))
+        .read_list(sql.0.is_scan(), move |conn| {
+            groups::list(conn, &resumed, with_members)
+        })
         .await?;
     Ok(remember(store, "groups", &sql, page))
 }

@@ -122,8 +122,11 @@ pub async fn search_all(
         (u, g) => (u.ok(), g.ok()),
     };
     let (count, offset) = (q.count, start - 1);
+    let scan = [&user_sql, &group_sql]
+        .into_iter()
+        .any(|sql| sql.as_ref().is_some_and(ListSql::is_scan));
     store
-        .read(move |conn| {
+        .read_list(scan, move |conn| {
             let users = match user_sql {
                 Some(sql) => crate::store::users::list(conn, &sql)?,
                 None => ListPage::empty(),

@@ -188,6 +188,8 @@ pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<StoredUser>> {
         return Ok(page.into());
     }
     let (sql, resumed) = resume(store, "users", sql);
-    let page = store.read(move |conn| users::list(conn, &resumed)).await?;
+    let page = store
+        .read_list(sql.0.is_scan(), move |conn| users::list(conn, &resumed))
+        .await?;
     Ok(remember(store, "users", &sql, page))
 }

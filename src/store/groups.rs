@@ -11,7 +11,7 @@ use super::key;
 use super::query::ListSql;
 use super::{doc_from_text, doc_to_text};
 use crate::error::{Error, Result};
-use crate::scim::patch::MemberChange;
+use crate::scim::patch::{self, MemberChange};
 use crate::scim::resource::{GroupRecord, MemberRef, Meta, ResourceKind};
 use crate::scim::{eval, ident};
 
@@ -293,6 +293,8 @@ pub fn patch(
 ) -> Result<(Vec<String>, Delta)> {
     let mut delta = Delta::default();
     let mut skipped = Vec::new();
+    // Filtered removals evaluate a filter per member: bounded like the PATCH's other work.
+    let mut cost = patch::Cost::default();
     for change in changes {
         match change {
             MemberChange::Add(ids) => {
@@ -306,7 +308,9 @@ pub fn patch(
                 remove_members(conn, seq, &members, now, &mut delta)?;
             }
             MemberChange::RemoveWhere(filter) => {
-                let chosen: Vec<Member> = member_rows(conn, seq)?
+                let rows = member_rows(conn, seq)?;
+                cost.charge((rows.len() as u64).saturating_mul(patch::terms(&filter)))?;
+                let chosen: Vec<Member> = rows
                     .into_iter()
                     .filter(|(_, m)| eval::matches(&filter, &member_json(m)))
                     .map(|(member, _)| member)

@@ -11,6 +11,14 @@
 //! connection, one for the writer — and only then take a blocking thread. So a burst of
 //! requests queues instead of exhausting the pool (which would have to fail) or parking
 //! hundreds of blocking threads on a mutex.
+//!
+//! Budgets: a pooled read runs under a time budget (a progress handler interrupts it, and the
+//! caller gets `tooMany`), and reads that no index answers (`read_list` of a scan) hold one of
+//! a few scan permits, so heavy searches never take every reader from the lookups identity
+//! providers depend on. The writer is never interrupted: SQLite answers an interrupted
+//! writing statement by rolling back the whole transaction, which would undo the other
+//! writes sharing its group commit. A write's work is bounded instead by the body limit and
+//! the PATCH cost limit (`scim::patch::MAX_PATCH_COST`).
 
 pub mod admins;
 pub mod audit;
@@ -26,9 +34,9 @@ pub mod users;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -43,6 +51,28 @@ use query::SqlFilter;
 
 /// Readers in the pool: enough to keep both cores busy while some wait on disk.
 const READERS: u32 = 8;
+
+/// Virtual-machine steps between two looks at a read's deadline (about 10 µs of work).
+const PROGRESS_STEPS: std::ffi::c_int = 1000;
+
+/// How much one read may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// How long one pooled read may run before it is interrupted (`tooMany`).
+    pub read: Duration,
+    /// How many reads that no index answers (`read_list` of a scan) run at once; others wait
+    /// up to `read` for a turn, then get `503`.
+    pub scans: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            read: Duration::from_secs(10),
+            scans: 2,
+        }
+    }
+}
 
 /// PRAGMAs and functions every connection needs (both are per-connection in SQLite).
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -143,6 +173,10 @@ pub struct Store {
     batches: Arc<CommitBatches>,
     /// Whether the database file is still the one opened (not deleted or replaced).
     file: Arc<dbfile::Watch>,
+    /// How long a pooled read may run.
+    read_budget: Duration,
+    /// Turns for reads that no index answers (see `read_list`).
+    scan_permits: Arc<Semaphore>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -260,6 +294,8 @@ impl Store {
             resume_points: Arc::new(Mutex::new(HashMap::new())),
             batches: Arc::default(),
             file,
+            read_budget: Budget::default().read,
+            scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
         })
     }
 
@@ -269,10 +305,18 @@ impl Store {
         self.file.check()
     }
 
+    /// This store with `budget` for its reads.
+    pub fn with_budget(mut self, budget: Budget) -> Store {
+        self.read_budget = budget.read;
+        self.scan_permits = Arc::new(Semaphore::new(budget.scans.max(1)));
+        self
+    }
+
     /// Runs `f` on a reader connection, on this thread, in one read transaction: everything
     /// `f` reads (a count and the page it counts, a group and its members) is one snapshot.
+    /// Interrupted after the read budget: `tooMany`.
     pub fn read_sync<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        in_read_transaction(&mut *self.readers.get()?, f)
+        in_read_transaction(&mut *self.readers.get()?, Some(self.read_budget), f)
     }
 
     /// `read_sync` on this thread — even an async worker — if a reader connection is free
@@ -280,7 +324,7 @@ impl Store {
     /// lookups): it saves the hand-off to the blocking pool, which costs more than they do.
     pub fn try_read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
         let mut conn = self.readers.try_get()?;
-        Some(in_read_transaction(&mut conn, f))
+        Some(in_read_transaction(&mut conn, None, f))
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, on this thread. Commits if `f` returns
@@ -373,6 +417,35 @@ impl Store {
     {
         let store = self.clone();
         blocking(&self.read_permits, move || store.read_sync(f)).await
+    }
+
+    /// `read` for a list: when no index answers it (`scan`, see `ListSql::is_scan`), only
+    /// after a scan permit is free, so scans never hold more than a few readers; waiting
+    /// longer than the read budget for one is `503`. The permit is held until the read itself
+    /// ends, even if the caller stops waiting for it.
+    pub async fn read_list<T, F>(&self, scan: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        if !scan {
+            return self.read(f).await;
+        }
+        let wait =
+            tokio::time::timeout(self.read_budget, self.scan_permits.clone().acquire_owned());
+        let permit = wait
+            .await
+            .map_err(|_| {
+                Error::Busy(
+                    "other searches that no index answers are running; try again shortly".into(),
+                )
+            })?
+            .map_err(|e| Error::internal(format!("database closed: {e}")))?;
+        self.read(move |conn| {
+            let _turn = permit;
+            f(conn)
+        })
+        .await
     }
 
     /// Turns group commit off (each write its own transaction and fsync) or on (the default).
@@ -516,17 +589,26 @@ fn in_savepoint<T>(tx: &Transaction, f: impl FnOnce(&Transaction) -> Result<T>) 
     outcome
 }
 
-/// Runs `f` in a read transaction. BEGIN and COMMIT are cached statements: on a lookup of a
-/// few microseconds, parsing them anew each time was a noticeable share of the work.
+/// Runs `f` in a read transaction, interrupted once it has run `budget` (then `tooMany`).
+/// BEGIN and COMMIT are cached statements: on a lookup of a few microseconds, parsing them
+/// anew each time was a noticeable share of the work.
 fn in_read_transaction<T>(
     conn: &mut Connection,
+    budget: Option<Duration>,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
     /// Ends the transaction however `f` ends, a panic included, so the pooled connection
-    /// never goes back still inside one.
+    /// never goes back still inside one or with a deadline set.
     struct End<'a>(&'a Connection);
+    impl End<'_> {
+        fn no_deadline(&self) {
+            let _ = self.0.progress_handler(0, None::<fn() -> bool>);
+        }
+    }
     impl Drop for End<'_> {
         fn drop(&mut self) {
+            // Before the ROLLBACK, which a passed deadline would interrupt too.
+            self.no_deadline();
             if !self.0.is_autocommit() {
                 let _ = self
                     .0
@@ -536,10 +618,43 @@ fn in_read_transaction<T>(
         }
     }
     conn.prepare_cached("BEGIN")?.execute([])?;
-    let _end = End(conn);
-    let out = f(conn)?;
-    conn.prepare_cached("COMMIT")?.execute([])?;
+    let end = End(conn);
+    let tripped = Arc::new(AtomicBool::new(false));
+    if let Some(budget) = budget {
+        let deadline = Instant::now() + budget;
+        let tripped = tripped.clone();
+        // A read-only statement that is interrupted fails alone; its transaction stays.
+        end.0.progress_handler(
+            PROGRESS_STEPS,
+            Some(move || {
+                let over = Instant::now() >= deadline;
+                if over {
+                    tripped.store(true, Ordering::Relaxed);
+                }
+                over
+            }),
+        )?;
+    }
+    let out = f(end.0);
+    end.no_deadline();
+    let out = match (out, budget) {
+        (Err(_), Some(budget)) if tripped.load(Ordering::Relaxed) => {
+            return Err(over_budget(budget));
+        }
+        (out, _) => out?,
+    };
+    end.0.prepare_cached("COMMIT")?.execute([])?;
     Ok(out)
+}
+
+/// What a read interrupted at its budget answers.
+fn over_budget(budget: Duration) -> Error {
+    Error::TooMany(format!(
+        "the request needs more than the {} s of database work one request may take; narrow \
+         the filter, e.g. to an indexed lookup (id, externalId, userName, emails.value or a \
+         group's displayName with eq)",
+        budget.as_secs_f64()
+    ))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -875,6 +990,66 @@ mod tests {
             })
             .unwrap();
         assert_eq!(keys, ["a", "c"]);
+    }
+
+    /// A read past its budget is interrupted and answered `tooMany`; its connection goes
+    /// back to the pool out of its transaction and without a deadline, and serves again.
+    #[test]
+    fn a_read_over_its_budget_is_interrupted_and_its_reader_serves_again() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("b.db"))
+            .unwrap()
+            .with_budget(Budget {
+                read: Duration::from_millis(50),
+                scans: 1,
+            });
+        let endless = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) \
+                       SELECT count(*) FROM c";
+        let err = store
+            .read_sync(|c| Ok(c.query_row(endless, [], |r| r.get::<_, i64>(0))?))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::TooMany(m) if m.contains("0.05 s")),
+            "{err:?}"
+        );
+        // Every pooled reader still answers, none inside a transaction; a slow read under
+        // the budget is not interrupted.
+        let held: Vec<_> = (0..READERS).map(|_| store.readers.get().unwrap()).collect();
+        for conn in &held {
+            assert!(conn.is_autocommit());
+        }
+        drop(held);
+        let counted = store
+            .read_sync(|c| {
+                Ok(c.query_row(
+                    "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 20000) \
+                     SELECT count(*) FROM c",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(counted, 20000);
+    }
+
+    /// Scans take turns: with one scan permit held, a second scan waits, and gets `503` once
+    /// it has waited the read budget; a read that is not a scan does not wait.
+    #[tokio::test]
+    async fn scans_take_turns_and_lookups_do_not_wait_for_them() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("s.db"))
+            .unwrap()
+            .with_budget(Budget {
+                read: Duration::from_millis(200),
+                scans: 1,
+            });
+        let turn = store.scan_permits.clone().acquire_owned().await.unwrap();
+        let one = |c: &Connection| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?);
+        assert_eq!(store.read_list(false, one).await.unwrap(), 1);
+        let err = store.read_list(true, one).await.unwrap_err();
+        assert!(matches!(err, Error::Busy(_)), "{err:?}");
+        drop(turn);
+        assert_eq!(store.read_list(true, one).await.unwrap(), 1);
     }
 
     fn pragma(conn: &Connection, name: &str) -> String {

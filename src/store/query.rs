@@ -49,6 +49,16 @@ pub struct ListSql {
     pub window: Window,
 }
 
+impl ListSql {
+    /// Whether reading this list may visit every row (a filter or order no index answers),
+    /// rather than an index lookup or range.
+    pub fn is_scan(&self) -> bool {
+        !self.lookup
+            && (self.filter.sql != SqlFilter::all().sql
+                || self.order.as_deref().is_some_and(|o| !o.is_empty()))
+    }
+}
+
 /// Which slice of the ordered rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
@@ -71,6 +81,11 @@ pub fn sort_order(
     kind: ResourceKind,
 ) -> Result<String> {
     let t = resolve::resolve_sort(by, kind)?;
+    // A constant (`meta.resourceType`) orders nothing, and SQLite refuses a constant ORDER BY
+    // term: creation order, which is what sorting by it means.
+    if column(kind, &t).is_some_and(|(expr, _)| !expr.contains("{t}")) {
+        return Ok(String::new());
+    }
     let sql = Sql {
         kind,
         params: Vec::new(),
@@ -855,6 +870,104 @@ mod tests {
         let ids: Vec<String> = page.items.into_iter().map(|g| g.id).collect();
         assert_eq!(page.total, ids.len() as u64, "{filter}");
         ids
+    }
+
+    /// Scans (which take a scan permit) are the lists no index answers: a non-lookup filter
+    /// or a real sort order; lookups, unfiltered pages and a constant sort key are not.
+    #[test]
+    fn scans_are_lists_no_index_answers() {
+        let list = |filter: Option<&str>, sort: Option<&str>| {
+            let (filter, lookup) = match filter {
+                Some(f) => translate_list(&parse(f).unwrap(), ResourceKind::User).unwrap(),
+                None => (SqlFilter::all(), false),
+            };
+            let order = sort.map(|by| {
+                let by = crate::scim::filter::parse_path(by).unwrap();
+                sort_order(&by, false, ResourceKind::User).unwrap()
+            });
+            ListSql {
+                lookup: lookup && order.is_none(),
+                order,
+                ..window(filter, 0, 10)
+            }
+        };
+        for (filter, sort, scan) in [
+            (None, None, false),
+            (Some("userName eq \"a\""), None, false),
+            (
+                Some("emails.value eq \"a@x.org\" or externalId eq \"e\""),
+                None,
+                false,
+            ),
+            (None, Some("meta.resourceType"), false),
+            (Some("emails.value co \"a\""), None, true),
+            (Some("title eq \"x\""), None, true),
+            (None, Some("name.familyName"), true),
+            (Some("userName eq \"a\""), Some("title"), true),
+        ] {
+            assert_eq!(list(filter, sort).is_scan(), scan, "{filter:?} {sort:?}");
+        }
+    }
+
+    /// Every attribute and sub-attribute of the schemas, bare and URN-qualified, as `sortBy`
+    /// in either direction: sorts a list (filtered or not) or is refused as invalidValue,
+    /// never a database error.
+    #[test]
+    fn every_attribute_sorts_or_is_refused_as_invalid() {
+        use crate::scim::filter::parse_path;
+        use crate::scim::schema::{COMMON, ENTERPRISE_USER, GROUP, USER};
+        let conn = populated();
+        let mut sorted = 0;
+        for (kind, schemas) in [
+            (ResourceKind::User, vec![&USER, &ENTERPRISE_USER]),
+            (ResourceKind::Group, vec![&GROUP]),
+        ] {
+            let mut paths = Vec::new();
+            let attrs = schemas
+                .iter()
+                .flat_map(|s| s.attributes.iter().map(move |a| (Some(s.id), a)))
+                .chain(COMMON.iter().map(|a| (None, a)));
+            for (urn, attr) in attrs {
+                let names = std::iter::once(attr.name.to_string()).chain(
+                    attr.sub_attributes
+                        .iter()
+                        .map(|sub| format!("{}.{}", attr.name, sub.name)),
+                );
+                for name in names {
+                    if let Some(urn) = urn {
+                        paths.push(format!("{urn}:{name}"));
+                    }
+                    paths.push(name);
+                }
+            }
+            for path in paths {
+                let by = parse_path(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                for descending in [false, true] {
+                    let order = match sort_order(&by, descending, kind) {
+                        Ok(order) => order,
+                        Err(Error::InvalidValue(_)) => continue,
+                        Err(e) => panic!("{path}: {e:?}"),
+                    };
+                    // Unfiltered (a page read) and filtered (a scan).
+                    let scan = translate_text("meta.created pr", kind).unwrap();
+                    for filter in [SqlFilter::all(), scan] {
+                        let list = ListSql {
+                            order: Some(order.clone()),
+                            ..window(filter, 0, 100)
+                        };
+                        let listed = match kind {
+                            ResourceKind::User => users::list(&conn, &list).map(|p| p.total),
+                            ResourceKind::Group => {
+                                groups::list(&conn, &list, true).map(|p| p.total)
+                            }
+                        };
+                        assert_eq!(listed.unwrap_or_else(|e| panic!("{path}: {e:?}")), 3);
+                    }
+                    sorted += 1;
+                }
+            }
+        }
+        assert!(sorted > 60, "only {sorted} sortable paths");
     }
 
     #[test]
