@@ -658,16 +658,23 @@ fn over_budget(budget: Duration) -> Error {
 }
 
 async fn blocking<T: Send + 'static>(
-    permits: &Semaphore,
+    permits: &Arc<Semaphore>,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let _permit = permits
-        .acquire()
+    let permit = permits
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| Error::internal(format!("database closed: {e}")))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+    // The permit goes with the work, not with the caller: a client that hangs up stops
+    // waiting, but its read or write runs to its end, and until then it still holds its turn
+    // (else requests abandoned at once could pile work onto the blocking threads unbounded).
+    tokio::task::spawn_blocking(move || {
+        let _turn = permit;
+        f()
+    })
+    .await
+    .map_err(|e| Error::internal(format!("database task failed: {e}")))?
 }
 
 /// The columns every resource table shares, in the order `resource_row` reads them.
@@ -1050,6 +1057,46 @@ mod tests {
         assert!(matches!(err, Error::Busy(_)), "{err:?}");
         drop(turn);
         assert_eq!(store.read_list(true, one).await.unwrap(), 1);
+    }
+
+    /// A read whose caller went away (the client hung up) keeps its turn until the read
+    /// itself ends, so abandoned requests cannot pile reads onto the blocking threads.
+    #[tokio::test]
+    async fn an_abandoned_read_keeps_its_turn_until_it_ends() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+        let reader = store.clone();
+        let caller = tokio::spawn(async move {
+            reader
+                .read(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = finish_rx.recv();
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        caller.abort();
+        let _ = caller.await;
+        let free = store.read_permits.available_permits();
+        assert_eq!(
+            free,
+            READERS as usize - 1,
+            "the running read still holds its turn"
+        );
+        finish.send(()).unwrap();
+        for _ in 0..200 {
+            if store.read_permits.available_permits() == READERS as usize {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the turn was not given back once the read ended");
     }
 
     fn pragma(conn: &Connection, name: &str) -> String {
