@@ -172,7 +172,13 @@ pub struct Limits {
     /// Lines about connections closed for breaking a limit (slow, oversized, malformed,
     /// no TLS handshake): a client with many addresses could otherwise write one per socket.
     pub closed_log: LogGate,
+    /// Request log lines of failures without a token (401, 404, 429, a client gone, …).
+    pub anonymous_log: LogGate,
 }
+
+/// Request lines of failures without a token: this many per `ANONYMOUS_LOG_EVERY` at most.
+const ANONYMOUS_LOG_BURST: u32 = 100;
+const ANONYMOUS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Connections closed for breaking a limit: this many lines per `CLOSED_LOG_EVERY` at most.
 const CLOSED_LOG_BURST: u32 = 20;
@@ -192,6 +198,7 @@ impl Limits {
             failed_auth: FailedAuth::default(),
             sign_in: SignIn::default(),
             closed_log: LogGate::new(CLOSED_LOG_EVERY, CLOSED_LOG_BURST),
+            anonymous_log: LogGate::new(ANONYMOUS_LOG_EVERY, ANONYMOUS_LOG_BURST),
         }
     }
 }

@@ -392,12 +392,24 @@ impl InFlight {
         self.app
             .metrics
             .finish(self.method.as_str(), self.pattern, status, took);
+        // Failures without a token are what a flood from many addresses is made of: they get
+        // a bounded number of lines, the rest counted into the next one (`unlogged`).
+        let mut unlogged = 0;
+        if token.is_none() && status >= 400 {
+            match self.app.limits.anonymous_log.note() {
+                Some(since) => unlogged = since - 1,
+                None => return,
+            }
+        }
         let latency_ms = format!("{:.1}", took.as_secs_f64() * 1000.0);
         let (method, route, peer) = (&self.method, self.pattern, self.client);
         let token = token.unwrap_or("-");
         if status == CLIENT_GONE {
             info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer,
-                "client went away before the answer");
+                unlogged, "client went away before the answer");
+        } else if unlogged > 0 {
+            info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer,
+                unlogged);
         } else {
             info!(target: "scimd::request", %method, route, status, latency_ms, token, %peer);
         }
@@ -589,20 +601,39 @@ fn origin<B>(app: &App, req: &Request<B>) -> String {
     format!("{scheme}://{host}")
 }
 
-/// The client's address: the connection's peer or, with `--trust-proxy`, the last address in
+/// The client's address: the connection's peer or, with `--trust-proxy`, the last entry of
 /// `X-Forwarded-For` (the one the proxy itself appended; earlier ones come from the client).
 fn client_ip<B>(app: &App, req: &Request<B>, peer: IpAddr) -> IpAddr {
     if !app.config.trust_proxy {
         return peer;
     }
-    req.headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .next_back()
+    let last_line = req.headers().get_all("x-forwarded-for").iter().next_back();
+    last_line
+        .and_then(|v| v.to_str().ok())
+        .and_then(forwarded_client)
         .unwrap_or(peer)
+}
+
+/// The address in the last entry of an `X-Forwarded-For` value: `203.0.113.5`, `2001:db8::5`,
+/// or with the port some proxies add, `203.0.113.5:4711` or `[2001:db8::5]:443`. Only the
+/// last entry counts: when it is not an address, the answer is `None` (the peer is used),
+/// never an earlier entry, which the client wrote itself.
+fn forwarded_client(value: &str) -> Option<IpAddr> {
+    let last = value.rsplit(',').next()?.trim();
+    if let Ok(ip) = last.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = last.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok());
+        return port_ok.then(|| v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6))?;
+    }
+    let (v4, port) = last.split_once(':')?;
+    port.parse::<u16>().ok()?;
+    v4.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// A `Host` value fit to put in a URL: `name[:port]` or `[v6]:port`, nothing that could add
@@ -745,4 +776,30 @@ fn set_content_type(response: &mut Response<Body>, json_only: bool) {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_forwarded_entry_names_the_client() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        for (value, expected) in [
+            ("203.0.113.5", ip("203.0.113.5")),
+            ("6.6.6.6, 203.0.113.5", ip("203.0.113.5")),
+            ("6.6.6.6,203.0.113.5:4711", ip("203.0.113.5")),
+            ("6.6.6.6, 2001:db8::5", ip("2001:db8::5")),
+            ("6.6.6.6, [2001:db8::5]", ip("2001:db8::5")),
+            ("6.6.6.6, [2001:db8::5]:443", ip("2001:db8::5")),
+            ("6.6.6.6, unknown", None),
+            ("6.6.6.6, ", None),
+            ("6.6.6.6, 203.0.113.5:port", None),
+            ("6.6.6.6, [2001:db8::5]x", None),
+            ("6.6.6.6, [203.0.113.5]", None),
+            ("6.6.6.6, 203.0.113.5:1:2", None),
+        ] {
+            assert_eq!(forwarded_client(value), expected, "{value}");
+        }
+    }
 }

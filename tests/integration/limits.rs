@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use futures_util::StreamExt;
+
 use crate::common::*;
 
 /// Sends raw bytes on a new connection; returns what came back until the server closed it or
@@ -116,6 +118,49 @@ async fn a_flood_of_bad_connections_writes_a_bounded_log() {
         .filter(|l| l.contains("malformed or unsupported request"))
         .count();
     assert_eq!(closed_lines, 20, "60 bad connections, 20 lines");
+}
+
+/// Request lines of failures without a token (what an anonymous flood is made of) are
+/// bounded too: 100 per 10 s, the rest counted into the next line; a token's requests are
+/// always logged.
+#[tokio::test]
+async fn a_flood_of_anonymous_failures_writes_a_bounded_request_log() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("anon.db");
+    let (child, addr, lines) = spawn_server(db.to_str().unwrap(), &[]);
+    let _child = KillOnDrop(child);
+    let log = log_channel(lines);
+    let token = cli_token(db.to_str().unwrap(), "idp");
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let get = |from: std::net::IpAddr, auth: String| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = connect_from(from, addr).await.unwrap();
+        let head =
+            format!("GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = conn.read_to_end(&mut reply).await;
+        String::from_utf8_lossy(&reply[..12.min(reply.len())]).into_owned()
+    };
+    futures_util::stream::iter(0..150u32)
+        .for_each_concurrent(16, |n| async move {
+            assert_eq!(get(loopback_client(n), String::new()).await, "HTTP/1.1 401");
+        })
+        .await;
+    // A request with the token marks the end of the flood's lines, and is logged itself.
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(get(loopback_client(0), auth).await, "HTTP/1.1 200");
+    let mut anonymous = 0;
+    loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the token's line");
+        anonymous += usize::from(line.contains("status=401"));
+        if line.contains("status=200") && line.contains("idp") {
+            break;
+        }
+    }
+    assert_eq!(anonymous, 100, "150 rejected requests, 100 lines");
 }
 
 #[tokio::test]
@@ -289,6 +334,31 @@ async fn forwarded_headers_count_only_behind_a_trusted_proxy() {
         r.header("location")
     );
     assert_eq!(audit_client(&proxied), "203.0.113.9");
+
+    // Proxies that append a port, and a last entry that is no address: the last entry alone
+    // decides (else the peer), never an earlier one the client wrote.
+    let auth = format!("Bearer {}", proxied.token);
+    for (n, (chain, expected)) in [
+        ("6.6.6.6, 203.0.113.5:4711", "203.0.113.5"),
+        ("6.6.6.6, [2001:db8::5]:443", "2001:db8::5"),
+        ("6.6.6.6, unknown", "127.0.0.1"),
+        ("6.6.6.6, 7.7.7.7:notaport", "127.0.0.1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"userName": format!("proxied{n}")}).to_string();
+        let r = proxied
+            .raw(
+                "POST",
+                "/scim/v2/Users",
+                &[("authorization", &auth), ("x-forwarded-for", chain)],
+                Some(&body),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        assert_eq!(audit_client(&proxied), expected, "{chain}");
+    }
 }
 
 /// `/metrics` exists only with a metrics token, and answers only to it.
