@@ -116,6 +116,51 @@ async fn identifiers_with_invisible_or_reordering_characters_are_refused() {
     assert_eq!(u["displayName"], "a\u{200d}b");
 }
 
+/// Invisible characters outside the control and format categories (variation selectors,
+/// the combining grapheme joiner, Hangul fillers, …), private-use and unassigned code points:
+/// each made a second `bob` that looked like the first.
+#[tokio::test]
+async fn look_alikes_by_default_ignorable_private_use_or_unassigned_characters_are_refused() {
+    let s = Server::start().await;
+    let bob = s.create_user(&user("bob")).await;
+    s.create_group(&group("bob")).await;
+    for c in [
+        "\u{fe0f}",
+        "\u{e0100}",
+        "\u{34f}",
+        "\u{3164}",
+        "\u{115f}",
+        "\u{ffa0}",
+        "\u{180b}",
+        "\u{17b4}",
+        "\u{50000}",
+        "\u{e000}",
+    ] {
+        for name in [format!("bob{c}"), format!("{c}bob"), format!("b{c}ob")] {
+            let body = s
+                .post("/scim/v2/Users", &user(&name))
+                .await
+                .assert_error(400, Some("invalidValue"));
+            assert!(body["detail"].as_str().unwrap().contains("U+"), "{body}");
+            s.post("/scim/v2/Groups", &group(&name))
+                .await
+                .assert_error(400, Some("invalidValue"));
+        }
+    }
+    s.patch(
+        &format!("/scim/v2/Users/{}", id_of(&bob)),
+        &json!([{"op": "replace", "path": "userName", "value": "bob\u{fe0f}"}]),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get("/scim/v2/Users").await.json()["totalResults"], 1);
+    assert_eq!(s.get("/scim/v2/Groups").await.json()["totalResults"], 1);
+    // Visible text from the same scripts is fine.
+    for name in ["❤", "한국어", "ᠮᠣᠩᠭᠣᠯ", "ខ្មែរ"] {
+        s.create_user(&user(name)).await;
+    }
+}
+
 #[tokio::test]
 async fn renames_by_put_and_patch_are_checked_with_the_key() {
     let s = Server::start().await;
@@ -189,6 +234,7 @@ fn old_database(db: &std::path::Path) {
         ("u-2", "STRASSE"),
         ("u-3", "ana"),
         ("u-4", "legacy\u{200b}"),
+        ("u-5", "legacy\u{fe0f}"),
     ] {
         conn.execute(
             "INSERT INTO users (id, user_name, user_name_fold, active, version, created,
@@ -272,6 +318,16 @@ async fn an_old_database_keeps_names_that_now_collide_and_check_reports_them() {
     )
     .await
     .assert_error(400, Some("invalidValue"));
+    let r = s
+        .put(
+            "/scim/v2/Users/u-5",
+            &json!({"userName": "legacy\u{fe0f}", "active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    s.put("/scim/v2/Users/u-5", &user("legacy\u{fe0e}"))
+        .await
+        .assert_error(400, Some("invalidValue"));
 
     let db = s.db();
     let dir = s.stop().await;
