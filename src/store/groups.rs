@@ -107,13 +107,12 @@ fn check_unique(conn: &Connection, name: &str, current_key: Option<&str>) -> Res
 
 /// Group names that share a uniqueness key, for `scimd check` (as `users::key_collisions`).
 pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
-    super::key_collisions(
-        conn,
-        "groups",
-        "display_name",
-        "display_name_fold",
-        "displayName",
-    )
+    super::keys::GROUP_NAME.collisions(conn)
+}
+
+/// Groups whose stored key is stale, for `scimd check` (as `users::stale_keys`).
+pub fn stale_keys(conn: &Connection) -> Result<Vec<String>> {
+    super::keys::GROUP_NAME.stale(conn)
 }
 
 /// Resolves member ids to rows, in order; unknown ids are returned separately.

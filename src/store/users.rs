@@ -81,9 +81,16 @@ fn check_unique(conn: &Connection, user_name: &str, current_key: Option<&str>) -
 }
 
 /// Names that share a uniqueness key, for `scimd check`: one line per key, each user as
-/// `"name" (id)`. Only databases written before schema version 3 can hold them.
+/// `"name" (id)`. Only databases written before schema version 3, or keys recomputed since
+/// (`keys::repair_keys`), can hold them.
 pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
-    super::key_collisions(conn, "users", "user_name", "user_name_fold", "userName")
+    super::keys::USER_NAME.collisions(conn)
+}
+
+/// Users whose stored key is not what this scimd computes from their name, for `scimd check`
+/// (see `keys`): one line naming them, or none.
+pub fn stale_keys(conn: &Connection) -> Result<Vec<String>> {
+    super::keys::USER_NAME.stale(conn)
 }
 
 fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {

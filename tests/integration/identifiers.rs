@@ -357,3 +357,60 @@ async fn an_old_database_keeps_names_that_now_collide_and_check_reports_them() {
     assert!(!text.contains("STRASSE"), "{text}");
     assert_eq!(text.matches("problem:").count(), 1, "{text}");
 }
+
+/// A stored key that is not what this scimd computes for the value (written by an older
+/// scimd, or before a Unicode data update) breaks uniqueness and `eq` lookups for that row:
+/// `check` names the rows, and `check --repair-keys` (scimd stopped) recomputes the keys.
+#[tokio::test]
+async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
+    let s = Server::start().await;
+    let strasse = id_of(&s.create_user(&user("Straße")).await);
+    let bob = id_of(&s.create_user(&user("bob")).await);
+    let omega = id_of(&s.create_group(&group("ΩΜΈΓΑ")).await);
+    let db = s.db();
+    let db_arg = db.to_str().unwrap();
+    let refused = scimd(&["check", "--repair-keys", "--db", db_arg]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("stop scimd"), "{err}");
+    let dir = s.stop().await;
+
+    // As an older scimd (plain lowercase) or older Unicode data would have left them.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE users SET user_name_fold = 'straße' WHERE id = ?1",
+        [&strasse],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE groups SET display_name_fold = 'ωμέγα ' WHERE id = ?1",
+        [&omega],
+    )
+    .unwrap();
+    drop(conn);
+    let out = scimd(&["check", "--db", db_arg]);
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    assert_eq!(text.matches("problem:").count(), 2, "{text}");
+    for part in [strasse.as_str(), omega.as_str(), "--repair-keys"] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+    assert!(!text.contains(&bob), "{text}");
+
+    let out = scimd(&["check", "--repair-keys", "--db", db_arg]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("1 userName") && text.contains("1 displayName"),
+        "{text}"
+    );
+    assert!(text.ends_with("ok\n"), "{text}");
+
+    // The repaired keys hold again.
+    let s = Server::start_in(dir, |c| c).await;
+    s.post("/scim/v2/Users", &user("STRASSE"))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    let found = s.filter("Groups", "displayName eq \"ωμέγα\"").await;
+    assert_eq!(ids(&found), [omega]);
+}
