@@ -52,8 +52,8 @@ enum Command {
     /// Check the database: SQLite's integrity check, references, the schema version, and the
     /// uniqueness keys of userName and group displayName.
     Check {
-        /// First recompute the uniqueness keys that are not what this scimd computes from the
-        /// name (left by an older scimd or older Unicode data). scimd must be stopped.
+        /// First recompute the uniqueness keys (and folded email rows) that are not what this
+        /// scimd computes (left by an older scimd or older Unicode data). scimd must be stopped.
         #[arg(long)]
         repair_keys: bool,
         #[command(flatten)]
@@ -320,8 +320,9 @@ fn check(db: &std::path::Path, repair_keys: bool) -> CliResult {
     if repair_keys {
         let done = scimd::store::keys::repair_keys(db)?;
         println!(
-            "Recomputed the uniqueness keys of {} userName and {} displayName values.",
-            done.users, done.groups
+            "Recomputed the uniqueness keys of {} userName and {} displayName values, and the \
+             email rows of {} users.",
+            done.users, done.groups, done.emails
         );
     }
     let h = scimd::store::maintenance::check(db)?;

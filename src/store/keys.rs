@@ -1,6 +1,7 @@
 //! The stored uniqueness keys of `userName` (`users.user_name_fold`) and group `displayName`
 //! (`groups.display_name_fold`), as `scimd check` sees them: names that share a key, keys
-//! that are not what this scimd computes from their name (stale), and the repair of those.
+//! that are not what this scimd computes from their name (stale), and the repair of those
+//! and of stale folded email rows (`user_emails`), which go stale the same way.
 //!
 //! Every write stores `scim::ident::key` of the name, and uniqueness and `eq` lookups compare
 //! the stored key. A key goes stale when the function that computed it differed: an older
@@ -112,24 +113,14 @@ impl Identifier {
         if stale.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ids: Vec<&str> = stale
-            .iter()
-            .take(LISTED)
-            .map(|(_, id, _)| id.as_str())
-            .collect();
-        let more = format!("and {} more", stale.len().saturating_sub(LISTED));
-        if stale.len() > LISTED {
-            ids.push(&more);
-        }
         Ok(vec![format!(
             "{attr} of {n} {table}: the stored uniqueness key is not what this scimd computes from \
              the name (ids {ids}); left by an older scimd or older Unicode data, it lets a \
-             look-alike name in and makes `eq` lookups miss; stop scimd and run \
-             `scimd check --repair-keys` on this database",
+             look-alike name in and makes `eq` lookups miss; {REPAIR}",
             attr = self.attr,
             n = stale.len(),
             table = self.table,
-            ids = ids.join(", "),
+            ids = listed(stale.iter().map(|(_, id, _)| id.as_str())),
         )])
     }
 
@@ -147,23 +138,59 @@ impl Identifier {
     }
 }
 
+/// The advice every stale-key line ends with.
+const REPAIR: &str = "stop scimd and run `scimd check --repair-keys` on this database";
+
+/// `ids`, comma-separated, the first `LISTED` of them named and the rest counted.
+fn listed<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let more = ids.len().saturating_sub(LISTED);
+    let mut text = ids.take(LISTED).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        text.push_str(&format!(", and {more} more"));
+    }
+    text
+}
+
+/// The report line on the users `users::stale_emails` found, if any.
+pub(super) fn stale_emails_line(stale: &[(i64, String)]) -> Option<String> {
+    (!stale.is_empty()).then(|| {
+        format!(
+            "emails of {} users: the stored folded values or types are not what this scimd \
+             computes from the document (ids {}); left by an older scimd or older Unicode data, \
+             they make `emails` filters miss; {REPAIR}",
+            stale.len(),
+            listed(stale.iter().map(|(_, id)| id.as_str()))
+        )
+    })
+}
+
 /// What `repair_keys` recomputed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repaired {
+    /// userName keys.
     pub users: usize,
+    /// Group displayName keys.
     pub groups: usize,
+    /// Users whose email rows were written again.
+    pub emails: usize,
 }
 
-/// Recomputes the stale uniqueness keys of the database at `db` in one transaction. Refuses
-/// while a scimd serves it: that server checks uniqueness against the keys.
+/// Recomputes the stale uniqueness keys and email rows of the database at `db` in one
+/// transaction. Refuses while a scimd serves it: that server checks uniqueness against the
+/// keys.
 pub fn repair_keys(db: &Path) -> Result<Repaired> {
     let lock = ServerLock::acquire(db)
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
     let store = Store::open_existing(lock.path())?;
     store.write_sync(|tx| {
+        let emails = super::users::stale_emails(tx)?;
+        for (seq, _) in &emails {
+            super::users::rewrite_emails(tx, *seq)?;
+        }
         Ok(Repaired {
             users: USER_NAME.repair(tx)?,
             groups: GROUP_NAME.repair(tx)?,
+            emails: emails.len(),
         })
     })
 }
@@ -196,6 +223,44 @@ mod tests {
         add_user(&conn, "c", "Jose\u{301}", "jos\u{e9}");
         assert!(USER_NAME.stale(&conn).unwrap().is_empty());
         assert_eq!(USER_NAME.repair(&conn).unwrap(), 0);
+    }
+
+    #[test]
+    fn stale_email_rows_are_named_and_written_again() {
+        let conn = database();
+        let doc = r#"{"userName":"a","emails":[{"value":"ﬁ@X","type":"Work","primary":true},
+                                              {"value":"b@x"}]}"#;
+        conn.execute(
+            "INSERT INTO users (id, user_name, user_name_fold, active, version, created,
+                                last_modified, data)
+             VALUES ('a', 'a', 'a', 1, 1, 't', 't', ?1)",
+            [doc],
+        )
+        .unwrap();
+        let stale = || super::super::users::stale_emails(&conn).unwrap();
+        assert_eq!(stale(), [(1, "a".to_string())], "no rows yet");
+        super::super::users::rewrite_emails(&conn, 1).unwrap();
+        assert!(stale().is_empty());
+        let rows: Vec<String> = conn
+            .prepare("SELECT value_fold || ' ' || type_fold FROM user_emails WHERE is_primary")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows, ["fi@x work"]);
+        // As a plain lowercase left it.
+        conn.execute(
+            "UPDATE user_emails SET value_fold = 'ﬁ@x' WHERE is_primary",
+            [],
+        )
+        .unwrap();
+        let line = stale_emails_line(&stale()).unwrap();
+        assert!(
+            line.starts_with("emails of 1 users") && line.contains("(ids a)"),
+            "{line}"
+        );
+        assert!(stale_emails_line(&[]).is_none());
     }
 
     #[test]

@@ -367,6 +367,11 @@ async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
     let strasse = id_of(&s.create_user(&user("Straße")).await);
     let bob = id_of(&s.create_user(&user("bob")).await);
     let omega = id_of(&s.create_group(&group("ΩΜΈΓΑ")).await);
+    let fiona = id_of(
+        &s.create_user(&json!({"userName": "fiona",
+                               "emails": [{"value": "ﬁona@Example.com", "type": "Work"}]}))
+            .await,
+    );
     let db = s.db();
     let db_arg = db.to_str().unwrap();
     let refused = scimd(&["check", "--repair-keys", "--db", db_arg]);
@@ -387,12 +392,23 @@ async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
         [&omega],
     )
     .unwrap();
+    conn.execute(
+        "UPDATE user_emails SET value_fold = 'ﬁona@example.com'
+         WHERE user_seq = (SELECT seq FROM users WHERE id = ?1)",
+        [&fiona],
+    )
+    .unwrap();
     drop(conn);
     let out = scimd(&["check", "--db", db_arg]);
     let text = stdout(&out);
     assert!(!out.status.success(), "{text}");
-    assert_eq!(text.matches("problem:").count(), 2, "{text}");
-    for part in [strasse.as_str(), omega.as_str(), "--repair-keys"] {
+    assert_eq!(text.matches("problem:").count(), 3, "{text}");
+    for part in [
+        strasse.as_str(),
+        omega.as_str(),
+        fiona.as_str(),
+        "--repair-keys",
+    ] {
         assert!(text.contains(part), "{part} missing from:\n{text}");
     }
     assert!(!text.contains(&bob), "{text}");
@@ -400,10 +416,9 @@ async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
     let out = scimd(&["check", "--repair-keys", "--db", db_arg]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("1 userName") && text.contains("1 displayName"),
-        "{text}"
-    );
+    for part in ["1 userName", "1 displayName", "1 users"] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
     assert!(text.ends_with("ok\n"), "{text}");
 
     // The repaired keys hold again.
@@ -413,4 +428,8 @@ async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
         .assert_error(409, Some("uniqueness"));
     let found = s.filter("Groups", "displayName eq \"ωμέγα\"").await;
     assert_eq!(ids(&found), [omega]);
+    let found = s
+        .filter("Users", "emails[value eq \"FIONA@example.com\"]")
+        .await;
+    assert_eq!(ids(&found), [fiona]);
 }
