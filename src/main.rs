@@ -325,7 +325,15 @@ fn check(db: &std::path::Path, repair_keys: bool) -> CliResult {
             done.users, done.groups, done.emails
         );
     }
-    let h = scimd::store::maintenance::check(db)?;
+    let mut h = scimd::store::maintenance::check(db)?;
+    if h.problems.is_empty() {
+        // Names that share a key, stale keys: for the operator, though backup and restore
+        // take a database that has them.
+        match scimd::store::keys::report(db) {
+            Ok(lines) => h.problems.extend(lines),
+            Err(e) => h.problems.push(format!("cannot compare names: {e}")),
+        }
+    }
     println!(
         "{}: schema version {}, {} users, {} groups",
         db.display(),

@@ -110,11 +110,6 @@ pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
     super::keys::GROUP_NAME.collisions(conn)
 }
 
-/// Groups whose stored key is stale, for `scimd check` (as `users::stale_keys`).
-pub fn stale_keys(conn: &Connection) -> Result<Vec<String>> {
-    super::keys::GROUP_NAME.stale(conn)
-}
-
 /// Resolves member ids to rows, in order; unknown ids are returned separately.
 fn resolve(conn: &Connection, ids: &[String]) -> Result<(Vec<Member>, Vec<String>)> {
     let mut user = conn.prepare_cached("SELECT seq FROM users WHERE id = ?1")?;

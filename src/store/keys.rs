@@ -9,13 +9,18 @@
 //! Migrations recompute keys only when the schema changes, so stale keys stay until
 //! `scimd check --repair-keys` (`repair_keys`) recomputes them, scimd stopped; a repair that
 //! makes two names one is then reported as a collision, never merged.
+//!
+//! These are findings about the data, not damage: `maintenance::check`, which `backup` and
+//! `restore` rely on, leaves them out, so a database holding them is still backed up and
+//! restored; `scimd check` adds them (`report`).
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use super::Store;
 use super::dbfile::ServerLock;
+use super::{groups, migrate, users};
 use crate::error::{Error, Result};
 use crate::scim::ident;
 
@@ -164,6 +169,27 @@ pub(super) fn stale_emails_line(stale: &[(i64, String)]) -> Option<String> {
     })
 }
 
+/// What `scimd check` reports about the names of the database at `db`, beside
+/// `maintenance::check`: names that share a key, stale keys and stale email rows. Reads one
+/// snapshot without changing anything; nothing for a schema before version 3 (its next start
+/// computes every key) or one newer than this scimd.
+pub fn report(db: &Path) -> Result<Vec<String>> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let snapshot = conn.unchecked_transaction()?;
+    if !(migrate::IDENTIFIER_KEYS..=migrate::LATEST).contains(&migrate::version(&snapshot)?) {
+        return Ok(Vec::new());
+    }
+    let mut lines = users::key_collisions(&snapshot)?;
+    lines.extend(groups::key_collisions(&snapshot)?);
+    lines.extend(USER_NAME.stale(&snapshot)?);
+    lines.extend(GROUP_NAME.stale(&snapshot)?);
+    lines.extend(stale_emails_line(&users::stale_emails(&snapshot)?));
+    Ok(lines)
+}
+
 /// What `repair_keys` recomputed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repaired {
@@ -183,9 +209,9 @@ pub fn repair_keys(db: &Path) -> Result<Repaired> {
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
     let store = Store::open_existing(lock.path())?;
     store.write_sync(|tx| {
-        let emails = super::users::stale_emails(tx)?;
+        let emails = users::stale_emails(tx)?;
         for (seq, _) in &emails {
-            super::users::rewrite_emails(tx, *seq)?;
+            users::rewrite_emails(tx, *seq)?;
         }
         Ok(Repaired {
             users: USER_NAME.repair(tx)?,
@@ -237,9 +263,9 @@ mod tests {
             [doc],
         )
         .unwrap();
-        let stale = || super::super::users::stale_emails(&conn).unwrap();
+        let stale = || users::stale_emails(&conn).unwrap();
         assert_eq!(stale(), [(1, "a".to_string())], "no rows yet");
-        super::super::users::rewrite_emails(&conn, 1).unwrap();
+        users::rewrite_emails(&conn, 1).unwrap();
         assert!(stale().is_empty());
         let rows: Vec<String> = conn
             .prepare("SELECT value_fold || ' ' || type_fold FROM user_emails WHERE is_primary")

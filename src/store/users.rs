@@ -87,14 +87,6 @@ pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
     super::keys::USER_NAME.collisions(conn)
 }
 
-/// Users whose stored key is not what this scimd computes from their name, and users whose
-/// folded email rows are not, for `scimd check` (see `keys`): a line naming each kind found.
-pub fn stale_keys(conn: &Connection) -> Result<Vec<String>> {
-    let mut lines = super::keys::USER_NAME.stale(conn)?;
-    lines.extend(super::keys::stale_emails_line(&stale_emails(conn)?));
-    Ok(lines)
-}
-
 /// Users whose `user_emails` rows (folded values and types, used by `emails` filters) are not
 /// what this scimd derives from their document: `(seq, id)`.
 pub(super) fn stale_emails(conn: &Connection) -> Result<Vec<(i64, String)>> {

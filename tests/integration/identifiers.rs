@@ -433,3 +433,39 @@ async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
         .await;
     assert_eq!(ids(&found), [fiona]);
 }
+
+/// Names that share a key and stale keys are findings about the data, not damage: `backup` and
+/// `restore` still take such a database, and `check` still reports them in the copy.
+#[tokio::test]
+async fn a_database_with_colliding_names_or_stale_keys_is_backed_up_and_restored() {
+    let dir = tempfile::TempDir::new().unwrap();
+    old_database(&dir.path().join("scimd.db"));
+    let s = Server::start_in(dir, |c| c).await;
+    let db = s.db();
+    let dir = s.stop().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE users SET user_name_fold = 'ANA' WHERE id = 'u-3'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let copy = dir.path().join("copy.db");
+    let (db_arg, copy_arg) = (db.to_str().unwrap(), copy.to_str().unwrap());
+    let out = scimd(&["backup", copy_arg, "--db", db_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = scimd(&["restore", copy_arg, "--db", db_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&scimd(&["check", "--db", db_arg]));
+    for part in ["\"straße\" (id u-1)", "\"ΣΑΣ\" (id g-1)", "(ids u-3)"] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+}
