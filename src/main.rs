@@ -49,8 +49,13 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Check the database: SQLite's integrity check, references, and the schema version.
+    /// Check the database: SQLite's integrity check, references, the schema version, and the
+    /// uniqueness keys of userName and group displayName.
     Check {
+        /// First recompute the uniqueness keys (and folded email rows) that are not what this
+        /// scimd computes (left by an older scimd or older Unicode data). scimd must be stopped.
+        #[arg(long)]
+        repair_keys: bool,
         #[command(flatten)]
         db: DbArg,
     },
@@ -180,7 +185,7 @@ fn main() -> ExitCode {
         Some(Command::Admin(cmd)) => admin(cmd),
         Some(Command::Backup { file, db }) => backup(&db.db, &file),
         Some(Command::Restore { file, db }) => restore(&file, &db.db),
-        Some(Command::Check { db }) => check(&db.db),
+        Some(Command::Check { db, repair_keys }) => check(&db.db, repair_keys),
         Some(Command::Health { listen, tls_cert }) => health(listen, tls_cert.as_deref()),
     };
     match result {
@@ -310,9 +315,25 @@ fn restore(file: &std::path::Path, db: &std::path::Path) -> CliResult {
     Ok(())
 }
 
-fn check(db: &std::path::Path) -> CliResult {
+fn check(db: &std::path::Path, repair_keys: bool) -> CliResult {
     let db = &existing_db(db)?;
-    let h = scimd::store::maintenance::check(db)?;
+    if repair_keys {
+        let done = scimd::store::keys::repair_keys(db)?;
+        println!(
+            "Recomputed the uniqueness keys of {} userName and {} displayName values, and the \
+             email rows of {} users.",
+            done.users, done.groups, done.emails
+        );
+    }
+    let mut h = scimd::store::maintenance::check(db)?;
+    if h.problems.is_empty() {
+        // Names that share a key, stale keys: for the operator, though backup and restore
+        // take a database that has them.
+        match scimd::store::keys::report(db) {
+            Ok(lines) => h.problems.extend(lines),
+            Err(e) => h.problems.push(format!("cannot compare names: {e}")),
+        }
+    }
     println!(
         "{}: schema version {}, {} users, {} groups",
         db.display(),

@@ -8,16 +8,19 @@
 //!   Consortium); nothing here is a hand-written table.
 //! - `key`: `fold`, trimmed of leading and trailing white space: what makes two identifiers
 //!   one. The value itself is stored and returned exactly as sent.
-//! - `forbidden`: control (Cc), format (Cf: zero-width, bidi controls, BOM, soft hyphen, tag
-//!   characters, …) and line/paragraph separators (Zl, Zp) — invisible or reordering characters
-//!   that would let two names look alike but differ; `check` refuses them in a new identifier.
+//! - `forbidden`: invisible or reordering characters that would let two names look alike but
+//!   differ — control (Cc), format (Cf: zero-width, bidi controls, BOM, soft hyphen, tag
+//!   characters, …), line/paragraph separators (Zl, Zp) and every other
+//!   Default_Ignorable_Code_Point (variation selectors, combining grapheme joiner, Hangul
+//!   fillers, …) — and code points with no agreed look: private use (Co) and unassigned (Cn).
+//!   `check` refuses them in a new identifier.
 //!
 //! Pure: no I/O.
 
 use icu_casemap::CaseMapper;
 use icu_normalizer::{ComposingNormalizer, DecomposingNormalizer};
-use icu_properties::CodePointMapData;
-use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup};
+use icu_properties::{CodePointMapData, CodePointSetData};
 
 use super::schema::{Attribute, Kind, Uniqueness};
 use crate::error::{Error, Result};
@@ -56,15 +59,17 @@ pub fn is_identifier(attr: &Attribute) -> bool {
 }
 
 /// The first character an identifier may not contain, with its byte offset: General_Category
-/// Cc, Cf, Zl or Zp.
+/// Cc, Cf, Co, Cn (the group `Other`, whose Cs no `str` holds), Zl or Zp, and any
+/// Default_Ignorable_Code_Point.
 pub fn forbidden(s: &str) -> Option<(usize, char)> {
-    let refused = GeneralCategoryGroup::Control
-        .union(GeneralCategoryGroup::Format)
+    let refused = GeneralCategoryGroup::Other
         .union(GeneralCategoryGroup::LineSeparator)
         .union(GeneralCategoryGroup::ParagraphSeparator);
     let gc = CodePointMapData::<GeneralCategory>::new();
-    s.char_indices()
-        .find(|&(_, c)| !(' '..='~').contains(&c) && refused.contains(gc.get(c)))
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    s.char_indices().find(|&(_, c)| {
+        !(' '..='~').contains(&c) && (refused.contains(gc.get(c)) || ignorable.contains(c))
+    })
 }
 
 /// Refuses a new value of the identifier `attr` (`userName`, `displayName`) that holds a
@@ -78,8 +83,9 @@ pub fn check(attr: &str, value: &str, current: Option<&str>) -> Result<()> {
     }
     if let Some((at, c)) = forbidden(value) {
         return Err(Error::InvalidValue(format!(
-            "attribute \"{attr}\" contains U+{:04X} at byte {at}: control, format (zero-width, \
-             bidi, BOM) and line or paragraph separator characters are not allowed in it",
+            "attribute \"{attr}\" contains U+{:04X} at byte {at}: invisible (zero-width, bidi, \
+             BOM, variation selector, filler), control, private-use, unassigned and line or \
+             paragraph separator characters are not allowed in it",
             u32::from(c)
         )));
     }
@@ -225,6 +231,58 @@ mod tests {
             "\u{a0}x",
             "emoji 😀",
             "\u{301}",
+        ] {
+            assert_eq!(forbidden(ok), None, "{ok:?}");
+        }
+    }
+
+    /// Invisible characters outside Cc/Cf/Zl/Zp (Default_Ignorable_Code_Point), private-use
+    /// and unassigned code points: each made a name that looks like `bob` and is another key.
+    #[test]
+    fn default_ignorable_private_use_and_unassigned_characters_are_forbidden() {
+        for c in [
+            '\u{fe00}',
+            '\u{fe0f}', // variation selectors
+            '\u{e0100}',
+            '\u{e01ef}', // variation selectors supplement
+            '\u{34f}',   // combining grapheme joiner
+            '\u{115f}',
+            '\u{1160}',
+            '\u{3164}',
+            '\u{ffa0}', // Hangul fillers
+            '\u{180b}',
+            '\u{180f}', // Mongolian free variation selectors
+            '\u{17b4}',
+            '\u{17b5}',  // Khmer inherent vowels
+            '\u{2065}',  // unassigned and default-ignorable
+            '\u{e0fff}', // reserved default-ignorable
+            '\u{50000}',
+            '\u{378}',
+            '\u{fdd0}',
+            '\u{fffe}',
+            '\u{ffff}',
+            '\u{10ffff}', // unassigned and noncharacters (Cn)
+            '\u{e000}',
+            '\u{f8ff}',
+            '\u{f0000}',
+            '\u{10fffd}', // private use (Co)
+        ] {
+            let s = format!("bob{c}");
+            assert_eq!(forbidden(&s), Some((3, c)), "U+{:04X}", c as u32);
+            assert_ne!(key(&s), key("bob"), "U+{:04X} looks alike", c as u32);
+            assert!(check("userName", &s, None).is_err(), "U+{:04X}", c as u32);
+            assert!(check("userName", &s, Some(&s)).is_ok(), "kept as stored");
+        }
+        for ok in [
+            "❤",
+            "한국어",
+            "\u{1100}\u{1161}\u{11a8}",
+            "ﾊﾝｶｸ",
+            "Ωμέγα",
+            "ᠮᠣᠩᠭᠣᠯ",
+            "ខ្មែរ",
+            "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+            "👩🏽",
         ] {
             assert_eq!(forbidden(ok), None, "{ok:?}");
         }

@@ -107,13 +107,7 @@ fn check_unique(conn: &Connection, name: &str, current_key: Option<&str>) -> Res
 
 /// Group names that share a uniqueness key, for `scimd check` (as `users::key_collisions`).
 pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
-    super::key_collisions(
-        conn,
-        "groups",
-        "display_name",
-        "display_name_fold",
-        "displayName",
-    )
+    super::keys::GROUP_NAME.collisions(conn)
 }
 
 /// Resolves member ids to rows, in order; unknown ids are returned separately.

@@ -102,18 +102,6 @@ fn inspect(conn: &Connection) -> rusqlite::Result<Health> {
     } else {
         (count("users"), count("groups"))
     };
-    // Names kept through migration 3 that are one name under the Unicode key.
-    if (migrate::IDENTIFIER_KEYS..=migrate::LATEST).contains(&schema_version) {
-        for found in [
-            super::users::key_collisions(conn),
-            super::groups::key_collisions(conn),
-        ] {
-            match found {
-                Ok(lines) => problems.extend(lines),
-                Err(e) => problems.push(format!("cannot compare names: {e}")),
-            }
-        }
-    }
     Ok(Health {
         schema_version,
         users,

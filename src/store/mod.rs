@@ -26,6 +26,7 @@ pub mod dbfile;
 #[cfg(test)]
 mod differential;
 pub mod groups;
+pub mod keys;
 pub mod maintenance;
 pub mod migrate;
 pub mod query;
@@ -108,49 +109,6 @@ pub(crate) fn functions(conn: &Connection) -> rusqlite::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// One line per uniqueness key that more than one row of `table` holds, naming each row's
-/// value (escaped, so invisible characters show) and id; for `scimd check`.
-fn key_collisions(
-    conn: &Connection,
-    table: &str,
-    name_column: &str,
-    key_column: &str,
-    attr: &str,
-) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {key_column}, id, {name_column} FROM {table}
-         WHERE {key_column} IN
-               (SELECT {key_column} FROM {table} GROUP BY {key_column} HAVING COUNT(*) > 1)
-         ORDER BY {key_column}, seq"
-    ))?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for row in rows {
-        let (key, id, name) = row?;
-        let entry = format!("{name:?} (id {id})");
-        match groups.last_mut() {
-            Some((last, names)) if *last == key => names.push(entry),
-            _ => groups.push((key, vec![entry])),
-        }
-    }
-    Ok(groups
-        .into_iter()
-        .map(|(key, names)| {
-            format!(
-                "{attr} {} share the key {key:?}: one name under Unicode folding (kept from \
-                 before schema version 3); rename all but one",
-                names.join(", ")
-            )
-        })
-        .collect())
 }
 
 #[derive(Clone)]

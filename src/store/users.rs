@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::ListPage;
 use super::query::ListSql;
-use super::{ResourceRow, doc_to_text};
+use super::{ResourceRow, doc_from_text, doc_to_text};
 use super::{fold, key};
 use crate::error::{Error, Result};
 use crate::scim::ident;
@@ -81,9 +81,40 @@ fn check_unique(conn: &Connection, user_name: &str, current_key: Option<&str>) -
 }
 
 /// Names that share a uniqueness key, for `scimd check`: one line per key, each user as
-/// `"name" (id)`. Only databases written before schema version 3 can hold them.
+/// `"name" (id)`. Only databases written before schema version 3, or keys recomputed since
+/// (`keys::repair_keys`), can hold them.
 pub fn key_collisions(conn: &Connection) -> Result<Vec<String>> {
-    super::key_collisions(conn, "users", "user_name", "user_name_fold", "userName")
+    super::keys::USER_NAME.collisions(conn)
+}
+
+/// Users whose `user_emails` rows (folded values and types, used by `emails` filters) are not
+/// what this scimd derives from their document: `(seq, id)`.
+pub(super) fn stale_emails(conn: &Connection) -> Result<Vec<(i64, String)>> {
+    let mut stored = conn.prepare(
+        "SELECT value_fold, type_fold, is_primary FROM user_emails WHERE user_seq = ?1
+         ORDER BY rowid",
+    )?;
+    let mut users = conn.prepare("SELECT seq, id, data FROM users ORDER BY seq")?;
+    let mut rows = users.query([])?;
+    let mut stale = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let derived = columns(&doc_from_text(&row.get::<_, String>(2)?)?)?.emails;
+        let have = stored
+            .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if have != derived {
+            stale.push((seq, row.get(1)?));
+        }
+    }
+    Ok(stale)
+}
+
+/// Writes the email rows of the user at `seq` again from its document.
+pub(super) fn rewrite_emails(conn: &Connection, seq: i64) -> Result<()> {
+    let data: String =
+        conn.query_row("SELECT data FROM users WHERE seq = ?1", [seq], |r| r.get(0))?;
+    write_emails(conn, seq, &columns(&doc_from_text(&data)?)?)
 }
 
 fn write_emails(conn: &Connection, seq: i64, cols: &Columns) -> Result<()> {

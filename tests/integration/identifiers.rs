@@ -116,6 +116,51 @@ async fn identifiers_with_invisible_or_reordering_characters_are_refused() {
     assert_eq!(u["displayName"], "a\u{200d}b");
 }
 
+/// Invisible characters outside the control and format categories (variation selectors,
+/// the combining grapheme joiner, Hangul fillers, …), private-use and unassigned code points:
+/// each made a second `bob` that looked like the first.
+#[tokio::test]
+async fn look_alikes_by_default_ignorable_private_use_or_unassigned_characters_are_refused() {
+    let s = Server::start().await;
+    let bob = s.create_user(&user("bob")).await;
+    s.create_group(&group("bob")).await;
+    for c in [
+        "\u{fe0f}",
+        "\u{e0100}",
+        "\u{34f}",
+        "\u{3164}",
+        "\u{115f}",
+        "\u{ffa0}",
+        "\u{180b}",
+        "\u{17b4}",
+        "\u{50000}",
+        "\u{e000}",
+    ] {
+        for name in [format!("bob{c}"), format!("{c}bob"), format!("b{c}ob")] {
+            let body = s
+                .post("/scim/v2/Users", &user(&name))
+                .await
+                .assert_error(400, Some("invalidValue"));
+            assert!(body["detail"].as_str().unwrap().contains("U+"), "{body}");
+            s.post("/scim/v2/Groups", &group(&name))
+                .await
+                .assert_error(400, Some("invalidValue"));
+        }
+    }
+    s.patch(
+        &format!("/scim/v2/Users/{}", id_of(&bob)),
+        &json!([{"op": "replace", "path": "userName", "value": "bob\u{fe0f}"}]),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get("/scim/v2/Users").await.json()["totalResults"], 1);
+    assert_eq!(s.get("/scim/v2/Groups").await.json()["totalResults"], 1);
+    // Visible text from the same scripts is fine.
+    for name in ["❤", "한국어", "ᠮᠣᠩᠭᠣᠯ", "ខ្មែរ"] {
+        s.create_user(&user(name)).await;
+    }
+}
+
 #[tokio::test]
 async fn renames_by_put_and_patch_are_checked_with_the_key() {
     let s = Server::start().await;
@@ -189,6 +234,7 @@ fn old_database(db: &std::path::Path) {
         ("u-2", "STRASSE"),
         ("u-3", "ana"),
         ("u-4", "legacy\u{200b}"),
+        ("u-5", "legacy\u{fe0f}"),
     ] {
         conn.execute(
             "INSERT INTO users (id, user_name, user_name_fold, active, version, created,
@@ -272,6 +318,16 @@ async fn an_old_database_keeps_names_that_now_collide_and_check_reports_them() {
     )
     .await
     .assert_error(400, Some("invalidValue"));
+    let r = s
+        .put(
+            "/scim/v2/Users/u-5",
+            &json!({"userName": "legacy\u{fe0f}", "active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    s.put("/scim/v2/Users/u-5", &user("legacy\u{fe0e}"))
+        .await
+        .assert_error(400, Some("invalidValue"));
 
     let db = s.db();
     let dir = s.stop().await;
@@ -300,4 +356,116 @@ async fn an_old_database_keeps_names_that_now_collide_and_check_reports_them() {
     let text = stdout(&scimd(&["check", "--db", db.to_str().unwrap()]));
     assert!(!text.contains("STRASSE"), "{text}");
     assert_eq!(text.matches("problem:").count(), 1, "{text}");
+}
+
+/// A stored key that is not what this scimd computes for the value (written by an older
+/// scimd, or before a Unicode data update) breaks uniqueness and `eq` lookups for that row:
+/// `check` names the rows, and `check --repair-keys` (scimd stopped) recomputes the keys.
+#[tokio::test]
+async fn check_reports_stale_keys_and_repair_keys_recomputes_them() {
+    let s = Server::start().await;
+    let strasse = id_of(&s.create_user(&user("Straße")).await);
+    let bob = id_of(&s.create_user(&user("bob")).await);
+    let omega = id_of(&s.create_group(&group("ΩΜΈΓΑ")).await);
+    let fiona = id_of(
+        &s.create_user(&json!({"userName": "fiona",
+                               "emails": [{"value": "ﬁona@Example.com", "type": "Work"}]}))
+            .await,
+    );
+    let db = s.db();
+    let db_arg = db.to_str().unwrap();
+    let refused = scimd(&["check", "--repair-keys", "--db", db_arg]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("stop scimd"), "{err}");
+    let dir = s.stop().await;
+
+    // As an older scimd (plain lowercase) or older Unicode data would have left them.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE users SET user_name_fold = 'straße' WHERE id = ?1",
+        [&strasse],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE groups SET display_name_fold = 'ωμέγα ' WHERE id = ?1",
+        [&omega],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE user_emails SET value_fold = 'ﬁona@example.com'
+         WHERE user_seq = (SELECT seq FROM users WHERE id = ?1)",
+        [&fiona],
+    )
+    .unwrap();
+    drop(conn);
+    let out = scimd(&["check", "--db", db_arg]);
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    assert_eq!(text.matches("problem:").count(), 3, "{text}");
+    for part in [
+        strasse.as_str(),
+        omega.as_str(),
+        fiona.as_str(),
+        "--repair-keys",
+    ] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+    assert!(!text.contains(&bob), "{text}");
+
+    let out = scimd(&["check", "--repair-keys", "--db", db_arg]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    for part in ["1 userName", "1 displayName", "1 users"] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+    assert!(text.ends_with("ok\n"), "{text}");
+
+    // The repaired keys hold again.
+    let s = Server::start_in(dir, |c| c).await;
+    s.post("/scim/v2/Users", &user("STRASSE"))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    let found = s.filter("Groups", "displayName eq \"ωμέγα\"").await;
+    assert_eq!(ids(&found), [omega]);
+    let found = s
+        .filter("Users", "emails[value eq \"FIONA@example.com\"]")
+        .await;
+    assert_eq!(ids(&found), [fiona]);
+}
+
+/// Names that share a key and stale keys are findings about the data, not damage: `backup` and
+/// `restore` still take such a database, and `check` still reports them in the copy.
+#[tokio::test]
+async fn a_database_with_colliding_names_or_stale_keys_is_backed_up_and_restored() {
+    let dir = tempfile::TempDir::new().unwrap();
+    old_database(&dir.path().join("scimd.db"));
+    let s = Server::start_in(dir, |c| c).await;
+    let db = s.db();
+    let dir = s.stop().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE users SET user_name_fold = 'ANA' WHERE id = 'u-3'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let copy = dir.path().join("copy.db");
+    let (db_arg, copy_arg) = (db.to_str().unwrap(), copy.to_str().unwrap());
+    let out = scimd(&["backup", copy_arg, "--db", db_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = scimd(&["restore", copy_arg, "--db", db_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&scimd(&["check", "--db", db_arg]));
+    for part in ["\"straße\" (id u-1)", "\"ΣΑΣ\" (id g-1)", "(ids u-3)"] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
 }
