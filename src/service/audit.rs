@@ -85,10 +85,11 @@ impl Actor {
 }
 
 /// Longest stored user agent, actor name and client address, in bytes; longer ones are cut
-/// and end in "…". Token and administrator names are bounded where they are made; a failed
-/// sign-in's actor is the username as typed.
+/// and end in "…". The actor's bound holds any name scimd accepts uncut (a token's name is at
+/// most 100 bytes, an administrator's 64 characters), so filtering by actor still finds
+/// every entry; a failed sign-in's actor is the username as typed.
 pub const MAX_USER_AGENT: usize = 128;
-pub const MAX_ACTOR: usize = 128;
+pub const MAX_ACTOR: usize = 256;
 const MAX_CLIENT: usize = 64;
 
 /// Cuts `s` to at most `max` bytes, at a character boundary, ending in "…" when cut.
@@ -285,8 +286,9 @@ pub async fn prune(store: &Store) -> Result<usize> {
 
 /// The part of each bound failures may take at most: one in this many.
 const FAILURE_SHARE: u64 = 10;
-/// What a failure's entry takes on disk at most, indexes included, for their share of the
-/// size bound (every field of it is cut to a few hundred bytes).
+/// What a failure's entry is counted at for their share of the size bound: its fields are
+/// cut to a few hundred bytes, so most take well under this on disk, indexes included, and
+/// the longest (a 64-character username in every field that holds one) about half again.
 const FAILURE_BYTES: u64 = 1024;
 
 /// How many failures the log keeps at most: a tenth of the count bound, and as many as fill

@@ -36,7 +36,8 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// again here to guard the queue).
 const MAX_ACTION: usize = 64;
 const MAX_RESOURCE_ID: usize = 64;
-const MAX_RESOURCE_NAME: usize = 128;
+/// An administrator's name (64 characters) fits uncut.
+const MAX_RESOURCE_NAME: usize = 256;
 const MAX_ERROR: usize = 200;
 
 /// Who a budget is for: anonymous clients, clients with a token on record that no longer
