@@ -239,9 +239,16 @@ pub async fn handle(
                 let fingerprint = admin::password_fingerprint(&app.store, username).await?;
                 let attempt = limits.attempt(client, username, fingerprint)?;
                 let known_good = attempt.known_good();
-                let session =
-                    admin::login(&app.store, hashing, known_good, username, password, actor)
-                        .await?;
+                let session = admin::login(
+                    &app.store,
+                    hashing,
+                    &app.rejections,
+                    known_good,
+                    username,
+                    password,
+                    actor,
+                )
+                .await?;
                 limits.succeeded(attempt);
                 session
             };

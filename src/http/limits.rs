@@ -355,10 +355,24 @@ impl Default for FailedAuth {
 impl FailedAuth {
     /// Notes a failure from `client`; `Err(429)` once it has failed too often.
     pub fn fail(&self, client: IpAddr) -> Result<()> {
+        self.note(client, true)
+    }
+
+    /// Notes a failure from `client`, which presented a whole token that was revoked: held
+    /// to the same limit while the table has room for it, but not refused when anonymous
+    /// guessers filled the table.
+    pub fn fail_known(&self, client: IpAddr) -> Result<()> {
+        self.note(client, false)
+    }
+
+    fn note(&self, client: IpAddr, refuse_when_full: bool) -> Result<()> {
         let (key, now) = (client_key(client), Instant::now());
         let mut table = locked(&self.0);
         if !table.add(key, 0, now) {
-            return Err(too_many(table.room_in(now)));
+            return match refuse_when_full {
+                true => Err(too_many(table.room_in(now))),
+                false => Ok(()),
+            };
         }
         match table.get(&key, 0, now) {
             (n, wait) if n > AUTH_MAX_FAILURES => Err(too_many(wait)),
@@ -533,6 +547,23 @@ mod tests {
         assert_ne!(client_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
         assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
         assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_revoked_token_is_not_refused_for_a_table_guessers_filled() {
+        let f = FailedAuth::default();
+        for n in 0..AUTH_MAX_CLIENTS as u32 {
+            f.fail(IpAddr::from(n.to_be_bytes())).unwrap();
+        }
+        let idp = ip("192.0.2.1");
+        assert!(f.fail(idp).is_err(), "a new guesser is refused");
+        assert!(f.fail_known(idp).is_ok(), "a revoked token is let through");
+        // Where it is counted, it is held to the same limit.
+        let counted = IpAddr::from(7u32.to_be_bytes());
+        for _ in 1..AUTH_MAX_FAILURES {
+            f.fail_known(counted).unwrap();
+        }
+        assert!(f.fail_known(counted).is_err());
     }
 
     #[test]

@@ -488,8 +488,12 @@ async fn respond(
                 error!(cause = %cause, "internal error");
             }
             // Everything under the SCIM prefix that fails is on record: who, what, and why;
-            // a client past the failed-authentication limit is not, each time.
-            if router::is_scim_path(&path) && !matches!(e, Error::TooManyRequests(_)) {
+            // a client past the failed-authentication limit is not, each time, unless it
+            // holds a revoked token (folded into one entry, in its own budget).
+            if router::is_scim_path(&path)
+                && (!matches!(e, Error::TooManyRequests(_))
+                    || actor.kind == ActorKind::RevokedToken)
+            {
                 let mut entry = actor.entry(
                     &format!("{method} {pattern}"),
                     "failure",
@@ -520,9 +524,20 @@ async fn route_and_dispatch(
     if needs_auth {
         let p = match auth::bearer(app, req.headers()) {
             Ok(p) => p,
-            Err(e) => {
+            Err(auth::Refused {
+                error,
+                revoked: Some(name),
+            }) => {
+                // A real client with a revoked token: on record by name (in its own budget),
+                // and never refused for a table that guessers filled.
+                actor.kind = ActorKind::RevokedToken;
+                actor.name = name;
+                app.limits.failed_auth.fail_known(client)?;
+                return Err(error);
+            }
+            Err(refused) => {
                 app.limits.failed_auth.fail(client)?;
-                return Err(e);
+                return Err(refused.error);
             }
         };
         *token_seq = Some(p.token_seq);

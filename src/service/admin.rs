@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::audit::{Actor, ActorKind};
+use super::audit::{Actor, ActorKind, Rejections};
 use crate::error::{Error, Result};
 use crate::scim::time;
 use crate::store::audit as store_audit;
@@ -279,10 +279,13 @@ pub async fn password_fingerprint(store: &Store, username: &str) -> Result<Optio
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
-/// `known_good`: the client signed in as this user before (see `Hashing`).
+/// `known_good`: the client signed in as this user before (see `Hashing`). A failure is
+/// queued in `rejections` (cut, folded per client and username, in the anonymous budget),
+/// not written with a write of its own.
 pub async fn login(
     store: &Store,
     limit: &Hashing,
+    rejections: &Rejections,
     known_good: bool,
     username: &str,
     password: &str,
@@ -321,11 +324,8 @@ pub async fn login(
         }
         _ => {
             let e = wrong_credentials();
-            let mut entry = admin_entry(&named, "admin.login", "failure", 401, username);
-            entry.detail = Some(serde_json::json!({"error": e.detail()}));
-            store
-                .write(move |tx| store_audit::insert(tx, &entry).map(|_| ()))
-                .await?;
+            let entry = admin_entry(&named, "admin.login", "failure", 401, username);
+            rejections.push_sign_in(entry, &e);
             Err(e)
         }
     }

@@ -32,6 +32,9 @@ pub enum ActorKind {
     Admin,
     /// No valid credentials (a rejected request).
     Anonymous,
+    /// A token on record that no longer works (revoked, or its secret's overlap ended): a
+    /// real client with a stale credential rather than a guesser. Never authenticates.
+    RevokedToken,
     /// scimd itself, or the command line.
     System,
 }
@@ -42,6 +45,7 @@ impl ActorKind {
             ActorKind::Token => "token",
             ActorKind::Admin => "admin",
             ActorKind::Anonymous => "anonymous",
+            ActorKind::RevokedToken => "revoked_token",
             ActorKind::System => "system",
         }
     }
@@ -58,14 +62,16 @@ impl Actor {
         }
     }
 
-    /// An entry by this actor; the caller fills in the resource and detail.
+    /// An entry by this actor; the caller fills in the resource and detail. What the client
+    /// wrote (its user agent, a typed username) is cut to a few hundred bytes here, for every
+    /// entry: a header may be 64 KiB.
     pub fn entry(&self, action: &str, outcome: &'static str, status: u16) -> NewEntry {
         NewEntry {
             at: time::now(),
             actor_kind: self.kind.as_str(),
-            actor: self.name.clone(),
-            client: self.client.clone(),
-            user_agent: self.user_agent.clone(),
+            actor: clipped(&self.name, MAX_ACTOR),
+            client: clipped(&self.client, MAX_CLIENT),
+            user_agent: clipped(&self.user_agent, MAX_USER_AGENT),
             action: action.into(),
             resource_type: None,
             resource_id: None,
@@ -76,6 +82,33 @@ impl Actor {
             refs: Vec::new(),
         }
     }
+}
+
+/// Longest stored user agent, actor name and client address, in bytes; longer ones are cut
+/// and end in "…". The actor's bound holds any name scimd accepts uncut (a token's name is at
+/// most 100 bytes, an administrator's 64 characters), so filtering by actor still finds
+/// every entry; a failed sign-in's actor is the username as typed.
+pub const MAX_USER_AGENT: usize = 128;
+pub const MAX_ACTOR: usize = 256;
+const MAX_CLIENT: usize = 64;
+
+/// Cuts `s` to at most `max` bytes, at a character boundary, ending in "…" when cut.
+pub fn clip(s: &mut String, max: usize) {
+    if s.len() > max {
+        *s = clipped(s, max);
+    }
+}
+
+/// `s` cut to at most `max` bytes, as `clip` does.
+pub fn clipped(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// The resource an entry is about.
@@ -123,7 +156,9 @@ pub async fn list(store: &Store, q: Query) -> Result<Vec<Entry>> {
 
 /// How long the audit log keeps entries: by age, by count and by size in the database file,
 /// whichever removes more. The default keeps a year, at most a million entries and at most
-/// 1 GiB.
+/// 1 GiB. Failures (rejected requests, failed sign-ins: entries that changed nothing) have a
+/// share of their own, a tenth of the count and of the size bound, and are deleted before
+/// any change record when either bound is reached, so a flood never pushes history out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
     pub max_age_days: Option<u32>,
@@ -228,9 +263,13 @@ pub async fn prune(store: &Store) -> Result<usize> {
             .checked_sub(::time::Duration::days(i64::from(d)))
             .map(time::format)
     });
+    let keep = audit::Keep {
+        rows: r.max_rows,
+        failures: failure_share(&r),
+    };
     let mut total = 0;
     loop {
-        let (t, keep) = (older_than.clone(), r.max_rows);
+        let t = older_than.clone();
         let n = store
             .write(move |tx| audit::prune(tx, t.as_deref(), keep, PRUNE_BATCH))
             .await?;
@@ -245,11 +284,32 @@ pub async fn prune(store: &Store) -> Result<usize> {
     Ok(total)
 }
 
+/// The part of each bound failures may take at most: one in this many.
+const FAILURE_SHARE: u64 = 10;
+/// What a failure's entry is counted at for their share of the size bound: its fields are
+/// cut to a few hundred bytes, so most take well under this on disk, indexes included, and
+/// the longest (a 64-character username in every field that holds one) about half again.
+const FAILURE_BYTES: u64 = 1024;
+
+/// How many failures the log keeps at most: a tenth of the count bound, and as many as fill
+/// a tenth of the size bound.
+fn failure_share(r: &Retention) -> Option<u64> {
+    let by_rows = r.max_rows.map(|n| n / FAILURE_SHARE);
+    let by_size = r
+        .max_megabytes
+        .map(|mb| mb.saturating_mul(1024 * 1024) / FAILURE_SHARE / FAILURE_BYTES);
+    match (by_rows, by_size) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Rounds of measuring and deleting before pruning by size gives up until the next run
 /// (deleting rows frees index pages a little less than in proportion).
 const SIZE_ROUNDS: usize = 4;
 
-/// Deletes the oldest entries until the log takes at most `max_bytes` of the file. Freed
+/// Deletes the oldest entries, failures first, until the log takes at most `max_bytes` of
+/// the file. Freed
 /// pages stay in the file for new rows, so the file stops growing rather than shrinks.
 async fn prune_to_size(store: &Store, max_bytes: u64) -> Result<usize> {
     let mut total = 0;
@@ -297,6 +357,35 @@ mod tests {
         assert_eq!(rows_over(100, 0, 10), 0);
         assert_eq!(rows_over(200, 1000, 100), 500 + 10 + 1);
         assert_eq!(rows_over(u64::MAX, 10, 0), 10);
+    }
+
+    #[test]
+    fn failures_keep_a_tenth_of_either_bound() {
+        assert_eq!(failure_share(&Retention::default()), Some(100_000));
+        let r = |rows, mb| Retention {
+            max_age_days: None,
+            max_rows: rows,
+            max_megabytes: mb,
+        };
+        assert_eq!(failure_share(&r(Some(1000), Some(1024))), Some(100));
+        assert_eq!(failure_share(&r(None, Some(10))), Some(1024));
+        assert_eq!(failure_share(&r(None, None)), None);
+    }
+
+    #[test]
+    fn cuts_client_text_in_every_entry() {
+        let actor = Actor {
+            kind: ActorKind::Admin,
+            name: "é".repeat(1000),
+            client: "127.0.0.1".into(),
+            user_agent: "a".repeat(30_000),
+        };
+        let e = actor.entry("admin.login", "failure", 401);
+        assert!(e.user_agent.len() <= MAX_USER_AGENT && e.user_agent.ends_with('…'));
+        assert!(e.actor.len() <= MAX_ACTOR && e.actor.ends_with('…'));
+        assert_eq!(e.client, "127.0.0.1");
+        assert_eq!(clipped("abc", 3), "abc");
+        assert_eq!(clipped("ééééé", 6), "é…");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! action, resource id, error text). Repeats within a minute from one client for one reason
 //! are one entry with a count, inserted at the first flush after the first request and
 //! updated while the minute lasts. Each minute has a budget of entries, separate for
-//! anonymous and for authenticated clients (so a flood without a token never crowds out an
-//! identity provider's failures), with a share per client address (so one client cannot take
-//! the budget from the others); requests beyond it are counted in one summary entry per
-//! minute. So the log grows by at most a fixed number of small rows a minute, and the queue
+//! anonymous clients (failed console sign-ins included), for clients presenting a token on
+//! record that no longer works (an identity provider whose token was revoked), and for
+//! authenticated clients, so a flood without a token never crowds out an identity provider's
+//! failures; each budget has a share per client (an IPv4 address or an IPv6 /64, so one
+//! client cannot take the budget from the others); requests beyond it are counted in one
+//! summary entry per minute. So the log grows by at most a fixed number of small rows a minute, and the queue
 //! is bounded in entries and in bytes.
 
 use std::collections::HashMap;
@@ -23,24 +25,27 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::audit::{self, NewEntry};
 
-use super::audit::ActorKind;
+use super::audit::{ActorKind, MAX_ACTOR, MAX_USER_AGENT, clip};
+use crate::http::limits::client_key;
 
 /// How long repeats are folded into one entry, and the period of the budgets below.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Longest stored user agent, action (method and route), resource id and error text, in
-/// bytes; longer ones are cut and end in "…".
-const MAX_USER_AGENT: usize = 128;
+/// Longest stored action (method and route), resource id and name and error text, in bytes;
+/// longer ones are cut and end in "…" (user agent and actor are cut in `Actor::entry`, and
+/// again here to guard the queue).
 const MAX_ACTION: usize = 64;
 const MAX_RESOURCE_ID: usize = 64;
+/// An administrator's name (64 characters) fits uncut.
+const MAX_RESOURCE_NAME: usize = 256;
 const MAX_ERROR: usize = 200;
-/// Token and administrator names are bounded where they are made; this only guards the queue.
-const MAX_ACTOR: usize = 128;
 
-/// Who a budget is for: anonymous clients, or those with a valid credential.
+/// Who a budget is for: anonymous clients, clients with a token on record that no longer
+/// works, or those with a valid credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Anonymous,
+    RevokedToken,
     Authenticated,
 }
 
@@ -58,6 +63,13 @@ const ANONYMOUS: Budget = Budget {
     entries: 30,
     per_client: 3,
 };
+/// A revoked token's requests are folded per client, token, method and route (no resource), so
+/// an identity provider still sending one needs a few entries a minute; its own budget keeps
+/// them on record whatever anonymous clients send. Bounded too, as an old token can leak.
+const REVOKED_TOKEN: Budget = Budget {
+    entries: 100,
+    per_client: 20,
+};
 /// An identity provider's failures are kept per resource, so a failing sync shows which users
 /// failed; still bounded, as a token can leak.
 const AUTHENTICATED: Budget = Budget {
@@ -73,6 +85,8 @@ impl Class {
     fn of(entry: &NewEntry) -> Class {
         if entry.actor_kind == ActorKind::Anonymous.as_str() {
             Class::Anonymous
+        } else if entry.actor_kind == ActorKind::RevokedToken.as_str() {
+            Class::RevokedToken
         } else {
             Class::Authenticated
         }
@@ -81,6 +95,7 @@ impl Class {
     fn budget(self) -> &'static Budget {
         match self {
             Class::Anonymous => &ANONYMOUS,
+            Class::RevokedToken => &REVOKED_TOKEN,
             Class::Authenticated => &AUTHENTICATED,
         }
     }
@@ -90,6 +105,7 @@ impl Class {
 /// not part of it (it is the attacker's to vary); an authenticated one's is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
+    class: Class,
     client: String,
     actor_kind: &'static str,
     actor: String,
@@ -142,6 +158,7 @@ impl Group {
             + 2 * (e.client.len() + e.actor.len() + e.action.len())
             + e.user_agent.len()
             + 2 * e.resource_id.as_ref().map_or(0, String::len)
+            + e.resource_name.as_ref().map_or(0, String::len)
             + self.error.len()
             + 2 * e.at.len()
             + 64
@@ -156,6 +173,7 @@ struct Window {
     groups: Vec<Group>,
     index: HashMap<Key, usize>,
     per_class: HashMap<Class, usize>,
+    /// Entries per class and client key (an IPv4 address or an IPv6 /64).
     per_client: HashMap<(Class, String), usize>,
     /// Requests beyond a budget, one summary entry per class.
     overflow: HashMap<Class, usize>,
@@ -176,24 +194,28 @@ impl Window {
         }
     }
 
-    fn add(&mut self, mut entry: NewEntry, error: String, scim_type: Option<&'static str>) {
-        let class = Class::of(&entry);
-        // A request without credentials names no resource on record: the id it put in its
-        // path would otherwise show in that user's or group's history, the attacker's to plant.
-        if class == Class::Anonymous {
+    fn add(
+        &mut self,
+        class: Class,
+        mut entry: NewEntry,
+        error: String,
+        scim_type: Option<&'static str>,
+    ) {
+        // A request without a working credential names no resource on record: the id it put
+        // in its path would otherwise show in that user's or group's history, the attacker's
+        // to plant.
+        if class != Class::Authenticated {
             entry.resource_id = None;
         }
         let key = Key {
+            class,
             client: entry.client.clone(),
             actor_kind: entry.actor_kind,
             actor: entry.actor.clone(),
             action: entry.action.clone(),
             status: entry.status,
             scim_type,
-            resource_id: match class {
-                Class::Anonymous => None,
-                Class::Authenticated => entry.resource_id.clone(),
-            },
+            resource_id: entry.resource_id.clone(),
         };
         if let Some(&i) = self.index.get(&key) {
             let g = &mut self.groups[i];
@@ -202,7 +224,12 @@ impl Window {
             return;
         }
         let budget = class.budget();
-        let client = (class, entry.client.clone());
+        // Shares per client key, so one IPv6 /64 is one client however many addresses it uses.
+        let client_key = entry
+            .client
+            .parse()
+            .map_or_else(|_| entry.client.clone(), |ip| client_key(ip).to_string());
+        let client = (class, client_key);
         let group = Group::new(entry, error, scim_type);
         let size = group.bytes();
         let full = self.per_class.get(&class).copied().unwrap_or(0) >= budget.entries
@@ -240,6 +267,7 @@ impl Window {
              this entry counts the rest",
             match class {
                 Class::Anonymous => "unauthenticated",
+                Class::RevokedToken => "revoked-token",
                 Class::Authenticated => "authenticated",
             }
         );
@@ -262,19 +290,6 @@ impl Default for Rejections {
             window: Mutex::new(Window::new(0)),
         }
     }
-}
-
-/// Cuts `s` to at most `max` bytes, at a character boundary, ending in "…" when cut.
-fn clip(s: &mut String, max: usize) {
-    if s.len() <= max {
-        return;
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    s.push('…');
 }
 
 /// What to write at a flush: new entries, and counts of written ones that grew.
@@ -309,20 +324,35 @@ impl Pending {
 }
 
 impl Rejections {
-    /// Queues the entry for a request that failed with `error`.
-    pub fn push(&self, mut entry: NewEntry, error: &Error) {
+    /// Queues the entry for a request that failed with `error`; its budget follows from its
+    /// actor's kind.
+    pub fn push(&self, entry: NewEntry, error: &Error) {
+        let class = Class::of(&entry);
+        self.push_as(class, entry, error);
+    }
+
+    /// Queues the entry for a failed console sign-in: whoever it names, the client had no
+    /// credential, so it is in the anonymous budget.
+    pub fn push_sign_in(&self, entry: NewEntry, error: &Error) {
+        self.push_as(Class::Anonymous, entry, error);
+    }
+
+    fn push_as(&self, class: Class, mut entry: NewEntry, error: &Error) {
         clip(&mut entry.user_agent, MAX_USER_AGENT);
         clip(&mut entry.action, MAX_ACTION);
         clip(&mut entry.actor, MAX_ACTOR);
         if let Some(id) = &mut entry.resource_id {
             clip(id, MAX_RESOURCE_ID);
         }
+        if let Some(name) = &mut entry.resource_name {
+            clip(name, MAX_RESOURCE_NAME);
+        }
         entry.refs.clear();
         entry.detail = None;
         let mut text = error.detail();
         clip(&mut text, MAX_ERROR);
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        window.add(entry, text, error.scim_type());
+        window.add(class, entry, text, error.scim_type());
     }
 
     /// Writes new entries and grown counts in one transaction; a window that has ended is
@@ -341,7 +371,7 @@ impl Rejections {
         if let Some(ended) = &ended {
             for (class, &i) in &ended.overflow {
                 warn!(
-                    anonymous = *class == Class::Anonymous,
+                    class = ?class,
                     requests = ended.groups[i].count,
                     "rejected requests over the audit log's budget: counted, not recorded one by one"
                 );
@@ -526,6 +556,55 @@ mod tests {
         assert!(w.bytes <= MAX_QUEUE_BYTES);
         let total: u64 = w.groups.iter().map(|g| g.count).sum();
         assert_eq!(total, 200_000 + 2, "every request is counted");
+    }
+
+    #[test]
+    fn one_ipv6_network_is_one_client_and_revoked_tokens_keep_their_budget() {
+        let r = Rejections::default();
+        // A /64 from 1,000 of its addresses, each with a new reason: one client's share.
+        for n in 0..1000 {
+            r.push(
+                rejected(
+                    ActorKind::Anonymous,
+                    &format!("2001:db8:0:1::{n:x}"),
+                    &format!("X{n} -"),
+                    None,
+                ),
+                &unauthorized(),
+            );
+        }
+        // Failed sign-ins are anonymous whatever name they type.
+        for n in 0..1000 {
+            let mut e = rejected(ActorKind::Admin, &format!("10.2.{n}"), "admin.login", None);
+            e.actor = format!("admin{n}");
+            r.push_sign_in(e, &unauthorized());
+        }
+        let mut revoked = rejected(ActorKind::RevokedToken, "192.0.2.1", "GET -", Some("u"));
+        revoked.actor = "okta".into();
+        for _ in 0..5 {
+            r.push(revoked.clone(), &unauthorized());
+        }
+        let w = r.window.lock().unwrap();
+        let from_net = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.client.starts_with("2001:db8:0:1:"))
+            .count();
+        assert_eq!(from_net, ANONYMOUS.per_client);
+        let anonymous = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.client != "*" && g.entry.actor != "okta")
+            .count();
+        assert_eq!(anonymous, ANONYMOUS.entries);
+        let okta: Vec<_> = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.actor == "okta")
+            .collect();
+        assert_eq!(okta.len(), 1);
+        assert_eq!(okta[0].count, 5);
+        assert_eq!(okta[0].entry.resource_id, None);
     }
 
     #[test]

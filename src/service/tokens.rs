@@ -151,21 +151,42 @@ pub fn revoke_as(store: &Store, name: &str, actor: &Actor) -> Result<()> {
     }
 }
 
-/// The principal a presented bearer token belongs to, or `None` if it is not a live token.
-/// Looked up in the database on every request, so a revocation (from any process) takes
-/// effect at once.
-pub fn authenticate(store: &Store, token: &str) -> Result<Option<Principal>> {
+/// What a presented bearer token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// A live token: its principal.
+    Live(Principal),
+    /// A whole token of ours that no longer works (revoked, or its overlap after a
+    /// regeneration ended), by name: a real client with a stale credential, not a guesser.
+    /// Never authenticates; the caller answers as for any wrong token.
+    Revoked(String),
+    /// Anything else.
+    Unknown,
+}
+
+/// What a presented bearer token is. Looked up in the database on every request (one indexed
+/// read by its public part), so a revocation (from any process) takes effect at once. The
+/// secret is compared in constant time whether the token is live or not, so a token counts
+/// as revoked only for whoever holds all of it.
+pub fn authenticate(store: &Store, token: &str) -> Result<Presented> {
     let Some(lookup) = lookup_of(token) else {
-        return Ok(None);
+        return Ok(Presented::Unknown);
     };
     let presented = digest(token);
-    let row = store.read_now(|conn| tokens::find_live(conn, lookup, &time::now()))?;
-    Ok(row.and_then(|row| {
-        bool::from(row.digest.as_slice().ct_eq(&presented)).then_some(Principal {
-            token_seq: row.seq,
-            name: row.name,
-        })
-    }))
+    let row = store.read_now(|conn| tokens::find(conn, lookup, &time::now()))?;
+    Ok(match row {
+        Some(row) if bool::from(row.digest.as_slice().ct_eq(&presented)) => {
+            if row.live {
+                Presented::Live(Principal {
+                    token_seq: row.seq,
+                    name: row.name,
+                })
+            } else {
+                Presented::Revoked(row.name)
+            }
+        }
+        _ => Presented::Unknown,
+    })
 }
 
 /// The last request of each token, waiting to be written.

@@ -107,12 +107,24 @@ pub fn count(conn: &Connection) -> Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Deletes the oldest `n` entries (their refs go with them); returns how many were deleted.
+/// Deletes the oldest `n` entries (their refs go with them), failures first: a rejected
+/// request or failed sign-in goes before any change record, however old that is, so a flood
+/// of them never pushes history out. Returns how many were deleted.
 pub fn delete_oldest(conn: &Connection, n: u32) -> Result<usize> {
-    Ok(conn.execute(
-        "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY seq LIMIT ?1)",
+    let failures = conn.execute(
+        "DELETE FROM audit WHERE seq IN
+         (SELECT seq FROM audit WHERE outcome = 'failure' ORDER BY seq LIMIT ?1)",
         [n],
-    )?)
+    )?;
+    let rest = n.saturating_sub(u32::try_from(failures).unwrap_or(n));
+    if rest == 0 {
+        return Ok(failures);
+    }
+    Ok(failures
+        + conn.execute(
+            "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY seq LIMIT ?1)",
+            [rest],
+        )?)
 }
 
 /// Which entries to read: every given criterion must hold. `before` is the `seq` the previous
@@ -209,15 +221,19 @@ pub fn list(conn: &Connection, q: &Query) -> Result<Vec<Entry>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes entries older than `older_than` (RFC 3339) and, beyond that, all but the newest
-/// `keep` entries, at most `batch` at a time so the writer is never held long. Returns how
-/// many were deleted.
-pub fn prune(
-    conn: &Connection,
-    older_than: Option<&str>,
-    keep: Option<u64>,
-    batch: u32,
-) -> Result<usize> {
+/// How many entries to keep at most: all of them, and of those the failures (rejected
+/// requests and failed sign-ins, which changed nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub rows: Option<u64>,
+    pub failures: Option<u64>,
+}
+
+/// Deletes entries older than `older_than` (RFC 3339), failures beyond the newest
+/// `keep.failures`, and then, oldest failures first (see `delete_oldest`), all but the
+/// newest `keep.rows` entries; at most `batch` at a time each so the writer is never held
+/// long. Returns how many were deleted.
+pub fn prune(conn: &Connection, older_than: Option<&str>, keep: Keep, batch: u32) -> Result<usize> {
     let mut deleted = 0;
     if let Some(t) = older_than {
         deleted += conn.execute(
@@ -228,17 +244,25 @@ pub fn prune(
             [t],
         )?;
     }
-    if let Some(keep) = keep {
+    if let Some(keep) = keep.failures {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         deleted += conn.execute(
             &format!(
                 "DELETE FROM audit WHERE seq IN
-                 (SELECT seq FROM audit WHERE seq <=
-                    (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?1)
+                 (SELECT seq FROM audit WHERE outcome = 'failure' AND seq <=
+                    (SELECT seq FROM audit WHERE outcome = 'failure'
+                     ORDER BY seq DESC LIMIT 1 OFFSET ?1)
                   ORDER BY seq LIMIT {batch})"
             ),
             [keep],
         )?;
+    }
+    if let Some(keep) = keep.rows {
+        let excess = count(conn)?.saturating_sub(keep);
+        if excess > 0 {
+            let n = u32::try_from(excess.min(u64::from(batch))).unwrap_or(batch);
+            deleted += delete_oldest(conn, n)?;
+        }
     }
     Ok(deleted)
 }
@@ -418,10 +442,20 @@ mod tests {
             insert(&conn, &entry(n, "a", "user.create", &["x"])).unwrap();
         }
         assert_eq!(
-            prune(&conn, Some("2026-01-01T00:00:03.000Z"), None, 100).unwrap(),
+            prune(
+                &conn,
+                Some("2026-01-01T00:00:03.000Z"),
+                Keep::default(),
+                100
+            )
+            .unwrap(),
             3
         );
-        assert_eq!(prune(&conn, None, Some(4), 100).unwrap(), 3);
+        let four = Keep {
+            rows: Some(4),
+            failures: None,
+        };
+        assert_eq!(prune(&conn, None, four, 100).unwrap(), 3);
         let left: Vec<i64> = list(
             &conn,
             &Query {
@@ -438,6 +472,53 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM audit_refs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(refs, 8, "refs go with their entries");
+    }
+
+    /// Entries 1..=10: odd ones failures, even ones changes.
+    fn mixed() -> Connection {
+        let conn = db();
+        for n in 0..10 {
+            let mut e = entry(n, "a", "user.patch", &[]);
+            if n % 2 == 0 {
+                e.outcome = "failure";
+                e.status = 401;
+            }
+            insert(&conn, &e).unwrap();
+        }
+        conn
+    }
+
+    fn seqs(conn: &Connection) -> Vec<i64> {
+        let q = Query {
+            limit: 100,
+            ..Default::default()
+        };
+        list(conn, &q).unwrap().iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn failures_go_before_change_records_and_keep_their_own_share() {
+        let conn = mixed();
+        // The oldest three, failures first: 1, 3, 5 — although 2 and 4 are older.
+        assert_eq!(delete_oldest(&conn, 3).unwrap(), 3);
+        assert_eq!(seqs(&conn), [10, 9, 8, 7, 6, 4, 2]);
+        // Past the last failure, the oldest changes.
+        assert_eq!(delete_oldest(&conn, 4).unwrap(), 4);
+        assert_eq!(seqs(&conn), [10, 8, 6]);
+
+        let conn = mixed();
+        let share = Keep {
+            rows: None,
+            failures: Some(2),
+        };
+        assert_eq!(prune(&conn, None, share, 100).unwrap(), 3);
+        assert_eq!(seqs(&conn), [10, 9, 8, 7, 6, 4, 2]);
+        let rows = Keep {
+            rows: Some(5),
+            failures: None,
+        };
+        assert_eq!(prune(&conn, None, rows, 100).unwrap(), 2);
+        assert_eq!(seqs(&conn), [10, 8, 6, 4, 2], "every change kept");
     }
 
     #[test]

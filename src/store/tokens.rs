@@ -5,12 +5,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 
-/// A live token's row, as authentication needs it.
+/// A token's row, as authentication needs it.
 #[derive(Debug, Clone)]
 pub struct TokenRow {
     pub seq: i64,
     pub name: String,
     pub digest: Vec<u8>,
+    /// Not revoked (yet).
+    pub live: bool,
 }
 
 /// A token as listed: never the secret. `revoked` may lie in the future: a regenerated
@@ -45,19 +47,21 @@ pub fn insert(conn: &Connection, name: &str, lookup: &str, digest: &[u8], now: &
     Ok(())
 }
 
-/// The live token whose public part is `lookup`: not revoked, or revoked only from a moment
-/// still to come (the overlap of a regenerated token).
-pub fn find_live(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRow>> {
+/// The token whose public part is `lookup`, live or not (one indexed read: `lookup` is
+/// unique). It is live unless revoked, or revoked only from a moment still to come (the
+/// overlap of a regenerated token).
+pub fn find(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT seq, name, digest FROM tokens
-             WHERE lookup = ?1 AND (revoked IS NULL OR revoked > ?2)",
+            "SELECT seq, name, digest, revoked IS NULL OR revoked > ?2 FROM tokens
+             WHERE lookup = ?1",
         )?
         .query_row(params![lookup, now], |r| {
             Ok(TokenRow {
                 seq: r.get(0)?,
                 name: r.get(1)?,
                 digest: r.get(2)?,
+                live: r.get(3)?,
             })
         })
         .optional()?)
