@@ -146,3 +146,20 @@ pub async fn search_all(
         })
         .await
 }
+
+/// The key a client is counted under by every per-client limit and budget: an IPv4 address
+/// (also when mapped into IPv6), or the /64 network of an IPv6 address, since one host
+/// commonly holds a whole /64.
+pub fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}

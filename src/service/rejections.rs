@@ -26,7 +26,7 @@ use crate::store::Store;
 use crate::store::audit::{self, NewEntry};
 
 use super::audit::{ActorKind, MAX_ACTOR, MAX_USER_AGENT, clip};
-use crate::http::limits::client_key;
+use super::client_key;
 
 /// How long repeats are folded into one entry, and the period of the budgets below.
 const WINDOW: Duration = Duration::from_secs(60);
