@@ -221,7 +221,7 @@ fn open_own_file(path: &Path) -> std::io::Result<File> {
 
 /// Fails unless `path` is a plain file (not a link) and the very file `file` has open.
 #[cfg(unix)]
-fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
+pub(crate) fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let opened = file.metadata()?;
     let here = std::fs::symlink_metadata(path)?;
@@ -235,7 +235,7 @@ fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
+pub(crate) fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -196,14 +196,7 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
 
 /// `VACUUM INTO` the empty file `tmp`, flushed to disk and checked.
 fn write_backup(db: &Path, tmp: &Path) -> Result<Health> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::internal(format!("cannot open {}: {e}", db.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    let target = tmp
-        .to_str()
-        .ok_or_else(|| Error::InvalidValue("the backup path must be valid UTF-8".into()))?;
-    conn.execute("VACUUM INTO ?1", [target])?;
-    drop(conn);
+    vacuum_into(db, tmp)?;
     File::open(tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::internal(format!("cannot sync {}: {e}", tmp.display())))?;
@@ -215,6 +208,20 @@ fn write_backup(db: &Path, tmp: &Path) -> Result<Health> {
         )));
     }
     Ok(health)
+}
+
+/// Writes one snapshot of the database at `db` (read through any `-wal` beside it) into the
+/// empty file `target` with SQLite's `VACUUM INTO`. SQLite opens `target` without following
+/// a link.
+fn vacuum_into(db: &Path, target: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::internal(format!("cannot open {}: {e}", db.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = target
+        .to_str()
+        .ok_or_else(|| Error::InvalidValue("the file's path must be valid UTF-8".into()))?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    Ok(())
 }
 
 /// Gives the open file `to` the owner of `like`, and `mode` if given. Restore usually runs as
@@ -254,29 +261,41 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
     }
 }
 
-/// Copies the backup to `staged` beside the database, owned like `like` (the database, or on
-/// a new machine its directory) with `mode`, and flushed to disk. The lock file, if given,
-/// gets the same owner.
+/// Writes the backup `src` to `staged` beside the database with SQLite, so the copy holds
+/// every commit the backup has, those still in a `-wal` beside it included (a snapshot of a
+/// live folder); a byte copy of the main file would lose them. The copy is owned like `like`
+/// (the database, or on a new machine its directory) with `mode`, flushed to disk, and
+/// checked: what is put in place is what was checked. The lock file, if given, gets the
+/// same owner.
 fn stage(
     src: &Path,
     staged: &Path,
     like: &std::fs::Metadata,
     mode: u32,
     lock: Option<&ServerLock>,
-) -> Result<()> {
+) -> Result<Health> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     // A leftover from an interrupted restore (or a link planted there) goes first.
-    remove_if_there(staged).map_err(|e| io("cannot remove an old staged copy", e))?;
-    let mut copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
-    std::io::copy(
-        &mut File::open(src).map_err(|e| io("cannot read the backup", e))?,
-        &mut copy,
-    )
-    .map_err(|e| io("cannot copy the backup", e))?;
-    take_owner(like, &copy, Some(mode))
+    remove_if_there(staged)
+        .and_then(|()| remove_if_there(&with_suffix(staged, "-journal")))
+        .map_err(|e| io("cannot remove an old staged copy", e))?;
+    let copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
+    vacuum_into(src, staged)?;
+    // Still the file created above, not one swapped in under the name meanwhile.
+    dbfile::is_the_file_at(&copy, staged)
+        .and_then(|()| take_owner(like, &copy, Some(mode)))
         .and_then(|()| lock.map_or(Ok(()), |lock| take_owner(like, lock.file(), None)))
         .map_err(|e| io("cannot give the copy the database's owner", e))?;
-    copy.sync_all().map_err(|e| io("cannot sync the copy", e))
+    copy.sync_all().map_err(|e| io("cannot sync the copy", e))?;
+    let health = check(staged)?;
+    if !health.problems.is_empty() {
+        return Err(Error::InvalidValue(format!(
+            "the copy of {} failed its check: {}",
+            src.display(),
+            health.problems.join("; ")
+        )));
+    }
+    Ok(health)
 }
 
 /// Folds the WAL of the database at `db` into the file, so the file alone is complete; if
@@ -371,6 +390,7 @@ pub struct Restored {
 /// get the replaced database's owner and mode, or with no database yet, its directory's
 /// owner and mode 0600. Links are resolved first: the real file is replaced.
 pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
+    // Refused before anything is touched; the staged copy is checked again (`stage`).
     let health = check(src)?;
     if !health.problems.is_empty() {
         return Err(Error::InvalidValue(format!(
@@ -380,8 +400,8 @@ pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
         )));
     }
     match std::fs::metadata(db) {
-        Ok(_) => replace(src, db, health),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => restore_new(src, db, health),
+        Ok(_) => replace(src, db),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => restore_new(src, db),
         Err(e) => Err(Error::InvalidValue(format!(
             "cannot read {}: {e}",
             db.display()
@@ -390,7 +410,7 @@ pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
 }
 
 /// `restore` over an existing database.
-fn replace(src: &Path, db: &Path, health: Health) -> Result<Restored> {
+fn replace(src: &Path, db: &Path) -> Result<Restored> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     let lock = ServerLock::acquire(db)
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
@@ -400,10 +420,11 @@ fn replace(src: &Path, db: &Path, health: Health) -> Result<Restored> {
     let staged = with_suffix(&real, ".restoring");
     let abandon = |e: Error| {
         let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(with_suffix(&staged, "-journal"));
         e
     };
-    stage(src, &staged, &like, mode_of(&like), Some(&lock))
-        .and_then(|()| drop_empty_wal(&real))
+    let health = stage(src, &staged, &like, mode_of(&like), Some(&lock))
+        .and_then(|health| drop_empty_wal(&real).map(|()| health))
         .map_err(abandon)?;
     let aside = keep_aside(&real, &like).map_err(abandon)?;
     // The one step that changes what `real` is: atomic, whatever happens around it.
@@ -423,7 +444,7 @@ fn replace(src: &Path, db: &Path, health: Health) -> Result<Restored> {
 
 /// `restore` where there is no database yet (a new machine): the staged copy gets the name
 /// `db` only if nothing has it meanwhile.
-fn restore_new(src: &Path, db: &Path, health: Health) -> Result<Restored> {
+fn restore_new(src: &Path, db: &Path) -> Result<Restored> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     if std::fs::symlink_metadata(db).is_ok() {
         return Err(Error::InvalidValue(format!(
@@ -440,16 +461,18 @@ fn restore_new(src: &Path, db: &Path, health: Health) -> Result<Restored> {
     let like = std::fs::metadata(&dir).map_err(|e| io("cannot read the directory", e))?;
     drop_empty_wal(&real)?;
     let staged = with_suffix(&real, ".restoring");
-    let done = stage(src, &staged, &like, 0o600, None).and_then(|()| {
+    let done = stage(src, &staged, &like, 0o600, None).and_then(|health| {
         place_new(&staged, &real).map_err(|e| io("cannot put the backup in place", e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io("cannot sync the directory", e))
+            .map_err(|e| io("cannot sync the directory", e))?;
+        Ok(health)
     });
     if done.is_err() {
         let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(with_suffix(&staged, "-journal"));
     }
-    done?;
+    let health = done?;
     Ok(Restored {
         health,
         db: real,
@@ -460,6 +483,42 @@ fn restore_new(src: &Path, db: &Path, health: Health) -> Result<Restored> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// A copy of a live folder, as a snapshot or `cp -a` takes it: `snap.db` and its
+    /// `snap.db-wal`, with `users` users whose commits are still only in the WAL.
+    async fn live_copy(dir: &Path, users: usize) -> PathBuf {
+        let live = dir.join("live.db");
+        let store = crate::store::Store::open(&live).unwrap();
+        for n in 0..users {
+            let body = serde_json::json!({"userName": format!("user{n}")});
+            crate::service::users::create(&store, body, &crate::service::audit::Actor::cli())
+                .await
+                .unwrap();
+        }
+        let snap = dir.join("snap.db");
+        std::fs::copy(&live, &snap).unwrap();
+        std::fs::copy(with_suffix(&live, "-wal"), with_suffix(&snap, "-wal")).unwrap();
+        drop(store);
+        assert!(std::fs::metadata(with_suffix(&snap, "-wal")).unwrap().len() > 0);
+        snap
+    }
+
+    /// The commits in a `-wal` beside the backup are restored too, onto an existing database
+    /// and onto none; what is reported is what was put in place.
+    #[tokio::test]
+    async fn a_backup_with_its_wal_is_restored_whole() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let snap = live_copy(dir.path(), 5).await;
+        let db = dir.path().join("scimd.db");
+        drop(crate::store::Store::open(&db).unwrap());
+        for target in [db, dir.path().join("new.db")] {
+            let done = restore(&snap, &target).unwrap();
+            assert_eq!(done.health.users, 5);
+            let now = check(&target).unwrap();
+            assert!(now.problems.is_empty(), "{now:?}");
+            assert_eq!((now.users, now.schema_version), (5, migrate::LATEST));
+        }
+    }
 
     /// A restore runs as root in a directory the service's user may write: a link planted as
     /// the staged copy is replaced, not written through.
