@@ -299,19 +299,96 @@ fn stage(
 }
 
 /// Folds the WAL of the database at `db` into the file, so the file alone is complete; if
-/// that cannot be done (a scimd command has it open), nothing is touched.
-fn checkpoint(db: &Path) -> Result<()> {
-    let busy: i64 = Connection::open_with_flags(
+/// that cannot be done (a scimd command has it open), nothing is touched. `Ok(Some(why))`
+/// where SQLite cannot read the file (not a database, or damaged): the case a restore is
+/// for, so not an error.
+fn checkpoint(db: &Path) -> Result<Option<String>> {
+    // Read-only first: a read-write connection to a file it cannot read would, as it closes,
+    // delete the `-wal` beside it (or fold it into the damaged file), and that is to be kept.
+    let probe = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|c| {
+        c.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    if let Err(e) = probe
+        && unreadable(&e)
+    {
+        return Ok(Some(e.to_string()));
+    }
+    let busy: i64 = match Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .and_then(|old| old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))
-    .map_err(|e| Error::internal(format!("cannot checkpoint the current database: {e}")))?;
+    {
+        Ok(busy) => busy,
+        Err(e) if unreadable(&e) => return Ok(Some(e.to_string())),
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot checkpoint the current database: {e}"
+            )));
+        }
+    };
     if busy != 0 {
-        return Err(Error::InvalidValue(
-            "the current database is in use (a scimd command is running?): nothing was changed"
-                .into(),
-        ));
+        return Err(in_use());
+    }
+    Ok(None)
+}
+
+/// Whether SQLite failed because the file is not a database or is damaged.
+fn unreadable(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+fn in_use() -> Error {
+    Error::InvalidValue(
+        "the current database is in use (a scimd command is running?): nothing was changed".into(),
+    )
+}
+
+/// Holds the database file at `path` (by whatever name) so that no other connection can
+/// read or write it until the returned connection is dropped: SQLite's exclusive locking
+/// mode keeps its lock on the file, and with WAL uses no shared memory. Opened through the
+/// name the old database is kept under, so what SQLite removes when it closes (the WAL named
+/// after the path) is never a file of the database that took the old name.
+fn hold(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+    // A scimd command that has it open for a moment is waited for, briefly.
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    match conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;") {
+        Ok(()) => Ok(conn),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Err(in_use()),
+        Err(e) => Err(Error::internal(format!(
+            "cannot hold the current database: {e}"
+        ))),
+    }
+}
+
+/// Moves the `-wal` and `-shm` of the unreadable database `db` to the names beside its kept
+/// copy `aside`, so they stay with it and never meet the restored file.
+fn move_wal_aside(db: &Path, aside: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let (from, to) = (with_suffix(db, suffix), with_suffix(aside, suffix));
+        if std::fs::symlink_metadata(&from).is_ok() {
+            place_new(&from, &to).map_err(|e| {
+                Error::internal(format!(
+                    "cannot move {} to {}: {e}",
+                    from.display(),
+                    to.display()
+                ))
+            })?;
+        }
     }
     Ok(())
 }
@@ -336,35 +413,46 @@ fn drop_empty_wal(db: &Path) -> Result<()> {
 }
 
 /// Gives the database at `db` a second name, `<db>.before-restore` or, if that is taken, the
-/// first free `<db>.before-restore.N`: an earlier one is never replaced. A hard link (nothing
-/// is copied; once the restored file takes the name `db`, this is the old file's only name),
-/// or a copy where links are not supported.
+/// first free `<db>.before-restore.N` (free with its `-wal` and `-shm` names too): an
+/// earlier one is never replaced. A hard link (nothing is copied; once the restored file
+/// takes the name `db`, this is the old file's only name), or where links are not supported
+/// a copy, written under a temporary name and flushed before it gets the name.
 fn keep_aside(db: &Path, like: &std::fs::Metadata) -> Result<PathBuf> {
     const MOST: usize = 100;
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     for n in 0..MOST {
         let aside = match n {
             0 => with_suffix(db, ".before-restore"),
             n => with_suffix(db, &format!(".before-restore.{n}")),
         };
+        if taken(&with_suffix(&aside, "-wal")) || taken(&with_suffix(&aside, "-shm")) {
+            continue;
+        }
         match std::fs::hard_link(db, &aside) {
             Ok(()) => return Ok(aside),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) if taken(&aside) => continue,
             Err(_) => {}
         }
-        let mut copy = match create_private(&aside) {
-            Ok(copy) => copy,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::internal(format!("cannot keep the database: {e}"))),
-        };
-        let copied = File::open(db)
-            .and_then(|mut old| std::io::copy(&mut old, &mut copy))
-            .and_then(|_| take_owner(like, &copy, Some(mode_of(like))))
-            .and_then(|()| copy.sync_all());
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&aside);
-            return Err(Error::internal(format!("cannot keep the database: {e}")));
+        let tmp = with_suffix(&aside, ".copying");
+        let copied = remove_if_there(&tmp)
+            .and_then(|()| create_private(&tmp))
+            .and_then(|mut copy| {
+                std::io::copy(&mut File::open(db)?, &mut copy)?;
+                take_owner(like, &copy, Some(mode_of(like)))?;
+                copy.sync_all()
+            })
+            .and_then(|()| place_new(&tmp, &aside));
+        match copied {
+            Ok(()) => return Ok(aside),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    continue;
+                }
+                return Err(Error::internal(format!("cannot keep the database: {e}")));
+            }
         }
-        return Ok(aside);
     }
     Err(Error::InvalidValue(format!(
         "{MOST} earlier {}.before-restore files are kept: remove old ones first",
@@ -381,6 +469,9 @@ pub struct Restored {
     pub db: PathBuf,
     /// Where the replaced database is kept; `None` where there was none.
     pub kept: Option<PathBuf>,
+    /// Why SQLite could not read the replaced database, where it could not: it is kept as
+    /// it was, with its `-wal` and `-shm` moved beside the kept copy.
+    pub damaged: Option<String>,
 }
 
 /// Replaces the database at `db` with the backup `src`, after checking the backup and that no
@@ -409,24 +500,36 @@ pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
     }
 }
 
-/// `restore` over an existing database.
+/// `restore` over an existing database. A database SQLite cannot read is replaced too (the
+/// case a restore is for): kept aside as it is, with its `-wal` and `-shm`.
 fn replace(src: &Path, db: &Path) -> Result<Restored> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     let lock = ServerLock::acquire(db)
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
     let real = lock.path().to_path_buf();
     let like = std::fs::metadata(&real).map_err(|e| io("cannot read the database", e))?;
-    checkpoint(&real)?;
+    let damaged = checkpoint(&real)?;
     let staged = with_suffix(&real, ".restoring");
     let abandon = |e: Error| {
         let _ = std::fs::remove_file(&staged);
         let _ = std::fs::remove_file(with_suffix(&staged, "-journal"));
         e
     };
-    let health = stage(src, &staged, &like, mode_of(&like), Some(&lock))
-        .and_then(|health| drop_empty_wal(&real).map(|()| health))
-        .map_err(abandon)?;
+    let health = stage(src, &staged, &like, mode_of(&like), Some(&lock)).map_err(abandon)?;
     let aside = keep_aside(&real, &like).map_err(abandon)?;
+    // From here until the rename, nothing may write the old database: a write would leave
+    // a WAL of it beside the restored file. A damaged one cannot be written anyway.
+    let held = match damaged {
+        Some(_) => move_wal_aside(&real, &aside).map(|()| None),
+        None => hold(&aside).and_then(|held| drop_empty_wal(&real).map(|()| Some(held))),
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(e) => {
+            let _ = std::fs::remove_file(&aside);
+            return Err(abandon(e));
+        }
+    };
     // The one step that changes what `real` is: atomic, whatever happens around it.
     if let Err(e) = std::fs::rename(&staged, &real) {
         let _ = std::fs::remove_file(&aside);
@@ -435,10 +538,12 @@ fn replace(src: &Path, db: &Path) -> Result<Restored> {
     File::open(dir_of(&real))
         .and_then(|d| d.sync_all())
         .map_err(|e| io("cannot sync the directory", e))?;
+    drop(held);
     Ok(Restored {
         health,
         db: real,
         kept: Some(aside),
+        damaged,
     })
 }
 
@@ -477,6 +582,7 @@ fn restore_new(src: &Path, db: &Path) -> Result<Restored> {
         health,
         db: real,
         kept: None,
+        damaged: None,
     })
 }
 
@@ -536,6 +642,78 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
         assert!(!at("scimd.db.restoring").exists());
         assert!(check(&db).unwrap().problems.is_empty());
+    }
+
+    /// A database SQLite cannot read is replaced (what a restore is for) and kept as it was,
+    /// its WAL moved beside the kept copy: random bytes, a sound header over garbage, a
+    /// truncated file.
+    #[test]
+    fn a_damaged_database_is_replaced_and_kept() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let db = at("scimd.db");
+        {
+            let store = crate::store::Store::open(&at("source.db")).unwrap();
+            crate::service::tokens::create(&store, "t").unwrap();
+        }
+        backup(&at("source.db"), &at("b.db")).unwrap();
+        let sound = std::fs::read(at("b.db")).unwrap();
+        assert!(sound.len() > 8192);
+        let mut header_then_garbage = sound[..100].to_vec();
+        header_then_garbage.resize(sound.len(), 0x5a);
+        let damages: [(&str, Vec<u8>); 3] = [
+            (
+                "random",
+                (0..9000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            ),
+            ("header", header_then_garbage),
+            ("truncated", sound[..sound.len() / 2].to_vec()),
+        ];
+        for (what, bytes) in damages {
+            std::fs::write(&db, &bytes).unwrap();
+            std::fs::write(with_suffix(&db, "-wal"), b"old wal").unwrap();
+            let done = restore(&at("b.db"), &db).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(done.damaged.is_some(), "{what}");
+            let kept = done.kept.unwrap();
+            assert_eq!(std::fs::read(&kept).unwrap(), bytes, "{what}");
+            assert_eq!(
+                std::fs::read(with_suffix(&kept, "-wal")).ok().as_deref(),
+                Some(&b"old wal"[..]),
+                "{what}"
+            );
+            assert!(!with_suffix(&db, "-wal").exists(), "{what}");
+            assert!(check(&db).unwrap().problems.is_empty(), "{what}");
+        }
+    }
+
+    /// While a restore holds the old database (from its check for an empty WAL until after
+    /// the rename), another process's write through the database's name waits and fails
+    /// instead of leaving a WAL beside the restored file; closing the hold removes nothing
+    /// beside that name.
+    #[test]
+    fn the_held_database_takes_no_writes() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        drop(crate::store::Store::open(&db).unwrap());
+        assert_eq!(checkpoint(&db).unwrap(), None);
+        let aside = dir.path().join("aside.db");
+        std::fs::hard_link(&db, &aside).unwrap();
+        let held = hold(&aside).unwrap();
+        let other = Connection::open(&db).unwrap();
+        other
+            .busy_timeout(std::time::Duration::from_millis(100))
+            .unwrap();
+        let e = other.execute_batch("CREATE TABLE late(x)").unwrap_err();
+        assert_eq!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy)
+        );
+        drop(other);
+        assert!(!with_suffix(&db, "-wal").exists());
+        assert!(matches!(hold(&db), Err(Error::InvalidValue(_))), "in use");
+        std::fs::write(with_suffix(&db, "-wal"), b"").unwrap();
+        drop(held);
+        assert!(with_suffix(&db, "-wal").exists());
     }
 
     /// Each restore keeps the database it replaces under a name of its own; with no database
