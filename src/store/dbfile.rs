@@ -24,7 +24,8 @@ pub fn dir_of(path: &Path) -> &Path {
 }
 
 /// Files of an earlier database beside a missing `db`: what an interrupted restore leaves
-/// (`.restoring`, `.before-restore`, numbered ones too) and a WAL whose database is gone.
+/// (`.restoring`, `.before-restore`, numbered ones too) and a WAL or rollback journal whose
+/// database is gone (SQLite would apply either to whatever file next has the name `db`).
 pub fn leftovers(db: &Path) -> Vec<PathBuf> {
     let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
@@ -41,7 +42,7 @@ pub fn leftovers(db: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default();
     found.sort();
-    for suffix in [".restoring", "-wal"] {
+    for suffix in [".restoring", "-wal", "-journal"] {
         let path = with_suffix(db, suffix);
         if std::fs::symlink_metadata(&path).is_ok() {
             found.push(path);
@@ -79,16 +80,7 @@ pub fn create(db: &Path) -> Result<bool> {
     }
     let left = leftovers(db);
     if !left.is_empty() {
-        let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::InvalidValue(format!(
-            "no database at {db}, but files of an earlier one are beside it: {names}. An \
-             interrupted `scimd restore` (or a database deleted by hand) leaves these; nothing \
-             was created. To go back to the database from before a restore: \
-             `mv {db}.before-restore {db}`. To restore a backup: `scimd restore BACKUP --db \
-             {db}`. To start with a new, empty database, move these files elsewhere first.",
-            db = db.display(),
-            names = names.join(", ")
-        )));
+        return Err(Error::InvalidValue(leftovers_advice(db, &left)));
     }
     let mut new = OpenOptions::new();
     new.write(true).create_new(true);
@@ -105,6 +97,37 @@ pub fn create(db: &Path) -> Result<bool> {
     }
 }
 
+/// What `serve` says when `db` is missing and `left` (its `leftovers`) are beside it. The
+/// WAL, shared memory and journal of the deleted database go first in every way out: SQLite
+/// would apply that WAL or journal to the file moved into place, and corrupt it.
+fn leftovers_advice(db: &Path, left: &[PathBuf]) -> String {
+    let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+    let stale: Vec<String> = ["-wal", "-shm", "-journal"]
+        .into_iter()
+        .map(|suffix| with_suffix(db, suffix))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|p| format!("mv {} {}.deleted", p.display(), p.display()))
+        .collect();
+    let first = if stale.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "First, in every case, move aside what the deleted database left (SQLite would \
+             apply it to the file put in place and corrupt it): `{}`. Then: ",
+            stale.join(" && ")
+        )
+    };
+    format!(
+        "no database at {db}, but files of an earlier one are beside it: {names}. An \
+         interrupted `scimd restore` (or a database deleted by hand) leaves these; nothing was \
+         created. {first}to go back to the database from before a restore: `mv \
+         {db}.before-restore {db}`. To restore a backup: `scimd restore BACKUP --db {db}`. To \
+         start with a new, empty database, move these files elsewhere first.",
+        db = db.display(),
+        names = names.join(", ")
+    )
+}
+
 /// Refuses a database file with more than one name. SQLite keeps the WAL beside the name it
 /// was opened by, so two names (hard links) of one file give it two WALs, and writes through
 /// both corrupt it; and the server lock, kept beside the name, could not see the other one.
@@ -117,17 +140,23 @@ pub fn single_name(db: &Path) -> Result<()> {
             .nlink();
         if links > 1 {
             // Killed between its two steps, a restore leaves the old database's second name.
-            if let Some(aside) = leftovers(db)
+            if let Some(other) = leftovers(db)
                 .into_iter()
                 .find(|p| identity(p).is_some() && identity(p) == identity(db))
             {
+                // `.restoring` is the restored file's staging name (a restore onto no
+                // database, killed as it named it); `.before-restore` the old database's.
+                let state = if other == with_suffix(db, ".restoring") {
+                    "the database is the restored one"
+                } else {
+                    "the database is as it was before the restore"
+                };
                 return Err(Error::InvalidValue(format!(
                     "{} is also named {}: an interrupted `scimd restore` left that name, and \
-                     the database is as it was before the restore. Remove {} (`rm` removes \
-                     only that name), then start again",
+                     {state}. Remove {} (`rm` removes only that name), then start again",
                     db.display(),
-                    aside.display(),
-                    aside.display()
+                    other.display(),
+                    other.display()
                 )));
             }
             return Err(Error::InvalidValue(format!(
@@ -299,6 +328,7 @@ mod tests {
             "other.db.before-restore.2",
             "other.db.restoring",
             "other.db-wal",
+            "other.db-journal",
         ] {
             std::fs::write(dir.path().join(leftover), "x").unwrap();
             let e = create(&other).unwrap_err().to_string();
@@ -309,6 +339,55 @@ mod tests {
         // Leftovers of another database's name do not count.
         std::fs::write(dir.path().join("scimd.db.restoring"), "x").unwrap();
         assert!(create(&other).unwrap());
+    }
+
+    /// The way back from a deleted database's leftovers moves its WAL (and shared memory,
+    /// and journal) aside before anything else: following the advice gives the database
+    /// from before the restore, with everything in it.
+    #[test]
+    fn the_advice_moves_a_deleted_databases_wal_first() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        let at = |suffix: &str| with_suffix(&db, suffix);
+        {
+            let old = rusqlite::Connection::open(&db).unwrap();
+            old.execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t(x); INSERT INTO t VALUES ('kept');",
+            )
+            .unwrap();
+        }
+        std::fs::rename(&db, at(".before-restore")).unwrap();
+        {
+            // The deleted database: its WAL still holds a commit.
+            let deleted = rusqlite::Connection::open(&db).unwrap();
+            deleted
+                .execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+                     CREATE TABLE other(y); INSERT INTO other VALUES (1);",
+                )
+                .unwrap();
+            std::fs::copy(at("-wal"), dir.path().join("wal")).unwrap();
+        }
+        std::fs::remove_file(&db).unwrap();
+        std::fs::rename(dir.path().join("wal"), at("-wal")).unwrap();
+        let advice = create(&db).unwrap_err().to_string();
+        let first = format!(
+            "mv {} {}.deleted",
+            at("-wal").display(),
+            at("-wal").display()
+        );
+        let back = format!("mv {} {}", at(".before-restore").display(), db.display());
+        let (Some(first), Some(back)) = (advice.find(&first), advice.find(&back)) else {
+            panic!("{advice}");
+        };
+        assert!(first < back, "{advice}");
+        std::fs::rename(at("-wal"), with_suffix(&at("-wal"), ".deleted")).unwrap();
+        std::fs::rename(at(".before-restore"), &db).unwrap();
+        let kept: String = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "kept");
     }
 
     #[test]
@@ -343,6 +422,16 @@ mod tests {
         std::fs::hard_link(&db, &aside).unwrap();
         let e = ServerLock::acquire(&db).unwrap_err().to_string();
         assert!(e.contains(&format!("Remove {}", aside.display())), "{e}");
+        assert!(e.contains("as it was before the restore"), "{e}");
+        std::fs::remove_file(&aside).unwrap();
+        // A restore onto no database, killed as it named the staged copy.
+        let staged = dir.path().join("scimd.db.restoring");
+        std::fs::hard_link(&db, &staged).unwrap();
+        let e = ServerLock::acquire(&db).unwrap_err().to_string();
+        assert!(
+            e.contains("the restored one") && e.contains("Remove"),
+            "{e}"
+        );
     }
 
     /// A restore runs as root in a directory the service's user may write: a link planted as

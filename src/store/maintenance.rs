@@ -375,10 +375,10 @@ fn hold(path: &Path) -> Result<Connection> {
     }
 }
 
-/// Moves the `-wal` and `-shm` of the unreadable database `db` to the names beside its kept
+/// Moves the `-wal`, `-shm` and `-journal` of the unreadable database `db` to the names beside its kept
 /// copy `aside`, so they stay with it and never meet the restored file.
 fn move_wal_aside(db: &Path, aside: &Path) -> Result<()> {
-    for suffix in ["-wal", "-shm"] {
+    for suffix in ["-wal", "-shm", "-journal"] {
         let (from, to) = (with_suffix(db, suffix), with_suffix(aside, suffix));
         if std::fs::symlink_metadata(&from).is_ok() {
             place_new(&from, &to).map_err(|e| {
@@ -393,19 +393,22 @@ fn move_wal_aside(db: &Path, aside: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes the `-wal` and `-shm` beside `db`, which must hold nothing: a WAL with frames in
-/// it would be applied to whatever file comes to have the name `db`.
+/// Removes the `-wal`, `-shm` and `-journal` beside `db`; the WAL and the journal must hold
+/// nothing: SQLite would apply either to whatever file comes to have the name `db`.
 fn drop_empty_wal(db: &Path) -> Result<()> {
-    let wal = with_suffix(db, "-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-        return Err(Error::InvalidValue(format!(
-            "{} holds writes not in {} (was it written during the restore, or is it left from \
-             a deleted database?): nothing was changed; move it away if it is not wanted",
-            wal.display(),
-            db.display()
-        )));
+    let (wal, journal) = (with_suffix(db, "-wal"), with_suffix(db, "-journal"));
+    for log in [&wal, &journal] {
+        if std::fs::metadata(log).is_ok_and(|m| m.len() > 0) {
+            return Err(Error::InvalidValue(format!(
+                "{} holds writes not in {} (was it written during the restore, or is it left \
+                 from a deleted database?): nothing was changed; move it away if it is not \
+                 wanted",
+                log.display(),
+                db.display()
+            )));
+        }
     }
-    for stale in [wal, with_suffix(db, "-shm")] {
+    for stale in [wal, with_suffix(db, "-shm"), journal] {
         remove_if_there(&stale)
             .map_err(|e| Error::internal(format!("cannot remove {}: {e}", stale.display())))?;
     }
@@ -425,7 +428,10 @@ fn keep_aside(db: &Path, like: &std::fs::Metadata) -> Result<PathBuf> {
             0 => with_suffix(db, ".before-restore"),
             n => with_suffix(db, &format!(".before-restore.{n}")),
         };
-        if taken(&with_suffix(&aside, "-wal")) || taken(&with_suffix(&aside, "-shm")) {
+        if ["-wal", "-shm", "-journal"]
+            .iter()
+            .any(|suffix| taken(&with_suffix(&aside, suffix)))
+        {
             continue;
         }
         match std::fs::hard_link(db, &aside) {
@@ -714,6 +720,22 @@ mod tests {
         std::fs::write(with_suffix(&db, "-wal"), b"").unwrap();
         drop(held);
         assert!(with_suffix(&db, "-wal").exists());
+    }
+
+    /// A rollback journal left by a deleted database would be rolled back into the restored
+    /// file: a restore onto that name refuses and changes nothing.
+    #[test]
+    fn a_deleted_databases_journal_blocks_a_restore() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        drop(crate::store::Store::open(&at("source.db")).unwrap());
+        backup(&at("source.db"), &at("b.db")).unwrap();
+        std::fs::write(at("new.db-journal"), vec![1u8; 4096]).unwrap();
+        let e = restore(&at("b.db"), &at("new.db")).unwrap_err().to_string();
+        assert!(e.contains("new.db-journal"), "{e}");
+        assert!(!at("new.db").exists() && !at("new.db.restoring").exists());
+        std::fs::remove_file(at("new.db-journal")).unwrap();
+        restore(&at("b.db"), &at("new.db")).unwrap();
     }
 
     /// Each restore keeps the database it replaces under a name of its own; with no database
