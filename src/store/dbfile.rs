@@ -142,7 +142,7 @@ pub fn single_name(db: &Path) -> Result<()> {
             // Killed between its two steps, a restore leaves the old database's second name.
             if let Some(other) = leftovers(db)
                 .into_iter()
-                .find(|p| identity(p).is_some() && identity(p) == identity(db))
+                .find(|p| identity(p).is_ok_and(|id| identity(db).is_ok_and(|db| db == id)))
             {
                 // `.restoring` is the restored file's staging name (a restore onto no
                 // database, killed as it named it); `.before-restore` the old database's.
@@ -172,16 +172,16 @@ pub fn single_name(db: &Path) -> Result<()> {
 }
 
 /// What a file is, whatever name leads to it: device and inode (links followed).
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((meta.dev(), meta.ino()))
+        Ok((meta.dev(), meta.ino()))
     }
     #[cfg(not(unix))]
     {
-        meta.is_file().then_some((0, 0))
+        Ok((0, u64::from(meta.is_file())))
     }
 }
 
@@ -274,26 +274,43 @@ pub(crate) fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> 
 #[derive(Debug)]
 pub struct Watch {
     path: PathBuf,
-    id: Option<(u64, u64)>,
+    id: (u64, u64),
     gone: AtomicBool,
 }
 
 impl Watch {
     /// Watches the file at `path` as it is now.
-    pub fn new(path: &Path) -> Watch {
-        Watch {
+    pub fn new(path: &Path) -> Result<Watch> {
+        let id = identity(path)
+            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        Ok(Watch {
             path: path.to_path_buf(),
-            id: identity(path),
+            id,
             gone: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// `Ok` while `path` still leads to the file there at start. Once it does not, this says
-    /// so for good, and logs it once.
+    /// `Ok` while `path` still leads to the file there at start. Once it does not (the name
+    /// is gone, or leads to another file), this says so for good, and logs it once. Any
+    /// other failure to look (`ESTALE` or `EIO` on a network file system, `EINTR` on FUSE)
+    /// fails this one call, logged, and trips nothing: it says nothing about the file.
     pub fn check(&self) -> Result<()> {
-        if !self.gone.load(Ordering::SeqCst) && self.id.is_some() && identity(&self.path) == self.id
-        {
-            return Ok(());
+        if !self.gone.load(Ordering::SeqCst) {
+            match identity(&self.path) {
+                Ok(id) if id == self.id => return Ok(()),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(
+                        db = %self.path.display(),
+                        error = %e,
+                        "cannot look at the database file: this write is refused (503); scimd \
+                         stays writable"
+                    );
+                    return Err(Error::Unavailable(format!(
+                        "cannot look at the database file ({e}): try again"
+                    )));
+                }
+                _ => {}
+            }
         }
         if !self.gone.swap(true, Ordering::SeqCst) {
             tracing::error!(
@@ -459,7 +476,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let db = dir.path().join("scimd.db");
         create(&db).unwrap();
-        let watch = Watch::new(&db);
+        let watch = Watch::new(&db).unwrap();
         assert!(watch.check().is_ok());
         std::fs::rename(&db, dir.path().join("moved.db")).unwrap();
         std::fs::write(&db, "another file").unwrap();
@@ -467,6 +484,29 @@ mod tests {
         std::fs::remove_file(&db).unwrap();
         std::fs::rename(dir.path().join("moved.db"), &db).unwrap();
         assert!(watch.check().is_err(), "once tripped, until restarted");
+    }
+
+    /// A failure to look at the file that is not its absence (here `ELOOP`, standing in for
+    /// `ESTALE`/`EIO`/`EINTR`) fails that one check and trips nothing.
+    #[test]
+    fn a_one_off_stat_error_does_not_trip_the_watch() {
+        let dir = tempfile::TempDir::new().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("real"), &link).unwrap();
+        let db = link.join("scimd.db");
+        create(&db).unwrap();
+        let watch = Watch::new(&db).unwrap();
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&link, &link).unwrap();
+        assert!(matches!(watch.check(), Err(Error::Unavailable(_))));
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), &link).unwrap();
+        assert!(watch.check().is_ok(), "not tripped");
+        std::fs::remove_file(&db).unwrap();
+        assert!(watch.check().is_err());
+        create(&db).unwrap();
+        assert!(watch.check().is_err(), "gone is for good");
     }
 
     /// A write whose file goes while it runs is rolled back, never acknowledged: alone, and

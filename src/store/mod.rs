@@ -255,7 +255,7 @@ impl Store {
         let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
         let mut writer = Connection::open_with_flags(path, flags)
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
-        let file = Arc::new(dbfile::Watch::new(path));
+        let file = Arc::new(dbfile::Watch::new(path)?);
         configure(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
