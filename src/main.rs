@@ -278,7 +278,7 @@ fn existing_db(db: &std::path::Path) -> Result<PathBuf, String> {
 
 /// `existing_db`, opened.
 fn open_db(db: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
-    Ok(Store::open_existing(&existing_db(db)?)?)
+    Ok(Store::open_for_command(&existing_db(db)?)?)
 }
 
 fn backup(db: &std::path::Path, file: &std::path::Path) -> CliResult {

@@ -233,6 +233,33 @@ impl ServerLock {
     }
 }
 
+/// Whether a scimd serves (or restores) the database at `db` now: its `ServerLock` is held.
+/// Creates nothing (a command run as root must not leave a lock file the service's user
+/// cannot open): no lock file means no server.
+pub fn served(db: &Path) -> Result<bool> {
+    let path = std::fs::canonicalize(db)
+        .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", db.display())))?;
+    let lock = with_suffix(&path, ".lock");
+    let file = match File::open(&lock) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Error::InvalidValue(format!(
+                "cannot open {}: {e}",
+                lock.display()
+            )));
+        }
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::InvalidValue(format!(
+            "cannot lock {}: {e}",
+            lock.display()
+        ))),
+    }
+}
+
 /// Opens `path` for writing, creating it if missing, but never through a symbolic link: the
 /// directory may belong to the service's user while a restore runs as root, and root must not
 /// be led into creating or handing over a file elsewhere.

@@ -299,6 +299,28 @@ impl Store {
         })
     }
 
+    /// `open_existing` for a command run beside a server that may be serving the database
+    /// (`token`, `admin`). Refuses to migrate the schema under a running server: an older
+    /// scimd's statements and indexes would not be there to meet the newer schema.
+    pub fn open_for_command(path: &Path) -> Result<Store> {
+        let version = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(Error::from)
+        .and_then(|conn| migrate::version(&conn))
+        .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        if version < migrate::LATEST && dbfile::served(path)? {
+            return Err(Error::InvalidValue(format!(
+                "a running scimd serves {} with an older schema (version {version}; this scimd \
+                 has {}): restart it with this binary first (it migrates on start)",
+                path.display(),
+                migrate::LATEST
+            )));
+        }
+        Store::open_existing(path)
+    }
+
     /// `Ok` while the database file is the one opened; once it was deleted or replaced,
     /// `Error::Unavailable` for good (logged once): the store is then read-only.
     pub fn check_file(&self) -> Result<()> {

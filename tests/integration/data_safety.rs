@@ -341,3 +341,38 @@ fn check_calls_a_half_written_file_damaged() {
     assert!(stdout(&o).contains("problem: damaged"), "{o:?}");
     assert!(!stderr(&o).contains("readonly"), "{o:?}");
 }
+
+/// During an upgrade, a command of the newer binary must not migrate the schema under the
+/// older server still running (its unique indexes would go from under it); with the server
+/// stopped, the command migrates as before.
+#[test]
+fn a_command_does_not_migrate_under_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scimd.db").to_str().unwrap().to_string();
+    cli_token(&db, "idp");
+    let version = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let latest = version();
+    let (child, _addr, _lines) = spawn_server(&db, &[]);
+    let server = KillOnDrop(child);
+    // The schema the older server would have: one version behind.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", latest - 1))
+        .unwrap();
+    let o = scimd(&["token", "list", "--db", &db]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        stderr(&o).contains("a running scimd serves") && stderr(&o).contains("restart it"),
+        "{o:?}"
+    );
+    assert_eq!(version(), latest - 1, "nothing migrated");
+    drop(server);
+    let o = scimd(&["token", "list", "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(version(), latest);
+}
