@@ -204,16 +204,26 @@ impl ServerLock {
         let path = std::fs::canonicalize(db)
             .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", db.display())))?;
         single_name(&path)?;
+        ServerLock::lock(path, db)
+    }
+
+    /// Takes the lock for `real`, a database path with links resolved where no database is
+    /// yet (a restore onto a new machine), or fails if another scimd holds it.
+    pub fn acquire_new(real: &Path) -> Result<ServerLock> {
+        ServerLock::lock(real.to_path_buf(), real)
+    }
+
+    fn lock(path: PathBuf, given: &Path) -> Result<ServerLock> {
         let lock = with_suffix(&path, ".lock");
         let file = open_own_file(&lock)
             .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", lock.display())))?;
         match file.try_lock() {
             Ok(()) => Ok(ServerLock { file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidValue(format!(
-                "another scimd is serving {} (it holds {}; {} is that file)",
+                "another scimd is serving or restoring {} (it holds {}; {} is that file)",
                 path.display(),
                 lock.display(),
-                db.display()
+                given.display()
             ))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::InvalidValue(format!(
                 "cannot lock {}: {e}",

@@ -154,11 +154,38 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     new.open(path)
 }
 
+/// Takes the temporary file `tmp` for this run: created with mode 0600 or, where a killed
+/// run left one, opened (never through a link) and emptied. An OS lock on it, held while the
+/// returned file is open, refuses a second run to the same name (`Ok(None)`) instead of
+/// letting it remove the file under the first.
+fn claim_temp(tmp: &Path) -> std::io::Result<Option<File>> {
+    let file = match create_private(tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new().write(true).open(tmp)?;
+            dbfile::is_the_file_at(&file, tmp)?;
+            file
+        }
+        other => other?,
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    // The run that held it may have given it its final name meanwhile.
+    dbfile::is_the_file_at(&file, tmp)?;
+    file.set_len(0)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(Some(file))
+}
+
 /// Writes a consistent copy of the database at `db` to `dest` while scimd may be serving it:
 /// `VACUUM INTO` reads one snapshot (WAL readers never block the writer) and writes a compact
 /// file under the temporary name `<dest>.partial`, which is checked, flushed and only then
 /// given the name `dest`. A failure removes the temporary file; one left by a killed backup
-/// is replaced by the next backup to the same name.
+/// is replaced by the next backup to the same name, and one a running backup holds makes a
+/// second backup to that name refuse.
 pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
     if !db.is_file() {
         return Err(Error::NotFound(format!("no database at {}", db.display())));
@@ -176,12 +203,18 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
         let _ = remove_if_there(&journal);
     };
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
-    remove_if_there(&tmp)
-        .and_then(|()| remove_if_there(&journal))
-        .map_err(|e| io("cannot remove the partial file of an earlier backup", e))?;
-    let written = create_private(&tmp)
-        .map_err(|e| io(&format!("cannot create {}", tmp.display()), e))
-        .and_then(|_| write_backup(db, &tmp))
+    // Held until the end: cleaning up after a failure must not remove another run's file.
+    let Some(_held) =
+        claim_temp(&tmp).map_err(|e| io(&format!("cannot create {}", tmp.display()), e))?
+    else {
+        return Err(Error::InvalidValue(format!(
+            "another backup to {} is running",
+            dest.display()
+        )));
+    };
+    let written = remove_if_there(&journal)
+        .map_err(|e| io("cannot remove the journal of an earlier backup", e))
+        .and_then(|()| write_backup(db, &tmp))
         .and_then(|health| {
             place_new(&tmp, dest)
                 .and_then(|()| File::open(dir_of(dest))?.sync_all())
@@ -570,9 +603,11 @@ fn restore_new(src: &Path, db: &Path) -> Result<Restored> {
     let dir = std::fs::canonicalize(dir_of(db)).map_err(|e| io("cannot find the directory", e))?;
     let real = dir.join(name);
     let like = std::fs::metadata(&dir).map_err(|e| io("cannot read the directory", e))?;
+    // Serializes restores to this name, which share the staging name.
+    let lock = ServerLock::acquire_new(&real)?;
     drop_empty_wal(&real)?;
     let staged = with_suffix(&real, ".restoring");
-    let done = stage(src, &staged, &like, 0o600, None).and_then(|health| {
+    let done = stage(src, &staged, &like, 0o600, Some(&lock)).and_then(|health| {
         place_new(&staged, &real).map_err(|e| io("cannot put the backup in place", e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -735,6 +770,31 @@ mod tests {
         assert!(e.contains("new.db-journal"), "{e}");
         assert!(!at("new.db").exists() && !at("new.db.restoring").exists());
         std::fs::remove_file(at("new.db-journal")).unwrap();
+        restore(&at("b.db"), &at("new.db")).unwrap();
+    }
+
+    /// Two backups to one name, or two restores onto one new name, share a temporary name:
+    /// the second refuses instead of removing the first one's file.
+    #[test]
+    fn concurrent_runs_do_not_share_a_temporary_file() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        drop(crate::store::Store::open(&at("scimd.db")).unwrap());
+        let running = claim_temp(&at("b.db.partial")).unwrap().unwrap();
+        std::fs::write(at("b.db.partial"), "being written").unwrap();
+        let e = backup(&at("scimd.db"), &at("b.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another backup"), "{e}");
+        assert_eq!(std::fs::read(at("b.db.partial")).unwrap(), b"being written");
+        drop(running);
+        backup(&at("scimd.db"), &at("b.db")).unwrap();
+
+        let real = std::fs::canonicalize(dir.path()).unwrap().join("new.db");
+        let restoring = ServerLock::acquire_new(&real).unwrap();
+        assert!(restore(&at("b.db"), &at("new.db")).is_err());
+        assert!(!real.exists());
+        drop(restoring);
         restore(&at("b.db"), &at("new.db")).unwrap();
     }
 
