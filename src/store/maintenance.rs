@@ -473,30 +473,35 @@ fn keep_aside(db: &Path, like: &std::fs::Metadata) -> Result<PathBuf> {
             Err(_) if taken(&aside) => continue,
             Err(_) => {}
         }
-        let tmp = with_suffix(&aside, ".copying");
-        let copied = remove_if_there(&tmp)
-            .and_then(|()| create_private(&tmp))
-            .and_then(|mut copy| {
-                std::io::copy(&mut File::open(db)?, &mut copy)?;
-                take_owner(like, &copy, Some(mode_of(like)))?;
-                copy.sync_all()
-            })
-            .and_then(|()| place_new(&tmp, &aside));
-        match copied {
+        match copy_new(db, &aside, like) {
             Ok(()) => return Ok(aside),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    continue;
-                }
-                return Err(Error::internal(format!("cannot keep the database: {e}")));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::internal(format!("cannot keep the database: {e}"))),
         }
     }
     Err(Error::InvalidValue(format!(
         "{MOST} earlier {}.before-restore files are kept: remove old ones first",
         db.display()
     )))
+}
+
+/// Copies `db` to `dest`, which must not exist, owned like `like` with its mode: written
+/// under the temporary name `<dest>.copying` and flushed before it gets the name, so `dest`
+/// is never half a copy. A temporary file a killed copy left is replaced.
+fn copy_new(db: &Path, dest: &Path, like: &std::fs::Metadata) -> std::io::Result<()> {
+    let tmp = with_suffix(dest, ".copying");
+    let copied = remove_if_there(&tmp)
+        .and_then(|()| create_private(&tmp))
+        .and_then(|mut copy| {
+            std::io::copy(&mut File::open(db)?, &mut copy)?;
+            take_owner(like, &copy, Some(mode_of(like)))?;
+            copy.sync_all()
+        })
+        .and_then(|()| place_new(&tmp, dest));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied
 }
 
 /// What `restore` did.
@@ -796,6 +801,30 @@ mod tests {
         assert!(!real.exists());
         drop(restoring);
         restore(&at("b.db"), &at("new.db")).unwrap();
+    }
+
+    /// The copy that keeps the old database where links are not supported is whole under its
+    /// name or not there: an existing name is never replaced, a leftover temporary is.
+    #[test]
+    fn the_kept_copy_is_named_only_when_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("scimd.db"), vec![9u8; 100_000]).unwrap();
+        std::fs::set_permissions(at("scimd.db"), PermissionsExt::from_mode(0o640)).unwrap();
+        let like = std::fs::metadata(at("scimd.db")).unwrap();
+        std::fs::write(at("kept.copying"), "left by a killed copy").unwrap();
+        copy_new(&at("scimd.db"), &at("kept"), &like).unwrap();
+        assert_eq!(std::fs::read(at("kept")).unwrap(), vec![9u8; 100_000]);
+        let mode = std::fs::metadata(at("kept")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert!(!at("kept.copying").exists());
+        let e = copy_new(&at("scimd.db"), &at("kept"), &like).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        std::fs::write(at("other"), "earlier").unwrap();
+        assert!(copy_new(&at("scimd.db"), &at("other"), &like).is_err());
+        assert_eq!(std::fs::read(at("other")).unwrap(), b"earlier");
+        assert!(!at("other.copying").exists());
     }
 
     /// Each restore keeps the database it replaces under a name of its own; with no database
