@@ -408,8 +408,8 @@ fn hold(path: &Path) -> Result<Connection> {
     }
 }
 
-/// Moves the `-wal`, `-shm` and `-journal` of the unreadable database `db` to the names beside its kept
-/// copy `aside`, so they stay with it and never meet the restored file.
+/// Moves the `-wal`, `-shm` and `-journal` of the unreadable database `db` to the names
+/// beside its kept copy `aside`, so they stay with it and never meet the restored file.
 fn move_wal_aside(db: &Path, aside: &Path) -> Result<()> {
     for suffix in ["-wal", "-shm", "-journal"] {
         let (from, to) = (with_suffix(db, suffix), with_suffix(aside, suffix));
@@ -449,7 +449,7 @@ fn drop_empty_wal(db: &Path) -> Result<()> {
 }
 
 /// Gives the database at `db` a second name, `<db>.before-restore` or, if that is taken, the
-/// first free `<db>.before-restore.N` (free with its `-wal` and `-shm` names too): an
+/// first free `<db>.before-restore.N` (free with its `-wal`, `-shm`, `-journal` too): an
 /// earlier one is never replaced. A hard link (nothing is copied; once the restored file
 /// takes the name `db`, this is the old file's only name), or where links are not supported
 /// a copy, written under a temporary name and flushed before it gets the name.
@@ -521,7 +521,8 @@ pub struct Restored {
 /// Replaces the database at `db` with the backup `src`, after checking the backup and that no
 /// scimd is serving `db`. The backup is staged beside the database and put in place by one
 /// rename, so a crash leaves the old database or the restored one. The replaced file is kept
-/// as `<db>.before-restore` (numbered if one exists). The restored file (and the lock file)
+/// as `<db>.before-restore` (numbered if one exists), also where SQLite cannot read it
+/// (`Restored::damaged`). The restored file (and the lock file)
 /// get the replaced database's owner and mode, or with no database yet, its directory's
 /// owner and mode 0600. Links are resolved first: the real file is replaced.
 pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
