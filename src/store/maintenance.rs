@@ -852,6 +852,7 @@ mod tests {
         );
         for file in kept.iter().chain([&db]) {
             assert!(check(file).unwrap().problems.is_empty(), "{file:?}");
+            assert!(!with_suffix(file, "-wal").exists(), "{file:?}");
             assert_eq!(
                 std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(file).unwrap()),
                 1
