@@ -283,7 +283,7 @@ fn existing_db(db: &std::path::Path) -> Result<PathBuf, String> {
 
 /// `existing_db`, opened.
 fn open_db(db: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
-    Ok(Store::open_existing(&existing_db(db)?)?)
+    Ok(Store::open_for_command(&existing_db(db)?)?)
 }
 
 fn backup(db: &std::path::Path, file: &std::path::Path) -> CliResult {
@@ -301,9 +301,14 @@ fn backup(db: &std::path::Path, file: &std::path::Path) -> CliResult {
 
 fn restore(file: &std::path::Path, db: &std::path::Path) -> CliResult {
     let done = scimd::store::maintenance::restore(file, db)?;
-    let kept = match &done.kept {
-        Some(aside) => format!("The previous database is kept as {}.", aside.display()),
-        None => "There was no database there before.".into(),
+    let kept = match (&done.kept, &done.damaged) {
+        (Some(aside), Some(why)) => format!(
+            "The previous database could not be read ({why}); it is kept as it was, as {} \
+             (with its -wal and -shm, if it had them, beside it under that name).",
+            aside.display()
+        ),
+        (Some(aside), None) => format!("The previous database is kept as {}.", aside.display()),
+        (None, _) => "There was no database there before.".into(),
     };
     println!(
         "Restored {} from {} ({} users, {} groups). {kept}",

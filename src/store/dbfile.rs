@@ -24,7 +24,8 @@ pub fn dir_of(path: &Path) -> &Path {
 }
 
 /// Files of an earlier database beside a missing `db`: what an interrupted restore leaves
-/// (`.restoring`, `.before-restore`, numbered ones too) and a WAL whose database is gone.
+/// (`.restoring`, `.before-restore`, numbered ones too) and a WAL or rollback journal whose
+/// database is gone (SQLite would apply either to whatever file next has the name `db`).
 pub fn leftovers(db: &Path) -> Vec<PathBuf> {
     let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
@@ -41,7 +42,7 @@ pub fn leftovers(db: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default();
     found.sort();
-    for suffix in [".restoring", "-wal"] {
+    for suffix in [".restoring", "-wal", "-journal"] {
         let path = with_suffix(db, suffix);
         if std::fs::symlink_metadata(&path).is_ok() {
             found.push(path);
@@ -79,16 +80,7 @@ pub fn create(db: &Path) -> Result<bool> {
     }
     let left = leftovers(db);
     if !left.is_empty() {
-        let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::InvalidValue(format!(
-            "no database at {db}, but files of an earlier one are beside it: {names}. An \
-             interrupted `scimd restore` (or a database deleted by hand) leaves these; nothing \
-             was created. To go back to the database from before a restore: \
-             `mv {db}.before-restore {db}`. To restore a backup: `scimd restore BACKUP --db \
-             {db}`. To start with a new, empty database, move these files elsewhere first.",
-            db = db.display(),
-            names = names.join(", ")
-        )));
+        return Err(Error::InvalidValue(leftovers_advice(db, &left)));
     }
     let mut new = OpenOptions::new();
     new.write(true).create_new(true);
@@ -105,6 +97,37 @@ pub fn create(db: &Path) -> Result<bool> {
     }
 }
 
+/// What `serve` says when `db` is missing and `left` (its `leftovers`) are beside it. The
+/// WAL, shared memory and journal of the deleted database go first in every way out: SQLite
+/// would apply that WAL or journal to the file moved into place, and corrupt it.
+fn leftovers_advice(db: &Path, left: &[PathBuf]) -> String {
+    let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+    let stale: Vec<String> = ["-wal", "-shm", "-journal"]
+        .into_iter()
+        .map(|suffix| with_suffix(db, suffix))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|p| format!("mv {} {}.deleted", p.display(), p.display()))
+        .collect();
+    let first = if stale.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "First, in every case, move aside what the deleted database left (SQLite would \
+             apply it to the file put in place and corrupt it): `{}`. Then: ",
+            stale.join(" && ")
+        )
+    };
+    format!(
+        "no database at {db}, but files of an earlier one are beside it: {names}. An \
+         interrupted `scimd restore` (or a database deleted by hand) leaves these; nothing was \
+         created. {first}to go back to the database from before a restore: `mv \
+         {db}.before-restore {db}`. To restore a backup: `scimd restore BACKUP --db {db}`. To \
+         start with a new, empty database, move these files elsewhere first.",
+        db = db.display(),
+        names = names.join(", ")
+    )
+}
+
 /// Refuses a database file with more than one name. SQLite keeps the WAL beside the name it
 /// was opened by, so two names (hard links) of one file give it two WALs, and writes through
 /// both corrupt it; and the server lock, kept beside the name, could not see the other one.
@@ -117,17 +140,23 @@ pub fn single_name(db: &Path) -> Result<()> {
             .nlink();
         if links > 1 {
             // Killed between its two steps, a restore leaves the old database's second name.
-            if let Some(aside) = leftovers(db)
+            if let Some(other) = leftovers(db)
                 .into_iter()
-                .find(|p| identity(p).is_some() && identity(p) == identity(db))
+                .find(|p| identity(p).is_ok_and(|id| identity(db).is_ok_and(|db| db == id)))
             {
+                // `.restoring` is the restored file's staging name (a restore onto no
+                // database, killed as it named it); `.before-restore` the old database's.
+                let state = if other == with_suffix(db, ".restoring") {
+                    "the database is the restored one"
+                } else {
+                    "the database is as it was before the restore"
+                };
                 return Err(Error::InvalidValue(format!(
                     "{} is also named {}: an interrupted `scimd restore` left that name, and \
-                     the database is as it was before the restore. Remove {} (`rm` removes \
-                     only that name), then start again",
+                     {state}. Remove {} (`rm` removes only that name), then start again",
                     db.display(),
-                    aside.display(),
-                    aside.display()
+                    other.display(),
+                    other.display()
                 )));
             }
             return Err(Error::InvalidValue(format!(
@@ -143,16 +172,16 @@ pub fn single_name(db: &Path) -> Result<()> {
 }
 
 /// What a file is, whatever name leads to it: device and inode (links followed).
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((meta.dev(), meta.ino()))
+        Ok((meta.dev(), meta.ino()))
     }
     #[cfg(not(unix))]
     {
-        meta.is_file().then_some((0, 0))
+        Ok((0, u64::from(meta.is_file())))
     }
 }
 
@@ -175,16 +204,26 @@ impl ServerLock {
         let path = std::fs::canonicalize(db)
             .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", db.display())))?;
         single_name(&path)?;
+        ServerLock::lock(path, db)
+    }
+
+    /// Takes the lock for `real`, a database path with links resolved where no database is
+    /// yet (a restore onto a new machine), or fails if another scimd holds it.
+    pub fn acquire_new(real: &Path) -> Result<ServerLock> {
+        ServerLock::lock(real.to_path_buf(), real)
+    }
+
+    fn lock(path: PathBuf, given: &Path) -> Result<ServerLock> {
         let lock = with_suffix(&path, ".lock");
         let file = open_own_file(&lock)
             .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", lock.display())))?;
         match file.try_lock() {
             Ok(()) => Ok(ServerLock { file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidValue(format!(
-                "another scimd is serving {} (it holds {}; {} is that file)",
+                "another scimd is serving or restoring {} (it holds {}; {} is that file)",
                 path.display(),
                 lock.display(),
-                db.display()
+                given.display()
             ))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::InvalidValue(format!(
                 "cannot lock {}: {e}",
@@ -201,6 +240,33 @@ impl ServerLock {
     /// The lock file.
     pub fn file(&self) -> &File {
         &self.file
+    }
+}
+
+/// Whether a scimd serves (or restores) the database at `db` now: its `ServerLock` is held.
+/// Creates nothing (a command run as root must not leave a lock file the service's user
+/// cannot open): no lock file means no server.
+pub fn served(db: &Path) -> Result<bool> {
+    let path = std::fs::canonicalize(db)
+        .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", db.display())))?;
+    let lock = with_suffix(&path, ".lock");
+    let file = match File::open(&lock) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Error::InvalidValue(format!(
+                "cannot open {}: {e}",
+                lock.display()
+            )));
+        }
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::InvalidValue(format!(
+            "cannot lock {}: {e}",
+            lock.display()
+        ))),
     }
 }
 
@@ -221,7 +287,7 @@ fn open_own_file(path: &Path) -> std::io::Result<File> {
 
 /// Fails unless `path` is a plain file (not a link) and the very file `file` has open.
 #[cfg(unix)]
-fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
+pub(crate) fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let opened = file.metadata()?;
     let here = std::fs::symlink_metadata(path)?;
@@ -235,7 +301,7 @@ fn is_the_file_at(file: &File, path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
+pub(crate) fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -245,26 +311,43 @@ fn is_the_file_at(_file: &File, _path: &Path) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct Watch {
     path: PathBuf,
-    id: Option<(u64, u64)>,
+    id: (u64, u64),
     gone: AtomicBool,
 }
 
 impl Watch {
     /// Watches the file at `path` as it is now.
-    pub fn new(path: &Path) -> Watch {
-        Watch {
+    pub fn new(path: &Path) -> Result<Watch> {
+        let id = identity(path)
+            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        Ok(Watch {
             path: path.to_path_buf(),
-            id: identity(path),
+            id,
             gone: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// `Ok` while `path` still leads to the file there at start. Once it does not, this says
-    /// so for good, and logs it once.
+    /// `Ok` while `path` still leads to the file there at start. Once it does not (the name
+    /// is gone, or leads to another file), this says so for good, and logs it once. Any
+    /// other failure to look (`ESTALE` or `EIO` on a network file system, `EINTR` on FUSE)
+    /// fails this one call, logged, and trips nothing: it says nothing about the file.
     pub fn check(&self) -> Result<()> {
-        if !self.gone.load(Ordering::SeqCst) && self.id.is_some() && identity(&self.path) == self.id
-        {
-            return Ok(());
+        if !self.gone.load(Ordering::SeqCst) {
+            match identity(&self.path) {
+                Ok(id) if id == self.id => return Ok(()),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(
+                        db = %self.path.display(),
+                        error = %e,
+                        "cannot look at the database file: this write is refused (503); scimd \
+                         stays writable"
+                    );
+                    return Err(Error::Unavailable(format!(
+                        "cannot look at the database file ({e}): try again"
+                    )));
+                }
+                _ => {}
+            }
         }
         if !self.gone.swap(true, Ordering::SeqCst) {
             tracing::error!(
@@ -299,6 +382,7 @@ mod tests {
             "other.db.before-restore.2",
             "other.db.restoring",
             "other.db-wal",
+            "other.db-journal",
         ] {
             std::fs::write(dir.path().join(leftover), "x").unwrap();
             let e = create(&other).unwrap_err().to_string();
@@ -309,6 +393,55 @@ mod tests {
         // Leftovers of another database's name do not count.
         std::fs::write(dir.path().join("scimd.db.restoring"), "x").unwrap();
         assert!(create(&other).unwrap());
+    }
+
+    /// The way back from a deleted database's leftovers moves its WAL (and shared memory,
+    /// and journal) aside before anything else: following the advice gives the database
+    /// from before the restore, with everything in it.
+    #[test]
+    fn the_advice_moves_a_deleted_databases_wal_first() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        let at = |suffix: &str| with_suffix(&db, suffix);
+        {
+            let old = rusqlite::Connection::open(&db).unwrap();
+            old.execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t(x); INSERT INTO t VALUES ('kept');",
+            )
+            .unwrap();
+        }
+        std::fs::rename(&db, at(".before-restore")).unwrap();
+        {
+            // The deleted database: its WAL still holds a commit.
+            let deleted = rusqlite::Connection::open(&db).unwrap();
+            deleted
+                .execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+                     CREATE TABLE other(y); INSERT INTO other VALUES (1);",
+                )
+                .unwrap();
+            std::fs::copy(at("-wal"), dir.path().join("wal")).unwrap();
+        }
+        std::fs::remove_file(&db).unwrap();
+        std::fs::rename(dir.path().join("wal"), at("-wal")).unwrap();
+        let advice = create(&db).unwrap_err().to_string();
+        let first = format!(
+            "mv {} {}.deleted",
+            at("-wal").display(),
+            at("-wal").display()
+        );
+        let back = format!("mv {} {}", at(".before-restore").display(), db.display());
+        let (Some(first), Some(back)) = (advice.find(&first), advice.find(&back)) else {
+            panic!("{advice}");
+        };
+        assert!(first < back, "{advice}");
+        std::fs::rename(at("-wal"), with_suffix(&at("-wal"), ".deleted")).unwrap();
+        std::fs::rename(at(".before-restore"), &db).unwrap();
+        let kept: String = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "kept");
     }
 
     #[test]
@@ -343,6 +476,16 @@ mod tests {
         std::fs::hard_link(&db, &aside).unwrap();
         let e = ServerLock::acquire(&db).unwrap_err().to_string();
         assert!(e.contains(&format!("Remove {}", aside.display())), "{e}");
+        assert!(e.contains("as it was before the restore"), "{e}");
+        std::fs::remove_file(&aside).unwrap();
+        // A restore onto no database, killed as it named the staged copy.
+        let staged = dir.path().join("scimd.db.restoring");
+        std::fs::hard_link(&db, &staged).unwrap();
+        let e = ServerLock::acquire(&db).unwrap_err().to_string();
+        assert!(
+            e.contains("the restored one") && e.contains("Remove"),
+            "{e}"
+        );
     }
 
     /// A restore runs as root in a directory the service's user may write: a link planted as
@@ -370,7 +513,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let db = dir.path().join("scimd.db");
         create(&db).unwrap();
-        let watch = Watch::new(&db);
+        let watch = Watch::new(&db).unwrap();
         assert!(watch.check().is_ok());
         std::fs::rename(&db, dir.path().join("moved.db")).unwrap();
         std::fs::write(&db, "another file").unwrap();
@@ -378,6 +521,29 @@ mod tests {
         std::fs::remove_file(&db).unwrap();
         std::fs::rename(dir.path().join("moved.db"), &db).unwrap();
         assert!(watch.check().is_err(), "once tripped, until restarted");
+    }
+
+    /// A failure to look at the file that is not its absence (here `ELOOP`, standing in for
+    /// `ESTALE`/`EIO`/`EINTR`) fails that one check and trips nothing.
+    #[test]
+    fn a_one_off_stat_error_does_not_trip_the_watch() {
+        let dir = tempfile::TempDir::new().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("real"), &link).unwrap();
+        let db = link.join("scimd.db");
+        create(&db).unwrap();
+        let watch = Watch::new(&db).unwrap();
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&link, &link).unwrap();
+        assert!(matches!(watch.check(), Err(Error::Unavailable(_))));
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), &link).unwrap();
+        assert!(watch.check().is_ok(), "not tripped");
+        std::fs::remove_file(&db).unwrap();
+        assert!(watch.check().is_err());
+        create(&db).unwrap();
+        assert!(watch.check().is_err(), "gone is for good");
     }
 
     /// A write whose file goes while it runs is rolled back, never acknowledged: alone, and

@@ -142,11 +142,38 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     new.open(path)
 }
 
+/// Takes the temporary file `tmp` for this run: created with mode 0600 or, where a killed
+/// run left one, opened (never through a link) and emptied. An OS lock on it, held while the
+/// returned file is open, refuses a second run to the same name (`Ok(None)`) instead of
+/// letting it remove the file under the first.
+fn claim_temp(tmp: &Path) -> std::io::Result<Option<File>> {
+    let file = match create_private(tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new().write(true).open(tmp)?;
+            dbfile::is_the_file_at(&file, tmp)?;
+            file
+        }
+        other => other?,
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    // The run that held it may have given it its final name meanwhile.
+    dbfile::is_the_file_at(&file, tmp)?;
+    file.set_len(0)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(Some(file))
+}
+
 /// Writes a consistent copy of the database at `db` to `dest` while scimd may be serving it:
 /// `VACUUM INTO` reads one snapshot (WAL readers never block the writer) and writes a compact
 /// file under the temporary name `<dest>.partial`, which is checked, flushed and only then
 /// given the name `dest`. A failure removes the temporary file; one left by a killed backup
-/// is replaced by the next backup to the same name.
+/// is replaced by the next backup to the same name, and one a running backup holds makes a
+/// second backup to that name refuse.
 pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
     if !db.is_file() {
         return Err(Error::NotFound(format!("no database at {}", db.display())));
@@ -164,12 +191,18 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
         let _ = remove_if_there(&journal);
     };
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
-    remove_if_there(&tmp)
-        .and_then(|()| remove_if_there(&journal))
-        .map_err(|e| io("cannot remove the partial file of an earlier backup", e))?;
-    let written = create_private(&tmp)
-        .map_err(|e| io(&format!("cannot create {}", tmp.display()), e))
-        .and_then(|_| write_backup(db, &tmp))
+    // Held until the end: cleaning up after a failure must not remove another run's file.
+    let Some(_held) =
+        claim_temp(&tmp).map_err(|e| io(&format!("cannot create {}", tmp.display()), e))?
+    else {
+        return Err(Error::InvalidValue(format!(
+            "another backup to {} is running",
+            dest.display()
+        )));
+    };
+    let written = remove_if_there(&journal)
+        .map_err(|e| io("cannot remove the journal of an earlier backup", e))
+        .and_then(|()| write_backup(db, &tmp))
         .and_then(|health| {
             place_new(&tmp, dest)
                 .and_then(|()| File::open(dir_of(dest))?.sync_all())
@@ -184,14 +217,7 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
 
 /// `VACUUM INTO` the empty file `tmp`, flushed to disk and checked.
 fn write_backup(db: &Path, tmp: &Path) -> Result<Health> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::internal(format!("cannot open {}: {e}", db.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    let target = tmp
-        .to_str()
-        .ok_or_else(|| Error::InvalidValue("the backup path must be valid UTF-8".into()))?;
-    conn.execute("VACUUM INTO ?1", [target])?;
-    drop(conn);
+    vacuum_into(db, tmp)?;
     File::open(tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::internal(format!("cannot sync {}: {e}", tmp.display())))?;
@@ -203,6 +229,20 @@ fn write_backup(db: &Path, tmp: &Path) -> Result<Health> {
         )));
     }
     Ok(health)
+}
+
+/// Writes one snapshot of the database at `db` (read through any `-wal` beside it) into the
+/// empty file `target` with SQLite's `VACUUM INTO`. SQLite opens `target` without following
+/// a link.
+fn vacuum_into(db: &Path, target: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::internal(format!("cannot open {}: {e}", db.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = target
+        .to_str()
+        .ok_or_else(|| Error::InvalidValue("the file's path must be valid UTF-8".into()))?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    Ok(())
 }
 
 /// Gives the open file `to` the owner of `like`, and `mode` if given. Restore usually runs as
@@ -242,62 +282,154 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
     }
 }
 
-/// Copies the backup to `staged` beside the database, owned like `like` (the database, or on
-/// a new machine its directory) with `mode`, and flushed to disk. The lock file, if given,
-/// gets the same owner.
+/// Writes the backup `src` to `staged` beside the database with SQLite, so the copy holds
+/// every commit the backup has, those still in a `-wal` beside it included (a snapshot of a
+/// live folder); a byte copy of the main file would lose them. The copy is owned like `like`
+/// (the database, or on a new machine its directory) with `mode`, flushed to disk, and
+/// checked: what is put in place is what was checked. The lock file, if given, gets the
+/// same owner.
 fn stage(
     src: &Path,
     staged: &Path,
     like: &std::fs::Metadata,
     mode: u32,
     lock: Option<&ServerLock>,
-) -> Result<()> {
+) -> Result<Health> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     // A leftover from an interrupted restore (or a link planted there) goes first.
-    remove_if_there(staged).map_err(|e| io("cannot remove an old staged copy", e))?;
-    let mut copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
-    std::io::copy(
-        &mut File::open(src).map_err(|e| io("cannot read the backup", e))?,
-        &mut copy,
-    )
-    .map_err(|e| io("cannot copy the backup", e))?;
-    take_owner(like, &copy, Some(mode))
+    remove_if_there(staged)
+        .and_then(|()| remove_if_there(&with_suffix(staged, "-journal")))
+        .map_err(|e| io("cannot remove an old staged copy", e))?;
+    let copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
+    vacuum_into(src, staged)?;
+    // Still the file created above, not one swapped in under the name meanwhile.
+    dbfile::is_the_file_at(&copy, staged)
+        .and_then(|()| take_owner(like, &copy, Some(mode)))
         .and_then(|()| lock.map_or(Ok(()), |lock| take_owner(like, lock.file(), None)))
         .map_err(|e| io("cannot give the copy the database's owner", e))?;
-    copy.sync_all().map_err(|e| io("cannot sync the copy", e))
+    copy.sync_all().map_err(|e| io("cannot sync the copy", e))?;
+    let health = check(staged)?;
+    if !health.problems.is_empty() {
+        return Err(Error::InvalidValue(format!(
+            "the copy of {} failed its check: {}",
+            src.display(),
+            health.problems.join("; ")
+        )));
+    }
+    Ok(health)
 }
 
 /// Folds the WAL of the database at `db` into the file, so the file alone is complete; if
-/// that cannot be done (a scimd command has it open), nothing is touched.
-fn checkpoint(db: &Path) -> Result<()> {
-    let busy: i64 = Connection::open_with_flags(
+/// that cannot be done (a scimd command has it open), nothing is touched. `Ok(Some(why))`
+/// where SQLite cannot read the file (not a database, or damaged): the case a restore is
+/// for, so not an error.
+fn checkpoint(db: &Path) -> Result<Option<String>> {
+    // Read-only first: a read-write connection to a file it cannot read would, as it closes,
+    // delete the `-wal` beside it (or fold it into the damaged file), and that is to be kept.
+    let probe = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|c| {
+        c.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    if let Err(e) = probe
+        && unreadable(&e)
+    {
+        return Ok(Some(e.to_string()));
+    }
+    let busy: i64 = match Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .and_then(|old| old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))
-    .map_err(|e| Error::internal(format!("cannot checkpoint the current database: {e}")))?;
+    {
+        Ok(busy) => busy,
+        Err(e) if unreadable(&e) => return Ok(Some(e.to_string())),
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot checkpoint the current database: {e}"
+            )));
+        }
+    };
     if busy != 0 {
-        return Err(Error::InvalidValue(
-            "the current database is in use (a scimd command is running?): nothing was changed"
-                .into(),
-        ));
+        return Err(in_use());
+    }
+    Ok(None)
+}
+
+/// Whether SQLite failed because the file is not a database or is damaged.
+fn unreadable(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+fn in_use() -> Error {
+    Error::InvalidValue(
+        "the current database is in use (a scimd command is running?): nothing was changed".into(),
+    )
+}
+
+/// Holds the database file at `path` (by whatever name) so that no other connection can
+/// read or write it until the returned connection is dropped: SQLite's exclusive locking
+/// mode keeps its lock on the file, and with WAL uses no shared memory. Opened through the
+/// name the old database is kept under, so what SQLite removes when it closes (the WAL named
+/// after the path) is never a file of the database that took the old name.
+fn hold(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+    // A scimd command that has it open for a moment is waited for, briefly.
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    match conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;") {
+        Ok(()) => Ok(conn),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Err(in_use()),
+        Err(e) => Err(Error::internal(format!(
+            "cannot hold the current database: {e}"
+        ))),
+    }
+}
+
+/// Moves the `-wal`, `-shm` and `-journal` of the unreadable database `db` to the names
+/// beside its kept copy `aside`, so they stay with it and never meet the restored file.
+fn move_wal_aside(db: &Path, aside: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let (from, to) = (with_suffix(db, suffix), with_suffix(aside, suffix));
+        if std::fs::symlink_metadata(&from).is_ok() {
+            place_new(&from, &to).map_err(|e| {
+                Error::internal(format!(
+                    "cannot move {} to {}: {e}",
+                    from.display(),
+                    to.display()
+                ))
+            })?;
+        }
     }
     Ok(())
 }
 
-/// Removes the `-wal` and `-shm` beside `db`, which must hold nothing: a WAL with frames in
-/// it would be applied to whatever file comes to have the name `db`.
+/// Removes the `-wal`, `-shm` and `-journal` beside `db`; the WAL and the journal must hold
+/// nothing: SQLite would apply either to whatever file comes to have the name `db`.
 fn drop_empty_wal(db: &Path) -> Result<()> {
-    let wal = with_suffix(db, "-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-        return Err(Error::InvalidValue(format!(
-            "{} holds writes not in {} (was it written during the restore, or is it left from \
-             a deleted database?): nothing was changed; move it away if it is not wanted",
-            wal.display(),
-            db.display()
-        )));
+    let (wal, journal) = (with_suffix(db, "-wal"), with_suffix(db, "-journal"));
+    for log in [&wal, &journal] {
+        if std::fs::metadata(log).is_ok_and(|m| m.len() > 0) {
+            return Err(Error::InvalidValue(format!(
+                "{} holds writes not in {} (was it written during the restore, or is it left \
+                 from a deleted database?): nothing was changed; move it away if it is not \
+                 wanted",
+                log.display(),
+                db.display()
+            )));
+        }
     }
-    for stale in [wal, with_suffix(db, "-shm")] {
+    for stale in [wal, with_suffix(db, "-shm"), journal] {
         remove_if_there(&stale)
             .map_err(|e| Error::internal(format!("cannot remove {}: {e}", stale.display())))?;
     }
@@ -305,40 +437,59 @@ fn drop_empty_wal(db: &Path) -> Result<()> {
 }
 
 /// Gives the database at `db` a second name, `<db>.before-restore` or, if that is taken, the
-/// first free `<db>.before-restore.N`: an earlier one is never replaced. A hard link (nothing
-/// is copied; once the restored file takes the name `db`, this is the old file's only name),
-/// or a copy where links are not supported.
+/// first free `<db>.before-restore.N` (free with its `-wal`, `-shm`, `-journal` too): an
+/// earlier one is never replaced. A hard link (nothing is copied; once the restored file
+/// takes the name `db`, this is the old file's only name), or where links are not supported
+/// a copy, written under a temporary name and flushed before it gets the name.
 fn keep_aside(db: &Path, like: &std::fs::Metadata) -> Result<PathBuf> {
     const MOST: usize = 100;
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     for n in 0..MOST {
         let aside = match n {
             0 => with_suffix(db, ".before-restore"),
             n => with_suffix(db, &format!(".before-restore.{n}")),
         };
+        if ["-wal", "-shm", "-journal"]
+            .iter()
+            .any(|suffix| taken(&with_suffix(&aside, suffix)))
+        {
+            continue;
+        }
         match std::fs::hard_link(db, &aside) {
             Ok(()) => return Ok(aside),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) if taken(&aside) => continue,
             Err(_) => {}
         }
-        let mut copy = match create_private(&aside) {
-            Ok(copy) => copy,
+        match copy_new(db, &aside, like) {
+            Ok(()) => return Ok(aside),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::internal(format!("cannot keep the database: {e}"))),
-        };
-        let copied = File::open(db)
-            .and_then(|mut old| std::io::copy(&mut old, &mut copy))
-            .and_then(|_| take_owner(like, &copy, Some(mode_of(like))))
-            .and_then(|()| copy.sync_all());
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&aside);
-            return Err(Error::internal(format!("cannot keep the database: {e}")));
         }
-        return Ok(aside);
     }
     Err(Error::InvalidValue(format!(
         "{MOST} earlier {}.before-restore files are kept: remove old ones first",
         db.display()
     )))
+}
+
+/// Copies `db` to `dest`, which must not exist, owned like `like` with its mode: written
+/// under the temporary name `<dest>.copying` and flushed before it gets the name, so `dest`
+/// is never half a copy. A temporary file a killed copy left is replaced.
+fn copy_new(db: &Path, dest: &Path, like: &std::fs::Metadata) -> std::io::Result<()> {
+    let tmp = with_suffix(dest, ".copying");
+    let copied = remove_if_there(&tmp)
+        .and_then(|()| create_private(&tmp))
+        .and_then(|mut copy| {
+            std::io::copy(&mut File::open(db)?, &mut copy)?;
+            take_owner(like, &copy, Some(mode_of(like)))?;
+            copy.sync_all()
+        })
+        .and_then(|()| place_new(&tmp, dest));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied
 }
 
 /// What `restore` did.
@@ -350,15 +501,20 @@ pub struct Restored {
     pub db: PathBuf,
     /// Where the replaced database is kept; `None` where there was none.
     pub kept: Option<PathBuf>,
+    /// Why SQLite could not read the replaced database, where it could not: it is kept as
+    /// it was, with its `-wal` and `-shm` moved beside the kept copy.
+    pub damaged: Option<String>,
 }
 
 /// Replaces the database at `db` with the backup `src`, after checking the backup and that no
 /// scimd is serving `db`. The backup is staged beside the database and put in place by one
 /// rename, so a crash leaves the old database or the restored one. The replaced file is kept
-/// as `<db>.before-restore` (numbered if one exists). The restored file (and the lock file)
+/// as `<db>.before-restore` (numbered if one exists), also where SQLite cannot read it
+/// (`Restored::damaged`). The restored file (and the lock file)
 /// get the replaced database's owner and mode, or with no database yet, its directory's
 /// owner and mode 0600. Links are resolved first: the real file is replaced.
 pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
+    // Refused before anything is touched; the staged copy is checked again (`stage`).
     let health = check(src)?;
     if !health.problems.is_empty() {
         return Err(Error::InvalidValue(format!(
@@ -368,8 +524,8 @@ pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
         )));
     }
     match std::fs::metadata(db) {
-        Ok(_) => replace(src, db, health),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => restore_new(src, db, health),
+        Ok(_) => replace(src, db),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => restore_new(src, db),
         Err(e) => Err(Error::InvalidValue(format!(
             "cannot read {}: {e}",
             db.display()
@@ -377,23 +533,36 @@ pub fn restore(src: &Path, db: &Path) -> Result<Restored> {
     }
 }
 
-/// `restore` over an existing database.
-fn replace(src: &Path, db: &Path, health: Health) -> Result<Restored> {
+/// `restore` over an existing database. A database SQLite cannot read is replaced too (the
+/// case a restore is for): kept aside as it is, with its `-wal` and `-shm`.
+fn replace(src: &Path, db: &Path) -> Result<Restored> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     let lock = ServerLock::acquire(db)
         .map_err(|e| Error::InvalidValue(format!("stop scimd first: {e}")))?;
     let real = lock.path().to_path_buf();
     let like = std::fs::metadata(&real).map_err(|e| io("cannot read the database", e))?;
-    checkpoint(&real)?;
+    let damaged = checkpoint(&real)?;
     let staged = with_suffix(&real, ".restoring");
     let abandon = |e: Error| {
         let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(with_suffix(&staged, "-journal"));
         e
     };
-    stage(src, &staged, &like, mode_of(&like), Some(&lock))
-        .and_then(|()| drop_empty_wal(&real))
-        .map_err(abandon)?;
+    let health = stage(src, &staged, &like, mode_of(&like), Some(&lock)).map_err(abandon)?;
     let aside = keep_aside(&real, &like).map_err(abandon)?;
+    // From here until the rename, nothing may write the old database: a write would leave
+    // a WAL of it beside the restored file. A damaged one cannot be written anyway.
+    let held = match damaged {
+        Some(_) => move_wal_aside(&real, &aside).map(|()| None),
+        None => hold(&aside).and_then(|held| drop_empty_wal(&real).map(|()| Some(held))),
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(e) => {
+            let _ = std::fs::remove_file(&aside);
+            return Err(abandon(e));
+        }
+    };
     // The one step that changes what `real` is: atomic, whatever happens around it.
     if let Err(e) = std::fs::rename(&staged, &real) {
         let _ = std::fs::remove_file(&aside);
@@ -402,16 +571,18 @@ fn replace(src: &Path, db: &Path, health: Health) -> Result<Restored> {
     File::open(dir_of(&real))
         .and_then(|d| d.sync_all())
         .map_err(|e| io("cannot sync the directory", e))?;
+    drop(held);
     Ok(Restored {
         health,
         db: real,
         kept: Some(aside),
+        damaged,
     })
 }
 
 /// `restore` where there is no database yet (a new machine): the staged copy gets the name
 /// `db` only if nothing has it meanwhile.
-fn restore_new(src: &Path, db: &Path, health: Health) -> Result<Restored> {
+fn restore_new(src: &Path, db: &Path) -> Result<Restored> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     if std::fs::symlink_metadata(db).is_ok() {
         return Err(Error::InvalidValue(format!(
@@ -426,28 +597,69 @@ fn restore_new(src: &Path, db: &Path, health: Health) -> Result<Restored> {
     let dir = std::fs::canonicalize(dir_of(db)).map_err(|e| io("cannot find the directory", e))?;
     let real = dir.join(name);
     let like = std::fs::metadata(&dir).map_err(|e| io("cannot read the directory", e))?;
+    // Serializes restores to this name, which share the staging name.
+    let lock = ServerLock::acquire_new(&real)?;
     drop_empty_wal(&real)?;
     let staged = with_suffix(&real, ".restoring");
-    let done = stage(src, &staged, &like, 0o600, None).and_then(|()| {
+    let done = stage(src, &staged, &like, 0o600, Some(&lock)).and_then(|health| {
         place_new(&staged, &real).map_err(|e| io("cannot put the backup in place", e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io("cannot sync the directory", e))
+            .map_err(|e| io("cannot sync the directory", e))?;
+        Ok(health)
     });
     if done.is_err() {
         let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(with_suffix(&staged, "-journal"));
     }
-    done?;
+    let health = done?;
     Ok(Restored {
         health,
         db: real,
         kept: None,
+        damaged: None,
     })
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// A copy of a live folder, as a snapshot or `cp -a` takes it: `snap.db` and its
+    /// `snap.db-wal`, with `users` users whose commits are still only in the WAL.
+    async fn live_copy(dir: &Path, users: usize) -> PathBuf {
+        let live = dir.join("live.db");
+        let store = crate::store::Store::open(&live).unwrap();
+        for n in 0..users {
+            let body = serde_json::json!({"userName": format!("user{n}")});
+            crate::service::users::create(&store, body, &crate::service::audit::Actor::cli())
+                .await
+                .unwrap();
+        }
+        let snap = dir.join("snap.db");
+        std::fs::copy(&live, &snap).unwrap();
+        std::fs::copy(with_suffix(&live, "-wal"), with_suffix(&snap, "-wal")).unwrap();
+        drop(store);
+        assert!(std::fs::metadata(with_suffix(&snap, "-wal")).unwrap().len() > 0);
+        snap
+    }
+
+    /// The commits in a `-wal` beside the backup are restored too, onto an existing database
+    /// and onto none; what is reported is what was put in place.
+    #[tokio::test]
+    async fn a_backup_with_its_wal_is_restored_whole() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let snap = live_copy(dir.path(), 5).await;
+        let db = dir.path().join("scimd.db");
+        drop(crate::store::Store::open(&db).unwrap());
+        for target in [db, dir.path().join("new.db")] {
+            let done = restore(&snap, &target).unwrap();
+            assert_eq!(done.health.users, 5);
+            let now = check(&target).unwrap();
+            assert!(now.problems.is_empty(), "{now:?}");
+            assert_eq!((now.users, now.schema_version), (5, migrate::LATEST));
+        }
+    }
 
     /// A restore runs as root in a directory the service's user may write: a link planted as
     /// the staged copy is replaced, not written through.
@@ -465,6 +677,143 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
         assert!(!at("scimd.db.restoring").exists());
         assert!(check(&db).unwrap().problems.is_empty());
+    }
+
+    /// A database SQLite cannot read is replaced (what a restore is for) and kept as it was,
+    /// its WAL moved beside the kept copy: random bytes, a sound header over garbage, a
+    /// truncated file.
+    #[test]
+    fn a_damaged_database_is_replaced_and_kept() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let db = at("scimd.db");
+        {
+            let store = crate::store::Store::open(&at("source.db")).unwrap();
+            crate::service::tokens::create(&store, "t").unwrap();
+        }
+        backup(&at("source.db"), &at("b.db")).unwrap();
+        let sound = std::fs::read(at("b.db")).unwrap();
+        assert!(sound.len() > 8192);
+        let mut header_then_garbage = sound[..100].to_vec();
+        header_then_garbage.resize(sound.len(), 0x5a);
+        let damages: [(&str, Vec<u8>); 3] = [
+            (
+                "random",
+                (0..9000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            ),
+            ("header", header_then_garbage),
+            ("truncated", sound[..sound.len() / 2].to_vec()),
+        ];
+        for (what, bytes) in damages {
+            std::fs::write(&db, &bytes).unwrap();
+            std::fs::write(with_suffix(&db, "-wal"), b"old wal").unwrap();
+            let done = restore(&at("b.db"), &db).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(done.damaged.is_some(), "{what}");
+            let kept = done.kept.unwrap();
+            assert_eq!(std::fs::read(&kept).unwrap(), bytes, "{what}");
+            assert_eq!(
+                std::fs::read(with_suffix(&kept, "-wal")).ok().as_deref(),
+                Some(&b"old wal"[..]),
+                "{what}"
+            );
+            assert!(!with_suffix(&db, "-wal").exists(), "{what}");
+            assert!(check(&db).unwrap().problems.is_empty(), "{what}");
+        }
+    }
+
+    /// While a restore holds the old database (from its check for an empty WAL until after
+    /// the rename), another process's write through the database's name waits and fails
+    /// instead of leaving a WAL beside the restored file; closing the hold removes nothing
+    /// beside that name.
+    #[test]
+    fn the_held_database_takes_no_writes() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = dir.path().join("scimd.db");
+        drop(crate::store::Store::open(&db).unwrap());
+        assert_eq!(checkpoint(&db).unwrap(), None);
+        let aside = dir.path().join("aside.db");
+        std::fs::hard_link(&db, &aside).unwrap();
+        let held = hold(&aside).unwrap();
+        let other = Connection::open(&db).unwrap();
+        other
+            .busy_timeout(std::time::Duration::from_millis(100))
+            .unwrap();
+        let e = other.execute_batch("CREATE TABLE late(x)").unwrap_err();
+        assert_eq!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy)
+        );
+        drop(other);
+        assert!(!with_suffix(&db, "-wal").exists());
+        assert!(matches!(hold(&db), Err(Error::InvalidValue(_))), "in use");
+        std::fs::write(with_suffix(&db, "-wal"), b"").unwrap();
+        drop(held);
+        assert!(with_suffix(&db, "-wal").exists());
+    }
+
+    /// A rollback journal left by a deleted database would be rolled back into the restored
+    /// file: a restore onto that name refuses and changes nothing.
+    #[test]
+    fn a_deleted_databases_journal_blocks_a_restore() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        drop(crate::store::Store::open(&at("source.db")).unwrap());
+        backup(&at("source.db"), &at("b.db")).unwrap();
+        std::fs::write(at("new.db-journal"), vec![1u8; 4096]).unwrap();
+        let e = restore(&at("b.db"), &at("new.db")).unwrap_err().to_string();
+        assert!(e.contains("new.db-journal"), "{e}");
+        assert!(!at("new.db").exists() && !at("new.db.restoring").exists());
+        std::fs::remove_file(at("new.db-journal")).unwrap();
+        restore(&at("b.db"), &at("new.db")).unwrap();
+    }
+
+    /// Two backups to one name, or two restores onto one new name, share a temporary name:
+    /// the second refuses instead of removing the first one's file.
+    #[test]
+    fn concurrent_runs_do_not_share_a_temporary_file() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        drop(crate::store::Store::open(&at("scimd.db")).unwrap());
+        let running = claim_temp(&at("b.db.partial")).unwrap().unwrap();
+        std::fs::write(at("b.db.partial"), "being written").unwrap();
+        let e = backup(&at("scimd.db"), &at("b.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another backup"), "{e}");
+        assert_eq!(std::fs::read(at("b.db.partial")).unwrap(), b"being written");
+        drop(running);
+        backup(&at("scimd.db"), &at("b.db")).unwrap();
+
+        let real = std::fs::canonicalize(dir.path()).unwrap().join("new.db");
+        let restoring = ServerLock::acquire_new(&real).unwrap();
+        assert!(restore(&at("b.db"), &at("new.db")).is_err());
+        assert!(!real.exists());
+        drop(restoring);
+        restore(&at("b.db"), &at("new.db")).unwrap();
+    }
+
+    /// The copy that keeps the old database where links are not supported is whole under its
+    /// name or not there: an existing name is never replaced, a leftover temporary is.
+    #[test]
+    fn the_kept_copy_is_named_only_when_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("scimd.db"), vec![9u8; 100_000]).unwrap();
+        std::fs::set_permissions(at("scimd.db"), PermissionsExt::from_mode(0o640)).unwrap();
+        let like = std::fs::metadata(at("scimd.db")).unwrap();
+        std::fs::write(at("kept.copying"), "left by a killed copy").unwrap();
+        copy_new(&at("scimd.db"), &at("kept"), &like).unwrap();
+        assert_eq!(std::fs::read(at("kept")).unwrap(), vec![9u8; 100_000]);
+        let mode = std::fs::metadata(at("kept")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert!(!at("kept.copying").exists());
+        let e = copy_new(&at("scimd.db"), &at("kept"), &like).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        std::fs::write(at("other"), "earlier").unwrap();
+        assert!(copy_new(&at("scimd.db"), &at("other"), &like).is_err());
+        assert_eq!(std::fs::read(at("other")).unwrap(), b"earlier");
+        assert!(!at("other.copying").exists());
     }
 
     /// Each restore keeps the database it replaces under a name of its own; with no database
@@ -491,6 +840,7 @@ mod tests {
         );
         for file in kept.iter().chain([&db]) {
             assert!(check(file).unwrap().problems.is_empty(), "{file:?}");
+            assert!(!with_suffix(file, "-wal").exists(), "{file:?}");
             assert_eq!(
                 std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(file).unwrap()),
                 1

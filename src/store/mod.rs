@@ -213,7 +213,7 @@ impl Store {
         let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
         let mut writer = Connection::open_with_flags(path, flags)
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
-        let file = Arc::new(dbfile::Watch::new(path));
+        let file = Arc::new(dbfile::Watch::new(path)?);
         configure(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -255,6 +255,28 @@ impl Store {
             read_budget: Budget::default().read,
             scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
         })
+    }
+
+    /// `open_existing` for a command run beside a server that may be serving the database
+    /// (`token`, `admin`). Refuses to migrate the schema under a running server: an older
+    /// scimd's statements and indexes would not be there to meet the newer schema.
+    pub fn open_for_command(path: &Path) -> Result<Store> {
+        let version = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(Error::from)
+        .and_then(|conn| migrate::version(&conn))
+        .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        if version < migrate::LATEST && dbfile::served(path)? {
+            return Err(Error::InvalidValue(format!(
+                "a running scimd serves {} with an older schema (version {version}; this scimd \
+                 has {}): restart it with this binary first (it migrates on start)",
+                path.display(),
+                migrate::LATEST
+            )));
+        }
+        Store::open_existing(path)
     }
 
     /// `Ok` while the database file is the one opened; once it was deleted or replaced,

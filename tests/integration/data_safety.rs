@@ -341,3 +341,72 @@ fn check_calls_a_half_written_file_damaged() {
     assert!(stdout(&o).contains("problem: damaged"), "{o:?}");
     assert!(!stderr(&o).contains("readonly"), "{o:?}");
 }
+
+/// During an upgrade, a command of the newer binary must not migrate the schema under the
+/// older server still running (its unique indexes would go from under it); with the server
+/// stopped, the command migrates as before.
+#[test]
+fn a_command_does_not_migrate_under_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scimd.db").to_str().unwrap().to_string();
+    cli_token(&db, "idp");
+    let version = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let latest = version();
+    let (child, _addr, _lines) = spawn_server(&db, &[]);
+    let server = KillOnDrop(child);
+    // The schema the older server would have: one version behind.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", latest - 1))
+        .unwrap();
+    let o = scimd(&["token", "list", "--db", &db]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        stderr(&o).contains("a running scimd serves") && stderr(&o).contains("restart it"),
+        "{o:?}"
+    );
+    assert_eq!(version(), latest - 1, "nothing migrated");
+    drop(server);
+    let o = scimd(&["token", "list", "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(version(), latest);
+}
+
+/// What `restore` reports is what it put in place: a backup that is a copy of a live folder
+/// (commits still in its `-wal`) is restored whole, and a current database SQLite cannot
+/// read is replaced, kept as it was, and said to be so.
+#[test]
+fn restore_installs_what_it_reports_and_replaces_a_damaged_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let live = path("live.db");
+    cli_token(&live, "in-the-wal");
+    {
+        // A second connection keeps the WAL from being folded in as the commands exit.
+        let keep = rusqlite::Connection::open(&live).unwrap();
+        keep.execute_batch("PRAGMA wal_autocheckpoint = 0; BEGIN; SELECT 1; COMMIT;")
+            .unwrap();
+        cli_token(&live, "also-in-the-wal");
+        std::fs::copy(&live, path("snap.db")).unwrap();
+        std::fs::copy(format!("{live}-wal"), path("snap.db-wal")).unwrap();
+    }
+    assert!(std::fs::metadata(path("snap.db-wal")).unwrap().len() > 0);
+    let db = path("scimd.db");
+    std::fs::write(&db, vec![0x42u8; 9000]).unwrap();
+    let o = scimd(&["restore", &path("snap.db"), "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("could not be read"), "{o:?}");
+    assert_eq!(
+        std::fs::read(path("scimd.db.before-restore")).unwrap(),
+        vec![0x42u8; 9000]
+    );
+    let o = scimd(&["check", "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    let listed = stdout(&scimd(&["token", "list", "--db", &db]));
+    assert!(listed.contains("also-in-the-wal"), "{listed}");
+}
