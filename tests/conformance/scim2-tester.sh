@@ -85,11 +85,6 @@ trap 'exit 143' TERM
 DB="$WORK/scimd.db"
 SERVER_LOG="$WORK/scimd.log"
 
-# --- token ------------------------------------------------------------------------------------
-TOKEN_OUT="$("$SCIMD_BIN" token create --name scim2-tester --db "$DB")" || die "scimd token create failed"
-TOKEN="$(printf '%s\n' "$TOKEN_OUT" | tail -n 1 | tr -d '[:space:]')"
-[[ -n "$TOKEN" ]] || die "scimd token create printed no token"
-
 # --- start the server -------------------------------------------------------------------------
 PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 BASE_URL="http://127.0.0.1:${PORT}/scim/v2"
@@ -118,6 +113,11 @@ if [[ -z "$healthy" ]]; then
     cat "$SERVER_LOG" >&2 || true
     die "scimd did not answer GET /healthz with 200 within 30 s"
 fi
+
+# --- token (after the start: only `serve` creates the database) ------------------------------
+TOKEN_OUT="$("$SCIMD_BIN" token create --name scim2-tester --db "$DB")" || die "scimd token create failed"
+TOKEN="$(printf '%s\n' "$TOKEN_OUT" | tail -n 1 | tr -d '[:space:]')"
+[[ -n "$TOKEN" ]] || die "scimd token create printed no token"
 
 # --- run scim2-tester -------------------------------------------------------------------------
 DRIVER="$WORK/driver.py"
