@@ -25,7 +25,7 @@ pub struct Config {
     /// How long a write to a client may make no progress (a client that does not read its
     /// answers) before its connection is closed.
     pub write_timeout: Duration,
-    /// Connections served at once; more are answered 503 and closed.
+    /// Connections served at once (see `http::limits::Connections` for who gets one when full).
     pub max_connections: usize,
     /// Honour `X-Forwarded-For`, `-Proto` and `-Host` (only behind a reverse proxy that sets
     /// them; otherwise any client could claim any address).

@@ -172,7 +172,8 @@ pub struct Limits {
     pub failed_auth: FailedAuth,
     pub sign_in: SignIn,
     /// Lines about connections closed for breaking a limit (slow, oversized, malformed,
-    /// no TLS handshake): a client with many addresses could otherwise write one per socket.
+    /// no TLS handshake, not reading answers) or to make room for another client: a client
+    /// with many addresses could otherwise write one per socket.
     pub closed_log: LogGate,
 }
 
@@ -385,8 +386,8 @@ pub struct ConnectionSlot {
 
 impl ConnectionSlot {
     /// Signalled when the connection should close (gracefully) to make room for another.
-    pub fn close_requested(&self) -> Arc<Notify> {
-        self.close.clone()
+    pub fn close_requested(&self) -> &Notify {
+        &self.close
     }
 
     /// Marks a request in flight on this connection until the guard is dropped: a connection

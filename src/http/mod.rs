@@ -167,6 +167,8 @@ impl Connection {
                         }
                     },
                     _ = self.stop_seen.wait_for(|stop| *stop) => return,
+                    // Asked to make room for another before it said anything.
+                    () = self.slot.close_requested().notified() => return,
                 };
                 self.serve_io(stream, peer, local).await;
             }
@@ -204,14 +206,22 @@ impl Connection {
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let close = self.slot.close_requested();
+        let stop_seen = &mut self.stop_seen;
+        // Whether the connection was asked to close to make room (else the server stops).
+        let asked = async {
+            tokio::select! {
+                () = close.notified() => true,
+                _ = stop_seen.wait_for(|stop| *stop) => false,
+            }
+        };
         let served = tokio::select! {
             served = conn.as_mut() => served,
-            () = async {
-                tokio::select! {
-                    () = close.notified() => {}
-                    _ = self.stop_seen.wait_for(|stop| *stop) => {}
+            to_make_room = asked => {
+                // A flood of newcomers costs a few lines per interval, not one each.
+                if to_make_room && let Some(closed) = self.app.limits.closed_log.note() {
+                    info!(%peer, closed, "closing a connection to make room for another client \
+                        (its address held the most, over a fair share; behind a proxy: idle longest)");
                 }
-            } => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
@@ -228,8 +238,14 @@ impl Connection {
 /// ends (the client hung up mid-response, an idle keep-alive connection timing out after
 /// serving requests) are routine and only logged at debug.
 fn log_connection_error(app: &App, e: &hyper::Error, peer: SocketAddr, served_a_request: bool) {
-    let broke_a_limit =
-        e.is_parse_too_large() || e.is_parse() || (e.is_timeout() && !served_a_request);
+    // `deadline::WriteDeadline`'s error: the client did not read its answers.
+    let not_reading = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+    let broke_a_limit = e.is_parse_too_large()
+        || e.is_parse()
+        || (e.is_timeout() && !served_a_request)
+        || not_reading;
     if !broke_a_limit {
         debug!(error = %e, %peer, "connection ended");
         return;
@@ -238,7 +254,9 @@ fn log_connection_error(app: &App, e: &hyper::Error, peer: SocketAddr, served_a_
     let Some(closed) = app.limits.closed_log.note() else {
         return;
     };
-    if e.is_parse_too_large() {
+    if not_reading {
+        info!(%peer, closed, "answers not read in time (write deadline): closed");
+    } else if e.is_parse_too_large() {
         info!(%peer, closed, error = %e, "request line or headers over the limit: refused, closed");
     } else if e.is_parse() {
         info!(%peer, closed, error = %e, "malformed or unsupported request: closed");
