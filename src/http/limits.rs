@@ -213,7 +213,7 @@ const CONNECTION_SHARE: usize = 8;
 /// refused while another address holds more than its fair share (`--max-connections` / the
 /// addresses holding connections, the newcomer's included): that address's connection idle
 /// longest (else its oldest) is asked to close, and the newcomer takes its place. Behind a
-/// proxy (one address holds them all), a newcomer replaces the connection idle longest.
+/// proxy (its addresses hold them all), a newcomer replaces the connection idle longest.
 /// Entries live exactly as long as their connections, so the tables hold at most twice
 /// `--max-connections` entries (connections asked to close count apart until they have).
 pub struct Connections {
@@ -223,7 +223,8 @@ pub struct Connections {
     busy: usize,
     /// All connections, not counting those asked to close.
     max: usize,
-    /// Whether a newcomer may replace an idle connection of its own address (behind a proxy).
+    /// Behind a proxy, where addresses are the proxy's: a newcomer replaces the connection
+    /// idle longest, whatever its address.
     replace_idle: bool,
     refused: LogGate,
 }
@@ -244,6 +245,8 @@ struct Open {
     /// (connections held, address) for every address holding any: the heaviest holder is
     /// the last, found without a scan.
     by_count: BTreeSet<(usize, IpAddr)>,
+    /// Every idle connection (not leaving), by how long it has been idle.
+    idle: BTreeSet<(Instant, u64)>,
     /// Connections open and not asked to close.
     total: usize,
     /// Connections asked to close that have not yet.
@@ -304,6 +307,7 @@ impl Open {
         let close = Arc::new(Notify::new());
         let was = self.count(&key);
         self.clients.entry(key).or_default().idle.insert((now, id));
+        self.idle.insert((now, id));
         self.recount(key, was);
         self.conns.insert(
             id,
@@ -328,6 +332,7 @@ impl Open {
             held.idle.remove(&(idle_since, id));
             held.busy.remove(&id);
         }
+        self.idle.remove(&(idle_since, id));
         self.recount(key, was);
         self.total -= 1;
     }
@@ -355,6 +360,7 @@ impl Open {
             held.idle.remove(&(idle_since, id));
             held.busy.insert(id);
         }
+        self.idle.remove(&(idle_since, id));
     }
 
     fn ended(&mut self, id: u64, now: Instant) {
@@ -374,6 +380,7 @@ impl Open {
             held.busy.remove(&id);
             held.idle.insert((now, id));
         }
+        self.idle.insert((now, id));
     }
 }
 
@@ -514,26 +521,20 @@ impl Connections {
 
     /// Which connection makes room for a newcomer from `key` (holding `n`): one of the
     /// heaviest holder's, when that is another address over its fair share with at least two
-    /// more than the newcomer will hold (so two addresses never take turns); else, behind a
-    /// proxy, the newcomer's own address's connection idle longest.
+    /// more than the newcomer will hold (so two addresses never take turns). Behind a proxy,
+    /// the connection idle longest.
     fn victim(&self, open: &Open, key: IpAddr, n: usize) -> Option<u64> {
+        if self.replace_idle {
+            return open.idle.first().map(|(_, id)| *id);
+        }
         let holders = open.clients.len() + usize::from(n == 0);
         let fair = (self.max / holders).max(1);
-        if let Some(&(most, heaviest)) = open.by_count.last()
-            && heaviest != key
-            && most > fair
-            && most > n + 1
-        {
-            return open.clients.get(&heaviest).and_then(Held::victim);
+        match open.by_count.last() {
+            Some(&(most, heaviest)) if heaviest != key && most > fair && most > n + 1 => {
+                open.clients.get(&heaviest).and_then(Held::victim)
+            }
+            _ => None,
         }
-        if self.replace_idle {
-            return open
-                .clients
-                .get(&key)
-                .and_then(|h| h.idle.first())
-                .map(|(_, id)| *id);
-        }
-        None
     }
 
     /// The most connections one client may hold while connections are busy.
@@ -932,6 +933,7 @@ mod tests {
         drop((sixth, more));
         let open = locked(&c.open);
         assert!(open.conns.is_empty() && open.clients.is_empty() && open.by_count.is_empty());
+        assert!(open.idle.is_empty());
         assert_eq!((open.total, open.leaving), (0, 0));
         drop(open);
 
@@ -959,6 +961,11 @@ mod tests {
         drop(busy);
         let _sixth = slot(c.open(proxy)).expect("idle again");
         assert!(asked_to_close(&held[0]), "the one idle longest");
+        // Whichever of the proxy's addresses holds it.
+        let _seventh = slot(c.open(ip("192.0.2.2"))).expect("another proxy address");
+        assert!(asked_to_close(&held[2]));
+        let open = locked(&c.open);
+        assert_eq!((open.total, open.idle.len()), (4, 3), "the fifth is busy");
     }
 
     #[test]
