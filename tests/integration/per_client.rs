@@ -1,6 +1,7 @@
 //! Per-client limits against an attacker with many source addresses (loopback 127.1.x.y
-//! standing in for them): full tables fail closed, IPv6 clients count per /64, one address
-//! cannot take every connection, a guesser cannot lock the administrator out, and the
+//! standing in for them): full tables fail closed, IPv6 clients count per /64, neither one
+//! address nor a few can take every connection, a client that never reads its answers is
+//! disconnected, a guesser cannot lock the administrator out, and the
 //! metrics token and console sign-in hold against what an anonymous client can send.
 
 use std::net::{IpAddr, SocketAddr};
