@@ -234,7 +234,8 @@ pub enum Admit {
     Open(ConnectionSlot),
     /// Its address holds its share while connections are busy.
     ClientFull,
-    /// All connections are taken, none by an address over its fair share.
+    /// All connections are taken, none by an address over its fair share (behind a proxy:
+    /// none idle).
     AllFull,
 }
 

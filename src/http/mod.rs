@@ -47,9 +47,10 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// What hyper buffers per connection: the request head (at most `MAX_HEADER_BYTES`) and the
-/// pipelined requests read after it, and the answer waiting to be written. hyper answers one
-/// request at a time and reads no further while an answer is pending.
+/// What hyper buffers per connection: read, the request head (at most `MAX_HEADER_BYTES`) and
+/// pipelined requests after it; to write, the answer. hyper handles one request at a time (the
+/// next is read once the answer before it is handed over to be written), so this bounds what a
+/// client that pipelines requests can make scimd hold.
 const MAX_BUF_BYTES: usize = MAX_HEADER_BYTES + 64 * 1024;
 
 /// What every request handler can reach.
