@@ -22,7 +22,10 @@ pub struct Config {
     /// How long a client may take to send a request's headers, and how long an idle
     /// keep-alive connection stays open (slowloris guard).
     pub header_read_timeout: Duration,
-    /// Connections served at once; more are answered 503 and closed.
+    /// How long a write to a client may make no progress (a client that does not read its
+    /// answers) before its connection is closed.
+    pub write_timeout: Duration,
+    /// Connections served at once (see `http::limits::Connections` for who gets one when full).
     pub max_connections: usize,
     /// Honour `X-Forwarded-For`, `-Proto` and `-Host` (only behind a reverse proxy that sets
     /// them; otherwise any client could claim any address).
@@ -58,6 +61,7 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_read_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             trust_proxy: false,
             metrics_token: None,

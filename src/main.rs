@@ -128,7 +128,8 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
-    /// Connections served at once; more are answered 503 and closed (with TLS, just closed).
+    /// Connections served at once. At the cap, an address holding more than its fair share
+    /// closes one to make room; else a new one is answered 503 and closed (with TLS, closed).
     #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Trust X-Forwarded-For, -Proto and -Host: only behind a reverse proxy that sets them.

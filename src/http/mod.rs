@@ -6,6 +6,7 @@ mod admin_api;
 mod assets;
 mod auth;
 mod body;
+mod deadline;
 pub mod limits;
 mod metrics;
 pub mod router;
@@ -29,7 +30,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tracing::{debug, error, info, warn};
@@ -47,6 +47,11 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// What hyper buffers per connection: read, the request head (at most `MAX_HEADER_BYTES`) and
+/// pipelined requests after it; to write, the answer. hyper handles one request at a time (the
+/// next is read once the answer before it is handed over to be written), so this bounds what a
+/// client that pipelines requests can make scimd hold.
+const MAX_BUF_BYTES: usize = MAX_HEADER_BYTES + 64 * 1024;
 
 /// What every request handler can reach.
 pub struct App {
@@ -70,17 +75,18 @@ pub use body::Body;
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and drains connections.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.header_read_timeout)
-        .max_header_size(MAX_HEADER_BYTES);
-    let slots = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections));
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(MAX_BUF_BYTES);
     let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
-    // Tells connections still in their TLS handshake that the server is stopping: they hold
-    // a graceful-shutdown watcher, and a client that never finishes must not hold up the exit.
+    // Tells every connection that the server is stopping (those serving requests close after
+    // the one in flight; those still in their TLS handshake at once).
     let (stopping, stop_seen) = tokio::sync::watch::channel(false);
+    // Each connection's task holds a sender: the drain is over when all are dropped.
+    let (open_tx, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -94,80 +100,137 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                         continue;
                     }
                 };
-                // One address holds at most its share, so it cannot take every connection.
-                let Some(client_slot) = app.limits.connections.open(peer.ip()) else {
-                    refused(&app, stream, peer, &refusing, PER_CLIENT_FULL);
-                    continue;
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    refused(&app, stream, peer, &refusing, ALL_FULL);
-                    continue;
-                };
-                // The address the client reached, for the console's origin check.
-                let local = stream.local_addr().ok().map(LocalAddr);
-                let app = app.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let mut stop_seen = stop_seen.clone();
-                tokio::spawn(async move {
-                    // Whether the connection carried a request: an idle keep-alive connection
-                    // timing out is routine, a client that never sent one is not.
-                    let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let service = service_fn({
-                        let (app, used) = (app.clone(), used.clone());
-                        move |mut req: Request<Incoming>| {
-                            used.store(true, std::sync::atomic::Ordering::Relaxed);
-                            if let Some(local) = local {
-                                req.extensions_mut().insert(local);
-                            }
-                            handle(app.clone(), req, peer)
-                        }
-                    });
-                    let served = match &app.tls {
-                        None => {
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(conn).await
-                        }
-                        Some(tls) => {
-                            let handshake = tokio::time::timeout(
-                                HANDSHAKE_TIMEOUT,
-                                tls.acceptor().accept(stream),
-                            );
-                            let stream = tokio::select! {
-                                done = handshake => match done {
-                                    Ok(Ok(stream)) => stream,
-                                    Ok(Err(e)) => {
-                                        debug!(error = %e, %peer, "TLS handshake failed");
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        if let Some(closed) = app.limits.closed_log.note() {
-                                            info!(%peer, closed, "no TLS handshake in time: closed");
-                                        }
-                                        return;
-                                    }
-                                },
-                                _ = stop_seen.wait_for(|stop| *stop) => return,
-                            };
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(conn).await
-                        }
-                    };
-                    if let Err(e) = served {
-                        log_connection_error(&app, &e, peer, used.load(std::sync::atomic::Ordering::Relaxed));
+                // One address holds at most its share; at the total, an address over its fair
+                // share makes room (`limits::Connections`).
+                let slot = match app.limits.connections.open(peer.ip()) {
+                    limits::Admit::Open(slot) => Arc::new(slot),
+                    limits::Admit::ClientFull => {
+                        refused(&app, stream, peer, &refusing, PER_CLIENT_FULL);
+                        continue;
                     }
-                    drop((slot, client_slot));
-                });
+                    limits::Admit::AllFull => {
+                        refused(&app, stream, peer, &refusing, ALL_FULL);
+                        continue;
+                    }
+                };
+                let conn = Connection {
+                    app: app.clone(),
+                    builder: builder.clone(),
+                    slot,
+                    stop_seen: stop_seen.clone(),
+                    _open: open_tx.clone(),
+                };
+                tokio::spawn(conn.serve(stream, peer));
             }
             () = &mut shutdown => break,
         }
     }
-    drop(listener);
+    drop((listener, open_tx));
     let _ = stopping.send(true);
     info!("shutting down: draining in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections closed"),
+        _ = all_closed.recv() => info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("drain timed out; closing remaining connections"),
+    }
+}
+
+/// One accepted connection and what it needs to be served.
+struct Connection {
+    app: Arc<App>,
+    builder: http1::Builder,
+    slot: Arc<limits::ConnectionSlot>,
+    stop_seen: tokio::sync::watch::Receiver<bool>,
+    /// Dropped with the connection: `serve` drains until every one is.
+    _open: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        // The address the client reached, for the console's origin check.
+        let local = stream.local_addr().ok().map(LocalAddr);
+        match &self.app.tls {
+            None => self.serve_io(stream, peer, local).await,
+            Some(tls) => {
+                let handshake =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
+                let stream = tokio::select! {
+                    done = handshake => match done {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            if let Some(closed) = self.app.limits.closed_log.note() {
+                                info!(%peer, closed, "no TLS handshake in time: closed");
+                            }
+                            return;
+                        }
+                    },
+                    _ = self.stop_seen.wait_for(|stop| *stop) => return,
+                    // Asked to make room for another before it said anything.
+                    () = self.slot.close_requested().notified() => return,
+                };
+                self.serve_io(stream, peer, local).await;
+            }
+        }
+    }
+
+    /// Serves HTTP/1 on `stream` until the client or hyper ends it, or until the connection
+    /// is asked to close (to make room, or at shutdown): then after the request in flight.
+    async fn serve_io<T>(mut self, stream: T, peer: SocketAddr, local: Option<LocalAddr>)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        // Whether the connection carried a request: an idle keep-alive connection timing out
+        // is routine, a client that never sent one is not.
+        let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let service = service_fn({
+            let (app, used, slot) = (self.app.clone(), used.clone(), self.slot.clone());
+            move |mut req: Request<Incoming>| {
+                used.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(local) = local {
+                    req.extensions_mut().insert(local);
+                }
+                // In flight until answered: a connection with none may be asked to close.
+                let in_flight = slot.request();
+                let handled = handle(app.clone(), req, peer);
+                async move {
+                    let response = handled.await;
+                    drop(in_flight);
+                    response
+                }
+            }
+        });
+        let write_timeout = self.app.config.write_timeout;
+        let io = TokioIo::new(deadline::WriteDeadline::new(stream, write_timeout));
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let close = self.slot.close_requested();
+        let stop_seen = &mut self.stop_seen;
+        // Whether the connection was asked to close to make room (else the server stops).
+        let asked = async {
+            tokio::select! {
+                () = close.notified() => true,
+                _ = stop_seen.wait_for(|stop| *stop) => false,
+            }
+        };
+        let served = tokio::select! {
+            served = conn.as_mut() => served,
+            to_make_room = asked => {
+                // A flood of newcomers costs a few lines per interval, not one each.
+                if to_make_room && let Some(closed) = self.app.limits.closed_log.note() {
+                    info!(%peer, closed, "closing a connection to make room for another client \
+                        (its address held the most, over a fair share; behind a proxy: idle longest)");
+                }
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = served {
+            let used = used.load(std::sync::atomic::Ordering::Relaxed);
+            log_connection_error(&self.app, &e, peer, used);
+        }
     }
 }
 
@@ -176,8 +239,14 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 /// ends (the client hung up mid-response, an idle keep-alive connection timing out after
 /// serving requests) are routine and only logged at debug.
 fn log_connection_error(app: &App, e: &hyper::Error, peer: SocketAddr, served_a_request: bool) {
-    let broke_a_limit =
-        e.is_parse_too_large() || e.is_parse() || (e.is_timeout() && !served_a_request);
+    // `deadline::WriteDeadline`'s error: the client did not read its answers.
+    let not_reading = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+    let broke_a_limit = e.is_parse_too_large()
+        || e.is_parse()
+        || (e.is_timeout() && !served_a_request)
+        || not_reading;
     if !broke_a_limit {
         debug!(error = %e, %peer, "connection ended");
         return;
@@ -186,7 +255,9 @@ fn log_connection_error(app: &App, e: &hyper::Error, peer: SocketAddr, served_a_
     let Some(closed) = app.limits.closed_log.note() else {
         return;
     };
-    if e.is_parse_too_large() {
+    if not_reading {
+        info!(%peer, closed, "answers not read in time (write deadline): closed");
+    } else if e.is_parse_too_large() {
         info!(%peer, closed, error = %e, "request line or headers over the limit: refused, closed");
     } else if e.is_parse() {
         info!(%peer, closed, error = %e, "malformed or unsupported request: closed");

@@ -1,6 +1,7 @@
 //! Per-client limits against an attacker with many source addresses (loopback 127.1.x.y
-//! standing in for them): full tables fail closed, IPv6 clients count per /64, one address
-//! cannot take every connection, a guesser cannot lock the administrator out, and the
+//! standing in for them): full tables fail closed, IPv6 clients count per /64, neither one
+//! address nor a few can take every connection, a client that never reads its answers is
+//! disconnected, a guesser cannot lock the administrator out, and the
 //! metrics token and console sign-in hold against what an anonymous client can send.
 
 use std::net::{IpAddr, SocketAddr};
@@ -302,9 +303,118 @@ fn one_address_cannot_take_every_connection() {
     assert!(more.len() <= 1, "{more:?}");
 }
 
-/// Behind a proxy every connection comes from the proxy: no per-address share applies.
+/// Connects `n` times from `from` (the server takes them in the order they were made).
+async fn hold(from: IpAddr, to: SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(connect_from(from, to).await.unwrap());
+    }
+    held
+}
+
+const HEALTH: &str = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// Whether `conn` is open and served: a request on it is answered 200.
+async fn served(conn: &mut tokio::net::TcpStream) -> bool {
+    if conn
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut head)).await;
+    matches!(read, Ok(Ok(_))) && &head == b"HTTP/1.1 200"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_addresses_holding_every_connection_make_room_for_others() {
+    let dir = tempfile::TempDir::new().unwrap();
+    // 16 in all; once 8 are open, 2 per address.
+    let s = Server::start_in(dir, |mut c| {
+        c.max_connections = 16;
+        c
+    })
+    .await;
+    // One address takes 8 (half), four more 2 each, all idle: every connection is taken.
+    let mut hog = hold(loopback_client(1), s.addr, 8).await;
+    let mut others = Vec::new();
+    for i in 2..=5 {
+        others.extend(hold(loopback_client(i), s.addr, 2).await);
+    }
+    // A sixth address is served at once.
+    let reply = exchange(loopback_client(6), s.addr, HEALTH).await;
+    assert_eq!(status(&reply), 200, "{reply}");
+    // Eleven more addresses each keep a connection: each time, the address holding the most
+    // (over its fair share) gives way, until all 16 hold one each.
+    let mut newcomers = Vec::new();
+    for i in 6..=16 {
+        newcomers.extend(hold(loopback_client(i), s.addr, 1).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (i, conn) in newcomers.iter_mut().enumerate() {
+        assert!(served(conn).await, "newcomer {i}");
+    }
+    // The hog kept one; the others it held were closed, with nothing sent on them.
+    let mut open = 0;
+    for conn in &mut hog {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await;
+        if read.is_err() {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 1, "connections the hog still holds");
+    // Now every address holds its fair share: a seventeenth is refused (the total holds).
+    let reply = exchange(loopback_client(17), s.addr, HEALTH).await;
+    assert_eq!(status(&reply), 503, "{reply}");
+    assert!(
+        reply.contains("too many connections: retry later"),
+        "{reply}"
+    );
+    drop((hog, others));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_disconnected() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let deadline = Duration::from_secs(1);
+    let s = Server::start_in(dir, |mut c| {
+        c.write_timeout = deadline;
+        c
+    })
+    .await;
+    let conn = connect_from(loopback_client(1), s.addr).await.unwrap();
+    let (mut rx, mut tx) = conn.into_split();
+    // Pipelines requests for a 28 KB asset without end and reads none of the answers.
+    let batch = "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50);
+    let writer = tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < 100_000 && tx.write_all(batch.as_bytes()).await.is_ok() {
+            sent += 50;
+        }
+    });
+    tokio::time::sleep(deadline + Duration::from_secs(2)).await;
+    // By now the server has given up on it: what was sent before ends, and then the stream.
+    let mut buf = vec![0u8; 64 * 1024];
+    let drained = tokio::time::timeout(Duration::from_secs(3), async {
+        while matches!(rx.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    assert!(drained.is_ok(), "still served after the write deadline");
+    writer.abort();
+    // Others are served as ever.
+    assert_eq!(
+        status(&exchange(loopback_client(2), s.addr, HEALTH).await),
+        200
+    );
+}
+
+/// Behind a proxy every connection comes from the proxy: no per-address share applies, and
+/// a newcomer replaces the connection idle longest; with none idle, the total holds.
 #[tokio::test]
-async fn behind_a_proxy_connections_are_capped_only_in_total() {
+async fn behind_a_proxy_idle_connections_make_room_and_the_total_holds() {
     let dir = tempfile::TempDir::new().unwrap();
     let s = Server::start_in(dir, |mut c| {
         c.trust_proxy = true;
@@ -313,25 +423,23 @@ async fn behind_a_proxy_connections_are_capped_only_in_total() {
     })
     .await;
     let proxy: IpAddr = "127.0.0.1".parse().unwrap();
-    let mut held = Vec::new();
-    for _ in 0..6 {
-        held.push(connect_from(proxy, s.addr).await.unwrap());
+    let idle = hold(proxy, s.addr, 8).await;
+    let reply = exchange(proxy, s.addr, HEALTH).await;
+    assert_eq!(status(&reply), 200, "an idle one makes room: {reply}");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Eight requests in flight (their bodies still coming): nothing to replace.
+    let mut busy = hold(proxy, s.addr, 8).await;
+    let head = format!(
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n{{",
+        s.token
+    );
+    for conn in &mut busy {
+        conn.write_all(head.as_bytes()).await.unwrap();
     }
-    let reply = exchange(
-        proxy,
-        s.addr,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status(&reply), 200, "{reply}");
-    held.push(connect_from(proxy, s.addr).await.unwrap());
-    held.push(connect_from(proxy, s.addr).await.unwrap());
-    let reply = exchange(
-        proxy,
-        s.addr,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = exchange(proxy, s.addr, HEALTH).await;
     assert_eq!(status(&reply), 503, "the total still holds: {reply}");
     assert!(
         reply.contains("too many connections: retry later"),
