@@ -85,11 +85,16 @@ fn verify_password(password: &str, hash: &str) -> bool {
 
 /// Bounds argon2 work to `HASHING` at a time, so sign-in attempts cannot occupy every core
 /// (each takes ~20 MiB and ~20 ms), plus one more kept for clients the caller knows are good
-/// (they signed in before): a flood of guesses from many addresses queues for the shared
+/// (they hold a device cookie): a flood of guesses from many addresses queues for the shared
 /// lane, never in front of the owner.
+///
+/// Each lane runs its hashes on its own few long-lived threads, as many as it has permits.
+/// glibc gives every thread that allocates argon2's 19 MiB its own arena and keeps the memory
+/// there; on the runtime's ever-changing blocking threads that grew without bound (hundreds of
+/// MB after 50 failed sign-ins), on a fixed set of threads it is bounded by their number.
 pub struct Hashing {
-    shared: tokio::sync::Semaphore,
-    known_good: tokio::sync::Semaphore,
+    shared: Lane,
+    known_good: Lane,
 }
 
 /// Password hashes computed at once for everyone, at most.
@@ -98,13 +103,53 @@ const HASHING: usize = 2;
 impl Default for Hashing {
     fn default() -> Self {
         Hashing {
-            shared: tokio::sync::Semaphore::new(HASHING),
-            known_good: tokio::sync::Semaphore::new(1),
+            shared: Lane::new("shared", HASHING),
+            known_good: Lane::new("known", 1),
         }
     }
 }
 
-/// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Permits to hash, and the threads that do it.
+struct Lane {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Jobs for the lane's threads; they end when this is dropped.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Lane {
+    fn new(name: &str, threads: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("scimd-hash-{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = next else { return };
+                        // A panicking job must not take the thread with it.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = spawned {
+                // Fewer threads only means less at once; with none, hashing fails cleanly
+                // (the jobs' sender finds no receiver).
+                tracing::warn!(error = %e, "could not start a password hashing thread");
+            }
+        }
+        Lane {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(threads)),
+            jobs,
+        }
+    }
+}
+
+/// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one. The
+/// permit goes with the work: a client that hangs up ends its wait for a permit, never the
+/// hash it started, so hanging up cannot run more hashes at once than there are permits.
 async fn hashing<T: Send + 'static>(
     limit: &Hashing,
     known_good: bool,
@@ -115,18 +160,25 @@ async fn hashing<T: Send + 'static>(
     } else {
         &limit.shared
     };
-    let _permit = lane
-        .acquire()
+    let permit = lane
+        .permits
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| Error::internal(format!("hashing limit closed: {e}")))?;
-    off_runtime(f).await
-}
-
-/// Runs CPU-heavy work (argon2) on the blocking pool.
-async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _permit = permit;
+        // Its caller went away while the job was queued: nobody wants the answer.
+        if !tx.is_closed() {
+            let _ = tx.send(f());
+        }
+    });
+    lane.jobs
+        .send(job)
+        .map_err(|_| Error::internal("no password hashing thread is running"))?;
+    rx.await
+        .map_err(|_| Error::internal("password hashing failed"))
 }
 
 /// `scimd admin set-password`: creates the administrator or sets its password (ending its
@@ -365,6 +417,48 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("correct horse batterY", &h));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    /// Review finding 1: callers that hang up (dropped request futures) used to free their
+    /// permit while their hash kept running, so connect/send/close ran any number at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_that_hang_up_cannot_run_more_hashes_at_once_than_the_limit() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let limit = Arc::new(Hashing::default());
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        for _ in 0..6 {
+            let callers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (limit, running, peak) = (limit.clone(), running.clone(), peak.clone());
+                    tokio::spawn(async move {
+                        hashing(&limit, false, move || {
+                            peak.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+                            std::thread::sleep(Duration::from_millis(40));
+                            running.fetch_sub(1, SeqCst);
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            for c in callers {
+                c.abort();
+            }
+        }
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if running.load(SeqCst) == 0 && limit.shared.permits.available_permits() == HASHING {
+                break;
+            }
+        }
+        assert!(peak.load(SeqCst) >= 1, "some hashes ran");
+        assert!(
+            peak.load(SeqCst) <= HASHING,
+            "{} hashes ran at once",
+            peak.load(SeqCst)
+        );
+        assert_eq!(limit.shared.permits.available_permits(), HASHING);
     }
 
     #[test]
