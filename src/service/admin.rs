@@ -1,8 +1,9 @@
 //! Console administrators: the one-time setup code of a fresh install, passwords (argon2id,
-//! hashed and verified off the async runtime), sessions with their CSRF tokens. Session and
-//! setup secrets are random, shown once and stored as SHA-256 digests. Sign-in and setup
-//! attempts are limited per client by the caller (`http::limits`), which this module tells
-//! what it needs: whether setup is possible, and a fingerprint of an account's password.
+//! hashed and verified off the async runtime), sessions with their CSRF tokens, and device
+//! cookies (a browser that signed in). Session, device and setup secrets are random, shown
+//! once and stored as SHA-256 digests. Sign-in and setup attempts are limited per client by
+//! the caller (`http::limits`), which this module tells what it needs: whether setup is
+//! possible, and `SignInFacts` about an account.
 
 use std::time::Duration;
 
@@ -22,6 +23,14 @@ use crate::store::{Store, admins};
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// How long a setup code stays valid.
 pub const SETUP_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a device cookie lasts from its last successful sign-in.
+pub const DEVICE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Devices remembered per administrator; the least recently used go first.
+const MAX_DEVICES: usize = 10;
+/// After `scimd admin set-password`, how long sign-ins as that user skip the per-username
+/// limit (until the first successful one), so guessers cannot re-lock the account before
+/// its owner signs in with the new password.
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
@@ -41,6 +50,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn later(d: Duration) -> String {
     time::format(::time::OffsetDateTime::now_utc() + d)
+}
+
+fn earlier(d: Duration) -> String {
+    time::format(::time::OffsetDateTime::now_utc() - d)
 }
 
 pub fn check_username(name: &str) -> Result<()> {
@@ -217,17 +230,39 @@ pub async fn needs_setup(store: &Store) -> Result<bool> {
     store.read(|conn| Ok(admins::count(conn)? == 0)).await
 }
 
-/// A signed-in session: `secret` goes in the cookie, `csrf` to the console.
+/// A signed-in session: `secret` goes in the session cookie, `device` in the device cookie,
+/// `csrf` to the console.
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub secret: String,
     pub csrf: String,
     pub username: String,
+    pub device: String,
 }
 
-fn open_session(tx: &rusqlite::Connection, admin_seq: i64, username: &str) -> Result<NewSession> {
+/// Opens a session, and remembers the browser as a device of the administrator: the device
+/// secret it `presented`, if that is one of the administrator's current devices, else a new
+/// one.
+fn open_session(
+    tx: &rusqlite::Connection,
+    admin_seq: i64,
+    username: &str,
+    presented: Option<&str>,
+) -> Result<NewSession> {
     let secret = random_token()?;
     let csrf = random_token()?;
+    let (now, stale) = (time::now(), earlier(DEVICE_LIFETIME));
+    let device = match presented {
+        Some(d) if admins::is_device(tx, &digest(d), admin_seq, &stale)? => {
+            admins::touch_device(tx, &digest(d), &now)?;
+            d.to_string()
+        }
+        _ => {
+            let d = random_token()?;
+            admins::add_device(tx, &digest(&d), admin_seq, &now, &stale, MAX_DEVICES)?;
+            d
+        }
+    };
     admins::create_session(
         tx,
         &digest(&secret),
@@ -240,6 +275,7 @@ fn open_session(tx: &rusqlite::Connection, admin_seq: i64, username: &str) -> Re
         secret,
         csrf,
         username: username.to_string(),
+        device,
     })
 }
 
@@ -307,7 +343,7 @@ pub async fn setup(
                 tx,
                 &admin_entry(&named, "admin.setup", "success", 200, &username),
             )?;
-            open_session(tx, admin.seq, &username)
+            open_session(tx, admin.seq, &username, None)
         })
         .await
 }
@@ -316,28 +352,67 @@ fn wrong_credentials() -> Error {
     Error::Unauthorized("wrong username or password".into())
 }
 
-/// What sign-in limits count an attempt against: a fingerprint of the account's current
-/// password (`None` when no account has that name). It changes whenever the password does,
-/// also when another process (`scimd admin set-password`) changed it. A name no account can
-/// have is refused here, before it is counted, hashed or recorded.
-pub async fn password_fingerprint(store: &Store, username: &str) -> Result<Option<u64>> {
+/// What sign-in limits need to know about the account an attempt names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInFacts {
+    /// A fingerprint of the account's current password. It changes whenever the password
+    /// does, also when another process (`scimd admin set-password`) changed it.
+    pub password: u64,
+    /// The device cookie sent is one of the account's devices: the key of its own count.
+    pub device: Option<u64>,
+    /// The password was set by `set-password` less than `RECOVERY_WINDOW` ago and nobody has
+    /// signed in with it yet.
+    pub recovering: bool,
+}
+
+/// `SignInFacts` about the account named `username` (`None` when there is none), given the
+/// device cookie the client sent. A name no account can have is refused here, before it is
+/// counted, hashed or recorded.
+pub async fn sign_in_facts(
+    store: &Store,
+    username: &str,
+    device: Option<String>,
+) -> Result<Option<SignInFacts>> {
     check_username(username).map_err(|_| wrong_credentials())?;
     let name = username.to_string();
-    let admin = store.read(move |conn| admins::find(conn, &name)).await?;
-    Ok(admin.map(|a| {
-        let d = digest(&a.password_hash);
-        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
-    }))
+    store
+        .read(move |conn| {
+            let Some(admin) = admins::find(conn, &name)? else {
+                return Ok(None);
+            };
+            let stale = earlier(DEVICE_LIFETIME);
+            let device = match device {
+                Some(d) if admins::is_device(conn, &digest(&d), admin.seq, &stale)? => {
+                    Some(fingerprint(&d))
+                }
+                _ => None,
+            };
+            let recovering = admin.updated > earlier(RECOVERY_WINDOW)
+                && admins::device_count(conn, admin.seq)? == 0;
+            Ok(Some(SignInFacts {
+                password: fingerprint(&admin.password_hash),
+                device,
+                recovering,
+            }))
+        })
+        .await
+}
+
+fn fingerprint(text: &str) -> u64 {
+    let d = digest(text);
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
-/// `known_good`: the client signed in as this user before (see `Hashing`).
+/// `known_good`: the client holds a device cookie of this user (see `Hashing`); `device`:
+/// the device secret it sent, kept when it is current, else replaced by a new one.
 pub async fn login(
     store: &Store,
     limit: &Hashing,
     known_good: bool,
     username: &str,
     password: &str,
+    device: Option<String>,
     actor: &Actor,
 ) -> Result<NewSession> {
     check_username(username).map_err(|_| wrong_credentials())?;
@@ -367,7 +442,7 @@ pub async fn login(
                         tx,
                         &admin_entry(&named, "admin.login", "success", 200, &username),
                     )?;
-                    open_session(tx, admin.seq, &username)
+                    open_session(tx, admin.seq, &username, device.as_deref())
                 })
                 .await
         }
