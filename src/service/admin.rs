@@ -7,11 +7,12 @@
 
 use std::time::Duration;
 
-use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::audit::{Actor, ActorKind};
 use crate::error::{Error, Result};
@@ -89,10 +90,63 @@ pub fn hash_password(password: &str) -> Result<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str());
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(&parsed))
+    else {
+        return false;
+    };
+    let expected: &[u8] = expected.as_ref();
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    with_memory(argon2.params().block_count(), |memory| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut out, memory)
             .is_ok()
+    }) && bool::from(out.ct_eq(expected))
+}
+
+/// What checking a password for a missing account costs: as much as a real check, so timing
+/// does not tell names apart.
+fn check_no_account(password: &str) {
+    let argon2 = Argon2::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_memory(argon2.params().block_count(), |memory| {
+        let _ = argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            b"scimd: no such account",
+            &mut out,
+            memory,
+        );
+    });
+}
+
+thread_local! {
+    /// argon2's working memory (19 MiB), kept by each hashing thread for its next check.
+    /// Allocated and freed per check, glibc kept it anyway, fragmented, in more and more heaps.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `blocks` blocks of argon2 memory: the thread's own for the default cost, a
+/// fresh allocation for a larger one (a hash scimd did not make).
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    if blocks > Params::DEFAULT_M_COST as usize {
+        return f(&mut vec![Block::default(); blocks]);
+    }
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < blocks {
+            *m = vec![Block::default(); blocks];
+        }
+        f(&mut m[..blocks])
     })
 }
 
@@ -424,7 +478,7 @@ pub async fn login(
     let ok = hashing(limit, known_good, move || match hash {
         Some(h) => verify_password(&pw, &h),
         None => {
-            let _ = hash_password(&pw);
+            check_no_account(&pw);
             false
         }
     })
@@ -492,6 +546,21 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("correct horse batterY", &h));
         assert!(!verify_password("x", "not a hash"));
+        // The parameters come from the stored hash, not the defaults.
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, Some(16)).unwrap(),
+        )
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+        assert!(verify_password("correct horse battery", &cheap));
+        assert!(!verify_password("correct horse batterY", &cheap));
+        assert!(!verify_password(
+            "correct horse battery",
+            &cheap.replace("m=64", "m=65")
+        ));
     }
 
     /// Review finding 1: callers that hang up (dropped request futures) used to free their
