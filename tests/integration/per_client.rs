@@ -626,6 +626,18 @@ async fn the_session_cookie_is_host_prefixed_over_https() {
         assert!(set.contains(attr), "{set}");
     }
     assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    // The device cookie is flagged the same way.
+    let device = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-scimd_device="))
+        .expect("a device cookie")
+        .to_string();
+    for attr in ["; Secure", "; Path=/", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(device.contains(attr), "{device}");
+    }
     let cookie = set.split(';').next().unwrap().to_string();
     let session = |cookie: String| {
         let s = &s;
