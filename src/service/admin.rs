@@ -158,7 +158,8 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
 /// Each lane runs its hashes on its own few long-lived threads, as many as it has permits.
 /// glibc gives every thread that allocates argon2's 19 MiB its own arena and keeps the memory
 /// there; on the runtime's ever-changing blocking threads that grew without bound (hundreds of
-/// MB after 50 failed sign-ins), on a fixed set of threads it is bounded by their number.
+/// MB after 50 failed sign-ins). On a fixed set of threads, each reusing one buffer
+/// (`with_memory`), it is one buffer per thread.
 pub struct Hashing {
     shared: Lane,
     known_good: Lane,
