@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use super::{App, Body, json_response, read_json};
+use super::{App, Body, json_response, read_json, read_json_within};
 use crate::error::{Error, Result};
 use crate::scim::list::ListQuery;
 use crate::scim::resource;
@@ -30,10 +30,26 @@ pub const PREFIX: &str = "/admin/api";
 /// page can set or shadow it. The console's scripts never read it (it is `HttpOnly`).
 const COOKIE: &str = "scimd_session";
 const SECURE_COOKIE: &str = "__Host-scimd_session";
+/// The device cookie: a browser that signed in as an administrator (`admin::SignInFacts`),
+/// named and flagged like the session cookie.
+const DEVICE_COOKIE: &str = "scimd_device";
+const SECURE_DEVICE_COOKIE: &str = "__Host-scimd_device";
 
 fn cookie_name(secure: bool) -> &'static str {
     if secure { SECURE_COOKIE } else { COOKIE }
 }
+
+fn device_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_DEVICE_COOKIE
+    } else {
+        DEVICE_COOKIE
+    }
+}
+
+/// Sign-in and setup bodies are a few short strings: anything larger is refused (413) before
+/// it is read further, and nothing large is held while a request waits to hash.
+const SIGN_IN_MAX_BODY: usize = 4 * 1024;
 
 /// The largest page of the console's lists, and of one audit export.
 const MAX_PAGE: u32 = 1000;
@@ -46,7 +62,10 @@ pub fn setup_link(origin: &str, code: &str) -> String {
 }
 
 fn cookie_secret<B>(req: &Request<B>, secure: bool) -> Option<String> {
-    let name = cookie_name(secure);
+    cookie(req, cookie_name(secure))
+}
+
+fn cookie<B>(req: &Request<B>, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -68,7 +87,10 @@ fn ok(body: Value) -> Response<Body> {
 }
 
 fn set_cookie(r: &mut Response<Body>, value: &str, max_age: u64, secure: bool) {
-    let name = cookie_name(secure);
+    add_cookie(r, cookie_name(secure), value, max_age, secure);
+}
+
+fn add_cookie(r: &mut Response<Body>, name: &str, value: &str, max_age: u64, secure: bool) {
     let secure = if secure { "; Secure" } else { "" };
     let cookie =
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
@@ -173,6 +195,29 @@ fn text<'a>(body: &'a Value, key: &str) -> Result<&'a str> {
         .ok_or_else(|| Error::InvalidValue(format!("\"{key}\" is required")))
 }
 
+/// What a sign-in or setup request sends.
+struct Credentials {
+    username: String,
+    password: String,
+    /// The setup code (setup only).
+    code: Option<String>,
+}
+
+/// Reads a sign-in or setup body (at most `SIGN_IN_MAX_BODY`) into `Credentials`; the parsed
+/// JSON is dropped here.
+async fn read_credentials(app: &App, req: Request<Incoming>, setup: bool) -> Result<Credentials> {
+    let body = read_json_within(app, req, SIGN_IN_MAX_BODY).await?;
+    Ok(Credentials {
+        username: text(&body, "username")?.to_string(),
+        password: text(&body, "password")?.to_string(),
+        code: if setup {
+            Some(text(&body, "code")?.to_string())
+        } else {
+            None
+        },
+    })
+}
+
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -224,36 +269,41 @@ pub async fn handle(
         }
         (&Method::POST, [step @ ("setup" | "login")]) => {
             check_same_origin(app, &req)?;
-            let body = read_json(app, req).await?;
-            let (username, password) = (text(&body, "username")?, text(&body, "password")?);
+            let device = cookie(&req, device_cookie_name(secure));
+            let setup = *step == "setup";
+            let Credentials {
+                username,
+                password,
+                code,
+            } = read_credentials(app, req, setup).await?;
             let (limits, hashing) = (&app.limits.sign_in, &app.hashing);
-            let s = if *step == "setup" {
-                let code = text(&body, "code")?;
+            let s = if let Some(code) = code {
                 // Counted only while setup is possible: once it is done, every attempt is
                 // refused anyway, and counting those would only fill the table.
                 if admin::needs_setup(&app.store).await? {
                     limits.setup_attempt(client)?;
                 }
-                admin::setup(&app.store, hashing, code, username, password, actor).await?
+                admin::setup(&app.store, hashing, &code, &username, &password, actor).await?
             } else {
-                let fingerprint = admin::password_fingerprint(&app.store, username).await?;
-                let attempt = limits.attempt(client, username, fingerprint)?;
+                let facts = admin::sign_in_facts(&app.store, &username, device.clone()).await?;
+                let attempt = limits.attempt(client, &username, facts)?;
                 let known_good = attempt.known_good();
-                let session = admin::login(
-                    &app.store,
-                    hashing,
-                    &app.rejections,
+                let credentials = admin::SignInAttempt {
+                    username: &username,
+                    password: &password,
+                    device,
                     known_good,
-                    username,
-                    password,
-                    actor,
-                )
-                .await?;
+                };
+                let session =
+                    admin::login(&app.store, hashing, &app.rejections, credentials, actor).await?;
                 limits.succeeded(attempt);
                 session
             };
             let mut r = ok(session_body(&s));
             set_cookie(&mut r, &s.secret, admin::SESSION_LIFETIME.as_secs(), secure);
+            let device_name = device_cookie_name(secure);
+            let lifetime = admin::DEVICE_LIFETIME.as_secs();
+            add_cookie(&mut r, device_name, &s.device, lifetime, secure);
             return Ok(r);
         }
         _ => {}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::service::admin::SignInFacts;
 use crate::service::client_key;
 
 /// What a full table does with a key it does not hold yet.
@@ -594,40 +595,43 @@ impl FailedAuth {
     }
 }
 
-/// Console sign-in: attempts per (client, username), per client, and per username, in
-/// `SIGN_IN_WINDOW`. An attempt counts when it starts, so attempts sent in parallel count too.
+/// Console sign-in: attempts per (client, username), per client, per username and per
+/// device, in `SIGN_IN_WINDOW`. An attempt counts when it starts, so attempts sent in parallel
+/// count too.
 ///
 /// The per-username limit slows a guesser with many addresses without denying the owner: a
-/// client that signed in successfully as that user (a *known-good* client) passes it. Its
-/// counts carry the fingerprint of the password they were made against, so a new password
-/// (`scimd admin set-password`, in another process) ends the lockout. Only names that have an
-/// account are counted per username, so that table cannot be filled with made-up names; the
-/// tables keyed by client evict their oldest entries when full (a flood of addresses then
-/// earns each one a fresh count, but the per-username limit still holds). In memory: a restart
-/// forgets, which costs a guesser a restart they cannot cause.
+/// client that sends one of the account's device cookies (set by a successful sign-in, kept
+/// in the database, so whatever its address and across restarts) passes it, unless that
+/// device itself failed `DEVICE_MAX_FAILURES` times. So do sign-ins in the recovery window
+/// after `scimd admin set-password` (`SignInFacts::recovering`), so guessers cannot re-lock
+/// the account before its owner signs in once with the new password. Counts carry the
+/// fingerprint of the password they were made against, so a new password (set in another
+/// process) ends a lockout. Only names that have an account are counted per username, so that
+/// table cannot be filled with made-up names, and only devices the database knows are counted
+/// per device; the tables evict their oldest entries when full (a flood of addresses then
+/// earns each one a fresh count, but the per-username limit still holds). In memory: a
+/// restart forgets, which costs a guesser a restart they cannot cause.
 pub struct SignIn(Mutex<SignInTables>);
 
 struct SignInTables {
     pairs: Table<(IpAddr, String)>,
     clients: Table<IpAddr>,
     users: Table<String>,
+    devices: Table<u64>,
     setup: Table<IpAddr>,
-    /// When each (client, username) last signed in successfully.
-    known: HashMap<(IpAddr, String), Instant>,
 }
 
 /// Failed sign-ins for one username from one client before it is refused.
 const PAIR_MAX_FAILURES: u32 = 5;
 /// From one client, whatever the usernames.
 const CLIENT_MAX_FAILURES: u32 = 20;
-/// For one username from clients that are not known-good for it.
+/// For one username from clients without a device cookie of it.
 const USER_MAX_FAILURES: u32 = 30;
+/// With one device cookie, before it stops passing the per-username limit.
+const DEVICE_MAX_FAILURES: u32 = 5;
 /// Setup attempts per client while setup is possible.
 const SETUP_MAX_ATTEMPTS: u32 = 5;
 const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// How long a successful sign-in makes a client known-good.
-const KNOWN_GOOD_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
-const MAX_KNOWN_GOOD: usize = 1_000;
 /// Keys remembered at most per table.
 const SIGN_IN_MAX_KEYS: usize = 10_000;
 
@@ -640,8 +644,8 @@ impl Default for SignIn {
             pairs: table(),
             clients: table(),
             users: table(),
+            devices: table(),
             setup: table(),
-            known: HashMap::new(),
         }))
     }
 }
@@ -650,82 +654,70 @@ impl Default for SignIn {
 pub struct Attempt {
     client: IpAddr,
     user: String,
+    device: Option<u64>,
     known_good: bool,
 }
 
 impl Attempt {
-    /// Whether the client signed in successfully as this user before.
+    /// Whether the client sent a device cookie of this user that is still trusted.
     pub fn known_good(&self) -> bool {
         self.known_good
     }
 }
 
 impl SignIn {
-    /// Counts a sign-in attempt, or refuses it (429). `password` is the fingerprint of the
-    /// account's current password, `None` when no account has that name.
+    /// Counts a sign-in attempt, or refuses it (429). `account`: what the database says about
+    /// the account named, `None` when there is none.
     pub fn attempt(
         &self,
         client: IpAddr,
         username: &str,
-        password: Option<u64>,
+        account: Option<SignInFacts>,
     ) -> Result<Attempt> {
         let (client, now) = (client_key(client), Instant::now());
         // The same folding as the admins table, so `ADMIN` and `admin` are one account.
         let user = username.to_lowercase();
-        let stamp = password.unwrap_or(0);
+        let stamp = account.map_or(0, |a| a.password);
+        let device = account.and_then(|a| a.device);
         let mut t = locked(&self.0);
         let pair = (client, user.clone());
-        let known = t
-            .known
-            .get(&pair)
-            .is_some_and(|at| now.saturating_duration_since(*at) < KNOWN_GOOD_FOR);
+        let trusted = device.map(|d| (d, t.devices.get(&d, stamp, now)));
+        let known_good = trusted.is_some_and(|(_, (n, _))| n < DEVICE_MAX_FAILURES);
         let mut checks = vec![
-            t.pairs.get(&pair, stamp, now),
-            t.clients.get(&client, 0, now),
+            (t.pairs.get(&pair, stamp, now), PAIR_MAX_FAILURES),
+            (t.clients.get(&client, 0, now), CLIENT_MAX_FAILURES),
         ];
-        let limits = [PAIR_MAX_FAILURES, CLIENT_MAX_FAILURES, USER_MAX_FAILURES];
-        if password.is_some() && !known {
-            checks.push(t.users.get(&user, stamp, now));
+        if account.is_some_and(|a| !a.recovering) && !known_good {
+            checks.push((t.users.get(&user, stamp, now), USER_MAX_FAILURES));
         }
-        if let Some((_, wait)) = checks
-            .iter()
-            .zip(limits)
-            .find(|((n, _), max)| *n >= *max)
-            .map(|(c, _)| *c)
-        {
-            return Err(too_many(wait));
+        if let Some(((_, wait), _)) = checks.iter().find(|((n, _), max)| n >= max) {
+            return Err(too_many(*wait));
         }
         t.pairs.add(pair, stamp, now);
         t.clients.add(client, 0, now);
-        if password.is_some() {
+        if account.is_some() {
             t.users.add(user.clone(), stamp, now);
+        }
+        if let Some(d) = device {
+            t.devices.add(d, stamp, now);
         }
         Ok(Attempt {
             client,
             user,
-            known_good: known,
+            device,
+            known_good,
         })
     }
 
-    /// The attempt signed in: its client is known-good for the user from now on, and its
-    /// own counts end. The username's count stays: its window runs out by itself.
+    /// The attempt signed in: the counts of its client, pair and device end. The username's
+    /// count stays: its window runs out by itself.
     pub fn succeeded(&self, a: Attempt) {
-        let now = Instant::now();
         let mut t = locked(&self.0);
         t.clients.remove(&a.client);
-        let pair = (a.client, a.user);
-        t.pairs.remove(&pair);
-        if t.known.len() >= MAX_KNOWN_GOOD && !t.known.contains_key(&pair) {
-            let oldest = t
-                .known
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                t.known.remove(&k);
-            }
+        t.pairs.remove(&(a.client, a.user));
+        if let Some(d) = a.device {
+            t.devices.remove(&d);
         }
-        t.known.insert(pair, now);
     }
 
     /// Counts an attempt at first-run setup (call it only while setup is possible).
@@ -841,12 +833,19 @@ mod tests {
         );
     }
 
+    fn facts(password: u64, device: Option<u64>) -> Option<SignInFacts> {
+        Some(SignInFacts {
+            password,
+            device,
+            recovering: false,
+        })
+    }
+
     #[test]
-    fn sign_in_locks_pairs_and_clients_and_the_username_except_for_known_good_clients() {
+    fn sign_in_locks_pairs_and_clients_and_the_username_except_for_trusted_devices() {
         let s = SignIn::default();
-        let (a, b, owner) = (ip("192.0.2.1"), ip("192.0.2.2"), ip("198.51.100.7"));
-        let pw = Some(7);
-        s.succeeded(s.attempt(owner, "admin", pw).unwrap());
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let (pw, device) = (facts(7, None), facts(7, Some(42)));
         for _ in 0..PAIR_MAX_FAILURES {
             s.attempt(a, "Admin", pw).unwrap();
         }
@@ -856,7 +855,7 @@ mod tests {
             "another name from it is not"
         );
         assert!(s.attempt(b, "admin", pw).is_ok(), "nor another client");
-        // Many clients guessing: the username is locked for unknown clients only.
+        // Many clients guessing: the username is locked for clients without a device.
         for i in 0..USER_MAX_FAILURES {
             let _ = s.attempt(
                 IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
@@ -865,12 +864,29 @@ mod tests {
             );
         }
         assert!(s.attempt(ip("203.0.113.5"), "admin", pw).is_err());
-        let again = s.attempt(owner, "admin", pw).expect("known-good passes");
-        assert!(again.known_good());
+        // A device passes from any address, until it fails too often itself.
+        for i in 0..DEVICE_MAX_FAILURES {
+            let from = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+            assert!(s.attempt(from, "admin", device).unwrap().known_good());
+        }
+        assert!(s.attempt(ip("203.0.113.6"), "admin", device).is_err());
+        let other_device = facts(7, Some(43));
+        let ok = s.attempt(ip("203.0.113.6"), "admin", other_device).unwrap();
+        assert!(ok.known_good());
+        s.succeeded(ok);
+        // The recovery window after set-password skips the per-username limit.
+        let recovering = Some(SignInFacts {
+            recovering: true,
+            ..pw.unwrap()
+        });
+        assert!(s.attempt(ip("203.0.113.7"), "admin", recovering).is_ok());
         assert!(!s.attempt(b, "admin", pw).is_ok_and(|a| a.known_good()));
         // A new password voids the counts made against the old one.
-        assert!(s.attempt(ip("203.0.113.5"), "admin", Some(8)).is_ok());
-        assert!(s.attempt(a, "admin", Some(8)).is_ok());
+        assert!(
+            s.attempt(ip("203.0.113.5"), "admin", facts(8, None))
+                .is_ok()
+        );
+        assert!(s.attempt(a, "admin", facts(8, None)).is_ok());
         // One client spraying names is locked whatever the names.
         let c = ip("192.0.2.99");
         for i in 0..CLIENT_MAX_FAILURES {

@@ -734,7 +734,11 @@ fn is_host(h: &str) -> bool {
 /// (idp-compat.md Decision 8); duplicate keys and nesting are checked (`scim::json`). An
 /// empty body is `Value::Null`.
 async fn read_json(app: &App, req: Request<Incoming>) -> Result<Value> {
-    let limit = app.config.max_body_bytes;
+    read_json_within(app, req, app.config.max_body_bytes).await
+}
+
+/// `read_json` with a smaller limit than the configured one (console sign-in and setup).
+async fn read_json_within(app: &App, req: Request<Incoming>, limit: usize) -> Result<Value> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -1,16 +1,18 @@
 //! Console administrators: the one-time setup code of a fresh install, passwords (argon2id,
-//! hashed and verified off the async runtime), sessions with their CSRF tokens. Session and
-//! setup secrets are random, shown once and stored as SHA-256 digests. Sign-in and setup
-//! attempts are limited per client by the caller (`http::limits`), which this module tells
-//! what it needs: whether setup is possible, and a fingerprint of an account's password.
+//! hashed and verified off the async runtime), sessions with their CSRF tokens, and device
+//! cookies (a browser that signed in). Session, device and setup secrets are random, shown
+//! once and stored as SHA-256 digests. Sign-in and setup attempts are limited per client by
+//! the caller (`http::limits`), which this module tells what it needs: whether setup is
+//! possible, and `SignInFacts` about an account.
 
 use std::time::Duration;
 
-use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::audit::{Actor, ActorKind, Rejections};
 use crate::error::{Error, Result};
@@ -22,6 +24,14 @@ use crate::store::{Store, admins};
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// How long a setup code stays valid.
 pub const SETUP_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a device cookie lasts from its last successful sign-in.
+pub const DEVICE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Devices remembered per administrator; the least recently used go first.
+const MAX_DEVICES: usize = 10;
+/// After `scimd admin set-password`, how long sign-ins as that user skip the per-username
+/// limit (until the first successful one), so guessers cannot re-lock the account before
+/// its owner signs in with the new password.
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
@@ -41,6 +51,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn later(d: Duration) -> String {
     time::format(::time::OffsetDateTime::now_utc() + d)
+}
+
+fn earlier(d: Duration) -> String {
+    time::format(::time::OffsetDateTime::now_utc() - d)
 }
 
 pub fn check_username(name: &str) -> Result<()> {
@@ -76,20 +90,79 @@ pub fn hash_password(password: &str) -> Result<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str());
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(&parsed))
+    else {
+        return false;
+    };
+    let expected: &[u8] = expected.as_ref();
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    with_memory(argon2.params().block_count(), |memory| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut out, memory)
             .is_ok()
+    }) && bool::from(out.ct_eq(expected))
+}
+
+/// What checking a password for a missing account costs: as much as a real check, so timing
+/// does not tell names apart.
+fn check_no_account(password: &str) {
+    let argon2 = Argon2::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_memory(argon2.params().block_count(), |memory| {
+        let _ = argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            b"scimd: no such account",
+            &mut out,
+            memory,
+        );
+    });
+}
+
+thread_local! {
+    /// argon2's working memory (19 MiB), kept by each hashing thread for its next check.
+    /// Allocated and freed per check, glibc kept it anyway, fragmented, in more and more heaps.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `blocks` blocks of argon2 memory: the thread's own for the default cost, a
+/// fresh allocation for a larger one (a hash scimd did not make).
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    if blocks > Params::DEFAULT_M_COST as usize {
+        return f(&mut vec![Block::default(); blocks]);
+    }
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < blocks {
+            *m = vec![Block::default(); blocks];
+        }
+        f(&mut m[..blocks])
     })
 }
 
 /// Bounds argon2 work to `HASHING` at a time, so sign-in attempts cannot occupy every core
 /// (each takes ~20 MiB and ~20 ms), plus one more kept for clients the caller knows are good
-/// (they signed in before): a flood of guesses from many addresses queues for the shared
+/// (they hold a device cookie): a flood of guesses from many addresses queues for the shared
 /// lane, never in front of the owner.
+///
+/// Each lane runs its hashes on its own few long-lived threads, as many as it has permits.
+/// glibc gives every thread that allocates argon2's 19 MiB its own arena and keeps the memory
+/// there; on the runtime's ever-changing blocking threads that grew without bound (hundreds of
+/// MB after 50 failed sign-ins). On a fixed set of threads, each reusing one buffer
+/// (`with_memory`), it is one buffer per thread.
 pub struct Hashing {
-    shared: tokio::sync::Semaphore,
-    known_good: tokio::sync::Semaphore,
+    shared: Lane,
+    known_good: Lane,
 }
 
 /// Password hashes computed at once for everyone, at most.
@@ -98,13 +171,53 @@ const HASHING: usize = 2;
 impl Default for Hashing {
     fn default() -> Self {
         Hashing {
-            shared: tokio::sync::Semaphore::new(HASHING),
-            known_good: tokio::sync::Semaphore::new(1),
+            shared: Lane::new("shared", HASHING),
+            known_good: Lane::new("known", 1),
         }
     }
 }
 
-/// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Permits to hash, and the threads that do it.
+struct Lane {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Jobs for the lane's threads; they end when this is dropped.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Lane {
+    fn new(name: &str, threads: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("scimd-hash-{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = next else { return };
+                        // A panicking job must not take the thread with it.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = spawned {
+                // Fewer threads only means less at once; with none, hashing fails cleanly
+                // (the jobs' sender finds no receiver).
+                tracing::warn!(error = %e, "could not start a password hashing thread");
+            }
+        }
+        Lane {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(threads)),
+            jobs,
+        }
+    }
+}
+
+/// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one. The
+/// permit goes with the work: a client that hangs up ends its wait for a permit, never the
+/// hash it started, so hanging up cannot run more hashes at once than there are permits.
 async fn hashing<T: Send + 'static>(
     limit: &Hashing,
     known_good: bool,
@@ -115,18 +228,25 @@ async fn hashing<T: Send + 'static>(
     } else {
         &limit.shared
     };
-    let _permit = lane
-        .acquire()
+    let permit = lane
+        .permits
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| Error::internal(format!("hashing limit closed: {e}")))?;
-    off_runtime(f).await
-}
-
-/// Runs CPU-heavy work (argon2) on the blocking pool.
-async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _permit = permit;
+        // Its caller went away while the job was queued: nobody wants the answer.
+        if !tx.is_closed() {
+            let _ = tx.send(f());
+        }
+    });
+    lane.jobs
+        .send(job)
+        .map_err(|_| Error::internal("no password hashing thread is running"))?;
+    rx.await
+        .map_err(|_| Error::internal("password hashing failed"))
 }
 
 /// `scimd admin set-password`: creates the administrator or sets its password (ending its
@@ -165,17 +285,39 @@ pub async fn needs_setup(store: &Store) -> Result<bool> {
     store.read(|conn| Ok(admins::count(conn)? == 0)).await
 }
 
-/// A signed-in session: `secret` goes in the cookie, `csrf` to the console.
+/// A signed-in session: `secret` goes in the session cookie, `device` in the device cookie,
+/// `csrf` to the console.
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub secret: String,
     pub csrf: String,
     pub username: String,
+    pub device: String,
 }
 
-fn open_session(tx: &rusqlite::Connection, admin_seq: i64, username: &str) -> Result<NewSession> {
+/// Opens a session, and remembers the browser as a device of the administrator: the device
+/// secret it `presented`, if that is one of the administrator's current devices, else a new
+/// one.
+fn open_session(
+    tx: &rusqlite::Connection,
+    admin_seq: i64,
+    username: &str,
+    presented: Option<&str>,
+) -> Result<NewSession> {
     let secret = random_token()?;
     let csrf = random_token()?;
+    let (now, stale) = (time::now(), earlier(DEVICE_LIFETIME));
+    let device = match presented {
+        Some(d) if admins::is_device(tx, &digest(d), admin_seq, &stale)? => {
+            admins::touch_device(tx, &digest(d), &now)?;
+            d.to_string()
+        }
+        _ => {
+            let d = random_token()?;
+            admins::add_device(tx, &digest(&d), admin_seq, &now, &stale, MAX_DEVICES)?;
+            d
+        }
+    };
     admins::create_session(
         tx,
         &digest(&secret),
@@ -188,6 +330,7 @@ fn open_session(tx: &rusqlite::Connection, admin_seq: i64, username: &str) -> Re
         secret,
         csrf,
         username: username.to_string(),
+        device,
     })
 }
 
@@ -255,7 +398,7 @@ pub async fn setup(
                 tx,
                 &admin_entry(&named, "admin.setup", "success", 200, &username),
             )?;
-            open_session(tx, admin.seq, &username)
+            open_session(tx, admin.seq, &username, None)
         })
         .await
 }
@@ -264,33 +407,83 @@ fn wrong_credentials() -> Error {
     Error::Unauthorized("wrong username or password".into())
 }
 
-/// What sign-in limits count an attempt against: a fingerprint of the account's current
-/// password (`None` when no account has that name). It changes whenever the password does,
-/// also when another process (`scimd admin set-password`) changed it. A name no account can
-/// have is refused here, before it is counted, hashed or recorded.
-pub async fn password_fingerprint(store: &Store, username: &str) -> Result<Option<u64>> {
+/// What sign-in limits need to know about the account an attempt names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInFacts {
+    /// A fingerprint of the account's current password. It changes whenever the password
+    /// does, also when another process (`scimd admin set-password`) changed it.
+    pub password: u64,
+    /// The device cookie sent is one of the account's devices: the key of its own count.
+    pub device: Option<u64>,
+    /// The password was set by `set-password` less than `RECOVERY_WINDOW` ago and nobody has
+    /// signed in with it yet.
+    pub recovering: bool,
+}
+
+/// `SignInFacts` about the account named `username` (`None` when there is none), given the
+/// device cookie the client sent. A name no account can have is refused here, before it is
+/// counted, hashed or recorded.
+pub async fn sign_in_facts(
+    store: &Store,
+    username: &str,
+    device: Option<String>,
+) -> Result<Option<SignInFacts>> {
     check_username(username).map_err(|_| wrong_credentials())?;
     let name = username.to_string();
-    let admin = store.read(move |conn| admins::find(conn, &name)).await?;
-    Ok(admin.map(|a| {
-        let d = digest(&a.password_hash);
-        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
-    }))
+    store
+        .read(move |conn| {
+            let Some(admin) = admins::find(conn, &name)? else {
+                return Ok(None);
+            };
+            let stale = earlier(DEVICE_LIFETIME);
+            let device = match device {
+                Some(d) if admins::is_device(conn, &digest(&d), admin.seq, &stale)? => {
+                    Some(fingerprint(&d))
+                }
+                _ => None,
+            };
+            let recovering = admin.updated > earlier(RECOVERY_WINDOW)
+                && admins::device_count(conn, admin.seq)? == 0;
+            Ok(Some(SignInFacts {
+                password: fingerprint(&admin.password_hash),
+                device,
+                recovering,
+            }))
+        })
+        .await
+}
+
+fn fingerprint(text: &str) -> u64 {
+    let d = digest(text);
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// One console sign-in as the client sent it, and whether the client is known-good for
+/// that username (it holds a current device cookie of it; see `Hashing`).
+pub struct SignInAttempt<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// The device secret the client sent, kept when current, else replaced by a new one.
+    pub device: Option<String>,
+    pub known_good: bool,
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
-/// `known_good`: the client signed in as this user before (see `Hashing`). A failure is
-/// queued in `rejections` (cut, folded per client and username, in the anonymous budget),
-/// not written with a write of its own.
+/// A failure is queued in `rejections` (cut, folded per client and username, in the
+/// anonymous budget), not written with a write of its own.
 pub async fn login(
     store: &Store,
     limit: &Hashing,
     rejections: &Rejections,
-    known_good: bool,
-    username: &str,
-    password: &str,
+    attempt: SignInAttempt<'_>,
     actor: &Actor,
 ) -> Result<NewSession> {
+    let SignInAttempt {
+        username,
+        password,
+        device,
+        known_good,
+    } = attempt;
     check_username(username).map_err(|_| wrong_credentials())?;
     let name = username.to_string();
     let admin = store.read(move |conn| admins::find(conn, &name)).await?;
@@ -300,7 +493,7 @@ pub async fn login(
     let ok = hashing(limit, known_good, move || match hash {
         Some(h) => verify_password(&pw, &h),
         None => {
-            let _ = hash_password(&pw);
+            check_no_account(&pw);
             false
         }
     })
@@ -318,7 +511,7 @@ pub async fn login(
                         tx,
                         &admin_entry(&named, "admin.login", "success", 200, &username),
                     )?;
-                    open_session(tx, admin.seq, &username)
+                    open_session(tx, admin.seq, &username, device.as_deref())
                 })
                 .await
         }
@@ -365,6 +558,63 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("correct horse batterY", &h));
         assert!(!verify_password("x", "not a hash"));
+        // The parameters come from the stored hash, not the defaults.
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, Some(16)).unwrap(),
+        )
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+        assert!(verify_password("correct horse battery", &cheap));
+        assert!(!verify_password("correct horse batterY", &cheap));
+        assert!(!verify_password(
+            "correct horse battery",
+            &cheap.replace("m=64", "m=65")
+        ));
+    }
+
+    /// Review finding 1: callers that hang up (dropped request futures) used to free their
+    /// permit while their hash kept running, so connect/send/close ran any number at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_that_hang_up_cannot_run_more_hashes_at_once_than_the_limit() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let limit = Arc::new(Hashing::default());
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        for _ in 0..6 {
+            let callers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (limit, running, peak) = (limit.clone(), running.clone(), peak.clone());
+                    tokio::spawn(async move {
+                        hashing(&limit, false, move || {
+                            peak.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+                            std::thread::sleep(Duration::from_millis(40));
+                            running.fetch_sub(1, SeqCst);
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            for c in callers {
+                c.abort();
+            }
+        }
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if running.load(SeqCst) == 0 && limit.shared.permits.available_permits() == HASHING {
+                break;
+            }
+        }
+        assert!(peak.load(SeqCst) >= 1, "some hashes ran");
+        assert!(
+            peak.load(SeqCst) <= HASHING,
+            "{} hashes ran at once",
+            peak.load(SeqCst)
+        );
+        assert_eq!(limit.shared.permits.available_permits(), HASHING);
     }
 
     #[test]

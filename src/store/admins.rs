@@ -1,5 +1,6 @@
-//! SQL for console administrators, their sessions, one-time setup codes and settings. Secrets
-//! are stored as digests (sessions, setup codes) or argon2id hashes (passwords), never as is.
+//! SQL for console administrators, their sessions and device cookies, one-time setup codes and
+//! settings. Secrets are stored as digests (sessions, devices, setup codes) or argon2id hashes
+//! (passwords), never as is.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -11,6 +12,8 @@ pub struct AdminRow {
     pub seq: i64,
     pub username: String,
     pub password_hash: String,
+    /// When the password was last set.
+    pub updated: String,
 }
 
 /// A live session.
@@ -32,18 +35,22 @@ pub fn count(conn: &Connection) -> Result<i64> {
 
 pub fn find(conn: &Connection, username: &str) -> Result<Option<AdminRow>> {
     Ok(conn
-        .prepare_cached("SELECT seq, username, password_hash FROM admins WHERE username_fold = ?1")?
+        .prepare_cached(
+            "SELECT seq, username, password_hash, updated FROM admins WHERE username_fold = ?1",
+        )?
         .query_row([fold(username)], |r| {
             Ok(AdminRow {
                 seq: r.get(0)?,
                 username: r.get(1)?,
                 password_hash: r.get(2)?,
+                updated: r.get(3)?,
             })
         })
         .optional()?)
 }
 
-/// Creates the administrator or replaces its password; its sessions end either way.
+/// Creates the administrator or replaces its password; its sessions end and its devices are
+/// forgotten either way.
 pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO admins (username, username_fold, password_hash, created, updated)
@@ -55,7 +62,64 @@ pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) ->
         "DELETE FROM sessions WHERE admin_seq = (SELECT seq FROM admins WHERE username_fold = ?1)",
         [fold(username)],
     )?;
+    conn.execute(
+        "DELETE FROM admin_devices
+         WHERE admin_seq = (SELECT seq FROM admins WHERE username_fold = ?1)",
+        [fold(username)],
+    )?;
     Ok(())
+}
+
+/// Remembers a device (the digest of its cookie) for an administrator, keeping only its
+/// `keep` most recently used devices, and dropping every device unused since `stale`.
+pub fn add_device(
+    conn: &Connection,
+    digest: &[u8],
+    admin_seq: i64,
+    now: &str,
+    stale: &str,
+    keep: usize,
+) -> Result<()> {
+    conn.execute("DELETE FROM admin_devices WHERE last_used <= ?1", [stale])?;
+    conn.execute(
+        "INSERT INTO admin_devices (digest, admin_seq, created, last_used) VALUES (?1, ?2, ?3, ?3)",
+        params![digest, admin_seq, now],
+    )?;
+    conn.execute(
+        "DELETE FROM admin_devices WHERE admin_seq = ?1 AND digest NOT IN
+           (SELECT digest FROM admin_devices WHERE admin_seq = ?1
+            ORDER BY last_used DESC, created DESC LIMIT ?2)",
+        params![admin_seq, i64::try_from(keep).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
+
+/// Whether the device with this digest belongs to the administrator and was used after
+/// `stale`.
+pub fn is_device(conn: &Connection, digest: &[u8], admin_seq: i64, stale: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM admin_devices WHERE digest = ?1 AND admin_seq = ?2 AND last_used > ?3",
+        )?
+        .exists(params![digest, admin_seq, stale])?)
+}
+
+/// Marks a device as used now.
+pub fn touch_device(conn: &Connection, digest: &[u8], now: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE admin_devices SET last_used = ?2 WHERE digest = ?1",
+        params![digest, now],
+    )?;
+    Ok(())
+}
+
+/// How many devices the administrator has.
+pub fn device_count(conn: &Connection, admin_seq: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM admin_devices WHERE admin_seq = ?1",
+        [admin_seq],
+        |r| r.get(0),
+    )?)
 }
 
 pub fn create_session(
@@ -142,4 +206,55 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
         params![key, value],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_bounded_per_administrator_and_forgotten_with_a_new_password() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::run(&mut conn).unwrap();
+        set_password(&conn, "ana", "h1", "2026-01-01T00:00:00Z").unwrap();
+        set_password(&conn, "bo", "h2", "2026-01-01T00:00:00Z").unwrap();
+        let (ana, bo) = (
+            find(&conn, "ANA").unwrap().unwrap(),
+            find(&conn, "bo").unwrap().unwrap(),
+        );
+        let stale = "2025-01-01T00:00:00Z";
+        for i in 0..12u8 {
+            let now = format!("2026-01-02T00:00:{i:02}Z");
+            add_device(&conn, &[i], ana.seq, &now, stale, 10).unwrap();
+        }
+        add_device(&conn, &[99], bo.seq, "2026-01-02T00:00:00Z", stale, 10).unwrap();
+        assert_eq!(device_count(&conn, ana.seq).unwrap(), 10);
+        assert!(
+            !is_device(&conn, &[0], ana.seq, stale).unwrap(),
+            "the oldest went"
+        );
+        assert!(is_device(&conn, &[11], ana.seq, stale).unwrap());
+        assert!(
+            !is_device(&conn, &[99], ana.seq, stale).unwrap(),
+            "bo's, not ana's"
+        );
+        // A device unused since `stale` no longer counts, and the next addition drops it.
+        assert!(!is_device(&conn, &[11], ana.seq, "2026-01-02T00:00:11Z").unwrap());
+        touch_device(&conn, &[2], "2026-02-01T00:00:00Z").unwrap();
+        add_device(
+            &conn,
+            &[50],
+            ana.seq,
+            "2026-02-01T00:00:01Z",
+            "2026-01-03T00:00:00Z",
+            10,
+        )
+        .unwrap();
+        assert_eq!(device_count(&conn, ana.seq).unwrap(), 2);
+        assert_eq!(device_count(&conn, bo.seq).unwrap(), 0, "stale, whoever's");
+        add_device(&conn, &[98], bo.seq, "2026-02-01T00:00:02Z", stale, 10).unwrap();
+        set_password(&conn, "ana", "h3", "2026-02-02T00:00:00Z").unwrap();
+        assert_eq!(device_count(&conn, ana.seq).unwrap(), 0);
+        assert_eq!(device_count(&conn, bo.seq).unwrap(), 1);
+    }
 }

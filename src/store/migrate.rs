@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/002_console.sql"),
     include_str!("migrations/003_identifiers.sql"),
+    include_str!("migrations/004_devices.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key

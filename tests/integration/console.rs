@@ -508,7 +508,16 @@ async fn parallel_guesses_are_throttled_too() {
         attempted <= 5,
         "at most 5 attempts reach the password check: {statuses:?}"
     );
-    // An absurd username is refused without being counted or recorded.
+    // An absurd username is refused without being counted or recorded; a body over 4 KiB
+    // is not even read.
+    let r = post_json(
+        &s,
+        "/admin/api/login",
+        &json!({"username": "x".repeat(1_000), "password": "p"}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 401);
     let r = post_json(
         &s,
         "/admin/api/login",
@@ -516,7 +525,7 @@ async fn parallel_guesses_are_throttled_too() {
         &[],
     )
     .await;
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 413);
 }
 
 #[tokio::test]

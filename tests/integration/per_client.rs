@@ -65,6 +65,44 @@ async fn login(s: &Server, from: IpAddr, username: &str, password: &str) -> u16 
     console_post(s, from, "/admin/api/login", &body).await
 }
 
+/// A sign-in from `from` sending `cookie` (a `name=value` pair, or none): the status, and the
+/// device cookie set by a successful one.
+async fn login_with(
+    s: &Server,
+    from: IpAddr,
+    password: &str,
+    cookie: Option<&str>,
+) -> (u16, Option<String>) {
+    let body = json!({"username": "admin", "password": password}).to_string();
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(c) = cookie {
+        headers.push(("cookie", c));
+    }
+    let r = s
+        .raw_from(from, "POST", "/admin/api/login", &headers, Some(&body))
+        .await;
+    let device = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("scimd_device="))
+        .map(|v| v.split(';').next().unwrap().to_string());
+    (r.status, device)
+}
+
+/// Wrong passwords for admin, 5 from each of `count` addresses from `first` on (each address's
+/// own limit): more than the per-username limit of 30.
+async fn guess_from_many(s: &Server, first: u32, count: u32) -> Vec<u16> {
+    let mut seen = Vec::new();
+    for a in first..first + count {
+        for i in 0..5 {
+            seen.push(login(s, loopback_client(a), "admin", &format!("guess {a} {i}")).await);
+        }
+    }
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_failed_auth_table_refuses_new_clients_instead_of_letting_them_through() {
     let s = Server::start().await;
@@ -181,9 +219,11 @@ async fn a_guesser_cannot_lock_the_administrator_out() {
         "per address and username"
     );
     // The owner, from another address, signs in.
-    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
-    // Guessers spread over many addresses lock the username, for clients that never signed
-    // in as it; the owner's known-good address still signs in.
+    let (status, device) = login_with(&s, owner, PASSWORD, None).await;
+    assert_eq!(status, 200);
+    let device = device.expect("a device cookie");
+    // Guessers spread over many addresses lock the username, for clients without a device
+    // cookie of it; the owner's device still signs in.
     let mut seen = Vec::new();
     for a in 10..17 {
         for i in 0..5 {
@@ -193,7 +233,7 @@ async fn a_guesser_cannot_lock_the_administrator_out() {
     assert!(seen.contains(&429), "{seen:?}");
     assert!(seen.iter().filter(|s| **s == 401).count() <= 30, "{seen:?}");
     assert_eq!(login(&s, elsewhere, "admin", PASSWORD).await, 429);
-    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    assert_eq!(login_with(&s, owner, PASSWORD, Some(&device)).await.0, 200);
     // `scimd admin set-password`, another process, ends the lockout.
     let db = s.db().to_str().unwrap().to_string();
     let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
@@ -227,7 +267,9 @@ async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
     let s = std::sync::Arc::new(Server::start().await);
     admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
     let owner = loopback_client(2);
-    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    let (status, device) = login_with(&s, owner, PASSWORD, None).await;
+    assert_eq!(status, 200);
+    let device = device.unwrap();
     // 40 guesses at once from 4 addresses, each a password check (names without an account
     // are checked too, so timing does not tell them apart).
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -242,7 +284,7 @@ async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = done.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(login(&s, owner, "admin", PASSWORD).await, 200);
+    assert_eq!(login_with(&s, owner, PASSWORD, Some(&device)).await.0, 200);
     let after = done.load(std::sync::atomic::Ordering::SeqCst);
     // The owner did not wait for the queue of guesses to drain.
     assert!(
@@ -252,6 +294,123 @@ async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
     for t in flood {
         assert_eq!(t.await.unwrap(), 401);
     }
+}
+
+/// Review finding 3: the owner was known-good only by exact address and in memory, so after a
+/// restart, or from a new address, 35 guesses from 7 addresses locked them out; and right after
+/// `set-password` 30 more guesses re-locked the account at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_s_device_signs_in_after_a_restart_from_any_address_and_set_password_recovers() {
+    let s = Server::start().await;
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let owner = loopback_client(2);
+    let (status, device) = login_with(&s, owner, PASSWORD, None).await;
+    assert_eq!(status, 200);
+    let device = device.expect("a device cookie");
+    let s = Server::start_in(s.stop().await, |c| c).await;
+    let seen = guess_from_many(&s, 10, 7).await;
+    assert!(seen.contains(&429), "{seen:?}");
+    // Without the device cookie the username is locked, whatever the address…
+    assert_eq!(login_with(&s, owner, PASSWORD, None).await.0, 429);
+    // …with it, the owner signs in from the old address and a new one, after the restart.
+    assert_eq!(login_with(&s, owner, PASSWORD, Some(&device)).await.0, 200);
+    let (status, again) = login_with(&s, loopback_client(3), PASSWORD, Some(&device)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again.as_deref(),
+        Some(device.as_str()),
+        "the device is kept"
+    );
+    // A device that fails too often itself stops passing the username's limit.
+    let thief = loopback_client(4);
+    for i in 0..5 {
+        let (status, _) = login_with(&s, thief, &format!("stolen {i}"), Some(&device)).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        login_with(&s, loopback_client(5), PASSWORD, Some(&device))
+            .await
+            .0,
+        429
+    );
+    // Recovery without a device: `set-password` (another process) opens a window in which
+    // guessers cannot re-lock the username before the owner's first sign-in.
+    let db = s.db().to_str().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["admin", "set-password", "--username", "admin", "--db", &db])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut cli| {
+            use std::io::Write;
+            writeln!(cli.stdin.take().unwrap(), "a brand new password")?;
+            cli.wait()
+        })
+        .unwrap();
+    assert!(out.success());
+    let seen = guess_from_many(&s, 20, 7).await;
+    assert!(seen.iter().all(|s| *s == 401), "{seen:?}");
+    let (status, fresh) = login_with(&s, loopback_client(6), "a brand new password", None).await;
+    assert_eq!(status, 200);
+    // The window ends with that sign-in: the username is limited again for other clients,
+    // while the new device passes.
+    assert_eq!(
+        login(&s, loopback_client(7), "admin", "one more guess").await,
+        429
+    );
+    let fresh = fresh.unwrap();
+    assert_eq!(
+        login_with(&s, loopback_client(8), "a brand new password", Some(&fresh))
+            .await
+            .0,
+        200
+    );
+    // set-password forgot the old device.
+    assert_eq!(
+        login_with(&s, owner, "a brand new password", Some(&device))
+            .await
+            .0,
+        429
+    );
+}
+
+/// Review finding 5: sign-in bodies up to the general 1 MiB limit were parsed whole and held
+/// while waiting to hash.
+#[tokio::test]
+async fn sign_in_and_setup_bodies_over_4_kib_are_refused_before_they_are_read() {
+    let s = Server::start().await;
+    // Just under the general 1 MiB limit.
+    let big = format!("[{}0]", "0,".repeat(512 * 1024 - 2));
+    for path in ["/admin/api/login", "/admin/api/setup"] {
+        let r = s
+            .raw(
+                "POST",
+                path,
+                &[("content-type", "application/json")],
+                Some(&big),
+            )
+            .await;
+        assert_eq!(r.status, 413, "{path}");
+    }
+    // Without a length up front, reading stops at the limit.
+    let mut conn = connect_from(loopback_client(1), s.addr).await.unwrap();
+    let head = "POST /admin/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 5000, "x".repeat(5000));
+    let _ = conn.write_all(chunk.as_bytes()).await;
+    let mut reply = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut reply))
+        .await
+        .expect("answered without the rest of the body")
+        .unwrap();
+    assert_eq!(&reply[9..12], b"413");
+    // A sign-in of ordinary size is read as before.
+    let body = json!({"username": "admin", "password": "x".repeat(1000)});
+    assert_eq!(
+        console_post(&s, loopback_client(2), "/admin/api/login", &body).await,
+        401
+    );
 }
 
 #[test]
@@ -575,6 +734,18 @@ async fn the_session_cookie_is_host_prefixed_over_https() {
         assert!(set.contains(attr), "{set}");
     }
     assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    // The device cookie is flagged the same way.
+    let device = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-scimd_device="))
+        .expect("a device cookie")
+        .to_string();
+    for attr in ["; Secure", "; Path=/", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(device.contains(attr), "{device}");
+    }
     let cookie = set.split(';').next().unwrap().to_string();
     let session = |cookie: String| {
         let s = &s;
