@@ -371,10 +371,16 @@ fn a_command_does_not_migrate_under_a_running_server() {
         "{o:?}"
     );
     assert_eq!(version(), latest - 1, "nothing migrated");
+    // Once the server is gone the command runs (the schema set back to what it really is:
+    // the version above was lowered by hand, not by an older binary).
     drop(server);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {latest}"))
+        .unwrap();
     let o = scimd(&["token", "list", "--db", &db]);
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(version(), latest);
+    assert!(stdout(&o).contains("idp"), "{o:?}");
 }
 
 /// What `restore` reports is what it put in place: a backup that is a copy of a live folder
