@@ -189,14 +189,17 @@ impl Connection {
             let (app, used, slot) = (self.app.clone(), used.clone(), self.slot.clone());
             move |mut req: Request<Incoming>| {
                 used.store(true, std::sync::atomic::Ordering::Relaxed);
-                if let Some(local) = local {
+                // Only the console's sign-in reads it; other requests skip the allocation.
+                if let Some(local) = local
+                    && req.uri().path().starts_with(admin_api::PREFIX)
+                {
                     req.extensions_mut().insert(local);
                 }
                 // In flight until answered: a connection with none may be asked to close.
                 let in_flight = slot.request();
-                let handled = handle(app.clone(), req, peer);
+                let app = app.clone();
                 async move {
-                    let response = handled.await;
+                    let response = handle(app, req, peer, &in_flight).await;
                     drop(in_flight);
                     response
                 }
@@ -386,6 +389,7 @@ async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    conn: &limits::InFlightRequest,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
@@ -414,6 +418,10 @@ async fn handle(
         }
     };
     set_content_type(&mut response, json_only);
+    if token.is_some() {
+        // The identity provider's connection: never closed to make room for a newcomer.
+        conn.prove();
+    }
     in_flight.finish(response.status().as_u16(), token.as_deref());
     Ok(response)
 }
@@ -637,7 +645,9 @@ async fn route_and_dispatch(
 /// `GET /healthz`: no authentication; reports the version and whether the database answers
 /// and is still the file scimd opened (not deleted or replaced since).
 fn health(app: &App) -> Response<Body> {
-    let (status, db_status) = match app.store.check_file().and_then(|()| app.store.ping()) {
+    // What the last look at the file found (every write and every few seconds look): a
+    // look per health check would cost each one a system call.
+    let (status, db_status) = match app.store.file_seen_gone().and_then(|()| app.store.ping()) {
         Ok(_) => (StatusCode::OK, "ok"),
         // Logged once, when it was first noticed.
         Err(Error::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -327,6 +327,16 @@ impl Watch {
         })
     }
 
+    /// `Err` once `check` found the file gone; no look at the file now.
+    pub fn seen_gone(&self) -> Result<()> {
+        if self.gone.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "the database is unavailable: scimd is read-only until it is restarted".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// `Ok` while `path` still leads to the file there at start. Once it does not (the name
     /// is gone, or leads to another file), this says so for good, and logs it once. Any
     /// other failure to look (`ESTALE` or `EIO` on a network file system, `EINTR` on FUSE)

@@ -285,6 +285,12 @@ impl Store {
         self.file.check()
     }
 
+    /// `check_file` as of the last look, without looking again: `Error::Unavailable` once
+    /// the file was seen gone.
+    pub fn file_seen_gone(&self) -> Result<()> {
+        self.file.seen_gone()
+    }
+
     /// This store with `budget` for its reads.
     pub fn with_budget(mut self, budget: Budget) -> Store {
         self.read_budget = budget.read;

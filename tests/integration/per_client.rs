@@ -540,6 +540,71 @@ async fn five_addresses_holding_every_connection_make_room_for_others() {
     drop((hog, others));
 }
 
+/// Sends an authenticated request on `conn` (kept alive) and reads the whole answer;
+/// whether it was a 200.
+async fn authed(conn: &mut tokio::net::TcpStream, token: &str) -> bool {
+    let request = format!(
+        "GET /scim/v2/Users?count=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut byte)).await;
+        match read {
+            Ok(Ok(1)) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .split("content-length:")
+        .nth(1)
+        .and_then(|v| v.split("\r\n").next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut body)).await;
+    matches!(read, Ok(Ok(_))) && head.starts_with("http/1.1 200")
+}
+
+/// Review finding: newcomers from fresh addresses at the cap made the heaviest holder give
+/// way, and the identity provider, holding several connections, was that holder: an
+/// attacker with many addresses could strip it of every connection. A connection that has
+/// carried a valid token is never closed for a newcomer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newcomers_at_the_cap_never_take_the_identity_provider_s_connections() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.max_connections = 16;
+        c
+    })
+    .await;
+    let idp_address = loopback_client(1);
+    let mut idp = hold(idp_address, s.addr, 8).await;
+    for conn in &mut idp {
+        assert!(authed(conn, &s.token).await);
+    }
+    let mut others = Vec::new();
+    for i in 2..=9 {
+        others.extend(hold(loopback_client(i), s.addr, 1).await);
+    }
+    // Eight fresh addresses at the cap: none may take one of the provider's connections.
+    for i in 10..=17 {
+        let reply = exchange(loopback_client(i), s.addr, HEALTH).await;
+        assert_eq!(status(&reply), 503, "{reply}");
+    }
+    for (i, conn) in idp.iter_mut().enumerate() {
+        assert!(
+            authed(conn, &s.token).await,
+            "the provider's connection {i}"
+        );
+    }
+    drop(others);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_answers_is_disconnected() {
     let dir = tempfile::TempDir::new().unwrap();

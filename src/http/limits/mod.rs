@@ -5,17 +5,18 @@
 //! it never stops counting. Clients are keyed by address, IPv6 clients by their /64, since one
 //! host commonly holds a whole /64. The rejected-request audit queue is `service::audit`'s.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::service::admin::SignInFacts;
 use crate::service::client_key;
+
+mod connections;
+pub use connections::{Admit, ConnectionSlot, Connections, InFlightRequest};
 
 /// What a full table does with a key it does not hold yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,231 +204,6 @@ impl Limits {
 /// address can never hold more than half.
 const CONNECTION_SHARE: usize = 8;
 
-/// Open connections per client key, and in all. When all are taken, a newcomer is not
-/// refused while another address holds more than its fair share (`--max-connections` / the
-/// addresses holding connections, the newcomer's included): that address's connection idle
-/// longest (else its oldest) is asked to close, and the newcomer takes its place. Behind a
-/// proxy (its addresses hold them all), a newcomer replaces the connection idle longest.
-/// Entries live exactly as long as their connections, so the tables hold at most twice
-/// `--max-connections` entries (connections asked to close count apart until they have).
-pub struct Connections {
-    open: Arc<Mutex<Open>>,
-    per_client: usize,
-    /// From this many open connections on, no client gets more than its share.
-    busy: usize,
-    /// All connections, not counting those asked to close.
-    max: usize,
-    /// Behind a proxy, where addresses are the proxy's: a newcomer replaces the connection
-    /// idle longest, whatever its address.
-    replace_idle: bool,
-    refused: LogGate,
-}
-
-/// Whether a connection may be served.
-pub enum Admit {
-    Open(ConnectionSlot),
-    /// Its address holds its share while connections are busy.
-    ClientFull,
-    /// All connections are taken, none by an address over its fair share (behind a proxy:
-    /// none idle).
-    AllFull,
-}
-
-#[derive(Default)]
-struct Open {
-    conns: HashMap<u64, Conn>,
-    clients: HashMap<IpAddr, Held>,
-    /// (connections held, address) for every address holding any: the heaviest holder is
-    /// the last, found without a scan.
-    by_count: BTreeSet<(usize, IpAddr)>,
-    /// Every idle connection (not leaving), by how long it has been idle.
-    idle: BTreeSet<(Instant, u64)>,
-    /// Connections open and not asked to close.
-    total: usize,
-    /// Connections asked to close that have not yet.
-    leaving: usize,
-    next_id: u64,
-}
-
-struct Conn {
-    key: IpAddr,
-    in_flight: u32,
-    idle_since: Instant,
-    leaving: bool,
-    close: Arc<Notify>,
-}
-
-/// One address's connections that are not leaving: idle ones by how long, the rest by age.
-#[derive(Default)]
-struct Held {
-    idle: BTreeSet<(Instant, u64)>,
-    busy: BTreeSet<u64>,
-}
-
-impl Held {
-    fn len(&self) -> usize {
-        self.idle.len() + self.busy.len()
-    }
-
-    /// The connection to ask to close: idle longest, else the oldest.
-    fn victim(&self) -> Option<u64> {
-        self.idle
-            .first()
-            .map(|(_, id)| *id)
-            .or_else(|| self.busy.first().copied())
-    }
-}
-
-impl Open {
-    fn count(&self, key: &IpAddr) -> usize {
-        self.clients.get(key).map_or(0, Held::len)
-    }
-
-    /// Moves `key` in `by_count` from `was` to its current count.
-    fn recount(&mut self, key: IpAddr, was: usize) {
-        let now = self.count(&key);
-        if was > 0 {
-            self.by_count.remove(&(was, key));
-        }
-        if now > 0 {
-            self.by_count.insert((now, key));
-        } else {
-            self.clients.remove(&key);
-        }
-    }
-
-    fn add(&mut self, key: IpAddr, now: Instant) -> (u64, Arc<Notify>) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let close = Arc::new(Notify::new());
-        let was = self.count(&key);
-        self.clients.entry(key).or_default().idle.insert((now, id));
-        self.idle.insert((now, id));
-        self.recount(key, was);
-        self.conns.insert(
-            id,
-            Conn {
-                key,
-                in_flight: 0,
-                idle_since: now,
-                leaving: false,
-                close: close.clone(),
-            },
-        );
-        self.total += 1;
-        (id, close)
-    }
-
-    /// Takes connection `id` out of the counts per address and in all.
-    fn detach(&mut self, id: u64) {
-        let Some(c) = self.conns.get(&id) else { return };
-        let (key, idle_since) = (c.key, c.idle_since);
-        let was = self.count(&key);
-        if let Some(held) = self.clients.get_mut(&key) {
-            held.idle.remove(&(idle_since, id));
-            held.busy.remove(&id);
-        }
-        self.idle.remove(&(idle_since, id));
-        self.recount(key, was);
-        self.total -= 1;
-    }
-
-    /// Asks connection `id` to close once its request in flight (if any) is answered.
-    fn evict(&mut self, id: u64) {
-        self.detach(id);
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.leaving = true;
-            c.close.notify_one();
-        }
-        self.leaving += 1;
-    }
-
-    fn started(&mut self, id: u64) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        c.in_flight += 1;
-        if c.in_flight > 1 || c.leaving {
-            return;
-        }
-        let (key, idle_since) = (c.key, c.idle_since);
-        if let Some(held) = self.clients.get_mut(&key) {
-            held.idle.remove(&(idle_since, id));
-            held.busy.insert(id);
-        }
-        self.idle.remove(&(idle_since, id));
-    }
-
-    fn ended(&mut self, id: u64, now: Instant) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        c.in_flight = c.in_flight.saturating_sub(1);
-        if c.in_flight > 0 {
-            return;
-        }
-        c.idle_since = now;
-        if c.leaving {
-            return;
-        }
-        let key = c.key;
-        if let Some(held) = self.clients.get_mut(&key) {
-            held.busy.remove(&id);
-            held.idle.insert((now, id));
-        }
-        self.idle.insert((now, id));
-    }
-}
-
-/// One client's claim on a connection; dropping it gives the connection back.
-pub struct ConnectionSlot {
-    open: Arc<Mutex<Open>>,
-    id: u64,
-    close: Arc<Notify>,
-}
-
-impl ConnectionSlot {
-    /// Signalled when the connection should close (gracefully) to make room for another.
-    pub fn close_requested(&self) -> &Notify {
-        &self.close
-    }
-
-    /// Marks a request in flight on this connection until the guard is dropped: a connection
-    /// with none is idle, and the first to be asked to close.
-    pub fn request(&self) -> InFlightRequest {
-        locked(&self.open).started(self.id);
-        InFlightRequest {
-            open: self.open.clone(),
-            id: self.id,
-        }
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let mut open = locked(&self.open);
-        let leaving = open.conns.get(&self.id).is_some_and(|c| c.leaving);
-        if leaving {
-            open.leaving -= 1;
-        } else {
-            open.detach(self.id);
-        }
-        open.conns.remove(&self.id);
-    }
-}
-
-/// A request being handled on a connection (see `ConnectionSlot::request`).
-pub struct InFlightRequest {
-    open: Arc<Mutex<Open>>,
-    id: u64,
-}
-
-impl Drop for InFlightRequest {
-    fn drop(&mut self) {
-        locked(&self.open).ended(self.id, Instant::now());
-    }
-}
-
 /// How often at most a line about refused connections is logged.
 pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -472,75 +248,6 @@ impl LogGate {
         }
         g.lines += 1;
         Some(std::mem::take(&mut g.since_line))
-    }
-}
-
-impl Connections {
-    fn new(per_client: usize, busy: usize, max: usize, replace_idle: bool) -> Self {
-        Connections {
-            open: Arc::default(),
-            per_client,
-            busy,
-            max: max.max(1),
-            replace_idle,
-            refused: LogGate::new(REFUSED_LOG_EVERY, 1),
-        }
-    }
-
-    /// A slot for one more connection from `peer`, unless it holds its share already while
-    /// half of all connections are open, or all are taken and none can be asked to make room.
-    pub fn open(&self, peer: IpAddr) -> Admit {
-        let (key, now) = (client_key(peer), Instant::now());
-        let mut open = locked(&self.open);
-        let n = open.count(&key);
-        if n >= self.per_client && open.total >= self.busy {
-            return Admit::ClientFull;
-        }
-        if open.total >= self.max {
-            // Connections asked to close but still open are bounded too.
-            let Some(victim) = self
-                .victim(&open, key, n)
-                .filter(|_| open.leaving < self.max)
-            else {
-                return Admit::AllFull;
-            };
-            open.evict(victim);
-        }
-        let (id, close) = open.add(key, now);
-        Admit::Open(ConnectionSlot {
-            open: self.open.clone(),
-            id,
-            close,
-        })
-    }
-
-    /// Which connection makes room for a newcomer from `key` (holding `n`): one of the
-    /// heaviest holder's, when that is another address over its fair share with at least two
-    /// more than the newcomer will hold (so two addresses never take turns). Behind a proxy,
-    /// the connection idle longest.
-    fn victim(&self, open: &Open, key: IpAddr, n: usize) -> Option<u64> {
-        if self.replace_idle {
-            return open.idle.first().map(|(_, id)| *id);
-        }
-        let holders = open.clients.len() + usize::from(n == 0);
-        let fair = (self.max / holders).max(1);
-        match open.by_count.last() {
-            Some(&(most, heaviest)) if heaviest != key && most > fair && most > n + 1 => {
-                open.clients.get(&heaviest).and_then(Held::victim)
-            }
-            _ => None,
-        }
-    }
-
-    /// The most connections one client may hold while connections are busy.
-    pub fn per_client(&self) -> usize {
-        self.per_client
-    }
-
-    /// Notes a refused connection; `Some(n)` when a log line is due, `n` counting the refusals
-    /// since the last line (this one included), so a flood costs one line per interval.
-    pub fn note_refused(&self) -> Option<u64> {
-        self.refused.note()
     }
 }
 
@@ -736,7 +443,6 @@ impl SignIn {
 
 #[cfg(test)]
 mod tests {
-    use futures_util::FutureExt;
 
     use super::*;
 
@@ -895,132 +601,8 @@ mod tests {
         assert!(s.attempt(c, "another", None).is_err());
     }
 
-    fn slot(a: Admit) -> Option<ConnectionSlot> {
-        match a {
-            Admit::Open(slot) => Some(slot),
-            Admit::ClientFull | Admit::AllFull => None,
-        }
-    }
-
-    /// Whether `slot`'s connection was asked to close.
-    fn asked_to_close(slot: &ConnectionSlot) -> bool {
-        locked(&slot.open).conns[&slot.id].leaving
-    }
-
     #[test]
-    fn one_client_gets_more_than_its_share_only_while_half_the_connections_are_free() {
-        // 16 in all: a share of 2, busy from 8 on.
-        let c = Limits::new(16, true).connections;
-        let (hog, other) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        let mut held: Vec<_> = (0..8).map_while(|_| slot(c.open(hog))).collect();
-        assert_eq!(held.len(), 8, "a lone client's burst is served");
-        assert!(
-            matches!(c.open(hog), Admit::ClientFull),
-            "but never more than half"
-        );
-        let mine: Vec<_> = (0..2).map_while(|_| slot(c.open(other))).collect();
-        assert_eq!(mine.len(), 2, "the others get their share");
-        assert!(
-            matches!(c.open(other), Admit::ClientFull),
-            "and no more while busy"
-        );
-        held.truncate(5);
-        drop(mine);
-        assert!(slot(c.open(other)).is_some(), "free again below half");
-        assert!(slot(c.open(ip("2001:db8::1"))).is_some());
-    }
-
-    #[test]
-    fn at_the_cap_the_heaviest_holder_over_its_fair_share_makes_room() {
-        // 16 in all, a share of 2 once 8 are open: one address takes 8, four more 2 each.
-        let c = Limits::new(16, true).connections;
-        let addr = |i: u8| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, i));
-        let mut hog: Vec<_> = (0..8).map_while(|_| slot(c.open(addr(1)))).collect();
-        let mut others: Vec<_> = (2..=5)
-            .flat_map(|i| [c.open(addr(i)), c.open(addr(i))])
-            .map_while(slot)
-            .collect();
-        assert_eq!((hog.len(), others.len()), (8, 8));
-        // The hog's first connections are busy, its last ones idle longest after them.
-        let busy: Vec<_> = hog[..2].iter().map(ConnectionSlot::request).collect();
-        // A sixth address gets in: the hog's connection idle longest is asked to close.
-        let sixth = slot(c.open(addr(6))).expect("room is made");
-        assert!(asked_to_close(&hog[2]));
-        assert!(hog.iter().filter(|s| asked_to_close(s)).count() == 1);
-        assert!(others.iter().all(|s| !asked_to_close(s)));
-        assert!(sixth.close.notified().now_or_never().is_none());
-        assert!(
-            hog[2].close.notified().now_or_never().is_some(),
-            "signalled"
-        );
-        // More newcomers: each time the heaviest gives way, idle connections first.
-        let mut more: Vec<_> = (7..=11).map_while(|i| slot(c.open(addr(i)))).collect();
-        assert_eq!(more.len(), 5);
-        assert!(hog[2..].iter().all(asked_to_close));
-        assert!(!asked_to_close(&hog[0]) && !asked_to_close(&hog[1]));
-        // 11 addresses, the fair share is 1; the heaviest hold 2. One holding 1 opening
-        // another is refused (they would take turns); a fresh address still gets in.
-        assert!(matches!(c.open(addr(6)), Admit::AllFull));
-        more.extend(slot(c.open(addr(12))));
-        assert_eq!(more.len(), 6);
-        {
-            let open = locked(&c.open);
-            assert_eq!((open.total, open.leaving), (16, 7));
-            assert_eq!(open.by_count.last().map(|(n, _)| *n), Some(2));
-        }
-        drop(busy);
-        hog.clear();
-        others.clear();
-        drop((sixth, more));
-        let open = locked(&c.open);
-        assert!(open.conns.is_empty() && open.clients.is_empty() && open.by_count.is_empty());
-        assert!(open.idle.is_empty());
-        assert_eq!((open.total, open.leaving), (0, 0));
-        drop(open);
-
-        // A holder with only requests in flight: its oldest connection is asked to close
-        // (it does once its request is answered).
-        let c = Connections::new(usize::MAX, 0, 4, false);
-        let hog: Vec<_> = (0..4).map_while(|_| slot(c.open(addr(1)))).collect();
-        let _busy: Vec<_> = hog.iter().map(ConnectionSlot::request).collect();
-        assert!(slot(c.open(addr(2))).is_some());
-        assert!(asked_to_close(&hog[0]) && !asked_to_close(&hog[1]));
-    }
-
-    #[test]
-    fn behind_a_proxy_a_newcomer_replaces_the_connection_idle_longest() {
-        let c = Limits::new(4, false).connections;
-        let proxy = ip("192.0.2.1");
-        let held: Vec<_> = (0..4).map_while(|_| slot(c.open(proxy))).collect();
-        assert_eq!(held.len(), 4, "no share per address");
-        let busy: Vec<_> = [0, 2, 3].iter().map(|i| held[*i].request()).collect();
-        let fifth = slot(c.open(proxy)).expect("replaces the idle one");
-        assert!(asked_to_close(&held[1]));
-        let _busy_too = fifth.request();
-        // All busy: refused.
-        assert!(matches!(c.open(proxy), Admit::AllFull));
-        drop(busy);
-        let _sixth = slot(c.open(proxy)).expect("idle again");
-        assert!(asked_to_close(&held[0]), "the one idle longest");
-        // Whichever of the proxy's addresses holds it.
-        let _seventh = slot(c.open(ip("192.0.2.2"))).expect("another proxy address");
-        assert!(asked_to_close(&held[2]));
-        let open = locked(&c.open);
-        assert_eq!((open.total, open.idle.len()), (4, 3), "the fifth is busy");
-    }
-
-    #[test]
-    fn refused_connections_are_logged_once_per_interval_with_a_count() {
-        let c = Connections::new(1, 0, 16, false);
-        let first = slot(c.open(ip("192.0.2.1"))).unwrap();
-        assert!(slot(c.open(ip("192.0.2.1"))).is_none());
-        assert!(slot(c.open(ip("192.0.2.2"))).is_some());
-        assert_eq!(c.note_refused(), Some(1));
-        assert_eq!(c.note_refused(), None);
-        assert_eq!(c.note_refused(), None);
-        drop(first);
-        assert!(slot(c.open(ip("192.0.2.1"))).is_some());
-        // A gate with a larger burst writes that many lines, then counts into the next one.
+    fn a_log_gate_writes_its_burst_then_counts_into_the_next_line() {
         let gate = LogGate::new(Duration::from_secs(3600), 2);
         assert_eq!(
             (gate.note(), gate.note(), gate.note()),
@@ -1031,10 +613,5 @@ mod tests {
         g.window = g.window.map(|t| t - Duration::from_secs(3601));
         drop(g);
         assert_eq!(gate.note(), Some(3), "the two unlogged ones and this one");
-        let open = locked(&c.open);
-        assert!(
-            open.clients.is_empty() && open.conns.is_empty() && open.total == 0,
-            "no entry outlives its slot"
-        );
     }
 }
