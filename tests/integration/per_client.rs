@@ -301,6 +301,27 @@ async fn a_flood_of_guesses_does_not_queue_the_owner_out() {
     }
 }
 
+/// Review finding: the per-address limits applied to device holders too, so anyone sharing
+/// the owner's address (a NAT, an office network, a /64) could lock the owner's browser out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_neighbour_behind_the_owner_s_address_cannot_lock_the_owner_s_browser_out() {
+    let s = Server::start().await;
+    admin::set_password(&Store::open(&s.db()).unwrap(), "admin", PASSWORD).unwrap();
+    let office = loopback_client(2);
+    let (status, device) = login_with(&s, office, PASSWORD, None).await;
+    assert_eq!(status, 200);
+    let device = device.expect("a device cookie");
+    // Someone else in the office guesses until the address is locked.
+    let mut seen = Vec::new();
+    for i in 0..25 {
+        seen.push(login(&s, office, &format!("user{i}"), "a guess!").await);
+    }
+    assert_eq!(seen[20..], [429; 5], "{seen:?}");
+    assert_eq!(login_with(&s, office, PASSWORD, None).await.0, 429);
+    // The owner's browser, from that same address, still signs in.
+    assert_eq!(login_with(&s, office, PASSWORD, Some(&device)).await.0, 200);
+}
+
 /// Review finding 3: the owner was known-good only by exact address and in memory, so after a
 /// restart, or from a new address, 35 guesses from 7 addresses locked them out; and right after
 /// `set-password` 30 more guesses re-locked the account at once.

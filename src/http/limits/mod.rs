@@ -390,12 +390,16 @@ impl SignIn {
         let pair = (client, user.clone());
         let trusted = device.map(|d| (d, t.devices.get(&d, stamp, now)));
         let known_good = trusted.is_some_and(|(_, (n, _))| n < DEVICE_MAX_FAILURES);
-        let mut checks = vec![
-            (t.pairs.get(&pair, stamp, now), PAIR_MAX_FAILURES),
-            (t.clients.get(&client, 0, now), CLIENT_MAX_FAILURES),
-        ];
-        if account.is_some_and(|a| !a.recovering) && !known_good {
-            checks.push((t.users.get(&user, stamp, now), USER_MAX_FAILURES));
+        // A trusted device is held to its own count alone: the per-address limits would
+        // otherwise let anyone sharing the owner's address (a NAT, an office, a /64) lock the
+        // owner's own browser out.
+        let mut checks = Vec::new();
+        if !known_good {
+            checks.push((t.pairs.get(&pair, stamp, now), PAIR_MAX_FAILURES));
+            checks.push((t.clients.get(&client, 0, now), CLIENT_MAX_FAILURES));
+            if account.is_some_and(|a| !a.recovering) {
+                checks.push((t.users.get(&user, stamp, now), USER_MAX_FAILURES));
+            }
         }
         if let Some(((_, wait), _)) = checks.iter().find(|((n, _), max)| n >= max) {
             return Err(too_many(*wait));
@@ -593,12 +597,19 @@ mod tests {
                 .is_ok()
         );
         assert!(s.attempt(a, "admin", facts(8, None)).is_ok());
-        // One client spraying names is locked whatever the names.
+        // One client spraying names is locked whatever the names…
         let c = ip("192.0.2.99");
         for i in 0..CLIENT_MAX_FAILURES {
             s.attempt(c, &format!("name{i}"), None).unwrap();
         }
         assert!(s.attempt(c, "another", None).is_err());
+        assert!(s.attempt(c, "admin", facts(8, None)).is_err());
+        // …but the owner's browser behind the same address (a NAT, an office) is not.
+        assert!(
+            s.attempt(c, "admin", facts(8, Some(44)))
+                .unwrap()
+                .known_good()
+        );
     }
 
     #[test]
