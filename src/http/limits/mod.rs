@@ -324,6 +324,8 @@ struct SignInTables {
     pairs: Table<(IpAddr, String)>,
     clients: Table<IpAddr>,
     users: Table<String>,
+    /// Names without an account, counted like `users` only so that they answer alike.
+    ghosts: Table<String>,
     devices: Table<u64>,
     setup: Table<IpAddr>,
 }
@@ -351,6 +353,7 @@ impl Default for SignIn {
             pairs: table(),
             clients: table(),
             users: table(),
+            ghosts: table(),
             devices: table(),
             setup: table(),
         }))
@@ -397,8 +400,12 @@ impl SignIn {
         if !known_good {
             checks.push((t.pairs.get(&pair, stamp, now), PAIR_MAX_FAILURES));
             checks.push((t.clients.get(&client, 0, now), CLIENT_MAX_FAILURES));
-            if account.is_some_and(|a| !a.recovering) {
-                checks.push((t.users.get(&user, stamp, now), USER_MAX_FAILURES));
+            match account {
+                Some(a) if !a.recovering => {
+                    checks.push((t.users.get(&user, stamp, now), USER_MAX_FAILURES));
+                }
+                Some(_) => {}
+                None => checks.push((t.ghosts.get(&user, 0, now), USER_MAX_FAILURES)),
             }
         }
         if let Some(((_, wait), _)) = checks.iter().find(|((n, _), max)| n >= max) {
@@ -406,9 +413,10 @@ impl SignIn {
         }
         t.pairs.add(pair, stamp, now);
         t.clients.add(client, 0, now);
-        if account.is_some() {
-            t.users.add(user.clone(), stamp, now);
-        }
+        match account {
+            Some(_) => t.users.add(user.clone(), stamp, now),
+            None => t.ghosts.add(user.clone(), 0, now),
+        };
         if let Some(d) = device {
             t.devices.add(d, stamp, now);
         }
