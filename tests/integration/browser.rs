@@ -282,7 +282,11 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     see(&c, "onelogin").await;
     // In the row of the "onelogin" token (the test harness has a token of its own).
     let row = "//tr[td[1][normalize-space(.)='onelogin']]";
-    c.find(Locator::XPath(&format!("{row}//select")))
+    // Waited for: "onelogin" is also in the audit log just left, so `see` may have matched
+    // that page before the tokens' table replaced it.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!("{row}//select")))
         .await
         .unwrap()
         .select_by_value("1h")
