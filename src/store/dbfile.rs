@@ -315,6 +315,13 @@ pub struct Watch {
     gone: AtomicBool,
 }
 
+/// What every write (and `/healthz`) answers once the file was seen gone.
+fn gone() -> Error {
+    Error::Unavailable(
+        "the database is unavailable: scimd is read-only until it is restarted".into(),
+    )
+}
+
 impl Watch {
     /// Watches the file at `path` as it is now.
     pub fn new(path: &Path) -> Result<Watch> {
@@ -330,9 +337,7 @@ impl Watch {
     /// `Err` once `check` found the file gone; no look at the file now.
     pub fn seen_gone(&self) -> Result<()> {
         if self.gone.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable(
-                "the database is unavailable: scimd is read-only until it is restarted".into(),
-            ));
+            return Err(gone());
         }
         Ok(())
     }
@@ -367,9 +372,7 @@ impl Watch {
                  `scimd restore` a backup, then restart scimd"
             );
         }
-        Err(Error::Unavailable(
-            "the database is unavailable: scimd is read-only until it is restarted".into(),
-        ))
+        Err(gone())
     }
 }
 

@@ -45,6 +45,14 @@ fn request(addr: &str, head: &str, body: &str) -> String {
     http_once(addr, head, body, Duration::from_secs(20)).unwrap()
 }
 
+/// A database at `db` with a token `in-the-backup`, backed up to `backup`, then a token
+/// `later` that only the database has.
+fn backed_up(db: &str, backup: &str, later: &str) {
+    cli_token(db, "in-the-backup");
+    assert!(scimd(&["backup", backup, "--db", db]).status.success());
+    cli_token(db, later);
+}
+
 /// A restore killed between the two renames of the old code left `.before-restore` (the only
 /// copy of the data) and `.restoring`, and no database. `serve` must not start afresh there,
 /// and later restores must never replace that `.before-restore`.
@@ -53,13 +61,7 @@ fn an_interrupted_restore_is_never_hidden_or_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let db = path("scimd.db");
-    cli_token(&db, "in-the-backup");
-    assert!(
-        scimd(&["backup", &path("b.db"), "--db", &db])
-            .status
-            .success()
-    );
-    cli_token(&db, "only-in-the-database");
+    backed_up(&db, &path("b.db"), "only-in-the-database");
     // The state the killed restore left.
     std::fs::rename(&db, path("scimd.db.before-restore")).unwrap();
     std::fs::copy(path("b.db"), path("scimd.db.restoring")).unwrap();
@@ -189,13 +191,7 @@ fn a_second_name_of_the_served_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let db = path("scimd.db");
-    cli_token(&db, "in-the-backup");
-    assert!(
-        scimd(&["backup", &path("b.db"), "--db", &db])
-            .status
-            .success()
-    );
-    cli_token(&db, "later");
+    backed_up(&db, &path("b.db"), "later");
     let (child, _addr, _lines) = spawn_server(&db, &[]);
     let mut server = KillOnDrop(child);
 
