@@ -72,8 +72,8 @@ fn eval(filter: &Resolved, scope: Scope<'_>) -> bool {
 /// The value of `t.attr` in the resource, before any sub-attribute is taken.
 fn attribute<'a>(t: &Target, resource: &'a Value) -> Option<&'a Value> {
     match t.origin {
-        Origin::Common | Origin::Core => resource.get(t.attr.name),
-        Origin::Extension(urn) => resource.get(urn)?.get(t.attr.name),
+        Origin::Common | Origin::Core => resource.get(&t.attr.name),
+        Origin::Extension(urn) => resource.get(urn)?.get(&t.attr.name),
     }
 }
 
@@ -88,16 +88,17 @@ fn elements(v: &Value) -> &[Value] {
 /// The values `t` denotes in `scope`, without nulls: those a comparison tests one by one.
 fn candidates<'a>(t: &Target, scope: Scope<'a>) -> Vec<&'a Value> {
     let found: Vec<&Value> = match (scope.element, t.sub) {
-        (Some(e), Some(sub)) => e.get(sub.name).into_iter().collect(),
+        (Some(e), Some(sub)) => e.get(&sub.name).into_iter().collect(),
         (Some(e), None) => vec![e],
         (None, sub) => match (attribute(t, scope.resource), sub) {
             (None, _) => Vec::new(),
             (Some(v), None) if t.attr.multi_valued => elements(v).iter().collect(),
             (Some(v), None) => vec![v],
-            (Some(v), Some(sub)) if t.attr.multi_valued => {
-                elements(v).iter().filter_map(|e| e.get(sub.name)).collect()
-            }
-            (Some(v), Some(sub)) => v.get(sub.name).into_iter().collect(),
+            (Some(v), Some(sub)) if t.attr.multi_valued => elements(v)
+                .iter()
+                .filter_map(|e| e.get(&sub.name))
+                .collect(),
+            (Some(v), Some(sub)) => v.get(&sub.name).into_iter().collect(),
         },
     };
     found.into_iter().filter(|v| !v.is_null()).collect()

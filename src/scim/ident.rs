@@ -321,16 +321,16 @@ mod tests {
     #[test]
     fn identifiers_are_user_name_and_group_display_name() {
         use super::super::schema::{COMMON, GROUP, USER};
-        let ids = |attrs: &[Attribute]| -> Vec<&str> {
+        fn ids(attrs: &[std::sync::Arc<Attribute>]) -> Vec<&str> {
             attrs
                 .iter()
                 .filter(|a| is_identifier(a))
-                .map(|a| a.name)
+                .map(|a| a.name.as_str())
                 .collect()
-        };
-        assert_eq!(ids(USER.attributes), ["userName"]);
-        assert_eq!(ids(GROUP.attributes), ["displayName"]);
-        assert!(ids(COMMON).is_empty(), "id and externalId are caseExact");
+        }
+        assert_eq!(ids(&USER.attributes), ["userName"]);
+        assert_eq!(ids(&GROUP.attributes), ["displayName"]);
+        assert!(ids(&COMMON).is_empty(), "id and externalId are caseExact");
     }
 
     /// Text drawn from the troublesome parts of Unicode: ASCII, Latin with and without

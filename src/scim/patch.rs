@@ -540,7 +540,7 @@ impl Patcher {
             Origin::Extension(urn) => self.doc.get(urn)?.as_object()?,
             Origin::Common | Origin::Core => &self.doc,
         };
-        holder.get(t.attr.name)
+        holder.get(&t.attr.name)
     }
 
     /// The object an attribute of `origin` lives in.
@@ -701,7 +701,7 @@ fn whole(
     op: Op,
     value: Option<Value>,
 ) -> Result<()> {
-    let name = attr.name;
+    let name = &attr.name;
     if op == Op::Remove {
         match value {
             // `remove` with a value on a multi-valued attribute removes those values only.
@@ -798,7 +798,7 @@ fn merge_into(slot: &mut Map<String, Value>, name: &str, new: Value) {
 /// Removes the values of a multi-valued attribute that `value` lists, matched by their
 /// `value` sub-attribute (or the whole value for simple attributes).
 fn remove_listed(slot: &mut Map<String, Value>, attr: &Attribute, value: Value) -> Result<()> {
-    let Some(Value::Array(gone)) = validate::normalise_value(attr, value, attr.name)? else {
+    let Some(Value::Array(gone)) = validate::normalise_value(attr, value, &attr.name)? else {
         return Ok(());
     };
     let key = |v: &Value| -> Value {
@@ -808,10 +808,10 @@ fn remove_listed(slot: &mut Map<String, Value>, attr: &Attribute, value: Value) 
         }
     };
     let gone: Vec<Value> = gone.iter().map(key).collect();
-    if let Some(Value::Array(items)) = slot.get_mut(attr.name) {
+    if let Some(Value::Array(items)) = slot.get_mut(&attr.name) {
         items.retain(|item| !gone.contains(&key(item)));
         if items.is_empty() {
-            slot.remove(attr.name);
+            slot.remove(&attr.name);
         }
     }
     Ok(())
@@ -853,10 +853,10 @@ fn sub_everywhere(
             item.insert(sub.name.to_string(), v.clone());
         }
         None => {
-            item.remove(sub.name);
+            item.remove(&sub.name);
         }
     };
-    match slot.get_mut(attr.name) {
+    match slot.get_mut(&attr.name) {
         Some(Value::Array(items)) if attr.multi_valued => {
             for item in items.iter_mut() {
                 if let Value::Object(m) = item {
@@ -865,13 +865,13 @@ fn sub_everywhere(
             }
             items.retain(|i| i.as_object().is_some_and(|m| !m.is_empty()));
             if items.is_empty() {
-                slot.remove(attr.name);
+                slot.remove(&attr.name);
             }
         }
         Some(Value::Object(m)) => {
             set(m);
             if m.is_empty() {
-                slot.remove(attr.name);
+                slot.remove(&attr.name);
             }
         }
         _ if new.is_some() => {
@@ -899,7 +899,7 @@ fn filtered(
     selects: &dyn Fn(&Value) -> bool,
 ) -> Result<()> {
     let attr = t.attr;
-    let mut items = match slot.remove(attr.name) {
+    let mut items = match slot.remove(&attr.name) {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
@@ -920,7 +920,7 @@ fn filtered(
                 m
             }
             // One value, as a one-element list: a lone object is not made primary here.
-            (_, None) => match validate::normalise_value(attr, one_value(value), attr.name)? {
+            (_, None) => match validate::normalise_value(attr, one_value(value), &attr.name)? {
                 Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
                     Some(Value::Object(m)) => m,
                     _ => Map::new(),
@@ -953,7 +953,7 @@ fn filtered(
                 Some(sub) => {
                     for &i in &hits {
                         if let Value::Object(m) = &mut items[i] {
-                            m.remove(sub.name);
+                            m.remove(&sub.name);
                         }
                     }
                     items.retain(|i| i.as_object().is_some_and(|m| !m.is_empty()));
@@ -973,7 +973,7 @@ fn filtered(
             };
             entry.extend(parts);
             let made = Value::Array(vec![Value::Object(entry)]);
-            let Some(Value::Array(mut made)) = validate::normalise_value(attr, made, attr.name)?
+            let Some(Value::Array(mut made)) = validate::normalise_value(attr, made, &attr.name)?
             else {
                 return Ok(());
             };

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use std::sync::LazyLock;
+
 use super::resource::ResourceKind;
 use super::schema::{self, Attribute, ENTERPRISE_USER, GROUP, Returned, Schema, USER};
 
@@ -32,9 +34,9 @@ fn core(kind: ResourceKind) -> &'static Schema {
     }
 }
 
-static USER_EXTENSIONS: [&Schema; 1] = [&ENTERPRISE_USER];
+static USER_EXTENSIONS: [&LazyLock<Schema>; 1] = [&ENTERPRISE_USER];
 
-fn extensions(kind: ResourceKind) -> &'static [&'static Schema] {
+fn extensions(kind: ResourceKind) -> &'static [&'static LazyLock<Schema>] {
     match kind {
         ResourceKind::User => &USER_EXTENSIONS,
         ResourceKind::Group => &[],
@@ -56,7 +58,7 @@ fn strip_urn<'a>(item: &'a str, urn: &str) -> Option<&'a str> {
 
 /// Resolves `attr[.sub]` against `schema` (and the common attributes for the core schema).
 fn resolve(
-    schema: &Schema,
+    schema: &'static Schema,
     path: &str,
     with_common: bool,
 ) -> Option<(&'static str, Option<&'static str>)> {
@@ -70,8 +72,10 @@ fn resolve(
             .flatten()
     })?;
     match sub_name {
-        None => Some((attr.name, None)),
-        Some(s) => attr.sub(s).map(|sub| (attr.name, Some(sub.name))),
+        None => Some((attr.name.as_str(), None)),
+        Some(s) => attr
+            .sub(s)
+            .map(|sub| (attr.name.as_str(), Some(sub.name.as_str()))),
     }
 }
 
@@ -84,23 +88,23 @@ fn parse_list(list: &str, kind: ResourceKind) -> Vec<Named> {
         .filter(|s| !s.is_empty())
         .filter_map(|item| {
             for ext in extensions(kind) {
-                if let Some(rest) = strip_urn(item, ext.id) {
+                if let Some(rest) = strip_urn(item, ext.id.as_str()) {
                     if rest.is_empty() {
                         return Some(Named {
-                            urn: Some(ext.id),
+                            urn: Some(ext.id.as_str()),
                             attr: None,
                             sub: None,
                         });
                     }
                     let (attr, sub) = resolve(ext, rest, false)?;
                     return Some(Named {
-                        urn: Some(ext.id),
+                        urn: Some(ext.id.as_str()),
                         attr: Some(attr),
                         sub,
                     });
                 }
             }
-            let path = strip_urn(item, core_schema.id).unwrap_or(item);
+            let path = strip_urn(item, core_schema.id.as_str()).unwrap_or(item);
             let (attr, sub) = resolve(core_schema, path, true)?;
             Some(Named {
                 urn: None,
@@ -158,7 +162,7 @@ impl Projection {
                 continue;
             }
             if let Some(ext) = extensions(kind).iter().find(|e| e.id == key) {
-                let whole = |n: &Named| n.urn == Some(ext.id) && n.attr.is_none();
+                let whole = |n: &Named| n.urn == Some(ext.id.as_str()) && n.attr.is_none();
                 let keep_all = self
                     .attributes
                     .as_ref()
@@ -166,7 +170,7 @@ impl Projection {
                 if self.excluded.iter().any(whole) {
                     map.remove(&key);
                 } else if !keep_all && let Some(Value::Object(block)) = map.get_mut(&key) {
-                    self.filter_attrs(block, ext, Some(ext.id));
+                    self.filter_attrs(block, ext, Some(ext.id.as_str()));
                     if block.is_empty() {
                         map.remove(&key);
                     }
@@ -210,7 +214,7 @@ impl Projection {
             let mut subs = Vec::new();
             for n in list
                 .iter()
-                .filter(|n| n.urn == urn && n.attr == Some(attr.name))
+                .filter(|n| n.urn == urn && n.attr == Some(&attr.name))
             {
                 match n.sub {
                     None => whole = true,
@@ -279,7 +283,7 @@ fn retain_subs(
     let keep = |obj: &mut Map<String, Value>| {
         obj.retain(|k, _| {
             attr.sub(k)
-                .is_some_and(|s| s.returned == Returned::Always || want(s.name))
+                .is_some_and(|s| s.returned == Returned::Always || want(&s.name))
         });
         !obj.is_empty()
     };

@@ -28,6 +28,8 @@
 
 use super::filter::{AttrPath, CompValue, CompareOp, Filter};
 use super::ident::{self, fold};
+use std::sync::LazyLock;
+
 use super::resource::ResourceKind;
 use super::schema::{
     self, Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER,
@@ -58,7 +60,7 @@ impl PartialEq for Target {
     fn eq(&self, other: &Self) -> bool {
         self.origin == other.origin
             && self.attr.name == other.attr.name
-            && self.sub.map(|s| s.name) == other.sub.map(|s| s.name)
+            && self.sub.map(|s| &s.name) == other.sub.map(|s| &s.name)
     }
 }
 
@@ -102,8 +104,8 @@ fn core(kind: ResourceKind) -> &'static Schema {
     }
 }
 
-fn extensions(kind: ResourceKind) -> &'static [&'static Schema] {
-    static USER_EXTENSIONS: [&Schema; 1] = [&ENTERPRISE_USER];
+fn extensions(kind: ResourceKind) -> &'static [&'static LazyLock<Schema>] {
+    static USER_EXTENSIONS: [&LazyLock<Schema>; 1] = [&ENTERPRISE_USER];
     match kind {
         ResourceKind::User => &USER_EXTENSIONS,
         ResourceKind::Group => &[],
@@ -115,7 +117,7 @@ pub fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
     let in_core = path
         .urn
         .as_ref()
-        .is_none_or(|urn| urn.eq_ignore_ascii_case(core(kind).id));
+        .is_none_or(|urn| urn.eq_ignore_ascii_case(core(kind).id.as_str()));
     let (origin, attr) = if in_core {
         match schema::common_attribute(&path.attr) {
             Some(a) => (Origin::Common, a),
@@ -133,7 +135,7 @@ pub fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
             .find(|e| e.id.eq_ignore_ascii_case(urn))
             .ok_or_else(|| refuse(format!("unknown schema \"{urn}\" in filter")))?;
         (
-            Origin::Extension(ext.id),
+            Origin::Extension(ext.id.as_str()),
             ext.attribute(&path.attr)
                 .ok_or_else(|| unknown(path, kind))?,
         )
@@ -164,7 +166,7 @@ fn unknown(path: &AttrPath, kind: ResourceKind) -> Error {
 fn filterable(t: &Target) -> Result<()> {
     let leaf = t.leaf();
     let derived = leaf.name == "$ref"
-        || (t.origin == Origin::Common && matches!(leaf.name, "location" | "version"))
+        || (t.origin == Origin::Common && matches!(leaf.name.as_str(), "location" | "version"))
         || (t.attr.name == "members" && leaf.name == "display");
     if leaf.mutability == Mutability::WriteOnly || leaf.returned == Returned::Never || derived {
         return Err(refuse(format!("\"{}\" cannot be filtered on", leaf.name)));
@@ -201,7 +203,7 @@ fn comparable(mut t: Target) -> Result<Target> {
 /// Type-checks `op value` against the leaf attribute and converts the value.
 fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
     let leaf = t.leaf();
-    let name = leaf.name;
+    let name = &leaf.name;
     let ordering = matches!(
         op,
         CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
@@ -266,7 +268,7 @@ pub fn resolve_sort(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
     let invalid = |e: Error| Error::InvalidValue(format!("invalid sortBy: {}", e.detail()));
     let t = comparable(bind(path, kind).map_err(invalid)?).map_err(invalid)?;
     filterable(&t).map_err(invalid)?;
-    if matches!(t.attr.name, "groups" | "members") && t.origin == Origin::Core {
+    if matches!(t.attr.name.as_str(), "groups" | "members") && t.origin == Origin::Core {
         return Err(Error::InvalidValue(format!(
             "sortBy \"{path}\" is not supported: memberships have no order"
         )));
@@ -381,7 +383,11 @@ mod tests {
         let r = user("USERNAME eq \"Ana\"").unwrap();
         let (t, _, v) = compare(&r);
         assert_eq!(
-            (t.origin, t.attr.name, t.sub.map(|s| s.name)),
+            (
+                t.origin,
+                t.attr.name.as_str(),
+                t.sub.map(|s| s.name.as_str())
+            ),
             (Origin::Core, "userName", None)
         );
         assert_eq!(v, &Operand::Str("ana".into()), "caseExact=false folds");

@@ -6,6 +6,8 @@
 //! (`/Schemas`), so what the server advertises is exactly what it enforces.
 //! Pure data; no I/O.
 
+use std::sync::{Arc, LazyLock};
+
 use serde_json::{Map, Value};
 
 /// RFC 7643 §2.3 data types.
@@ -98,125 +100,129 @@ impl Uniqueness {
     }
 }
 
-/// One attribute definition. Built with the `const` helpers below so the whole schema is
-/// static data.
-#[derive(Debug, Clone, Copy)]
+/// One attribute definition (RFC 7643 §7). Owned data: the built-in schemas are made once at
+/// first use, declared ones from their JSON documents. Sub-attributes sit behind `Arc` so a bound
+/// filter or path can hold one cheaply, whichever schema it came from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
-    pub name: &'static str,
+    pub name: String,
     pub kind: Kind,
     pub multi_valued: bool,
-    pub description: &'static str,
+    pub description: String,
     pub required: bool,
     pub case_exact: bool,
     pub mutability: Mutability,
     pub returned: Returned,
     pub uniqueness: Uniqueness,
-    pub canonical_values: &'static [&'static str],
-    pub reference_types: &'static [&'static str],
-    pub sub_attributes: &'static [Attribute],
+    pub canonical_values: Vec<String>,
+    pub reference_types: Vec<String>,
+    pub sub_attributes: Vec<Arc<Attribute>>,
 }
 
 impl Attribute {
     /// A singular, optional, readWrite, default-returned, non-unique, case-insensitive
     /// attribute: the RFC 7643 §2.2 defaults. Adjust with the builder methods.
-    pub const fn new(name: &'static str, kind: Kind, description: &'static str) -> Self {
+    pub fn new(name: &str, kind: Kind, description: &str) -> Self {
         Attribute {
-            name,
+            name: name.into(),
             kind,
             multi_valued: false,
-            description,
+            description: description.into(),
             required: false,
             case_exact: false,
             mutability: Mutability::ReadWrite,
             returned: Returned::Default,
             uniqueness: Uniqueness::None,
-            canonical_values: &[],
-            reference_types: &[],
-            sub_attributes: &[],
+            canonical_values: Vec::new(),
+            reference_types: Vec::new(),
+            sub_attributes: Vec::new(),
         }
     }
-    pub const fn string(name: &'static str, description: &'static str) -> Self {
+    pub fn string(name: &str, description: &str) -> Self {
         Self::new(name, Kind::String, description)
     }
-    pub const fn boolean(name: &'static str, description: &'static str) -> Self {
+    pub fn boolean(name: &str, description: &str) -> Self {
         Self::new(name, Kind::Boolean, description)
     }
-    pub const fn date_time(name: &'static str, description: &'static str) -> Self {
+    pub fn date_time(name: &str, description: &str) -> Self {
         Self::new(name, Kind::DateTime, description)
     }
-    pub const fn binary(name: &'static str, description: &'static str) -> Self {
+    pub fn binary(name: &str, description: &str) -> Self {
         Self::new(name, Kind::Binary, description)
     }
-    pub const fn complex(
-        name: &'static str,
-        description: &'static str,
-        sub_attributes: &'static [Attribute],
-    ) -> Self {
+    pub fn complex(name: &str, description: &str, sub_attributes: Vec<Attribute>) -> Self {
         let mut a = Self::new(name, Kind::Complex, description);
-        a.sub_attributes = sub_attributes;
+        a.sub_attributes = arcs(sub_attributes);
         a
     }
-    pub const fn reference(
-        name: &'static str,
-        description: &'static str,
-        reference_types: &'static [&'static str],
-    ) -> Self {
+    pub fn reference(name: &str, description: &str, reference_types: &[&str]) -> Self {
         let mut a = Self::new(name, Kind::Reference, description);
-        a.reference_types = reference_types;
+        a.reference_types = strings(reference_types);
         a
     }
-    pub const fn multi(mut self) -> Self {
+    pub fn multi(mut self) -> Self {
         self.multi_valued = true;
         self
     }
-    pub const fn required(mut self) -> Self {
+    pub fn required(mut self) -> Self {
         self.required = true;
         self
     }
-    pub const fn case_exact(mut self) -> Self {
+    pub fn case_exact(mut self) -> Self {
         self.case_exact = true;
         self
     }
-    pub const fn mutability(mut self, m: Mutability) -> Self {
+    pub fn mutability(mut self, m: Mutability) -> Self {
         self.mutability = m;
         self
     }
-    pub const fn returned(mut self, r: Returned) -> Self {
+    pub fn returned(mut self, r: Returned) -> Self {
         self.returned = r;
         self
     }
-    pub const fn uniqueness(mut self, u: Uniqueness) -> Self {
+    pub fn uniqueness(mut self, u: Uniqueness) -> Self {
         self.uniqueness = u;
         self
     }
-    pub const fn canonical(mut self, values: &'static [&'static str]) -> Self {
-        self.canonical_values = values;
+    pub fn canonical(mut self, values: &[&str]) -> Self {
+        self.canonical_values = strings(values);
         self
     }
 
     /// The sub-attribute called `name`, compared case-insensitively (RFC 7643 §2.1).
-    pub fn sub(&self, name: &str) -> Option<&'static Attribute> {
-        self.sub_attributes
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
+    pub fn sub(&self, name: &str) -> Option<&Attribute> {
+        find(&self.sub_attributes, name)
     }
 }
 
+fn arcs(attributes: Vec<Attribute>) -> Vec<Arc<Attribute>> {
+    attributes.into_iter().map(Arc::new).collect()
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+fn find<'a>(attributes: &'a [Arc<Attribute>], name: &str) -> Option<&'a Attribute> {
+    attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+        .map(|a| &**a)
+}
+
 /// A schema: a URN plus its attributes (RFC 7643 §7).
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Schema {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub attributes: &'static [Attribute],
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub attributes: Vec<Arc<Attribute>>,
 }
 
 impl Schema {
     /// The attribute called `name`, compared case-insensitively (RFC 7643 §2.1).
-    pub fn attribute(&self, name: &str) -> Option<&'static Attribute> {
-        self.attributes
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        find(&self.attributes, name)
     }
 }
 
@@ -238,33 +244,41 @@ const DISPLAY_DESCRIPTION: &str =
 
 /// `display` exactly as RFC 7643 §8.7.1 defines it for the User's multi-valued attributes
 /// (its text says READ-ONLY, but the RFC's schema declares it readWrite).
-const DISPLAY: Attribute = Attribute::string("display", DISPLAY_DESCRIPTION);
+fn display() -> Attribute {
+    Attribute::string("display", DISPLAY_DESCRIPTION)
+}
 
 /// A `type` sub-attribute with its RFC wording and canonical values.
-const fn type_sub(description: &'static str, canonical: &'static [&'static str]) -> Attribute {
+fn type_sub(description: &str, canonical: &[&str]) -> Attribute {
     Attribute::string("type", description).canonical(canonical)
 }
 
 /// `type` as entitlements, roles and x509Certificates define it: no canonical values.
-const TYPE_FREE: Attribute = type_sub("A label indicating the attribute's function.", &[]);
+fn type_free() -> Attribute {
+    type_sub("A label indicating the attribute's function.", &[])
+}
 
 /// A `primary` sub-attribute with its RFC wording.
-const fn primary_sub(description: &'static str) -> Attribute {
+fn primary_sub(description: &str) -> Attribute {
     Attribute::boolean("primary", description)
 }
 
 /// `primary` as entitlements, roles and x509Certificates define it.
-const PRIMARY_PLAIN: Attribute = primary_sub(
-    "A Boolean value indicating the 'primary' or preferred attribute value for this \
-     attribute.  The primary attribute value 'true' MUST appear no more than once.",
-);
+fn primary_plain() -> Attribute {
+    primary_sub(
+        "A Boolean value indicating the 'primary' or preferred attribute value for this \
+         attribute.  The primary attribute value 'true' MUST appear no more than once.",
+    )
+}
 
 /// `primary` as emails defines it; addresses reuses it (its text names mailing addresses).
-const PRIMARY_EMAIL_OR_ADDRESS: Attribute = primary_sub(
-    "A Boolean value indicating the 'primary' or preferred attribute value for this \
-     attribute, e.g., the preferred mailing address or primary email address.  The primary \
-     attribute value 'true' MUST appear no more than once.",
-);
+fn primary_email_or_address() -> Attribute {
+    primary_sub(
+        "A Boolean value indicating the 'primary' or preferred attribute value for this \
+         attribute, e.g., the preferred mailing address or primary email address.  The \
+         primary attribute value 'true' MUST appear no more than once.",
+    )
+}
 
 const WORK_HOME_OTHER: &[&str] = &["work", "home", "other"];
 
@@ -273,11 +287,11 @@ const EMAILS_DESCRIPTION: &str = "Email addresses for the user.  The value SHOUL
      'bjensen@EXAMPLE.COM'. Canonical type values of 'work', 'home', and 'other'.";
 
 /// The core User schema, RFC 7643 §4.1 as represented in §8.7.1.
-pub static USER: Schema = Schema {
-    id: USER_URN,
-    name: "User",
-    description: "User Account",
-    attributes: &[
+pub static USER: LazyLock<Schema> = LazyLock::new(|| Schema {
+    id: USER_URN.into(),
+    name: "User".into(),
+    description: "User Account".into(),
+    attributes: arcs(vec![
         Attribute::string(
             "userName",
             "Unique identifier for the User, typically used by the user to directly \
@@ -294,7 +308,7 @@ pub static USER: Schema = Schema {
              individual component attributes using the other sub-attributes, or they MAY return \
              both.  If both variants are returned, they SHOULD be describing the same name, with \
              the formatted name indicating how the component attributes should be combined.",
-            &[
+            vec![
                 Attribute::string(
                     "formatted",
                     "The full name, including all middle names, titles, and suffixes as \
@@ -381,14 +395,14 @@ pub static USER: Schema = Schema {
         Attribute::complex(
             "emails",
             EMAILS_DESCRIPTION,
-            &[
+            vec![
                 Attribute::string("value", EMAILS_DESCRIPTION),
-                DISPLAY,
+                display(),
                 type_sub(
                     "A label indicating the attribute's function, e.g., 'work' or 'home'.",
                     WORK_HOME_OTHER,
                 ),
-                PRIMARY_EMAIL_OR_ADDRESS,
+                primary_email_or_address(),
             ],
         )
         .multi(),
@@ -398,9 +412,9 @@ pub static USER: Schema = Schema {
              provider according to the format specified in RFC 3966, e.g., \
              'tel:+1-201-555-0123'. Canonical type values of 'work', 'home', 'mobile', 'fax', \
              'pager', and 'other'.",
-            &[
+            vec![
                 Attribute::string("value", "Phone number of the User."),
-                DISPLAY,
+                display(),
                 type_sub(
                     "A label indicating the attribute's function, e.g., 'work', 'home', \
                      'mobile'.",
@@ -417,9 +431,9 @@ pub static USER: Schema = Schema {
         Attribute::complex(
             "ims",
             "Instant messaging addresses for the User.",
-            &[
+            vec![
                 Attribute::string("value", "Instant messaging address for the User."),
-                DISPLAY,
+                display(),
                 type_sub(
                     "A label indicating the attribute's function, e.g., 'aim', 'gtalk', 'xmpp'.",
                     &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"],
@@ -435,9 +449,9 @@ pub static USER: Schema = Schema {
         Attribute::complex(
             "photos",
             "URLs of photos of the User.",
-            &[
+            vec![
                 Attribute::reference("value", "URL of a photo of the User.", &["external"]),
-                DISPLAY,
+                display(),
                 type_sub(
                     "A label indicating the attribute's function, i.e., 'photo' or 'thumbnail'.",
                     &["photo", "thumbnail"],
@@ -454,7 +468,7 @@ pub static USER: Schema = Schema {
             "addresses",
             "A physical mailing address for this User. Canonical type values of 'work', 'home', \
              and 'other'.  This attribute is a complex type with the following sub-attributes.",
-            &[
+            vec![
                 Attribute::string(
                     "formatted",
                     "The full mailing address, formatted for display or use with a mailing \
@@ -475,7 +489,7 @@ pub static USER: Schema = Schema {
                     WORK_HOME_OTHER,
                 ),
                 // §8.7.1 omits it, but §4.1.2 and §2.4 give addresses a `primary`.
-                PRIMARY_EMAIL_OR_ADDRESS,
+                primary_email_or_address(),
             ],
         )
         .multi(),
@@ -483,7 +497,7 @@ pub static USER: Schema = Schema {
             "groups",
             "A list of groups to which the user belongs, either through direct membership, \
              through nested groups, or dynamically calculated.",
-            &[
+            vec![
                 Attribute::string("value", "The identifier of the User's group.")
                     .mutability(Mutability::ReadOnly),
                 Attribute::reference(
@@ -492,7 +506,7 @@ pub static USER: Schema = Schema {
                     &["User", "Group"],
                 )
                 .mutability(Mutability::ReadOnly),
-                DISPLAY.mutability(Mutability::ReadOnly),
+                display().mutability(Mutability::ReadOnly),
                 type_sub(
                     "A label indicating the attribute's function, e.g., 'direct' or 'indirect'.",
                     &["direct", "indirect"],
@@ -505,11 +519,11 @@ pub static USER: Schema = Schema {
         Attribute::complex(
             "entitlements",
             "A list of entitlements for the User that represent a thing the User has.",
-            &[
+            vec![
                 Attribute::string("value", "The value of an entitlement."),
-                DISPLAY,
-                TYPE_FREE,
-                PRIMARY_PLAIN,
+                display(),
+                type_free(),
+                primary_plain(),
             ],
         )
         .multi(),
@@ -517,34 +531,34 @@ pub static USER: Schema = Schema {
             "roles",
             "A list of roles for the User that collectively represent who the User is, e.g., \
              'Student', 'Faculty'.",
-            &[
+            vec![
                 Attribute::string("value", "The value of a role."),
-                DISPLAY,
-                TYPE_FREE,
-                PRIMARY_PLAIN,
+                display(),
+                type_free(),
+                primary_plain(),
             ],
         )
         .multi(),
         Attribute::complex(
             "x509Certificates",
             "A list of certificates issued to the User.",
-            &[
+            vec![
                 Attribute::binary("value", "The value of an X.509 certificate."),
-                DISPLAY,
-                TYPE_FREE,
-                PRIMARY_PLAIN,
+                display(),
+                type_free(),
+                primary_plain(),
             ],
         )
         .multi(),
-    ],
-};
+    ]),
+});
 
 /// The Enterprise User extension, RFC 7643 §4.3 as represented in §8.7.1.
-pub static ENTERPRISE_USER: Schema = Schema {
-    id: ENTERPRISE_USER_URN,
-    name: "EnterpriseUser",
-    description: "Enterprise User",
-    attributes: &[
+pub static ENTERPRISE_USER: LazyLock<Schema> = LazyLock::new(|| Schema {
+    id: ENTERPRISE_USER_URN.into(),
+    name: "EnterpriseUser".into(),
+    description: "Enterprise User".into(),
+    attributes: arcs(vec![
         Attribute::string(
             "employeeNumber",
             "Numeric or alphanumeric identifier assigned to a person, typically based on order \
@@ -559,7 +573,7 @@ pub static ENTERPRISE_USER: Schema = Schema {
             "The User's manager.  A complex type that optionally allows service providers to \
              represent organizational hierarchy by referencing the 'id' attribute of another \
              User.",
-            &[
+            vec![
                 // "REQUIRED." in the text, yet `"required": false` in §8.7.1: a manager may be
                 // given by `value` or `$ref` alone.
                 Attribute::string(
@@ -578,19 +592,19 @@ pub static ENTERPRISE_USER: Schema = Schema {
                 .mutability(Mutability::ReadOnly),
             ],
         ),
-    ],
-};
+    ]),
+});
 
 /// The core Group schema, RFC 7643 §4.2 as represented in §8.7.1, with two scimd choices:
 /// `displayName` is required (as its own text says, and as the RFC 7643 errata correct) and unique
 /// server-wide, and `members.display` (named in §4.2's prose) is declared read-only so a
 /// client may send it (Okta does). scimd neither stores nor returns it: §8.7.1 does not list
 /// it, and clients that compare a group's members with what they sent expect it absent.
-pub static GROUP: Schema = Schema {
-    id: GROUP_URN,
-    name: "Group",
-    description: "Group",
-    attributes: &[
+pub static GROUP: LazyLock<Schema> = LazyLock::new(|| Schema {
+    id: GROUP_URN.into(),
+    name: "Group".into(),
+    description: "Group".into(),
+    attributes: arcs(vec![
         Attribute::string(
             "displayName",
             "A human-readable name for the Group. REQUIRED.",
@@ -600,7 +614,7 @@ pub static GROUP: Schema = Schema {
         Attribute::complex(
             "members",
             "A list of members of the Group.",
-            &[
+            vec![
                 Attribute::string("value", "Identifier of the member of this Group.")
                     .mutability(Mutability::Immutable),
                 Attribute::reference(
@@ -614,17 +628,18 @@ pub static GROUP: Schema = Schema {
                     &["User", "Group"],
                 )
                 .mutability(Mutability::Immutable),
-                DISPLAY.mutability(Mutability::ReadOnly),
+                display().mutability(Mutability::ReadOnly),
             ],
         )
         .multi(),
-    ],
-};
+    ]),
+});
 
 /// The attributes every resource carries (RFC 7643 §3.1). They belong to no schema, so they
 /// are not listed in `/Schemas`, but validation, filtering and projection need them. `id` is
 /// not `required` here because clients never send it: the service provider assigns it.
-pub static COMMON: &[Attribute] = &[
+pub static COMMON: LazyLock<Vec<Arc<Attribute>>> = LazyLock::new(|| {
+    arcs(vec![
     Attribute::string(
         "id",
         "A unique identifier for a SCIM resource as defined by the service provider.",
@@ -641,7 +656,7 @@ pub static COMMON: &[Attribute] = &[
     Attribute::complex(
         "meta",
         "A complex attribute containing resource metadata.",
-        &[
+        vec![
             Attribute::string(
                 "resourceType",
                 "The name of the resource type of the resource.",
@@ -672,16 +687,17 @@ pub static COMMON: &[Attribute] = &[
         ],
     )
     .mutability(Mutability::ReadOnly),
-];
+    ])
+});
 
 /// The common attribute (RFC 7643 §3.1) called `name`, compared case-insensitively.
 pub fn common_attribute(name: &str) -> Option<&'static Attribute> {
-    COMMON.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    find(&COMMON, name)
 }
 
 /// Every schema scimd serves, in `/Schemas` order.
 pub fn all_schemas() -> [&'static Schema; 3] {
-    [&USER, &ENTERPRISE_USER, &GROUP]
+    [&*USER, &*ENTERPRISE_USER, &*GROUP]
 }
 
 /// The schema whose URN is `id`, compared case-insensitively (RFC 7643 §2.1 treats schema
@@ -701,37 +717,37 @@ pub fn schema_json(schema: &Schema, location: &str) -> Value {
 
     let mut out = Map::new();
     out.insert("schemas".into(), Value::from(vec![SCHEMA_URN]));
-    out.insert("id".into(), schema.id.into());
-    out.insert("name".into(), schema.name.into());
-    out.insert("description".into(), schema.description.into());
-    out.insert("attributes".into(), attributes_json(schema.attributes));
+    out.insert("id".into(), schema.id.as_str().into());
+    out.insert("name".into(), schema.name.as_str().into());
+    out.insert("description".into(), schema.description.as_str().into());
+    out.insert("attributes".into(), attributes_json(&schema.attributes));
     out.insert("meta".into(), Value::Object(meta));
     Value::Object(out)
 }
 
-fn attributes_json(attributes: &[Attribute]) -> Value {
-    Value::Array(attributes.iter().map(attribute_json).collect())
+fn attributes_json(attributes: &[Arc<Attribute>]) -> Value {
+    Value::Array(attributes.iter().map(|a| attribute_json(a)).collect())
 }
 
 fn attribute_json(a: &Attribute) -> Value {
     let mut m = Map::new();
-    m.insert("name".into(), a.name.into());
+    m.insert("name".into(), a.name.as_str().into());
     m.insert("type".into(), a.kind.as_str().into());
     m.insert("multiValued".into(), a.multi_valued.into());
-    m.insert("description".into(), a.description.into());
+    m.insert("description".into(), a.description.as_str().into());
     m.insert("required".into(), a.required.into());
     m.insert("caseExact".into(), a.case_exact.into());
     m.insert("mutability".into(), a.mutability.as_str().into());
     m.insert("returned".into(), a.returned.as_str().into());
     m.insert("uniqueness".into(), a.uniqueness.as_str().into());
     if !a.canonical_values.is_empty() {
-        m.insert("canonicalValues".into(), a.canonical_values.into());
+        m.insert("canonicalValues".into(), a.canonical_values.clone().into());
     }
     if a.kind == Kind::Reference {
-        m.insert("referenceTypes".into(), a.reference_types.into());
+        m.insert("referenceTypes".into(), a.reference_types.clone().into());
     }
     if a.kind == Kind::Complex {
-        m.insert("subAttributes".into(), attributes_json(a.sub_attributes));
+        m.insert("subAttributes".into(), attributes_json(&a.sub_attributes));
     }
     Value::Object(m)
 }
@@ -744,17 +760,17 @@ mod tests {
 
     /// Every attribute list in the module: each schema's top level, COMMON, and every
     /// complex attribute's sub-attributes, each with a path for failure messages.
-    fn all_lists() -> Vec<(String, &'static [Attribute])> {
-        let mut tops: Vec<(String, &'static [Attribute])> = all_schemas()
+    fn all_lists() -> Vec<(String, &'static [Arc<Attribute>])> {
+        let mut tops: Vec<(String, &'static [Arc<Attribute>])> = all_schemas()
             .into_iter()
-            .map(|s| (s.id.to_string(), s.attributes))
+            .map(|s| (s.id.to_string(), s.attributes.as_slice()))
             .collect();
-        tops.push(("common".to_string(), COMMON));
+        tops.push(("common".to_string(), COMMON.as_slice()));
         let mut out = Vec::new();
         for (path, list) in tops {
             for a in list {
                 if !a.sub_attributes.is_empty() {
-                    out.push((format!("{path}:{}", a.name), a.sub_attributes));
+                    out.push((format!("{path}:{}", a.name), a.sub_attributes.as_slice()));
                 }
             }
             out.push((path, list));
@@ -765,7 +781,10 @@ mod tests {
     fn all_attributes() -> Vec<(String, &'static Attribute)> {
         all_lists()
             .into_iter()
-            .flat_map(|(path, list)| list.iter().map(move |a| (format!("{path}.{}", a.name), a)))
+            .flat_map(|(path, list)| {
+                list.iter()
+                    .map(move |a| (format!("{path}.{}", a.name), &**a))
+            })
             .collect()
     }
 
@@ -782,16 +801,16 @@ mod tests {
             GROUP
                 .attribute("members")
                 .and_then(|m| m.sub("$REF"))
-                .map(|a| a.name),
+                .map(|a| a.name.as_str()),
             Some("$ref")
         );
-        assert_eq!(common_attribute("ID").map(|a| a.name), Some("id"));
+        assert_eq!(common_attribute("ID").map(|a| a.name.as_str()), Some("id"));
         assert_eq!(
-            find_schema(&USER_URN.to_ascii_uppercase()).map(|s| s.name),
+            find_schema(&USER_URN.to_ascii_uppercase()).map(|s| s.name.as_str()),
             Some("User")
         );
         assert_eq!(
-            find_schema(ENTERPRISE_USER_URN).map(|s| s.name),
+            find_schema(ENTERPRISE_USER_URN).map(|s| s.name.as_str()),
             Some("EnterpriseUser")
         );
         assert!(find_schema("urn:ietf:params:scim:schemas:core:2.0:Nope").is_none());
@@ -809,7 +828,7 @@ mod tests {
             .attributes
             .iter()
             .filter(|a| a.required)
-            .map(|a| a.name)
+            .map(|a| &a.name)
             .collect();
         assert_eq!(required, ["userName"]);
     }
@@ -833,7 +852,7 @@ mod tests {
         let groups = USER.attribute("groups").expect("groups");
         assert!(groups.multi_valued);
         assert_eq!(groups.mutability, Mutability::ReadOnly);
-        for sub in groups.sub_attributes {
+        for sub in &groups.sub_attributes {
             assert_eq!(sub.mutability, Mutability::ReadOnly, "groups.{}", sub.name);
         }
         assert_eq!(
@@ -848,7 +867,7 @@ mod tests {
 
     #[test]
     fn user_attributes_in_rfc_order() {
-        let names: Vec<_> = USER.attributes.iter().map(|a| a.name).collect();
+        let names: Vec<_> = USER.attributes.iter().map(|a| &a.name).collect();
         assert_eq!(
             names,
             [
@@ -877,7 +896,7 @@ mod tests {
         );
         let subs = |name: &str| -> Vec<&str> {
             USER.attribute(name)
-                .map(|a| a.sub_attributes.iter().map(|s| s.name).collect())
+                .map(|a| a.sub_attributes.iter().map(|s| s.name.as_str()).collect())
                 .unwrap_or_default()
         };
         assert_eq!(
@@ -927,7 +946,7 @@ mod tests {
             .attributes
             .iter()
             .filter(|a| a.multi_valued)
-            .map(|a| a.name)
+            .map(|a| &a.name)
             .collect();
         assert_eq!(
             multi,
@@ -945,7 +964,7 @@ mod tests {
         );
         // Sub-attributes are never multi-valued here.
         for (path, a) in all_attributes() {
-            for sub in a.sub_attributes {
+            for sub in &a.sub_attributes {
                 assert!(!sub.multi_valued, "{path}.{}", sub.name);
             }
         }
@@ -985,8 +1004,8 @@ mod tests {
         );
         let profile = USER.attribute("profileUrl").expect("profileUrl");
         assert_eq!(
-            (profile.kind, profile.reference_types),
-            (Kind::Reference, &["external"][..])
+            (profile.kind, profile.reference_types.as_slice()),
+            (Kind::Reference, &["external".to_string()][..])
         );
         assert_eq!(
             USER.attribute("active").map(|a| a.kind),
@@ -1037,7 +1056,7 @@ mod tests {
         assert_eq!(external.mutability, Mutability::ReadWrite);
         let meta = common_attribute("meta").expect("meta");
         assert_eq!(meta.mutability, Mutability::ReadOnly);
-        let names: Vec<_> = meta.sub_attributes.iter().map(|a| a.name).collect();
+        let names: Vec<_> = meta.sub_attributes.iter().map(|a| &a.name).collect();
         assert_eq!(
             names,
             [
@@ -1048,7 +1067,7 @@ mod tests {
                 "version"
             ]
         );
-        for sub in meta.sub_attributes {
+        for sub in &meta.sub_attributes {
             assert_eq!(sub.mutability, Mutability::ReadOnly, "meta.{}", sub.name);
         }
         assert_eq!(meta.sub("created").map(|a| a.kind), Some(Kind::DateTime));
@@ -1057,14 +1076,14 @@ mod tests {
             Some(Kind::DateTime)
         );
         assert_eq!(
-            meta.sub("location").map(|a| a.reference_types),
-            Some(&["uri"][..])
+            meta.sub("location").map(|a| a.reference_types.as_slice()),
+            Some(&["uri".to_string()][..])
         );
         // No schema redefines a common attribute.
         for schema in all_schemas() {
-            for a in COMMON {
+            for a in COMMON.iter() {
                 assert!(
-                    schema.attribute(a.name).is_none(),
+                    schema.attribute(&a.name).is_none(),
                     "{} in {}",
                     a.name,
                     schema.id
@@ -1081,7 +1100,7 @@ mod tests {
                 !a.sub_attributes.is_empty(),
                 "{path}: complex attributes, and only they, have sub-attributes"
             );
-            for sub in a.sub_attributes {
+            for sub in &a.sub_attributes {
                 assert_ne!(
                     sub.kind,
                     Kind::Complex,
@@ -1241,7 +1260,7 @@ mod tests {
 
     #[test]
     fn schema_json_renders_every_schema_completely() {
-        fn check(list: &[Attribute], json: &Value) {
+        fn check(list: &[Arc<Attribute>], json: &Value) {
             let arr = json.as_array().expect("array");
             assert_eq!(arr.len(), list.len());
             for (a, j) in list.iter().zip(arr) {
@@ -1255,14 +1274,14 @@ mod tests {
                     assert!(j[key].is_string(), "{}.{key}", a.name);
                 }
                 if a.kind == Kind::Complex {
-                    check(a.sub_attributes, &j["subAttributes"]);
+                    check(&a.sub_attributes, &j["subAttributes"]);
                 }
             }
         }
         for s in all_schemas() {
             let v = schema_json(s, "/Schemas/x");
             assert_eq!(v["id"], s.id);
-            check(s.attributes, &v["attributes"]);
+            check(&s.attributes, &v["attributes"]);
         }
         let v = schema_json(&ENTERPRISE_USER, "/Schemas/x");
         assert_eq!(v["name"], "EnterpriseUser");

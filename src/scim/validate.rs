@@ -111,7 +111,7 @@ fn normalise_attrs(
 }
 
 fn set_attr(
-    attr: &'static Attribute,
+    attr: &Attribute,
     value: Value,
     doc: &mut Map<String, Value>,
     path: &str,
@@ -124,7 +124,7 @@ fn set_attr(
         // Write-only values (password) are checked for type, then dropped: scimd authenticates
         // nobody with them, so keeping even a hash would only add risk.
         if attr.mutability != Mutability::WriteOnly {
-            put(doc, attr.name, v)?;
+            put(doc, &attr.name, v)?;
         }
     }
     Ok(())
@@ -238,7 +238,7 @@ fn normalise_single(attr: &Attribute, value: Value, name: &str) -> Result<Option
         }
         let sub_name = format!("{name}.{}", sub.name);
         if let Some(v) = normalise_single(sub, sub_value, &sub_name)? {
-            put(&mut out, sub.name, v)?;
+            put(&mut out, &sub.name, v)?;
         }
     }
     Ok((!out.is_empty()).then_some(Value::Object(out)))
@@ -1294,12 +1294,12 @@ mod tests {
         // Only meta carries dateTimes, and it is readOnly: nothing a client writes is parsed
         // as one, so there is no dateTime rule to test on User bodies.
         for schema in [&USER, &ENTERPRISE_USER] {
-            for a in schema.attributes {
+            for a in &schema.attributes {
                 if a.mutability == Mutability::ReadOnly {
                     continue;
                 }
                 assert_ne!(a.kind, Kind::DateTime, "{}", a.name);
-                for s in a.sub_attributes {
+                for s in &a.sub_attributes {
                     assert_ne!(s.kind, Kind::DateTime, "{}.{}", a.name, s.name);
                 }
             }

@@ -119,9 +119,9 @@ pub fn sort_order(
 /// send before they act): cheap enough to run without handing it to the blocking pool.
 fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
     let key = |t: &Target| {
-        let sub = t.sub.map(|s| s.name);
+        let sub = t.sub.map(|s| s.name.as_str());
         matches!(
-            (kind, t.origin, t.attr.name, sub),
+            (kind, t.origin, t.attr.name.as_str(), sub),
             (_, Origin::Common, "id" | "externalId", None)
                 | (ResourceKind::User, Origin::Core, "userName", None)
                 | (ResourceKind::User, Origin::Core, "emails", Some("value"))
@@ -266,7 +266,7 @@ impl Sql {
     fn values(&self, t: &Target, el: Option<Element>) -> Values {
         let table = self.table();
         if let Some(el) = el {
-            let sub = t.leaf().name;
+            let sub = &t.leaf().name;
             return Values::Scalar {
                 expr: match el {
                     Element::Json => format!("json_extract(e.value, '$.\"{sub}\"')"),
@@ -285,10 +285,10 @@ impl Sql {
             return Values::Each {
                 from: MEMBERS_FROM.into(),
                 on: "m.group_seq = groups.seq".into(),
-                expr: t.sub.map_or("m.rowid".into(), |s| member_expr(s.name)),
+                expr: t.sub.map_or("m.rowid".into(), |s| member_expr(&s.name)),
             };
         }
-        let path = json_path(t.origin, t.attr.name);
+        let path = json_path(t.origin, &t.attr.name);
         if t.attr.multi_valued {
             return Values::Each {
                 from: format!("json_each({table}.data, '{path}') e"),
@@ -416,8 +416,8 @@ impl Sql {
     /// The index-backed forms of the lookups identity providers make.
     fn indexed_eq(&mut self, t: &Target, v: &Operand) -> Option<String> {
         let Operand::Str(s) = v else { return None };
-        let sub = t.sub.map(|s| s.name);
-        match (self.kind, t.origin, t.attr.name, sub) {
+        let sub = t.sub.map(|s| s.name.as_str());
+        match (self.kind, t.origin, t.attr.name.as_str(), sub) {
             (ResourceKind::User, Origin::Core, "emails", Some("value")) => {
                 let p = self.bind(SqlValue::Text(s.clone()));
                 Some(format!(
@@ -474,7 +474,7 @@ impl Sql {
                 return None;
             }
         }
-        match (self.kind, t.attr.name, value, kind) {
+        match (self.kind, t.attr.name.as_str(), value, kind) {
             (ResourceKind::User, "emails", value, kind) if value.is_some() || kind.is_some() => {
                 let mut conds = Vec::new();
                 for (column, term) in [("value_fold", value), ("type_fold", kind)] {
@@ -506,7 +506,7 @@ fn conjunction<'a>(r: &'a Resolved, out: &mut Vec<(&'static str, &'a str)>) -> b
         Resolved::And(a, b) => conjunction(a, out) && conjunction(b, out),
         Resolved::Compare(t, CompareOp::Eq, Operand::Str(s)) => match t.sub {
             Some(sub) => {
-                out.push((sub.name, s.as_str()));
+                out.push((&sub.name, s.as_str()));
                 true
             }
             None => false,
@@ -523,8 +523,8 @@ fn wrap(negate: bool, sql: String) -> String {
 /// holds the folded value). For the identifiers that is their uniqueness key (`ident::key`),
 /// which `resolve` folds their operands to.
 fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
-    let sub = t.sub.map(|s| s.name);
-    Some(match (kind, t.origin, t.attr.name, sub) {
+    let sub = t.sub.map(|s| s.name.as_str());
+    Some(match (kind, t.origin, t.attr.name.as_str(), sub) {
         (_, Origin::Common, "id", None) => ("{t}.id", false),
         (_, Origin::Common, "externalId", None) => ("{t}.external_id", false),
         (_, Origin::Common, "meta", Some("created")) => ("{t}.created", false),
@@ -925,7 +925,7 @@ mod tests {
             let mut paths = Vec::new();
             let attrs = schemas
                 .iter()
-                .flat_map(|s| s.attributes.iter().map(move |a| (Some(s.id), a)))
+                .flat_map(|s| s.attributes.iter().map(move |a| (Some(s.id.as_str()), a)))
                 .chain(COMMON.iter().map(|a| (None, a)));
             for (urn, attr) in attrs {
                 let names = std::iter::once(attr.name.to_string()).chain(
