@@ -11,6 +11,7 @@ pub mod json;
 pub mod list;
 pub mod patch;
 pub mod project;
+pub mod registry;
 pub mod resolve;
 pub mod resource;
 pub mod schema;
