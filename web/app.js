@@ -375,7 +375,7 @@ function historyTable(entries) {
 function describe(e) {
   const d = e.detail || {};
   const parts = [];
-  for (const c of d.changes || []) parts.push(`${c.path}: ${fmt(c.before)} → ${fmt(c.after)}`);
+  for (const c of d.changes || []) parts.push([pathLabel(c.path), `: ${fmt(c.before)} → ${fmt(c.after)}`]);
   const names = (list) => list.map((m) => m.display || m.value).join(", ");
   if (d.membersAdded) parts.push(`added ${names(d.membersAdded)}${d.membersAddedCount ? ` (${d.membersAddedCount} in all)` : ""}`);
   if (d.membersRemoved) parts.push(`removed ${names(d.membersRemoved)}${d.membersRemovedCount ? ` (${d.membersRemovedCount} in all)` : ""}`);
@@ -383,6 +383,14 @@ function describe(e) {
   if (d.error) parts.push(d.error);
   if (d.oldSecretValidUntil) parts.push(`old secret works until ${when(d.oldSecretValidUntil)}`);
   return parts.length ? h("ul", {}, parts.map((p) => h("li", {}, p))) : "—";
+}
+
+/** An extension attribute (`urn:…:2.0:User:badgeNumber`) by its own name, its schema on hover:
+ * the full URN would fill the column. Attribute names never hold a colon, so the last one ends
+ * the schema's id. */
+function pathLabel(path) {
+  const m = /^((?:urn:|https?:\/\/).*):([^:]+)$/i.exec(path);
+  return m ? h("abbr", { class: "ext-attr", title: m[1] }, m[2]) : path;
 }
 
 function fmt(v) {

@@ -20,6 +20,7 @@ use scimd::store::Store;
 use crate::common::*;
 
 const PASSWORD: &str = "browser test password";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn which(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -239,6 +240,22 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
         )
         .await;
     assert_eq!(r.status, 201);
+    // An extension attribute changes: the history names it, not its whole URN.
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": format!("{ENTERPRISE}:department"), "value": "R&D"}]
+    })
+    .to_string();
+    let r = s
+        .raw(
+            "PATCH",
+            &format!("/scim/v2/Users/{id}"),
+            &[("authorization", &bearer)],
+            Some(&patch),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
 
     click_text(&c, "Users").await;
     see(&c, "ana@example.com").await;
@@ -256,6 +273,15 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     see(&c, "History").await;
     see(&c, "user.create").await;
     see(&c, "Display name").await;
+    let label = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!(
+            "abbr.ext-attr[title='{ENTERPRISE}']"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(label.text().await.unwrap(), "department");
     snap(&c, "user").await;
 
     // The same list on a phone.
