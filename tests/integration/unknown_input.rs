@@ -253,3 +253,41 @@ async fn members_with_display_name_are_added() {
     .await
     .assert_error(400, Some("invalidValue"));
 }
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_is_counted_but_leaves_no_entry() {
+    let s = server().await;
+    let u = s
+        .create_user(&json!({"userName": "ana", "title": "Lead"}))
+        .await;
+    let path = format!("/scim/v2/Users/{}", id_of(&u));
+    let r = s
+        .put(
+            &path,
+            &json!({"userName": "ana", "title": "Lead", "adreses": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["meta"], u["meta"], "nothing changed");
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "add", "path": "adreses", "value": "x"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["meta"], u["meta"], "nothing changed");
+    assert!(ignored(&last(&s, "user.create")).is_null());
+    let store = Store::open(&s.db()).unwrap();
+    let q = Query {
+        limit: 1000,
+        ..Default::default()
+    };
+    let log = store.read_sync(|conn| audit::list(conn, &q)).unwrap();
+    assert!(
+        log.iter()
+            .all(|e| e.action == "user.create" || e.actor_kind == "system"),
+        "{log:?}"
+    );
+    assert_eq!(counted(&s, "User").await, 2);
+}
