@@ -380,6 +380,7 @@ function describe(e) {
   if (d.membersAdded) parts.push(`added ${names(d.membersAdded)}${d.membersAddedCount ? ` (${d.membersAddedCount} in all)` : ""}`);
   if (d.membersRemoved) parts.push(`removed ${names(d.membersRemoved)}${d.membersRemovedCount ? ` (${d.membersRemovedCount} in all)` : ""}`);
   if (d.skippedMembers) parts.push(`skipped unknown ids ${d.skippedMembers.join(", ")}`);
+  if (d.ignored) parts.push(`ignored: ${d.ignored.join(", ")}${d.ignoredMore ? `, +${d.ignoredMore} more` : ""}`);
   if (d.error) parts.push(d.error);
   if (d.oldSecretValidUntil) parts.push(`old secret works until ${when(d.oldSecretValidUntil)}`);
   return parts.length ? h("ul", {}, parts.map((p) => h("li", {}, p))) : "—";

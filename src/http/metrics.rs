@@ -1,5 +1,6 @@
 //! `GET /metrics` in the Prometheus text format: requests by route and status, a latency
-//! histogram by route, requests in flight, and what the database holds. Served only when a
+//! histogram by route, requests in flight, unknown attributes ignored in writes, and what the
+//! database holds. Served only when a
 //! metrics token is configured, and only to a request bearing it (it is not a SCIM token);
 //! a wrong token is audited and counted against the client's failed-authentication limit,
 //! like a wrong SCIM token.
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -17,6 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::{App, Body};
 use crate::error::{Error, Result};
+use crate::scim::resource::ResourceKind;
 use crate::service::audit::Actor;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -43,6 +45,10 @@ pub struct Metrics {
     in_flight: AtomicI64,
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    /// Unknown attribute names ignored in User and Group writes. Labelled by resource type
+    /// only: the names are the client's, so they go to the audit entry, never into a label.
+    ignored_users: AtomicU64,
+    ignored_groups: AtomicU64,
 }
 
 impl Metrics {
@@ -69,6 +75,15 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    /// Counts `n` unknown names a write of a `kind` resource ignored.
+    pub fn ignored(&self, kind: ResourceKind, n: usize) {
+        let counter = match kind {
+            ResourceKind::User => &self.ignored_users,
+            ResourceKind::Group => &self.ignored_groups,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String) {
@@ -122,6 +137,16 @@ impl Metrics {
             out,
             "scimd_http_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP scimd_ignored_attributes_total Unknown attributes and sub-attributes \
+             ignored in writes (each write's audit entry names them), by resource type.\n\
+             # TYPE scimd_ignored_attributes_total counter\n\
+             scimd_ignored_attributes_total{{resource=\"User\"}} {}\n\
+             scimd_ignored_attributes_total{{resource=\"Group\"}} {}",
+            self.ignored_users.load(Ordering::Relaxed),
+            self.ignored_groups.load(Ordering::Relaxed)
         );
     }
 }

@@ -94,7 +94,8 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::SearchGroups => list_groups(app, base, &search_query(&body)?).await?,
         Route::SearchAll => search_all(app, base, &search_query(&body)?).await?,
         Route::CreateUser => {
-            let u = users::create(store, require_body(body)?, &ctx.actor).await?;
+            let (u, ignored) = users::create(store, require_body(body)?, &ctx.actor).await?;
+            app.metrics.ignored(ResourceKind::User, ignored);
             let location = resource::location(base, ResourceKind::User, &u.id);
             let meta = u.meta.clone();
             created(view.user(u), &location, &meta)
@@ -111,7 +112,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             )
         }
         Route::ReplaceUser(id) => {
-            let u = users::replace(
+            let (u, ignored) = users::replace(
                 store,
                 id,
                 require_body(body)?,
@@ -119,11 +120,12 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
                 &ctx.actor,
             )
             .await?;
+            app.metrics.ignored(ResourceKind::User, ignored);
             view.user_ok(u)
         }
         // A user PATCH answers 200 with the user (idp-compat.md Decision 7).
         Route::PatchUser(id) => {
-            let u = users::patch(
+            let (u, ignored) = users::patch(
                 store,
                 id,
                 require_body(body)?,
@@ -131,6 +133,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
                 &ctx.actor,
             )
             .await?;
+            app.metrics.ignored(ResourceKind::User, ignored);
             view.user_ok(u)
         }
         Route::DeleteUser(id) => {
@@ -138,8 +141,9 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             empty_response(StatusCode::NO_CONTENT)
         }
         Route::CreateGroup => {
-            let g =
+            let (g, ignored) =
                 groups::create(store, require_body(body)?, view.with_members(), &ctx.actor).await?;
+            app.metrics.ignored(ResourceKind::Group, ignored);
             let location = resource::location(base, ResourceKind::Group, &g.id);
             let meta = g.meta.clone();
             created(view.group(g), &location, &meta)
@@ -154,8 +158,9 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::ReplaceGroup(id) => {
             let body = require_body(body)?;
             let if_match = ctx.if_match.clone();
-            let g =
+            let (g, ignored) =
                 groups::replace(store, id, body, view.with_members(), if_match, &ctx.actor).await?;
+            app.metrics.ignored(ResourceKind::Group, ignored);
             view.group_ok(g)
         }
         // A group PATCH answers 204, unless the request asks for attributes: echoing a large
@@ -166,7 +171,9 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             let body = require_body(body)?;
             let with_members = wants_body && view.with_members();
             let if_match = ctx.if_match.clone();
-            let g = groups::patch(store, id, body, with_members, if_match, &ctx.actor).await?;
+            let (g, ignored) =
+                groups::patch(store, id, body, with_members, if_match, &ctx.actor).await?;
+            app.metrics.ignored(ResourceKind::Group, ignored);
             let meta = g.meta.clone();
             if wants_body {
                 with_etag(ok(&view.group(g)), &meta)

@@ -22,10 +22,13 @@ use super::eval;
 use super::filter::{self, AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use super::resolve::{self, Origin, Resolved, Target};
 use super::resource::ResourceKind;
-use super::schema::{Attribute, ENTERPRISE_USER_URN, GROUP_URN, Kind, Mutability, USER, USER_URN};
+use super::schema::{
+    self, Attribute, ENTERPRISE_USER, ENTERPRISE_USER_URN, GROUP, GROUP_URN, Kind, Mutability,
+    USER, USER_URN,
+};
 use super::validate::{
-    self, LEGACY_CORE_KEYS, LEGACY_ENTERPRISE_KEYS, STRAY_ENTERPRISE_KEYS, is_server_owned,
-    is_urn_key,
+    self, Ignored, LEGACY_CORE_KEYS, LEGACY_ENTERPRISE_KEYS, STRAY_ENTERPRISE_KEYS,
+    is_server_owned, is_urn_key,
 };
 use crate::error::{Error, Result};
 
@@ -263,33 +266,27 @@ fn scim11_group(map: Map<String, Value>) -> Result<Vec<Operation>> {
     Ok(removals)
 }
 
-/// Applies `ops` to a user's stored document. The result still has to pass
-/// `validate::user` (required attributes, one primary, …) before it is stored.
-pub fn apply_user(doc: Map<String, Value>, ops: Vec<Operation>) -> Result<Map<String, Value>> {
-    let mut p = Patcher {
-        kind: ResourceKind::User,
-        doc,
-        members: Vec::new(),
-        cost: Cost::default(),
-    };
+/// Applies `ops` to a user's stored document, with the unknown names the operations carried
+/// (ignored, see `Ignored`). The result still has to pass `validate::user` (required
+/// attributes, one primary, …) before it is stored.
+pub fn apply_user(
+    doc: Map<String, Value>,
+    ops: Vec<Operation>,
+) -> Result<(Map<String, Value>, Ignored)> {
+    let mut p = Patcher::new(ResourceKind::User, doc);
     p.run(ops)?;
-    Ok(p.doc)
+    Ok((p.doc, p.ignored))
 }
 
 /// Applies `ops` to a group's stored document; operations on `members` come back as changes
-/// for the store to apply in order.
+/// for the store to apply in order, and unknown names as `Ignored`.
 pub fn apply_group(
     doc: Map<String, Value>,
     ops: Vec<Operation>,
-) -> Result<(Map<String, Value>, Vec<MemberChange>)> {
-    let mut p = Patcher {
-        kind: ResourceKind::Group,
-        doc,
-        members: Vec::new(),
-        cost: Cost::default(),
-    };
+) -> Result<(Map<String, Value>, Vec<MemberChange>, Ignored)> {
+    let mut p = Patcher::new(ResourceKind::Group, doc);
     p.run(ops)?;
-    Ok((p.doc, p.members))
+    Ok((p.doc, p.members, p.ignored))
 }
 
 struct Patcher {
@@ -297,6 +294,7 @@ struct Patcher {
     doc: Map<String, Value>,
     members: Vec<MemberChange>,
     cost: Cost,
+    ignored: Ignored,
 }
 
 /// Where a target came from: an explicit `path` (read-only targets are an error) or a key of
@@ -315,6 +313,16 @@ fn path_error(e: Error) -> Error {
 }
 
 impl Patcher {
+    fn new(kind: ResourceKind, doc: Map<String, Value>) -> Patcher {
+        Patcher {
+            kind,
+            doc,
+            members: Vec::new(),
+            cost: Cost::default(),
+            ignored: Ignored::default(),
+        }
+    }
+
     fn run(&mut self, ops: Vec<Operation>) -> Result<()> {
         for (i, op) in ops.into_iter().enumerate() {
             self.operation(op).map_err(|e| numbered(e, i + 1))?;
@@ -435,6 +443,10 @@ impl Patcher {
         value: Option<Value>,
         from: Source,
     ) -> Result<()> {
+        if let Some((prefix, name)) = self.unknown_target(path) {
+            self.ignored.note(&prefix, name);
+            return Ok(());
+        }
         let mut t = match resolve::bind(&path.attr, self.kind) {
             Ok(t) => t,
             // Entra patches enterprise attributes by their bare names (`manager`,
@@ -509,19 +521,64 @@ impl Patcher {
             (None, Op::Replace) => visited.saturating_add(given),
         };
         self.cost.charge(units)?;
+        // Taken out while `slot` borrows the document; put back whatever the outcome.
+        let mut ignored = std::mem::take(&mut self.ignored);
         let slot = self.slot(t.origin)?;
-        match filter {
+        let ig = &mut ignored;
+        let done = match filter {
             None => match t.sub {
-                None => whole(slot, t.attr, op, value),
-                Some(sub) => sub_everywhere(slot, t.attr, sub, op, value),
+                None => whole(slot, t.attr, op, value, ig),
+                Some(sub) => sub_everywhere(slot, t.attr, sub, op, value, ig),
             },
             Some((raw, resolved)) => {
                 let wrap = |item: &Value| wrap_item(&t, item);
-                filtered(slot, &t, op, value, raw, &|item| {
+                filtered(slot, &t, op, value, raw, ig, &|item| {
                     eval::matches(&resolved, &wrap(item))
                 })
             }
-        }
+        };
+        self.ignored = ignored;
+        done
+    }
+
+    /// The name `path` gives, when it is an attribute or sub-attribute that the core schema or
+    /// the enterprise extension lacks: such a target is ignored, as in a POST or PUT body, the
+    /// operation doing nothing for it. As (the schema's own prefix, the client's name). Other
+    /// URNs, and every other fault of a path, are left to `resolve::bind` to refuse.
+    fn unknown_target<'p>(&self, path: &'p PatchPath) -> Option<(String, &'p str)> {
+        let a = &path.attr;
+        let user = self.kind == ResourceKind::User;
+        let core = match self.kind {
+            ResourceKind::User => &USER,
+            ResourceKind::Group => &GROUP,
+        };
+        let enterprise = || format!("{ENTERPRISE_USER_URN}:");
+        let (attr, prefix) = match a.urn.as_deref() {
+            None => match schema::common_attribute(&a.attr).or_else(|| core.attribute(&a.attr)) {
+                Some(attr) => (attr, String::new()),
+                // Entra's bare enterprise names mean the extension's (see `target`).
+                None if user && STRAY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &a.attr)) => {
+                    (ENTERPRISE_USER.attribute(&a.attr)?, enterprise())
+                }
+                None => return Some((String::new(), &a.attr)),
+            },
+            Some(urn) if eq_ic(urn, &core.id) => {
+                match schema::common_attribute(&a.attr).or_else(|| core.attribute(&a.attr)) {
+                    Some(attr) => (attr, String::new()),
+                    None => return Some((String::new(), &a.attr)),
+                }
+            }
+            Some(urn) if user && eq_ic(urn, ENTERPRISE_USER_URN) => {
+                match ENTERPRISE_USER.attribute(&a.attr) {
+                    Some(attr) => (attr, enterprise()),
+                    None => return Some((enterprise(), &a.attr)),
+                }
+            }
+            Some(_) => return None,
+        };
+        let sub = a.sub_attr.as_deref().or(path.sub_attr.as_deref())?;
+        (attr.kind == Kind::Complex && attr.sub(sub).is_none())
+            .then(|| (format!("{prefix}{}.", attr.name), sub))
     }
 
     /// The filter of `attr[filter]`, bound like a search filter on the same attribute.
@@ -583,22 +640,27 @@ impl Patcher {
         match (op, &path.filter) {
             (Op::Add, None) => {
                 let value = value.ok_or_else(needs_value)?;
-                self.members
-                    .push(MemberChange::Add(validate::member_ids(value)?));
+                self.members.push(MemberChange::Add(validate::member_ids(
+                    value,
+                    &mut self.ignored,
+                )?));
             }
             (Op::Replace, None) => {
                 let value = value.ok_or_else(needs_value)?;
-                self.members
-                    .push(MemberChange::Set(validate::member_ids(value)?));
+                self.members.push(MemberChange::Set(validate::member_ids(
+                    value,
+                    &mut self.ignored,
+                )?));
             }
             // Without a value every member goes (RFC 7644 §3.5.2.2). Entra, JumpCloud and
             // authentik send a `value` list (idp-compat.md §2 row 11): only those go, and a
             // list naming nobody (empty, or blank ids) removes nobody.
             (Op::Remove, None) => match value {
                 None => self.members.push(MemberChange::Clear),
-                Some(v) => self
-                    .members
-                    .push(MemberChange::Remove(validate::member_ids(v)?)),
+                Some(v) => self.members.push(MemberChange::Remove(validate::member_ids(
+                    v,
+                    &mut self.ignored,
+                )?)),
             },
             (Op::Remove, Some(f)) => match member_ids_of(f) {
                 Some(ids) => self.members.push(MemberChange::Remove(ids)),
@@ -700,12 +762,13 @@ fn whole(
     attr: &Attribute,
     op: Op,
     value: Option<Value>,
+    ignored: &mut Ignored,
 ) -> Result<()> {
     let name = &attr.name;
     if op == Op::Remove {
         match value {
             // `remove` with a value on a multi-valued attribute removes those values only.
-            Some(v) if attr.multi_valued => remove_listed(slot, attr, v)?,
+            Some(v) if attr.multi_valued => remove_listed(slot, attr, v, ignored)?,
             _ => {
                 slot.remove(name);
             }
@@ -713,7 +776,7 @@ fn whole(
         return Ok(());
     }
     let value = value.unwrap_or(Value::Null);
-    let Some(new) = validate::normalise_value(attr, value, name)? else {
+    let Some(new) = validate::normalise_value(attr, value, name, ignored)? else {
         // `""` or `null`: the attribute has no value.
         if op == Op::Replace {
             slot.remove(name);
@@ -797,8 +860,14 @@ fn merge_into(slot: &mut Map<String, Value>, name: &str, new: Value) {
 
 /// Removes the values of a multi-valued attribute that `value` lists, matched by their
 /// `value` sub-attribute (or the whole value for simple attributes).
-fn remove_listed(slot: &mut Map<String, Value>, attr: &Attribute, value: Value) -> Result<()> {
-    let Some(Value::Array(gone)) = validate::normalise_value(attr, value, &attr.name)? else {
+fn remove_listed(
+    slot: &mut Map<String, Value>,
+    attr: &Attribute,
+    value: Value,
+    ignored: &mut Ignored,
+) -> Result<()> {
+    let Some(Value::Array(gone)) = validate::normalise_value(attr, value, &attr.name, ignored)?
+    else {
         return Ok(());
     };
     let key = |v: &Value| -> Value {
@@ -841,12 +910,16 @@ fn sub_everywhere(
     sub: &Attribute,
     op: Op,
     value: Option<Value>,
+    ignored: &mut Ignored,
 ) -> Result<()> {
     let new = match (op, value) {
         (Op::Remove, _) => None,
-        (_, v) => {
-            validate::normalise_value(sub, v.unwrap_or(Value::Null), &qualified(attr, Some(sub)))?
-        }
+        (_, v) => validate::normalise_value(
+            sub,
+            v.unwrap_or(Value::Null),
+            &qualified(attr, Some(sub)),
+            ignored,
+        )?,
     };
     let set = |item: &mut Map<String, Value>| match &new {
         Some(v) => {
@@ -896,6 +969,7 @@ fn filtered(
     op: Op,
     value: Option<Value>,
     raw: &Filter,
+    ignored: &mut Ignored,
     selects: &dyn Fn(&Value) -> bool,
 ) -> Result<()> {
     let attr = t.attr;
@@ -913,26 +987,28 @@ fn filtered(
             (_, Some(sub)) => {
                 let value = value.unwrap_or(Value::Null);
                 let mut m = Map::new();
-                if let Some(v) = validate::normalise_value(sub, value, &qualified(attr, Some(sub)))?
-                {
+                let name = qualified(attr, Some(sub));
+                if let Some(v) = validate::normalise_value(sub, value, &name, ignored)? {
                     m.insert(sub.name.to_string(), v);
                 }
                 m
             }
             // One value, as a one-element list: a lone object is not made primary here.
-            (_, None) => match validate::normalise_value(attr, one_value(value), &attr.name)? {
-                Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                },
-                Some(_) => {
-                    return Err(Error::InvalidValue(format!(
-                        "the value for \"{}[…]\" must be one object",
-                        attr.name
-                    )));
+            (_, None) => {
+                match validate::normalise_value(attr, one_value(value), &attr.name, ignored)? {
+                    Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
+                        Some(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    },
+                    Some(_) => {
+                        return Err(Error::InvalidValue(format!(
+                            "the value for \"{}[…]\" must be one object",
+                            attr.name
+                        )));
+                    }
+                    None => Map::new(),
                 }
-                None => Map::new(),
-            },
+            }
         };
         // `""` and `null` are "no value" (Decision 9): adding nothing changes nothing, and
         // replacing with nothing leaves the target unassigned.
@@ -973,7 +1049,8 @@ fn filtered(
             };
             entry.extend(parts);
             let made = Value::Array(vec![Value::Object(entry)]);
-            let Some(Value::Array(mut made)) = validate::normalise_value(attr, made, &attr.name)?
+            let Some(Value::Array(mut made)) =
+                validate::normalise_value(attr, made, &attr.name, ignored)?
             else {
                 return Ok(());
             };
@@ -1048,10 +1125,20 @@ mod tests {
     }
 
     fn patch_user(doc: Map<String, Value>, operations: Value) -> Result<Map<String, Value>> {
+        patch_user_ignoring(doc, operations).map(|(doc, _)| doc)
+    }
+
+    /// The patched user and the names the operations carried that were ignored.
+    fn patch_user_ignoring(
+        doc: Map<String, Value>,
+        operations: Value,
+    ) -> Result<(Map<String, Value>, Vec<String>)> {
         let body = json!({"schemas": [PATCH_OP_URN], "Operations": operations});
-        let out = apply_user(doc, parse(body, ResourceKind::User)?)?;
+        let (out, mut ignored) = apply_user(doc, parse(body, ResourceKind::User)?)?;
         // What the store keeps must still be a valid user.
-        Ok(validate::user(Value::Object(out))?.doc)
+        let input = validate::user(Value::Object(out))?;
+        ignored.extend(input.ignored);
+        Ok((input.doc, ignored.names().to_vec()))
     }
 
     fn ok(doc: Map<String, Value>, operations: Value) -> Value {
@@ -1382,11 +1469,12 @@ mod tests {
     #[test]
     fn bad_paths_are_invalid_paths() {
         for path in [
-            "nope",
-            "name.nope",
             "emails[type eq]",
             "emails[",
+            "na me",
             "title[type eq \"x\"]",
+            "title.x",
+            "emails[nope eq \"x\"]",
             "urn:example:unknown:attr",
         ] {
             let (t, detail) = err(
@@ -1401,8 +1489,108 @@ mod tests {
             json!([{"op": "replace", "path": "title", "value": 3}]),
         );
         assert_eq!(t, Some("invalidValue"));
-        let (t, _) = err(ana(), json!([{"op": "replace", "value": {"nope": 1}}]));
+        let (t, _) = err(
+            ana(),
+            json!([{"op": "replace", "value": {"nope": 1, "title": 3}}]),
+        );
         assert_eq!(t, Some("invalidValue"));
+    }
+
+    #[test]
+    fn unknown_paths_are_ignored_and_named() {
+        let ent = ENTERPRISE_USER_URN;
+        for op in ["add", "replace", "remove"] {
+            let (out, ignored) = patch_user_ignoring(
+                ana(),
+                json!([
+                    {"op": op, "path": "adreses", "value": "x"},
+                    {"op": op, "path": "name.nickname", "value": "x"},
+                    {"op": op, "path": "emails[type eq \"work\"].label", "value": "x"},
+                    {"op": op, "path": "adreses[type eq \"work\"].street", "value": "x"},
+                    {"op": op, "path": format!("{ent}:shoeSize"), "value": "x"},
+                    {"op": op, "path": format!("{ent}:manager.email"), "value": "x"},
+                    {"op": op, "path": "manager.email", "value": "x"},
+                    {"op": op, "path": "urn:ietf:params:scim:schemas:core:2.0:User:adreses",
+                     "value": "x"},
+                    {"op": op, "path": "title", "value": "Boss"},
+                ]),
+            )
+            .unwrap();
+            // The known operation did its work; the unknown ones nothing.
+            let mut expected = ana();
+            if op == "remove" {
+                expected.remove("title");
+            } else {
+                expected.insert("title".into(), json!("Boss"));
+            }
+            assert_eq!(out, expected, "{op}");
+            assert_eq!(
+                ignored,
+                [
+                    "adreses".to_string(),
+                    "name.nickname".into(),
+                    "emails.label".into(),
+                    format!("{ent}:shoeSize"),
+                    format!("{ent}:manager.email"),
+                ],
+                "{op}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_inside_values_are_ignored_and_named() {
+        let (out, ignored) = patch_user_ignoring(
+            ana(),
+            json!([
+                {"op": "replace", "value": {
+                    "adreses": "x",
+                    "name.nickname": "x",
+                    "name": {"givenName": "Anabela", "nickname": "A"},
+                    "emails": [{"value": "a@b.c", "label": "x"}],
+                    ENTERPRISE_USER_URN: {"shoeSize": 42, "department": "Sales"},
+                    "urn:example:ext:2.0:User": {"badge": 1},
+                }},
+                {"op": "add", "path": "phoneNumbers", "value": [{"value": "1", "kind": "x"}]},
+                {"op": "add", "path": "emails[type eq \"home\"]", "value": {"label": "x"}},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            out["name"],
+            json!({"givenName": "Anabela", "familyName": "Lima"})
+        );
+        // The filtered add named only an unknown key: nothing to add.
+        assert_eq!(out["emails"], json!([{"value": "a@b.c"}]));
+        assert_eq!(out["phoneNumbers"], json!([{"value": "1"}]));
+        assert_eq!(out[ENTERPRISE_USER_URN], json!({"department": "Sales"}));
+        let mut ignored = ignored;
+        ignored.sort();
+        let mut expected = vec![
+            "adreses".to_string(),
+            "name.nickname".into(),
+            "emails.label".into(),
+            format!("{ENTERPRISE_USER_URN}:shoeSize"),
+            "phoneNumbers.kind".into(),
+        ];
+        expected.sort();
+        // Another extension's block is not this rule's (it is dropped, not named).
+        assert_eq!(ignored, expected);
+    }
+
+    #[test]
+    fn entra_bare_enterprise_names_keep_their_meaning_in_a_patch() {
+        let (out, ignored) = patch_user_ignoring(
+            ana(),
+            json!([{"op": "replace", "path": "department", "value": "Sales"},
+                   {"op": "replace", "value": {"costCenter": "42"}}]),
+        )
+        .unwrap();
+        assert_eq!(
+            out[ENTERPRISE_USER_URN],
+            json!({"department": "Sales", "costCenter": "42"})
+        );
+        assert!(ignored.is_empty(), "{ignored:?}");
     }
 
     #[test]
@@ -1524,11 +1712,49 @@ mod tests {
 
     fn group_ops(body: Value) -> Result<(Map<String, Value>, Vec<MemberChange>)> {
         let doc = validate::group(json!({"displayName": "Eng"})).unwrap().doc;
-        apply_group(doc, parse(body, ResourceKind::Group)?)
+        let (doc, changes, _) = apply_group(doc, parse(body, ResourceKind::Group)?)?;
+        Ok((doc, changes))
+    }
+
+    /// The member changes of `body` and the names it carried that were ignored.
+    fn group_ops_ignoring(body: Value) -> Result<(Vec<MemberChange>, Vec<String>)> {
+        let doc = validate::group(json!({"displayName": "Eng"})).unwrap().doc;
+        let (_, changes, ignored) = apply_group(doc, parse(body, ResourceKind::Group)?)?;
+        Ok((changes, ignored.names().to_vec()))
     }
 
     fn changes(body: Value) -> Vec<MemberChange> {
         group_ops(body).unwrap().1
+    }
+
+    #[test]
+    fn members_with_unknown_keys_are_added_and_the_keys_named() {
+        let (changes, ignored) = group_ops_ignoring(json!({"Operations": [
+            {"op": "add", "path": "members",
+             "value": [{"value": "u1", "displayName": "Bob", "display": "Bob",
+                        "$ref": null, "type": "User"}]},
+            {"op": "replace", "path": "members", "value": [{"value": "u2", "displayName": "A"}]},
+            {"op": "add", "value": {"members": [{"value": "u3", "displayName": "C"}],
+                                    "description": "x"}},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            changes,
+            [
+                MemberChange::Add(ids(&["u1"])),
+                MemberChange::Set(ids(&["u2"])),
+                MemberChange::Add(ids(&["u3"])),
+            ]
+        );
+        assert_eq!(ignored, ["members.displayName", "description"]);
+        let e = group_ops(json!({"Operations": [
+            {"op": "add", "path": "members", "value": [{"displayName": "Bob"}]}]}))
+        .unwrap_err();
+        assert_eq!(e.scim_type(), Some("invalidValue"));
+        let (_, ignored) = group_ops_ignoring(json!({"Operations": [
+            {"op": "replace", "path": "members.displayName", "value": "x"}]}))
+        .unwrap();
+        assert_eq!(ignored, ["members.displayName"]);
     }
 
     fn ids(list: &[&str]) -> Vec<String> {
@@ -1687,7 +1913,7 @@ mod tests {
 
         fn apply(doc: Map<String, Value>, ops: &[Value]) -> Result<Map<String, Value>> {
             let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
-            let out = apply_user(doc, parse(body, ResourceKind::User)?)?;
+            let (out, _) = apply_user(doc, parse(body, ResourceKind::User)?)?;
             Ok(validate::user(Value::Object(out))?.doc)
         }
 

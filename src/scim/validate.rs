@@ -7,7 +7,8 @@
 //! "absent"; legacy schema URNs and the legacy enterprise key; `manager` as an object, a
 //! one-element array or a bare id; SCIM 1.1 `managerId`; readOnly attributes (`id`, `meta`,
 //! `groups`, `manager.displayName`, …), which are ignored (RFC 7643 §7: readOnly values sent by
-//! the client SHALL be ignored). Rejected: unknown attributes, wrong types, two primaries.
+//! the client SHALL be ignored); unknown attributes and sub-attributes, which are ignored
+//! and noted in `Ignored` for the audit entry. Rejected: wrong types, two primaries.
 //! Pure: no I/O.
 
 use serde_json::{Map, Value};
@@ -28,8 +29,9 @@ pub(crate) const LEGACY_CORE_KEYS: [&str; 2] =
     ["urn:scim:schemas:core:1.0", "urn:scim:schemas:core:2.0"];
 
 /// Enterprise attribute names Entra ID has been seen sending at the top level of a User
-/// (idp-compat.md §2 row 17). They are ignored rather than rejected: Entra sets them for real
-/// through PATCH with the URN-qualified path.
+/// (idp-compat.md §2 row 17). In a POST or PUT body they are ignored (and named, like any
+/// unknown attribute): Entra sets them for real through PATCH, where a bare one means the
+/// extension's.
 pub(crate) const STRAY_ENTERPRISE_KEYS: [&str; 6] = [
     "employeeNumber",
     "costCenter",
@@ -39,6 +41,80 @@ pub(crate) const STRAY_ENTERPRISE_KEYS: [&str; 6] = [
     "manager",
 ];
 
+/// Most ignored names one write records (the rest are only counted).
+pub const MAX_IGNORED_NAMES: usize = 20;
+/// Longest client-chosen part of an ignored name, in bytes; longer ones are cut. The schema
+/// part before it (`name.`, the enterprise URN) is scimd's own.
+pub const MAX_IGNORED_NAME: usize = 64;
+
+/// The unknown attributes and sub-attributes a write carried. They are ignored rather than
+/// refused, so one attribute scimd does not know never loses the write (README "What scimd
+/// keeps"), and reported on the change's audit entry and in `/metrics`, so an admin sees what
+/// an IdP sends that scimd does not keep. Every name comes from the client, so what is kept is
+/// bounded: distinct names, each cut to `MAX_IGNORED_NAME` bytes, the first
+/// `MAX_IGNORED_NAMES` of them listed and the rest counted.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Ignored {
+    names: Vec<String>,
+    /// Distinct names past the listed ones (bounded by the body's own size).
+    rest: std::collections::HashSet<String>,
+}
+
+impl Ignored {
+    /// Notes `key`, a name the client sent, under `prefix` (the schema's own path to it).
+    pub fn note(&mut self, prefix: &str, key: &str) {
+        let mut end = key.len().min(MAX_IGNORED_NAME);
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.add(format!("{prefix}{}", &key[..end]));
+    }
+
+    fn add(&mut self, name: String) {
+        if self.names.contains(&name) || self.rest.contains(&name) {
+            return;
+        }
+        if self.names.len() < MAX_IGNORED_NAMES {
+            self.names.push(name);
+        } else {
+            self.rest.insert(name);
+        }
+    }
+
+    /// How many distinct names were ignored.
+    pub fn count(&self) -> usize {
+        self.names.len() + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The names listed (at most `MAX_IGNORED_NAMES`), in the order first seen.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Adds what `other` noted.
+    pub fn extend(&mut self, other: Ignored) {
+        for name in other.names.into_iter().chain(other.rest) {
+            self.add(name);
+        }
+    }
+
+    /// The audit entry's fields: `ignored` (the listed names) and `ignoredMore` (how many
+    /// more there were), none when nothing was ignored.
+    pub fn describe(&self, detail: &mut Map<String, Value>) {
+        if self.names.is_empty() {
+            return;
+        }
+        detail.insert("ignored".into(), Value::from(self.names.clone()));
+        if !self.rest.is_empty() {
+            detail.insert("ignoredMore".into(), Value::from(self.rest.len()));
+        }
+    }
+}
+
 /// A normalised User: core attributes under their schema names, the enterprise extension
 /// (if any) under its URN. Never contains `id`, `meta`, `groups`, `schemas` or `password`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +122,7 @@ pub struct UserInput {
     pub doc: Map<String, Value>,
     /// Whether the body said anything about `active`; PUT keeps the current state when not.
     pub active_given: bool,
+    pub ignored: Ignored,
 }
 
 /// A normalised Group: `displayName` and `externalId` in `doc`; member ids, de-duplicated in
@@ -54,6 +131,7 @@ pub struct UserInput {
 pub struct GroupInput {
     pub doc: Map<String, Value>,
     pub members: Option<Vec<String>>,
+    pub ignored: Ignored,
 }
 
 fn as_object(body: Value) -> Result<Map<String, Value>> {
@@ -90,22 +168,20 @@ fn put(doc: &mut Map<String, Value>, name: &str, value: Value) -> Result<()> {
     Ok(())
 }
 
-/// Normalises the attributes of `src` that belong to `schema` into `doc`.
-/// `path` prefixes attribute names in error messages.
+/// Normalises the attributes of `src` that belong to `schema` into `doc`; unknown ones are
+/// noted in `ignored`. `path` prefixes attribute names in messages.
 fn normalise_attrs(
     schema: &Schema,
     src: Map<String, Value>,
     doc: &mut Map<String, Value>,
     path: &str,
+    ignored: &mut Ignored,
 ) -> Result<()> {
     for (key, value) in src {
-        let Some(attr) = schema.attribute(&key) else {
-            return Err(Error::InvalidValue(format!(
-                "unknown attribute \"{path}{key}\" for {}",
-                schema.name
-            )));
-        };
-        set_attr(attr, value, doc, path)?;
+        match schema.attribute(&key) {
+            Some(attr) => set_attr(attr, value, doc, path, ignored)?,
+            None => ignored.note(path, &key),
+        }
     }
     Ok(())
 }
@@ -115,12 +191,13 @@ fn set_attr(
     value: Value,
     doc: &mut Map<String, Value>,
     path: &str,
+    ignored: &mut Ignored,
 ) -> Result<()> {
     if attr.mutability == Mutability::ReadOnly {
         return Ok(());
     }
     let qualified = format!("{path}{}", attr.name);
-    if let Some(v) = normalise_value(attr, value, &qualified)? {
+    if let Some(v) = normalise_value(attr, value, &qualified, ignored)? {
         // Write-only values (password) are checked for type, then dropped: scimd authenticates
         // nobody with them, so keeping even a hash would only add risk.
         if attr.mutability != Mutability::WriteOnly {
@@ -139,8 +216,14 @@ fn is_absent(v: &Value) -> bool {
     }
 }
 
-/// Normalises one attribute's value; `Ok(None)` means the attribute is absent.
-pub fn normalise_value(attr: &Attribute, value: Value, name: &str) -> Result<Option<Value>> {
+/// Normalises one attribute's value; `Ok(None)` means the attribute is absent. Unknown
+/// sub-attributes are left out and noted in `ignored`.
+pub fn normalise_value(
+    attr: &Attribute,
+    value: Value,
+    name: &str,
+    ignored: &mut Ignored,
+) -> Result<Option<Value>> {
     if is_absent(&value) {
         return Ok(None);
     }
@@ -151,7 +234,7 @@ pub fn normalise_value(attr: &Attribute, value: Value, name: &str) -> Result<Opt
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(v) = normalise_single(attr, item, name)? {
+            if let Some(v) = normalise_single(attr, item, name, ignored)? {
                 out.push(v);
             }
         }
@@ -171,7 +254,7 @@ pub fn normalise_value(attr: &Attribute, value: Value, name: &str) -> Result<Opt
         }
         other => other,
     };
-    normalise_single(attr, value, name)
+    normalise_single(attr, value, name, ignored)
 }
 
 /// RFC 7643 §2.4: "primary" may be true on at most one value. A single object sent where an
@@ -198,7 +281,12 @@ fn check_primary(values: &mut [Value], mark_primary: bool, name: &str) -> Result
 }
 
 /// Normalises one value of an attribute (an element, for multi-valued ones).
-fn normalise_single(attr: &Attribute, value: Value, name: &str) -> Result<Option<Value>> {
+fn normalise_single(
+    attr: &Attribute,
+    value: Value,
+    name: &str,
+    ignored: &mut Ignored,
+) -> Result<Option<Value>> {
     if is_absent(&value) {
         return Ok(None);
     }
@@ -229,15 +317,14 @@ fn normalise_single(attr: &Attribute, value: Value, name: &str) -> Result<Option
             key
         };
         let Some(sub) = attr.sub(&key) else {
-            return Err(Error::InvalidValue(format!(
-                "unknown sub-attribute \"{name}.{key}\""
-            )));
+            ignored.note(&format!("{name}."), &key);
+            continue;
         };
         if sub.mutability == Mutability::ReadOnly {
             continue;
         }
         let sub_name = format!("{name}.{}", sub.name);
-        if let Some(v) = normalise_single(sub, sub_value, &sub_name)? {
+        if let Some(v) = normalise_single(sub, sub_value, &sub_name, ignored)? {
             put(&mut out, &sub.name, v)?;
         }
     }
@@ -292,21 +379,22 @@ pub fn user(body: Value) -> Result<UserInput> {
     let src = as_object(body)?;
     let mut core = Map::new();
     let mut enterprise = Map::new();
+    let mut ignored = Ignored::default();
     for (key, value) in src {
         if is_server_owned(&key) {
             continue;
         }
         if is_urn_key(&key) {
             if let Some(attr_name) = strip_prefix_ic(&key, &format!("{USER_URN}:")) {
-                core_attr(attr_name, value, &mut core)?;
+                core_attr(attr_name, value, &mut core, &mut ignored)?;
             } else if let Some(attr_name) =
                 strip_prefix_ic(&key, &format!("{ENTERPRISE_USER_URN}:"))
             {
-                enterprise_attr(attr_name, value, &mut enterprise)?;
+                enterprise_attr(attr_name, value, &mut enterprise, &mut ignored)?;
             } else if eq_ic(&key, ENTERPRISE_USER_URN)
                 || LEGACY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &key))
             {
-                block(&ENTERPRISE_USER, &key, value, &mut enterprise)?;
+                block(&ENTERPRISE_USER, &key, value, &mut enterprise, &mut ignored)?;
             } else if eq_ic(&key, USER_URN) || LEGACY_CORE_KEYS.iter().any(|k| eq_ic(k, &key)) {
                 // Nested core attributes follow the top-level rules: `externalId` is accepted,
                 // `id`, `meta` and `schemas` are ignored.
@@ -314,7 +402,7 @@ pub fn user(body: Value) -> Result<UserInput> {
                     v if is_absent(&v) => {}
                     Value::Object(map) => {
                         for (name, v) in map {
-                            core_attr(&name, v, &mut core)?;
+                            core_attr(&name, v, &mut core, &mut ignored)?;
                         }
                     }
                     _ => {
@@ -326,10 +414,7 @@ pub fn user(body: Value) -> Result<UserInput> {
             // URN): ignored, never an error (idp-compat.md §2 rows 16–17).
             continue;
         }
-        if USER.attribute(&key).is_none() && STRAY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &key)) {
-            continue;
-        }
-        core_attr(&key, value, &mut core)?;
+        core_attr(&key, value, &mut core, &mut ignored)?;
     }
     if !core.contains_key("userName") {
         return Err(Error::InvalidValue(
@@ -343,14 +428,26 @@ pub fn user(body: Value) -> Result<UserInput> {
     Ok(UserInput {
         doc: core,
         active_given,
+        ignored,
     })
 }
 
+/// The prefix of enterprise attribute names in messages and ignored names.
+fn enterprise_prefix() -> String {
+    format!("{ENTERPRISE_USER_URN}:")
+}
+
 /// Normalises a block of attributes nested under a schema URN key into `doc`.
-fn block(schema: &Schema, key: &str, value: Value, doc: &mut Map<String, Value>) -> Result<()> {
+fn block(
+    schema: &Schema,
+    key: &str,
+    value: Value,
+    doc: &mut Map<String, Value>,
+    ignored: &mut Ignored,
+) -> Result<()> {
     match value {
         v if is_absent(&v) => Ok(()),
-        Value::Object(map) => normalise_attrs(schema, map, doc, ""),
+        Value::Object(map) => normalise_attrs(schema, map, doc, &enterprise_prefix(), ignored),
         _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
     }
 }
@@ -371,7 +468,14 @@ fn external_id(value: Value, doc: &mut Map<String, Value>) -> Result<()> {
     }
 }
 
-fn core_attr(name: &str, value: Value, doc: &mut Map<String, Value>) -> Result<()> {
+/// A core User attribute; an unknown one is ignored. So are the enterprise names Entra sends
+/// bare at the top level (`STRAY_ENTERPRISE_KEYS`): it sets them for real through PATCH.
+fn core_attr(
+    name: &str,
+    value: Value,
+    doc: &mut Map<String, Value>,
+    ignored: &mut Ignored,
+) -> Result<()> {
     if eq_ic(name, "externalId") {
         return external_id(value, doc);
     }
@@ -379,19 +483,27 @@ fn core_attr(name: &str, value: Value, doc: &mut Map<String, Value>) -> Result<(
         return Ok(());
     }
     match USER.attribute(name) {
-        Some(attr) => set_attr(attr, value, doc, ""),
-        None => Err(Error::InvalidValue(format!(
-            "unknown attribute \"{name}\" for User"
-        ))),
+        Some(attr) => set_attr(attr, value, doc, "", ignored),
+        None => {
+            ignored.note("", name);
+            Ok(())
+        }
     }
 }
 
-fn enterprise_attr(name: &str, value: Value, doc: &mut Map<String, Value>) -> Result<()> {
+fn enterprise_attr(
+    name: &str,
+    value: Value,
+    doc: &mut Map<String, Value>,
+    ignored: &mut Ignored,
+) -> Result<()> {
+    let prefix = enterprise_prefix();
     match ENTERPRISE_USER.attribute(name) {
-        Some(attr) => set_attr(attr, value, doc, ""),
-        None => Err(Error::InvalidValue(format!(
-            "unknown attribute \"{name}\" for the enterprise extension"
-        ))),
+        Some(attr) => set_attr(attr, value, doc, &prefix, ignored),
+        None => {
+            ignored.note(&prefix, name);
+            Ok(())
+        }
     }
 }
 
@@ -400,6 +512,7 @@ pub fn group(body: Value) -> Result<GroupInput> {
     let src = as_object(body)?;
     let mut doc = Map::new();
     let mut members = None;
+    let mut ignored = Ignored::default();
     for (key, value) in src {
         if is_server_owned(&key) {
             continue;
@@ -418,15 +531,11 @@ pub fn group(body: Value) -> Result<GroupInput> {
                     "attribute \"members\" is given more than once".into(),
                 ));
             }
-            members = Some(member_ids(value)?);
+            members = Some(member_ids(value, &mut ignored)?);
         } else {
             match GROUP.attribute(name) {
-                Some(attr) => set_attr(attr, value, &mut doc, "")?,
-                None => {
-                    return Err(Error::InvalidValue(format!(
-                        "unknown attribute \"{name}\" for Group"
-                    )));
-                }
+                Some(attr) => set_attr(attr, value, &mut doc, "", &mut ignored)?,
+                None => ignored.note("", name),
             }
         }
     }
@@ -435,17 +544,38 @@ pub fn group(body: Value) -> Result<GroupInput> {
             "attribute \"displayName\" is required".into(),
         ));
     }
-    Ok(GroupInput { doc, members })
+    Ok(GroupInput {
+        doc,
+        members,
+        ignored,
+    })
 }
 
 /// The member ids of a `members` value. `display`, `type` and `$ref` are derived by the server
-/// from the member itself, so only `value` matters; each must be a non-empty string.
-pub fn member_ids(value: Value) -> Result<Vec<String>> {
+/// from the member itself, so only `value` matters; each must be a non-empty string. Other
+/// keys (Entra's `displayName`) are noted in `ignored`, and the member is added.
+pub fn member_ids(value: Value, ignored: &mut Ignored) -> Result<Vec<String>> {
     let Some(attr) = GROUP.attribute("members") else {
         return Err(Error::internal("Group schema lacks members"));
     };
+    let needs_value =
+        || Error::InvalidValue("every member needs a \"value\" with the member's id".into());
+    // A member that says something but not who (`{"displayName": "Bob"}`) is refused before
+    // its unknown keys are dropped: it would otherwise vanish as an empty value.
+    let names_nobody = |item: &Value| {
+        item.as_object().is_some_and(|m| {
+            m.values().any(|v| !is_absent(v)) && !m.keys().any(|k| eq_ic(k, "value"))
+        })
+    };
+    let says_nobody = match &value {
+        Value::Array(items) => items.iter().any(names_nobody),
+        one => names_nobody(one),
+    };
+    if says_nobody {
+        return Err(needs_value());
+    }
     let mut ids: Vec<String> = Vec::new();
-    let Some(Value::Array(items)) = normalise_value(attr, value, "members")? else {
+    let Some(Value::Array(items)) = normalise_value(attr, value, "members", ignored)? else {
         return Ok(ids);
     };
     let mut seen = std::collections::HashSet::with_capacity(items.len());
@@ -456,11 +586,7 @@ pub fn member_ids(value: Value) -> Result<Vec<String>> {
                     ids.push(id.clone());
                 }
             }
-            _ => {
-                return Err(Error::InvalidValue(
-                    "every member needs a \"value\" with the member's id".into(),
-                ));
-            }
+            _ => return Err(needs_value()),
         }
     }
     Ok(ids)
@@ -507,6 +633,11 @@ mod tests {
             Err(Error::InvalidValue(m)) => m,
             other => panic!("{body}: expected invalidValue, got {other:?}"),
         }
+    }
+
+    /// The names `user(body)` ignored.
+    fn ignored(body: Value) -> Vec<String> {
+        ok(body).ignored.names().to_vec()
     }
 
     /// A body with the required userName plus `extra`.
@@ -907,33 +1038,115 @@ mod tests {
     // ---- unknown attributes and URNs -----------------------------------------------------
 
     #[test]
-    fn unknown_attribute_is_refused_by_name() {
-        let m = invalid(with(json!({"favouriteColour": "blue"})));
-        assert!(m.contains("favouriteColour"), "{m}");
+    fn unknown_attribute_is_ignored_and_named() {
+        let body = with(json!({"favouriteColour": "blue", "title": "Boss"}));
+        assert_eq!(
+            doc(body.clone()),
+            json!({"userName": "bjensen", "title": "Boss"})
+        );
+        assert_eq!(ignored(body), ["favouriteColour"]);
     }
 
     #[test]
-    fn unknown_sub_attribute_is_refused_by_path() {
-        let m = invalid(with(json!({"name": {"givenName": "B", "nickname": "x"}})));
-        assert!(m.contains("name.nickname"), "{m}");
-        let m = invalid(with(json!({"emails": [{"value": "a@x", "label": "work"}]})));
-        assert!(m.contains("emails.label"), "{m}");
+    fn unknown_sub_attribute_is_ignored_and_named_by_path() {
+        let body = with(json!({
+            "name": {"givenName": "B", "nickname": "x"},
+            "emails": [{"value": "a@x", "label": "work"}, {"value": "b@x", "label": "home"}],
+        }));
+        let d = doc(body.clone());
+        assert_eq!(d["name"], json!({"givenName": "B"}));
+        assert_eq!(d["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
+        // Once per name, however many values carried it.
+        assert_eq!(ignored(body), ["name.nickname", "emails.label"]);
     }
 
     #[test]
-    fn unknown_sub_attribute_of_manager_is_refused() {
-        let m = invalid(with(
-            json!({ENT: {"manager": {"value": "m1", "email": "x"}}}),
+    fn unknown_sub_attribute_of_manager_is_ignored() {
+        let body = with(json!({ENT: {"manager": {"value": "m1", "email": "x"}}}));
+        assert_eq!(doc(body.clone())[ENT], json!({"manager": {"value": "m1"}}));
+        assert_eq!(ignored(body), [format!("{ENT}:manager.email")]);
+    }
+
+    #[test]
+    fn unknown_enterprise_attribute_is_ignored_and_named_with_its_urn() {
+        for body in [
+            with(json!({ENT: {"shoeSize": "42", "department": "Sales"}})),
+            with(json!({format!("{ENT}:shoeSize"): "42", format!("{ENT}:department"): "Sales"})),
+        ] {
+            assert_eq!(doc(body.clone())[ENT], json!({"department": "Sales"}));
+            assert_eq!(ignored(body), [format!("{ENT}:shoeSize")]);
+        }
+    }
+
+    #[test]
+    fn ignoring_unknown_names_keeps_type_errors_on_known_ones() {
+        let m = invalid(with(json!({"adreses": [], "title": 5})));
+        assert!(m.contains("title"), "{m}");
+        let m = invalid(with(json!({"name": {"nickname": "x", "givenName": 5}})));
+        assert!(m.contains("name.givenName"), "{m}");
+        // An unknown name is no excuse for a known one given twice.
+        let m = invalid(with(json!({"title": "a", "TITLE": "b", "x": 1})));
+        assert!(m.contains("more than once"), "{m}");
+    }
+
+    #[test]
+    fn nothing_ignored_is_an_empty_list() {
+        let input = ok(with(
+            json!({"name": {"givenName": "B"}, ENT: {"department": "S"}}),
         ));
-        assert!(m.contains("manager.email"), "{m}");
+        assert!(input.ignored.is_empty());
+        assert_eq!(input.ignored.count(), 0);
     }
 
     #[test]
-    fn unknown_enterprise_attribute_is_refused() {
-        let m = invalid(with(json!({ENT: {"shoeSize": "42"}})));
-        assert!(m.contains("shoeSize"), "{m}");
-        let m = invalid(with(json!({format!("{ENT}:shoeSize"): "42"})));
-        assert!(m.contains("shoeSize"), "{m}");
+    fn ignored_names_are_bounded_in_count_and_length() {
+        let mut extra = Map::new();
+        for i in 0..50 {
+            extra.insert(format!("x{i:02}"), json!(1));
+        }
+        extra.insert("y".repeat(10_000), json!(1));
+        extra.insert(format!("{}é", "z".repeat(63)), json!(1));
+        let input = ok(with(Value::Object(extra)));
+        assert_eq!(input.ignored.names().len(), MAX_IGNORED_NAMES);
+        assert_eq!(input.ignored.count(), 52);
+        let mut detail = Map::new();
+        input.ignored.describe(&mut detail);
+        assert_eq!(
+            detail["ignored"].as_array().unwrap().len(),
+            MAX_IGNORED_NAMES
+        );
+        assert_eq!(detail["ignoredMore"], json!(32));
+        // Long names are cut at a character boundary: the first 20 names (in key order) are
+        // the x's, so cut ones are checked directly.
+        let mut ig = Ignored::default();
+        ig.note("name.", &"y".repeat(10_000));
+        ig.note("", &format!("{}é", "z".repeat(63)));
+        assert_eq!(
+            ig.names()[0],
+            format!("name.{}", "y".repeat(MAX_IGNORED_NAME))
+        );
+        assert_eq!(ig.names()[1], "z".repeat(63));
+    }
+
+    #[test]
+    fn ignored_names_merge_without_repeats() {
+        let mut a = Ignored::default();
+        a.note("", "adreses");
+        let mut b = Ignored::default();
+        b.note("", "adreses");
+        b.note("name.", "nickname");
+        a.extend(b);
+        assert_eq!(a.names(), ["adreses", "name.nickname"]);
+        assert_eq!(a.count(), 2);
+        let mut detail = Map::new();
+        a.describe(&mut detail);
+        assert_eq!(
+            detail,
+            json!({"ignored": ["adreses", "name.nickname"]})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
     }
 
     #[test]
@@ -950,16 +1163,35 @@ mod tests {
     }
 
     #[test]
+    fn unknown_urn_keys_are_not_named_as_ignored() {
+        let body = with(json!({"urn:ietf:params:scim:schemas:extension:acme:2.0:User": {"a": 1}}));
+        assert!(ok(body).ignored.is_empty());
+    }
+
+    #[test]
     fn entra_top_level_enterprise_names_are_ignored() {
-        let d = doc(with(json!({
+        let body = with(json!({
             "department": "Sales",
             "Manager": "m1",
             "employeeNumber": "7",
             "costCenter": "c",
             "organization": "o",
             "division": "d",
-        })));
-        assert_eq!(d, json!({"userName": "bjensen"}));
+        }));
+        assert_eq!(doc(body.clone()), json!({"userName": "bjensen"}));
+        let mut names = ignored(body);
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "Manager",
+                "costCenter",
+                "department",
+                "division",
+                "employeeNumber",
+                "organization"
+            ]
+        );
     }
 
     // ---- schema URN keys -----------------------------------------------------------------
@@ -1032,11 +1264,10 @@ mod tests {
     }
 
     #[test]
-    fn urn_qualified_unknown_core_attribute_is_refused() {
-        let m = invalid(with(
-            json!({"urn:ietf:params:scim:schemas:core:2.0:User:department": "x"}),
-        ));
-        assert!(m.contains("department"), "{m}");
+    fn urn_qualified_unknown_core_attribute_is_ignored() {
+        let body = with(json!({"urn:ietf:params:scim:schemas:core:2.0:User:adreses": "x"}));
+        assert_eq!(doc(body.clone()), json!({"userName": "bjensen"}));
+        assert_eq!(ignored(body), ["adreses"]);
     }
 
     #[test]
@@ -1390,9 +1621,10 @@ mod tests {
     }
 
     #[test]
-    fn group_unknown_attribute_is_refused() {
-        let m = group_invalid(json!({"displayName": "Admins", "description": "x"}));
-        assert!(m.contains("description"), "{m}");
+    fn group_unknown_attribute_is_ignored_and_named() {
+        let g = group_ok(json!({"displayName": "Admins", "description": "x"}));
+        assert_eq!(Value::Object(g.doc), json!({"displayName": "Admins"}));
+        assert_eq!(g.ignored.names(), ["description"]);
     }
 
     #[test]
@@ -1498,21 +1730,29 @@ mod tests {
     }
 
     #[test]
-    fn group_member_with_an_unknown_sub_attribute_is_refused() {
-        let m = group_invalid(json!({"displayName": "A", "members": [{"value": "u1", "x": 1}]}));
-        assert!(m.contains("members.x"), "{m}");
+    fn group_member_with_unknown_keys_is_added() {
+        // Entra's test suite sends members with `displayName`.
+        let g = group_ok(json!({"displayName": "A", "members": [
+            {"value": "u1", "displayName": "Bob"},
+            {"value": "u2", "x": 1, "displayName": "Ann"},
+        ]}));
+        assert_eq!(g.members, Some(vec!["u1".into(), "u2".into()]));
+        assert_eq!(g.ignored.names(), ["members.displayName", "members.x"]);
+        // A member still needs its id.
+        group_invalid(json!({"displayName": "A", "members": [{"displayName": "Bob"}]}));
     }
 
     #[test]
     fn member_ids_directly() {
-        assert_eq!(member_ids(json!(null)).unwrap(), Vec::<String>::new());
-        assert_eq!(member_ids(json!("u1")).unwrap(), vec!["u1".to_string()]);
+        let ids = |v: Value| member_ids(v, &mut Ignored::default());
+        assert_eq!(ids(json!(null)).unwrap(), Vec::<String>::new());
+        assert_eq!(ids(json!("u1")).unwrap(), vec!["u1".to_string()]);
         assert_eq!(
-            member_ids(json!([{"value": "u2"}, {"value": "u1"}, {"value": "u2"}])).unwrap(),
+            ids(json!([{"value": "u2"}, {"value": "u1"}, {"value": "u2"}])).unwrap(),
             vec!["u2".to_string(), "u1".to_string()]
         );
         assert!(matches!(
-            member_ids(json!([{"value": 1}])),
+            ids(json!([{"value": 1}])),
             Err(Error::InvalidValue(_))
         ));
     }

@@ -8,6 +8,7 @@ use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
+use crate::scim::validate::Ignored;
 use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, groups};
 
@@ -32,6 +33,7 @@ struct Done<'a> {
     before: &'a Map<String, Value>,
     delta: groups::Delta,
     skipped: Vec<String>,
+    ignored: &'a Ignored,
 }
 
 /// Records the change from `done.before` to `group` (nothing if the version did not move).
@@ -50,6 +52,7 @@ fn record(
     if !done.skipped.is_empty() {
         extra.insert("skippedMembers".into(), json!(done.skipped));
     }
+    done.ignored.describe(&mut extra);
     audit::record_change(
         tx,
         actor,
@@ -73,12 +76,13 @@ fn about(group: &GroupRecord) -> About<'_> {
 }
 
 /// `with_members`: whether the caller will return `members` (see `Projection::returns`).
+/// With how many unknown names the body carried (ignored, see `Ignored`).
 pub async fn create(
     store: &Store,
     body: Value,
     with_members: bool,
     actor: &Actor,
-) -> Result<GroupRecord> {
+) -> Result<(GroupRecord, usize)> {
     let input = validate::group(body)?;
     let actor = actor.clone();
     store
@@ -94,9 +98,10 @@ pub async fn create(
                 before: &before,
                 delta,
                 skipped,
+                ignored: &input.ignored,
             };
             record(tx, &actor, &group, None, done)?;
-            Ok(group)
+            Ok((group, input.ignored.count()))
         })
         .await
 }
@@ -108,7 +113,8 @@ pub async fn get(store: &Store, id: String, with_members: bool) -> Result<GroupR
 }
 
 /// PUT (RFC 7644 §3.5.1): the body replaces the group, members included; a body without
-/// `members` leaves an empty group, as replacing means.
+/// `members` leaves an empty group, as replacing means. With how many unknown names the body
+/// carried.
 pub async fn replace(
     store: &Store,
     id: String,
@@ -116,7 +122,7 @@ pub async fn replace(
     with_members: bool,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<GroupRecord> {
+) -> Result<(GroupRecord, usize)> {
     let input = validate::group(body)?;
     let actor = actor.clone();
     store
@@ -132,15 +138,17 @@ pub async fn replace(
                 before: &before.doc,
                 delta,
                 skipped,
+                ignored: &input.ignored,
             };
             record(tx, &actor, &group, Some(before.meta.version), done)?;
-            Ok(group)
+            Ok((group, input.ignored.count()))
         })
         .await
 }
 
 /// PATCH (RFC 7644 §3.5.2), applied in the write transaction: member operations touch only
-/// the members they name, and if any operation fails nothing changes.
+/// the members they name, and if any operation fails nothing changes. With how many unknown
+/// names the operations carried.
 pub async fn patch(
     store: &Store,
     id: String,
@@ -148,14 +156,15 @@ pub async fn patch(
     with_members: bool,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<GroupRecord> {
+) -> Result<(GroupRecord, usize)> {
     let ops = patch::parse(body, ResourceKind::Group)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
-            let (doc, changes) = patch::apply_group(before.doc.clone(), ops)?;
+            let (doc, changes, mut ignored) = patch::apply_group(before.doc.clone(), ops)?;
             let input = validate::group(Value::Object(doc))?;
+            ignored.extend(input.ignored);
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
             let group = reread(tx, &id, with_members)?;
@@ -165,9 +174,10 @@ pub async fn patch(
                 before: &before.doc,
                 delta,
                 skipped,
+                ignored: &ignored,
             };
             record(tx, &actor, &group, Some(before.meta.version), done)?;
-            Ok(group)
+            Ok((group, ignored.count()))
         })
         .await
 }

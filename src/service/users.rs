@@ -7,11 +7,14 @@ use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, StoredUser, UserRecord};
+use crate::scim::validate::Ignored;
 use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, users};
 
-pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<UserRecord> {
+/// Creates a user; with how many unknown names the body carried (ignored, see `Ignored`).
+pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRecord, usize)> {
     let mut input = validate::user(body)?;
+    let ignored = std::mem::take(&mut input.ignored);
     if !input.active_given {
         // A new account is active unless the client says otherwise.
         input.doc.insert("active".into(), Value::Bool(true));
@@ -20,13 +23,14 @@ pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<UserRec
     store
         .write(move |tx| {
             let user = users::insert(tx, &new_id(), input.doc, &time::now())?;
-            record(tx, &actor, "user.create", 201, &Map::new(), &user)?;
-            Ok(user)
+            record(tx, &actor, "user.create", 201, &Map::new(), &user, &ignored)?;
+            Ok((user, ignored.count()))
         })
         .await
 }
 
-/// The audit entry of a change from `before` to `user` (none if nothing changed).
+/// The audit entry of a change from `before` to `user`, naming what the request carried that
+/// was ignored.
 fn record(
     tx: &rusqlite::Connection,
     actor: &Actor,
@@ -34,7 +38,10 @@ fn record(
     status: u16,
     before: &Map<String, Value>,
     user: &UserRecord,
+    ignored: &Ignored,
 ) -> Result<()> {
+    let mut extra = Map::new();
+    ignored.describe(&mut extra);
     audit::record_change(
         tx,
         actor,
@@ -43,7 +50,7 @@ fn record(
             status,
             about: about(user),
             changes: diff::changes(before, &user.doc),
-            extra: Map::new(),
+            extra,
             refs: Vec::new(),
         },
     )
@@ -72,37 +79,48 @@ pub async fn get(store: &Store, id: String) -> Result<StoredUser> {
 /// PUT (RFC 7644 §3.5.1): the body replaces the user; omitted attributes are cleared
 /// (idp-compat.md Decision 1) — except `active`: a body that does not mention it keeps the
 /// current state, so an attribute update can never silently reactivate a suspended account.
+/// With how many unknown names the body carried.
 pub async fn replace(
     store: &Store,
     id: String,
     body: Value,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<UserRecord> {
-    let input = validate::user(body)?;
+) -> Result<(UserRecord, usize)> {
+    let mut input = validate::user(body)?;
+    let ignored = std::mem::take(&mut input.ignored);
     let actor = actor.clone();
     store
         .write(move |tx| {
             let current = current(tx, &id, if_match.as_deref())?;
             let user = store_update(tx, &id, input, &current)?;
             if user.meta.version != current.meta.version {
-                record(tx, &actor, "user.replace", 200, &current.doc, &user)?;
+                record(
+                    tx,
+                    &actor,
+                    "user.replace",
+                    200,
+                    &current.doc,
+                    &user,
+                    &ignored,
+                )?;
             }
-            Ok(user)
+            Ok((user, ignored.count()))
         })
         .await
 }
 
 /// PATCH (RFC 7644 §3.5.2): the operations apply to the stored user in the write
 /// transaction, so concurrent PATCHes of one user each see the other's result; the outcome
-/// must still be a valid user. If any operation fails nothing changes.
+/// must still be a valid user. If any operation fails nothing changes. With how many unknown
+/// names the operations carried.
 pub async fn patch(
     store: &Store,
     id: String,
     body: Value,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<UserRecord> {
+) -> Result<(UserRecord, usize)> {
     let ops = patch::parse(body, ResourceKind::User)?;
     let actor = actor.clone();
     store
@@ -110,14 +128,15 @@ pub async fn patch(
             let current = current(tx, &id, if_match.as_deref())?;
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
-            let doc = patch::apply_user(current.doc.clone(), ops)?;
+            let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops)?;
             let input = validate::user(Value::Object(doc))?;
+            ignored.extend(input.ignored);
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;
             if user.meta.version != current.meta.version {
-                record(tx, &actor, "user.patch", 200, &current.doc, &user)?;
+                record(tx, &actor, "user.patch", 200, &current.doc, &user, &ignored)?;
             }
-            Ok(user)
+            Ok((user, ignored.count()))
         })
         .await
 }

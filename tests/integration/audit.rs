@@ -100,9 +100,12 @@ async fn who_removed_ana_from_finance_and_when() {
 #[tokio::test]
 async fn rejected_requests_are_recorded_with_their_error() {
     let s = Server::start().await;
-    s.post("/scim/v2/Users", &json!({"userName": "ana", "nope": 1}))
-        .await
-        .assert_error(400, Some("invalidValue"));
+    s.post(
+        "/scim/v2/Users",
+        &json!({"userName": "ana", "active": "maybe"}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
     s.raw(
         "GET",
         "/scim/v2/Users",

@@ -48,9 +48,9 @@ async fn missing_required_and_wrong_types_are_invalid_value() {
         json!({"userName": "a", "emails": [{"value": 1}]}),
         json!({"userName": "a", "emails": [{"value": "a@x", "primary": true},
                                             {"value": "b@x", "primary": true}]}),
-        json!({"userName": "a", "favouriteColour": "blue"}),
-        json!({"userName": "a", "name": {"nickname": "x"}}),
-        json!({"userName": "a", ENTERPRISE_URN: {"badge": "7"}}),
+        json!({"userName": "a", "favouriteColour": "blue", "title": 5}),
+        json!({"userName": "a", "name": {"nickname": "x", "givenName": 1}}),
+        json!({"userName": "a", ENTERPRISE_URN: {"badge": "7", "department": 1}}),
         json!({"userName": "a", ENTERPRISE_URN: "R&D"}),
     ] {
         let r = s.post("/scim/v2/Users", &body).await;

@@ -25,4 +25,5 @@ mod replay;
 mod security;
 mod tls;
 mod tolerance;
+mod unknown_input;
 mod users;

@@ -64,7 +64,8 @@ async fn a_failing_operation_changes_nothing() {
         ),
         (
             json!([{"op": "replace", "path": "title", "value": "Boss"},
-                {"op": "replace", "path": "nope", "value": "x"}]),
+                {"op": "replace", "path": "nope", "value": "x"},
+                {"op": "replace", "path": "title[type eq \"x\"]", "value": "x"}]),
             "invalidPath",
         ),
         (
