@@ -112,6 +112,27 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// The fixed first segments under the SCIM prefix, as spelled in the route table.
+const ENDPOINTS: &[&str] = &[
+    "ServiceProviderConfig",
+    "ResourceTypes",
+    "Schemas",
+    "Users",
+    "Groups",
+    ".search",
+    "Bulk",
+    "Me",
+];
+
+/// `segment` in the spelling of the name in `names` it equals ignoring ASCII case, if any.
+fn canonical<'a>(segment: &'a str, names: &[&'static str]) -> &'a str {
+    names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(segment))
+        .copied()
+        .unwrap_or(segment)
+}
+
 pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     if path == "/healthz" {
         return if method == Method::GET || method == Method::HEAD {
@@ -125,7 +146,16 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     }
     let rest = &path[SCIM_PREFIX.len()..];
     let segs = segments(rest);
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let mut segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    // The endpoint names match in any letter case (`/users`, `/GROUPS/.Search`): identity
+    // providers and scripts send them so, and every peer server accepts it. Ids (and
+    // the ids of `/Schemas/{id}`, `/ResourceTypes/{id}`) are left exactly as sent.
+    if let Some(first) = segs.first_mut() {
+        *first = canonical(first, ENDPOINTS);
+    }
+    if let [_, second] = segs.as_mut_slice() {
+        *second = canonical(second, &[".search"]);
+    }
     let m = method.as_str();
     let allow = |allowed: &'static [&'static str]| {
         if allowed.contains(&m) {
@@ -219,6 +249,63 @@ mod tests {
             Ok(Route::PatchGroup("g".into()))
         );
         assert_eq!(r(Method::GET, "/healthz"), Ok(Route::Health));
+    }
+
+    #[test]
+    fn endpoint_names_match_in_any_case_and_ids_stay_as_sent() {
+        for (method, path, want) in [
+            (Method::GET, "/scim/v2/users", Route::ListUsers),
+            (Method::POST, "/scim/v2/USERS/", Route::CreateUser),
+            (Method::GET, "/scim/v2/groups", Route::ListGroups),
+            (Method::POST, "/scim/v2/gRoUpS", Route::CreateGroup),
+            (
+                Method::GET,
+                "/scim/v2/users/AbC",
+                Route::GetUser("AbC".into()),
+            ),
+            (
+                Method::PUT,
+                "/scim/v2/USERS/AbC",
+                Route::ReplaceUser("AbC".into()),
+            ),
+            (
+                Method::PATCH,
+                "/scim/v2/groups/G",
+                Route::PatchGroup("G".into()),
+            ),
+            (
+                Method::DELETE,
+                "/scim/v2/GROUPS/G",
+                Route::DeleteGroup("G".into()),
+            ),
+            (Method::POST, "/scim/v2/users/.search", Route::SearchUsers),
+            (Method::POST, "/scim/v2/Groups/.SEARCH", Route::SearchGroups),
+            (Method::POST, "/scim/v2/.Search", Route::SearchAll),
+            (Method::GET, "/scim/v2/schemas", Route::Schemas),
+            (
+                Method::GET,
+                "/scim/v2/serviceproviderconfig",
+                Route::ServiceProviderConfig,
+            ),
+            (
+                Method::GET,
+                "/scim/v2/resourcetypes/User",
+                Route::ResourceType("User".into()),
+            ),
+            (
+                Method::GET,
+                "/scim/v2/Schemas/users",
+                Route::Schema("users".into()),
+            ),
+        ] {
+            assert_eq!(r(method, path), Ok(want), "{path}");
+        }
+        // `.search` in any case is the search action, never an id.
+        assert_eq!(
+            r(Method::GET, "/scim/v2/Users/.SEARCH"),
+            Err(RouteError::MethodNotAllowed(POST))
+        );
+        assert_eq!(r(Method::GET, "/scim/v2/Userz"), Err(RouteError::NotFound));
     }
 
     #[test]

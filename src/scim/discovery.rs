@@ -94,7 +94,32 @@ pub fn resource_types(base: &str) -> Value {
 }
 
 fn schema_doc(base: &str, s: &Schema) -> Value {
-    schema::schema_json(s, &format!("{base}/Schemas/{}", s.id))
+    let mut doc = schema::schema_json(s, &format!("{base}/Schemas/{}", s.id));
+    if s.id == GROUP_URN {
+        unpublish_member_display(&mut doc);
+    }
+    doc
+}
+
+/// `members.display` stays in the Group definition so a client may send it (Okta does; being
+/// read-only, it is ignored, not unknown input), but scimd never returns it: deriving it would
+/// cost a read per member on every read of a large group, and would change a group's
+/// representation without changing its version when a member is renamed. So it is not
+/// published either: `/Schemas` lists members as RFC 7643 §8.7.1 does (`value`, `$ref`, `type`).
+fn unpublish_member_display(doc: &mut Value) {
+    let attributes = doc.get_mut("attributes").and_then(Value::as_array_mut);
+    for members in attributes
+        .into_iter()
+        .flatten()
+        .filter(|a| a["name"] == "members")
+    {
+        if let Some(subs) = members
+            .get_mut("subAttributes")
+            .and_then(Value::as_array_mut)
+        {
+            subs.retain(|sub| sub["name"] != "display");
+        }
+    }
 }
 
 /// RFC 7643 §7: one schema by URN.
@@ -139,6 +164,32 @@ mod tests {
         assert_eq!(ids, [USER_URN, ENTERPRISE_USER_URN, GROUP_URN]);
         assert!(schema("b", GROUP_URN).is_some());
         assert!(schema("b", "urn:nope").is_none());
+    }
+
+    #[test]
+    fn group_members_are_published_without_display() {
+        let group = schema("b", GROUP_URN).unwrap();
+        let members = group["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "members")
+            .unwrap();
+        let subs: Vec<&str> = members["subAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(subs, ["value", "$ref", "type"]);
+        // The list says the same, and the definition still knows it, to accept it on input.
+        let listed = schemas("b")["Resources"][2].clone();
+        assert_eq!(listed, group);
+        let known = schema::GROUP.attribute("members").unwrap().sub("display");
+        assert!(known.is_some());
+        // The User's multi-valued attributes keep theirs: scimd stores and returns them.
+        let user = schema("b", USER_URN).unwrap().to_string();
+        assert!(user.contains("\"display\""));
     }
 
     #[test]

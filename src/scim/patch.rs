@@ -1010,10 +1010,38 @@ fn filtered(
                 }
             }
         };
-        // `""` and `null` are "no value" (Decision 9): adding nothing changes nothing, and
-        // replacing with nothing leaves the target unassigned.
+        // `""` and `null` are "no value" (Decision 9): adding nothing changes nothing.
+        if op == Op::Add && parts.is_empty() {
+            return Ok(());
+        }
+        if hits.is_empty() {
+            // RFC 7644 §3.5.2.3: a filter that matches nothing has no target, and the request
+            // changes nothing. One tolerance (idp-compat.md §2 row 14): Entra adds and replaces
+            // typed entries that may not exist yet (`emails[type eq "work"].value`), so a
+            // `type eq "…"` filter describes the entry to create (none for a blank value).
+            let (Op::Add | Op::Replace, Some(mut entry)) = (op, described_by(raw, attr)) else {
+                return Err(Error::NoTarget(format!(
+                    "no value of \"{}\" matches the filter",
+                    attr.name
+                )));
+            };
+            if parts.is_empty() {
+                return Ok(());
+            }
+            entry.extend(parts);
+            let made = Value::Array(vec![Value::Object(entry)]);
+            let Some(Value::Array(mut made)) =
+                validate::normalise_value(attr, made, &attr.name, ignored)?
+            else {
+                return Ok(());
+            };
+            let first_new = items.len();
+            items.append(&mut made);
+            keep_one_primary(&mut items, |i| i >= first_new);
+            return Ok(());
+        }
+        // Replacing with nothing leaves the matching targets unassigned.
         let op = match (op, parts.is_empty()) {
-            (Op::Add, true) => return Ok(()),
             (Op::Replace, true) => Op::Remove,
             (op, _) => op,
         };
@@ -1037,37 +1065,15 @@ fn filtered(
             }
             return Ok(());
         }
-        if hits.is_empty() {
-            // Entra names typed entries that may not exist yet
-            // (`emails[type eq "work"].value`): create the entry the filter describes
-            // (idp-compat.md §2 row 14).
-            let Some(mut entry) = described_by(raw, attr) else {
-                return Err(Error::NoTarget(format!(
-                    "no value of \"{}\" matches the filter",
-                    attr.name
-                )));
-            };
-            entry.extend(parts);
-            let made = Value::Array(vec![Value::Object(entry)]);
-            let Some(Value::Array(mut made)) =
-                validate::normalise_value(attr, made, &attr.name, ignored)?
-            else {
-                return Ok(());
-            };
-            let first_new = items.len();
-            items.append(&mut made);
-            keep_one_primary(&mut items, |i| i >= first_new);
-        } else {
-            for &i in &hits {
-                match (&mut items[i], op, t.sub) {
-                    // RFC 7644 §3.5.2.3: the matching values are replaced.
-                    (item, Op::Replace, None) => *item = Value::Object(parts.clone()),
-                    (Value::Object(m), _, _) => m.extend(parts.clone()),
-                    _ => {}
-                }
+        for &i in &hits {
+            match (&mut items[i], op, t.sub) {
+                // RFC 7644 §3.5.2.3: the matching values are replaced.
+                (item, Op::Replace, None) => *item = Value::Object(parts.clone()),
+                (Value::Object(m), _, _) => m.extend(parts.clone()),
+                _ => {}
             }
-            keep_one_primary(&mut items, hit);
         }
+        keep_one_primary(&mut items, hit);
         Ok(())
     })();
     if !items.is_empty() {
@@ -1076,29 +1082,19 @@ fn filtered(
     result
 }
 
-/// The value a filter of `eq` comparisons joined by `and` describes:
-/// `type eq "work"` → `{"type": "work"}`. `None` for any other filter.
+/// The entry a `type eq "…"` filter describes: `type eq "work"` → `{"type": "work"}`. `None`
+/// for any other filter, which names values that must exist (idp-compat.md §2 row 14).
 fn described_by(f: &Filter, attr: &Attribute) -> Option<Map<String, Value>> {
-    match f {
-        Filter::Compare(p, CompareOp::Eq, v) if p.urn.is_none() && p.sub_attr.is_none() => {
-            let sub = attr.sub(&p.attr)?;
-            let value = match v {
-                CompValue::String(s) => Value::String(s.clone()),
-                CompValue::Bool(b) => Value::Bool(*b),
-                CompValue::Number(n) => Value::Number(n.clone()),
-                CompValue::Null => return None,
-            };
-            let mut m = Map::new();
-            m.insert(sub.name.to_string(), value);
-            Some(m)
-        }
-        Filter::And(a, b) => {
-            let mut m = described_by(a, attr)?;
-            m.extend(described_by(b, attr)?);
-            Some(m)
-        }
-        _ => None,
+    let Filter::Compare(p, CompareOp::Eq, CompValue::String(value)) = f else {
+        return None;
+    };
+    let sub = attr.sub(&p.attr).filter(|s| s.name == "type")?;
+    if p.urn.is_some() || p.sub_attr.is_some() {
+        return None;
     }
+    let mut m = Map::new();
+    m.insert(sub.name.to_string(), Value::String(value.clone()));
+    Some(m)
 }
 
 #[cfg(test)]
@@ -1332,6 +1328,121 @@ mod tests {
         assert_eq!(t, Some("noTarget"));
     }
 
+    /// RFC 7644 §3.5.2.3: `replace` or `remove` through a value filter that matches nothing is
+    /// `noTarget`; only a `type eq "…"` filter under `add` or `replace` creates what it
+    /// describes (idp-compat.md §2 row 14).
+    #[test]
+    fn value_filters_that_match_nothing_have_no_target() {
+        for (op, path, value) in [
+            ("remove", "emails[type eq \"pager\"]", Value::Null),
+            ("remove", "emails[type eq \"pager\"].value", Value::Null),
+            (
+                "Remove",
+                "phoneNumbers[type eq \"mobile\"].value",
+                Value::Null,
+            ),
+            (
+                "remove",
+                "emails[value eq \"nobody@x.example\"]",
+                Value::Null,
+            ),
+            (
+                "replace",
+                "emails[value eq \"nobody@x.example\"].type",
+                json!("work"),
+            ),
+            (
+                "replace",
+                "emails[value eq \"nobody@x.example\"].value",
+                json!(""),
+            ),
+            (
+                "add",
+                "emails[value eq \"nobody@x.example\"].type",
+                json!("work"),
+            ),
+            (
+                "replace",
+                "emails[value eq \"nobody@x.example\"]",
+                json!({"value": "n@x.example"}),
+            ),
+            // Only the one form describes an entry to create: not a conjunction, another
+            // operator, a presence test, an alternative, or a non-string value.
+            (
+                "replace",
+                "emails[type eq \"pager\" and primary eq true].value",
+                json!("p@x"),
+            ),
+            ("add", "emails[type sw \"pa\"].value", json!("p@x")),
+            (
+                "replace",
+                "emails[type pr and value ew \".org\"].value",
+                json!("p@x"),
+            ),
+            (
+                "replace",
+                "emails[type eq \"a\" or type eq \"b\"].value",
+                json!("p@x"),
+            ),
+            ("replace", "emails[primary eq false].value", json!("p@x")),
+            ("replace", "emails[not (type pr)].type", json!("x")),
+        ] {
+            let mut o = json!({"op": op, "path": path});
+            if !value.is_null() {
+                o["value"] = value;
+            }
+            let (t, detail) = err(ana(), json!([o.clone()]));
+            assert_eq!(t, Some("noTarget"), "{o}: {detail}");
+            assert!(detail.contains("matches the filter"), "{detail}");
+        }
+        // A failing operation fails the request, whatever came before it.
+        let (t, detail) = err(
+            ana(),
+            json!([{"op": "replace", "path": "title", "value": "x"},
+                   {"op": "replace", "path": "emails[type eq \"work\" and primary eq false].value",
+                    "value": "y@x"}]),
+        );
+        assert_eq!(t, Some("noTarget"));
+        assert!(detail.starts_with("operation 2:"), "{detail}");
+        // Adding nothing through any filter changes nothing.
+        assert_eq!(
+            ok(
+                ana(),
+                json!([{"op": "add", "path": "emails[value eq \"n@x\"].type", "value": ""}])
+            ),
+            Value::Object(ana())
+        );
+    }
+
+    #[test]
+    fn a_type_eq_filter_creates_the_typed_entry_it_names() {
+        let out = ok(
+            ana(),
+            json!([
+                {"op": "Replace", "path": "emails[type eq \"other\"].value", "value": "o@x.example"},
+                {"op": "add", "path": "ims[Type eq \"xmpp\"].value", "value": "ana@chat"},
+                {"op": "replace", "path": "phoneNumbers[type eq \"fax\"]",
+                 "value": {"value": "+1 2"}},
+            ]),
+        );
+        assert_eq!(
+            out["emails"][2],
+            json!({"type": "other", "value": "o@x.example"})
+        );
+        assert_eq!(out["ims"], json!([{"type": "xmpp", "value": "ana@chat"}]));
+        assert_eq!(
+            out["phoneNumbers"],
+            json!([{"type": "fax", "value": "+1 2"}])
+        );
+        // Once there, the same path replaces it rather than adding a second one.
+        let again = ok(
+            out.as_object().cloned().unwrap(),
+            json!([{"op": "replace", "path": "emails[type eq \"other\"].value", "value": "p@x.example"}]),
+        );
+        assert_eq!(again["emails"].as_array().map(Vec::len), Some(3));
+        assert_eq!(again["emails"][2]["value"], json!("p@x.example"));
+    }
+
     #[test]
     fn add_on_a_single_valued_attribute_replaces_it() {
         let out = ok(
@@ -1427,13 +1538,6 @@ mod tests {
         // Removing what is not there changes nothing.
         assert_eq!(
             ok(ana(), json!([{"op": "remove", "path": "title"}])),
-            Value::Object(ana())
-        );
-        assert_eq!(
-            ok(
-                ana(),
-                json!([{"op": "remove", "path": "emails[type eq \"x\"]"}])
-            ),
             Value::Object(ana())
         );
         let (t, _) = err(ana(), json!([{"op": "remove"}]));

@@ -2,6 +2,8 @@
 //! SQL (`store::query`) and by the in-memory evaluator (`scim::eval`) on the rendered
 //! resources. Every disagreement is a bug in one of them.
 
+use std::cmp::Ordering;
+
 use proptest::prelude::*;
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -272,5 +274,119 @@ proptest! {
         for f in &filters {
             agree(&conn, ResourceKind::Group, f, &groups)?;
         }
+    }
+}
+
+/// `sortBy` paths of users, singular and multi-valued, core and extension.
+const USER_SORTS: &[&str] = &[
+    "userName",
+    "displayName",
+    "title",
+    "active",
+    "name.givenName",
+    "emails",
+    "emails.type",
+    "externalId",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+];
+
+/// What a resource sorts by: a string (folded as the attribute compares) or a boolean.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey {
+    Bool(bool),
+    Str(String),
+}
+
+/// The model of RFC 7644 §3.4.2.3 the SQL must follow: the value of `t` in `r` (of a
+/// multi-valued attribute, the primary value, else the first), `None` when it has none.
+fn sort_key(t: &resolve::Target, r: &Value) -> Option<SortKey> {
+    let holder = match t.origin {
+        resolve::Origin::Extension(urn) => r.get(urn)?,
+        resolve::Origin::Common | resolve::Origin::Core => r,
+    };
+    let mut v = holder.get(&t.attr.name)?;
+    if let Value::Array(items) = v {
+        v = items
+            .iter()
+            .find(|i| i["primary"] == json!(true))
+            .or_else(|| items.first())?;
+    }
+    if let Some(sub) = t.sub {
+        v = v.get(&sub.name)?;
+    }
+    match v {
+        Value::Bool(b) => Some(SortKey::Bool(*b)),
+        Value::String(s) if crate::scim::ident::is_identifier(t.leaf()) => {
+            Some(SortKey::Str(crate::scim::ident::key(s)))
+        }
+        Value::String(s) if resolve::folds(t.leaf()) => {
+            Some(SortKey::Str(crate::scim::ident::fold(s)))
+        }
+        Value::String(s) => Some(SortKey::Str(s.clone())),
+        _ => None,
+    }
+}
+
+/// Sorts `users` by `by` both in SQL and by the model; they must give the same order: missing
+/// values last ascending and first descending, ties in creation order.
+fn sorted_alike(
+    conn: &Connection,
+    by: &str,
+    descending: bool,
+    users: &[Value],
+) -> Result<(), TestCaseError> {
+    let by = path(by);
+    let order = query::sort_order(&by, descending, ResourceKind::User)
+        .map_err(|e| TestCaseError::fail(format!("{by}: {e}")))?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT id FROM users ORDER BY {order}seq"))
+        .map_err(|e| TestCaseError::fail(format!("{by}: {e}\n{order}")))?;
+    let from_sql: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let t = resolve::resolve_sort(&by, ResourceKind::User).unwrap();
+    let mut model: Vec<(Option<SortKey>, String)> = users
+        .iter()
+        .map(|u| (sort_key(&t, u), u["id"].as_str().unwrap().to_string()))
+        .collect();
+    // Stable: ties keep creation order, in either direction.
+    model.sort_by(|(a, _), (b, _)| {
+        let ascending = match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        if descending {
+            ascending.reverse()
+        } else {
+            ascending
+        }
+    });
+    let from_model: Vec<String> = model.into_iter().map(|(_, id)| id).collect();
+    prop_assert_eq!(
+        from_sql,
+        from_model,
+        "sortBy {} descending {}",
+        by,
+        descending
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sql_sorts_as_the_model_says(
+        bodies in (0..8usize).prop_flat_map(|n| (0..n).map(user_body).collect::<Vec<_>>()),
+        by in prop::sample::select(USER_SORTS),
+        descending in any::<bool>(),
+    ) {
+        let (conn, users, _) = load(&bodies, &[]);
+        sorted_alike(&conn, by, descending, &users)?;
     }
 }

@@ -73,8 +73,8 @@ pub enum Window {
 }
 
 /// The `ORDER BY` terms for `sortBy` (RFC 7644 §3.4.2.3): by the attribute's value, folded
-/// when it is case-insensitive, missing values last in either direction; a multi-valued
-/// attribute sorts by its primary value, else its first.
+/// when it is case-insensitive; missing values last when ascending and first when descending,
+/// as that section says. A multi-valued attribute sorts by its primary value, else its first.
 pub fn sort_order(
     by: &crate::scim::filter::AttrPath,
     descending: bool,
@@ -112,7 +112,7 @@ pub fn sort_order(
         }
     };
     let direction = if descending { "DESC" } else { "ASC" };
-    Ok(format!("({x}) IS NULL, {x} {direction}, "))
+    Ok(format!("({x}) IS NULL {direction}, {x} {direction}, "))
 }
 
 /// Whether a filter is answered by an index lookup of an identifying attribute (what IdPs

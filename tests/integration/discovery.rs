@@ -92,3 +92,56 @@ async fn discovery_endpoints_are_read_only() {
         }
     }
 }
+
+/// What `/Schemas` publishes of a group's members is what a group read returns: `value`,
+/// `$ref` and `type`, never `display` (accepted on the way in, as Okta sends it, and ignored).
+#[tokio::test]
+async fn published_group_members_match_what_a_group_read_returns() {
+    let s = Server::start().await;
+    let published = |schema: &serde_json::Value| -> Vec<String> {
+        let members = schema["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "members")
+            .expect("members");
+        let mut subs: Vec<String> = members["subAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|sub| sub["name"].as_str().unwrap().to_string())
+            .collect();
+        subs.sort();
+        subs
+    };
+    let one = s.get(&format!("/scim/v2/Schemas/{GROUP_URN}")).await.json();
+    let all = s.get("/scim/v2/Schemas").await.json();
+    let listed = all["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == GROUP_URN)
+        .expect("the Group schema");
+    assert_eq!(published(&one), published(listed));
+
+    let u = s
+        .create_user(&json!({"userName": "ana", "displayName": "Ana"}))
+        .await;
+    let inner = s.create_group(&json!({"displayName": "Inner"})).await;
+    let g = s
+        .create_group(&json!({"displayName": "Outer", "members": [
+            {"value": id_of(&u), "display": "Ana", "type": "User"},
+            {"value": id_of(&inner), "display": "Inner"}]}))
+        .await;
+    let read = s
+        .get(&format!("/scim/v2/Groups/{}", id_of(&g)))
+        .await
+        .json();
+    let members = read["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    for m in members {
+        let mut keys: Vec<String> = m.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, published(&one), "{m}");
+    }
+}

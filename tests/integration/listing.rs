@@ -44,7 +44,7 @@ fn names(list: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn sort_by_attributes_case_insensitively_with_missing_values_last() {
+async fn sort_by_attributes_case_insensitively_with_missing_values_last_then_first() {
     let s = Server::start().await;
     people(&s).await;
     let get = |q: &'static str| {
@@ -63,12 +63,18 @@ async fn sort_by_attributes_case_insensitively_with_missing_values_last() {
         get("sortBy=name.familyName").await,
         ["dave", "Alice", "carla", "bob"]
     );
+    // RFC 7644 §3.4.2.3: resources without a value come last when ascending, first when
+    // descending.
     assert_eq!(
         get("sortBy=name.familyName&sortOrder=descending").await,
-        ["carla", "Alice", "dave", "bob"]
+        ["bob", "carla", "Alice", "dave"]
     );
     // Ties keep creation order; sortOrder alone changes nothing.
     assert_eq!(get("sortBy=title").await, ["bob", "carla", "dave", "Alice"]);
+    assert_eq!(
+        get("sortBy=title&sortOrder=descending").await,
+        ["Alice", "carla", "dave", "bob"]
+    );
     assert_eq!(
         get("sortOrder=descending").await,
         ["carla", "Alice", "bob", "dave"]
@@ -77,6 +83,10 @@ async fn sort_by_attributes_case_insensitively_with_missing_values_last() {
     assert_eq!(
         get("sortBy=emails").await,
         ["Alice", "dave", "carla", "bob"]
+    );
+    assert_eq!(
+        get("sortBy=emails&sortOrder=descending").await,
+        ["bob", "carla", "dave", "Alice"]
     );
     assert_eq!(
         get("sortBy=meta.created&count=2&startIndex=2").await,
@@ -92,6 +102,83 @@ async fn sort_by_attributes_case_insensitively_with_missing_values_last() {
             .await
             .assert_error(400, Some("invalidValue"));
     }
+}
+
+/// RFC 7644 §3.4.2.3 on each kind of column a sort reads (a stored column, a JSON value, an
+/// extension attribute, a group's): missing values first when descending, across pages.
+#[tokio::test]
+async fn descending_sorts_put_resources_without_the_value_first() {
+    let s = Server::start().await;
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    for (user, display, dept) in [
+        ("u1", Some("Beth"), None),
+        ("u2", None, Some("Sales")),
+        ("u3", Some("Adam"), Some("Ops")),
+        ("u4", None, None),
+    ] {
+        let mut body = json!({"userName": user});
+        if let Some(d) = display {
+            body["displayName"] = json!(d);
+        }
+        if let Some(d) = dept {
+            body[ent] = json!({"department": d});
+        }
+        s.create_user(&body).await;
+    }
+    let users = |q: String| {
+        let s = &s;
+        async move { names(&s.get(&format!("/scim/v2/Users?{q}")).await.json()) }
+    };
+    let by_dept = format!("sortBy={ent}:department");
+    for (q, want) in [
+        ("sortBy=displayName".to_string(), ["u3", "u1", "u2", "u4"]),
+        (
+            "sortBy=displayName&sortOrder=descending".to_string(),
+            ["u2", "u4", "u1", "u3"],
+        ),
+        (by_dept.clone(), ["u3", "u2", "u1", "u4"]),
+        (
+            format!("{by_dept}&sortOrder=descending"),
+            ["u1", "u4", "u2", "u3"],
+        ),
+    ] {
+        assert_eq!(users(q.clone()).await, want, "{q}");
+    }
+    // Paged, the missing values still lead: the first page holds them.
+    assert_eq!(
+        users("sortBy=displayName&sortOrder=descending&count=2".into()).await,
+        ["u2", "u4"]
+    );
+    assert_eq!(
+        users("sortBy=displayName&sortOrder=descending&count=2&startIndex=3".into()).await,
+        ["u1", "u3"]
+    );
+    for (name, external) in [("G1", Some("b")), ("G2", None), ("G3", Some("a"))] {
+        let mut body = json!({"displayName": name});
+        if let Some(e) = external {
+            body["externalId"] = json!(e);
+        }
+        s.create_group(&body).await;
+    }
+    let groups = |order: &'static str| {
+        let s = &s;
+        async move {
+            let list = s
+                .get(&format!(
+                    "/scim/v2/Groups?sortBy=externalId&sortOrder={order}"
+                ))
+                .await
+                .json();
+            list["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["displayName"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(groups("ascending").await, ["G3", "G1", "G2"]);
+    assert_eq!(groups("descending").await, ["G2", "G1", "G3"]);
 }
 
 #[tokio::test]

@@ -51,6 +51,69 @@ async fn a_user_patch_answers_200_with_the_resource_and_a_new_version() {
     assert_eq!(again["meta"], u["meta"]);
 }
 
+/// RFC 7644 §3.5.2.3: a `replace` or `remove` through a value filter that matches nothing is
+/// `400 noTarget` and changes nothing; only Entra's `type eq "…"` paths create the entry they
+/// name (idp-compat.md §2 row 14).
+#[tokio::test]
+async fn value_filters_that_match_nothing_are_no_target() {
+    let s = Server::start().await;
+    let (id, before) = ana(&s).await;
+    let path = format!("/scim/v2/Users/{id}");
+    for (op, filter_path, value) in [
+        ("remove", "emails[type eq \"home\"]", None),
+        (
+            "Remove",
+            "emails[value eq \"nobody@x.example\"].value",
+            None,
+        ),
+        (
+            "replace",
+            "emails[value eq \"nobody@x.example\"].type",
+            Some("home"),
+        ),
+        (
+            "Replace",
+            "emails[type eq \"work\" and primary eq false].value",
+            Some("n@x"),
+        ),
+        (
+            "replace",
+            "phoneNumbers[value sw \"+1\"].value",
+            Some("+1 555"),
+        ),
+    ] {
+        let mut o = json!({"op": op, "path": filter_path});
+        if let Some(v) = value {
+            o["value"] = json!(v);
+        }
+        let ops = json!([{"op": "replace", "path": "title", "value": "Boss"}, o]);
+        let body = s
+            .patch(&path, &ops)
+            .await
+            .assert_error(400, Some("noTarget"));
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("operation 2:"),
+            "{body}"
+        );
+        let now = s.get(&path).await;
+        assert_eq!(now.json(), before, "{ops}");
+        assert_eq!(now.header("etag"), Some("W/\"1\""));
+    }
+    // The tolerance: a typed entry named by `type eq` is created, by Replace as by Add.
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "Replace", "path": "emails[type eq \"home\"].value",
+                     "value": "ana@home.example"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["emails"][1],
+        json!({"type": "home", "value": "ana@home.example"})
+    );
+}
+
 #[tokio::test]
 async fn a_failing_operation_changes_nothing() {
     let s = Server::start().await;

@@ -329,3 +329,104 @@ async fn a_user_lists_direct_and_indirect_groups() {
         .await;
     assert_eq!(r.json()["groups"].as_array().map(Vec::len), Some(3));
 }
+
+/// The resource segment matches in any letter case, for every method; what scimd writes back
+/// (`Location`, `meta.location`) keeps the canonical `/Users/…`, `/Groups/…`.
+#[tokio::test]
+async fn resource_endpoints_answer_in_any_letter_case() {
+    let s = Server::start().await;
+    let base = format!("http://{}/scim/v2", s.addr);
+    let r = s
+        .post("/scim/v2/users", &json!({"userName": "casey"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = id_of(&r.json());
+    let canonical = format!("{base}/Users/{id}");
+    assert_eq!(r.header("location"), Some(canonical.as_str()));
+    assert_eq!(r.json()["meta"]["location"], json!(canonical));
+    for path in [
+        format!("/scim/v2/users/{id}"),
+        format!("/scim/v2/USERS/{id}"),
+    ] {
+        let got = s.get(&path).await;
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(got.json()["meta"]["location"], json!(canonical), "{path}");
+    }
+    let list = s
+        .get("/scim/v2/USERS?filter=userName%20eq%20%22casey%22")
+        .await;
+    assert_eq!(list.status, 200);
+    assert_eq!(ids(&list.json()), [id.as_str()]);
+    let found = s
+        .post(
+            "/scim/v2/users/.search",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "userName eq \"casey\""}),
+        )
+        .await;
+    assert_eq!(
+        found.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&found.body)
+    );
+    assert_eq!(ids(&found.json()), [id.as_str()]);
+    let put = s
+        .put(
+            &format!("/scim/v2/users/{id}"),
+            &json!({"userName": "casey", "title": "Put"}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.json()["meta"]["location"], json!(canonical));
+    let patched = s
+        .patch(
+            &format!("/scim/v2/uSeRs/{id}"),
+            &json!([{"op": "replace", "path": "title", "value": "Patched"}]),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert_eq!(patched.json()["title"], json!("Patched"));
+
+    let g = s
+        .post(
+            "/scim/v2/groups",
+            &json!({"displayName": "Casey's", "members": [{"value": id}]}),
+        )
+        .await;
+    assert_eq!(g.status, 201);
+    let gid = id_of(&g.json());
+    let group_location = format!("{base}/Groups/{gid}");
+    assert_eq!(g.header("location"), Some(group_location.as_str()));
+    let got = s.get(&format!("/scim/v2/GROUPS/{gid}")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["meta"]["location"], json!(group_location));
+    assert_eq!(ids(&s.get("/scim/v2/groups").await.json()), [gid.as_str()]);
+    let renamed = s
+        .put(
+            &format!("/scim/v2/groups/{gid}"),
+            &json!({"displayName": "Renamed"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200);
+    let r = s
+        .patch(
+            &format!("/scim/v2/groups/{gid}"),
+            &json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let searched = s
+        .post(
+            "/scim/v2/GROUPS/.search",
+            &json!({"filter": "displayName eq \"Renamed\""}),
+        )
+        .await;
+    assert_eq!(ids(&searched.json()), [gid.as_str()]);
+    assert_eq!(
+        s.delete(&format!("/scim/v2/groups/{gid}")).await.status,
+        204
+    );
+    assert_eq!(s.delete(&format!("/scim/v2/USERS/{id}")).await.status, 204);
+    assert_eq!(s.get(&format!("/scim/v2/Users/{id}")).await.status, 404);
+}
