@@ -125,7 +125,17 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     }
     let rest = &path[SCIM_PREFIX.len()..];
     let segs = segments(rest);
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let mut segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    // The resource segment answers in any letter case (`/users`, `/GROUPS/{id}`): Microsoft's
+    // Entra ID test collection and many scripts send it lower-case. Only the two resource
+    // types: the discovery endpoints keep their one RFC 7644 spelling.
+    if let Some(first) = segs.first_mut() {
+        for canonical in ["Users", "Groups"] {
+            if first.eq_ignore_ascii_case(canonical) {
+                *first = canonical;
+            }
+        }
+    }
     let m = method.as_str();
     let allow = |allowed: &'static [&'static str]| {
         if allowed.contains(&m) {
@@ -219,6 +229,26 @@ mod tests {
             Ok(Route::PatchGroup("g".into()))
         );
         assert_eq!(r(Method::GET, "/healthz"), Ok(Route::Health));
+    }
+
+    #[test]
+    fn resource_segments_route_in_any_letter_case() {
+        assert_eq!(r(Method::GET, "/scim/v2/users"), Ok(Route::ListUsers));
+        assert_eq!(r(Method::POST, "/scim/v2/GROUPS"), Ok(Route::CreateGroup));
+        assert_eq!(
+            r(Method::PATCH, "/scim/v2/gRoUpS/g"),
+            Ok(Route::PatchGroup("g".into()))
+        );
+        assert_eq!(
+            r(Method::POST, "/scim/v2/users/.search"),
+            Ok(Route::SearchUsers)
+        );
+        // The id keeps its case; other segments keep their one spelling.
+        assert_eq!(
+            r(Method::GET, "/scim/v2/users/AbC"),
+            Ok(Route::GetUser("AbC".into()))
+        );
+        assert_eq!(r(Method::GET, "/scim/v2/usersx"), Err(RouteError::NotFound));
     }
 
     #[test]

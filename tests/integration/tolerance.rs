@@ -257,3 +257,53 @@ async fn manager_may_be_an_object_an_array_or_a_bare_id() {
         assert_eq!(u[ENTERPRISE_URN]["manager"], json!({"value": "m1"}), "{i}");
     }
 }
+
+#[tokio::test]
+async fn resource_segments_answer_in_any_letter_case() {
+    // Microsoft's Entra ID test collection starts with `GET /users`; scripts send it too.
+    let s = Server::start().await;
+    let r = s.get("/scim/v2/users").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["totalResults"], json!(0));
+
+    let r = s.post("/scim/v2/users", &json!({"userName": "ann"})).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let u = r.json();
+    let id = u["id"].as_str().unwrap();
+    // What scimd emits stays canonical.
+    assert!(
+        u["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/scim/v2/Users/{id}")),
+        "{u}"
+    );
+    assert_eq!(
+        s.get(&format!("/scim/v2/USERS/{id}")).await.json()["userName"],
+        json!("ann")
+    );
+
+    let g = s
+        .post("/scim/v2/groups", &json!({"displayName": "eng"}))
+        .await
+        .json();
+    let gid = g["id"].as_str().unwrap();
+    let r = s
+        .patch(
+            &format!("/scim/v2/gRoUpS/{gid}"),
+            &json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 204, "{}", r.status);
+    let r = s
+        .post(
+            "/scim/v2/groups/.search",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}),
+        )
+        .await;
+    assert_eq!(r.json()["Resources"][0]["members"][0]["value"], json!(id));
+    assert_eq!(s.delete(&format!("/scim/v2/users/{id}")).await.status, 204);
+    // Other segments keep their one spelling.
+    s.get("/scim/v2/devices").await.assert_error(404, None);
+    s.get("/scim/v2/users/a/b").await.assert_error(404, None);
+}
