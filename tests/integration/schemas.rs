@@ -147,3 +147,183 @@ fn schema_cli_refuses_bad_input_clearly_and_creates_no_database() {
     let list = stdout(&scimd(&["schema", "list", "--db", db]));
     assert!(list.contains("No declared schemas"), "{list}");
 }
+
+/// Users holding extension data as another scimd (or a later version of this one) stores it:
+/// written straight into the file, as the SCIM path does not keep undeclared data yet here.
+fn users_with_extension_data(db: &std::path::Path) {
+    let store = scimd::store::Store::open_existing(db).unwrap();
+    store
+        .write_sync(|tx| {
+            for (i, block) in [
+                json!({"badge": "42", "hired": "2024-01-02T03:04:05Z", "level": 3}),
+                json!({"badge": "x7", "level": 4, "keys": ["a", "b"]}),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let data = json!({"userName": format!("u{i}"), ACME: block});
+                tx.execute(
+                    "INSERT INTO users (id, user_name, user_name_fold, active, version, created,
+                                        last_modified, data)
+                     VALUES (?1, ?1, ?1, 1, 1, 't', 't', ?2)",
+                    rusqlite::params![format!("u{i}"), data.to_string()],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn console_declares_lists_and_removes_schemas() {
+    let s = crate::common::Server::start().await;
+    // Console credentials, CSRF token included, as for every console endpoint.
+    assert_eq!(
+        s.raw("GET", "/admin/api/schemas", &[], None).await.status,
+        401
+    );
+    let c = crate::console::set_up(&s).await;
+    let no_csrf = s
+        .raw(
+            "POST",
+            "/admin/api/schemas",
+            &[("cookie", &c.cookie), ("content-type", "application/json")],
+            Some(&json!({"definition": acme_doc()}).to_string()),
+        )
+        .await;
+    assert_eq!(no_csrf.status, 403);
+    assert_eq!(c.get("/admin/api/schemas").await, json!({"schemas": []}));
+
+    let r = c
+        .call(
+            "POST",
+            "/admin/api/schemas",
+            Some(&json!({"definition": acme_doc()})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(
+        (v["resourceType"].as_str(), v["replaced"].as_bool()),
+        (Some("User"), Some(false))
+    );
+    assert_eq!(v["schema"]["attributes"][0]["uniqueness"], "server");
+    assert_eq!(
+        v["schema"]["attributes"][1]["subAttributes"][0]["caseExact"],
+        true
+    );
+
+    // Pasted text works too, and changes the declaration.
+    let body = json!({"definition": acme_doc().to_string(), "resourceType": "Group",
+                      "required": true});
+    let r = c.call("POST", "/admin/api/schemas", Some(&body)).await;
+    assert_eq!(r.json()["replaced"], true);
+    let list = c.get("/admin/api/schemas").await;
+    assert_eq!(list["schemas"][0]["urn"], ACME);
+    assert_eq!(list["schemas"][0]["resourceType"], "Group");
+    assert_eq!(list["schemas"][0]["required"], true);
+    assert_eq!(
+        list["schemas"][0]["definition"]["attributes"][0]["name"],
+        "badgeNumber"
+    );
+
+    for (body, part) in [
+        (
+            json!({"definition": {"id": ACME, "attributes": [{"name": "n", "type": "int"}]}}),
+            "attribute \"n\"",
+        ),
+        (
+            json!({"definition": acme_doc(), "resourceType": "Device"}),
+            "User or Group",
+        ),
+        (
+            json!({"definition": acme_doc(), "required": "yes"}),
+            "true or false",
+        ),
+        (json!({"definition": 5}), "\"definition\""),
+    ] {
+        let r = c.call("POST", "/admin/api/schemas", Some(&body)).await;
+        let e = r.assert_error(400, Some("invalidValue"));
+        assert!(e["detail"].as_str().unwrap().contains(part), "{body}: {e}");
+    }
+    let r = c
+        .call(
+            "POST",
+            "/admin/api/schemas",
+            Some(&json!({"definition": "{"})),
+        )
+        .await;
+    r.assert_error(400, Some("invalidSyntax"));
+
+    let path = format!("/admin/api/schemas?urn={}", ACME.to_uppercase());
+    assert_eq!(c.call("DELETE", &path, None).await.status, 200);
+    assert_eq!(c.call("DELETE", &path, None).await.status, 404);
+    assert_eq!(c.get("/admin/api/schemas").await, json!({"schemas": []}));
+    let log = c.get("/admin/api/audit?action=schema.declare").await;
+    assert_eq!(log["entries"][0]["actor"], "root");
+    assert_eq!(log["entries"][0]["resourceName"], ACME);
+}
+
+#[tokio::test]
+async fn console_lists_undeclared_extensions_and_drafts_a_declaration() {
+    let s = crate::common::Server::start().await;
+    let c = crate::console::set_up(&s).await;
+    users_with_extension_data(&s.db());
+    let seen = c.get("/admin/api/schemas/seen?resourceType=User").await;
+    assert_eq!(seen["seen"][0]["urn"], ACME, "{seen}");
+    assert_eq!(seen["seen"][0]["resources"], 2);
+    let badge = &seen["seen"][0]["attributes"][0];
+    assert_eq!(badge["name"], "badge");
+    // Newest first.
+    assert_eq!(badge["samples"], json!(["x7", "42"]));
+    let groups = c.get("/admin/api/schemas/seen?resourceType=Group").await;
+    assert_eq!(groups["seen"], json!([]));
+
+    let draft = c
+        .get(&format!(
+            "/admin/api/schemas/draft?resourceType=User&urn={ACME}"
+        ))
+        .await;
+    let def = &draft["definition"];
+    let types: Vec<(&str, &str, bool)> = def["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap(),
+                a["type"].as_str().unwrap(),
+                a["multiValued"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("badge", "string", false),
+            ("hired", "dateTime", false),
+            ("keys", "string", true),
+            ("level", "integer", false)
+        ]
+    );
+    let r = c
+        .call("GET", "/admin/api/schemas/draft?urn=urn:nothing:here", None)
+        .await;
+    assert_eq!(r.status, 404);
+
+    // Declared as drafted, it is no longer "seen"; the stored values are untouched.
+    let r = c
+        .call(
+            "POST",
+            "/admin/api/schemas",
+            Some(&json!({"definition": def})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let seen = c.get("/admin/api/schemas/seen").await;
+    assert_eq!(seen["seen"], json!([]));
+    let path = format!("/admin/api/schemas?urn={ACME}");
+    assert_eq!(c.call("DELETE", &path, None).await.status, 200);
+    let seen = c.get("/admin/api/schemas/seen").await;
+    assert_eq!(seen["seen"][0]["resources"], 2);
+}
