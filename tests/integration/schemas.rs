@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::common::{new_db, scimd, stdout};
 
-const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+pub(crate) const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
 
 fn acme_doc() -> Value {
     json!({"id": ACME, "name": "Acme", "attributes": [
@@ -150,7 +150,7 @@ fn schema_cli_refuses_bad_input_clearly_and_creates_no_database() {
 
 /// Users holding extension data as another scimd (or a later version of this one) stores it:
 /// written straight into the file, as the SCIM path does not keep undeclared data yet here.
-fn users_with_extension_data(db: &std::path::Path) {
+pub(crate) fn users_with_extension_data(db: &std::path::Path) {
     let store = scimd::store::Store::open_existing(db).unwrap();
     store
         .write_sync(|tx| {
