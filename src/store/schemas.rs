@@ -93,13 +93,22 @@ fn bump(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Most declared schemas: every request's registry snapshot holds them all.
+pub const MAX_DECLARED: usize = 100;
+
 /// Declares `d`, or changes the declaration with the same id (in any letter case; the new
-/// spelling is kept). Refuses an id that overlaps another declaration's (`declare::overlaps`).
-/// Returns whether a declaration was replaced.
+/// spelling is kept). Refuses an id that overlaps another declaration's (`declare::overlaps`),
+/// and a new declaration beyond `MAX_DECLARED`. Returns whether a declaration was replaced.
 pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
     let id = &d.schema.id;
     let fold = id.to_ascii_lowercase();
-    for other in rows(conn)? {
+    let all = rows(conn)?;
+    if all.len() >= MAX_DECLARED && !all.iter().any(|r| r.urn.to_ascii_lowercase() == fold) {
+        return Err(Error::InvalidValue(format!(
+            "at most {MAX_DECLARED} extension schemas can be declared; remove one first"
+        )));
+    }
+    for other in all {
         if other.urn.to_ascii_lowercase() != fold && declare::overlaps(&other.urn, id) {
             return Err(Error::InvalidValue(format!(
                 "schema id \"{id}\" overlaps the declared schema \"{}\": one would claim the \
@@ -413,6 +422,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(list(&conn).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn declarations_are_bounded_in_number() {
+        let conn = db();
+        for i in 0..MAX_DECLARED {
+            let d = declared(&format!("urn:acme:n{i}"), json!([{"name": "a"}]));
+            put(&conn, &d, "t").unwrap();
+        }
+        let one_more = declared("urn:acme:more", json!([{"name": "a"}]));
+        let e = put(&conn, &one_more, "t");
+        assert!(matches!(e, Err(Error::InvalidValue(m)) if m.contains("at most 100")));
+        // Changing one still works at the bound.
+        put(&conn, &declared("URN:ACME:N0", json!([{"name": "b"}])), "t").unwrap();
+        assert_eq!(list(&conn).unwrap().len(), MAX_DECLARED);
     }
 
     #[test]
