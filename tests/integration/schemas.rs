@@ -327,3 +327,21 @@ async fn console_lists_undeclared_extensions_and_drafts_a_declaration() {
     let seen = c.get("/admin/api/schemas/seen").await;
     assert_eq!(seen["seen"][0]["resources"], 2);
 }
+
+/// The schema commands work beside `scimd serve` on the same file, as `scimd token` does.
+#[test]
+fn schema_cli_works_beside_a_running_server() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let (child, _addr, _lines) = crate::common::spawn_server(db, &[]);
+    let _server = crate::common::KillOnDrop(child);
+    let file = dir.path().join("acme.json");
+    std::fs::write(&file, acme_doc().to_string()).unwrap();
+    let out = scimd(&["schema", "add", file.to_str().unwrap(), "--db", db]);
+    assert!(out.status.success(), "{out:?}");
+    let list = stdout(&scimd(&["schema", "list", "--db", db]));
+    assert!(list.contains(ACME), "{list}");
+    let out = scimd(&["schema", "remove", ACME, "--db", db]);
+    assert!(out.status.success(), "{out:?}");
+}

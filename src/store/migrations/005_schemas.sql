@@ -19,4 +19,4 @@ CREATE TABLE scim_schema_generation (
     only       INTEGER PRIMARY KEY CHECK (only = 1),
     generation INTEGER NOT NULL
 );
-INSERT INTO scim_schema_generation (only, generation) VALUES (1, 0);
+INSERT OR IGNORE INTO scim_schema_generation (only, generation) VALUES (1, 0);
