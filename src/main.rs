@@ -34,6 +34,10 @@ enum Command {
     /// Manage the administrators of the web console.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Declare, list and remove extension schemas (RFC 7643 §7 documents). A running scimd
+    /// picks changes up within seconds; stored values are never changed or removed.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Write a consistent copy of the database to FILE, also while scimd is serving it.
     Backup {
         /// Where to write the copy (must not exist).
@@ -95,6 +99,38 @@ enum AdminCommand {
             default_value = "http://127.0.0.1:8080"
         )]
         public_url: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Declare the extension schema in FILE (an RFC 7643 §7 schema document, at most 64 KiB),
+    /// or change the declaration with its id.
+    Add {
+        /// The schema document (JSON).
+        file: PathBuf,
+        /// The resource type it extends: User or Group. Default: Group if the schema's id
+        /// ends in ":Group", else User.
+        #[arg(long)]
+        resource_type: Option<String>,
+        /// Resources of that type must carry the extension (`schemaExtensions[].required`).
+        #[arg(long)]
+        required: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List declared extension schemas: id, resource type, required, attributes.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove the declaration of URN. Values stored under it stay in the users' and groups'
+    /// documents, undeclared (kept and returned as sent).
+    Remove {
+        /// The schema's id.
+        urn: String,
         #[command(flatten)]
         db: DbArg,
     },
@@ -184,6 +220,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Token(cmd)) => token(cmd),
         Some(Command::Admin(cmd)) => admin(cmd),
+        Some(Command::Schema(cmd)) => schema(cmd),
         Some(Command::Backup { file, db }) => backup(&db.db, &file),
         Some(Command::Restore { file, db }) => restore(&file, &db.db),
         Some(Command::Check { db, repair_keys }) => check(&db.db, repair_keys),
@@ -468,4 +505,76 @@ fn token(cmd: TokenCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+fn schema(cmd: SchemaCommand) -> CliResult {
+    use scimd::service::audit::Actor;
+    use scimd::service::schemas;
+    match cmd {
+        SchemaCommand::Add {
+            file,
+            resource_type,
+            required,
+            db,
+        } => {
+            let resource = resource_type
+                .as_deref()
+                .map(schemas::resource_named)
+                .transpose()?;
+            let text = read_bounded(&file, scimd::scim::declare::MAX_DOCUMENT)?;
+            let store = open_db(&db.db)?;
+            let (d, replaced) =
+                schemas::declare_text(&store, &text, resource, required, &Actor::cli())?;
+            println!(
+                "{} {} for {} ({} attributes{}).",
+                if replaced { "Changed" } else { "Declared" },
+                d.schema.id,
+                d.resource.name(),
+                d.schema.attributes.len(),
+                if d.required { ", required" } else { "" }
+            );
+        }
+        SchemaCommand::List { db } => {
+            let store = open_db(&db.db)?;
+            let all = schemas::list(&store)?;
+            if all.is_empty() {
+                println!("No declared schemas. Declare one with: scimd schema add FILE.json");
+            }
+            for s in all {
+                let required = if s.required { ", required" } else { "" };
+                println!("{} ({}{required})", s.urn, s.resource_type);
+                if let Some(problem) = &s.problem {
+                    println!("  problem: {problem}");
+                }
+                let attributes = s.definition["attributes"].as_array().cloned();
+                for a in attributes.unwrap_or_default() {
+                    println!(
+                        "  {} {}{}",
+                        a["name"].as_str().unwrap_or("?"),
+                        a["type"].as_str().unwrap_or("?"),
+                        if a["multiValued"] == true { "[]" } else { "" }
+                    );
+                }
+            }
+        }
+        SchemaCommand::Remove { urn, db } => {
+            let store = open_db(&db.db)?;
+            schemas::remove(&store, &urn, &Actor::cli())?;
+            println!("Removed the declaration of {urn}; values stored under it are kept.");
+        }
+    }
+    Ok(())
+}
+
+/// The text of `file`, refused when longer than `max` bytes (read no further than that).
+fn read_bounded(file: &std::path::Path, max: usize) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(max as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if text.len() > max {
+        return Err(format!("{} is larger than {max} bytes", file.display()));
+    }
+    Ok(text)
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::scim::list::ListQuery;
 use crate::scim::resource;
 use crate::service::audit::{Actor, ActorKind};
-use crate::service::{admin, audit, groups, tokens, users};
+use crate::service::{admin, audit, groups, schemas, tokens, users};
 use crate::store::audit::Query;
 
 pub const PREFIX: &str = "/admin/api";
@@ -464,6 +464,74 @@ pub async fn handle(
             let r = audit::Retention::from_json(&body)?;
             audit::set_retention(&app.store, r.clone(), actor).await?;
             Ok(ok(r.to_json()))
+        }
+        (&Method::GET, ["schemas"]) => {
+            let store = app.store.clone();
+            let list = blocking(move || schemas::list(&store)).await?;
+            Ok(ok(json!({"schemas": list})))
+        }
+        (&Method::POST, ["schemas"]) => {
+            let body = read_json(app, req).await?;
+            let resource = match body.get("resourceType") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(name)) => Some(schemas::resource_named(name)?),
+                Some(_) => {
+                    return Err(Error::InvalidValue(
+                        "\"resourceType\" is \"User\" or \"Group\"".into(),
+                    ));
+                }
+            };
+            let required = match body.get("required") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(Error::InvalidValue(
+                        "\"required\" must be true or false".into(),
+                    ));
+                }
+            };
+            let (store, who) = (app.store.clone(), actor.clone());
+            let (d, replaced) = blocking(move || match body.get("definition") {
+                Some(Value::String(text)) => {
+                    schemas::declare_text(&store, text, resource, required, &who)
+                }
+                Some(doc @ Value::Object(_)) => {
+                    schemas::declare(&store, doc, resource, required, &who)
+                }
+                _ => Err(Error::InvalidValue(
+                    "\"definition\" is the schema document: a JSON object, or its text".into(),
+                )),
+            })
+            .await?;
+            Ok(ok(json!({
+                "schema": crate::scim::declare::document(&d.schema),
+                "resourceType": d.resource.name(),
+                "required": d.required,
+                "replaced": replaced,
+            })))
+        }
+        (&Method::DELETE, ["schemas"]) => {
+            let urn = param(&pairs, "urn")
+                .ok_or_else(|| Error::InvalidValue("name the schema: ?urn=…".into()))?
+                .to_string();
+            let (store, who) = (app.store.clone(), actor.clone());
+            blocking(move || schemas::remove(&store, &urn, &who)).await?;
+            Ok(ok(json!({})))
+        }
+        (&Method::GET, ["schemas", "seen"]) => {
+            let kind = schemas::resource_named(param(&pairs, "resourceType").unwrap_or("User"))?;
+            let seen = schemas::seen(&app.store, kind).await?;
+            Ok(ok(json!({"resourceType": kind.name(), "seen": seen})))
+        }
+        (&Method::GET, ["schemas", "draft"]) => {
+            let kind = schemas::resource_named(param(&pairs, "resourceType").unwrap_or("User"))?;
+            let urn = param(&pairs, "urn")
+                .ok_or_else(|| Error::InvalidValue("name the extension: ?urn=…".into()))?
+                .to_string();
+            let definition = schemas::draft(&app.store, kind, urn).await?;
+            Ok(ok(
+                json!({"resourceType": kind.name(), "definition": definition}),
+            ))
         }
         (&Method::POST, ["check-connection"]) => {
             // What OneLogin's Enable does: a lookup of a user that does not exist.

@@ -49,8 +49,8 @@ fn content_type(file: &str) -> &'static str {
 }
 
 /// The console's own pages, all rendered by `index.html`.
-const PAGES: [&str; 7] = [
-    "setup", "login", "connect", "tokens", "users", "groups", "audit",
+const PAGES: [&str; 8] = [
+    "setup", "login", "connect", "tokens", "users", "groups", "audit", "schemas",
 ];
 
 fn is_page(name: &str) -> bool {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod groups;
 mod rejections;
+pub mod schemas;
 pub mod tokens;
 pub mod users;
 

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_console.sql"),
     include_str!("migrations/003_identifiers.sql"),
     include_str!("migrations/004_devices.sql"),
+    include_str!("migrations/005_schemas.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key
@@ -216,6 +217,42 @@ mod tests {
             groups[0].contains("\"ΣΑΣ\" (id g1), \"σασ\" (id g2)"),
             "{groups:?}"
         );
+    }
+
+    /// A database as scimd wrote it before declared schemas (version 4), with extension data
+    /// in a document, opens with this binary: the data is untouched, nothing is declared and
+    /// the schema generation starts at 0.
+    #[test]
+    fn a_version_4_database_gains_the_schema_tables_and_keeps_its_data() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("scimd.db");
+        let doc = "{\"userName\":\"ana\",\"urn:acme:2.0:User\":{\"badge\":\"42\"}}";
+        {
+            let mut old = Connection::open(&path).unwrap();
+            upgrade_to(&mut old, 4).unwrap();
+            old.execute(
+                "INSERT INTO users (id, user_name, user_name_fold, active, version, created,
+                                    last_modified, data)
+                 VALUES ('u1', 'ana', 'ana', 1, 1, 't', 't', ?1)",
+                [doc],
+            )
+            .unwrap();
+        }
+        let store = crate::store::Store::open_existing(&path).unwrap();
+        assert!(store.declared().unwrap().is_empty());
+        assert!(store.declared_if_changed().unwrap().is_none());
+        let (version, data, generation) = store
+            .read_sync(|conn| {
+                Ok((
+                    version(conn)?,
+                    conn.query_row("SELECT data FROM users WHERE id = 'u1'", [], |r| {
+                        r.get::<_, String>(0)
+                    })?,
+                    crate::store::schemas::generation(conn)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!((version, data.as_str(), generation), (LATEST, doc, 0));
     }
 
     #[test]

@@ -30,12 +30,13 @@ pub mod keys;
 pub mod maintenance;
 pub mod migrate;
 pub mod query;
+pub mod schemas;
 pub mod tokens;
 pub mod users;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,9 @@ pub struct Store {
     read_budget: Duration,
     /// Turns for reads that no index answers (see `read_list`).
     scan_permits: Arc<Semaphore>,
+    /// The schema generation (`schemas::generation`) of the declarations last loaded by
+    /// `declared`; -1 before the first load.
+    schemas_loaded: Arc<AtomicI64>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -257,6 +261,7 @@ impl Store {
             file,
             read_budget: Budget::default().read,
             scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
+            schemas_loaded: Arc::new(AtomicI64::new(-1)),
         })
     }
 
@@ -292,6 +297,36 @@ impl Store {
     /// the file was seen gone.
     pub fn file_seen_gone(&self) -> Result<()> {
         self.file.seen_gone()
+    }
+
+    /// The declared extension schemas, for the registry (`Registry::new`): at start and after
+    /// every change. An unparsable declaration is an error naming it (see `schemas`).
+    pub fn declared(&self) -> Result<Vec<crate::scim::registry::Declared>> {
+        let (generation, declared) =
+            self.read_sync(|conn| Ok((schemas::generation(conn)?, schemas::list(conn)?)))?;
+        self.schemas_loaded.fetch_max(generation, Ordering::SeqCst);
+        Ok(declared)
+    }
+
+    /// `declared` if the declarations changed since they were last loaded (by this process
+    /// or another one, such as `scimd schema add` beside `scimd serve`); `None` otherwise, at
+    /// the cost of one single-row read. For the server's periodic watch.
+    pub fn declared_if_changed(&self) -> Result<Option<Vec<crate::scim::registry::Declared>>> {
+        let now = self.read_sync(schemas::generation)?;
+        if now == self.schemas_loaded.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.declared().map(Some)
+    }
+
+    /// Extensions stored in documents of `kind` under URNs nothing declares (see
+    /// `schemas::seen`): one bounded scan, which takes a scan turn like any unindexed list.
+    pub async fn seen_extensions(
+        &self,
+        kind: crate::scim::resource::ResourceKind,
+    ) -> Result<Vec<schemas::Seen>> {
+        self.read_list(true, move |conn| schemas::seen(conn, kind))
+            .await
     }
 
     /// This store with `budget` for its reads.

@@ -336,6 +336,49 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
         (401, 401)
     );
 
+    // Schemas: an undeclared extension found in stored data is declared from its draft,
+    // shown with its attributes, then removed.
+    crate::schemas::users_with_extension_data(&s.db());
+    click_text(&c, "Schemas").await;
+    see(&c, "No declared schemas.").await;
+    see(&c, crate::schemas::ACME).await;
+    let seen = format!("//tr[@data-urn='{}']//button", crate::schemas::ACME);
+    act(&c, Locator::XPath(&seen), None).await;
+    let mut drafted = String::new();
+    for _ in 0..100 {
+        let text = c
+            .wait()
+            .for_element(Locator::Css("#schema-definition"))
+            .await
+            .unwrap();
+        drafted = text.prop("value").await.unwrap().unwrap_or_default();
+        if drafted.contains("dateTime") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(drafted.contains("\"hired\""), "{drafted}");
+    snap(&c, "schemas-draft").await;
+    click(&c, "#schema-form button[type=submit]").await;
+    see(&c, &format!("Declared {} for User.", crate::schemas::ACME)).await;
+    c.wait()
+        .for_element(Locator::XPath(
+            "//section[contains(@class,'schema')]//td[normalize-space(.)='dateTime']",
+        ))
+        .await
+        .unwrap();
+    see(&c, "None seen.").await;
+    snap(&c, "schemas").await;
+    act(
+        &c,
+        Locator::XPath("//section[contains(@class,'schema')]//button[normalize-space(.)='Remove']"),
+        None,
+    )
+    .await;
+    c.accept_alert().await.unwrap();
+    see(&c, "stored values are kept").await;
+    see(&c, "No declared schemas.").await;
+
     // Sign out, and back in.
     click(&c, "#logout").await;
     see(&c, "Sign in").await;

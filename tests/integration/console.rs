@@ -12,9 +12,9 @@ use crate::common::*;
 const PASSWORD: &str = "correct horse battery";
 
 /// A signed-in console: the session cookie and CSRF token.
-struct Console<'a> {
+pub(crate) struct Console<'a> {
     s: &'a Server,
-    cookie: String,
+    pub(crate) cookie: String,
     csrf: String,
 }
 
@@ -33,7 +33,7 @@ async fn post_json(s: &Server, path: &str, body: &Value, extra: &[(&str, &str)])
 }
 
 /// Creates the first administrator through the setup link and returns the session.
-async fn set_up(s: &Server) -> Console<'_> {
+pub(crate) async fn set_up(s: &Server) -> Console<'_> {
     // Once the server answers, its own start-up setup code is written; ours replaces it.
     assert_eq!(
         s.raw("GET", "/admin/api/state", &[], None).await.status,
@@ -59,7 +59,7 @@ async fn set_up(s: &Server) -> Console<'_> {
 }
 
 impl Console<'_> {
-    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let text = body.map(Value::to_string);
         self.s
             .raw(
@@ -74,7 +74,7 @@ impl Console<'_> {
             )
             .await
     }
-    async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         let r = self.call("GET", path, None).await;
         assert_eq!(
             r.status,

@@ -22,6 +22,7 @@ mod listing;
 mod patch;
 mod per_client;
 mod replay;
+mod schemas;
 mod security;
 mod tls;
 mod tolerance;

@@ -1,0 +1,241 @@
+//! Declared extension schemas: declare, change, remove (each audited in its own write), list,
+//! the undeclared extensions seen in stored data, and a draft declaration for one of them.
+//!
+//! A declaration only describes data. Changing or removing one never rewrites a user or a
+//! group: values stay in their documents and, once undeclared, are kept and returned as sent.
+//! Every change bumps the schema generation in the same transaction; a running server picks
+//! changes up through `Store::declared_if_changed` (its periodic watch; the console's own
+//! changes right after they commit), so the CLI may change schemas beside `scimd serve`.
+
+use serde_json::{Value, json};
+
+use super::audit::Actor;
+use crate::error::{Error, Result};
+use crate::scim::declare;
+use crate::scim::registry::Declared;
+use crate::scim::resource::ResourceKind;
+use crate::scim::time;
+use crate::store::Store;
+use crate::store::schemas::{self, Seen};
+
+/// A declaration as listed: the stored row, its document, and why it does not parse (if it
+/// does not: then the server refuses to load declarations until it is fixed or removed).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub urn: String,
+    pub resource_type: String,
+    pub required: bool,
+    pub created: String,
+    pub updated: String,
+    pub definition: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The resource type a schema extends when none is given: Group when its id ends in
+/// `:Group`, else User.
+pub fn default_resource(id: &str) -> ResourceKind {
+    let lower = id.to_ascii_lowercase();
+    if lower.ends_with(":group") {
+        ResourceKind::Group
+    } else {
+        ResourceKind::User
+    }
+}
+
+/// The resource type called `name` (`User` or `Group`, any letter case).
+pub fn resource_named(name: &str) -> Result<ResourceKind> {
+    if name.eq_ignore_ascii_case("User") {
+        Ok(ResourceKind::User)
+    } else if name.eq_ignore_ascii_case("Group") {
+        Ok(ResourceKind::Group)
+    } else {
+        Err(Error::InvalidValue(format!(
+            "resource type \"{name}\": extensions are declared for User or Group"
+        )))
+    }
+}
+
+/// Declares the schema in `doc` for `resource` (by default as `default_resource` says), or
+/// changes the declaration with its id. Returns the declaration and whether it replaced one.
+pub fn declare(
+    store: &Store,
+    doc: &Value,
+    resource: Option<ResourceKind>,
+    required: bool,
+    actor: &Actor,
+) -> Result<(Declared, bool)> {
+    let id = doc.get("id").and_then(Value::as_str).unwrap_or("");
+    let resource = resource.unwrap_or_else(|| default_resource(id));
+    let d = declare::parse(doc, resource, required)?;
+    let replaced = store.write_sync(|tx| {
+        let replaced = schemas::put(tx, &d, &time::now())?;
+        let action = if replaced {
+            "schema.change"
+        } else {
+            "schema.declare"
+        };
+        let mut e = actor.entry(action, "success", if replaced { 200 } else { 201 });
+        e.resource_type = Some("Schema");
+        e.resource_name = Some(d.schema.id.clone());
+        let names: Vec<&str> = d
+            .schema
+            .attributes
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        e.detail = Some(json!({
+            "resourceType": d.resource.name(),
+            "required": d.required,
+            "attributes": names,
+        }));
+        crate::store::audit::insert(tx, &e)?;
+        Ok(replaced)
+    })?;
+    Ok((d, replaced))
+}
+
+/// `declare` from the text of a document (a file, an upload).
+pub fn declare_text(
+    store: &Store,
+    text: &str,
+    resource: Option<ResourceKind>,
+    required: bool,
+    actor: &Actor,
+) -> Result<(Declared, bool)> {
+    if text.len() > declare::MAX_DOCUMENT {
+        return Err(Error::InvalidValue(format!(
+            "the schema document is larger than {} bytes",
+            declare::MAX_DOCUMENT
+        )));
+    }
+    let doc: Value = serde_json::from_str(text)
+        .map_err(|e| Error::InvalidSyntax(format!("the schema document is not JSON: {e}")))?;
+    declare(store, &doc, resource, required, actor)
+}
+
+/// Removes the declaration of `urn` (any letter case). Stored values under it are kept.
+pub fn remove(store: &Store, urn: &str, actor: &Actor) -> Result<()> {
+    let removed = store.write_sync(|tx| {
+        let Some(row) = schemas::remove(tx, urn)? else {
+            return Ok(false);
+        };
+        let mut e = actor.entry("schema.remove", "success", 204);
+        e.resource_type = Some("Schema");
+        e.resource_name = Some(row.urn);
+        e.detail = Some(json!({
+            "resourceType": row.resource_type,
+            "storedValues": "kept, now undeclared",
+        }));
+        crate::store::audit::insert(tx, &e)?;
+        Ok(true)
+    })?;
+    if removed {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!("no declared schema \"{urn}\"")))
+    }
+}
+
+/// Every declaration, oldest first, each with its problem if it does not parse.
+pub fn list(store: &Store) -> Result<Vec<Listed>> {
+    let rows = store.read_sync(schemas::rows)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let problem = r.parse().err().map(|e| e.to_string());
+            Listed {
+                definition: serde_json::from_str(&r.definition).unwrap_or(Value::Null),
+                urn: r.urn,
+                resource_type: r.resource_type,
+                required: r.required,
+                created: r.created,
+                updated: r.updated,
+                problem,
+            }
+        })
+        .collect())
+}
+
+/// Extensions found in stored documents of `kind` that nothing declares (bounded scan).
+pub async fn seen(store: &Store, kind: ResourceKind) -> Result<Vec<Seen>> {
+    store.seen_extensions(kind).await
+}
+
+/// A draft declaration of the undeclared extension `urn` of `kind`, inferred from its stored
+/// values (`declare::draft`), for an administrator to edit before declaring it.
+pub async fn draft(store: &Store, kind: ResourceKind, urn: String) -> Result<Value> {
+    let u = urn.clone();
+    let blocks = store
+        .read_list(true, move |conn| {
+            schemas::blocks(conn, kind, &u, declare::DRAFT_SAMPLES)
+        })
+        .await?;
+    if blocks.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no {} holds values under \"{urn}\"",
+            kind.name()
+        )));
+    }
+    Ok(declare::draft(&urn, &blocks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::Query;
+
+    #[test]
+    fn the_default_resource_type_follows_the_id() {
+        assert_eq!(default_resource("urn:acme:2.0:Group"), ResourceKind::Group);
+        assert_eq!(default_resource("urn:acme:2.0:group"), ResourceKind::Group);
+        assert_eq!(default_resource("urn:acme:2.0:User"), ResourceKind::User);
+        assert_eq!(default_resource("urn:acme:Groups"), ResourceKind::User);
+        assert_eq!(resource_named("group").unwrap(), ResourceKind::Group);
+        assert!(resource_named("Device").is_err());
+    }
+
+    #[tokio::test]
+    async fn declare_change_and_remove_are_audited() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("scimd.db")).unwrap();
+        let actor = Actor::cli();
+        let doc = json!({"id": "urn:acme:2.0:Group", "attributes": [{"name": "costCenter"}]});
+        let (d, replaced) = declare(&store, &doc, None, false, &actor).unwrap();
+        assert!(!replaced);
+        assert_eq!(d.resource, ResourceKind::Group);
+        let (_, replaced) = declare(&store, &doc, Some(ResourceKind::User), true, &actor).unwrap();
+        assert!(replaced);
+        let listed = list(&store).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].resource_type.as_str(), listed[0].required),
+            ("User", true)
+        );
+        assert!(listed[0].problem.is_none());
+        assert!(matches!(
+            declare_text(&store, "{", None, false, &actor),
+            Err(Error::InvalidSyntax(_))
+        ));
+        remove(&store, "URN:ACME:2.0:GROUP", &actor).unwrap();
+        assert!(matches!(
+            remove(&store, "urn:acme:2.0:Group", &actor),
+            Err(Error::NotFound(_))
+        ));
+        let entries = crate::service::audit::list(
+            &store,
+            Query {
+                limit: 10,
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap();
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["schema.remove", "schema.change", "schema.declare"]
+        );
+    }
+}
