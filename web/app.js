@@ -411,16 +411,18 @@ function uriLabel(uri) {
 /** An extension's members: those `attrs` define first, in their order, each with its type;
  * then any others the resource holds, as sent. Names match in any letter case (RFC 7643 §2.1). */
 function extAttrs(obj, attrs) {
-  const byName = new Map(Object.keys(obj).map((k) => [k.toLowerCase(), k]));
+  const keys = Object.keys(obj);
+  const shown = new Set();
   const rows = [];
   for (const a of attrs) {
-    const key = byName.get(a.name.toLowerCase());
-    if (key === undefined || obj[key] == null) continue;
-    byName.delete(a.name.toLowerCase());
+    const key = keys.find((k) => !shown.has(k) && k.toLowerCase() === a.name.toLowerCase());
+    if (key === undefined) continue;
+    shown.add(key);
+    if (obj[key] == null) continue;
     rows.push(h("dt", {}, key, " ", h("span", { class: "muted ext-type" }, a.type + (a.multiValued ? " []" : ""))),
       h("dd", {}, extValue(obj[key], a)));
   }
-  for (const key of byName.values()) {
+  for (const key of keys.filter((k) => !shown.has(k))) {
     rows.push(h("dt", {}, key, attrs.length ? [" ", h("span", { class: "muted ext-type", title: "not in the declaration" }, "undeclared")] : null),
       h("dd", {}, fmt(obj[key])));
   }
