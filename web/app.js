@@ -401,14 +401,69 @@ function fmt(v) {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
+/** The last segment of a schema URI that names something (not a version, not the resource
+ * type): `acme` for `urn:ietf:params:scim:schemas:extension:acme:2.0:User`. */
+function uriLabel(uri) {
+  const parts = uri.split(/[:/]+/).filter((p) => p && !/^v?\d+(\.\d+)*$/i.test(p) && !/^(urn|https?|users?|groups?)$/i.test(p));
+  return parts.at(-1) || uri;
+}
+
+/** An extension's members: those `attrs` define first, in their order, each with its type;
+ * then any others the resource holds, as sent. Names match in any letter case (RFC 7643 §2.1). */
+function extAttrs(obj, attrs) {
+  const keys = Object.keys(obj);
+  const shown = new Set();
+  const rows = [];
+  for (const a of attrs) {
+    const key = keys.find((k) => !shown.has(k) && k.toLowerCase() === a.name.toLowerCase());
+    if (key === undefined) continue;
+    shown.add(key);
+    if (obj[key] == null) continue;
+    rows.push(h("dt", {}, key, " ", h("span", { class: "muted ext-type" }, a.type + (a.multiValued ? " []" : ""))),
+      h("dd", {}, extValue(obj[key], a)));
+  }
+  for (const key of keys.filter((k) => !shown.has(k))) {
+    rows.push(h("dt", {}, key, attrs.length ? [" ", h("span", { class: "muted ext-type", title: "not in the declaration" }, "undeclared")] : null),
+      h("dd", {}, fmt(obj[key])));
+  }
+  return rows.length ? h("dl", { class: "kv" }, rows) : h("p", { class: "empty" }, "No values.");
+}
+
+/** A value as its definition `a` shapes it: a list when multi-valued, sub-attributes when
+ * complex; anything else (or a value of another shape than declared) as sent. */
+function extValue(v, a) {
+  if (Array.isArray(v) && a.multiValued) {
+    const one = { ...a, multiValued: false };
+    return h("ul", { class: "ext-values" }, v.map((x) => h("li", {}, extValue(x, one))));
+  }
+  if (v && typeof v === "object" && !Array.isArray(v) && a.type === "complex") return extAttrs(v, a.subAttributes || []);
+  return fmt(v);
+}
+
+/** One card per extension the resource carries (`extensions` from the admin API: each URN
+ * with the definition the server holds for it, or null when nothing declares it). */
+function extensionCards(resource, extensions) {
+  return (extensions || []).map((x) => {
+    const def = x.definition;
+    const value = resource[x.urn];
+    return h("section", { class: "card extension", "data-urn": x.urn },
+      h("h2", { title: x.urn }, def?.name || uriLabel(x.urn),
+        def ? null : [" ", h("span", { class: "badge warn" }, "not declared")]),
+      h("p", { class: "muted urn" }, x.urn),
+      value && typeof value === "object" && !Array.isArray(value)
+        ? extAttrs(value, def ? def.attributes : []) : h("p", {}, fmt(value)));
+  });
+}
+
 async function userPage(id) {
-  const { user, history } = await api("GET", `/users/${encodeURIComponent(id)}`);
+  const { user, extensions, history } = await api("GET", `/users/${encodeURIComponent(id)}`);
   const rows = [["User name", user.userName], ["Display name", user.displayName], ["Name", user.name?.formatted || [user.name?.givenName, user.name?.familyName].filter(Boolean).join(" ")],
     ["Emails", (user.emails || []).map((e) => e.value + (e.type ? ` (${e.type})` : "")).join(", ")], ["Title", user.title],
     ["External id", user.externalId], ["Created", when(user.meta.created)], ["Changed", when(user.meta.lastModified)], ["Id", user.id]];
   show(h("p", {}, h("a", { href: "/users", "data-link": true }, "← Users")),
     h("h1", {}, user.userName, " ", activeBadge(user)),
     h("div", { class: "card" }, h("dl", { class: "kv" }, rows.filter(([, v]) => v).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
+    extensionCards(user, extensions),
     h("h2", {}, "Groups"),
     (user.groups || []).length === 0 ? h("p", { class: "empty" }, "In no group.")
       : h("ul", {}, user.groups.map((g) => h("li", {}, h("a", { href: `/groups/${encodeURIComponent(g.value)}`, "data-link": true }, g.display), " ", h("span", { class: "muted" }, g.type)))),
@@ -419,13 +474,14 @@ async function userPage(id) {
 async function groupPage(id) {
   const start = Number(new URLSearchParams(location.search).get("start") || 1);
   const count = 50;
-  const { group, history } = await api("GET", `/groups/${encodeURIComponent(id)}?startIndex=${start}&count=${count}`);
+  const { group, extensions, history } = await api("GET", `/groups/${encodeURIComponent(id)}?startIndex=${start}&count=${count}`);
   const pager = h("div", { class: "pager" });
   if (start > 1) pager.append(h("a", { href: `?start=${Math.max(1, start - count)}`, "data-link": true }, "Previous"));
   if (start + count <= group.memberCount) pager.append(h("a", { href: `?start=${start + count}`, "data-link": true }, "Next"));
   show(h("p", {}, h("a", { href: "/groups", "data-link": true }, "← Groups")),
     h("h1", {}, group.displayName),
     h("p", { class: "muted" }, `${group.memberCount} members`),
+    extensionCards(group, extensions),
     group.members.length === 0 ? h("p", { class: "empty" }, "No members.")
       : h("ul", {}, group.members.map((m) => h("li", {},
           h("a", { href: `/${m.type === "User" ? "users" : "groups"}/${encodeURIComponent(m.id)}`, "data-link": true }, m.name),

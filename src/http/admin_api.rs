@@ -1,8 +1,8 @@
-//! The console's JSON API under `/admin/api`: sign-in, tokens, the directory, the audit log
-//! and settings. A world apart from SCIM: only a session cookie opens it (never a bearer
-//! token), and every state-changing request must carry the session's CSRF token in
-//! `X-CSRF-Token`. Sign-in and setup, which have no session yet, must be JSON sent from the
-//! console's own origin.
+//! The console's JSON API under `/admin/api`: sign-in, tokens, the directory (a user or group
+//! with the definitions of the extensions it carries), the audit log, settings and schemas.
+//! A world apart from SCIM: only a session cookie opens it (never a bearer token), and every
+//! state-changing request must carry the session's CSRF token in `X-CSRF-Token`. Sign-in and
+//! setup, which have no session yet, must be JSON sent from the console's own origin.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tracing::warn;
 use super::{App, Body, json_response, read_json, read_json_within};
 use crate::error::{Error, Result};
 use crate::scim::list::ListQuery;
-use crate::scim::resource;
+use crate::scim::resource::{self, ResourceKind};
 use crate::service::audit::{Actor, ActorKind};
 use crate::service::{admin, audit, groups, schemas, tokens, users};
 use crate::store::audit::Query;
@@ -403,10 +403,13 @@ pub async fn handle(
                 .await?
                 .parse()
                 .map_err(Error::internal)?;
+            let extensions = schemas::carried(&app.store, ResourceKind::User, &user.doc).await?;
             let history = history(app, id).await?;
-            Ok(ok(
-                json!({"user": resource::render_user(user, &base), "history": history}),
-            ))
+            Ok(ok(json!({
+                "user": resource::render_user(user, &base),
+                "extensions": extensions,
+                "history": history,
+            })))
         }
         (&Method::GET, ["groups"]) => {
             let q = directory_query(&pairs, &["displayName", "externalId"])?;
@@ -432,6 +435,7 @@ pub async fn handle(
         (&Method::GET, ["groups", id]) => {
             let base = console_base(app, &req);
             let group = groups::get(&app.store, id.to_string(), false).await?;
+            let extensions = schemas::carried(&app.store, ResourceKind::Group, &group.doc).await?;
             let start = u64::from(number(&pairs, "startIndex", 1)?.max(1));
             let count = u64::from(number(&pairs, "count", 50)?.min(MAX_PAGE));
             let (total, members) =
@@ -442,7 +446,9 @@ pub async fn handle(
                 o.insert("memberCount".into(), json!(total));
             }
             let history = history(app, id).await?;
-            Ok(ok(json!({"group": v, "history": history})))
+            Ok(ok(
+                json!({"group": v, "extensions": extensions, "history": history}),
+            ))
         }
         (&Method::GET, ["audit"]) => {
             let q = audit_query(&pairs, MAX_PAGE, 50)?;

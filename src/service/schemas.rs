@@ -1,5 +1,6 @@
 //! Declared extension schemas: declare, change, remove (each audited in its own write), list,
-//! the undeclared extensions seen in stored data, and a draft declaration for one of them.
+//! the undeclared extensions seen in stored data, a draft declaration for one of them, and
+//! the definitions of the extensions one user or group carries (for the console's pages).
 //!
 //! A declaration only describes data. Changing or removing one never rewrites a user or a
 //! group: values stay in their documents and, once undeclared, are kept and returned as sent.
@@ -7,14 +8,16 @@
 //! changes up through `Store::declared_if_changed` (its periodic watch; the console's own
 //! changes right after they commit), so the CLI may change schemas beside `scimd serve`.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::audit::Actor;
 use crate::error::{Error, Result};
 use crate::scim::declare;
-use crate::scim::registry::Declared;
+use crate::scim::registry::{Declared, Registry};
 use crate::scim::resource::ResourceKind;
+use crate::scim::schema::find_schema;
 use crate::scim::time;
+use crate::scim::validate::is_urn_key;
 use crate::store::Store;
 use crate::store::schemas::{self, Seen};
 
@@ -181,6 +184,62 @@ pub async fn draft(store: &Store, kind: ResourceKind, urn: String) -> Result<Val
     Ok(declare::draft(&urn, &blocks))
 }
 
+/// An extension a user or group document carries: the key it is stored under and the
+/// definition the server holds for it, if any.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Carried {
+    pub urn: String,
+    /// The schema document (`declare::document`: every characteristic spelled out), or null
+    /// when nothing declares `urn` for the resource type: its values are then kept as sent.
+    pub definition: Option<Value>,
+    /// Whether the definition is one scimd has built in (the Enterprise User), not declared.
+    pub built_in: bool,
+}
+
+/// The extensions `doc` (a stored document of `kind`) carries, in its order: every top-level
+/// member keyed by a schema URI (`urn:…`, `http(s):…`) other than the core schema's, each with
+/// the definition `registry` holds for `kind` under that URI (compared case-insensitively).
+pub fn carried_in(
+    registry: &Registry,
+    kind: ResourceKind,
+    doc: &Map<String, Value>,
+) -> Vec<Carried> {
+    let core = &registry.core(kind).id;
+    doc.keys()
+        .filter(|k| is_urn_key(k) && !k.eq_ignore_ascii_case(core))
+        .map(|k| {
+            let schema = registry
+                .extensions(kind)
+                .iter()
+                .map(|e| &e.schema)
+                .find(|s| s.id.eq_ignore_ascii_case(k));
+            Carried {
+                urn: k.clone(),
+                definition: schema.map(|s| declare::document(s)),
+                // Declarations never take a built-in's id (`declare::check_id`).
+                built_in: schema.is_some_and(|s| find_schema(&s.id).is_some()),
+            }
+        })
+        .collect()
+}
+
+/// `carried_in` with the schemas in force: the built-ins and every declaration that parses
+/// (one that does not is listed with its problem on the Schemas page). Reads the
+/// declarations only when `doc` carries an extension.
+pub async fn carried(
+    store: &Store,
+    kind: ResourceKind,
+    doc: &Map<String, Value>,
+) -> Result<Vec<Carried>> {
+    if !doc.keys().any(|k| is_urn_key(k)) {
+        return Ok(Vec::new());
+    }
+    let rows = store.read(schemas::rows).await?;
+    let declared = rows.iter().filter_map(|r| r.parse().ok()).collect();
+    Ok(carried_in(&Registry::new(declared), kind, doc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +253,64 @@ mod tests {
         assert_eq!(default_resource("urn:acme:Groups"), ResourceKind::User);
         assert_eq!(resource_named("group").unwrap(), ResourceKind::Group);
         assert!(resource_named("Device").is_err());
+    }
+
+    #[test]
+    fn a_document_carries_its_uri_keyed_members_with_the_definitions_held_for_its_kind() {
+        let acme = |id: &str| {
+            let doc = json!({"id": id, "name": "Acme", "attributes": [{"name": "badge"}]});
+            declare::parse(&doc, default_resource(id), false).unwrap()
+        };
+        let registry = Registry::new(vec![acme("urn:acme:2.0:User"), acme("urn:acme:2.0:Group")]);
+        let doc = json!({
+            "userName": "ana",
+            "URN:ACME:2.0:USER": {"badge": "42"},
+            "urn:ietf:params:scim:schemas:core:2.0:User": {},
+            "https://example.com/ext": {"x": 1},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"},
+            "urn:acme:2.0:Group": {"badge": "g"},
+            "department": "kept as a core member, not an extension",
+        });
+        let Value::Object(doc) = doc else {
+            unreachable!()
+        };
+        let carried = carried_in(&registry, ResourceKind::User, &doc);
+        let summary: Vec<(&str, Option<&str>, bool)> = carried
+            .iter()
+            .map(|c| {
+                let name = c.definition.as_ref().and_then(|d| d["name"].as_str());
+                (c.urn.as_str(), name, c.built_in)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("URN:ACME:2.0:USER", Some("Acme"), false),
+                ("https://example.com/ext", None, false),
+                (
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                    Some("EnterpriseUser"),
+                    true
+                ),
+                // Declared for groups only: on a user it is undeclared.
+                ("urn:acme:2.0:Group", None, false),
+            ]
+        );
+        let def = carried[0].definition.as_ref().unwrap();
+        assert_eq!(def["attributes"][0]["type"], "string");
+        // On a group, the group's declaration applies; the enterprise extension is a user's.
+        let carried = carried_in(&registry, ResourceKind::Group, &doc);
+        assert_eq!(
+            carried.len(),
+            5,
+            "the user core URN is an extension key on a group"
+        );
+        let declared: Vec<&str> = carried
+            .iter()
+            .filter(|c| c.definition.is_some())
+            .map(|c| c.urn.as_str())
+            .collect();
+        assert_eq!(declared, ["urn:acme:2.0:Group"]);
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The console in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
 //! `chromium-driver`): first-run setup, sign-in, a token created and copied, a user
-//! provisioned over SCIM with it and seen in Users and in the Audit log, then regenerate and
-//! revoke. Screenshots of each page go to `target/screenshots/`.
+//! provisioned over SCIM with it and seen in Users (its extension in a card, typed) and in the
+//! Audit log, then regenerate and revoke; an extension declared and removed on the Schemas page
+//! and a user holding it shown under the declaration and then as sent. Screenshots of each
+//! page go to `target/screenshots/`.
 //!
 //! Without Chromium the test says so and passes, so `cargo test` works on any machine;
 //! `.ci/run` installs Chromium and sets `SCIMD_REQUIRE_BROWSER=1`, which turns a missing
@@ -174,6 +176,22 @@ async fn click_text(c: &Client, text: &str) {
     act(c, Locator::XPath(&xpath), None).await;
 }
 
+/// Waits for the extension card of `urn` to show `name` typed `kind` with `value`.
+async fn ext_attribute(c: &Client, urn: &str, name: &str, kind: &str, value: &str) {
+    let xpath = format!(
+        "//section[contains(@class,'extension')][@data-urn='{urn}']//dt[span[contains(@class,\
+         'ext-type')][normalize-space(.)='{kind}']][normalize-space(.)='{name} {kind}']\
+         /following-sibling::dd[1]"
+    );
+    let dd = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {name} ({kind}) in the card of {urn}: {e}"));
+    assert_eq!(dd.text().await.unwrap(), value);
+}
+
 async fn shown_token(c: &Client) -> String {
     let el = c
         .wait()
@@ -282,6 +300,15 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
         .await
         .unwrap();
     assert_eq!(label.text().await.unwrap(), "department");
+    // The extension has a card of its own: its attributes by name, with their types.
+    ext_attribute(&c, ENTERPRISE, "department", "string", "R&D").await;
+    let title = c
+        .find(Locator::Css(&format!(
+            "section.extension[data-urn='{ENTERPRISE}'] h2"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(title.text().await.unwrap(), "EnterpriseUser");
     snap(&c, "user").await;
 
     // The same list on a phone.
@@ -369,6 +396,16 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
         .unwrap();
     see(&c, "None seen.").await;
     snap(&c, "schemas").await;
+    // A user holding it shows its values under the declaration, typed.
+    let acme = crate::schemas::ACME;
+    c.goto(&format!("{origin}/users/u0")).await.unwrap();
+    ext_attribute(&c, acme, "hired", "dateTime", "2024-01-02T03:04:05Z").await;
+    ext_attribute(&c, acme, "level", "integer", "3").await;
+    snap(&c, "user-extension").await;
+    // A multi-valued attribute is a list.
+    c.goto(&format!("{origin}/users/u1")).await.unwrap();
+    ext_attribute(&c, acme, "keys", "string []", "a\nb").await;
+    click_text(&c, "Schemas").await;
     act(
         &c,
         Locator::XPath("//section[contains(@class,'schema')]//button[normalize-space(.)='Remove']"),
@@ -378,6 +415,16 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     c.accept_alert().await.unwrap();
     see(&c, "stored values are kept").await;
     see(&c, "No declared schemas.").await;
+    // Undeclared, the same values are shown as sent, the extension named by its URN.
+    c.goto(&format!("{origin}/users/u0")).await.unwrap();
+    let undeclared =
+        format!("//section[@data-urn='{acme}']/h2[normalize-space(.)='acme not declared']");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&undeclared))
+        .await
+        .unwrap();
+    see(&c, "hired").await;
 
     // Sign out, and back in.
     click(&c, "#logout").await;

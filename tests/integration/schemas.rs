@@ -174,6 +174,114 @@ pub(crate) fn users_with_extension_data(db: &std::path::Path) {
         .unwrap();
 }
 
+/// Adds `value` under `urn` to the stored document of the user or group `id` (`table` is
+/// `users` or `groups`), straight in the file, as `users_with_extension_data` does.
+pub(crate) fn add_extension(db: &std::path::Path, table: &str, id: &str, urn: &str, value: Value) {
+    let store = scimd::store::Store::open_existing(db).unwrap();
+    store
+        .write_sync(|tx| {
+            let n = tx.execute(
+                &format!("UPDATE {table} SET data = json_set(data, ?1, json(?2)) WHERE id = ?3"),
+                rusqlite::params![format!("$.\"{urn}\""), value.to_string(), id],
+            )?;
+            assert_eq!(n, 1, "no {table} row {id}");
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The console's user and group pages get, beside the resource, the definitions of the
+/// extensions it carries: the built-in Enterprise User, a declaration for the resource type,
+/// or null for an extension nothing declares, in the document's order.
+#[tokio::test]
+async fn console_user_and_group_pages_carry_their_extensions_definitions() {
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    const OTHER: &str = "urn:ietf:params:scim:schemas:extension:other:2.0:User";
+    const TEAM: &str = "urn:ietf:params:scim:schemas:extension:team:2.0:Group";
+    let s = crate::common::Server::start().await;
+    let c = crate::console::set_up(&s).await;
+    let team = json!({"id": TEAM, "name": "Team", "attributes": [{"name": "costCenter"}]});
+    for definition in [acme_doc(), team] {
+        let r = c
+            .call(
+                "POST",
+                "/admin/api/schemas",
+                Some(&json!({"definition": definition})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let user = s
+        .create_user(&json!({"userName": "ana", ENTERPRISE: {"department": "R&D"}}))
+        .await;
+    let uid = user["id"].as_str().unwrap();
+    let plain = s.create_user(&json!({"userName": "bo"})).await;
+    let group = s.create_group(&json!({"displayName": "eng"})).await;
+    let gid = group["id"].as_str().unwrap();
+    let db = s.db();
+    add_extension(
+        &db,
+        "users",
+        uid,
+        ACME,
+        json!({"badgeNumber": "42", "shell": "zsh"}),
+    );
+    add_extension(&db, "users", uid, OTHER, json!({"uid": 1001}));
+    // Declared for groups: on a user it is undeclared.
+    add_extension(&db, "users", uid, TEAM, json!({"costCenter": "CC-1"}));
+    add_extension(&db, "groups", gid, TEAM, json!({"costCenter": "CC-2"}));
+
+    let page = c.get(&format!("/admin/api/users/{uid}")).await;
+    assert_eq!(page["user"][ACME]["shell"], "zsh", "{page}");
+    let ext = page["extensions"].as_array().unwrap();
+    let urns: Vec<&str> = ext.iter().map(|e| e["urn"].as_str().unwrap()).collect();
+    assert_eq!(urns, [ENTERPRISE, ACME, OTHER, TEAM]);
+    assert_eq!(ext[0]["builtIn"], true);
+    assert_eq!(ext[0]["definition"]["name"], "EnterpriseUser");
+    let manager = &ext[0]["definition"]["attributes"][5];
+    assert_eq!(
+        (&manager["name"], &manager["type"]),
+        (&json!("manager"), &json!("complex"))
+    );
+    assert_eq!(ext[1]["builtIn"], false);
+    assert_eq!(ext[1]["definition"]["name"], "Acme");
+    let ssh = &ext[1]["definition"]["attributes"][1];
+    assert_eq!(
+        (&ssh["type"], &ssh["multiValued"]),
+        (&json!("complex"), &json!(true))
+    );
+    assert_eq!(ssh["subAttributes"][0]["name"], "value");
+    assert_eq!(
+        (&ext[2]["definition"], &ext[3]["definition"]),
+        (&Value::Null, &Value::Null)
+    );
+
+    let page = c.get(&format!("/admin/api/groups/{gid}")).await;
+    assert_eq!(page["group"][TEAM]["costCenter"], "CC-2", "{page}");
+    assert_eq!(page["extensions"][0]["urn"], TEAM);
+    assert_eq!(
+        page["extensions"][0]["definition"]["attributes"][0]["name"],
+        "costCenter"
+    );
+    assert_eq!(page["extensions"].as_array().unwrap().len(), 1);
+
+    let page = c
+        .get(&format!(
+            "/admin/api/users/{}",
+            plain["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(page["extensions"], json!([]));
+    // Undeclared, the values stay and are shown as sent.
+    let path = format!("/admin/api/schemas?urn={ACME}");
+    assert_eq!(c.call("DELETE", &path, None).await.status, 200);
+    let page = c.get(&format!("/admin/api/users/{uid}")).await;
+    assert_eq!(
+        page["extensions"][1],
+        json!({"urn": ACME, "definition": null, "builtIn": false})
+    );
+}
+
 #[tokio::test]
 async fn console_declares_lists_and_removes_schemas() {
     let s = crate::common::Server::start().await;
