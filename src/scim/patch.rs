@@ -1027,10 +1027,11 @@ fn described_by(f: &Filter, attr: &Attribute) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::registry::Registry;
     use serde_json::json;
 
     fn user(body: Value) -> Map<String, Value> {
-        validate::user(body).unwrap().doc
+        validate::user(body, &Registry::builtin()).unwrap().doc
     }
 
     fn ana() -> Map<String, Value> {
@@ -1051,7 +1052,7 @@ mod tests {
         let body = json!({"schemas": [PATCH_OP_URN], "Operations": operations});
         let out = apply_user(doc, parse(body, ResourceKind::User)?)?;
         // What the store keeps must still be a valid user.
-        Ok(validate::user(Value::Object(out))?.doc)
+        Ok(validate::user(Value::Object(out), &Registry::builtin())?.doc)
     }
 
     fn ok(doc: Map<String, Value>, operations: Value) -> Value {
@@ -1523,7 +1524,9 @@ mod tests {
     }
 
     fn group_ops(body: Value) -> Result<(Map<String, Value>, Vec<MemberChange>)> {
-        let doc = validate::group(json!({"displayName": "Eng"})).unwrap().doc;
+        let doc = validate::group(json!({"displayName": "Eng"}), &Registry::builtin())
+            .unwrap()
+            .doc;
         apply_group(doc, parse(body, ResourceKind::Group)?)
     }
 
@@ -1688,7 +1691,7 @@ mod tests {
         fn apply(doc: Map<String, Value>, ops: &[Value]) -> Result<Map<String, Value>> {
             let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
             let out = apply_user(doc, parse(body, ResourceKind::User)?)?;
-            Ok(validate::user(Value::Object(out))?.doc)
+            Ok(validate::user(Value::Object(out), &Registry::builtin())?.doc)
         }
 
         proptest! {

@@ -79,7 +79,8 @@ pub async fn create(
     with_members: bool,
     actor: &Actor,
 ) -> Result<GroupRecord> {
-    let input = validate::group(body)?;
+    let registry = store.registry();
+    let input = validate::group(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
@@ -117,7 +118,8 @@ pub async fn replace(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<GroupRecord> {
-    let input = validate::group(body)?;
+    let registry = store.registry();
+    let input = validate::group(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
@@ -149,13 +151,14 @@ pub async fn patch(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<GroupRecord> {
+    let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::Group)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
             let (doc, changes) = patch::apply_group(before.doc.clone(), ops)?;
-            let input = validate::group(Value::Object(doc))?;
+            let input = validate::group(Value::Object(doc), &registry)?;
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
             let group = reread(tx, &id, with_members)?;

@@ -11,7 +11,8 @@ use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, users};
 
 pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<UserRecord> {
-    let mut input = validate::user(body)?;
+    let registry = store.registry();
+    let mut input = validate::user(body, &registry)?;
     if !input.active_given {
         // A new account is active unless the client says otherwise.
         input.doc.insert("active".into(), Value::Bool(true));
@@ -79,7 +80,8 @@ pub async fn replace(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<UserRecord> {
-    let input = validate::user(body)?;
+    let registry = store.registry();
+    let input = validate::user(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
@@ -103,6 +105,7 @@ pub async fn patch(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<UserRecord> {
+    let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::User)?;
     let actor = actor.clone();
     store
@@ -111,7 +114,7 @@ pub async fn patch(
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
             let doc = patch::apply_user(current.doc.clone(), ops)?;
-            let input = validate::user(Value::Object(doc))?;
+            let input = validate::user(Value::Object(doc), &registry)?;
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;
             if user.meta.version != current.meta.version {

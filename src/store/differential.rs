@@ -166,7 +166,9 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     migrate::run(&mut conn).unwrap();
     let mut ids = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
-        let Ok(mut input) = validate::user(body.clone()) else {
+        let Ok(mut input) =
+            validate::user(body.clone(), &crate::scim::registry::Registry::builtin())
+        else {
             continue;
         };
         input.doc.entry("active").or_insert(json!(true));
@@ -184,10 +186,12 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
         if g % 3 == 2 {
             member_ids.push(format!("g{}", g - 1));
         }
-        let doc =
-            validate::group(json!({"displayName": format!("Team {g} {}", WORDS[g % WORDS.len()])}))
-                .unwrap()
-                .doc;
+        let doc = validate::group(
+            json!({"displayName": format!("Team {g} {}", WORDS[g % WORDS.len()])}),
+            &crate::scim::registry::Registry::builtin(),
+        )
+        .unwrap()
+        .doc;
         let id = format!("g{g}");
         groups::insert(&conn, &id, doc, &member_ids, NOW).unwrap();
         group_ids.push(id);

@@ -47,6 +47,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::scim::registry::Registry;
 use crate::scim::resource::Meta;
 use query::SqlFilter;
 
@@ -138,6 +139,8 @@ pub struct Store {
     read_budget: Duration,
     /// Turns for reads that no index answers (see `read_list`).
     scan_permits: Arc<Semaphore>,
+    /// The schemas in force; a request takes one snapshot (`registry`).
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -257,6 +260,7 @@ impl Store {
             file,
             read_budget: Budget::default().read,
             scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
+            registry: Arc::new(std::sync::RwLock::new(Arc::new(Registry::builtin()))),
         })
     }
 
@@ -292,6 +296,18 @@ impl Store {
     /// the file was seen gone.
     pub fn file_seen_gone(&self) -> Result<()> {
         self.file.seen_gone()
+    }
+
+    /// The schemas in force now. A request takes one snapshot and reads only it, so a
+    /// declaration made meanwhile never changes the rules halfway through the request.
+    pub fn registry(&self) -> Arc<Registry> {
+        // A panic while holding the lock cannot leave the `Arc` half-written: use it anyway.
+        Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `registry` in force for every request that starts from now on.
+    pub fn set_registry(&self, registry: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
     }
 
     /// This store with `budget` for its reads.
