@@ -7,31 +7,42 @@ use serde_json::Value;
 
 use super::router::Route;
 use super::{App, Body, Ctx, empty_response, json_response, json_text_response};
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery, Paging};
 use crate::scim::project::Projection;
+use crate::scim::registry::Registry;
 use crate::scim::resource::{self, GroupRecord, Meta, ResourceKind, StoredUser, UserRecord};
 use crate::service::{Listed, groups, users};
 
 /// Renders resources for one request: base URL plus the requested projection.
 struct View<'a> {
     base: &'a str,
+    /// The request's snapshot of the schemas in force.
+    registry: Arc<Registry>,
     users: Projection,
     groups: Projection,
 }
 
 impl View<'_> {
-    fn new<'a>(base: &'a str, attributes: Option<&str>, excluded: Option<&str>) -> View<'a> {
+    fn new<'a>(
+        base: &'a str,
+        registry: Arc<Registry>,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> View<'a> {
         View {
             base,
+            registry,
             users: Projection::new(attributes, excluded, ResourceKind::User),
             groups: Projection::new(attributes, excluded, ResourceKind::Group),
         }
     }
 
     fn user(&self, u: UserRecord) -> Value {
-        let mut v = resource::render_user(u, self.base);
+        let mut v = resource::render_user(u, self.base, &self.registry);
         self.users.apply(&mut v, ResourceKind::User);
         v
     }
@@ -40,14 +51,14 @@ impl View<'_> {
     /// document goes in as it is, never parsed (see `StoredUser`).
     fn user_text(&self, u: StoredUser) -> Result<String> {
         if self.users.is_identity() {
-            return resource::write_user(&u, self.base).map_err(Error::internal);
+            return resource::write_user(&u, self.base, &self.registry).map_err(Error::internal);
         }
         let u = u.parse().map_err(Error::internal)?;
         Ok(self.user(u).to_string())
     }
 
     fn group(&self, g: GroupRecord) -> Value {
-        let mut v = resource::render_group(g, self.base);
+        let mut v = resource::render_group(g, self.base, &self.registry);
         self.groups.apply(&mut v, ResourceKind::Group);
         v
     }
@@ -76,6 +87,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     let pairs = query_pairs(ctx);
     let view = View::new(
         base,
+        store.registry(),
         param(&pairs, "attributes"),
         param(&pairs, "excludedAttributes"),
     );
@@ -207,22 +219,23 @@ fn page_response<T>(
     ))
 }
 
-fn list_view<'a>(base: &'a str, q: &ListQuery) -> View<'a> {
+fn list_view<'a>(app: &App, base: &'a str, q: &ListQuery) -> View<'a> {
     View::new(
         base,
+        app.store.registry(),
         q.attributes.as_deref(),
         q.excluded_attributes.as_deref(),
     )
 }
 
 async fn list_users(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
-    let view = list_view(base, q);
+    let view = list_view(app, base, q);
     let listed = users::list(&app.store, q).await?;
     page_response(listed, q.paging, |u| view.user_text(u))
 }
 
 async fn list_groups(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
-    let view = list_view(base, q);
+    let view = list_view(app, base, q);
     let listed = groups::list(&app.store, q, view.with_members()).await?;
     page_response(listed, q.paging, |g| Ok(view.group(g).to_string()))
 }
@@ -240,7 +253,7 @@ async fn search_all(app: &App, base: &str, q: &ListQuery) -> Result<Response<Bod
             "sortBy needs one resource type: search /Users/.search or /Groups/.search".into(),
         ));
     }
-    let view = list_view(base, q);
+    let view = list_view(app, base, q);
     let (users, groups) =
         crate::service::search_all(&app.store, q, start, view.with_members()).await?;
     let mut resources = Vec::with_capacity(users.items.len() + groups.items.len());

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::{configure, groups, migrate, query, users};
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::registry::Registry;
 use crate::scim::resource::{self, ResourceKind};
 use crate::scim::{eval, resolve, validate};
 
@@ -164,11 +165,10 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     let mut conn = Connection::open_in_memory().unwrap();
     configure(&conn).unwrap();
     migrate::run(&mut conn).unwrap();
+    let registry = Registry::builtin();
     let mut ids = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
-        let Ok(mut input) =
-            validate::user(body.clone(), &crate::scim::registry::Registry::builtin())
-        else {
+        let Ok(mut input) = validate::user(body.clone(), &registry) else {
             continue;
         };
         input.doc.entry("active").or_insert(json!(true));
@@ -188,7 +188,7 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
         }
         let doc = validate::group(
             json!({"displayName": format!("Team {g} {}", WORDS[g % WORDS.len()])}),
-            &crate::scim::registry::Registry::builtin(),
+            &registry,
         )
         .unwrap()
         .doc;
@@ -198,12 +198,16 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     }
     let rendered_users = ids
         .iter()
-        .map(|id| resource::render_user(users::get(&conn, id).unwrap().unwrap(), "http://x"))
+        .map(|id| {
+            let user = users::get(&conn, id).unwrap().unwrap();
+            resource::render_user(user, "http://x", &registry)
+        })
         .collect();
     let rendered_groups = group_ids
         .iter()
         .map(|id| {
-            resource::render_group(groups::get(&conn, id, true).unwrap().unwrap(), "http://x")
+            let group = groups::get(&conn, id, true).unwrap().unwrap();
+            resource::render_group(group, "http://x", &registry)
         })
         .collect();
     (conn, rendered_users, rendered_groups)
