@@ -35,15 +35,15 @@ impl View<'_> {
     ) -> View<'a> {
         View {
             base,
+            users: Projection::new(attributes, excluded, ResourceKind::User, &registry),
+            groups: Projection::new(attributes, excluded, ResourceKind::Group, &registry),
             registry,
-            users: Projection::new(attributes, excluded, ResourceKind::User),
-            groups: Projection::new(attributes, excluded, ResourceKind::Group),
         }
     }
 
     fn user(&self, u: UserRecord) -> Value {
         let mut v = resource::render_user(u, self.base, &self.registry);
-        self.users.apply(&mut v, ResourceKind::User);
+        self.users.apply(&mut v, ResourceKind::User, &self.registry);
         v
     }
 
@@ -59,7 +59,8 @@ impl View<'_> {
 
     fn group(&self, g: GroupRecord) -> Value {
         let mut v = resource::render_group(g, self.base, &self.registry);
-        self.groups.apply(&mut v, ResourceKind::Group);
+        self.groups
+            .apply(&mut v, ResourceKind::Group, &self.registry);
         v
     }
 

@@ -103,6 +103,17 @@ async fn okta_custom_namespace_with_put() {
     let list = s.filter("Users", "userName eq \"sam@example.com\"").await;
     assert_eq!(list["Resources"][0]["schemas"], json!([USER_URN, ns]));
     assert_eq!(list["Resources"][0][ns]["uidNumber"], 1002);
+    // attributes / excludedAttributes reach into the block.
+    let r = s
+        .get(&format!("/scim/v2/Users/{id}?attributes={ns}:uidNumber"))
+        .await;
+    assert_eq!(r.json()[ns], json!({"uidNumber": 1002}));
+    assert!(r.json().get("userName").is_none());
+    let r = s
+        .get(&format!("/scim/v2/Users/{id}?excludedAttributes={ns}"))
+        .await;
+    assert!(r.json().get(ns).is_none());
+    assert_eq!(r.json()["userName"], "sam@example.com");
 }
 
 #[tokio::test]
