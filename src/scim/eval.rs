@@ -71,9 +71,9 @@ fn eval(filter: &Resolved, scope: Scope<'_>) -> bool {
 
 /// The value of `t.attr` in the resource, before any sub-attribute is taken.
 fn attribute<'a>(t: &Target, resource: &'a Value) -> Option<&'a Value> {
-    match t.origin {
+    match &t.origin {
         Origin::Common | Origin::Core => resource.get(&t.attr.name),
-        Origin::Extension(urn) => resource.get(urn)?.get(&t.attr.name),
+        Origin::Extension(urn) => resource.get(&urn[..])?.get(&t.attr.name),
     }
 }
 
@@ -87,7 +87,7 @@ fn elements(v: &Value) -> &[Value] {
 
 /// The values `t` denotes in `scope`, without nulls: those a comparison tests one by one.
 fn candidates<'a>(t: &Target, scope: Scope<'a>) -> Vec<&'a Value> {
-    let found: Vec<&Value> = match (scope.element, t.sub) {
+    let found: Vec<&Value> = match (scope.element, t.sub.as_deref()) {
         (Some(e), Some(sub)) => e.get(&sub.name).into_iter().collect(),
         (Some(e), None) => vec![e],
         (None, sub) => match (attribute(t, scope.resource), sub) {
@@ -167,19 +167,22 @@ mod tests {
 
     use super::*;
     use crate::scim::filter::parse;
+    use crate::scim::registry::Registry;
     use crate::scim::resolve::resolve;
     use crate::scim::resource::ResourceKind;
     use crate::scim::schema::ENTERPRISE_USER_URN;
 
     fn user_matches(f: &str, user: &Value) -> bool {
         let filter = parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        let r = resolve(&filter, ResourceKind::User).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+        let r = resolve(&filter, ResourceKind::User, &Registry::builtin())
+            .unwrap_or_else(|e| panic!("{f}: {e:?}"));
         matches(&r, user)
     }
 
     fn group_matches(f: &str, group: &Value) -> bool {
         let filter = parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        let r = resolve(&filter, ResourceKind::Group).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+        let r = resolve(&filter, ResourceKind::Group, &Registry::builtin())
+            .unwrap_or_else(|e| panic!("{f}: {e:?}"));
         matches(&r, group)
     }
 

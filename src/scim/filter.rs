@@ -1352,8 +1352,8 @@ mod tests {
             match parse_path(&text) {
                 Ok(path) => {
                     for kind in [ResourceKind::User, ResourceKind::Group] {
-                        let _ = resolve::bind(&path, kind);
-                        let _ = resolve::resolve_sort(&path, kind);
+                        let _ = resolve::bind(&path, kind, &crate::scim::registry::Registry::builtin());
+                        let _ = resolve::resolve_sort(&path, kind, &crate::scim::registry::Registry::builtin());
                     }
                 }
                 Err(e) => prop_assert!(e.pos <= text.len()),
@@ -1361,7 +1361,7 @@ mod tests {
             match parse_patch_path(&text) {
                 Ok(p) => {
                     for kind in [ResourceKind::User, ResourceKind::Group] {
-                        let _ = resolve::bind(&p.attr, kind);
+                        let _ = resolve::bind(&p.attr, kind, &crate::scim::registry::Registry::builtin());
                     }
                 }
                 Err(e) => prop_assert!(e.pos <= text.len()),

@@ -187,6 +187,60 @@ impl Registry {
     }
 }
 
+/// Registries for the tests of the modules that read one.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::scim::schema::{Attribute, Kind, Mutability};
+
+    pub const ACME: &str = "urn:acme:2.0:User";
+
+    /// A registry with `urn:acme:2.0:User` declared for users (typed attributes) and
+    /// `urn:acme:2.0:Group` for groups.
+    pub fn acme() -> Registry {
+        let user = Schema {
+            id: ACME.into(),
+            name: "Acme".into(),
+            description: String::new(),
+            attributes: vec![
+                Arc::new(Attribute::string("badgeNumber", "")),
+                Arc::new(Attribute::new("uid", Kind::Integer, "")),
+                Arc::new(Attribute::boolean("vip", "")),
+                Arc::new(Attribute::string("serial", "").mutability(Mutability::ReadOnly)),
+                Arc::new(
+                    Attribute::complex(
+                        "keys",
+                        "",
+                        vec![
+                            Attribute::string("value", ""),
+                            Attribute::string("type", ""),
+                        ],
+                    )
+                    .multi(),
+                ),
+            ],
+        };
+        let group = Schema {
+            id: "urn:acme:2.0:Group".into(),
+            name: "AcmeGroup".into(),
+            description: String::new(),
+            attributes: vec![Arc::new(Attribute::string("costCenter", ""))],
+        };
+        Registry::new(vec![
+            Declared {
+                schema: user,
+                resource: ResourceKind::User,
+                required: false,
+            },
+            Declared {
+                schema: group,
+                resource: ResourceKind::Group,
+                required: false,
+            },
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -451,7 +451,7 @@ impl Blocks {
 
 /// `key` as `<URN>:<attribute>`: split at the last `:`, when what precedes is a URN with a
 /// namespace and a specific string (`urn:NID:NSS`) and what follows is an attribute name.
-fn split_undeclared(key: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_undeclared(key: &str) -> Option<(&str, &str)> {
     let (urn, name) = key.rsplit_once(':')?;
     let is_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name
@@ -695,7 +695,6 @@ pub fn member_ids(value: Value) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::registry::Declared;
     use crate::scim::schema::{ENTERPRISE_USER, ENTERPRISE_USER_URN, GROUP_URN, USER_URN};
     use proptest::prelude::*;
     use serde_json::json;
@@ -1260,50 +1259,7 @@ mod tests {
         assert_eq!(d, json!({"userName": "bjensen"}));
     }
 
-    /// A registry with `urn:acme:2.0:User` declared for users (typed attributes) and
-    /// `urn:acme:2.0:Group` for groups.
-    pub(crate) fn acme() -> Registry {
-        let user = Schema {
-            id: ACME.into(),
-            name: "Acme".into(),
-            description: String::new(),
-            attributes: vec![
-                Arc::new(Attribute::string("badgeNumber", "")),
-                Arc::new(Attribute::new("uid", Kind::Integer, "")),
-                Arc::new(Attribute::boolean("vip", "")),
-                Arc::new(Attribute::string("serial", "").mutability(Mutability::ReadOnly)),
-                Arc::new(
-                    Attribute::complex(
-                        "keys",
-                        "",
-                        vec![
-                            Attribute::string("value", ""),
-                            Attribute::string("type", ""),
-                        ],
-                    )
-                    .multi(),
-                ),
-            ],
-        };
-        let group = Schema {
-            id: "urn:acme:2.0:Group".into(),
-            name: "AcmeGroup".into(),
-            description: String::new(),
-            attributes: vec![Arc::new(Attribute::string("costCenter", ""))],
-        };
-        Registry::new(vec![
-            Declared {
-                schema: user,
-                resource: ResourceKind::User,
-                required: false,
-            },
-            Declared {
-                schema: group,
-                resource: ResourceKind::Group,
-                required: false,
-            },
-        ])
-    }
+    use crate::scim::registry::testing::acme;
 
     const ACME: &str = "urn:acme:2.0:User";
 

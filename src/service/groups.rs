@@ -157,7 +157,7 @@ pub async fn patch(
     store
         .write(move |tx| {
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
-            let (doc, changes) = patch::apply_group(before.doc.clone(), ops)?;
+            let (doc, changes) = patch::apply_group(before.doc.clone(), ops, &registry)?;
             let input = validate::group(Value::Object(doc), &registry)?;
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
@@ -235,7 +235,11 @@ pub async fn member_counts(store: &Store, ids: Vec<String>) -> Result<Vec<i64>> 
 }
 
 pub async fn list(store: &Store, q: &ListQuery, with_members: bool) -> Result<Listed<GroupRecord>> {
-    let (sql, resumed) = resume(store, "groups", list_sql(q, ResourceKind::Group)?);
+    let (sql, resumed) = resume(
+        store,
+        "groups",
+        list_sql(q, ResourceKind::Group, &store.registry())?,
+    );
     let page = store
         .read_list(sql.0.is_scan(), move |conn| {
             groups::list(conn, &resumed, with_members)

@@ -113,7 +113,7 @@ pub async fn patch(
             let current = current(tx, &id, if_match.as_deref())?;
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
-            let doc = patch::apply_user(current.doc.clone(), ops)?;
+            let doc = patch::apply_user(current.doc.clone(), ops, &registry)?;
             let input = validate::user(Value::Object(doc), &registry)?;
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;
@@ -183,7 +183,7 @@ pub async fn delete(
 const INLINE_ROWS: u64 = 20;
 
 pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<StoredUser>> {
-    let sql = list_sql(q, ResourceKind::User)?;
+    let sql = list_sql(q, ResourceKind::User, &store.registry())?;
     if sql.lookup
         && let Some(found) = store.try_read_now(|conn| users::list_small(conn, &sql, INLINE_ROWS))
         && let Some(page) = found?

@@ -220,17 +220,18 @@ fn agree(
     f: &Filter,
     resources: &[Value],
 ) -> Result<(), TestCaseError> {
-    let resolved = match resolve::resolve(f, kind) {
+    let resolved = match resolve::resolve(f, kind, &Registry::builtin()) {
         Ok(r) => r,
         Err(_) => {
             prop_assert!(
-                query::translate(f, kind).is_err(),
+                query::translate(f, kind, &Registry::builtin()).is_err(),
                 "translate accepted what resolve refused: {f}"
             );
             return Ok(());
         }
     };
-    let sql = query::translate(f, kind).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+    let sql = query::translate(f, kind, &Registry::builtin())
+        .map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
     let table = match kind {
         ResourceKind::User => "users",
         ResourceKind::Group => "groups",

@@ -18,6 +18,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::error::{Error, Result};
 use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::registry::Registry;
 use crate::scim::resolve::{self, Operand, Origin, Resolved, Target};
 use crate::scim::resource::ResourceKind;
 
@@ -79,8 +80,10 @@ pub fn sort_order(
     by: &crate::scim::filter::AttrPath,
     descending: bool,
     kind: ResourceKind,
+    registry: &Registry,
 ) -> Result<String> {
-    let t = resolve::resolve_sort(by, kind)?;
+    let t = resolve::resolve_sort(by, kind, registry)?;
+    literal_safe(&t)?;
     // A constant (`meta.resourceType`) orders nothing, and SQLite refuses a constant ORDER BY
     // term: creation order, which is what sorting by it means.
     if column(kind, &t).is_some_and(|(expr, _)| !expr.contains("{t}")) {
@@ -119,9 +122,9 @@ pub fn sort_order(
 /// send before they act): cheap enough to run without handing it to the blocking pool.
 fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
     let key = |t: &Target| {
-        let sub = t.sub.map(|s| s.name.as_str());
+        let sub = t.sub.as_ref().map(|s| s.name.as_str());
         matches!(
-            (kind, t.origin, t.attr.name.as_str(), sub),
+            (kind, &t.origin, t.attr.name.as_str(), sub),
             (_, Origin::Common, "id" | "externalId", None)
                 | (ResourceKind::User, Origin::Core, "userName", None)
                 | (ResourceKind::User, Origin::Core, "emails", Some("value"))
@@ -138,22 +141,27 @@ fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
             conjunction(inner, &mut terms)
                 && terms.iter().any(|(sub, _)| *sub == "value")
                 && key(&Target {
-                    sub: t.attr.sub("value"),
-                    ..*t
+                    sub: resolve::find(&t.attr.sub_attributes, "value"),
+                    ..t.clone()
                 })
         }
         _ => false,
     }
 }
 
-/// Translates `filter` for resources of `kind`.
-pub fn translate(filter: &Filter, kind: ResourceKind) -> Result<SqlFilter> {
-    translate_list(filter, kind).map(|(sql, _)| sql)
+/// Translates `filter` for resources of `kind`, with the schemas of `registry`.
+pub fn translate(filter: &Filter, kind: ResourceKind, registry: &Registry) -> Result<SqlFilter> {
+    translate_list(filter, kind, registry).map(|(sql, _)| sql)
 }
 
 /// `translate`, and whether the filter is an index lookup (see `ListSql::lookup`).
-pub fn translate_list(filter: &Filter, kind: ResourceKind) -> Result<(SqlFilter, bool)> {
-    let resolved = resolve::resolve(filter, kind)?;
+pub fn translate_list(
+    filter: &Filter,
+    kind: ResourceKind,
+    registry: &Registry,
+) -> Result<(SqlFilter, bool)> {
+    let resolved = resolve::resolve(filter, kind, registry)?;
+    each_target(&resolved, &mut literal_safe)?;
     let is_lookup = lookup(&resolved, kind);
     let mut sql = Sql {
         kind,
@@ -285,20 +293,23 @@ impl Sql {
             return Values::Each {
                 from: MEMBERS_FROM.into(),
                 on: "m.group_seq = groups.seq".into(),
-                expr: t.sub.map_or("m.rowid".into(), |s| member_expr(&s.name)),
+                expr: t
+                    .sub
+                    .as_ref()
+                    .map_or("m.rowid".into(), |s| member_expr(&s.name)),
             };
         }
-        let path = json_path(t.origin, &t.attr.name);
+        let path = json_path(&t.origin, &t.attr.name);
         if t.attr.multi_valued {
             return Values::Each {
                 from: format!("json_each({table}.data, '{path}') e"),
                 on: "1".into(),
-                expr: t.sub.map_or("e.value".into(), |s| {
+                expr: t.sub.as_ref().map_or("e.value".into(), |s| {
                     format!("json_extract(e.value, '$.\"{}\"')", s.name)
                 }),
             };
         }
-        let path = match t.sub {
+        let path = match &t.sub {
             Some(s) => format!("{path}.\"{}\"", s.name),
             None => path,
         };
@@ -416,8 +427,8 @@ impl Sql {
     /// The index-backed forms of the lookups identity providers make.
     fn indexed_eq(&mut self, t: &Target, v: &Operand) -> Option<String> {
         let Operand::Str(s) = v else { return None };
-        let sub = t.sub.map(|s| s.name.as_str());
-        match (self.kind, t.origin, t.attr.name.as_str(), sub) {
+        let sub = t.sub.as_ref().map(|s| s.name.as_str());
+        match (self.kind, &t.origin, t.attr.name.as_str(), sub) {
             (ResourceKind::User, Origin::Core, "emails", Some("value")) => {
                 let p = self.bind(SqlValue::Text(s.clone()));
                 Some(format!(
@@ -490,8 +501,8 @@ impl Sql {
             }
             (ResourceKind::Group, "members", Some(v), None) => {
                 let target = Target {
-                    sub: t.attr.sub("value"),
-                    ..*t
+                    sub: resolve::find(&t.attr.sub_attributes, "value"),
+                    ..t.clone()
                 };
                 self.indexed_eq(&target, &Operand::Str(v.to_string()))
             }
@@ -501,10 +512,10 @@ impl Sql {
 }
 
 /// The `sub eq "string"` terms joined by `and`, or `false` if the filter holds anything else.
-fn conjunction<'a>(r: &'a Resolved, out: &mut Vec<(&'static str, &'a str)>) -> bool {
+fn conjunction<'a>(r: &'a Resolved, out: &mut Vec<(&'a str, &'a str)>) -> bool {
     match r {
         Resolved::And(a, b) => conjunction(a, out) && conjunction(b, out),
-        Resolved::Compare(t, CompareOp::Eq, Operand::Str(s)) => match t.sub {
+        Resolved::Compare(t, CompareOp::Eq, Operand::Str(s)) => match &t.sub {
             Some(sub) => {
                 out.push((&sub.name, s.as_str()));
                 true
@@ -523,8 +534,8 @@ fn wrap(negate: bool, sql: String) -> String {
 /// holds the folded value). For the identifiers that is their uniqueness key (`ident::key`),
 /// which `resolve` folds their operands to.
 fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
-    let sub = t.sub.map(|s| s.name.as_str());
-    Some(match (kind, t.origin, t.attr.name.as_str(), sub) {
+    let sub = t.sub.as_ref().map(|s| s.name.as_str());
+    Some(match (kind, &t.origin, t.attr.name.as_str(), sub) {
         (_, Origin::Common, "id", None) => ("{t}.id", false),
         (_, Origin::Common, "externalId", None) => ("{t}.external_id", false),
         (_, Origin::Common, "meta", Some("created")) => ("{t}.created", false),
@@ -539,7 +550,51 @@ fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
 }
 
 /// The JSON path of a top-level attribute in the stored document.
-fn json_path(origin: Origin, attr: &str) -> String {
+/// Calls `f` on every target of `r`.
+fn each_target(r: &Resolved, f: &mut impl FnMut(&Target) -> Result<()>) -> Result<()> {
+    match r {
+        Resolved::And(a, b) | Resolved::Or(a, b) => {
+            each_target(a, f)?;
+            each_target(b, f)
+        }
+        Resolved::Not(inner) => each_target(inner, f),
+        Resolved::ValuePath(t, inner) => {
+            f(t)?;
+            each_target(inner, f)
+        }
+        Resolved::Present(t) | Resolved::Compare(t, ..) => f(t),
+    }
+}
+
+/// JSON paths are written into the SQL text as literals (`json_path`). Extension URNs and
+/// attribute names now come from declarations, not from this source, so a name that could
+/// end the literal or the quoted path key is refused rather than spliced.
+fn literal_safe(t: &Target) -> Result<()> {
+    let safe = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":._-/$#@+=,;!~*()?&%".contains(c))
+    };
+    let urn = match &t.origin {
+        Origin::Extension(urn) => urn,
+        Origin::Core | Origin::Common => "",
+    };
+    let names = [
+        Some(urn),
+        Some(t.attr.name.as_str()),
+        t.sub.as_ref().map(|s| s.name.as_str()),
+    ];
+    if names.into_iter().flatten().all(safe) {
+        Ok(())
+    } else {
+        Err(Error::InvalidFilter(format!(
+            "\"{}\" cannot be filtered or sorted on: its name has characters scimd does not \
+             put in a query",
+            t.attr.name
+        )))
+    }
+}
+
+fn json_path(origin: &Origin, attr: &str) -> String {
     match origin {
         Origin::Extension(urn) => format!("$.\"{urn}\".\"{attr}\""),
         Origin::Core | Origin::Common => format!("$.\"{attr}\""),
@@ -569,7 +624,7 @@ mod tests {
 
     fn translate_text(text: &str, kind: ResourceKind) -> Result<SqlFilter> {
         let filter = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        translate(&filter, kind)
+        translate(&filter, kind, &Registry::builtin())
     }
 
     fn users_sql(text: &str) -> SqlFilter {
@@ -878,12 +933,15 @@ mod tests {
     fn scans_are_lists_no_index_answers() {
         let list = |filter: Option<&str>, sort: Option<&str>| {
             let (filter, lookup) = match filter {
-                Some(f) => translate_list(&parse(f).unwrap(), ResourceKind::User).unwrap(),
+                Some(f) => {
+                    translate_list(&parse(f).unwrap(), ResourceKind::User, &Registry::builtin())
+                        .unwrap()
+                }
                 None => (SqlFilter::all(), false),
             };
             let order = sort.map(|by| {
                 let by = crate::scim::filter::parse_path(by).unwrap();
-                sort_order(&by, false, ResourceKind::User).unwrap()
+                sort_order(&by, false, ResourceKind::User, &Registry::builtin()).unwrap()
             });
             ListSql {
                 lookup: lookup && order.is_none(),
@@ -943,7 +1001,7 @@ mod tests {
             for path in paths {
                 let by = parse_path(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
                 for descending in [false, true] {
-                    let order = match sort_order(&by, descending, kind) {
+                    let order = match sort_order(&by, descending, kind, &Registry::builtin()) {
                         Ok(order) => order,
                         Err(Error::InvalidValue(_)) => continue,
                         Err(e) => panic!("{path}: {e:?}"),

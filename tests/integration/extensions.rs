@@ -148,3 +148,96 @@ async fn groups_keep_extension_blocks_too() {
     assert_eq!(v[ext], json!({"costCenter": "C1"}));
     assert_eq!(v["schemas"], json!([GROUP_URN, ext]));
 }
+
+/// Entra ID's custom extension attribute
+/// `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:<attr>`.
+const ENTRA: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+#[tokio::test]
+async fn entra_custom_extension_post_and_patch_by_urn_path() {
+    let s = Server::start().await;
+    // POST: the block nested under the URN, which `schemas` does not list.
+    let created = s
+        .create_user(&json!({
+            "schemas": [USER_URN, ENTERPRISE_URN],
+            "userName": "Test_User@contoso.example",
+            "active": true,
+            "externalId": "e-1",
+            ENTRA: {"badgeNumber": "100", "costCenter": "CC1"},
+        }))
+        .await;
+    let id = id_of(&created);
+    let u = stored(&s, &id).await;
+    assert_eq!(u[ENTRA], json!({"badgeNumber": "100", "costCenter": "CC1"}));
+    assert_eq!(u["schemas"], json!([USER_URN, ENTRA]));
+
+    let path = format!("/scim/v2/Users/{id}");
+    for flag in ["", "?aadOptscim062020"] {
+        let r = s
+            .patch(
+                &format!("{path}{flag}"),
+                &json!([
+                    {"op": "Add", "path": format!("{ENTRA}:shell"), "value": "/bin/bash"},
+                    {"op": "Replace", "path": format!("{ENTRA}:badgeNumber"), "value": "101"},
+                    {"op": "Remove", "path": format!("{ENTRA}:costCenter")},
+                ]),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{flag}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let u = stored(&s, &id).await;
+        assert_eq!(
+            u[ENTRA],
+            json!({"badgeNumber": "101", "shell": "/bin/bash"}),
+            "{flag}"
+        );
+        // Path-less replace with URN-qualified keys (idp-compat.md §2 row 12).
+        let r = s
+            .patch(
+                &format!("{path}{flag}"),
+                &json!([{"op": "Replace", "value": {
+                    format!("{ENTRA}:badgeNumber"): "102",
+                    format!("{ENTRA}:costCenter"): "CC2",
+                    "displayName": "Test User",
+                }}]),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{flag}");
+        let u = stored(&s, &id).await;
+        assert_eq!(
+            u[ENTRA],
+            json!({"badgeNumber": "102", "shell": "/bin/bash", "costCenter": "CC2"}),
+            "{flag}"
+        );
+        assert_eq!(u["displayName"], "Test User");
+        // Back to the starting point for the next round.
+        let r = s
+            .patch(
+                &format!("{path}{flag}"),
+                &json!([
+                    {"op": "Remove", "path": format!("{ENTRA}:shell")},
+                    {"op": "Replace", "path": format!("{ENTRA}:costCenter"), "value": "CC1"},
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{flag}");
+    }
+    // Removing every attribute drops the block and its URN from `schemas`.
+    let r = s
+        .patch(
+            &path,
+            &json!([
+                {"op": "Remove", "path": format!("{ENTRA}:badgeNumber")},
+                {"op": "Remove", "path": format!("{ENTRA}:costCenter")},
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let u = stored(&s, &id).await;
+    assert!(u.get(ENTRA).is_none(), "{u}");
+    assert_eq!(u["schemas"], json!([USER_URN]));
+}
