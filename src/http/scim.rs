@@ -95,11 +95,11 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     Ok(match route {
         Route::Health => return Err(Error::internal("health is not a SCIM route")),
         Route::ServiceProviderConfig => ok(&discovery::service_provider_config(base)),
-        Route::ResourceTypes => ok(&discovery::resource_types(base)),
-        Route::ResourceType(id) => ok(&discovery::resource_type(base, &id)
+        Route::ResourceTypes => ok(&discovery::resource_types(base, &view.registry)),
+        Route::ResourceType(id) => ok(&discovery::resource_type(base, &id, &view.registry)
             .ok_or_else(|| Error::NotFound(format!("no resource type \"{id}\"")))?),
-        Route::Schemas => ok(&discovery::schemas(base)),
-        Route::Schema(id) => ok(&discovery::schema(base, &id)
+        Route::Schemas => ok(&discovery::schemas(base, &view.registry)),
+        Route::Schema(id) => ok(&discovery::schema(base, &id, &view.registry)
             .ok_or_else(|| Error::NotFound(format!("no schema \"{id}\"")))?),
         Route::ListUsers => list_users(app, base, &list_query(&pairs)?).await?,
         Route::SearchUsers => list_users(app, base, &search_query(&body)?).await?,
