@@ -622,7 +622,9 @@ impl Patcher<'_> {
     /// The current value of `t`'s attribute, if any.
     fn current(&self, t: &Target) -> Option<&Value> {
         let holder = match &t.origin {
-            Origin::Extension(urn) => self.doc.get(&**urn)?.as_object()?,
+            Origin::Extension(urn) | Origin::Undeclared(urn) => {
+                self.doc.get(&**urn)?.as_object()?
+            }
             Origin::Common | Origin::Core => &self.doc,
         };
         holder.get(&t.attr.name)
@@ -631,7 +633,7 @@ impl Patcher<'_> {
     /// The object an attribute of `origin` lives in.
     fn slot(&mut self, origin: &Origin) -> Result<&mut Map<String, Value>> {
         match origin {
-            Origin::Extension(urn) => block_of(&mut self.doc, urn),
+            Origin::Extension(urn) | Origin::Undeclared(urn) => block_of(&mut self.doc, urn),
             Origin::Common | Origin::Core => Ok(&mut self.doc),
         }
     }
@@ -842,7 +844,7 @@ fn wrap_item(t: &Target, item: &Value) -> Value {
     let mut attr = Map::new();
     attr.insert(t.attr.name.to_string(), Value::Array(vec![item.clone()]));
     match &t.origin {
-        Origin::Extension(urn) => {
+        Origin::Extension(urn) | Origin::Undeclared(urn) => {
             let mut resource = Map::new();
             resource.insert(urn.to_string(), Value::Object(attr));
             Value::Object(resource)

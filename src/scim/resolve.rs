@@ -46,6 +46,10 @@ pub enum Origin {
     Core,
     /// An extension schema, keyed by its URN (as declared) in the resource.
     Extension(Arc<str>),
+    /// An undeclared extension (design brief §5), keyed by its URN as stored. Its attributes
+    /// have no schema: `attr` is a stand-in string attribute, and values compare as what
+    /// they are in the document (strings case-insensitively, numbers, booleans).
+    Undeclared(Arc<str>),
 }
 
 /// An attribute path bound to its definitions (owned: they come from the request's
@@ -123,11 +127,13 @@ pub fn bind(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<
         }
     } else {
         let urn = path.urn.as_deref().unwrap_or_default();
-        let ext = registry
+        let Some(ext) = registry
             .extensions(kind)
             .iter()
             .find(|e| e.schema.id.eq_ignore_ascii_case(urn))
-            .ok_or_else(|| refuse(format!("unknown schema \"{urn}\" in filter")))?;
+        else {
+            return undeclared(path, urn, kind, registry);
+        };
         (
             Origin::Extension(Arc::from(ext.schema.id.as_str())),
             find(&ext.schema.attributes, &path.attr).ok_or_else(|| unknown(path, kind))?,
@@ -138,6 +144,37 @@ pub fn bind(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<
         Some(s) => Some(sub_of(&attr, s, path)?),
     };
     Ok(Target { origin, attr, sub })
+}
+
+/// `<URN>:<attr>` of an undeclared extension: named exactly as stored (no schema says how
+/// else it may be spelled), without sub-attributes.
+fn undeclared(
+    path: &AttrPath,
+    urn: &str,
+    kind: ResourceKind,
+    registry: &Registry,
+) -> Result<Target> {
+    if registry.find(urn).is_some() {
+        return Err(refuse(format!(
+            "\"{urn}\" is not a schema of {}",
+            kind.name()
+        )));
+    }
+    if path.sub_attr.is_some() {
+        return Err(refuse(format!(
+            "\"{path}\": sub-attributes of an undeclared extension cannot be filtered on; \
+             declare its schema"
+        )));
+    }
+    // The names go into a JSON path (`$."urn"."attr"`), where a `"` cannot be written.
+    if urn.contains('"') || path.attr.contains('"') {
+        return Err(refuse(format!("\"{path}\" cannot be filtered on")));
+    }
+    Ok(Target {
+        origin: Origin::Undeclared(Arc::from(urn)),
+        attr: Arc::new(Attribute::string(&path.attr, "")),
+        sub: None,
+    })
 }
 
 fn sub_of(attr: &Attribute, name: &str, path: &AttrPath) -> Result<Arc<Attribute>> {
@@ -202,6 +239,23 @@ fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
         CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
     );
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+    if let Origin::Undeclared(_) = t.origin {
+        // No schema: the operand's own type says how to compare.
+        return match value {
+            CompValue::String(s) => Ok(Operand::Str(fold(s))),
+            CompValue::Number(n) if !substring => n
+                .as_f64()
+                .map(Operand::Num)
+                .ok_or_else(|| refuse(format!("{n} is not a usable number"))),
+            CompValue::Bool(b) if !ordering && !substring => Ok(Operand::Bool(*b)),
+            CompValue::Null => Err(refuse(format!(
+                "\"{name}\" cannot be compared with null; use \"pr\""
+            ))),
+            _ => Err(refuse(format!(
+                "co, sw and ew compare strings; gt, ge, lt and le strings or numbers (for \"{name}\")"
+            ))),
+        };
+    }
     match (leaf.kind, value) {
         (_, CompValue::Null) => Err(refuse(format!(
             "\"{name}\" cannot be compared with null; use \"{name} pr\" or \"not ({name} pr)\""
@@ -260,6 +314,11 @@ pub fn folds(leaf: &Attribute) -> bool {
 pub fn resolve_sort(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<Target> {
     let invalid = |e: Error| Error::InvalidValue(format!("invalid sortBy: {}", e.detail()));
     let t = comparable(bind(path, kind, registry).map_err(invalid)?).map_err(invalid)?;
+    if let Origin::Undeclared(urn) = &t.origin {
+        return Err(Error::InvalidValue(format!(
+            "sortBy \"{path}\" is not supported: \"{urn}\" is not a declared schema"
+        )));
+    }
     filterable(&t).map_err(invalid)?;
     if matches!(t.attr.name.as_str(), "groups" | "members") && t.origin == Origin::Core {
         return Err(Error::InvalidValue(format!(
@@ -454,7 +513,11 @@ mod tests {
             "nosuch pr",
             "name.nosuch pr",
             "userName.sub pr",
-            "urn:nope:Thing:attr pr",
+            "urn:nope:Thing:attr.sub pr",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:displayName pr",
+            "urn:nope:Thing:attr co 1",
+            "urn:nope:Thing:attr gt true",
+            "urn:nope:Thing:attr eq null",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nosuch pr",
             "emails[type eq \"work\"].nosuch eq \"x\"",
             "name[givenName eq \"x\"]",

@@ -8,12 +8,14 @@ use serde_json::{Value, json};
 
 use super::{configure, groups, migrate, query, users};
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::registry::Registry;
+use crate::scim::registry::testing::acme;
 use crate::scim::resource::{self, ResourceKind};
 use crate::scim::{eval, resolve, validate};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const NOW: &str = "2026-03-04T05:06:07.089Z";
+const ACME: &str = "urn:acme:2.0:User";
+const UNDECLARED: &str = "urn:undeclared:2.0:User";
 
 /// Small vocabularies, so random filters often hit random data.
 const WORDS: &[&str] = &[
@@ -41,9 +43,46 @@ fn email() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A value of an undeclared extension attribute: untyped, so any JSON scalar or a list.
+fn untyped() -> impl Strategy<Value = Value> {
+    let scalar = prop_oneof![
+        3 => word().prop_map(Value::from),
+        2 => (-2i64..3).prop_map(Value::from),
+        1 => Just(json!(1.5)),
+        1 => any::<bool>().prop_map(Value::from),
+    ];
+    prop_oneof![
+        4 => scalar.clone(),
+        1 => prop::collection::vec(scalar, 0..3).prop_map(Value::Array),
+        1 => word().prop_map(|w| json!({"badge": w})),
+    ]
+}
+
+/// Custom extension data: the declared `urn:acme:2.0:User` (typed, see `testing::acme`) and
+/// an undeclared `urn:undeclared:2.0:User`.
+fn custom() -> impl Strategy<Value = (Option<Value>, Option<Value>)> {
+    let declared = (
+        prop::option::of(word()),
+        prop::option::of(-2i64..3),
+        prop::option::of(any::<bool>()),
+        prop::collection::vec((word(), prop::sample::select(TYPES)), 0..3),
+    )
+        .prop_map(|(badge, uid, vip, keys)| {
+            let keys: Vec<Value> = keys
+                .into_iter()
+                .map(|(v, t)| json!({"value": v, "type": t}))
+                .collect();
+            json!({"badgeNumber": badge, "uid": uid, "vip": vip, "keys": keys})
+        });
+    let undeclared = (untyped(), prop::option::of(untyped()))
+        .prop_map(|(badge, n)| json!({"badge": badge, "n": n}));
+    (prop::option::of(declared), prop::option::of(undeclared))
+}
+
 /// A user body; validation decides what survives (e.g. `""` is absent, two primaries fail).
 fn user_body(i: usize) -> impl Strategy<Value = Value> {
     (
+        custom(),
         word(),
         prop::option::of(word()),
         prop::option::of(word()),
@@ -52,28 +91,36 @@ fn user_body(i: usize) -> impl Strategy<Value = Value> {
         prop::option::of(word()),
         prop::option::of(word()),
     )
-        .prop_map(move |(name, display, title, active, emails, dept, given)| {
-            let mut u = json!({"userName": format!("{name}{i}")});
-            if let Some(d) = display {
-                u["displayName"] = json!(d);
-            }
-            if let Some(t) = title {
-                u["title"] = json!(t);
-            }
-            if let Some(a) = active {
-                u["active"] = json!(a);
-            }
-            if !emails.is_empty() {
-                u["emails"] = Value::Array(emails);
-            }
-            if let Some(g) = given {
-                u["name"] = json!({"givenName": g});
-            }
-            if let Some(d) = dept {
-                u[ENTERPRISE] = json!({"department": d, "manager": {"value": format!("m{i}")}});
-            }
-            u
-        })
+        .prop_map(
+            move |((acme, other), name, display, title, active, emails, dept, given)| {
+                let mut u = json!({"userName": format!("{name}{i}")});
+                if let Some(a) = acme {
+                    u[ACME] = a;
+                }
+                if let Some(o) = other {
+                    u[UNDECLARED] = o;
+                }
+                if let Some(d) = display {
+                    u["displayName"] = json!(d);
+                }
+                if let Some(t) = title {
+                    u["title"] = json!(t);
+                }
+                if let Some(a) = active {
+                    u["active"] = json!(a);
+                }
+                if !emails.is_empty() {
+                    u["emails"] = Value::Array(emails);
+                }
+                if let Some(g) = given {
+                    u["name"] = json!({"givenName": g});
+                }
+                if let Some(d) = dept {
+                    u[ENTERPRISE] = json!({"department": d, "manager": {"value": format!("m{i}")}});
+                }
+                u
+            },
+        )
 }
 
 fn path(attr: &str) -> AttrPath {
@@ -89,6 +136,7 @@ fn value() -> impl Strategy<Value = CompValue> {
         4 => word().prop_map(CompValue::String),
         1 => prop::sample::select(TYPES).prop_map(|t| CompValue::String(t.to_string())),
         1 => any::<bool>().prop_map(CompValue::Bool),
+        1 => (-2i64..3).prop_map(|n| CompValue::Number(n.into())),
         1 => Just(CompValue::String(NOW.to_string())),
         1 => Just(CompValue::String("2026-03-04T06:00:00+01:00".to_string())),
     ]
@@ -146,8 +194,19 @@ const USER_ATTRS: &[&str] = &[
     "groups.value",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+    "urn:acme:2.0:User:badgeNumber",
+    "urn:acme:2.0:User:uid",
+    "urn:acme:2.0:User:vip",
+    "urn:acme:2.0:User:keys",
+    "urn:acme:2.0:User:keys.type",
+    "urn:undeclared:2.0:User:badge",
+    "urn:undeclared:2.0:User:n",
+    "urn:undeclared:2.0:User:absent",
 ];
-const USER_VALUE_PATHS: &[(&str, &[&str])] = &[("emails", &["value", "type", "primary"])];
+const USER_VALUE_PATHS: &[(&str, &[&str])] = &[
+    ("emails", &["value", "type", "primary"]),
+    ("urn:acme:2.0:User:keys", &["value", "type"]),
+];
 
 const GROUP_ATTRS: &[&str] = &[
     "displayName",
@@ -165,7 +224,7 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     let mut conn = Connection::open_in_memory().unwrap();
     configure(&conn).unwrap();
     migrate::run(&mut conn).unwrap();
-    let registry = Registry::builtin();
+    let registry = acme();
     let mut ids = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
         let Ok(mut input) = validate::user(body.clone(), &registry) else {
@@ -220,18 +279,18 @@ fn agree(
     f: &Filter,
     resources: &[Value],
 ) -> Result<(), TestCaseError> {
-    let resolved = match resolve::resolve(f, kind, &Registry::builtin()) {
+    let resolved = match resolve::resolve(f, kind, &acme()) {
         Ok(r) => r,
         Err(_) => {
             prop_assert!(
-                query::translate(f, kind, &Registry::builtin()).is_err(),
+                query::translate(f, kind, &acme()).is_err(),
                 "translate accepted what resolve refused: {f}"
             );
             return Ok(());
         }
     };
-    let sql = query::translate(f, kind, &Registry::builtin())
-        .map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+    let sql =
+        query::translate(f, kind, &acme()).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
     let table = match kind {
         ResourceKind::User => "users",
         ResourceKind::Group => "groups",

@@ -319,7 +319,25 @@ impl Sql {
         }
     }
 
+    /// The JSON path of an undeclared extension attribute, bound as a parameter: its URN is
+    /// the client's text, never spliced into the SQL.
+    fn undeclared_path(&mut self, t: &Target) -> Option<String> {
+        let Origin::Undeclared(urn) = &t.origin else {
+            return None;
+        };
+        Some(self.bind(SqlValue::Text(format!("$.\"{urn}\".\"{}\"", t.attr.name))))
+    }
+
     fn present(&mut self, t: &Target, el: Option<Element>) -> Result<String> {
+        if el.is_none()
+            && let Some(p) = self.undeclared_path(t)
+        {
+            // `validate` stores no empty strings, lists or objects: any value is present.
+            return Ok(format!(
+                "(json_type({}.data, {p}) IS NOT NULL)",
+                self.table()
+            ));
+        }
         if el.is_none() && self.kind == ResourceKind::User && t.attr.name == "groups" {
             // Any membership at all: an indirect one implies a direct one.
             return Ok(
@@ -353,6 +371,26 @@ impl Sql {
             && let Some(sql) = self.indexed_eq(t, v)
         {
             return Ok(wrap(negate, sql));
+        }
+        if el.is_none()
+            && let Some(p) = self.undeclared_path(t)
+        {
+            // Each value (the elements of a list), compared with an operand of its own JSON
+            // type only, as `eval` does.
+            let (types, x) = match v {
+                Operand::Str(_) => ("'text'", "scim_fold(e.value)"),
+                Operand::Num(_) => ("'integer', 'real'", "e.value"),
+                Operand::Bool(_) => ("'true', 'false'", "e.value"),
+            };
+            let test = self.test(x, op, v);
+            let table = self.table();
+            return Ok(wrap(
+                negate,
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each({table}.data, {p}) e WHERE \
+                     json_type({table}.data, {p}) <> 'object' AND e.type IN ({types}) AND {test})"
+                ),
+            ));
         }
         let fold = resolve::folds(t.leaf());
         Ok(match self.values(t, el) {
@@ -575,7 +613,9 @@ fn literal_safe(t: &Target) -> Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || ":._-/$#@+=,;!~*()?&%".contains(c))
     };
     let urn = match &t.origin {
-        Origin::Extension(urn) => urn,
+        // An undeclared URN is bound as a parameter (`undeclared_path`); checked all the same
+        // in case a path ever reaches `json_path`.
+        Origin::Extension(urn) | Origin::Undeclared(urn) => urn,
         Origin::Core | Origin::Common => "",
     };
     let names = [
@@ -596,7 +636,7 @@ fn literal_safe(t: &Target) -> Result<()> {
 
 fn json_path(origin: &Origin, attr: &str) -> String {
     match origin {
-        Origin::Extension(urn) => format!("$.\"{urn}\".\"{attr}\""),
+        Origin::Extension(urn) | Origin::Undeclared(urn) => format!("$.\"{urn}\".\"{attr}\""),
         Origin::Core | Origin::Common => format!("$.\"{attr}\""),
     }
 }
@@ -1074,6 +1114,51 @@ mod tests {
             ["u2"]
         );
         assert!(user_ids(&conn, r#"emails.value eq "nobody@example.com""#).is_empty());
+    }
+
+    #[test]
+    fn undeclared_extension_attributes_filter_by_their_json_type() {
+        let conn = populated();
+        let ext = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+        for (id, data) in [
+            (
+                "u4",
+                json!({"badgeNumber": "Forty-Two", "uid": 1001, "vip": true}),
+            ),
+            (
+                "u5",
+                json!({"badgeNumber": ["x", "FORTY-two"], "uid": "1001"}),
+            ),
+            (
+                "u6",
+                json!({"badgeNumber": {"badgeNumber": "forty-two"}, "uid": 1001.0}),
+            ),
+        ] {
+            let doc = json!({"userName": id, ext: data});
+            users::insert(&conn, id, user_doc(doc), NOW).unwrap();
+        }
+        let ids = |f: &str| user_ids(&conn, &f.replace("EXT", ext));
+        assert_eq!(ids(r#"EXT:badgeNumber eq "forty-two""#), ["u4", "u5"]);
+        assert_eq!(
+            ids(r#"EXT:badgenumber eq "forty-two""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(r#"EXT:badgeNumber sw "FORTY""#), ["u4", "u5"]);
+        assert_eq!(ids("EXT:uid eq 1001"), ["u4", "u6"]);
+        assert_eq!(ids(r#"EXT:uid eq "1001""#), ["u5"]);
+        assert_eq!(ids("EXT:uid gt 1000"), ["u4", "u6"]);
+        assert_eq!(ids("EXT:vip eq true"), ["u4"]);
+        assert_eq!(ids("EXT:vip pr"), ["u4"]);
+        assert_eq!(
+            ids(r#"not (EXT:badgeNumber eq "forty-two")"#),
+            ["u1", "u2", "u3", "u6"]
+        );
+        // The URN is bound as a parameter, never written into the SQL.
+        let sql = users_sql(&format!(r#"{ext}:uid eq 1"#));
+        assert!(!sql.sql.contains("acme"), "{}", sql.sql);
+        assert!(translate_text(&format!("{ext}:uid co 1"), ResourceKind::User).is_err());
+        let by = crate::scim::filter::parse_path(&format!("{ext}:uid")).unwrap();
+        assert!(sort_order(&by, false, ResourceKind::User, &Registry::builtin()).is_err());
     }
 
     #[test]

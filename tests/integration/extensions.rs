@@ -62,6 +62,16 @@ async fn onelogin_template_with_a_custom_extension_survives_put() {
     assert_eq!(r.status, 200);
     let u = stored(&s, &id).await;
     assert_eq!(u[ACME], json!({"badgeNumber": "43"}));
+    // Found by the custom field, compared as a case-insensitive string.
+    let found = s
+        .filter("Users", &format!("{ACME}:badgeNumber eq \"43\""))
+        .await;
+    assert_eq!(ids(&found), [id.as_str()]);
+    assert_eq!(
+        s.filter("Users", &format!("{ACME}:badgeNumber eq \"42\""))
+            .await["totalResults"],
+        0
+    );
     // A template rendering every custom field empty leaves no block, and no URN in `schemas`.
     let r = s
         .put(&format!("/scim/v2/Users/{id}"), &onelogin("", None))
@@ -99,6 +109,19 @@ async fn okta_custom_namespace_with_put() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()[ns]["uidNumber"], 1002);
     assert_eq!(stored(&s, &id).await[ns]["uidNumber"], 1002);
+    // Numbers compare as numbers, lists by any element, strings in any case.
+    for f in [
+        format!("{ns}:uidNumber ge 1002"),
+        format!("{ns}:custom_attr_1 eq \"X\""),
+        format!("{ns}:sshKeys sw \"ssh-ED25519\""),
+    ] {
+        assert_eq!(ids(&s.filter("Users", &f).await), [id.as_str()], "{f}");
+    }
+    assert_eq!(
+        s.filter("Users", &format!("{ns}:uidNumber eq \"1002\""))
+            .await["totalResults"],
+        0
+    );
     // The list answer (written from the stored text) lists the namespace too.
     let list = s.filter("Users", "userName eq \"sam@example.com\"").await;
     assert_eq!(list["Resources"][0]["schemas"], json!([USER_URN, ns]));
