@@ -6,7 +6,9 @@
 //!
 //! Meaning, in one place:
 //! - Names are case-insensitive; a core-schema URN prefix may be written or left out; an
-//!   extension attribute must carry its URN (`urn:…:enterprise:2.0:User:department`).
+//!   extension attribute must carry its URN (`urn:…:enterprise:2.0:User:department`), and
+//!   binds to the request's `Registry`. An undeclared extension's attribute (`Origin::
+//!   Undeclared`) is named exactly as stored and compares its values by their JSON type.
 //! - A complex multi-valued attribute compared without a sub-attribute (`emails co "x"`)
 //!   compares its `value` sub-attribute. A singular complex attribute can only be tested
 //!   with `pr`.
