@@ -346,7 +346,24 @@ impl Blocks {
         key: String,
         value: Value,
     ) -> Result<Routed> {
-        match registry.match_key(kind, &key) {
+        let mut matched = registry.match_key(kind, &key);
+        if matched == KeyMatch::Undeclared
+            && let Some((urn, name)) = split_undeclared(&key)
+        {
+            // `<legacy key>:<attr>`: the legacy keys name blocks only, so their attributes
+            // are found by the block's URN.
+            match registry.match_key(kind, urn) {
+                KeyMatch::Core { attr: None } => matched = KeyMatch::Core { attr: Some(name) },
+                KeyMatch::Extension { schema, attr: None } => {
+                    matched = KeyMatch::Extension {
+                        schema,
+                        attr: Some(name),
+                    }
+                }
+                _ => {}
+            }
+        }
+        match matched {
             KeyMatch::Core { attr: Some(name) } => Ok(Routed::Core(name.to_string(), value)),
             KeyMatch::Core { attr: None } => Ok(Routed::CoreBlock(key, value)),
             KeyMatch::Extension { schema, attr: None } => {
@@ -1212,6 +1229,17 @@ mod tests {
             json!({"badge": "42", "shell": "/bin/sh", "uid": 1001})
         );
         assert_eq!(d.as_object().map(Map::len), Some(2));
+    }
+
+    #[test]
+    fn attributes_qualified_by_a_legacy_key_join_their_block() {
+        let d = doc(with(json!({
+            "urn:scim:schemas:extension:enterprise:1.0:department": "Sales",
+            "urn:scim:schemas:core:1.0:title": "Eng",
+        })));
+        assert_eq!(d[ENT], json!({"department": "Sales"}));
+        assert_eq!(d["title"], "Eng");
+        assert!(d.get("urn:scim:schemas:extension:enterprise:1.0").is_none());
     }
 
     #[test]
