@@ -89,9 +89,10 @@ pub fn sort_order(
     if column(kind, &t).is_some_and(|(expr, _)| !expr.contains("{t}")) {
         return Ok(String::new());
     }
-    let sql = Sql {
+    let mut sql = Sql {
         kind,
         params: Vec::new(),
+        bind_paths: false,
     };
     let x = match sql.values(&t, None) {
         Values::Scalar { expr, folded } => {
@@ -166,6 +167,7 @@ pub fn translate_list(
     let mut sql = Sql {
         kind,
         params: Vec::new(),
+        bind_paths: true,
     };
     let text = sql.node(&resolved, false)?;
     Ok((
@@ -206,6 +208,10 @@ const MEMBERS_FROM: &str = "group_members m \
 struct Sql {
     kind: ResourceKind,
     params: Vec<SqlValue>,
+    /// Whether JSON paths into extension blocks are bound as parameters (filters), or
+    /// written as literals (`sort_order`, whose text is reused under other parameter
+    /// numbers; `literal_safe` vets the names first).
+    bind_paths: bool,
 }
 
 impl Sql {
@@ -271,13 +277,28 @@ impl Sql {
     }
 
     /// Where the values of `t` come from, at the top level or on element `el`.
-    fn values(&self, t: &Target, el: Option<Element>) -> Values {
+    /// A JSON path as SQL: a parameter for a path into an extension block when binding
+    /// paths (names declared by an administrator or sent by a client are never spliced),
+    /// else a literal (core paths are this source's own names).
+    fn path(&mut self, origin: &Origin, path: String) -> String {
+        match origin {
+            Origin::Extension(_) | Origin::Undeclared(_) if self.bind_paths => {
+                self.bind(SqlValue::Text(path))
+            }
+            _ => format!("'{path}'"),
+        }
+    }
+
+    fn values(&mut self, t: &Target, el: Option<Element>) -> Values {
         let table = self.table();
         if let Some(el) = el {
             let sub = &t.leaf().name;
             return Values::Scalar {
                 expr: match el {
-                    Element::Json => format!("json_extract(e.value, '$.\"{sub}\"')"),
+                    Element::Json => {
+                        let p = self.path(&t.origin, format!("$.\"{sub}\""));
+                        format!("json_extract(e.value, {p})")
+                    }
                     Element::Member => member_expr(sub),
                 },
                 folded: false,
@@ -301,20 +322,27 @@ impl Sql {
         }
         let path = json_path(&t.origin, &t.attr.name);
         if t.attr.multi_valued {
+            let p = self.path(&t.origin, path);
+            let expr = match &t.sub {
+                Some(s) => {
+                    let sp = self.path(&t.origin, format!("$.\"{}\"", s.name));
+                    format!("json_extract(e.value, {sp})")
+                }
+                None => "e.value".into(),
+            };
             return Values::Each {
-                from: format!("json_each({table}.data, '{path}') e"),
+                from: format!("json_each({table}.data, {p}) e"),
                 on: "1".into(),
-                expr: t.sub.as_ref().map_or("e.value".into(), |s| {
-                    format!("json_extract(e.value, '$.\"{}\"')", s.name)
-                }),
+                expr,
             };
         }
         let path = match &t.sub {
             Some(s) => format!("{path}.\"{}\"", s.name),
             None => path,
         };
+        let p = self.path(&t.origin, path);
         Values::Scalar {
-            expr: format!("json_extract({table}.data, '{path}')"),
+            expr: format!("json_extract({table}.data, {p})"),
             folded: false,
         }
     }
@@ -604,9 +632,10 @@ fn each_target(r: &Resolved, f: &mut impl FnMut(&Target) -> Result<()>) -> Resul
     }
 }
 
-/// JSON paths are written into the SQL text as literals (`json_path`). Extension URNs and
-/// attribute names now come from declarations, not from this source, so a name that could
-/// end the literal or the quoted path key is refused rather than spliced.
+/// Sort orders write JSON paths into the SQL text as literals (`json_path`); filters bind
+/// the paths into extension blocks as parameters. Extension URNs and attribute names come
+/// from declarations and clients, not from this source, so a name that could end a literal
+/// or a quoted path key is refused either way rather than used.
 fn literal_safe(t: &Target) -> Result<()> {
     let safe = |s: &str| {
         s.chars()
@@ -1153,9 +1182,22 @@ mod tests {
             ids(r#"not (EXT:badgeNumber eq "forty-two")"#),
             ["u1", "u2", "u3", "u6"]
         );
-        // The URN is bound as a parameter, never written into the SQL.
+        // The URN is bound as a parameter, never written into the SQL; so is a declared one.
         let sql = users_sql(&format!(r#"{ext}:uid eq 1"#));
         assert!(!sql.sql.contains("acme"), "{}", sql.sql);
+        let acme = crate::scim::registry::testing::acme();
+        for f in [
+            r#"urn:acme:2.0:User:uid eq 1"#,
+            r#"urn:acme:2.0:User:keys[type eq "ssh" and value sw "k"]"#,
+            r#"urn:acme:2.0:User:keys.value eq "k""#,
+        ] {
+            let sql = translate(&parse(f).unwrap(), ResourceKind::User, &acme).unwrap();
+            assert!(
+                !sql.sql.contains("acme") && !sql.sql.contains("keys"),
+                "{}",
+                sql.sql
+            );
+        }
         assert!(translate_text(&format!("{ext}:uid co 1"), ResourceKind::User).is_err());
         let by = crate::scim::filter::parse_path(&format!("{ext}:uid")).unwrap();
         assert!(sort_order(&by, false, ResourceKind::User, &Registry::builtin()).is_err());
