@@ -427,16 +427,35 @@ impl Blocks {
         doc: &mut Map<String, Value>,
     ) -> Result<()> {
         for ext in registry.extensions(kind) {
-            if let Some(i) = self
+            let block = match self
                 .declared
                 .iter()
                 .position(|(s, _)| s.id == ext.schema.id)
             {
-                let (schema, block) = self.declared.swap_remove(i);
-                if !block.is_empty() {
-                    doc.insert(schema.id.clone(), Value::Object(block));
+                Some(i) => self.declared.swap_remove(i).1,
+                None => Map::new(),
+            };
+            if block.is_empty() {
+                // `schemaExtensions[].required` (RFC 7643 §6): every resource carries it.
+                if ext.required {
+                    return Err(Error::InvalidValue(format!(
+                        "the extension \"{}\" is required",
+                        ext.schema.id
+                    )));
                 }
+                continue;
             }
+            // A required attribute of an extension the resource carries (RFC 7643 §7).
+            let missing = ext.schema.attributes.iter().find(|a| {
+                a.required && a.mutability != Mutability::ReadOnly && !block.contains_key(&a.name)
+            });
+            if let Some(a) = missing {
+                return Err(Error::InvalidValue(format!(
+                    "attribute \"{}:{}\" is required",
+                    ext.schema.id, a.name
+                )));
+            }
+            doc.insert(ext.schema.id.clone(), Value::Object(block));
         }
         self.undeclared.retain(|(_, block)| !block.is_empty());
         if self.undeclared.len() > MAX_UNDECLARED_EXTENSIONS {
@@ -1323,6 +1342,40 @@ mod tests {
                 other => panic!("{name}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn required_extensions_and_attributes_are_enforced() {
+        let schema = Schema {
+            id: "urn:must:2.0:User".into(),
+            name: "Must".into(),
+            description: String::new(),
+            attributes: vec![
+                Arc::new(Attribute::string("badge", "").required()),
+                Arc::new(Attribute::string("note", "")),
+            ],
+        };
+        let r = |required| {
+            Registry::new(vec![crate::scim::registry::Declared {
+                schema: schema.clone(),
+                resource: ResourceKind::User,
+                required,
+            }])
+        };
+        let refused = |body: Value, registry: &Registry| match user(body, registry) {
+            Err(Error::InvalidValue(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let m = refused(with(json!({})), &r(true));
+        assert!(
+            m.contains("urn:must:2.0:User") && m.contains("required"),
+            "{m}"
+        );
+        let m = refused(with(json!({"urn:must:2.0:User": {"note": "n"}})), &r(false));
+        assert!(m.contains("badge"), "{m}");
+        assert!(user(with(json!({})), &r(false)).is_ok());
+        let ok = user(with(json!({"urn:must:2.0:User:badge": "b"})), &r(true)).unwrap();
+        assert_eq!(ok.doc["urn:must:2.0:User"], json!({"badge": "b"}));
     }
 
     #[test]
