@@ -170,6 +170,26 @@ async fn groups_keep_extension_blocks_too() {
     let v = r.json();
     assert_eq!(v[ext], json!({"costCenter": "C1"}));
     assert_eq!(v["schemas"], json!([GROUP_URN, ext]));
+    // An http(s) schema id works the same, in filters and PATCH paths too.
+    let uri = "https://example.com/scim/GroupExt";
+    let id = id_of(&g);
+    let r = s
+        .patch(
+            &format!("/scim/v2/Groups/{id}?attributes=displayName"),
+            &json!([{"op": "add", "path": uri, "value": {"site": "Lisbon"}}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let found = s
+        .filter("Groups", &format!("{uri}:site eq \"lisbon\""))
+        .await;
+    assert_eq!(ids(&found), [id.as_str()]);
+    let found = s
+        .filter("Groups", &format!("{ext}:costCenter eq \"c1\""))
+        .await;
+    assert_eq!(ids(&found), [id.as_str()]);
+    let v = s.get(&format!("/scim/v2/Groups/{id}")).await.json();
+    assert_eq!(v["schemas"], json!([GROUP_URN, ext, uri]));
 }
 
 /// Entra ID's custom extension attribute
