@@ -215,6 +215,37 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
     assert_eq!(u["schemas"], json!([USER_URN, ENTRA]));
 
     let path = format!("/scim/v2/Users/{id}");
+    // One PATCH, then its audit entry: each extension attribute changed, by its full path.
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "Replace", "path": format!("{ENTRA}:badgeNumber"), "value": "7"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let store = scimd::store::Store::open(&s.db()).unwrap();
+    let q = scimd::store::audit::Query {
+        limit: 1,
+        resource: Some(id.clone()),
+        ..Default::default()
+    };
+    let log = store
+        .read_sync(|conn| scimd::store::audit::list(conn, &q))
+        .unwrap();
+    assert_eq!(log[0].action, "user.patch");
+    assert_eq!(
+        log[0].detail,
+        Some(json!({"changes": [
+            {"path": format!("{ENTRA}:badgeNumber"), "before": "100", "after": "7"}
+        ]}))
+    );
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "Replace", "path": format!("{ENTRA}:badgeNumber"), "value": "100"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
     for flag in ["", "?aadOptscim062020"] {
         let r = s
             .patch(
