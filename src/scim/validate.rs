@@ -76,9 +76,14 @@ pub(crate) fn is_server_owned(key: &str) -> bool {
     ["id", "meta", "schemas"].iter().any(|k| eq_ic(k, key))
 }
 
+/// Whether `key` names a schema (a URN, or an http(s) URI): an extension block, or an
+/// attribute qualified by its schema. Allocates nothing: `write_user` asks it of every
+/// member name of every user it writes.
 pub(crate) fn is_urn_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    lower.starts_with("urn:") || lower.starts_with("http:") || lower.starts_with("https:")
+    ["urn:", "http:", "https:"].iter().any(|p| {
+        key.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    })
 }
 
 /// Inserts a normalised value, refusing the same attribute twice under different spellings.
