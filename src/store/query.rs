@@ -347,13 +347,10 @@ impl Sql {
         }
     }
 
-    /// The JSON path of an undeclared extension attribute, bound as a parameter: its URN is
-    /// the client's text, never spliced into the SQL.
+    /// The JSON path of an undeclared extension attribute (see `path`).
     fn undeclared_path(&mut self, t: &Target) -> Option<String> {
-        let Origin::Undeclared(urn) = &t.origin else {
-            return None;
-        };
-        Some(self.bind(SqlValue::Text(format!("$.\"{urn}\".\"{}\"", t.attr.name))))
+        matches!(t.origin, Origin::Undeclared(_))
+            .then(|| self.path(&t.origin, json_path(&t.origin, &t.attr.name)))
     }
 
     fn present(&mut self, t: &Target, el: Option<Element>) -> Result<String> {
