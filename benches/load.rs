@@ -54,6 +54,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use scimd::scim::registry::Registry;
 use scimd::scim::{time, validate};
 use scimd::service::tokens;
 use scimd::store::{self, Store};
@@ -380,7 +381,7 @@ fn seed(store: &Store, users: usize, groups: usize) -> Result<()> {
     for first in (0..users).step_by(SEED_BATCH) {
         let batch = (first..users.min(first + SEED_BATCH))
             .map(|i| {
-                let mut doc = validate::user(user_body(i))?.doc;
+                let mut doc = validate::user(user_body(i), &Registry::builtin())?.doc;
                 doc.insert("active".into(), Value::Bool(true));
                 Ok((uuid::Uuid::new_v4().to_string(), doc))
             })
@@ -396,7 +397,7 @@ fn seed(store: &Store, users: usize, groups: usize) -> Result<()> {
     let per_group = MEMBERS_PER_GROUP.min(users);
     store.write_sync(|tx| {
         for g in 0..groups {
-            let doc = validate::group(group_body(g))?.doc;
+            let doc = validate::group(group_body(g), &Registry::builtin())?.doc;
             let members: Vec<String> = (0..per_group)
                 .map(|k| ids[(g * per_group + k) % users].clone())
                 .collect();

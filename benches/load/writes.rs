@@ -60,14 +60,18 @@ fn prepare(db: &Path) -> Result<Fixture> {
         clear(tx)?;
         let mut pool = Vec::with_capacity(POOL);
         for i in 0..POOL {
-            let mut doc = validate::user(json!({"userName": format!("{POOL_PREFIX}{i}")}))?.doc;
+            let mut doc = validate::user(
+                json!({"userName": format!("{POOL_PREFIX}{i}")}),
+                &Registry::builtin(),
+            )?
+            .doc;
             doc.insert("active".into(), Value::Bool(true));
             let id = uuid::Uuid::new_v4().to_string();
             store::users::insert(tx, &id, doc, &now)?;
             pool.push(id);
         }
         let group = |name: &str, members: &[String]| -> scimd::error::Result<String> {
-            let doc = validate::group(json!({"displayName": name}))?.doc;
+            let doc = validate::group(json!({"displayName": name}), &Registry::builtin())?.doc;
             let id = uuid::Uuid::new_v4().to_string();
             store::groups::insert(tx, &id, doc, members, &now)?;
             Ok(id)

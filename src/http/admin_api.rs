@@ -389,10 +389,11 @@ pub async fn handle(
             };
             let listed = users::list(&app.store, &q).await?;
             let base = console_base(app, &req);
+            let registry = app.store.registry();
             let items = listed
                 .items
                 .into_iter()
-                .map(|u| Ok(resource::render_user(u.parse()?, &base)))
+                .map(|u| Ok(resource::render_user(u.parse()?, &base, &registry)))
                 .collect::<serde_json::Result<Vec<Value>>>()
                 .map_err(Error::internal)?;
             Ok(ok(json!({"total": listed.total, "items": items})))
@@ -406,7 +407,7 @@ pub async fn handle(
             let extensions = schemas::carried(&app.store, ResourceKind::User, &user.doc).await?;
             let history = history(app, id).await?;
             Ok(ok(json!({
-                "user": resource::render_user(user, &base),
+                "user": resource::render_user(user, &base, &app.store.registry()),
                 "extensions": extensions,
                 "history": history,
             })))
@@ -417,12 +418,13 @@ pub async fn handle(
             let ids: Vec<String> = listed.items.iter().map(|g| g.id.clone()).collect();
             let counts = groups::member_counts(&app.store, ids).await?;
             let base = console_base(app, &req);
+            let registry = app.store.registry();
             let items: Vec<Value> = listed
                 .items
                 .into_iter()
                 .zip(counts)
                 .map(|(g, n)| {
-                    let mut v = resource::render_group(g, &base);
+                    let mut v = resource::render_group(g, &base, &registry);
                     if let Some(o) = v.as_object_mut() {
                         o.remove("members");
                         o.insert("memberCount".into(), json!(n));
@@ -440,7 +442,7 @@ pub async fn handle(
             let count = u64::from(number(&pairs, "count", 50)?.min(MAX_PAGE));
             let (total, members) =
                 groups::members_page(&app.store, id.to_string(), start - 1, count).await?;
-            let mut v = resource::render_group(group, &base);
+            let mut v = resource::render_group(group, &base, &app.store.registry());
             if let Some(o) = v.as_object_mut() {
                 o.insert("members".into(), json!(members));
                 o.insert("memberCount".into(), json!(total));

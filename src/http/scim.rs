@@ -7,32 +7,43 @@ use serde_json::Value;
 
 use super::router::Route;
 use super::{App, Body, Ctx, empty_response, json_response, json_text_response};
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery, Paging};
 use crate::scim::project::Projection;
+use crate::scim::registry::Registry;
 use crate::scim::resource::{self, GroupRecord, Meta, ResourceKind, StoredUser, UserRecord};
 use crate::service::{Listed, groups, users};
 
 /// Renders resources for one request: base URL plus the requested projection.
 struct View<'a> {
     base: &'a str,
+    /// The request's snapshot of the schemas in force.
+    registry: Arc<Registry>,
     users: Projection,
     groups: Projection,
 }
 
 impl View<'_> {
-    fn new<'a>(base: &'a str, attributes: Option<&str>, excluded: Option<&str>) -> View<'a> {
+    fn new<'a>(
+        base: &'a str,
+        registry: Arc<Registry>,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> View<'a> {
         View {
             base,
-            users: Projection::new(attributes, excluded, ResourceKind::User),
-            groups: Projection::new(attributes, excluded, ResourceKind::Group),
+            users: Projection::new(attributes, excluded, ResourceKind::User, &registry),
+            groups: Projection::new(attributes, excluded, ResourceKind::Group, &registry),
+            registry,
         }
     }
 
     fn user(&self, u: UserRecord) -> Value {
-        let mut v = resource::render_user(u, self.base);
-        self.users.apply(&mut v, ResourceKind::User);
+        let mut v = resource::render_user(u, self.base, &self.registry);
+        self.users.apply(&mut v, ResourceKind::User, &self.registry);
         v
     }
 
@@ -40,15 +51,16 @@ impl View<'_> {
     /// document goes in as it is, never parsed (see `StoredUser`).
     fn user_text(&self, u: StoredUser) -> Result<String> {
         if self.users.is_identity() {
-            return resource::write_user(&u, self.base).map_err(Error::internal);
+            return resource::write_user(&u, self.base, &self.registry).map_err(Error::internal);
         }
         let u = u.parse().map_err(Error::internal)?;
         Ok(self.user(u).to_string())
     }
 
     fn group(&self, g: GroupRecord) -> Value {
-        let mut v = resource::render_group(g, self.base);
-        self.groups.apply(&mut v, ResourceKind::Group);
+        let mut v = resource::render_group(g, self.base, &self.registry);
+        self.groups
+            .apply(&mut v, ResourceKind::Group, &self.registry);
         v
     }
 
@@ -76,17 +88,18 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     let pairs = query_pairs(ctx);
     let view = View::new(
         base,
+        store.registry(),
         param(&pairs, "attributes"),
         param(&pairs, "excludedAttributes"),
     );
     Ok(match route {
         Route::Health => return Err(Error::internal("health is not a SCIM route")),
         Route::ServiceProviderConfig => ok(&discovery::service_provider_config(base)),
-        Route::ResourceTypes => ok(&discovery::resource_types(base)),
-        Route::ResourceType(id) => ok(&discovery::resource_type(base, &id)
+        Route::ResourceTypes => ok(&discovery::resource_types(base, &view.registry)),
+        Route::ResourceType(id) => ok(&discovery::resource_type(base, &id, &view.registry)
             .ok_or_else(|| Error::NotFound(format!("no resource type \"{id}\"")))?),
-        Route::Schemas => ok(&discovery::schemas(base)),
-        Route::Schema(id) => ok(&discovery::schema(base, &id)
+        Route::Schemas => ok(&discovery::schemas(base, &view.registry)),
+        Route::Schema(id) => ok(&discovery::schema(base, &id, &view.registry)
             .ok_or_else(|| Error::NotFound(format!("no schema \"{id}\"")))?),
         Route::ListUsers => list_users(app, base, &list_query(&pairs)?).await?,
         Route::SearchUsers => list_users(app, base, &search_query(&body)?).await?,
@@ -214,22 +227,23 @@ fn page_response<T>(
     ))
 }
 
-fn list_view<'a>(base: &'a str, q: &ListQuery) -> View<'a> {
+fn list_view<'a>(app: &App, base: &'a str, q: &ListQuery) -> View<'a> {
     View::new(
         base,
+        app.store.registry(),
         q.attributes.as_deref(),
         q.excluded_attributes.as_deref(),
     )
 }
 
 async fn list_users(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
-    let view = list_view(base, q);
+    let view = list_view(app, base, q);
     let listed = users::list(&app.store, q).await?;
     page_response(listed, q.paging, |u| view.user_text(u))
 }
 
 async fn list_groups(app: &App, base: &str, q: &ListQuery) -> Result<Response<Body>> {
-    let view = list_view(base, q);
+    let view = list_view(app, base, q);
     let listed = groups::list(&app.store, q, view.with_members()).await?;
     page_response(listed, q.paging, |g| Ok(view.group(g).to_string()))
 }
@@ -247,7 +261,7 @@ async fn search_all(app: &App, base: &str, q: &ListQuery) -> Result<Response<Bod
             "sortBy needs one resource type: search /Users/.search or /Groups/.search".into(),
         ));
     }
-    let view = list_view(base, q);
+    let view = list_view(app, base, q);
     let (users, groups) =
         crate::service::search_all(&app.store, q, start, view.with_members()).await?;
     let mut resources = Vec::with_capacity(users.items.len() + groups.items.len());

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::validate::is_urn_key;
+
 /// One changed attribute; `None` is "no value".
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -41,11 +43,12 @@ fn walk(
         if b == a {
             continue;
         }
-        // An extension block (`urn:…`) is keyed `urn:…:attr`, a complex value `attr.sub`;
+        // An extension block (`urn:…`, `https://…`) is keyed `<URN>:attr`, a complex value
+        // `attr.sub`;
         // one level down only, as SCIM paths go.
         let path = if prefix.is_empty() {
             key.clone()
-        } else if prefix.starts_with("urn:") {
+        } else if is_urn_key(prefix) {
             format!("{prefix}:{key}")
         } else {
             format!("{prefix}.{key}")
@@ -54,10 +57,10 @@ fn walk(
             (Some(Value::Object(bm)), Some(Value::Object(am))) if prefix.is_empty() => {
                 walk(&path, bm, am, out);
             }
-            (Some(Value::Object(bm)), None) if prefix.is_empty() && key.starts_with("urn:") => {
+            (Some(Value::Object(bm)), None) if prefix.is_empty() && is_urn_key(key) => {
                 walk(&path, bm, &Map::new(), out);
             }
-            (None, Some(Value::Object(am))) if prefix.is_empty() && key.starts_with("urn:") => {
+            (None, Some(Value::Object(am))) if prefix.is_empty() && is_urn_key(key) => {
                 walk(&path, &Map::new(), am, out);
             }
             _ => out.push(Change {
@@ -115,6 +118,21 @@ mod tests {
                 (format!("{urn}:costCenter"), None, Some(json!("7"))),
                 ("title".into(), Some(json!("Eng")), None),
             ]
+        );
+    }
+
+    #[test]
+    fn uri_keyed_extension_blocks_are_walked_like_urn_ones() {
+        let ext = "https://example.com/scim/ext";
+        let before = map(json!({ext: {"a": "1"}}));
+        let after = map(json!({"urn:acme:2.0:User": {"b": 2}}));
+        let paths: Vec<String> = changes(&before, &after)
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(
+            paths,
+            ["urn:acme:2.0:User:b".to_string(), format!("{ext}:a")]
         );
     }
 

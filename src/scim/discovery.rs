@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use super::list::{self, MAX_RESULTS};
 use super::patch::MAX_OPERATIONS;
-use super::schema::{self, ENTERPRISE_USER_URN, GROUP_URN, Schema, USER_URN};
+use super::registry::Registry;
+use super::resource::ResourceKind;
+use super::schema::{self, GROUP_URN, Schema};
 
 const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -45,28 +47,29 @@ pub fn service_provider_config(base: &str) -> Value {
     })
 }
 
-/// RFC 7643 §6: the resource types, by id.
-pub fn resource_type(base: &str, id: &str) -> Option<Value> {
-    let (name, endpoint, description, schema, extensions) = if id.eq_ignore_ascii_case("User") {
-        (
-            "User",
-            "/Users",
-            "User Account",
-            USER_URN,
-            json!([{"schema": ENTERPRISE_USER_URN, "required": false}]),
-        )
+/// RFC 7643 §6: the resource types, by id, with the extensions of `registry`
+/// (`schemaExtensions` as `[{schema, required}]`).
+pub fn resource_type(base: &str, id: &str, registry: &Registry) -> Option<Value> {
+    let (kind, description) = if id.eq_ignore_ascii_case("User") {
+        (ResourceKind::User, "User Account")
     } else if id.eq_ignore_ascii_case("Group") {
-        ("Group", "/Groups", "Group", GROUP_URN, json!([]))
+        (ResourceKind::Group, "Group")
     } else {
         return None;
     };
+    let name = kind.name();
+    let extensions: Vec<Value> = registry
+        .extensions(kind)
+        .iter()
+        .map(|e| json!({"schema": e.schema.id, "required": e.required}))
+        .collect();
     Some(json!({
         "schemas": [RESOURCE_TYPE_URN],
         "id": name,
         "name": name,
-        "endpoint": endpoint,
+        "endpoint": format!("/{}", kind.endpoint()),
         "description": description,
-        "schema": schema,
+        "schema": registry.core(kind).id,
         "schemaExtensions": extensions,
         "meta": {
             "resourceType": "ResourceType",
@@ -85,10 +88,10 @@ fn everything(all: Vec<Value>) -> Value {
     list::response(page, list::Paging::Index(1))
 }
 
-pub fn resource_types(base: &str) -> Value {
+pub fn resource_types(base: &str, registry: &Registry) -> Value {
     let all: Vec<Value> = ["User", "Group"]
         .iter()
-        .filter_map(|id| resource_type(base, id))
+        .filter_map(|id| resource_type(base, id, registry))
         .collect();
     everything(all)
 }
@@ -122,39 +125,92 @@ fn unpublish_member_display(doc: &mut Value) {
     }
 }
 
-/// RFC 7643 §7: one schema by URN.
-pub fn schema(base: &str, id: &str) -> Option<Value> {
-    schema::find_schema(id).map(|s| schema_doc(base, s))
+/// The schemas of `registry` in `/Schemas` order: each resource type's core schema followed
+/// by its extensions. Undeclared extensions are data, not schemas: never listed.
+fn listed(registry: &Registry) -> impl Iterator<Item = &Schema> {
+    [ResourceKind::User, ResourceKind::Group]
+        .into_iter()
+        .flat_map(move |kind| {
+            std::iter::once(&**registry.core(kind))
+                .chain(registry.extensions(kind).iter().map(|e| &*e.schema))
+        })
 }
 
-pub fn schemas(base: &str) -> Value {
-    let all: Vec<Value> = schema::all_schemas()
-        .iter()
+/// RFC 7643 §7: one schema by URN (compared case-insensitively).
+pub fn schema(base: &str, id: &str, registry: &Registry) -> Option<Value> {
+    listed(registry)
+        .find(|s| s.id.eq_ignore_ascii_case(id))
         .map(|s| schema_doc(base, s))
-        .collect();
+}
+
+pub fn schemas(base: &str, registry: &Registry) -> Value {
+    let all: Vec<Value> = listed(registry).map(|s| schema_doc(base, s)).collect();
     everything(all)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::registry::testing::{ACME, acme};
+    use crate::scim::schema::{ENTERPRISE_USER_URN, USER_URN};
 
     #[test]
     fn resource_types_point_at_their_schemas() {
-        let user = resource_type("b", "user").unwrap();
+        let r = Registry::builtin();
+        let user = resource_type("b", "user", &r).unwrap();
         assert_eq!(user["schema"], json!(USER_URN));
         assert_eq!(
             user["schemaExtensions"][0]["schema"],
             json!(ENTERPRISE_USER_URN)
         );
         assert_eq!(user["meta"]["location"], json!("b/ResourceTypes/User"));
-        assert!(resource_type("b", "Device").is_none());
-        assert_eq!(resource_types("b")["totalResults"], json!(2));
+        assert!(resource_type("b", "Device", &r).is_none());
+        assert_eq!(resource_types("b", &r)["totalResults"], json!(2));
+        assert_eq!(
+            resource_type("b", "Group", &r).unwrap()["schemaExtensions"],
+            json!([])
+        );
+    }
+
+    #[test]
+    fn declared_extensions_are_advertised() {
+        let r = acme();
+        assert_eq!(
+            resource_type("b", "User", &r).unwrap()["schemaExtensions"],
+            json!([{"schema": ENTERPRISE_USER_URN, "required": false},
+                   {"schema": ACME, "required": false}])
+        );
+        assert_eq!(
+            resource_type("b", "Group", &r).unwrap()["schemaExtensions"],
+            json!([{"schema": "urn:acme:2.0:Group", "required": false}])
+        );
+        let all = schemas("b", &r);
+        let ids: Vec<&str> = all["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                USER_URN,
+                ENTERPRISE_USER_URN,
+                ACME,
+                GROUP_URN,
+                "urn:acme:2.0:Group"
+            ]
+        );
+        let doc = schema("b", "URN:ACME:2.0:USER", &r).unwrap();
+        assert_eq!(doc["id"], json!(ACME));
+        assert_eq!(doc["meta"]["location"], json!(format!("b/Schemas/{ACME}")));
+        assert!(schema("b", ACME, &Registry::builtin()).is_none());
     }
 
     #[test]
     fn schemas_cover_user_extension_and_group() {
-        let all = schemas("b");
+        let r = Registry::builtin();
+        let all = schemas("b", &r);
         let ids: Vec<&str> = all["Resources"]
             .as_array()
             .unwrap()
@@ -162,13 +218,14 @@ mod tests {
             .map(|s| s["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, [USER_URN, ENTERPRISE_USER_URN, GROUP_URN]);
-        assert!(schema("b", GROUP_URN).is_some());
-        assert!(schema("b", "urn:nope").is_none());
+        assert!(schema("b", GROUP_URN, &r).is_some());
+        assert!(schema("b", "urn:nope", &r).is_none());
     }
 
     #[test]
     fn group_members_are_published_without_display() {
-        let group = schema("b", GROUP_URN).unwrap();
+        let r = Registry::builtin();
+        let group = schema("b", GROUP_URN, &r).unwrap();
         let members = group["attributes"]
             .as_array()
             .unwrap()
@@ -183,12 +240,12 @@ mod tests {
             .collect();
         assert_eq!(subs, ["value", "$ref", "type"]);
         // The list says the same, and the definition still knows it, to accept it on input.
-        let listed = schemas("b")["Resources"][2].clone();
+        let listed = schemas("b", &r)["Resources"][2].clone();
         assert_eq!(listed, group);
         let known = schema::GROUP.attribute("members").unwrap().sub("display");
         assert!(known.is_some());
         // The User's multi-valued attributes keep theirs: scimd stores and returns them.
-        let user = schema("b", USER_URN).unwrap().to_string();
+        let user = schema("b", USER_URN, &r).unwrap().to_string();
         assert!(user.contains("\"display\""));
     }
 

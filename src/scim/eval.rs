@@ -51,10 +51,10 @@ fn eval(filter: &Resolved, scope: Scope<'_>) -> bool {
         Resolved::Present(t) => candidates(t, scope).into_iter().any(present),
         Resolved::Compare(t, CompareOp::Ne, operand) => !candidates(t, scope)
             .into_iter()
-            .any(|v| satisfies(t.leaf(), CompareOp::Eq, operand, v)),
+            .any(|v| holds(t, CompareOp::Eq, operand, v)),
         Resolved::Compare(t, op, operand) => candidates(t, scope)
             .into_iter()
-            .any(|v| satisfies(t.leaf(), *op, operand, v)),
+            .any(|v| holds(t, *op, operand, v)),
         Resolved::ValuePath(t, inner) => attribute(t, scope.resource)
             .map_or(&[][..], elements)
             .iter()
@@ -71,9 +71,11 @@ fn eval(filter: &Resolved, scope: Scope<'_>) -> bool {
 
 /// The value of `t.attr` in the resource, before any sub-attribute is taken.
 fn attribute<'a>(t: &Target, resource: &'a Value) -> Option<&'a Value> {
-    match t.origin {
+    match &t.origin {
         Origin::Common | Origin::Core => resource.get(&t.attr.name),
-        Origin::Extension(urn) => resource.get(urn)?.get(&t.attr.name),
+        Origin::Extension(urn) | Origin::Undeclared(urn) => {
+            resource.get(&urn[..])?.get(&t.attr.name)
+        }
     }
 }
 
@@ -87,11 +89,15 @@ fn elements(v: &Value) -> &[Value] {
 
 /// The values `t` denotes in `scope`, without nulls: those a comparison tests one by one.
 fn candidates<'a>(t: &Target, scope: Scope<'a>) -> Vec<&'a Value> {
-    let found: Vec<&Value> = match (scope.element, t.sub) {
+    let found: Vec<&Value> = match (scope.element, t.sub.as_deref()) {
         (Some(e), Some(sub)) => e.get(&sub.name).into_iter().collect(),
         (Some(e), None) => vec![e],
         (None, sub) => match (attribute(t, scope.resource), sub) {
             (None, _) => Vec::new(),
+            // No schema says whether it is multi-valued: a list is its values.
+            (Some(v), None) if matches!(t.origin, Origin::Undeclared(_)) => {
+                elements(v).iter().collect()
+            }
             (Some(v), None) if t.attr.multi_valued => elements(v).iter().collect(),
             (Some(v), None) => vec![v],
             (Some(v), Some(sub)) if t.attr.multi_valued => elements(v)
@@ -112,6 +118,21 @@ fn present(v: &Value) -> bool {
         Value::Array(a) => a.iter().any(present),
         Value::Object(o) => !o.is_empty(),
         Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+/// Whether one value `v` of `t` satisfies `op operand`. `op` is never `ne`.
+fn holds(t: &Target, op: CompareOp, operand: &Operand, v: &Value) -> bool {
+    if !matches!(t.origin, Origin::Undeclared(_)) {
+        return satisfies(t.leaf(), op, operand, v);
+    }
+    // Untyped: a value compares only with an operand of its own JSON type.
+    match operand {
+        Operand::Str(s) => v
+            .as_str()
+            .is_some_and(|text| compare_str(op, &fold(text), s)),
+        Operand::Num(n) => v.as_f64().is_some_and(|x| ordered(op, x.partial_cmp(n))),
+        Operand::Bool(b) => op == CompareOp::Eq && v.as_bool() == Some(*b),
     }
 }
 
@@ -167,19 +188,22 @@ mod tests {
 
     use super::*;
     use crate::scim::filter::parse;
+    use crate::scim::registry::Registry;
     use crate::scim::resolve::resolve;
     use crate::scim::resource::ResourceKind;
     use crate::scim::schema::ENTERPRISE_USER_URN;
 
     fn user_matches(f: &str, user: &Value) -> bool {
         let filter = parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        let r = resolve(&filter, ResourceKind::User).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+        let r = resolve(&filter, ResourceKind::User, &Registry::builtin())
+            .unwrap_or_else(|e| panic!("{f}: {e:?}"));
         matches(&r, user)
     }
 
     fn group_matches(f: &str, group: &Value) -> bool {
         let filter = parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        let r = resolve(&filter, ResourceKind::Group).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+        let r = resolve(&filter, ResourceKind::Group, &Registry::builtin())
+            .unwrap_or_else(|e| panic!("{f}: {e:?}"));
         matches(&r, group)
     }
 

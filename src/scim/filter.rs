@@ -642,13 +642,19 @@ fn hex4(chars: &mut std::str::CharIndices<'_>, at: usize) -> Result<u32, FilterE
 
 /// Splits `[urn ":"] attr ["." sub]`; `pos` is where `word` starts.
 fn attr_path(word: &str, pos: usize) -> Result<AttrPath, FilterError> {
-    let is_urn = word
-        .get(..4)
-        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
-    let (urn, name, name_pos) = if is_urn {
+    // A schema id is a URN or, as Entra's ADSCIM schema, an http(s) URI; the first colon
+    // that may end it follows the scheme (and the `//` of a URI).
+    let scheme = ["urn:", "http://", "https://"]
+        .into_iter()
+        .find(|p| {
+            word.get(..p.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(p))
+        })
+        .map(str::len);
+    let (urn, name, name_pos) = if let Some(scheme) = scheme {
         // URNs contain dots (`…:2.0:User`), so the attribute starts after the last colon.
         match word.rfind(':') {
-            Some(colon) if colon > 4 => (
+            Some(colon) if colon > scheme => (
                 Some(word[..colon].to_owned()),
                 &word[colon + 1..],
                 pos + colon + 1,
@@ -876,6 +882,14 @@ mod tests {
                 CompareOp::Eq,
                 s("Sales")
             )
+        );
+        let uri = "https://example.com:8443/scim/Ext-1.0";
+        assert_eq!(
+            ok(&format!("{uri}:badge pr")),
+            Filter::Present(AttrPath {
+                urn: Some(uri.to_owned()),
+                ..path("badge")
+            })
         );
         let core = "URN:ietf:params:scim:schemas:core:2.0:User";
         assert_eq!(
@@ -1352,8 +1366,8 @@ mod tests {
             match parse_path(&text) {
                 Ok(path) => {
                     for kind in [ResourceKind::User, ResourceKind::Group] {
-                        let _ = resolve::bind(&path, kind);
-                        let _ = resolve::resolve_sort(&path, kind);
+                        let _ = resolve::bind(&path, kind, &crate::scim::registry::Registry::builtin());
+                        let _ = resolve::resolve_sort(&path, kind, &crate::scim::registry::Registry::builtin());
                     }
                 }
                 Err(e) => prop_assert!(e.pos <= text.len()),
@@ -1361,7 +1375,7 @@ mod tests {
             match parse_patch_path(&text) {
                 Ok(p) => {
                     for kind in [ResourceKind::User, ResourceKind::Group] {
-                        let _ = resolve::bind(&p.attr, kind);
+                        let _ = resolve::bind(&p.attr, kind, &crate::scim::registry::Registry::builtin());
                     }
                 }
                 Err(e) => prop_assert!(e.pos <= text.len()),

@@ -16,20 +16,19 @@
 //!
 //! Pure: no I/O.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::eval;
 use super::filter::{self, AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use super::registry::{KeyMatch, Registry};
 use super::resolve::{self, Origin, Resolved, Target};
 use super::resource::ResourceKind;
 use super::schema::{
-    self, Attribute, ENTERPRISE_USER, ENTERPRISE_USER_URN, GROUP, GROUP_URN, Kind, Mutability,
-    USER, USER_URN,
+    self, Attribute, ENTERPRISE_USER, ENTERPRISE_USER_URN, Kind, Mutability, Schema, USER,
 };
-use super::validate::{
-    self, Ignored, LEGACY_CORE_KEYS, LEGACY_ENTERPRISE_KEYS, STRAY_ENTERPRISE_KEYS,
-    is_server_owned, is_urn_key,
-};
+use super::validate::{self, Ignored, STRAY_ENTERPRISE_KEYS, is_server_owned, is_urn_key};
 use crate::error::{Error, Result};
 
 /// Most operations one PATCH request may carry.
@@ -266,14 +265,15 @@ fn scim11_group(map: Map<String, Value>) -> Result<Vec<Operation>> {
     Ok(removals)
 }
 
-/// Applies `ops` to a user's stored document, with the unknown names the operations carried
-/// (ignored, see `Ignored`). The result still has to pass `validate::user` (required
-/// attributes, one primary, …) before it is stored.
+/// Applies `ops` to a user's stored document, with the schemas of `registry`, and with the
+/// unknown names the operations carried (ignored, see `Ignored`). The result still has to
+/// pass `validate::user` (required attributes, one primary, …) before it is stored.
 pub fn apply_user(
     doc: Map<String, Value>,
     ops: Vec<Operation>,
+    registry: &Registry,
 ) -> Result<(Map<String, Value>, Ignored)> {
-    let mut p = Patcher::new(ResourceKind::User, doc);
+    let mut p = Patcher::new(registry, ResourceKind::User, doc);
     p.run(ops)?;
     Ok((p.doc, p.ignored))
 }
@@ -283,13 +283,15 @@ pub fn apply_user(
 pub fn apply_group(
     doc: Map<String, Value>,
     ops: Vec<Operation>,
+    registry: &Registry,
 ) -> Result<(Map<String, Value>, Vec<MemberChange>, Ignored)> {
-    let mut p = Patcher::new(ResourceKind::Group, doc);
+    let mut p = Patcher::new(registry, ResourceKind::Group, doc);
     p.run(ops)?;
     Ok((p.doc, p.members, p.ignored))
 }
 
-struct Patcher {
+struct Patcher<'r> {
+    registry: &'r Registry,
     kind: ResourceKind,
     doc: Map<String, Value>,
     members: Vec<MemberChange>,
@@ -312,9 +314,10 @@ fn path_error(e: Error) -> Error {
     }
 }
 
-impl Patcher {
-    fn new(kind: ResourceKind, doc: Map<String, Value>) -> Patcher {
+impl<'r> Patcher<'r> {
+    fn new(registry: &'r Registry, kind: ResourceKind, doc: Map<String, Value>) -> Patcher<'r> {
         Patcher {
+            registry,
             kind,
             doc,
             members: Vec::new(),
@@ -328,14 +331,8 @@ impl Patcher {
             self.operation(op).map_err(|e| numbered(e, i + 1))?;
         }
         // An extension whose last attribute was removed is no extension at all.
-        if self
-            .doc
-            .get(ENTERPRISE_USER_URN)
-            .and_then(Value::as_object)
-            .is_some_and(Map::is_empty)
-        {
-            self.doc.remove(ENTERPRISE_USER_URN);
-        }
+        self.doc
+            .retain(|k, v| !(is_urn_key(k) && v.as_object().is_some_and(Map::is_empty)));
         Ok(())
     }
 
@@ -359,8 +356,22 @@ impl Patcher {
                 ))),
             };
         };
-        if self.kind == ResourceKind::User && eq_ic(&path, ENTERPRISE_USER_URN) {
-            return self.extension_block(op.op, op.value, Source::Path);
+        if is_urn_key(&path) {
+            match self.registry.match_key(self.kind, &path) {
+                KeyMatch::Extension { schema, attr: None } => {
+                    let schema = Arc::clone(schema);
+                    return self.extension_block(&schema, op.op, op.value, Source::Path);
+                }
+                KeyMatch::Undeclared => {
+                    return self.undeclared(op.op, &path, op.value, Source::Path);
+                }
+                KeyMatch::Foreign => {
+                    return Err(Error::InvalidPath(format!(
+                        "\"{path}\" is a schema of another resource type"
+                    )));
+                }
+                KeyMatch::Core { .. } | KeyMatch::Extension { .. } => {}
+            }
         }
         let parsed = filter::parse_patch_path(&path)
             .map_err(|e| Error::InvalidPath(format!("path \"{path}\" {e}")))?;
@@ -373,30 +384,28 @@ impl Patcher {
         if is_server_owned(key) {
             return Ok(());
         }
-        let core_urn = match self.kind {
-            ResourceKind::User => USER_URN,
-            ResourceKind::Group => GROUP_URN,
-        };
-        let user = self.kind == ResourceKind::User;
-        if eq_ic(key, core_urn) || (user && LEGACY_CORE_KEYS.iter().any(|k| eq_ic(k, key))) {
-            return match value {
-                Value::Object(map) => map.into_iter().try_for_each(|(k, v)| self.key(op, &k, v)),
-                Value::Null => Ok(()),
-                _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
-            };
-        }
-        if user
-            && (eq_ic(key, ENTERPRISE_USER_URN)
-                || LEGACY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, key)))
-        {
-            return self.extension_block(op, Some(value), Source::ValueKey);
-        }
-        if is_urn_key(key)
-            && !qualified_by(key, core_urn)
-            && !qualified_by(key, ENTERPRISE_USER_URN)
-        {
-            // An extension scimd does not serve: ignored, as in a POST or PUT body.
-            return Ok(());
+        if is_urn_key(key) {
+            match self.registry.match_key(self.kind, key) {
+                KeyMatch::Core { attr: None } => {
+                    return match value {
+                        Value::Object(map) => {
+                            map.into_iter().try_for_each(|(k, v)| self.key(op, &k, v))
+                        }
+                        Value::Null => Ok(()),
+                        _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
+                    };
+                }
+                KeyMatch::Extension { schema, attr: None } => {
+                    let schema = Arc::clone(schema);
+                    return self.extension_block(&schema, op, Some(value), Source::ValueKey);
+                }
+                // The other resource type's data: ignored, as in a POST or PUT body.
+                KeyMatch::Foreign => return Ok(()),
+                KeyMatch::Undeclared => {
+                    return self.undeclared(op, key, Some(value), Source::ValueKey);
+                }
+                KeyMatch::Core { .. } | KeyMatch::Extension { .. } => {}
+            }
         }
         let parsed = filter::parse_patch_path(key).map_err(|e| {
             Error::InvalidValue(format!("\"{key}\" is not an attribute or a path: {e}"))
@@ -408,12 +417,18 @@ impl Patcher {
             })
     }
 
-    /// The enterprise extension as a whole: `remove` drops it; `add`/`replace` apply each
+    /// A declared extension as a whole: `remove` drops it; `add`/`replace` apply each
     /// attribute of the value (a complex attribute's unspecified parts stay, RFC 7644 §3.5.2.3).
-    fn extension_block(&mut self, op: Op, value: Option<Value>, from: Source) -> Result<()> {
+    fn extension_block(
+        &mut self,
+        schema: &Schema,
+        op: Op,
+        value: Option<Value>,
+        from: Source,
+    ) -> Result<()> {
         match (op, value) {
             (Op::Remove, _) => {
-                self.doc.remove(ENTERPRISE_USER_URN);
+                self.doc.retain(|k, _| !eq_ic(k, &schema.id));
                 Ok(())
             }
             (_, Some(Value::Object(map))) => {
@@ -421,7 +436,7 @@ impl Patcher {
                     if is_server_owned(&k) {
                         continue;
                     }
-                    let path = format!("{ENTERPRISE_USER_URN}:{k}");
+                    let path = format!("{}:{k}", schema.id);
                     let parsed = filter::parse_patch_path(&path).map_err(|e| {
                         Error::InvalidValue(format!("\"{k}\" is not an attribute: {e}"))
                     })?;
@@ -431,9 +446,63 @@ impl Patcher {
             }
             (_, None | Some(Value::Null)) => Ok(()),
             _ => Err(Error::InvalidValue(format!(
-                "\"{ENTERPRISE_USER_URN}\" must be an object"
+                "\"{}\" must be an object",
+                schema.id
             ))),
         }
+    }
+
+    /// A path or value key naming an undeclared extension (design brief §5): its block
+    /// (`<URN>`, a key the document has, or any URN with an object value) or one attribute
+    /// (`<URN>:<attr>[.sub]`). Without a schema there are no types: values are set as sent
+    /// (`validate` then trims and bounds the result).
+    fn undeclared(&mut self, op: Op, key: &str, value: Option<Value>, from: Source) -> Result<()> {
+        if key.contains('[') {
+            return Err(Error::InvalidPath(format!(
+                "\"{key}\": value filters need a declared extension schema"
+            )));
+        }
+        let existing = self.doc.keys().find(|k| eq_ic(k, key)).cloned();
+        let is_block = existing.is_some() || matches!(value, Some(Value::Object(_)));
+        if is_block || op == Op::Remove && undeclared_path(&self.doc, key).is_none() {
+            let block = existing.unwrap_or_else(|| key.to_string());
+            return match (op, value) {
+                (Op::Remove, _) => {
+                    self.doc.remove(&block);
+                    Ok(())
+                }
+                (_, Some(Value::Object(map))) => {
+                    let slot = block_of(&mut self.doc, &block)?;
+                    for (name, v) in map {
+                        set_untyped(slot, &name, None, op, Some(v));
+                    }
+                    Ok(())
+                }
+                (_, None | Some(Value::Null)) => Ok(()),
+                _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
+            };
+        }
+        let Some((urn, attr, sub)) = undeclared_path(&self.doc, key) else {
+            let e = format!(
+                "\"{key}\" names no attribute: use <schema URN>:<attribute>, or an object value"
+            );
+            return Err(match from {
+                Source::Path => Error::InvalidPath(e),
+                Source::ValueKey => Error::InvalidValue(e),
+            });
+        };
+        if op != Op::Remove && value.is_none() {
+            return Err(Error::InvalidValue(format!(
+                "\"{}\" of \"{key}\" needs a \"value\"",
+                op_name(op)
+            )));
+        }
+        if op == Op::Remove && !self.doc.contains_key(&urn) {
+            return Ok(());
+        }
+        let slot = block_of(&mut self.doc, &urn)?;
+        set_untyped(slot, &attr, sub.as_deref(), op, value);
+        Ok(())
     }
 
     fn target(
@@ -447,7 +516,7 @@ impl Patcher {
             self.ignored.note(&prefix, name);
             return Ok(());
         }
-        let mut t = match resolve::bind(&path.attr, self.kind) {
+        let mut t = match resolve::bind(&path.attr, self.kind, self.registry) {
             Ok(t) => t,
             // Entra patches enterprise attributes by their bare names (`manager`,
             // `department`: idp-compat.md §2 rows 15 and 17); the core User has no such
@@ -466,11 +535,17 @@ impl Patcher {
                     urn: Some(ENTERPRISE_USER_URN.into()),
                     ..path.attr.clone()
                 };
-                resolve::bind(&qualified, self.kind).map_err(path_error)?
+                resolve::bind(&qualified, self.kind, self.registry).map_err(path_error)?
             }
         };
         if let Some(name) = &path.sub_attr {
-            t.sub = Some(t.attr.sub(name).ok_or_else(|| {
+            let sub = t
+                .attr
+                .sub_attributes
+                .iter()
+                .find(|s| eq_ic(&s.name, name))
+                .cloned();
+            t.sub = Some(sub.ok_or_else(|| {
                 Error::InvalidPath(format!(
                     "\"{}\" has no sub-attribute \"{name}\"",
                     t.attr.name
@@ -478,7 +553,7 @@ impl Patcher {
             })?);
         }
         let read_only = |a: &Attribute| a.mutability == Mutability::ReadOnly;
-        if read_only(t.attr) || t.sub.is_some_and(read_only) {
+        if read_only(&t.attr) || t.sub.as_deref().is_some_and(read_only) {
             if from == Source::ValueKey {
                 return Ok(());
             }
@@ -523,12 +598,12 @@ impl Patcher {
         self.cost.charge(units)?;
         // Taken out while `slot` borrows the document; put back whatever the outcome.
         let mut ignored = std::mem::take(&mut self.ignored);
-        let slot = self.slot(t.origin)?;
+        let slot = self.slot(&t.origin)?;
         let ig = &mut ignored;
         let done = match filter {
-            None => match t.sub {
-                None => whole(slot, t.attr, op, value, ig),
-                Some(sub) => sub_everywhere(slot, t.attr, sub, op, value, ig),
+            None => match t.sub.as_deref() {
+                None => whole(slot, &t.attr, op, value, ig),
+                Some(sub) => sub_everywhere(slot, &t.attr, sub, op, value, ig),
             },
             Some((raw, resolved)) => {
                 let wrap = |item: &Value| wrap_item(&t, item);
@@ -542,39 +617,42 @@ impl Patcher {
     }
 
     /// The name `path` gives, when it is an attribute or sub-attribute that the core schema or
-    /// the enterprise extension lacks: such a target is ignored, as in a POST or PUT body, the
+    /// a registered extension lacks: such a target is ignored, as in a POST or PUT body, the
     /// operation doing nothing for it. As (the schema's own prefix, the client's name). Other
-    /// URNs, and every other fault of a path, are left to `resolve::bind` to refuse.
+    /// URNs, and every other fault of a path, are left to `resolve::bind`.
     fn unknown_target<'p>(&self, path: &'p PatchPath) -> Option<(String, &'p str)> {
         let a = &path.attr;
         let user = self.kind == ResourceKind::User;
-        let core = match self.kind {
-            ResourceKind::User => &USER,
-            ResourceKind::Group => &GROUP,
-        };
-        let enterprise = || format!("{ENTERPRISE_USER_URN}:");
+        let core = self.registry.core(self.kind);
+        let in_core = || schema::common_attribute(&a.attr).or_else(|| core.attribute(&a.attr));
         let (attr, prefix) = match a.urn.as_deref() {
-            None => match schema::common_attribute(&a.attr).or_else(|| core.attribute(&a.attr)) {
+            None => match in_core() {
                 Some(attr) => (attr, String::new()),
                 // Entra's bare enterprise names mean the extension's (see `target`).
-                None if user && STRAY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &a.attr)) => {
-                    (ENTERPRISE_USER.attribute(&a.attr)?, enterprise())
-                }
+                None if user && STRAY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &a.attr)) => (
+                    ENTERPRISE_USER.attribute(&a.attr)?,
+                    format!("{ENTERPRISE_USER_URN}:"),
+                ),
                 None => return Some((String::new(), &a.attr)),
             },
-            Some(urn) if eq_ic(urn, &core.id) => {
-                match schema::common_attribute(&a.attr).or_else(|| core.attribute(&a.attr)) {
-                    Some(attr) => (attr, String::new()),
-                    None => return Some((String::new(), &a.attr)),
+            Some(urn) if eq_ic(urn, &core.id) => match in_core() {
+                Some(attr) => (attr, String::new()),
+                None => return Some((String::new(), &a.attr)),
+            },
+            // A registered extension's unknown attribute is ignored like a core one; an
+            // undeclared extension's attributes are kept as sent (see `target`).
+            Some(urn) => {
+                let ext = self
+                    .registry
+                    .extensions(self.kind)
+                    .iter()
+                    .find(|e| eq_ic(&e.schema.id, urn))?;
+                let prefix = format!("{}:", ext.schema.id);
+                match ext.schema.attribute(&a.attr) {
+                    Some(attr) => (attr, prefix),
+                    None => return Some((prefix, &a.attr)),
                 }
             }
-            Some(urn) if user && eq_ic(urn, ENTERPRISE_USER_URN) => {
-                match ENTERPRISE_USER.attribute(&a.attr) {
-                    Some(attr) => (attr, enterprise()),
-                    None => return Some((enterprise(), &a.attr)),
-                }
-            }
-            Some(_) => return None,
         };
         let sub = a.sub_attr.as_deref().or(path.sub_attr.as_deref())?;
         (attr.kind == Kind::Complex && attr.sub(sub).is_none())
@@ -587,34 +665,29 @@ impl Patcher {
             sub_attr: None,
             ..attr.clone()
         };
-        resolve::resolve(&Filter::ValuePath(outer, Box::new(f.clone())), self.kind)
-            .map_err(path_error)
+        resolve::resolve(
+            &Filter::ValuePath(outer, Box::new(f.clone())),
+            self.kind,
+            self.registry,
+        )
+        .map_err(path_error)
     }
 
     /// The current value of `t`'s attribute, if any.
     fn current(&self, t: &Target) -> Option<&Value> {
-        let holder = match t.origin {
-            Origin::Extension(urn) => self.doc.get(urn)?.as_object()?,
+        let holder = match &t.origin {
+            Origin::Extension(urn) | Origin::Undeclared(urn) => {
+                self.doc.get(&**urn)?.as_object()?
+            }
             Origin::Common | Origin::Core => &self.doc,
         };
         holder.get(&t.attr.name)
     }
 
     /// The object an attribute of `origin` lives in.
-    fn slot(&mut self, origin: Origin) -> Result<&mut Map<String, Value>> {
+    fn slot(&mut self, origin: &Origin) -> Result<&mut Map<String, Value>> {
         match origin {
-            Origin::Extension(urn) => {
-                let entry = self
-                    .doc
-                    .entry(urn.to_string())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !entry.is_object() {
-                    *entry = Value::Object(Map::new());
-                }
-                entry
-                    .as_object_mut()
-                    .ok_or_else(|| Error::internal("extension block is not an object"))
-            }
+            Origin::Extension(urn) | Origin::Undeclared(urn) => block_of(&mut self.doc, urn),
             Origin::Common | Origin::Core => Ok(&mut self.doc),
         }
     }
@@ -701,18 +774,127 @@ fn op_name(op: Op) -> &'static str {
 }
 
 fn display_path(t: &Target) -> String {
-    match t.sub {
+    match &t.sub {
         Some(sub) => format!("{}.{}", t.attr.name, sub.name),
         None => t.attr.name.to_string(),
     }
 }
 
-/// Whether `key` is `urn:…` qualified by schema `urn` (`<urn>:attr`).
-fn qualified_by(key: &str, urn: &str) -> bool {
-    key.len() > urn.len() + 1
-        && key.is_char_boundary(urn.len())
-        && eq_ic(&key[..urn.len()], urn)
-        && key[urn.len()..].starts_with(':')
+/// The extension block `doc[urn]`, made (empty) if it is not there.
+fn block_of<'d>(doc: &'d mut Map<String, Value>, urn: &str) -> Result<&'d mut Map<String, Value>> {
+    let entry = doc
+        .entry(urn.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    entry
+        .as_object_mut()
+        .ok_or_else(|| Error::internal("extension block is not an object"))
+}
+
+/// `<URN>:<attr>[.sub]` of an undeclared extension: the URN is the longest block key of `doc`
+/// the key continues after a `:` (as spelled there), else everything up to the last `:`.
+/// The attribute and sub-attribute must be attribute names (RFC 7643 §2.1 ATTRNAME).
+fn undeclared_path(
+    doc: &Map<String, Value>,
+    key: &str,
+) -> Option<(String, String, Option<String>)> {
+    let stored = doc
+        .keys()
+        .filter(|k| {
+            is_urn_key(k)
+                && key.len() > k.len() + 1
+                && key.is_char_boundary(k.len())
+                && eq_ic(&key[..k.len()], k)
+                && key[k.len()..].starts_with(':')
+        })
+        .max_by_key(|k| k.len());
+    let (urn, rest) = match stored {
+        Some(k) => (k.clone(), &key[k.len() + 1..]),
+        None => {
+            let (urn, rest) = key.rsplit_once(':')?;
+            let probe = format!("{urn}:x");
+            let (ok, _) = validate::split_undeclared(&probe)?;
+            (ok.to_string(), rest)
+        }
+    };
+    let (attr, sub) = match rest.split_once('.') {
+        Some((a, s)) => (a, Some(s)),
+        None => (rest, None),
+    };
+    let name = |n: &str| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$'))
+    };
+    (name(attr) && sub.is_none_or(name)).then(|| (urn, attr.to_string(), sub.map(String::from)))
+}
+
+/// An operation on attribute `name` (`.sub`) of an undeclared block, untyped: `add` of an
+/// object merges into an object there and `add` of a list appends to a list there;
+/// otherwise `add`/`replace` set the value as sent and `remove` drops it. Names match in any
+/// case; a new one is kept as spelled.
+fn set_untyped(
+    block: &mut Map<String, Value>,
+    name: &str,
+    sub: Option<&str>,
+    op: Op,
+    value: Option<Value>,
+) {
+    let key = block
+        .keys()
+        .find(|k| eq_ic(k, name))
+        .cloned()
+        .unwrap_or_else(|| name.to_string());
+    let Some(sub) = sub else {
+        match (op, value) {
+            (Op::Remove, _) | (_, None) => {
+                block.remove(&key);
+            }
+            (Op::Add, Some(v)) => match (block.get_mut(&key), v) {
+                (Some(Value::Object(there)), Value::Object(parts)) => there.extend(parts),
+                (Some(Value::Array(there)), Value::Array(items)) => {
+                    for item in items {
+                        if !there.contains(&item) {
+                            there.push(item);
+                        }
+                    }
+                }
+                (_, v) => {
+                    block.insert(key, v);
+                }
+            },
+            (Op::Replace, Some(v)) => {
+                block.insert(key, v);
+            }
+        }
+        return;
+    };
+    match block.get_mut(&key) {
+        Some(Value::Object(obj)) => {
+            set_untyped(obj, sub, None, op, value);
+            if obj.is_empty() {
+                block.remove(&key);
+            }
+        }
+        // Each value of a list of objects, like `emails.type` on a declared attribute.
+        Some(Value::Array(items)) => {
+            for item in items.iter_mut() {
+                if let Value::Object(obj) = item {
+                    set_untyped(obj, sub, None, op, value.clone());
+                }
+            }
+        }
+        _ if op != Op::Remove && value.is_some() => {
+            let mut obj = Map::new();
+            set_untyped(&mut obj, sub, None, op, value);
+            block.insert(key, Value::Object(obj));
+        }
+        _ => {}
+    }
 }
 
 /// A single value of a multi-valued attribute placed in a resource shaped like the rendered
@@ -720,8 +902,8 @@ fn qualified_by(key: &str, urn: &str) -> bool {
 fn wrap_item(t: &Target, item: &Value) -> Value {
     let mut attr = Map::new();
     attr.insert(t.attr.name.to_string(), Value::Array(vec![item.clone()]));
-    match t.origin {
-        Origin::Extension(urn) => {
+    match &t.origin {
+        Origin::Extension(urn) | Origin::Undeclared(urn) => {
             let mut resource = Map::new();
             resource.insert(urn.to_string(), Value::Object(attr));
             Value::Object(resource)
@@ -972,7 +1154,7 @@ fn filtered(
     ignored: &mut Ignored,
     selects: &dyn Fn(&Value) -> bool,
 ) -> Result<()> {
-    let attr = t.attr;
+    let attr = &*t.attr;
     let mut items = match slot.remove(&attr.name) {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
@@ -982,7 +1164,7 @@ fn filtered(
     let hit = |i: usize| hits.binary_search(&i).is_ok();
     let result = (|| -> Result<()> {
         // The parts to set on each selected value (empty for a remove, or a blank value).
-        let parts: Map<String, Value> = match (op, t.sub) {
+        let parts: Map<String, Value> = match (op, t.sub.as_deref()) {
             (Op::Remove, _) => Map::new(),
             (_, Some(sub)) => {
                 let value = value.unwrap_or(Value::Null);
@@ -1046,7 +1228,7 @@ fn filtered(
             (op, _) => op,
         };
         if op == Op::Remove {
-            match t.sub {
+            match t.sub.as_deref() {
                 None => {
                     let mut i = 0;
                     items.retain(|_| {
@@ -1066,7 +1248,7 @@ fn filtered(
             return Ok(());
         }
         for &i in &hits {
-            match (&mut items[i], op, t.sub) {
+            match (&mut items[i], op, t.sub.as_deref()) {
                 // RFC 7644 §3.5.2.3: the matching values are replaced.
                 (item, Op::Replace, None) => *item = Value::Object(parts.clone()),
                 (Value::Object(m), _, _) => m.extend(parts.clone()),
@@ -1100,10 +1282,11 @@ fn described_by(f: &Filter, attr: &Attribute) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::registry::Registry;
     use serde_json::json;
 
     fn user(body: Value) -> Map<String, Value> {
-        validate::user(body).unwrap().doc
+        validate::user(body, &Registry::builtin()).unwrap().doc
     }
 
     fn ana() -> Map<String, Value> {
@@ -1130,9 +1313,10 @@ mod tests {
         operations: Value,
     ) -> Result<(Map<String, Value>, Vec<String>)> {
         let body = json!({"schemas": [PATCH_OP_URN], "Operations": operations});
-        let (out, mut ignored) = apply_user(doc, parse(body, ResourceKind::User)?)?;
+        let (out, mut ignored) =
+            apply_user(doc, parse(body, ResourceKind::User)?, &Registry::builtin())?;
         // What the store keeps must still be a valid user.
-        let input = validate::user(Value::Object(out))?;
+        let input = validate::user(Value::Object(out), &Registry::builtin())?;
         ignored.extend(input.ignored);
         Ok((input.doc, ignored.names().to_vec()))
     }
@@ -1166,7 +1350,12 @@ mod tests {
     #[test]
     fn filter_terms_are_counted() {
         let resolved = |text: &str| {
-            resolve::resolve(&filter::parse(text).unwrap(), ResourceKind::User).unwrap()
+            resolve::resolve(
+                &filter::parse(text).unwrap(),
+                ResourceKind::User,
+                &Registry::builtin(),
+            )
+            .unwrap()
         };
         assert_eq!(terms(&resolved("userName pr")), 1);
         assert_eq!(
@@ -1570,6 +1759,129 @@ mod tests {
         assert_eq!(out["title"], json!("Boss"));
     }
 
+    /// `operations` applied to `doc` with the acme registry, then validated with it.
+    fn patch_acme(doc: Value, operations: Value) -> Result<Value> {
+        let registry = crate::scim::registry::testing::acme();
+        let body = json!({"schemas": [PATCH_OP_URN], "Operations": operations});
+        let doc = validate::user(doc, &registry)?.doc;
+        let (out, _) = apply_user(doc, parse(body, ResourceKind::User)?, &registry)?;
+        Ok(Value::Object(
+            validate::user(Value::Object(out), &registry)?.doc,
+        ))
+    }
+
+    const ACME: &str = crate::scim::registry::testing::ACME;
+    const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+
+    #[test]
+    fn declared_extension_paths_blocks_and_filters() {
+        let base = json!({"userName": "ana", ACME: {"badgeNumber": "1",
+            "keys": [{"value": "k1", "type": "ssh"}, {"value": "k2", "type": "gpg"}]}});
+        let out = patch_acme(
+            base.clone(),
+            json!([
+                {"op": "replace", "path": format!("{ACME}:badgeNumber"), "value": "2"},
+                {"op": "add", "path": format!("{}:UID", ACME.to_uppercase()), "value": 7},
+                {"op": "replace", "path": format!("{ACME}:keys[type eq \"ssh\"].value"), "value": "k3"},
+                {"op": "remove", "path": format!("{ACME}:keys[type eq \"gpg\"]")},
+                {"op": "replace", "value": {format!("{ACME}:vip"): "true"}},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            out[ACME],
+            json!({"badgeNumber": "2", "keys": [{"value": "k3", "type": "ssh"}], "uid": 7, "vip": true})
+        );
+        let e = patch_acme(
+            base.clone(),
+            json!([{"op": "replace", "path": format!("{ACME}:uid"), "value": "seven"}]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("uid"), "{e}");
+        // An attribute the declaration lacks is unknown input: ignored, like a core one.
+        let out = patch_acme(
+            base.clone(),
+            json!([{"op": "replace", "path": format!("{ACME}:nope"), "value": "x"}]),
+        )
+        .unwrap();
+        let unchanged = validate::user(base.clone(), &crate::scim::registry::testing::acme())
+            .unwrap()
+            .doc;
+        assert_eq!(out, Value::Object(unchanged));
+        // The URN as a path is the block; removing the last attribute drops it.
+        let out = patch_acme(
+            base.clone(),
+            json!([{"op": "replace", "path": ACME, "value": {"badgeNumber": "9"}}]),
+        )
+        .unwrap();
+        assert_eq!(out[ACME]["badgeNumber"], "9");
+        let out = patch_acme(base.clone(), json!([{"op": "remove", "path": ACME}])).unwrap();
+        assert!(out.get(ACME).is_none());
+        let out = patch_acme(
+            base,
+            json!([
+                {"op": "remove", "path": format!("{ACME}:badgeNumber")},
+                {"op": "remove", "path": format!("{ACME}:keys")},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"userName": "ana"}));
+    }
+
+    #[test]
+    fn undeclared_extension_paths_set_values_as_sent() {
+        let base = json!({"userName": "ana", CUSTOM: {"badge": "1", "ids": {"uid": 1}}});
+        let out = patch_acme(
+            base.clone(),
+            json!([
+                {"op": "Add", "path": format!("{CUSTOM}:costCenter"), "value": "C7"},
+                {"op": "Replace", "path": format!("{CUSTOM}:BADGE"), "value": 2},
+                {"op": "replace", "path": format!("{CUSTOM}:ids.gid"), "value": 5},
+                {"op": "Replace", "value": {format!("{CUSTOM}:shell"): "/bin/sh"}},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            out[CUSTOM],
+            json!({"badge": 2, "ids": {"uid": 1, "gid": 5}, "costCenter": "C7", "shell": "/bin/sh"})
+        );
+        // A new extension, by its block or by a qualified attribute.
+        let other = "urn:other:2.0:User";
+        let out = patch_acme(
+            base.clone(),
+            json!([
+                {"op": "add", "path": other, "value": {"a": "1"}},
+                {"op": "add", "value": {"urn:third:2.0:User:b": true}},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out[other], json!({"a": "1"}));
+        assert_eq!(out["urn:third:2.0:User"], json!({"b": true}));
+        // Removing the last attribute drops the block; removing what is not there is no-op.
+        let out = patch_acme(
+            base.clone(),
+            json!([
+                {"op": "remove", "path": format!("{CUSTOM}:badge")},
+                {"op": "remove", "path": format!("{CUSTOM}:ids.uid")},
+                {"op": "remove", "path": "urn:never:2.0:User:x"},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"userName": "ana"}));
+        let out = patch_acme(
+            base.clone(),
+            json!([{"op": "remove", "path": CUSTOM.to_lowercase()}]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"userName": "ana"}));
+        let e = patch_acme(
+            base,
+            json!([{"op": "replace", "path": "urn:x", "value": 1}]),
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type(), Some("invalidPath"));
+    }
+
     #[test]
     fn bad_paths_are_invalid_paths() {
         for path in [
@@ -1579,7 +1891,8 @@ mod tests {
             "title[type eq \"x\"]",
             "title.x",
             "emails[nope eq \"x\"]",
-            "urn:example:unknown:attr",
+            "urn:example:unknown[type eq \"x\"]",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:displayName",
         ] {
             let (t, detail) = err(
                 ana(),
@@ -1815,15 +2128,21 @@ mod tests {
     }
 
     fn group_ops(body: Value) -> Result<(Map<String, Value>, Vec<MemberChange>)> {
-        let doc = validate::group(json!({"displayName": "Eng"})).unwrap().doc;
-        let (doc, changes, _) = apply_group(doc, parse(body, ResourceKind::Group)?)?;
+        let doc = validate::group(json!({"displayName": "Eng"}), &Registry::builtin())
+            .unwrap()
+            .doc;
+        let (doc, changes, _) =
+            apply_group(doc, parse(body, ResourceKind::Group)?, &Registry::builtin())?;
         Ok((doc, changes))
     }
 
     /// The member changes of `body` and the names it carried that were ignored.
     fn group_ops_ignoring(body: Value) -> Result<(Vec<MemberChange>, Vec<String>)> {
-        let doc = validate::group(json!({"displayName": "Eng"})).unwrap().doc;
-        let (_, changes, ignored) = apply_group(doc, parse(body, ResourceKind::Group)?)?;
+        let doc = validate::group(json!({"displayName": "Eng"}), &Registry::builtin())
+            .unwrap()
+            .doc;
+        let (_, changes, ignored) =
+            apply_group(doc, parse(body, ResourceKind::Group)?, &Registry::builtin())?;
         Ok((changes, ignored.names().to_vec()))
     }
 
@@ -2017,8 +2336,8 @@ mod tests {
 
         fn apply(doc: Map<String, Value>, ops: &[Value]) -> Result<Map<String, Value>> {
             let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
-            let (out, _) = apply_user(doc, parse(body, ResourceKind::User)?)?;
-            Ok(validate::user(Value::Object(out))?.doc)
+            let (out, _) = apply_user(doc, parse(body, ResourceKind::User)?, &Registry::builtin())?;
+            Ok(validate::user(Value::Object(out), &Registry::builtin())?.doc)
         }
 
         proptest! {

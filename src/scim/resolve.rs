@@ -6,7 +6,9 @@
 //!
 //! Meaning, in one place:
 //! - Names are case-insensitive; a core-schema URN prefix may be written or left out; an
-//!   extension attribute must carry its URN (`urn:…:enterprise:2.0:User:department`).
+//!   extension attribute must carry its URN (`urn:…:enterprise:2.0:User:department`), and
+//!   binds to the request's `Registry`. An undeclared extension's attribute (`Origin::
+//!   Undeclared`) is named exactly as stored and compares its values by their JSON type.
 //! - A complex multi-valued attribute compared without a sub-attribute (`emails co "x"`)
 //!   compares its `value` sub-attribute. A singular complex attribute can only be tested
 //!   with `pr`.
@@ -26,48 +28,53 @@
 //!
 //! Pure: no I/O.
 
+use std::sync::Arc;
+
 use super::filter::{AttrPath, CompValue, CompareOp, Filter};
 use super::ident::{self, fold};
-use std::sync::LazyLock;
 
+use super::registry::Registry;
 use super::resource::ResourceKind;
-use super::schema::{
-    self, Attribute, ENTERPRISE_USER, GROUP, Kind, Mutability, Returned, Schema, USER,
-};
+use super::schema::{self, Attribute, Kind, Mutability, Returned};
 use super::time;
 use crate::error::{Error, Result};
 
 /// Where an attribute lives in a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A common attribute (RFC 7643 §3.1): `id`, `externalId`, `meta`.
     Common,
     /// The resource's core schema.
     Core,
-    /// An extension schema, keyed by its URN in the resource.
-    Extension(&'static str),
+    /// An extension schema, keyed by its URN (as declared) in the resource.
+    Extension(Arc<str>),
+    /// An undeclared extension (design brief §5), keyed by its URN as stored. Its attributes
+    /// have no schema: `attr` is a stand-in string attribute, and values compare as what
+    /// they are in the document (strings case-insensitively, numbers, booleans).
+    Undeclared(Arc<str>),
 }
 
-/// An attribute path bound to its definitions.
-#[derive(Debug, Clone, Copy)]
+/// An attribute path bound to its definitions (owned: they come from the request's
+/// `Registry` snapshot, not from statics).
+#[derive(Debug, Clone)]
 pub struct Target {
     pub origin: Origin,
-    pub attr: &'static Attribute,
-    pub sub: Option<&'static Attribute>,
+    pub attr: Arc<Attribute>,
+    pub sub: Option<Arc<Attribute>>,
 }
 
 impl PartialEq for Target {
     fn eq(&self, other: &Self) -> bool {
         self.origin == other.origin
             && self.attr.name == other.attr.name
-            && self.sub.map(|s| &s.name) == other.sub.map(|s| &s.name)
+            && self.sub.as_ref().map(|s| &s.name) == other.sub.as_ref().map(|s| &s.name)
     }
 }
 
 impl Target {
     /// The attribute whose values are compared: the sub-attribute if there is one.
-    pub fn leaf(&self) -> &'static Attribute {
-        self.sub.unwrap_or(self.attr)
+    pub fn leaf(&self) -> &Attribute {
+        self.sub.as_deref().unwrap_or(&self.attr)
     }
 }
 
@@ -97,64 +104,89 @@ fn refuse(msg: impl Into<String>) -> Error {
     Error::InvalidFilter(msg.into())
 }
 
-fn core(kind: ResourceKind) -> &'static Schema {
-    match kind {
-        ResourceKind::User => &USER,
-        ResourceKind::Group => &GROUP,
-    }
+/// The attribute `name` of `attrs`, compared case-insensitively, as a shared handle.
+pub fn find(attrs: &[Arc<Attribute>], name: &str) -> Option<Arc<Attribute>> {
+    attrs
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+        .cloned()
 }
 
-fn extensions(kind: ResourceKind) -> &'static [&'static LazyLock<Schema>] {
-    static USER_EXTENSIONS: [&LazyLock<Schema>; 1] = [&ENTERPRISE_USER];
-    match kind {
-        ResourceKind::User => &USER_EXTENSIONS,
-        ResourceKind::Group => &[],
-    }
-}
-
-/// Binds `path` (outside a value filter) for resources of `kind`.
-pub fn bind(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
+/// Binds `path` (outside a value filter) for resources of `kind`, against the `registry`.
+pub fn bind(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<Target> {
+    let core = registry.core(kind);
     let in_core = path
         .urn
         .as_ref()
-        .is_none_or(|urn| urn.eq_ignore_ascii_case(core(kind).id.as_str()));
+        .is_none_or(|urn| urn.eq_ignore_ascii_case(core.id.as_str()));
     let (origin, attr) = if in_core {
-        match schema::common_attribute(&path.attr) {
+        match find(&schema::COMMON, &path.attr) {
             Some(a) => (Origin::Common, a),
             None => (
                 Origin::Core,
-                core(kind)
-                    .attribute(&path.attr)
-                    .ok_or_else(|| unknown(path, kind))?,
+                find(&core.attributes, &path.attr).ok_or_else(|| unknown(path, kind))?,
             ),
         }
     } else {
         let urn = path.urn.as_deref().unwrap_or_default();
-        let ext = extensions(kind)
+        let Some(ext) = registry
+            .extensions(kind)
             .iter()
-            .find(|e| e.id.eq_ignore_ascii_case(urn))
-            .ok_or_else(|| refuse(format!("unknown schema \"{urn}\" in filter")))?;
+            .find(|e| e.schema.id.eq_ignore_ascii_case(urn))
+        else {
+            return undeclared(path, urn, kind, registry);
+        };
         (
-            Origin::Extension(ext.id.as_str()),
-            ext.attribute(&path.attr)
-                .ok_or_else(|| unknown(path, kind))?,
+            Origin::Extension(Arc::from(ext.schema.id.as_str())),
+            find(&ext.schema.attributes, &path.attr).ok_or_else(|| unknown(path, kind))?,
         )
     };
     let sub = match &path.sub_attr {
         None => None,
-        Some(s) => Some(sub_of(attr, s, path)?),
+        Some(s) => Some(sub_of(&attr, s, path)?),
     };
     Ok(Target { origin, attr, sub })
 }
 
-fn sub_of(attr: &'static Attribute, name: &str, path: &AttrPath) -> Result<&'static Attribute> {
+/// `<URN>:<attr>` of an undeclared extension: named exactly as stored (no schema says how
+/// else it may be spelled), without sub-attributes.
+fn undeclared(
+    path: &AttrPath,
+    urn: &str,
+    kind: ResourceKind,
+    registry: &Registry,
+) -> Result<Target> {
+    if registry.find(urn).is_some() {
+        return Err(refuse(format!(
+            "\"{urn}\" is not a schema of {}",
+            kind.name()
+        )));
+    }
+    if path.sub_attr.is_some() {
+        return Err(refuse(format!(
+            "\"{path}\": sub-attributes of an undeclared extension cannot be filtered on; \
+             declare its schema"
+        )));
+    }
+    // The names go into a JSON path (`$."urn"."attr"`), where a `"` cannot be written.
+    if urn.contains('"') || path.attr.contains('"') {
+        return Err(refuse(format!("\"{path}\" cannot be filtered on")));
+    }
+    Ok(Target {
+        origin: Origin::Undeclared(Arc::from(urn)),
+        attr: Arc::new(Attribute::string(&path.attr, "")),
+        sub: None,
+    })
+}
+
+fn sub_of(attr: &Attribute, name: &str, path: &AttrPath) -> Result<Arc<Attribute>> {
     if attr.kind != Kind::Complex {
         return Err(refuse(format!(
             "\"{}\" has no sub-attributes (in \"{path}\")",
             attr.name
         )));
     }
-    attr.sub(name)
+    find(&attr.sub_attributes, name)
         .ok_or_else(|| refuse(format!("\"{}\" has no sub-attribute \"{name}\"", attr.name)))
 }
 
@@ -187,7 +219,7 @@ fn groups_refused() -> Error {
 /// `value`; other complex values can't be compared.
 fn comparable(mut t: Target) -> Result<Target> {
     if t.sub.is_none() && t.attr.kind == Kind::Complex {
-        match (t.attr.multi_valued, t.attr.sub("value")) {
+        match (t.attr.multi_valued, find(&t.attr.sub_attributes, "value")) {
             (true, Some(value)) => t.sub = Some(value),
             _ => {
                 return Err(refuse(format!(
@@ -209,6 +241,23 @@ fn operand(t: &Target, op: CompareOp, value: &CompValue) -> Result<Operand> {
         CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
     );
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+    if let Origin::Undeclared(_) = t.origin {
+        // No schema: the operand's own type says how to compare.
+        return match value {
+            CompValue::String(s) => Ok(Operand::Str(fold(s))),
+            CompValue::Number(n) if !substring => n
+                .as_f64()
+                .map(Operand::Num)
+                .ok_or_else(|| refuse(format!("{n} is not a usable number"))),
+            CompValue::Bool(b) if !ordering && !substring => Ok(Operand::Bool(*b)),
+            CompValue::Null => Err(refuse(format!(
+                "\"{name}\" cannot be compared with null; use \"pr\""
+            ))),
+            _ => Err(refuse(format!(
+                "co, sw and ew compare strings; gt, ge, lt and le strings or numbers (for \"{name}\")"
+            ))),
+        };
+    }
     match (leaf.kind, value) {
         (_, CompValue::Null) => Err(refuse(format!(
             "\"{name}\" cannot be compared with null; use \"{name} pr\" or \"not ({name} pr)\""
@@ -264,9 +313,14 @@ pub fn folds(leaf: &Attribute) -> bool {
 /// Resolves a `sortBy` path (RFC 7644 §3.4.2.3): a singular attribute or sub-attribute, or a
 /// multi-valued one, which sorts by its primary (else first) value. Computed memberships
 /// (`groups`, `members`) are not sortable.
-pub fn resolve_sort(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
+pub fn resolve_sort(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<Target> {
     let invalid = |e: Error| Error::InvalidValue(format!("invalid sortBy: {}", e.detail()));
-    let t = comparable(bind(path, kind).map_err(invalid)?).map_err(invalid)?;
+    let t = comparable(bind(path, kind, registry).map_err(invalid)?).map_err(invalid)?;
+    if let Origin::Undeclared(urn) = &t.origin {
+        return Err(Error::InvalidValue(format!(
+            "sortBy \"{path}\" is not supported: \"{urn}\" is not a declared schema"
+        )));
+    }
     filterable(&t).map_err(invalid)?;
     if matches!(t.attr.name.as_str(), "groups" | "members") && t.origin == Origin::Core {
         return Err(Error::InvalidValue(format!(
@@ -276,24 +330,23 @@ pub fn resolve_sort(path: &AttrPath, kind: ResourceKind) -> Result<Target> {
     Ok(t)
 }
 
-/// Resolves `filter` for resources of `kind`.
-pub fn resolve(filter: &Filter, kind: ResourceKind) -> Result<Resolved> {
+/// Resolves `filter` for resources of `kind`, against the `registry`.
+pub fn resolve(filter: &Filter, kind: ResourceKind, registry: &Registry) -> Result<Resolved> {
+    let r = |f: &Filter| resolve(f, kind, registry).map(Box::new);
     Ok(match filter {
-        Filter::And(a, b) => {
-            Resolved::And(Box::new(resolve(a, kind)?), Box::new(resolve(b, kind)?))
-        }
-        Filter::Or(a, b) => Resolved::Or(Box::new(resolve(a, kind)?), Box::new(resolve(b, kind)?)),
-        Filter::Not(f) => Resolved::Not(Box::new(resolve(f, kind)?)),
+        Filter::And(a, b) => Resolved::And(r(a)?, r(b)?),
+        Filter::Or(a, b) => Resolved::Or(r(a)?, r(b)?),
+        Filter::Not(f) => Resolved::Not(r(f)?),
         Filter::Present(path) => {
-            let t = bind(path, kind)?;
+            let t = bind(path, kind, registry)?;
             filterable(&t)?;
-            if is_user_groups(&t) && t.sub.is_some_and(|s| s.name != "value") {
+            if is_user_groups(&t) && t.sub.as_ref().is_some_and(|s| s.name != "value") {
                 return Err(groups_refused());
             }
             Resolved::Present(t)
         }
         Filter::Compare(path, op, value) => {
-            let t = comparable(bind(path, kind)?)?;
+            let t = comparable(bind(path, kind, registry)?)?;
             filterable(&t)?;
             if is_user_groups(&t)
                 && (t.leaf().name != "value" || !matches!(op, CompareOp::Eq | CompareOp::Ne))
@@ -304,7 +357,7 @@ pub fn resolve(filter: &Filter, kind: ResourceKind) -> Result<Resolved> {
             Resolved::Compare(t, *op, v)
         }
         Filter::ValuePath(path, inner) => {
-            let t = bind(path, kind)?;
+            let t = bind(path, kind, registry)?;
             if is_user_groups(&t) {
                 return Err(groups_refused());
             }
@@ -314,7 +367,8 @@ pub fn resolve(filter: &Filter, kind: ResourceKind) -> Result<Resolved> {
                 )));
             }
             filterable(&t)?;
-            Resolved::ValuePath(t, Box::new(resolve_inner(inner, &t)?))
+            let inner = resolve_inner(inner, &t)?;
+            Resolved::ValuePath(t, Box::new(inner))
         }
     })
 }
@@ -328,10 +382,10 @@ fn resolve_inner(filter: &Filter, outer: &Target) -> Result<Resolved> {
                 outer.attr.name, outer.attr.name
             )));
         }
-        let sub = sub_of(outer.attr, &path.attr, path)?;
+        let sub = sub_of(&outer.attr, &path.attr, path)?;
         let t = Target {
             sub: Some(sub),
-            ..*outer
+            ..outer.clone()
         };
         filterable(&t)?;
         Ok(t)
@@ -349,7 +403,8 @@ fn resolve_inner(filter: &Filter, outer: &Target) -> Result<Resolved> {
         Filter::Present(path) => Resolved::Present(bind_sub(path)?),
         Filter::Compare(path, op, value) => {
             let t = bind_sub(path)?;
-            Resolved::Compare(t, *op, operand(&t, *op, value)?)
+            let operand = operand(&t, *op, value)?;
+            Resolved::Compare(t, *op, operand)
         }
         Filter::ValuePath(..) => return Err(refuse("value filters cannot be nested")),
     })
@@ -361,11 +416,11 @@ mod tests {
     use crate::scim::filter::parse;
 
     fn user(f: &str) -> Result<Resolved> {
-        resolve(&parse(f).unwrap(), ResourceKind::User)
+        resolve(&parse(f).unwrap(), ResourceKind::User, &Registry::builtin())
     }
 
     fn refused(f: &str, kind: ResourceKind) -> String {
-        match resolve(&parse(f).unwrap(), kind) {
+        match resolve(&parse(f).unwrap(), kind, &Registry::builtin()) {
             Err(Error::InvalidFilter(m)) => m,
             other => panic!("{f}: expected invalidFilter, got {other:?}"),
         }
@@ -384,9 +439,9 @@ mod tests {
         let (t, _, v) = compare(&r);
         assert_eq!(
             (
-                t.origin,
+                t.origin.clone(),
                 t.attr.name.as_str(),
-                t.sub.map(|s| s.name.as_str())
+                t.sub.as_ref().map(|s| s.name.as_str())
             ),
             (Origin::Core, "userName", None)
         );
@@ -406,7 +461,10 @@ mod tests {
         )
         .unwrap();
         let (t, _, _) = compare(&r);
-        assert_eq!(t.origin, Origin::Extension(schema::ENTERPRISE_USER_URN));
+        assert_eq!(
+            t.origin,
+            Origin::Extension(schema::ENTERPRISE_USER_URN.into())
+        );
         assert_eq!(t.leaf().name, "value");
 
         let r = user("meta.lastModified gt \"2026-01-01T00:00:00+01:00\"").unwrap();
@@ -457,7 +515,11 @@ mod tests {
             "nosuch pr",
             "name.nosuch pr",
             "userName.sub pr",
-            "urn:nope:Thing:attr pr",
+            "urn:nope:Thing:attr.sub pr",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:displayName pr",
+            "urn:nope:Thing:attr co 1",
+            "urn:nope:Thing:attr gt true",
+            "urn:nope:Thing:attr eq null",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nosuch pr",
             "emails[type eq \"work\"].nosuch eq \"x\"",
             "name[givenName eq \"x\"]",
@@ -482,12 +544,18 @@ mod tests {
 
     #[test]
     fn groups_have_members_and_display_name() {
-        let g = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::Group);
+        let g = |f: &str| {
+            resolve(
+                &parse(f).unwrap(),
+                ResourceKind::Group,
+                &Registry::builtin(),
+            )
+        };
         assert!(g("members[value eq \"u\"]").is_ok());
         assert!(g("members.type eq \"User\"").is_ok());
         assert!(g("members.$ref pr").is_err());
         assert!(g("members.display pr").is_err());
-        let u = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::User);
+        let u = |f: &str| resolve(&parse(f).unwrap(), ResourceKind::User, &Registry::builtin());
         assert!(u("groups pr").is_ok() && u("groups.value ne \"g\"").is_ok());
         let r = g("displayName eq \"Finance\"").unwrap();
         assert_eq!(compare(&r).2, &Operand::Str("finance".into()));

@@ -5,7 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::schema::{ENTERPRISE_USER_URN, GROUP_URN, USER_URN};
+use super::registry::Registry;
+use super::validate::is_urn_key;
 
 /// RFC 7643 §3.1 `meta`, less what is derived from the request (`location`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,16 +163,45 @@ fn meta_json(base: &str, kind: ResourceKind, id: &str, meta: &Meta) -> Value {
     })
 }
 
+/// `schemas` (RFC 7643 §3) of a resource of `kind` whose document has the member names
+/// `keys`: the core URN, each extension of the registry with a block there (in registry order,
+/// spelled as declared), then each other URN-keyed block (undeclared, spelled as stored).
+/// Derived at every render, never stored nor taken from the client, so it always lists
+/// exactly the extensions the resource carries.
+pub fn schemas<'a>(registry: &'a Registry, kind: ResourceKind, keys: &[&'a str]) -> Vec<&'a str> {
+    let mut out = vec![registry.core(kind).id.as_str()];
+    let extensions = registry.extensions(kind);
+    for ext in extensions {
+        if keys.iter().any(|k| k.eq_ignore_ascii_case(&ext.schema.id)) {
+            out.push(&ext.schema.id);
+        }
+    }
+    for key in keys {
+        if is_urn_key(key)
+            && !extensions
+                .iter()
+                .any(|e| e.schema.id.eq_ignore_ascii_case(key))
+        {
+            out.push(key);
+        }
+    }
+    out
+}
+
+fn schemas_json(registry: &Registry, kind: ResourceKind, doc: &Map<String, Value>) -> Value {
+    let keys: Vec<&str> = doc.keys().map(String::as_str).collect();
+    json!(schemas(registry, kind, &keys))
+}
+
 /// The full representation of a user, before projection. Takes the record: its document
 /// moves into the output instead of being copied. Answers with nothing to project skip it
 /// (`write_user`).
-pub fn render_user(user: UserRecord, base: &str) -> Value {
-    let mut schemas = vec![json!(USER_URN)];
-    if user.doc.contains_key(ENTERPRISE_USER_URN) {
-        schemas.push(json!(ENTERPRISE_USER_URN));
-    }
+pub fn render_user(user: UserRecord, base: &str, registry: &Registry) -> Value {
     let mut out = Map::new();
-    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert(
+        "schemas".into(),
+        schemas_json(registry, ResourceKind::User, &user.doc),
+    );
     out.insert("id".into(), json!(user.id));
     out.extend(user.doc);
     if let Some(groups) = groups_json(&user.groups, base) {
@@ -190,19 +220,20 @@ pub fn render_user(user: UserRecord, base: &str) -> Value {
 /// map). Fails if `data` is not a JSON object. The scan checks syntax but not everything a
 /// parse would (a lone surrogate escape, a number out of range, nesting past 128 levels);
 /// scimd never stores such text, as everything it stores was serialised by `serde_json`.
-pub fn write_user(user: &StoredUser, base: &str) -> serde_json::Result<String> {
+pub fn write_user(
+    user: &StoredUser,
+    base: &str,
+    registry: &Registry,
+) -> serde_json::Result<String> {
     let scan = scan_object(&user.data)?;
     let body = user.data.trim();
     // What lies between the braces: the document's members, if it has any.
     let members = &body[1..body.len() - 1];
     let mut out = String::with_capacity(user.data.len() + 400);
     out.push_str("{\"schemas\":");
-    let schemas: &[&str] = if scan.enterprise {
-        &[USER_URN, ENTERPRISE_USER_URN]
-    } else {
-        &[USER_URN]
-    };
-    out.push_str(&serde_json::to_string(schemas)?);
+    let keys: Vec<&str> = scan.extensions.iter().map(String::as_str).collect();
+    let schemas = schemas(registry, ResourceKind::User, &keys);
+    out.push_str(&serde_json::to_string(&schemas)?);
     out.push_str(",\"id\":");
     out.push_str(&serde_json::to_string(&user.id)?);
     if scan.members > 0 {
@@ -221,28 +252,28 @@ pub fn write_user(user: &StoredUser, base: &str) -> serde_json::Result<String> {
 }
 
 /// What `write_user` needs to know of a stored document, read in one pass that allocates
-/// nothing: how many members it has, and whether the enterprise extension is one of them.
+/// only for extension blocks: how many members it has, and the names of its URN-keyed ones.
 struct ObjectScan {
     members: usize,
-    enterprise: bool,
+    extensions: Vec<String>,
 }
 
 fn scan_object(data: &str) -> serde_json::Result<ObjectScan> {
     use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
     use std::fmt;
 
-    /// A member name, compared with the extension URN as it is read.
-    struct IsEnterprise(bool);
-    impl<'de> serde::Deserialize<'de> for IsEnterprise {
+    /// A member name, kept only when it is an extension URN.
+    struct Extension(Option<String>);
+    impl<'de> serde::Deserialize<'de> for Extension {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             struct Name;
             impl Visitor<'_> for Name {
-                type Value = IsEnterprise;
+                type Value = Extension;
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a member name")
                 }
-                fn visit_str<E>(self, v: &str) -> Result<IsEnterprise, E> {
-                    Ok(IsEnterprise(v == ENTERPRISE_USER_URN))
+                fn visit_str<E>(self, v: &str) -> Result<Extension, E> {
+                    Ok(Extension(is_urn_key(v).then(|| v.to_string())))
                 }
             }
             d.deserialize_str(Name)
@@ -258,12 +289,12 @@ fn scan_object(data: &str) -> serde_json::Result<ObjectScan> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectScan, A::Error> {
             let mut scan = ObjectScan {
                 members: 0,
-                enterprise: false,
+                extensions: Vec::new(),
             };
-            while let Some(IsEnterprise(is)) = map.next_key()? {
+            while let Some(Extension(urn)) = map.next_key()? {
                 map.next_value::<IgnoredAny>()?;
                 scan.members += 1;
-                scan.enterprise |= is;
+                scan.extensions.extend(urn);
             }
             Ok(scan)
         }
@@ -277,9 +308,12 @@ fn scan_object(data: &str) -> serde_json::Result<ObjectScan> {
 
 /// The full representation of a group, before projection. `members` is always present (an
 /// empty list for an empty group): authentik skips adds when it is missing.
-pub fn render_group(group: GroupRecord, base: &str) -> Value {
+pub fn render_group(group: GroupRecord, base: &str, registry: &Registry) -> Value {
     let mut out = Map::new();
-    out.insert("schemas".into(), json!([GROUP_URN]));
+    out.insert(
+        "schemas".into(),
+        schemas_json(registry, ResourceKind::Group, &group.doc),
+    );
     out.insert("id".into(), json!(group.id));
     out.extend(group.doc);
     let members = group
@@ -304,6 +338,23 @@ pub fn render_group(group: GroupRecord, base: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::registry::Declared;
+    use crate::scim::schema::{Attribute, ENTERPRISE_USER_URN, GROUP_URN, Schema, USER_URN};
+    use std::sync::Arc;
+
+    /// The built-ins plus `urn:acme:2.0:User` declared for users.
+    fn registry() -> Registry {
+        Registry::new(vec![Declared {
+            schema: Schema {
+                id: "urn:acme:2.0:User".into(),
+                name: "Acme".into(),
+                description: String::new(),
+                attributes: vec![Arc::new(Attribute::string("badge", ""))],
+            },
+            resource: ResourceKind::User,
+            required: false,
+        }])
+    }
 
     fn meta() -> Meta {
         Meta {
@@ -343,12 +394,50 @@ mod tests {
                 direct: false,
             }],
         };
-        let v = render_user(user, "https://h/scim/v2");
+        let v = render_user(user, "https://h/scim/v2", &registry());
         assert_eq!(v["schemas"], json!([USER_URN, ENTERPRISE_USER_URN]));
         assert_eq!(v["meta"]["location"], json!("https://h/scim/v2/Users/u1"));
         assert_eq!(v["meta"]["version"], json!("W/\"3\""));
         assert_eq!(v["groups"][0]["type"], json!("indirect"));
         assert_eq!(v["groups"][0]["$ref"], json!("https://h/scim/v2/Groups/g1"));
+    }
+
+    #[test]
+    fn schemas_lists_declared_extensions_in_registry_order_then_undeclared_as_stored() {
+        let mut doc = Map::new();
+        doc.insert("userName".into(), json!("ana"));
+        doc.insert("https://example.com/ext".into(), json!({"a": 1}));
+        doc.insert("URN:ACME:2.0:USER".into(), json!({"badge": "1"}));
+        doc.insert("urn:other:2.0:User".into(), json!({"b": 1}));
+        doc.insert(ENTERPRISE_USER_URN.into(), json!({"department": "R&D"}));
+        let user = UserRecord {
+            id: "u1".into(),
+            doc,
+            meta: meta(),
+            groups: vec![],
+        };
+        let v = render_user(user, "b", &registry());
+        assert_eq!(
+            v["schemas"],
+            json!([
+                USER_URN,
+                ENTERPRISE_USER_URN,
+                "urn:acme:2.0:User",
+                "https://example.com/ext",
+                "urn:other:2.0:User"
+            ])
+        );
+        let mut doc = Map::new();
+        doc.insert("displayName".into(), json!("Eng"));
+        doc.insert("urn:acme:2.0:Group".into(), json!({"c": "1"}));
+        let group = GroupRecord {
+            id: "g1".into(),
+            doc,
+            meta: meta(),
+            members: vec![],
+        };
+        let v = render_group(group, "b", &registry());
+        assert_eq!(v["schemas"], json!([GROUP_URN, "urn:acme:2.0:Group"]));
     }
 
     #[test]
@@ -361,7 +450,7 @@ mod tests {
             meta: meta(),
             groups: vec![],
         };
-        let v = render_user(user, "b");
+        let v = render_user(user, "b", &registry());
         assert_eq!(v["schemas"], json!([USER_URN]));
         assert!(v.get("groups").is_none());
     }
@@ -379,7 +468,7 @@ mod tests {
                 kind: ResourceKind::Group,
             }],
         };
-        let v = render_group(group, "b");
+        let v = render_group(group, "b", &registry());
         assert_eq!(
             v["members"],
             json!([{"value": "g2", "$ref": "b/Groups/g2", "type": "Group"}])
@@ -399,8 +488,8 @@ mod tests {
     /// `write_user` is `render_user` of the parsed document, to the byte.
     fn assert_writes_as_rendered(user: &StoredUser) {
         let base = "https://h\u{e9}/scim/v2";
-        let written = write_user(user, base).expect("an object");
-        let rendered = render_user(user.clone().parse().expect("parses"), base);
+        let written = write_user(user, base, &registry()).expect("an object");
+        let rendered = render_user(user.clone().parse().expect("parses"), base, &registry());
         let parsed = serde_json::from_str::<Value>(&written).unwrap();
         assert_eq!(parsed, rendered, "{written}");
         // Equality of objects ignores member order, and a parse drops duplicate members.
@@ -427,6 +516,7 @@ mod tests {
             " { } ",
             r#"{"userName":"ana"}"#,
             r#"{"userName":"ana","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D"}}"#,
+            r#"{"urn:x:2.0:User":{"a":1},"userName":"ana","urn:acme:2.0:User":{"badge":"b"},"HTTPS://e/x":{}}"#,
             // Escaped, the member name is still the extension's.
             r#"{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:\u0055ser":{}}"#,
             // The URN as a value, or nested, is not the extension.
@@ -441,7 +531,10 @@ mod tests {
     #[test]
     fn a_stored_document_that_is_not_an_object_is_an_error() {
         for data in ["", "[]", "\"x\"", "{", "{} {}", "{\"a\":1,}", "null"] {
-            assert!(write_user(&stored(data, vec![]), "b").is_err(), "{data:?}");
+            assert!(
+                write_user(&stored(data, vec![]), "b", &registry()).is_err(),
+                "{data:?}"
+            );
         }
     }
 
@@ -468,6 +561,9 @@ mod tests {
         fn key() -> impl Strategy<Value = String> {
             prop_oneof![
                 Just(ENTERPRISE_USER_URN.to_string()),
+                Just("urn:acme:2.0:User".to_string()),
+                Just("urn:undeclared:2.0:User".to_string()),
+                Just("https://example.com/ext".to_string()),
                 Just("userName".to_string()),
                 // Never one `render_user` adds itself: a stored document has none of them.
                 any::<String>().prop_filter("derived", |k| {

@@ -13,10 +13,11 @@
 
 use serde_json::{Map, Value};
 
-use super::schema::{
-    Attribute, ENTERPRISE_USER, ENTERPRISE_USER_URN, GROUP, Kind, Mutability, Schema, USER,
-    USER_URN,
-};
+use std::sync::Arc;
+
+use super::registry::{KeyMatch, Registry};
+use super::resource::ResourceKind;
+use super::schema::{Attribute, GROUP, Kind, Mutability, Schema, USER};
 use crate::error::{Error, Result};
 
 /// Legacy keys OneLogin templates use for the enterprise extension block.
@@ -153,9 +154,14 @@ pub(crate) fn is_server_owned(key: &str) -> bool {
     ["id", "meta", "schemas"].iter().any(|k| eq_ic(k, key))
 }
 
+/// Whether `key` names a schema (a URN, or an http(s) URI): an extension block, or an
+/// attribute qualified by its schema. Allocates nothing: `write_user` asks it of every
+/// member name of every user it writes.
 pub(crate) fn is_urn_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    lower.starts_with("urn:") || lower.starts_with("http:") || lower.starts_with("https:")
+    ["urn:", "http:", "https:"].iter().any(|p| {
+        key.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    })
 }
 
 /// Inserts a normalised value, refusing the same attribute twice under different spellings.
@@ -374,47 +380,304 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Normalises a User body for POST or PUT.
-pub fn user(body: Value) -> Result<UserInput> {
+/// Undeclared extensions kept per resource (design brief §5): at most this many URNs…
+pub const MAX_UNDECLARED_EXTENSIONS: usize = 10;
+/// …holding at most this many bytes of JSON between them…
+pub const MAX_UNDECLARED_BYTES: usize = 16 * 1024;
+/// …nested at most this deep inside their blocks (a block of attributes is level 1). A
+/// declared schema nests three levels at most; the bound keeps every stored document well
+/// inside what a parser reading it back accepts.
+pub const MAX_UNDECLARED_DEPTH: usize = 8;
+
+/// Where a member of a body goes.
+enum Routed {
+    /// A core attribute by its name (a plain key or `<core URN>:<name>`).
+    Core(String, Value),
+    /// A block of core attributes under the core URN (or a legacy core key).
+    CoreBlock(String, Value),
+    /// An extension value, already gathered into `Blocks`, or a key that is ignored.
+    Done,
+}
+
+/// The extension blocks of one body, gathered from blocks and flattened `<URN>:<attr>` keys.
+#[derive(Default)]
+struct Blocks {
+    declared: Vec<(Arc<Schema>, Map<String, Value>)>,
+    /// Keyed by the URN as the client first spelled it.
+    undeclared: Vec<(String, Map<String, Value>)>,
+}
+
+impl Blocks {
+    fn declared(&mut self, schema: &Arc<Schema>) -> &mut Map<String, Value> {
+        let i = match self.declared.iter().position(|(s, _)| s.id == schema.id) {
+            Some(i) => i,
+            None => {
+                self.declared.push((Arc::clone(schema), Map::new()));
+                self.declared.len() - 1
+            }
+        };
+        &mut self.declared[i].1
+    }
+
+    fn undeclared(&mut self, urn: &str) -> &mut Map<String, Value> {
+        let i = match self.undeclared.iter().position(|(u, _)| eq_ic(u, urn)) {
+            Some(i) => i,
+            None => {
+                self.undeclared.push((urn.to_string(), Map::new()));
+                self.undeclared.len() - 1
+            }
+        };
+        &mut self.undeclared[i].1
+    }
+
+    /// Routes one URN-looking member of a body of `kind`.
+    fn route(
+        &mut self,
+        registry: &Registry,
+        kind: ResourceKind,
+        key: String,
+        value: Value,
+        ignored: &mut Ignored,
+    ) -> Result<Routed> {
+        let mut matched = registry.match_key(kind, &key);
+        if matched == KeyMatch::Undeclared
+            && let Some((urn, name)) = split_undeclared(&key)
+        {
+            // `<legacy key>:<attr>`: the legacy keys name blocks only, so their attributes
+            // are found by the block's URN.
+            match registry.match_key(kind, urn) {
+                KeyMatch::Core { attr: None } => matched = KeyMatch::Core { attr: Some(name) },
+                KeyMatch::Extension { schema, attr: None } => {
+                    matched = KeyMatch::Extension {
+                        schema,
+                        attr: Some(name),
+                    }
+                }
+                _ => {}
+            }
+        }
+        match matched {
+            KeyMatch::Core { attr: Some(name) } => Ok(Routed::Core(name.to_string(), value)),
+            KeyMatch::Core { attr: None } => Ok(Routed::CoreBlock(key, value)),
+            KeyMatch::Extension { schema, attr: None } => {
+                block(schema, &key, value, self.declared(schema), ignored)?;
+                Ok(Routed::Done)
+            }
+            KeyMatch::Extension {
+                schema,
+                attr: Some(name),
+            } => {
+                let prefix = format!("{}:", schema.id);
+                match schema.attribute(name) {
+                    Some(attr) => set_attr(attr, value, self.declared(schema), &prefix, ignored)?,
+                    None => ignored.note(&prefix, name),
+                }
+                Ok(Routed::Done)
+            }
+            // Data for the other resource type's schemas is not this resource's.
+            KeyMatch::Foreign => Ok(Routed::Done),
+            KeyMatch::Undeclared => {
+                self.undeclared_key(key, value)?;
+                Ok(Routed::Done)
+            }
+        }
+    }
+
+    /// An undeclared extension: an object is the block under its URN, kept as sent; any
+    /// other value is one attribute, `<URN>:<attr>`, with the URN up to the last `:`.
+    fn undeclared_key(&mut self, key: String, value: Value) -> Result<()> {
+        let Some(value) = trim(value, 1)? else {
+            return Ok(());
+        };
+        match value {
+            Value::Object(map) => {
+                let block = self.undeclared(&key);
+                for (name, v) in map {
+                    put_undeclared(block, &key, name, v)?;
+                }
+            }
+            value => {
+                let Some((urn, name)) = split_undeclared(&key) else {
+                    return Err(Error::InvalidValue(format!(
+                        "\"{key}\" must be an object (an extension's attributes) or name one \
+                         attribute as <schema URN>:<attribute>"
+                    )));
+                };
+                put_undeclared(self.undeclared(urn), urn, name.to_string(), value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the blocks into `doc`: declared ones under their declared URN in registry order,
+    /// then the undeclared ones as spelled, within the bounds. Empty blocks are absent.
+    fn finish(
+        mut self,
+        registry: &Registry,
+        kind: ResourceKind,
+        doc: &mut Map<String, Value>,
+    ) -> Result<()> {
+        for ext in registry.extensions(kind) {
+            let block = match self
+                .declared
+                .iter()
+                .position(|(s, _)| s.id == ext.schema.id)
+            {
+                Some(i) => self.declared.swap_remove(i).1,
+                None => Map::new(),
+            };
+            if block.is_empty() {
+                // `schemaExtensions[].required` (RFC 7643 §6): every resource carries it.
+                if ext.required {
+                    return Err(Error::InvalidValue(format!(
+                        "the extension \"{}\" is required",
+                        ext.schema.id
+                    )));
+                }
+                continue;
+            }
+            // A required attribute of an extension the resource carries (RFC 7643 §7).
+            let missing = ext.schema.attributes.iter().find(|a| {
+                a.required && a.mutability != Mutability::ReadOnly && !block.contains_key(&a.name)
+            });
+            if let Some(a) = missing {
+                return Err(Error::InvalidValue(format!(
+                    "attribute \"{}:{}\" is required",
+                    ext.schema.id, a.name
+                )));
+            }
+            doc.insert(ext.schema.id.clone(), Value::Object(block));
+        }
+        self.undeclared.retain(|(_, block)| !block.is_empty());
+        if self.undeclared.len() > MAX_UNDECLARED_EXTENSIONS {
+            return Err(Error::InvalidValue(format!(
+                "{} undeclared extension schemas; at most {MAX_UNDECLARED_EXTENSIONS} are kept \
+                 per resource (an administrator can declare them)",
+                self.undeclared.len()
+            )));
+        }
+        let mut bytes = 0;
+        for (urn, block) in self.undeclared {
+            bytes += urn.len() + serde_json::to_string(&block).map_or(usize::MAX, |t| t.len());
+            if bytes > MAX_UNDECLARED_BYTES {
+                return Err(Error::InvalidValue(format!(
+                    "the undeclared extension data exceeds {MAX_UNDECLARED_BYTES} bytes per \
+                     resource"
+                )));
+            }
+            if doc.contains_key(&urn) {
+                return Err(Error::InvalidValue(format!(
+                    "\"{urn}\" is given more than once"
+                )));
+            }
+            doc.insert(urn, Value::Object(block));
+        }
+        Ok(())
+    }
+}
+
+/// `key` as `<URN>:<attribute>`: split at the last `:`, when what precedes is a URN with a
+/// namespace and a specific string (`urn:NID:NSS`) and what follows is an attribute name.
+pub(crate) fn split_undeclared(key: &str) -> Option<(&str, &str)> {
+    let (urn, name) = key.rsplit_once(':')?;
+    let is_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '$');
+    let is_urn = urn.len() > 4
+        && urn[..4].eq_ignore_ascii_case("urn:")
+        && urn[4..].split(':').filter(|p| !p.is_empty()).count() >= 2;
+    (is_name && is_urn).then_some((urn, name))
+}
+
+/// One attribute into an undeclared block; a name given twice (in any case) is refused.
+fn put_undeclared(
+    block: &mut Map<String, Value>,
+    urn: &str,
+    name: String,
+    value: Value,
+) -> Result<()> {
+    let Some(value) = trim(value, 2)? else {
+        return Ok(());
+    };
+    if block.keys().any(|k| eq_ic(k, &name)) {
+        return Err(Error::InvalidValue(format!(
+            "attribute \"{urn}:{name}\" is given more than once"
+        )));
+    }
+    block.insert(name, value);
+    Ok(())
+}
+
+/// An undeclared value with `""` and `null` removed at every level (Decision 9), and
+/// objects and arrays left empty by that; `None` if nothing is left. `depth` is the level of
+/// `value` inside its block.
+fn trim(value: Value, depth: usize) -> Result<Option<Value>> {
+    let nested = matches!(value, Value::Array(_) | Value::Object(_));
+    if nested && depth > MAX_UNDECLARED_DEPTH {
+        return Err(Error::InvalidValue(format!(
+            "undeclared extension data is nested deeper than {MAX_UNDECLARED_DEPTH} levels"
+        )));
+    }
+    Ok(match value {
+        v if is_absent(&v) => None,
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.extend(trim(item, depth + 1)?);
+            }
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                if let Some(v) = trim(v, depth + 1)? {
+                    out.insert(k, v);
+                }
+            }
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        other => Some(other),
+    })
+}
+
+/// Normalises a User body for POST or PUT against the schemas of `registry`.
+pub fn user(body: Value, registry: &Registry) -> Result<UserInput> {
     let src = as_object(body)?;
     let mut core = Map::new();
-    let mut enterprise = Map::new();
+    let mut blocks = Blocks::default();
     let mut ignored = Ignored::default();
     for (key, value) in src {
         if is_server_owned(&key) {
             continue;
         }
-        if is_urn_key(&key) {
-            if let Some(attr_name) = strip_prefix_ic(&key, &format!("{USER_URN}:")) {
-                core_attr(attr_name, value, &mut core, &mut ignored)?;
-            } else if let Some(attr_name) =
-                strip_prefix_ic(&key, &format!("{ENTERPRISE_USER_URN}:"))
-            {
-                enterprise_attr(attr_name, value, &mut enterprise, &mut ignored)?;
-            } else if eq_ic(&key, ENTERPRISE_USER_URN)
-                || LEGACY_ENTERPRISE_KEYS.iter().any(|k| eq_ic(k, &key))
-            {
-                block(&ENTERPRISE_USER, &key, value, &mut enterprise, &mut ignored)?;
-            } else if eq_ic(&key, USER_URN) || LEGACY_CORE_KEYS.iter().any(|k| eq_ic(k, &key)) {
-                // Nested core attributes follow the top-level rules: `externalId` is accepted,
-                // `id`, `meta` and `schemas` are ignored.
-                match value {
-                    v if is_absent(&v) => {}
-                    Value::Object(map) => {
-                        for (name, v) in map {
-                            core_attr(&name, v, &mut core, &mut ignored)?;
+        let (name, value) = if is_urn_key(&key) {
+            match blocks.route(registry, ResourceKind::User, key, value, &mut ignored)? {
+                Routed::Core(name, value) => (name, value),
+                Routed::CoreBlock(key, value) => {
+                    // Nested core attributes follow the top-level rules: `externalId` is
+                    // accepted, `id`, `meta` and `schemas` are ignored.
+                    match value {
+                        v if is_absent(&v) => {}
+                        Value::Object(map) => {
+                            for (name, v) in map {
+                                core_attr(&name, v, &mut core, &mut ignored)?;
+                            }
+                        }
+                        _ => {
+                            return Err(Error::InvalidValue(format!(
+                                "\"{key}\" must be an object"
+                            )));
                         }
                     }
-                    _ => {
-                        return Err(Error::InvalidValue(format!("\"{key}\" must be an object")));
-                    }
+                    continue;
                 }
+                Routed::Done => continue,
             }
-            // Any other URN is an extension scimd does not serve (Entra's ADSCIM, a misspelt
-            // URN): ignored, never an error (idp-compat.md §2 rows 16–17).
-            continue;
-        }
-        core_attr(&key, value, &mut core, &mut ignored)?;
+        } else {
+            (key, value)
+        };
+        core_attr(&name, value, &mut core, &mut ignored)?;
     }
     if !core.contains_key("userName") {
         return Err(Error::InvalidValue(
@@ -422,19 +685,12 @@ pub fn user(body: Value) -> Result<UserInput> {
         ));
     }
     let active_given = core.contains_key("active");
-    if !enterprise.is_empty() {
-        core.insert(ENTERPRISE_USER_URN.into(), Value::Object(enterprise));
-    }
+    blocks.finish(registry, ResourceKind::User, &mut core)?;
     Ok(UserInput {
         doc: core,
         active_given,
         ignored,
     })
-}
-
-/// The prefix of enterprise attribute names in messages and ignored names.
-fn enterprise_prefix() -> String {
-    format!("{ENTERPRISE_USER_URN}:")
 }
 
 /// Normalises a block of attributes nested under a schema URN key into `doc`.
@@ -447,14 +703,11 @@ fn block(
 ) -> Result<()> {
     match value {
         v if is_absent(&v) => Ok(()),
-        Value::Object(map) => normalise_attrs(schema, map, doc, &enterprise_prefix(), ignored),
+        Value::Object(map) => {
+            normalise_attrs(schema, map, doc, &format!("{}:", schema.id), ignored)
+        }
         _ => Err(Error::InvalidValue(format!("\"{key}\" must be an object"))),
     }
-}
-
-fn strip_prefix_ic<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    eq_ic(head, prefix).then(|| &s[prefix.len()..])
 }
 
 /// `externalId` is a common attribute (RFC 7643 §3.1): a caseExact string owned by the client.
@@ -491,41 +744,41 @@ fn core_attr(
     }
 }
 
-fn enterprise_attr(
-    name: &str,
-    value: Value,
-    doc: &mut Map<String, Value>,
-    ignored: &mut Ignored,
-) -> Result<()> {
-    let prefix = enterprise_prefix();
-    match ENTERPRISE_USER.attribute(name) {
-        Some(attr) => set_attr(attr, value, doc, &prefix, ignored),
-        None => {
-            ignored.note(&prefix, name);
-            Ok(())
-        }
-    }
-}
-
-/// Normalises a Group body for POST or PUT.
-pub fn group(body: Value) -> Result<GroupInput> {
+/// Normalises a Group body for POST or PUT against the schemas of `registry`.
+pub fn group(body: Value, registry: &Registry) -> Result<GroupInput> {
     let src = as_object(body)?;
     let mut doc = Map::new();
     let mut members = None;
+    let mut blocks = Blocks::default();
     let mut ignored = Ignored::default();
+    let mut pending: Vec<(String, Value)> = Vec::new();
     for (key, value) in src {
         if is_server_owned(&key) {
             continue;
         }
-        let name = match strip_prefix_ic(&key, &format!("{}:", super::schema::GROUP_URN)) {
-            Some(rest) => rest,
-            // Entra adds its own ADSCIM group schema (idp-compat.md §2 row 16): ignored.
-            None if is_urn_key(&key) => continue,
-            None => key.as_str(),
-        };
-        if eq_ic(name, "externalId") {
+        if !is_urn_key(&key) {
+            pending.push((key, value));
+            continue;
+        }
+        match blocks.route(registry, ResourceKind::Group, key, value, &mut ignored)? {
+            Routed::Core(name, value) => pending.push((name, value)),
+            Routed::CoreBlock(key, value) => match value {
+                v if is_absent(&v) => {}
+                Value::Object(map) => pending.extend(map),
+                _ => {
+                    return Err(Error::InvalidValue(format!("\"{key}\" must be an object")));
+                }
+            },
+            Routed::Done => {}
+        }
+    }
+    for (name, value) in pending {
+        if is_server_owned(&name) {
+            continue;
+        }
+        if eq_ic(&name, "externalId") {
             external_id(value, &mut doc)?;
-        } else if eq_ic(name, "members") {
+        } else if eq_ic(&name, "members") {
             if members.is_some() {
                 return Err(Error::InvalidValue(
                     "attribute \"members\" is given more than once".into(),
@@ -533,9 +786,9 @@ pub fn group(body: Value) -> Result<GroupInput> {
             }
             members = Some(member_ids(value, &mut ignored)?);
         } else {
-            match GROUP.attribute(name) {
+            match GROUP.attribute(&name) {
                 Some(attr) => set_attr(attr, value, &mut doc, "", &mut ignored)?,
-                None => ignored.note("", name),
+                None => ignored.note("", &name),
             }
         }
     }
@@ -544,6 +797,7 @@ pub fn group(body: Value) -> Result<GroupInput> {
             "attribute \"displayName\" is required".into(),
         ));
     }
+    blocks.finish(registry, ResourceKind::Group, &mut doc)?;
     Ok(GroupInput {
         doc,
         members,
@@ -595,6 +849,7 @@ pub fn member_ids(value: Value, ignored: &mut Ignored) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::schema::{ENTERPRISE_USER, ENTERPRISE_USER_URN, GROUP_URN, USER_URN};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -602,7 +857,7 @@ mod tests {
 
     /// The normalised User, or a panic naming the error.
     fn ok(body: Value) -> UserInput {
-        match user(body.clone()) {
+        match user(body.clone(), &Registry::builtin()) {
             Ok(input) => input,
             Err(e) => panic!("{body} was refused: {e:?}"),
         }
@@ -615,21 +870,21 @@ mod tests {
 
     /// The `invalidValue` message `body` is refused with.
     fn invalid(body: Value) -> String {
-        match user(body.clone()) {
+        match user(body.clone(), &Registry::builtin()) {
             Err(Error::InvalidValue(m)) => m,
             other => panic!("{body}: expected invalidValue, got {other:?}"),
         }
     }
 
     fn group_ok(body: Value) -> GroupInput {
-        match group(body.clone()) {
+        match group(body.clone(), &Registry::builtin()) {
             Ok(input) => input,
             Err(e) => panic!("{body} was refused: {e:?}"),
         }
     }
 
     fn group_invalid(body: Value) -> String {
-        match group(body.clone()) {
+        match group(body.clone(), &Registry::builtin()) {
             Err(Error::InvalidValue(m)) => m,
             other => panic!("{body}: expected invalidValue, got {other:?}"),
         }
@@ -1150,16 +1405,219 @@ mod tests {
     }
 
     #[test]
-    fn unknown_urn_keys_are_ignored() {
+    fn undeclared_extension_blocks_are_kept_as_sent() {
         let d = doc(with(json!({
             "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/User":
                 {"extensionAttribute1": "x"},
-            "https://example.com/scim/ext": 5,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Usr": {"department": "x"},
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Users": {"department": "x"},
-            "urn:ietf:params:scim:schemas:extension:acme:2.0:User": {"anything": [1, 2]},
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User":
+                {"anything": [1, 2], "Deep": {"a": {"b": true}}},
         })));
+        assert_eq!(
+            d,
+            json!({
+                "userName": "bjensen",
+                "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/User":
+                    {"extensionAttribute1": "x"},
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Usr": {"department": "x"},
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Users": {"department": "x"},
+                "urn:ietf:params:scim:schemas:extension:acme:2.0:User":
+                    {"anything": [1, 2], "Deep": {"a": {"b": true}}},
+            })
+        );
+    }
+
+    #[test]
+    fn undeclared_blocks_are_trimmed_and_empty_ones_absent() {
+        let d = doc(with(json!({
+            "urn:acme:2.0:User": {"a": "", "b": null, "c": [null, "", {"x": ""}], "d": "1"},
+            "urn:other:2.0:User": {"a": "", "b": {"c": null}},
+            "urn:third:2.0:User": null,
+        })));
+        assert_eq!(
+            d,
+            json!({"userName": "bjensen", "urn:acme:2.0:User": {"d": "1"}})
+        );
+    }
+
+    #[test]
+    fn flattened_undeclared_keys_merge_into_their_block() {
+        let d = doc(with(json!({
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge": "42",
+            "urn:ietf:params:scim:schemas:extension:ACME:2.0:User": {"shell": "/bin/sh"},
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User:uid": 1001,
+        })));
+        assert_eq!(
+            d["urn:ietf:params:scim:schemas:extension:acme:2.0:User"],
+            json!({"badge": "42", "shell": "/bin/sh", "uid": 1001})
+        );
+        assert_eq!(d.as_object().map(Map::len), Some(2));
+    }
+
+    #[test]
+    fn attributes_qualified_by_a_legacy_key_join_their_block() {
+        let d = doc(with(json!({
+            "urn:scim:schemas:extension:enterprise:1.0:department": "Sales",
+            "urn:scim:schemas:core:1.0:title": "Eng",
+        })));
+        assert_eq!(d[ENT], json!({"department": "Sales"}));
+        assert_eq!(d["title"], "Eng");
+        assert!(d.get("urn:scim:schemas:extension:enterprise:1.0").is_none());
+    }
+
+    #[test]
+    fn undeclared_attribute_given_twice_is_refused() {
+        let m = invalid(with(json!({
+            "urn:acme:2.0:User:badge": "42",
+            "urn:acme:2.0:User": {"Badge": "43"},
+        })));
+        assert!(m.contains("more than once"), "{m}");
+    }
+
+    #[test]
+    fn undeclared_key_without_an_attribute_must_hold_an_object() {
+        for key in [
+            "https://example.com/scim/ext",
+            "urn:acme",
+            "urn:acme:2.0:User:2x",
+        ] {
+            let m = invalid(with(json!({key: 5})));
+            assert!(m.contains("must be an object"), "{key}: {m}");
+        }
+    }
+
+    #[test]
+    fn undeclared_data_is_bounded() {
+        let mut many = Map::new();
+        for i in 0..=MAX_UNDECLARED_EXTENSIONS {
+            many.insert(format!("urn:acme:{i}:User"), json!({"a": "b"}));
+        }
+        assert!(invalid(with(Value::Object(many.clone()))).contains("undeclared"));
+        many.remove("urn:acme:0:User");
+        assert_eq!(ok(with(Value::Object(many))).doc.len(), 11);
+        let big = "x".repeat(MAX_UNDECLARED_BYTES);
+        assert!(invalid(with(json!({"urn:acme:2.0:User": {"a": big}}))).contains("bytes"));
+        let mut deep = json!("leaf");
+        for _ in 0..MAX_UNDECLARED_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(invalid(with(json!({"urn:acme:2.0:User": {"a": deep}}))).contains("nested"));
+    }
+
+    #[test]
+    fn data_under_a_group_schema_is_not_a_users() {
+        let d = doc(with(json!({GROUP_URN: {"displayName": "x"}})));
         assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    use crate::scim::registry::testing::acme;
+
+    const ACME: &str = "urn:acme:2.0:User";
+
+    fn acme_doc(body: Value) -> Result<Value> {
+        user(body, &acme()).map(|u| Value::Object(u.doc))
+    }
+
+    #[test]
+    fn declared_blocks_are_typed_and_spelled_as_declared() {
+        let d = acme_doc(with(json!({
+            "URN:ACME:2.0:USER": {"BadgeNumber": "42", "vip": "True", "serial": "s", "uid": ""},
+            "urn:acme:2.0:User:uid": 7,
+            "urn:acme:2.0:User:keys": {"value": "ssh-ed25519 AAA"},
+        })))
+        .unwrap();
+        assert_eq!(
+            d[ACME],
+            json!({"badgeNumber": "42", "vip": true, "uid": 7, "keys": [{"value": "ssh-ed25519 AAA"}]})
+        );
+        assert_eq!(d.as_object().map(Map::len), Some(2));
+    }
+
+    #[test]
+    fn declared_values_of_the_wrong_type_are_refused_by_name() {
+        for (body, name) in [
+            (json!({ACME: {"uid": "seven"}}), "uid"),
+            (json!({"urn:acme:2.0:User:vip": "perhaps"}), "vip"),
+            (json!({ACME: {"badgeNumber": 42}}), "badgeNumber"),
+            (json!({ACME: "x"}), ACME),
+        ] {
+            match acme_doc(with(body)) {
+                Err(Error::InvalidValue(m)) => assert!(m.contains(name), "{m}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn required_extensions_and_attributes_are_enforced() {
+        let schema = Schema {
+            id: "urn:must:2.0:User".into(),
+            name: "Must".into(),
+            description: String::new(),
+            attributes: vec![
+                Arc::new(Attribute::string("badge", "").required()),
+                Arc::new(Attribute::string("note", "")),
+            ],
+        };
+        let r = |required| {
+            Registry::new(vec![crate::scim::registry::Declared {
+                schema: schema.clone(),
+                resource: ResourceKind::User,
+                required,
+            }])
+        };
+        let refused = |body: Value, registry: &Registry| match user(body, registry) {
+            Err(Error::InvalidValue(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let m = refused(with(json!({})), &r(true));
+        assert!(
+            m.contains("urn:must:2.0:User") && m.contains("required"),
+            "{m}"
+        );
+        let m = refused(with(json!({"urn:must:2.0:User": {"note": "n"}})), &r(false));
+        assert!(m.contains("badge"), "{m}");
+        assert!(user(with(json!({})), &r(false)).is_ok());
+        let ok = user(with(json!({"urn:must:2.0:User:badge": "b"})), &r(true)).unwrap();
+        assert_eq!(ok.doc["urn:must:2.0:User"], json!({"badge": "b"}));
+    }
+
+    #[test]
+    fn declared_blocks_left_empty_are_absent() {
+        let d = acme_doc(with(json!({ACME: {"serial": "read-only", "uid": null}}))).unwrap();
+        assert_eq!(d, json!({"userName": "bjensen"}));
+    }
+
+    #[test]
+    fn a_declared_prefix_claims_only_at_a_boundary() {
+        let d = acme_doc(with(json!({"urn:acme:2.0:UserX": {"uid": "not typed"}}))).unwrap();
+        assert_eq!(d["urn:acme:2.0:UserX"], json!({"uid": "not typed"}));
+        assert!(d.get(ACME).is_none());
+    }
+
+    #[test]
+    fn group_extensions_declared_and_undeclared() {
+        let g = group(
+            json!({
+                "displayName": "Eng",
+                "urn:acme:2.0:Group:costCenter": "C1",
+                "urn:other:2.0:Group": {"x": 1},
+                "urn:ietf:params:scim:schemas:core:2.0:Group": {"externalId": "e"},
+                ACME: {"badgeNumber": "not a group's"},
+            }),
+            &acme(),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(g.doc),
+            json!({
+                "displayName": "Eng",
+                "externalId": "e",
+                "urn:acme:2.0:Group": {"costCenter": "C1"},
+                "urn:other:2.0:Group": {"x": 1},
+            })
+        );
     }
 
     #[test]
@@ -1410,11 +1868,17 @@ mod tests {
             json!(1),
         ] {
             assert!(
-                matches!(user(body.clone()), Err(Error::InvalidSyntax(_))),
+                matches!(
+                    user(body.clone(), &Registry::builtin()),
+                    Err(Error::InvalidSyntax(_))
+                ),
                 "user {body}"
             );
             assert!(
-                matches!(group(body.clone()), Err(Error::InvalidSyntax(_))),
+                matches!(
+                    group(body.clone(), &Registry::builtin()),
+                    Err(Error::InvalidSyntax(_))
+                ),
                 "group {body}"
             );
         }
@@ -1606,17 +2070,19 @@ mod tests {
     }
 
     #[test]
-    fn group_ignores_server_owned_and_unknown_urn_keys() {
+    fn group_ignores_server_owned_keys_and_keeps_unknown_urn_blocks() {
+        let adscim = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
         let g = group_ok(json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
-                        "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", adscim],
             "id": "x",
             "meta": {"resourceType": "Group"},
             "displayName": "Admins",
-            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group":
-                {"description": "x"},
+            adscim: {"description": "x"},
         }));
-        assert_eq!(Value::Object(g.doc), json!({"displayName": "Admins"}));
+        assert_eq!(
+            Value::Object(g.doc),
+            json!({"displayName": "Admins", adscim: {"description": "x"}})
+        );
         assert_eq!(g.members, None);
     }
 
@@ -1895,7 +2361,7 @@ mod tests {
     proptest! {
         #[test]
         fn user_never_panics_and_ok_docs_are_clean(body in user_body()) {
-            if let Ok(input) = user(body) {
+            if let Ok(input) = user(body, &Registry::builtin()) {
                 prop_assert!(input.doc.get("userName").is_some_and(Value::is_string));
                 for k in ["id", "meta", "groups", "schemas", "password"] {
                     prop_assert!(!input.doc.contains_key(k), "{} in {:?}", k, input.doc);
@@ -1912,10 +2378,11 @@ mod tests {
 
         #[test]
         fn group_never_panics_and_ok_docs_are_clean(body in json_value()) {
-            if let Ok(input) = group(body) {
+            if let Ok(input) = group(body, &Registry::builtin()) {
                 prop_assert!(input.doc.get("displayName").is_some_and(Value::is_string));
-                for k in input.doc.keys() {
-                    prop_assert!(k == "displayName" || k == "externalId", "{}", k);
+                for (k, v) in &input.doc {
+                    let block = is_urn_key(k) && v.as_object().is_some_and(|m| !m.is_empty());
+                    prop_assert!(k == "displayName" || k == "externalId" || block, "{}", k);
                 }
                 if let Some(ids) = input.members {
                     let unique: std::collections::HashSet<_> = ids.iter().collect();

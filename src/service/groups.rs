@@ -83,7 +83,8 @@ pub async fn create(
     with_members: bool,
     actor: &Actor,
 ) -> Result<(GroupRecord, usize)> {
-    let input = validate::group(body)?;
+    let registry = store.registry();
+    let input = validate::group(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
@@ -123,7 +124,8 @@ pub async fn replace(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(GroupRecord, usize)> {
-    let input = validate::group(body)?;
+    let registry = store.registry();
+    let input = validate::group(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
@@ -157,13 +159,15 @@ pub async fn patch(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(GroupRecord, usize)> {
+    let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::Group)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
-            let (doc, changes, mut ignored) = patch::apply_group(before.doc.clone(), ops)?;
-            let input = validate::group(Value::Object(doc))?;
+            let (doc, changes, mut ignored) =
+                patch::apply_group(before.doc.clone(), ops, &registry)?;
+            let input = validate::group(Value::Object(doc), &registry)?;
             ignored.extend(input.ignored);
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
@@ -242,7 +246,11 @@ pub async fn member_counts(store: &Store, ids: Vec<String>) -> Result<Vec<i64>> 
 }
 
 pub async fn list(store: &Store, q: &ListQuery, with_members: bool) -> Result<Listed<GroupRecord>> {
-    let (sql, resumed) = resume(store, "groups", list_sql(q, ResourceKind::Group)?);
+    let (sql, resumed) = resume(
+        store,
+        "groups",
+        list_sql(q, ResourceKind::Group, &store.registry())?,
+    );
     let page = store
         .read_list(sql.0.is_scan(), move |conn| {
             groups::list(conn, &resumed, with_members)

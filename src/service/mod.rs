@@ -11,6 +11,7 @@ pub mod users;
 
 use crate::error::{Error, Result};
 use crate::scim::list::{Cursor, ListQuery, Paging};
+use crate::scim::registry::Registry;
 use crate::scim::resource::ResourceKind;
 use crate::scim::resource::{GroupRecord, StoredUser};
 use crate::store::ListPage;
@@ -26,16 +27,16 @@ fn not_found(kind: &str, id: &str) -> Error {
     Error::NotFound(format!("{kind} \"{id}\" not found"))
 }
 
-/// The SQL for one page of `q` over resources of `kind`.
-fn list_sql(q: &ListQuery, kind: ResourceKind) -> Result<ListSql> {
+/// The SQL for one page of `q` over resources of `kind`, with the schemas of `registry`.
+fn list_sql(q: &ListQuery, kind: ResourceKind, registry: &Registry) -> Result<ListSql> {
     let (filter, lookup) = match &q.filter {
-        Some(f) => query::translate_list(f, kind)?,
+        Some(f) => query::translate_list(f, kind, registry)?,
         None => (SqlFilter::all(), false),
     };
     let order = q
         .sort
         .as_ref()
-        .map(|s| query::sort_order(&s.by, s.descending, kind))
+        .map(|s| query::sort_order(&s.by, s.descending, kind, registry))
         .transpose()?;
     let window = match q.paging {
         Paging::Index(start) => Window::Offset {
@@ -115,9 +116,10 @@ pub async fn search_all(
     start: u64,
     with_members: bool,
 ) -> Result<(Listed<StoredUser>, Listed<GroupRecord>)> {
+    let registry = store.registry();
     let (user_sql, group_sql) = match (
-        list_sql(q, ResourceKind::User),
-        list_sql(q, ResourceKind::Group),
+        list_sql(q, ResourceKind::User, &registry),
+        list_sql(q, ResourceKind::Group, &registry),
     ) {
         (Err(e), Err(_)) => return Err(e),
         (u, g) => (u.ok(), g.ok()),

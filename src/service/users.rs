@@ -13,7 +13,8 @@ use crate::store::{Store, users};
 
 /// Creates a user; with how many unknown names the body carried (ignored, see `Ignored`).
 pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRecord, usize)> {
-    let mut input = validate::user(body)?;
+    let registry = store.registry();
+    let mut input = validate::user(body, &registry)?;
     let ignored = std::mem::take(&mut input.ignored);
     if !input.active_given {
         // A new account is active unless the client says otherwise.
@@ -87,7 +88,8 @@ pub async fn replace(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(UserRecord, usize)> {
-    let mut input = validate::user(body)?;
+    let registry = store.registry();
+    let mut input = validate::user(body, &registry)?;
     let ignored = std::mem::take(&mut input.ignored);
     let actor = actor.clone();
     store
@@ -121,6 +123,7 @@ pub async fn patch(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(UserRecord, usize)> {
+    let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::User)?;
     let actor = actor.clone();
     store
@@ -128,8 +131,8 @@ pub async fn patch(
             let current = current(tx, &id, if_match.as_deref())?;
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
-            let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops)?;
-            let input = validate::user(Value::Object(doc))?;
+            let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
+            let input = validate::user(Value::Object(doc), &registry)?;
             ignored.extend(input.ignored);
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;
@@ -199,7 +202,7 @@ pub async fn delete(
 const INLINE_ROWS: u64 = 20;
 
 pub async fn list(store: &Store, q: &ListQuery) -> Result<Listed<StoredUser>> {
-    let sql = list_sql(q, ResourceKind::User)?;
+    let sql = list_sql(q, ResourceKind::User, &store.registry())?;
     if sql.lookup
         && let Some(found) = store.try_read_now(|conn| users::list_small(conn, &sql, INLINE_ROWS))
         && let Some(page) = found?

@@ -10,11 +10,15 @@ use serde_json::{Value, json};
 
 use super::{configure, groups, migrate, query, users};
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::registry::Registry;
+use crate::scim::registry::testing::acme;
 use crate::scim::resource::{self, ResourceKind};
 use crate::scim::{eval, resolve, validate};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const NOW: &str = "2026-03-04T05:06:07.089Z";
+const ACME: &str = "urn:acme:2.0:User";
+const UNDECLARED: &str = "urn:undeclared:2.0:User";
 
 /// Small vocabularies, so random filters often hit random data.
 const WORDS: &[&str] = &[
@@ -42,9 +46,46 @@ fn email() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A value of an undeclared extension attribute: untyped, so any JSON scalar or a list.
+fn untyped() -> impl Strategy<Value = Value> {
+    let scalar = prop_oneof![
+        3 => word().prop_map(Value::from),
+        2 => (-2i64..3).prop_map(Value::from),
+        1 => Just(json!(1.5)),
+        1 => any::<bool>().prop_map(Value::from),
+    ];
+    prop_oneof![
+        4 => scalar.clone(),
+        1 => prop::collection::vec(scalar, 0..3).prop_map(Value::Array),
+        1 => word().prop_map(|w| json!({"badge": w})),
+    ]
+}
+
+/// Custom extension data: the declared `urn:acme:2.0:User` (typed, see `testing::acme`) and
+/// an undeclared `urn:undeclared:2.0:User`.
+fn custom() -> impl Strategy<Value = (Option<Value>, Option<Value>)> {
+    let declared = (
+        prop::option::of(word()),
+        prop::option::of(-2i64..3),
+        prop::option::of(any::<bool>()),
+        prop::collection::vec((word(), prop::sample::select(TYPES)), 0..3),
+    )
+        .prop_map(|(badge, uid, vip, keys)| {
+            let keys: Vec<Value> = keys
+                .into_iter()
+                .map(|(v, t)| json!({"value": v, "type": t}))
+                .collect();
+            json!({"badgeNumber": badge, "uid": uid, "vip": vip, "keys": keys})
+        });
+    let undeclared = (untyped(), prop::option::of(untyped()))
+        .prop_map(|(badge, n)| json!({"badge": badge, "n": n}));
+    (prop::option::of(declared), prop::option::of(undeclared))
+}
+
 /// A user body; validation decides what survives (e.g. `""` is absent, two primaries fail).
 fn user_body(i: usize) -> impl Strategy<Value = Value> {
     (
+        custom(),
         word(),
         prop::option::of(word()),
         prop::option::of(word()),
@@ -53,28 +94,36 @@ fn user_body(i: usize) -> impl Strategy<Value = Value> {
         prop::option::of(word()),
         prop::option::of(word()),
     )
-        .prop_map(move |(name, display, title, active, emails, dept, given)| {
-            let mut u = json!({"userName": format!("{name}{i}")});
-            if let Some(d) = display {
-                u["displayName"] = json!(d);
-            }
-            if let Some(t) = title {
-                u["title"] = json!(t);
-            }
-            if let Some(a) = active {
-                u["active"] = json!(a);
-            }
-            if !emails.is_empty() {
-                u["emails"] = Value::Array(emails);
-            }
-            if let Some(g) = given {
-                u["name"] = json!({"givenName": g});
-            }
-            if let Some(d) = dept {
-                u[ENTERPRISE] = json!({"department": d, "manager": {"value": format!("m{i}")}});
-            }
-            u
-        })
+        .prop_map(
+            move |((acme, other), name, display, title, active, emails, dept, given)| {
+                let mut u = json!({"userName": format!("{name}{i}")});
+                if let Some(a) = acme {
+                    u[ACME] = a;
+                }
+                if let Some(o) = other {
+                    u[UNDECLARED] = o;
+                }
+                if let Some(d) = display {
+                    u["displayName"] = json!(d);
+                }
+                if let Some(t) = title {
+                    u["title"] = json!(t);
+                }
+                if let Some(a) = active {
+                    u["active"] = json!(a);
+                }
+                if !emails.is_empty() {
+                    u["emails"] = Value::Array(emails);
+                }
+                if let Some(g) = given {
+                    u["name"] = json!({"givenName": g});
+                }
+                if let Some(d) = dept {
+                    u[ENTERPRISE] = json!({"department": d, "manager": {"value": format!("m{i}")}});
+                }
+                u
+            },
+        )
 }
 
 fn path(attr: &str) -> AttrPath {
@@ -90,6 +139,7 @@ fn value() -> impl Strategy<Value = CompValue> {
         4 => word().prop_map(CompValue::String),
         1 => prop::sample::select(TYPES).prop_map(|t| CompValue::String(t.to_string())),
         1 => any::<bool>().prop_map(CompValue::Bool),
+        1 => (-2i64..3).prop_map(|n| CompValue::Number(n.into())),
         1 => Just(CompValue::String(NOW.to_string())),
         1 => Just(CompValue::String("2026-03-04T06:00:00+01:00".to_string())),
     ]
@@ -147,8 +197,19 @@ const USER_ATTRS: &[&str] = &[
     "groups.value",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+    "urn:acme:2.0:User:badgeNumber",
+    "urn:acme:2.0:User:uid",
+    "urn:acme:2.0:User:vip",
+    "urn:acme:2.0:User:keys",
+    "urn:acme:2.0:User:keys.type",
+    "urn:undeclared:2.0:User:badge",
+    "urn:undeclared:2.0:User:n",
+    "urn:undeclared:2.0:User:absent",
 ];
-const USER_VALUE_PATHS: &[(&str, &[&str])] = &[("emails", &["value", "type", "primary"])];
+const USER_VALUE_PATHS: &[(&str, &[&str])] = &[
+    ("emails", &["value", "type", "primary"]),
+    ("urn:acme:2.0:User:keys", &["value", "type"]),
+];
 
 const GROUP_ATTRS: &[&str] = &[
     "displayName",
@@ -166,9 +227,10 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     let mut conn = Connection::open_in_memory().unwrap();
     configure(&conn).unwrap();
     migrate::run(&mut conn).unwrap();
+    let registry = acme();
     let mut ids = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
-        let Ok(mut input) = validate::user(body.clone()) else {
+        let Ok(mut input) = validate::user(body.clone(), &registry) else {
             continue;
         };
         input.doc.entry("active").or_insert(json!(true));
@@ -186,22 +248,28 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
         if g % 3 == 2 {
             member_ids.push(format!("g{}", g - 1));
         }
-        let doc =
-            validate::group(json!({"displayName": format!("Team {g} {}", WORDS[g % WORDS.len()])}))
-                .unwrap()
-                .doc;
+        let doc = validate::group(
+            json!({"displayName": format!("Team {g} {}", WORDS[g % WORDS.len()])}),
+            &registry,
+        )
+        .unwrap()
+        .doc;
         let id = format!("g{g}");
         groups::insert(&conn, &id, doc, &member_ids, NOW).unwrap();
         group_ids.push(id);
     }
     let rendered_users = ids
         .iter()
-        .map(|id| resource::render_user(users::get(&conn, id).unwrap().unwrap(), "http://x"))
+        .map(|id| {
+            let user = users::get(&conn, id).unwrap().unwrap();
+            resource::render_user(user, "http://x", &registry)
+        })
         .collect();
     let rendered_groups = group_ids
         .iter()
         .map(|id| {
-            resource::render_group(groups::get(&conn, id, true).unwrap().unwrap(), "http://x")
+            let group = groups::get(&conn, id, true).unwrap().unwrap();
+            resource::render_group(group, "http://x", &registry)
         })
         .collect();
     (conn, rendered_users, rendered_groups)
@@ -214,17 +282,18 @@ fn agree(
     f: &Filter,
     resources: &[Value],
 ) -> Result<(), TestCaseError> {
-    let resolved = match resolve::resolve(f, kind) {
+    let resolved = match resolve::resolve(f, kind, &acme()) {
         Ok(r) => r,
         Err(_) => {
             prop_assert!(
-                query::translate(f, kind).is_err(),
+                query::translate(f, kind, &acme()).is_err(),
                 "translate accepted what resolve refused: {f}"
             );
             return Ok(());
         }
     };
-    let sql = query::translate(f, kind).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+    let sql =
+        query::translate(f, kind, &acme()).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
     let table = match kind {
         ResourceKind::User => "users",
         ResourceKind::Group => "groups",
@@ -301,8 +370,8 @@ enum SortKey {
 /// The model of RFC 7644 §3.4.2.3 the SQL must follow: the value of `t` in `r` (of a
 /// multi-valued attribute, the primary value, else the first), `None` when it has none.
 fn sort_key(t: &resolve::Target, r: &Value) -> Option<SortKey> {
-    let holder = match t.origin {
-        resolve::Origin::Extension(urn) => r.get(urn)?,
+    let holder = match &t.origin {
+        resolve::Origin::Extension(urn) | resolve::Origin::Undeclared(urn) => r.get(&**urn)?,
         resolve::Origin::Common | resolve::Origin::Core => r,
     };
     let mut v = holder.get(&t.attr.name)?;
@@ -312,7 +381,7 @@ fn sort_key(t: &resolve::Target, r: &Value) -> Option<SortKey> {
             .find(|i| i["primary"] == json!(true))
             .or_else(|| items.first())?;
     }
-    if let Some(sub) = t.sub {
+    if let Some(sub) = &t.sub {
         v = v.get(&sub.name)?;
     }
     match v {
@@ -337,7 +406,8 @@ fn sorted_alike(
     users: &[Value],
 ) -> Result<(), TestCaseError> {
     let by = path(by);
-    let order = query::sort_order(&by, descending, ResourceKind::User)
+    let registry = Registry::builtin();
+    let order = query::sort_order(&by, descending, ResourceKind::User, &registry)
         .map_err(|e| TestCaseError::fail(format!("{by}: {e}")))?;
     let mut stmt = conn
         .prepare(&format!("SELECT id FROM users ORDER BY {order}seq"))
@@ -347,7 +417,7 @@ fn sorted_alike(
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let t = resolve::resolve_sort(&by, ResourceKind::User).unwrap();
+    let t = resolve::resolve_sort(&by, ResourceKind::User, &registry).unwrap();
     let mut model: Vec<(Option<SortKey>, String)> = users
         .iter()
         .map(|u| (sort_key(&t, u), u["id"].as_str().unwrap().to_string()))

@@ -48,6 +48,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::scim::registry::Registry;
 use crate::scim::resource::Meta;
 use query::SqlFilter;
 
@@ -142,6 +143,8 @@ pub struct Store {
     /// The schema generation (`schemas::generation`) of the declarations last loaded by
     /// `declared`; -1 before the first load.
     schemas_loaded: Arc<AtomicI64>,
+    /// The schemas in force; a request takes one snapshot (`registry`).
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -262,6 +265,7 @@ impl Store {
             read_budget: Budget::default().read,
             scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
             schemas_loaded: Arc::new(AtomicI64::new(-1)),
+            registry: Arc::new(std::sync::RwLock::new(Arc::new(Registry::builtin()))),
         })
     }
 
@@ -327,6 +331,18 @@ impl Store {
     ) -> Result<Vec<schemas::Seen>> {
         self.read_list(true, move |conn| schemas::seen(conn, kind))
             .await
+    }
+
+    /// The schemas in force now. A request takes one snapshot and reads only it, so a
+    /// declaration made meanwhile never changes the rules halfway through the request.
+    pub fn registry(&self) -> Arc<Registry> {
+        // A panic while holding the lock cannot leave the `Arc` half-written: use it anyway.
+        Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `registry` in force for every request that starts from now on.
+    pub fn set_registry(&self, registry: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
     }
 
     /// This store with `budget` for its reads.

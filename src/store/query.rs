@@ -18,6 +18,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::error::{Error, Result};
 use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::registry::Registry;
 use crate::scim::resolve::{self, Operand, Origin, Resolved, Target};
 use crate::scim::resource::ResourceKind;
 
@@ -79,16 +80,19 @@ pub fn sort_order(
     by: &crate::scim::filter::AttrPath,
     descending: bool,
     kind: ResourceKind,
+    registry: &Registry,
 ) -> Result<String> {
-    let t = resolve::resolve_sort(by, kind)?;
+    let t = resolve::resolve_sort(by, kind, registry)?;
+    literal_safe(&t)?;
     // A constant (`meta.resourceType`) orders nothing, and SQLite refuses a constant ORDER BY
     // term: creation order, which is what sorting by it means.
     if column(kind, &t).is_some_and(|(expr, _)| !expr.contains("{t}")) {
         return Ok(String::new());
     }
-    let sql = Sql {
+    let mut sql = Sql {
         kind,
         params: Vec::new(),
+        bind_paths: false,
     };
     let x = match sql.values(&t, None) {
         Values::Scalar { expr, folded } => {
@@ -119,9 +123,9 @@ pub fn sort_order(
 /// send before they act): cheap enough to run without handing it to the blocking pool.
 fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
     let key = |t: &Target| {
-        let sub = t.sub.map(|s| s.name.as_str());
+        let sub = t.sub.as_ref().map(|s| s.name.as_str());
         matches!(
-            (kind, t.origin, t.attr.name.as_str(), sub),
+            (kind, &t.origin, t.attr.name.as_str(), sub),
             (_, Origin::Common, "id" | "externalId", None)
                 | (ResourceKind::User, Origin::Core, "userName", None)
                 | (ResourceKind::User, Origin::Core, "emails", Some("value"))
@@ -138,26 +142,32 @@ fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
             conjunction(inner, &mut terms)
                 && terms.iter().any(|(sub, _)| *sub == "value")
                 && key(&Target {
-                    sub: t.attr.sub("value"),
-                    ..*t
+                    sub: resolve::find(&t.attr.sub_attributes, "value"),
+                    ..t.clone()
                 })
         }
         _ => false,
     }
 }
 
-/// Translates `filter` for resources of `kind`.
-pub fn translate(filter: &Filter, kind: ResourceKind) -> Result<SqlFilter> {
-    translate_list(filter, kind).map(|(sql, _)| sql)
+/// Translates `filter` for resources of `kind`, with the schemas of `registry`.
+pub fn translate(filter: &Filter, kind: ResourceKind, registry: &Registry) -> Result<SqlFilter> {
+    translate_list(filter, kind, registry).map(|(sql, _)| sql)
 }
 
 /// `translate`, and whether the filter is an index lookup (see `ListSql::lookup`).
-pub fn translate_list(filter: &Filter, kind: ResourceKind) -> Result<(SqlFilter, bool)> {
-    let resolved = resolve::resolve(filter, kind)?;
+pub fn translate_list(
+    filter: &Filter,
+    kind: ResourceKind,
+    registry: &Registry,
+) -> Result<(SqlFilter, bool)> {
+    let resolved = resolve::resolve(filter, kind, registry)?;
+    each_target(&resolved, &mut literal_safe)?;
     let is_lookup = lookup(&resolved, kind);
     let mut sql = Sql {
         kind,
         params: Vec::new(),
+        bind_paths: true,
     };
     let text = sql.node(&resolved, false)?;
     Ok((
@@ -198,6 +208,10 @@ const MEMBERS_FROM: &str = "group_members m \
 struct Sql {
     kind: ResourceKind,
     params: Vec<SqlValue>,
+    /// Whether JSON paths into extension blocks are bound as parameters (filters), or
+    /// written as literals (`sort_order`, whose text is reused under other parameter
+    /// numbers; `literal_safe` vets the names first).
+    bind_paths: bool,
 }
 
 impl Sql {
@@ -263,13 +277,28 @@ impl Sql {
     }
 
     /// Where the values of `t` come from, at the top level or on element `el`.
-    fn values(&self, t: &Target, el: Option<Element>) -> Values {
+    /// A JSON path as SQL: a parameter for a path into an extension block when binding
+    /// paths (names declared by an administrator or sent by a client are never spliced),
+    /// else a literal (core paths are this source's own names).
+    fn path(&mut self, origin: &Origin, path: String) -> String {
+        match origin {
+            Origin::Extension(_) | Origin::Undeclared(_) if self.bind_paths => {
+                self.bind(SqlValue::Text(path))
+            }
+            _ => format!("'{path}'"),
+        }
+    }
+
+    fn values(&mut self, t: &Target, el: Option<Element>) -> Values {
         let table = self.table();
         if let Some(el) = el {
             let sub = &t.leaf().name;
             return Values::Scalar {
                 expr: match el {
-                    Element::Json => format!("json_extract(e.value, '$.\"{sub}\"')"),
+                    Element::Json => {
+                        let p = self.path(&t.origin, format!("$.\"{sub}\""));
+                        format!("json_extract(e.value, {p})")
+                    }
                     Element::Member => member_expr(sub),
                 },
                 folded: false,
@@ -285,30 +314,55 @@ impl Sql {
             return Values::Each {
                 from: MEMBERS_FROM.into(),
                 on: "m.group_seq = groups.seq".into(),
-                expr: t.sub.map_or("m.rowid".into(), |s| member_expr(&s.name)),
+                expr: t
+                    .sub
+                    .as_ref()
+                    .map_or("m.rowid".into(), |s| member_expr(&s.name)),
             };
         }
-        let path = json_path(t.origin, &t.attr.name);
+        let path = json_path(&t.origin, &t.attr.name);
         if t.attr.multi_valued {
+            let p = self.path(&t.origin, path);
+            let expr = match &t.sub {
+                Some(s) => {
+                    let sp = self.path(&t.origin, format!("$.\"{}\"", s.name));
+                    format!("json_extract(e.value, {sp})")
+                }
+                None => "e.value".into(),
+            };
             return Values::Each {
-                from: format!("json_each({table}.data, '{path}') e"),
+                from: format!("json_each({table}.data, {p}) e"),
                 on: "1".into(),
-                expr: t.sub.map_or("e.value".into(), |s| {
-                    format!("json_extract(e.value, '$.\"{}\"')", s.name)
-                }),
+                expr,
             };
         }
-        let path = match t.sub {
+        let path = match &t.sub {
             Some(s) => format!("{path}.\"{}\"", s.name),
             None => path,
         };
+        let p = self.path(&t.origin, path);
         Values::Scalar {
-            expr: format!("json_extract({table}.data, '{path}')"),
+            expr: format!("json_extract({table}.data, {p})"),
             folded: false,
         }
     }
 
+    /// The JSON path of an undeclared extension attribute (see `path`).
+    fn undeclared_path(&mut self, t: &Target) -> Option<String> {
+        matches!(t.origin, Origin::Undeclared(_))
+            .then(|| self.path(&t.origin, json_path(&t.origin, &t.attr.name)))
+    }
+
     fn present(&mut self, t: &Target, el: Option<Element>) -> Result<String> {
+        if el.is_none()
+            && let Some(p) = self.undeclared_path(t)
+        {
+            // `validate` stores no empty strings, lists or objects: any value is present.
+            return Ok(format!(
+                "(json_type({}.data, {p}) IS NOT NULL)",
+                self.table()
+            ));
+        }
         if el.is_none() && self.kind == ResourceKind::User && t.attr.name == "groups" {
             // Any membership at all: an indirect one implies a direct one.
             return Ok(
@@ -342,6 +396,26 @@ impl Sql {
             && let Some(sql) = self.indexed_eq(t, v)
         {
             return Ok(wrap(negate, sql));
+        }
+        if el.is_none()
+            && let Some(p) = self.undeclared_path(t)
+        {
+            // Each value (the elements of a list), compared with an operand of its own JSON
+            // type only, as `eval` does.
+            let (types, x) = match v {
+                Operand::Str(_) => ("'text'", "scim_fold(e.value)"),
+                Operand::Num(_) => ("'integer', 'real'", "e.value"),
+                Operand::Bool(_) => ("'true', 'false'", "e.value"),
+            };
+            let test = self.test(x, op, v);
+            let table = self.table();
+            return Ok(wrap(
+                negate,
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each({table}.data, {p}) e WHERE \
+                     json_type({table}.data, {p}) <> 'object' AND e.type IN ({types}) AND {test})"
+                ),
+            ));
         }
         let fold = resolve::folds(t.leaf());
         Ok(match self.values(t, el) {
@@ -416,8 +490,8 @@ impl Sql {
     /// The index-backed forms of the lookups identity providers make.
     fn indexed_eq(&mut self, t: &Target, v: &Operand) -> Option<String> {
         let Operand::Str(s) = v else { return None };
-        let sub = t.sub.map(|s| s.name.as_str());
-        match (self.kind, t.origin, t.attr.name.as_str(), sub) {
+        let sub = t.sub.as_ref().map(|s| s.name.as_str());
+        match (self.kind, &t.origin, t.attr.name.as_str(), sub) {
             (ResourceKind::User, Origin::Core, "emails", Some("value")) => {
                 let p = self.bind(SqlValue::Text(s.clone()));
                 Some(format!(
@@ -490,8 +564,8 @@ impl Sql {
             }
             (ResourceKind::Group, "members", Some(v), None) => {
                 let target = Target {
-                    sub: t.attr.sub("value"),
-                    ..*t
+                    sub: resolve::find(&t.attr.sub_attributes, "value"),
+                    ..t.clone()
                 };
                 self.indexed_eq(&target, &Operand::Str(v.to_string()))
             }
@@ -501,10 +575,10 @@ impl Sql {
 }
 
 /// The `sub eq "string"` terms joined by `and`, or `false` if the filter holds anything else.
-fn conjunction<'a>(r: &'a Resolved, out: &mut Vec<(&'static str, &'a str)>) -> bool {
+fn conjunction<'a>(r: &'a Resolved, out: &mut Vec<(&'a str, &'a str)>) -> bool {
     match r {
         Resolved::And(a, b) => conjunction(a, out) && conjunction(b, out),
-        Resolved::Compare(t, CompareOp::Eq, Operand::Str(s)) => match t.sub {
+        Resolved::Compare(t, CompareOp::Eq, Operand::Str(s)) => match &t.sub {
             Some(sub) => {
                 out.push((&sub.name, s.as_str()));
                 true
@@ -523,8 +597,8 @@ fn wrap(negate: bool, sql: String) -> String {
 /// holds the folded value). For the identifiers that is their uniqueness key (`ident::key`),
 /// which `resolve` folds their operands to.
 fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
-    let sub = t.sub.map(|s| s.name.as_str());
-    Some(match (kind, t.origin, t.attr.name.as_str(), sub) {
+    let sub = t.sub.as_ref().map(|s| s.name.as_str());
+    Some(match (kind, &t.origin, t.attr.name.as_str(), sub) {
         (_, Origin::Common, "id", None) => ("{t}.id", false),
         (_, Origin::Common, "externalId", None) => ("{t}.external_id", false),
         (_, Origin::Common, "meta", Some("created")) => ("{t}.created", false),
@@ -539,9 +613,56 @@ fn column(kind: ResourceKind, t: &Target) -> Option<(&'static str, bool)> {
 }
 
 /// The JSON path of a top-level attribute in the stored document.
-fn json_path(origin: Origin, attr: &str) -> String {
+/// Calls `f` on every target of `r`.
+fn each_target(r: &Resolved, f: &mut impl FnMut(&Target) -> Result<()>) -> Result<()> {
+    match r {
+        Resolved::And(a, b) | Resolved::Or(a, b) => {
+            each_target(a, f)?;
+            each_target(b, f)
+        }
+        Resolved::Not(inner) => each_target(inner, f),
+        Resolved::ValuePath(t, inner) => {
+            f(t)?;
+            each_target(inner, f)
+        }
+        Resolved::Present(t) | Resolved::Compare(t, ..) => f(t),
+    }
+}
+
+/// Sort orders write JSON paths into the SQL text as literals (`json_path`); filters bind
+/// the paths into extension blocks as parameters. Extension URNs and attribute names come
+/// from declarations and clients, not from this source, so a name that could end a literal
+/// or a quoted path key is refused either way rather than used.
+fn literal_safe(t: &Target) -> Result<()> {
+    let safe = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":._-/$#@+=,;!~*()?&%".contains(c))
+    };
+    let urn = match &t.origin {
+        // An undeclared URN is bound as a parameter (`undeclared_path`); checked all the same
+        // in case a path ever reaches `json_path`.
+        Origin::Extension(urn) | Origin::Undeclared(urn) => urn,
+        Origin::Core | Origin::Common => "",
+    };
+    let names = [
+        Some(urn),
+        Some(t.attr.name.as_str()),
+        t.sub.as_ref().map(|s| s.name.as_str()),
+    ];
+    if names.into_iter().flatten().all(safe) {
+        Ok(())
+    } else {
+        Err(Error::InvalidFilter(format!(
+            "\"{}\" cannot be filtered or sorted on: its name has characters scimd does not \
+             put in a query",
+            t.attr.name
+        )))
+    }
+}
+
+fn json_path(origin: &Origin, attr: &str) -> String {
     match origin {
-        Origin::Extension(urn) => format!("$.\"{urn}\".\"{attr}\""),
+        Origin::Extension(urn) | Origin::Undeclared(urn) => format!("$.\"{urn}\".\"{attr}\""),
         Origin::Core | Origin::Common => format!("$.\"{attr}\""),
     }
 }
@@ -569,7 +690,7 @@ mod tests {
 
     fn translate_text(text: &str, kind: ResourceKind) -> Result<SqlFilter> {
         let filter = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        translate(&filter, kind)
+        translate(&filter, kind, &Registry::builtin())
     }
 
     fn users_sql(text: &str) -> SqlFilter {
@@ -878,12 +999,15 @@ mod tests {
     fn scans_are_lists_no_index_answers() {
         let list = |filter: Option<&str>, sort: Option<&str>| {
             let (filter, lookup) = match filter {
-                Some(f) => translate_list(&parse(f).unwrap(), ResourceKind::User).unwrap(),
+                Some(f) => {
+                    translate_list(&parse(f).unwrap(), ResourceKind::User, &Registry::builtin())
+                        .unwrap()
+                }
                 None => (SqlFilter::all(), false),
             };
             let order = sort.map(|by| {
                 let by = crate::scim::filter::parse_path(by).unwrap();
-                sort_order(&by, false, ResourceKind::User).unwrap()
+                sort_order(&by, false, ResourceKind::User, &Registry::builtin()).unwrap()
             });
             ListSql {
                 lookup: lookup && order.is_none(),
@@ -943,7 +1067,7 @@ mod tests {
             for path in paths {
                 let by = parse_path(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
                 for descending in [false, true] {
-                    let order = match sort_order(&by, descending, kind) {
+                    let order = match sort_order(&by, descending, kind, &Registry::builtin()) {
                         Ok(order) => order,
                         Err(Error::InvalidValue(_)) => continue,
                         Err(e) => panic!("{path}: {e:?}"),
@@ -1016,6 +1140,64 @@ mod tests {
             ["u2"]
         );
         assert!(user_ids(&conn, r#"emails.value eq "nobody@example.com""#).is_empty());
+    }
+
+    #[test]
+    fn undeclared_extension_attributes_filter_by_their_json_type() {
+        let conn = populated();
+        let ext = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+        for (id, data) in [
+            (
+                "u4",
+                json!({"badgeNumber": "Forty-Two", "uid": 1001, "vip": true}),
+            ),
+            (
+                "u5",
+                json!({"badgeNumber": ["x", "FORTY-two"], "uid": "1001"}),
+            ),
+            (
+                "u6",
+                json!({"badgeNumber": {"badgeNumber": "forty-two"}, "uid": 1001.0}),
+            ),
+        ] {
+            let doc = json!({"userName": id, ext: data});
+            users::insert(&conn, id, user_doc(doc), NOW).unwrap();
+        }
+        let ids = |f: &str| user_ids(&conn, &f.replace("EXT", ext));
+        assert_eq!(ids(r#"EXT:badgeNumber eq "forty-two""#), ["u4", "u5"]);
+        assert_eq!(
+            ids(r#"EXT:badgenumber eq "forty-two""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(r#"EXT:badgeNumber sw "FORTY""#), ["u4", "u5"]);
+        assert_eq!(ids("EXT:uid eq 1001"), ["u4", "u6"]);
+        assert_eq!(ids(r#"EXT:uid eq "1001""#), ["u5"]);
+        assert_eq!(ids("EXT:uid gt 1000"), ["u4", "u6"]);
+        assert_eq!(ids("EXT:vip eq true"), ["u4"]);
+        assert_eq!(ids("EXT:vip pr"), ["u4"]);
+        assert_eq!(
+            ids(r#"not (EXT:badgeNumber eq "forty-two")"#),
+            ["u1", "u2", "u3", "u6"]
+        );
+        // The URN is bound as a parameter, never written into the SQL; so is a declared one.
+        let sql = users_sql(&format!(r#"{ext}:uid eq 1"#));
+        assert!(!sql.sql.contains("acme"), "{}", sql.sql);
+        let acme = crate::scim::registry::testing::acme();
+        for f in [
+            r#"urn:acme:2.0:User:uid eq 1"#,
+            r#"urn:acme:2.0:User:keys[type eq "ssh" and value sw "k"]"#,
+            r#"urn:acme:2.0:User:keys.value eq "k""#,
+        ] {
+            let sql = translate(&parse(f).unwrap(), ResourceKind::User, &acme).unwrap();
+            assert!(
+                !sql.sql.contains("acme") && !sql.sql.contains("keys"),
+                "{}",
+                sql.sql
+            );
+        }
+        assert!(translate_text(&format!("{ext}:uid co 1"), ResourceKind::User).is_err());
+        let by = crate::scim::filter::parse_path(&format!("{ext}:uid")).unwrap();
+        assert!(sort_order(&by, false, ResourceKind::User, &Registry::builtin()).is_err());
     }
 
     #[test]

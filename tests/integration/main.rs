@@ -12,6 +12,7 @@ mod crash;
 mod data_safety;
 mod discovery;
 mod errors;
+mod extensions;
 mod filters;
 mod groups;
 mod identifiers;
