@@ -56,6 +56,8 @@ pub async fn run(
         .map_err(error::Error::internal)??
         .with_budget(config.budget);
     store.set_group_commit(config.group_commit);
+    // The declared extension schemas; one that no longer parses stops the start, naming it.
+    store.refresh_registry()?;
     // A bad certificate stops the start here rather than failing every handshake later.
     let tls = config.tls.clone().map(http::tls::Tls::load).transpose()?;
     let local_addr = listener.local_addr().map_err(error::Error::internal)?;
@@ -91,8 +93,24 @@ pub async fn run(
         "scimd is serving SCIM at /scim/v2"
     );
     let reloader = tokio::spawn(on_sighup(sighup, app.clone()));
-    // Notices the file going even while nothing writes: one log line, then read-only.
-    let watcher = every(&app, DB_FILE_WATCH, Start::AfterOnePeriod, |_| async {});
+    // Notices the file going even while nothing writes (one log line, then read-only), and
+    // schemas declared or removed by `scimd schema` beside this server.
+    let watcher = every(
+        &app,
+        DB_FILE_WATCH,
+        Start::AfterOnePeriod,
+        |app| async move {
+            let store = app.store.clone();
+            let refreshed = tokio::task::spawn_blocking(move || store.refresh_registry()).await;
+            match refreshed {
+                Ok(Ok(true)) => info!("declared schemas changed: now in force"),
+                Ok(Ok(false)) => {}
+                // The registry in force stays; the next look tries again.
+                Ok(Err(e)) => warn!(error = %e, "declared schemas could not be loaded"),
+                Err(e) => warn!(error = %e, "declared schemas could not be loaded"),
+            }
+        },
+    );
     let flusher = every(
         &app,
         LAST_USED_FLUSH,

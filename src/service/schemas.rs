@@ -96,6 +96,7 @@ pub fn declare(
         crate::store::audit::insert(tx, &e)?;
         Ok(replaced)
     })?;
+    store.refresh_registry()?;
     Ok((d, replaced))
 }
 
@@ -135,7 +136,7 @@ pub fn remove(store: &Store, urn: &str, actor: &Actor) -> Result<()> {
         Ok(true)
     })?;
     if removed {
-        Ok(())
+        store.refresh_registry().map(|_| ())
     } else {
         Err(Error::NotFound(format!("no declared schema \"{urn}\"")))
     }
@@ -235,9 +236,7 @@ pub async fn carried(
     if !doc.keys().any(|k| is_urn_key(k)) {
         return Ok(Vec::new());
     }
-    let rows = store.read(schemas::rows).await?;
-    let declared = rows.iter().filter_map(|r| r.parse().ok()).collect();
-    Ok(carried_in(&Registry::new(declared), kind, doc))
+    Ok(carried_in(&store.registry(), kind, doc))
 }
 
 #[cfg(test)]

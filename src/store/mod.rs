@@ -314,13 +314,25 @@ impl Store {
 
     /// `declared` if the declarations changed since they were last loaded (by this process
     /// or another one, such as `scimd schema add` beside `scimd serve`); `None` otherwise, at
-    /// the cost of one single-row read. For the server's periodic watch.
-    pub fn declared_if_changed(&self) -> Result<Option<Vec<crate::scim::registry::Declared>>> {
+    /// the cost of one single-row read.
+    fn declared_if_changed(&self) -> Result<Option<Vec<crate::scim::registry::Declared>>> {
         let now = self.read_sync(schemas::generation)?;
         if now == self.schemas_loaded.load(Ordering::SeqCst) {
             return Ok(None);
         }
         self.declared().map(Some)
+    }
+
+    /// Puts the declarations in the file in force if they changed since they were last
+    /// loaded: at `serve`'s start (an unparsable declaration stops it, naming the schema),
+    /// after every schema change this process makes, and periodically for the ones `scimd
+    /// schema` makes beside a running server. Whether anything changed.
+    pub fn refresh_registry(&self) -> Result<bool> {
+        let Some(declared) = self.declared_if_changed()? else {
+            return Ok(false);
+        };
+        self.set_registry(Registry::new(declared));
+        Ok(true)
     }
 
     /// Extensions stored in documents of `kind` under URNs nothing declares (see

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{new_db, scimd, stdout};
+use crate::common::{cli_token, http_once, new_db, scimd, stdout, wait_for};
 
 pub(crate) const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
 
@@ -34,9 +34,9 @@ fn schema_cli_declares_lists_changes_and_removes() {
     let out = scimd(&["schema", "add", file, "--db", db]);
     assert!(out.status.success(), "{out:?}");
     assert!(stdout(&out).contains(&format!("Declared {ACME} for User (2 attributes)")));
-    let seen = server.declared_if_changed().unwrap().expect("noticed");
-    assert_eq!(seen[0].schema.id, ACME);
-    assert!(server.declared_if_changed().unwrap().is_none());
+    assert!(server.refresh_registry().unwrap(), "noticed");
+    assert!(server.registry().find(ACME).is_some());
+    assert!(!server.refresh_registry().unwrap(), "noticed once");
 
     let list = stdout(&scimd(&["schema", "list", "--db", db]));
     assert!(list.contains(&format!("{ACME} (User)")), "{list}");
@@ -59,12 +59,13 @@ fn schema_cli_declares_lists_changes_and_removes() {
         list.contains(&format!("{ACME} (Group, required)")),
         "{list}"
     );
-    assert!(server.declared_if_changed().unwrap().is_some());
+    assert!(server.refresh_registry().unwrap());
 
     let out = scimd(&["schema", "remove", &ACME.to_uppercase(), "--db", db]);
     assert!(out.status.success(), "{out:?}");
     assert!(stdout(&out).contains("are kept"));
-    assert_eq!(server.declared_if_changed().unwrap(), Some(vec![]));
+    assert!(server.refresh_registry().unwrap());
+    assert!(server.registry().find(ACME).is_none());
     let out = scimd(&["schema", "remove", ACME, "--db", db]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no declared schema"), "{out:?}");
@@ -320,6 +321,36 @@ async fn console_declares_lists_and_removes_schemas() {
         v["schema"]["attributes"][1]["subAttributes"][0]["caseExact"],
         true
     );
+    // In force at once for SCIM: advertised, typed, filterable.
+    assert_eq!(s.get(&format!("/scim/v2/Schemas/{ACME}")).await.status, 200);
+    let extensions = s.get("/scim/v2/ResourceTypes/User").await.json()["schemaExtensions"].clone();
+    assert!(
+        extensions
+            .as_array()
+            .unwrap()
+            .contains(&json!({"schema": ACME, "required": false})),
+        "{extensions}"
+    );
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"userName": "bad", ACME: {"badgeNumber": {"x": 1}}}),
+        )
+        .await;
+    let detail = r.assert_error(400, Some("invalidValue"))["detail"].to_string();
+    assert!(detail.contains("badgeNumber"), "{detail}");
+    let u = s
+        .create_user(&json!({"userName": "ana", ACME: {"badgeNumber": "42"}}))
+        .await;
+    assert_eq!(u["schemas"][1], ACME);
+    let found = s
+        .get(&format!(
+            "/scim/v2/Users?{}",
+            crate::common::filter_query(&format!("{ACME}:badgeNumber eq \"42\""))
+        ))
+        .await
+        .json();
+    assert_eq!(found["totalResults"], 1, "{found}");
 
     // Pasted text works too, and changes the declaration.
     let body = json!({"definition": acme_doc().to_string(), "resourceType": "Group",
@@ -442,14 +473,71 @@ fn schema_cli_works_beside_a_running_server() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("s.db");
     let db = db.to_str().unwrap();
-    let (child, _addr, _lines) = crate::common::spawn_server(db, &[]);
+    let (child, addr, lines) = crate::common::spawn_server(db, &[]);
     let _server = crate::common::KillOnDrop(child);
+    let log = crate::common::log_channel(lines);
+    let token = cli_token(db, "idp");
+    let schema_status = || {
+        let head = format!("GET /scim/v2/Schemas/{ACME} HTTP/1.1\r\nAuthorization: Bearer {token}");
+        let answer = http_once(&addr, &head, "", std::time::Duration::from_secs(5)).unwrap();
+        answer
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(schema_status(), "404");
     let file = dir.path().join("acme.json");
     std::fs::write(&file, acme_doc().to_string()).unwrap();
     let out = scimd(&["schema", "add", file.to_str().unwrap(), "--db", db]);
     assert!(out.status.success(), "{out:?}");
     let list = stdout(&scimd(&["schema", "list", "--db", db]));
     assert!(list.contains(ACME), "{list}");
+    // The server's periodic look puts it in force without a restart.
+    wait_for(&log, "declared schemas changed");
+    assert_eq!(schema_status(), "200");
     let out = scimd(&["schema", "remove", ACME, "--db", db]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for(&log, "declared schemas changed");
+    assert_eq!(schema_status(), "404");
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_declaration_it_cannot_read() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    new_db(db);
+    // As a newer scimd, or a hand edit, might leave it.
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "INSERT INTO scim_schemas VALUES ('urn:acme:2.0:User', 'urn:acme:2.0:user', 'User', 0,
+         '{\"id\": \"urn:acme:2.0:User\", \"attributes\": [{\"name\": \"x\", \"type\": \"int\"}]}',
+         'now', 'now')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let (child, lines) = crate::common::spawn_scimd(db, &[]);
+    let mut child = crate::common::KillOnDrop(child);
+    let mut status = None;
+    for _ in 0..200 {
+        status = child.0.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "still serving: {status:?}"
+    );
+    let log: Vec<String> = lines.map_while(std::result::Result::ok).collect();
+    assert!(
+        log.iter().any(|l| l.contains("urn:acme:2.0:User")),
+        "{log:?}"
+    );
+    // The command line can still take it away.
+    let out = scimd(&["schema", "remove", "urn:acme:2.0:User", "--db", db]);
     assert!(out.status.success(), "{out:?}");
 }
