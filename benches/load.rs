@@ -2,17 +2,25 @@
 //!
 //! It seeds a SQLite database through the library (100,000 users in 200 groups of 500 members
 //! by default), starts the real `scimd serve` binary on it as a separate process, and drives
-//! it over HTTP/1.1 on loopback with concurrent keep-alive connections:
+//! it over HTTP/1.1 on loopback with concurrent keep-alive connections. Every even-numbered
+//! user carries 20 custom attributes: 10 under an extension schema the benchmark declares
+//! first (`BENCH_URN`, its `badgeNumber` unique per user, `uniqueness: server`) and 10 under
+//! one it does not (`ACME_URN`); odd-numbered users have none (the "plain" population).
 //!
-//! | workload           | what it sends                                                      |
-//! |--------------------|--------------------------------------------------------------------|
-//! | `healthz`          | `GET /healthz`: the HTTP-overhead baseline of every ratio          |
-//! | `username-eq`      | `filter=userName eq "user{i}@example.com"`, random `i`             |
-//! | `email-typed-eq`   | `filter=emails[type eq "work"].value eq "user{i}@example.com"`     |
-//! | `co-search`        | `filter=userName co "{3-4 digits}"&count=50`, on 4 connections     |
-//! | `export-index`     | every user, `count=1000` pages by `startIndex`, on one connection  |
-//! | `export-cursor`    | every user, `count=1000` pages by RFC 9865 `cursor`/`nextCursor`    |
-//! | `export-linearity` | both exports again on a database a tenth the size: time ratio      |
+//! | workload             | what it sends                                                     |
+//! |----------------------|-------------------------------------------------------------------|
+//! | `healthz`            | `GET /healthz`: the HTTP-overhead baseline of every ratio         |
+//! | `username-eq`        | `filter=userName eq "user{i}@example.com"`, random `i`            |
+//! | `email-typed-eq`     | `filter=emails[type eq "work"].value eq "user{i}@example.com"`    |
+//! | `username-eq-plain`  | `userName eq` of random users without custom attributes           |
+//! | `username-eq-custom` | `userName eq` of random users with the 20 custom attributes       |
+//! |                      | (the two alternate in rounds; the note gives custom / plain)      |
+//! | `ext-indexed-eq`     | `filter=urn:…:bench:2.0:User:badgeNumber eq "B{i}"` (declared)    |
+//! | `ext-undeclared-eq`  | `filter=urn:…:acme:2.0:User:costCode eq "C{i}"`, 4 connections    |
+//! | `co-search`          | `filter=userName co "{3-4 digits}"&count=50`, on 4 connections    |
+//! | `export-index`       | every user, `count=1000` pages by `startIndex`, on one connection |
+//! | `export-cursor`      | every user, `count=1000` pages by RFC 9865 `cursor`/`nextCursor`  |
+//! | `export-linearity`   | both exports again on a database a tenth the size: time ratio     |
 //!
 //! and the write workloads of `writes.rs` (PATCH of a huge and of a tiny group, PATCH of
 //! distinct users, durable creates), after the reads on the same server.
@@ -24,8 +32,10 @@
 //! those on the small database (median of 3 runs there). Every answer is checked (status 200,
 //! `totalResults`, the user found, each exported user seen exactly once): any error is
 //! reported and makes the run exit non-zero. A workload the server does not support yet
-//! (`400 invalidFilter` for `co`, no cursor paging) is reported as unsupported, not as an
-//! error.
+//! (`400 invalidFilter` for `co` or an undeclared extension attribute, no cursor paging) is
+//! reported as unsupported, not as an error. `username-eq-custom` against `username-eq-plain`
+//! is the cost of custom data on a lookup (the issue's bound: at most 1.2×): the note gives
+//! the ratios of p50 latency and of throughput.
 //!
 //! Run it (the bench profile is an optimised build of both the server and this client):
 //!
@@ -38,7 +48,7 @@
 //! Options: `--users N` (100000), `--groups N` (200), `--connections N` (16), `--seconds N`
 //! per load workload (10), `--only a,b,…` to run a subset, `--db PATH` to keep the seeded
 //! database at PATH and reuse it on the next run (seeding is skipped when it already holds
-//! `--users` users). Client and server share the machine: on a small box the load generator
+//! `--users` users and the benchmark's declared schema). Client and server share the machine: on a small box the load generator
 //! takes CPU from the server, which the `healthz` ratio partly cancels out.
 
 use std::collections::{HashMap, HashSet};
@@ -55,8 +65,10 @@ use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use scimd::scim::registry::Registry;
+use scimd::scim::resource::ResourceKind;
 use scimd::scim::{time, validate};
-use scimd::service::tokens;
+use scimd::service::audit::Actor;
+use scimd::service::{schemas, tokens};
 use scimd::store::{self, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -71,6 +83,10 @@ type Result<T, E = BoxError> = std::result::Result<T, E>;
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The extension the benchmark declares before seeding.
+const BENCH_URN: &str = "urn:ietf:params:scim:schemas:extension:bench:2.0:User";
+/// The extension the seeded users carry undeclared.
+const ACME_URN: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
 
 /// Users per seeding transaction.
 const SEED_BATCH: usize = 5000;
@@ -82,8 +98,11 @@ const EXPORT_PAGE: usize = 1000;
 const CO_PAGE: u64 = 50;
 /// Timed runs of each export on the small database of `export-linearity`.
 const SMALL_EXPORT_RUNS: usize = 3;
-/// Connections of `co-search` (at most `--connections`).
+/// Connections of `co-search` and `ext-undeclared-eq` (at most `--connections`).
 const CO_CONNECTIONS: usize = 4;
+/// Alternating rounds `username-eq-plain` and `username-eq-custom` split their time into, so
+/// a drift in the machine's speed (CPU steal) weighs on both alike.
+const PAIR_ROUNDS: u32 = 5;
 /// Name of the bearer token the benchmark creates (an older one of that name is revoked).
 const TOKEN_NAME: &str = "bench";
 /// How long the server may take to answer its first `/healthz`.
@@ -93,8 +112,8 @@ const ERROR_SAMPLES: usize = 5;
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--users N] [--groups N] \
 [--connections N] [--seconds N] [--only workload,…] [--db PATH]
-workloads: healthz, username-eq, email-typed-eq, co-search, export-index, export-cursor, \
-export-linearity, patch-group-big, patch-group-1, patch-users, create-users";
+workloads: healthz, username-eq, email-typed-eq, username-eq-plain, username-eq-custom, \
+ext-indexed-eq, ext-undeclared-eq, co-search, export-index, export-cursor, export-linearity, patch-group-big, patch-group-1, patch-users, create-users";
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -105,6 +124,10 @@ enum Workload {
     Healthz,
     UserNameEq,
     EmailTypedEq,
+    UserNameEqPlain,
+    UserNameEqCustom,
+    ExtIndexedEq,
+    ExtUndeclaredEq,
     CoSearch,
     ExportIndex,
     ExportCursor,
@@ -116,10 +139,14 @@ enum Workload {
 }
 
 impl Workload {
-    const ALL: [Workload; 11] = [
+    const ALL: [Workload; 15] = [
         Workload::Healthz,
         Workload::UserNameEq,
         Workload::EmailTypedEq,
+        Workload::UserNameEqPlain,
+        Workload::UserNameEqCustom,
+        Workload::ExtIndexedEq,
+        Workload::ExtUndeclaredEq,
         Workload::CoSearch,
         Workload::ExportIndex,
         Workload::ExportCursor,
@@ -145,6 +172,10 @@ impl Workload {
             Workload::Healthz => "healthz",
             Workload::UserNameEq => "username-eq",
             Workload::EmailTypedEq => "email-typed-eq",
+            Workload::UserNameEqPlain => "username-eq-plain",
+            Workload::UserNameEqCustom => "username-eq-custom",
+            Workload::ExtIndexedEq => "ext-indexed-eq",
+            Workload::ExtUndeclaredEq => "ext-undeclared-eq",
             Workload::CoSearch => "co-search",
             Workload::ExportIndex => "export-index",
             Workload::ExportCursor => "export-cursor",
@@ -306,11 +337,80 @@ fn user_name(i: usize) -> String {
     format!("user{i}@example.com")
 }
 
-/// A User as an identity provider sends it.
+const SHELLS: [&str; 3] = ["/bin/bash", "/bin/zsh", "/usr/bin/fish"];
+const REGIONS: [&str; 4] = ["EMEA", "AMER", "APAC", "LATAM"];
+
+/// Whether seeded user `i` carries the 20 custom attributes (the even-numbered half).
+fn has_custom(i: usize) -> bool {
+    i.is_multiple_of(2)
+}
+
+/// The value of the declared, unique `badgeNumber` of user `i`.
+fn badge_number(i: usize) -> String {
+    format!("B{i}")
+}
+
+/// The value of the undeclared `costCode` of user `i`, unique too.
+fn cost_code(i: usize) -> String {
+    format!("C{i}")
+}
+
+/// The schema declared before seeding (RFC 7643 §7): 10 attributes of most types.
+fn bench_schema() -> Value {
+    let attr = |name: &str, kind: &str| json!({"name": name, "type": kind});
+    json!({
+        "id": BENCH_URN,
+        "name": "Bench",
+        "description": "The load benchmark's declared extension",
+        "attributes": [
+            {"name": "badgeNumber", "type": "string", "uniqueness": "server"},
+            attr("building", "string"),
+            attr("floor", "integer"),
+            attr("desk", "string"),
+            {"name": "loginShell", "type": "string", "canonicalValues": SHELLS},
+            attr("uidNumber", "integer"),
+            attr("gidNumber", "integer"),
+            attr("contractor", "boolean"),
+            attr("startDate", "dateTime"),
+            {"name": "sshPublicKeys", "type": "string", "multiValued": true, "caseExact": true},
+        ],
+    })
+}
+
+/// The 10 declared (`BENCH_URN`) and 10 undeclared (`ACME_URN`) attributes of user `i`.
+fn custom_blocks(i: usize) -> (Value, Value) {
+    let declared = json!({
+        "badgeNumber": badge_number(i),
+        "building": format!("HQ-{}", i % 7),
+        "floor": i % 12,
+        "desk": format!("{}-{:03}", i % 12, i % 997),
+        "loginShell": SHELLS[i % SHELLS.len()],
+        "uidNumber": 10_000 + i,
+        "gidNumber": 10_000 + i % 200,
+        "contractor": i.is_multiple_of(5),
+        "startDate": format!("20{:02}-{:02}-{:02}T09:00:00Z", 10 + i % 15, 1 + i % 12, 1 + i % 28),
+        "sshPublicKeys": [format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{i:0>40} user{i}")],
+    });
+    let undeclared = json!({
+        "costCode": cost_code(i),
+        "costCenter": format!("CC-{:04}", i % 500),
+        "division": DEPARTMENTS[(i / 3) % DEPARTMENTS.len()],
+        "region": REGIONS[i % REGIONS.len()],
+        "managerEmail": user_name(i / 10),
+        "clearance": i % 4,
+        "remote": i.is_multiple_of(3),
+        "team": format!("Team {:03}", i % 200),
+        "location": format!("Site {}", i % 40),
+        "hireYear": 2000 + i % 25,
+    });
+    (declared, undeclared)
+}
+
+/// A User as an identity provider sends it, with the custom attributes if `has_custom(i)`.
 fn user_body(i: usize) -> Value {
     let given = GIVEN_NAMES[i % GIVEN_NAMES.len()];
     let family = FAMILY_NAMES[(i / GIVEN_NAMES.len()) % FAMILY_NAMES.len()];
-    json!({
+    let mut body = json!({
         "schemas": [USER_URN, ENTERPRISE_URN],
         "userName": user_name(i),
         "externalId": format!("00u{i:08}"),
@@ -326,7 +426,14 @@ fn user_body(i: usize) -> Value {
             "department": DEPARTMENTS[i % DEPARTMENTS.len()],
             "employeeNumber": i.to_string(),
         },
-    })
+    });
+    if has_custom(i) {
+        let (declared, undeclared) = custom_blocks(i);
+        body["schemas"] = json!([USER_URN, ENTERPRISE_URN, BENCH_URN, ACME_URN]);
+        body[BENCH_URN] = declared;
+        body[ACME_URN] = undeclared;
+    }
+    body
 }
 
 fn group_body(g: usize) -> Value {
@@ -352,12 +459,26 @@ fn prepare_database(path: &Path, users: usize, groups: usize) -> Result<String> 
     let existing = usize::try_from(existing)?;
     if existing == 0 {
         let started = Instant::now();
+        // Declared first, so the values are stored (and indexed) as a declaration's.
+        schemas::declare(
+            &store,
+            &bench_schema(),
+            Some(ResourceKind::User),
+            false,
+            &Actor::cli(),
+        )?;
         seed(&store, users, groups)?;
         println!(
             "seeded {users} users and {groups} groups ({} memberships) in {:.1} s",
             groups * MEMBERS_PER_GROUP.min(users),
             started.elapsed().as_secs_f64()
         );
+    } else if existing == users && !store.declared()?.iter().any(|d| d.schema.id == BENCH_URN) {
+        return Err(format!(
+            "{} was seeded without the custom attributes (an older benchmark): use another --db",
+            path.display()
+        )
+        .into());
     } else if existing == users {
         println!(
             "reusing {}: {existing} users, {existing_groups} groups",
@@ -377,11 +498,13 @@ fn prepare_database(path: &Path, users: usize, groups: usize) -> Result<String> 
 
 fn seed(store: &Store, users: usize, groups: usize) -> Result<()> {
     let now = time::now();
+    // Holds the declaration made before seeding.
+    let registry = store.registry();
     let mut ids = Vec::with_capacity(users);
     for first in (0..users).step_by(SEED_BATCH) {
         let batch = (first..users.min(first + SEED_BATCH))
             .map(|i| {
-                let mut doc = validate::user(user_body(i), &Registry::builtin())?.doc;
+                let mut doc = validate::user(user_body(i), &registry)?.doc;
                 doc.insert("active".into(), Value::Bool(true));
                 Ok((uuid::Uuid::new_v4().to_string(), doc))
             })
@@ -802,6 +925,20 @@ struct LoadResult {
 }
 
 impl LoadResult {
+    /// `self` and `other` as one run: their requests, times and errors added up.
+    fn merge(self, other: LoadResult) -> LoadResult {
+        let mut all = self.latencies.0;
+        all.extend(other.latencies.0);
+        let mut errors = self.errors;
+        errors.merge(other.errors);
+        LoadResult {
+            connections: self.connections,
+            elapsed: self.elapsed + other.elapsed,
+            latencies: Latencies::new(all),
+            errors,
+        }
+    }
+
     fn requests(&self) -> usize {
         self.latencies.0.len()
     }
@@ -906,20 +1043,36 @@ fn healthz_calls() -> CallFn {
     Arc::new(|_, _| Call::get("/healthz".into(), Expect::Healthy))
 }
 
-/// The filter an exact-lookup workload finds the user called `name` with, as IdPs send it.
-fn lookup_filter(workload: Workload, name: &str) -> String {
+/// The filter an exact-lookup workload finds user `i` with, as IdPs send it.
+fn lookup_filter(workload: Workload, i: usize) -> String {
     match workload {
-        Workload::EmailTypedEq => format!("emails[type eq \"work\"].value eq \"{name}\""),
-        _ => format!("userName eq \"{name}\""),
+        Workload::EmailTypedEq => {
+            format!("emails[type eq \"work\"].value eq \"{}\"", user_name(i))
+        }
+        Workload::ExtIndexedEq => format!("{BENCH_URN}:badgeNumber eq \"{}\"", badge_number(i)),
+        Workload::ExtUndeclaredEq => format!("{ACME_URN}:costCode eq \"{}\"", cost_code(i)),
+        _ => format!("userName eq \"{}\"", user_name(i)),
     }
 }
 
-/// Exact lookups (`lookup_filter`) of random existing users.
+/// A random existing user of the population `workload` looks up: with the custom attributes
+/// (even numbers), without them (odd numbers), or any.
+fn lookup_user(rng: &mut Rng, users: usize, workload: Workload) -> usize {
+    match workload {
+        Workload::UserNameEqCustom | Workload::ExtIndexedEq | Workload::ExtUndeclaredEq => {
+            2 * rng.below(users.div_ceil(2))
+        }
+        Workload::UserNameEqPlain => 2 * rng.below(users / 2) + 1,
+        _ => rng.below(users),
+    }
+}
+
+/// Exact lookups (`lookup_filter`) of random existing users, each expected to find that user.
 fn lookup_calls(users: usize, workload: Workload) -> CallFn {
     Arc::new(move |rng, _| {
-        let i = rng.below(users);
+        let i = lookup_user(rng, users, workload);
         Call::get(
-            users_path(&[("filter", &lookup_filter(workload, &user_name(i)))]),
+            users_path(&[("filter", &lookup_filter(workload, i))]),
             Expect::List {
                 total: 1,
                 page: 1,
@@ -977,21 +1130,18 @@ fn co_calls(users: usize) -> CallFn {
     })
 }
 
-/// Sends one `co` filter to find out whether the server supports it yet.
-async fn probe_co(target: &Target) -> Result<Option<String>> {
+/// Sends `filter` once to find out whether the server supports it yet.
+async fn probe(target: &Target, filter: &str) -> Result<Option<String>> {
     let mut client = Client::connect(target.addr, Some(&target.token)).await?;
     let (status, body) = client
-        .get(&users_path(&[
-            ("filter", "userName co \"123\""),
-            ("count", "1"),
-        ]))
+        .get(&users_path(&[("filter", filter), ("count", "1")]))
         .await?;
     if status == StatusCode::OK {
         return Ok(None);
     }
     match unsupported(status, &body) {
         Some(why) => Ok(Some(why)),
-        None => Err(format!("co probe: status {status}: {}", text(&body)).into()),
+        None => Err(format!("probe of {filter}: status {status}: {}", text(&body)).into()),
     }
 }
 
@@ -1207,7 +1357,7 @@ impl Row {
     }
 
     fn line(&self) -> String {
-        let mut line = format!("{:<17}", self.workload);
+        let mut line = format!("{:<18}", self.workload);
         if let (Some(n), Some(t), Some(p50), Some(p99)) =
             (self.requests, self.throughput, self.p50, self.p99)
         {
@@ -1395,25 +1545,42 @@ async fn run(args: &Args) -> Result<u64> {
     }
     for workload in [Workload::UserNameEq, Workload::EmailTypedEq] {
         if args.runs(workload) {
-            // Unrecorded, like the healthz warm-up: the first lookups after start-up read
-            // the index pages from disk into each connection's cache.
-            let warm = lookup_calls(args.users, workload);
-            drive(
-                &target,
-                true,
-                args.connections,
-                Duration::from_secs(2),
-                warm,
-            )
-            .await?;
+            warm_up(&target, args, workload, Duration::from_secs(2)).await?;
             let calls = lookup_calls(args.users, workload);
             let r = drive(&target, true, args.connections, load, calls).await?;
             let row = Row::load(workload, &r, healthz).with_peak_rss(server.peak_rss_kb());
             report.add(row, r.errors);
         }
     }
+    custom_data_cost(&target, args, healthz, &server, &mut report).await?;
+    if args.runs(Workload::ExtIndexedEq) {
+        let workload = Workload::ExtIndexedEq;
+        warm_up(&target, args, workload, Duration::from_secs(2)).await?;
+        let calls = lookup_calls(args.users, workload);
+        let r = drive(&target, true, args.connections, load, calls).await?;
+        let row = Row::load(workload, &r, healthz).with_peak_rss(server.peak_rss_kb());
+        report.add(row, r.errors);
+    }
+    if args.runs(Workload::ExtUndeclaredEq) {
+        let workload = Workload::ExtUndeclaredEq;
+        match probe(&target, &lookup_filter(workload, 0)).await? {
+            Some(why) => report.add(
+                Row::empty(workload.name(), format!("unsupported: {why}")),
+                Errors::default(),
+            ),
+            None => {
+                // A scan: few connections, like `co-search`, and no warm-up (each request
+                // reads the whole table anyway).
+                let connections = CO_CONNECTIONS.min(args.connections);
+                let calls = lookup_calls(args.users, workload);
+                let r = drive(&target, true, connections, load, calls).await?;
+                let row = Row::load(workload, &r, healthz).with_peak_rss(server.peak_rss_kb());
+                report.add(row, r.errors);
+            }
+        }
+    }
     if args.runs(Workload::CoSearch) {
-        match probe_co(&target).await? {
+        match probe(&target, "userName co \"123\"").await? {
             Some(why) => report.add(
                 Row::empty("co-search", format!("unsupported: {why}")),
                 Errors::default(),
@@ -1471,6 +1638,64 @@ async fn run(args: &Args) -> Result<u64> {
         }
     }
     Ok(errors)
+}
+
+/// Unrecorded lookups, like the healthz warm-up: the first lookups after start-up read the
+/// index pages from disk into each connection's cache.
+async fn warm_up(target: &Target, args: &Args, workload: Workload, time: Duration) -> Result<()> {
+    let calls = lookup_calls(args.users, workload);
+    drive(target, true, args.connections, time, calls).await?;
+    Ok(())
+}
+
+/// `username-eq-plain` and `username-eq-custom`, in `PAIR_ROUNDS` alternating rounds that
+/// share `--seconds` each (so both see the same machine); when both run, the custom row's note
+/// gives custom / plain for p50 latency and plain / custom for throughput.
+async fn custom_data_cost(
+    target: &Target,
+    args: &Args,
+    healthz: Option<f64>,
+    server: &ServerProcess,
+    report: &mut Report,
+) -> Result<()> {
+    let pair: Vec<Workload> = [Workload::UserNameEqPlain, Workload::UserNameEqCustom]
+        .into_iter()
+        .filter(|&w| args.runs(w))
+        .collect();
+    for &w in &pair {
+        warm_up(target, args, w, Duration::from_secs(1)).await?;
+    }
+    let round = args.load_duration() / PAIR_ROUNDS;
+    let mut results: Vec<Option<LoadResult>> = pair.iter().map(|_| None).collect();
+    for _ in 0..PAIR_ROUNDS {
+        for (&w, slot) in pair.iter().zip(&mut results) {
+            let calls = lookup_calls(args.users, w);
+            let r = drive(target, true, args.connections, round, calls).await?;
+            *slot = Some(match slot.take() {
+                Some(before) => before.merge(r),
+                None => r,
+            });
+        }
+    }
+    let mut plain: Option<(Duration, f64)> = None;
+    for (w, r) in pair.into_iter().zip(results) {
+        let Some(r) = r else { continue };
+        let mut row = Row::load(w, &r, healthz).with_peak_rss(server.peak_rss_kb());
+        let p50 = r.latencies.percentile(50.0);
+        match (w, plain) {
+            (Workload::UserNameEqPlain, _) => plain = Some((p50, r.throughput())),
+            (_, Some((plain_p50, plain_throughput))) => {
+                row.note += &format!(
+                    "; custom/plain: p50 {:.2}×, time per request (1/throughput) {:.2}×",
+                    p50.as_secs_f64() / plain_p50.as_secs_f64(),
+                    plain_throughput / r.throughput()
+                );
+            }
+            _ => {}
+        }
+        report.add(row, r.errors);
+    }
+    Ok(())
 }
 
 /// Seeds a database a tenth the size (same shape), exports it both ways on a fresh server and
