@@ -8,13 +8,15 @@
 # exits 1 on any SKIPPED result), so this script drives `scim2_tester.check_server` with a small
 # embedded Python driver. Every check runs by default, PATCH included.
 #
-# Before the checks, the script declares an extension schema (acme-user-extension.json: string,
-# boolean, integer, decimal, dateTime, reference, a multi-valued complex and a complex attribute;
-# uniqueness "server", a readOnly one, a writeOnly one returned "never") with `scimd schema add`
-# and waits until /Schemas and /ResourceTypes publish it. scim2-tester builds its User model from
-# them, so it creates, reads, replaces, queries and PATCHes (add/replace/remove, the whole
-# extension by its URN and each attribute by its URN-qualified path) those attributes too; the
-# run fails if its PATCH checks did not reach the extension.
+# Before the checks, the script declares two extension schemas with `scimd schema add`:
+# acme-user-extension.json (string, boolean, integer, decimal, dateTime, reference, a
+# multi-valued complex and a complex attribute; uniqueness "server", a readOnly one, a writeOnly
+# one returned "never") and acme-group-extension.json (integer unique "server", boolean,
+# reference, multi-valued string), and waits until /Schemas and /ResourceTypes publish them.
+# scim2-tester builds its User and Group models from those, so it creates, reads, replaces,
+# queries and PATCHes (add/replace/remove, the whole extension by its URN and each attribute by
+# its URN-qualified path) those attributes too; the run fails if its PATCH checks did not reach
+# every extension.
 #
 # scim2-tester 0.5.2 makes mistakes with such attributes. The driver judges exactly these failed
 # checks again, the RFC's way, on the data the check recorded; each passes only if scimd did what
@@ -33,9 +35,10 @@
 #   - rule_extension_object: PATCH add/replace with path = the extension URN compares every
 #     attribute of the object, also `pinHash` (writeOnly, returned "never", which RFC 7643 §7
 #     forbids returning). Passes when all the others are equal.
-#   - rule_add_appends: PATCH add on `sshKeys` (multi-valued) after the previous check put a
-#     value there expects only the new value back; RFC 7644 §3.5.2.1 says add adds to the
-#     existing values. Passes when the new values are among those returned.
+#   - rule_add_appends: PATCH add on a multi-valued attribute (`sshKeys`, the Group's `owners`)
+#     after the previous check put a value there expects only the new value back; RFC 7644
+#     §3.5.2.1 says add adds to the existing values. Passes when the new values are among those
+#     returned.
 # `returned: "request"` is left out of the extension: scim2-tester expects such an attribute back
 # after PATCH without asking for it (RFC 7643 §7, RFC 7644 §3.4: returned only when requested);
 # scimd's unit tests (src/scim/project.rs) cover it. tests/integration/conformance.rs checks the
@@ -49,8 +52,9 @@
 #   SCIM2_TESTER_VERBOSE=1     print the response data of failed checks
 #   SCIM2_TESTER_FULL=1        print reasons whole instead of cut at 600 characters
 #   SCIM2_TESTER_STRICT=1      report scim2-tester's verdicts as they are (no re-judging)
-#   SCIM2_TESTER_EXTENSION     the extension schema to declare before the checks (default:
-#                              tests/conformance/acme-user-extension.json; empty: declare none)
+#   SCIM2_TESTER_EXTENSIONS    comma-separated extension schema files to declare before the
+#                              checks (default: tests/conformance/acme-user-extension.json and
+#                              acme-group-extension.json; empty: declare none)
 #
 # Exit status: 0 if no non-excluded check failed (ERROR/CRITICAL), 1 if some did, 2 on a setup
 # failure (build, venv, server start, or the driver crashing).
@@ -155,22 +159,28 @@ TOKEN_OUT="$("$SCIMD_BIN" token create --name scim2-tester --db "$DB")" || die "
 TOKEN="$(printf '%s\n' "$TOKEN_OUT" | tail -n 1 | tr -d '[:space:]')"
 [[ -n "$TOKEN" ]] || die "scimd token create printed no token"
 
-# --- a declared extension, published before the checks run ----------------------------------
+# --- declared extensions, published before the checks run ----------------------------------
 # scim2-tester builds its models from /Schemas and /ResourceTypes, so a declared extension makes
 # it fill, POST, PUT, query and PATCH (add/replace/remove by URN path) its attributes too.
 # Declared with the CLI beside the running server (only `serve` creates the database); the
-# server's file watch puts it in force within ~5 s, and we wait until both discovery endpoints
-# publish it rather than trusting that timing.
-EXTENSION_FILE="${SCIM2_TESTER_EXTENSION-$ROOT/tests/conformance/acme-user-extension.json}"
-if [[ -n "$EXTENSION_FILE" ]]; then
-    EXTENSION_URN="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$EXTENSION_FILE")" \
-        || die "cannot read the schema id of $EXTENSION_FILE"
-    "$SCIMD_BIN" schema add "$EXTENSION_FILE" --db "$DB" >&2 || die "scimd schema add $EXTENSION_FILE failed"
+# server's file watch puts them in force within ~5 s, and we wait until both discovery endpoints
+# publish every one rather than trusting that timing.
+EXTENSIONS="${SCIM2_TESTER_EXTENSIONS-$ROOT/tests/conformance/acme-user-extension.json,$ROOT/tests/conformance/acme-group-extension.json}"
+EXTENSION_URNS=""
+IFS=',' read -r -a EXTENSION_FILES <<<"$EXTENSIONS"
+for file in "${EXTENSION_FILES[@]}"; do
+    [[ -n "$file" ]] || continue
+    urn="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$file")" \
+        || die "cannot read the schema id of $file"
+    "$SCIMD_BIN" schema add "$file" --db "$DB" >&2 || die "scimd schema add $file failed"
+    EXTENSION_URNS="${EXTENSION_URNS:+$EXTENSION_URNS,}$urn"
+done
+if [[ -n "$EXTENSION_URNS" ]]; then
     published=""
     for _ in $(seq 1 150); do   # up to ~30 s
-        if "$PY" - "http://127.0.0.1:${PORT}/scim/v2" "$TOKEN" "$EXTENSION_URN" <<'EOF' 2>/dev/null; then
+        if "$PY" - "http://127.0.0.1:${PORT}/scim/v2" "$TOKEN" "$EXTENSION_URNS" <<'EOF' 2>/dev/null; then
 import json, sys, urllib.request
-base, token, urn = sys.argv[1:4]
+base, token, urns = sys.argv[1:4]
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def get(path):
@@ -180,15 +190,15 @@ def get(path):
 
 schemas = {s["id"] for s in get("/Schemas")["Resources"]}
 extensions = {e["schema"] for t in get("/ResourceTypes")["Resources"] for e in t.get("schemaExtensions", [])}
-sys.exit(0 if urn in schemas and urn in extensions else 1)
+sys.exit(0 if all(u in schemas and u in extensions for u in urns.split(",")) else 1)
 EOF
             published=1
             break
         fi
         sleep 0.2
     done
-    [[ -n "$published" ]] || die "scimd did not publish $EXTENSION_URN in /Schemas and /ResourceTypes within 30 s"
-    log "published the declared extension $EXTENSION_URN"
+    [[ -n "$published" ]] || die "scimd did not publish $EXTENSION_URNS in /Schemas and /ResourceTypes within 30 s"
+    log "published the declared extensions $EXTENSION_URNS"
 fi
 
 # --- run scim2-tester -------------------------------------------------------------------------
@@ -366,19 +376,18 @@ if os.environ.get("SCIM2_TESTER_JSON"):
             indent=2,
         )
 
-# The declared extension must have been exercised, not merely published: every PATCH check ran
-# on its attributes (unless excluded).
-extension_urn = os.environ.get("SCIM2_TESTER_EXTENSION_URN", "")
+# The declared extensions must have been exercised, not merely published: every PATCH check ran
+# on their attributes (unless excluded or skipped).
 unexercised = []
-if extension_urn:
+for urn in [u for u in os.environ.get("SCIM2_TESTER_EXTENSION_URNS", "").split(",") if u]:
     for title in ("check_add_attribute", "check_replace_attribute", "check_remove_attribute"):
         ran = [
             r for r in results
             if r.title == title and isinstance(r.data, dict)
-            and str(r.data.get("urn") or "").startswith(extension_urn)
+            and str(r.data.get("urn") or "").startswith(urn)
         ]
         if not ran and not any(r.title == title and r.status == Status.SKIPPED for r in results):
-            unexercised.append(title)
+            unexercised.append(f"{title} on {urn}")
 
 passed = sum(counts[s] for s in PASS)
 failed = sum(counts[s] for s in FAIL)
@@ -394,14 +403,14 @@ if failed_checks:
 print(f"re-judged: {len(rejudged)} failures that are scim2-tester's own mistakes passed when judged the RFC's way")
 print(f"scim2-tester: {passed} passed ({len(rejudged)} of them re-judged), {failed} failed, {skipped} skipped")
 if unexercised:
-    print(f"the declared extension {extension_urn} was not exercised by: {', '.join(unexercised)}")
+    print(f"declared extensions not exercised: {', '.join(unexercised)}")
 sys.exit(1 if failed or unexercised else 0)
 EOF
 
 log "running scim2-tester $SCIM2_TESTER_VERSION against $BASE_URL"
 set +e
 SCIM2_TESTER_TOKEN="$TOKEN" SCIM2_TESTER_VERSION="$SCIM2_TESTER_VERSION" \
-    SCIM2_TESTER_EXTENSION_URN="${EXTENSION_URN-}" \
+    SCIM2_TESTER_EXTENSION_URNS="$EXTENSION_URNS" \
     SCIM2_TESTER_EXCLUDE="${SCIM2_TESTER_EXCLUDE-}" \
     "$PY" -W ignore::DeprecationWarning "$DRIVER" "$BASE_URL"
 rc=$?

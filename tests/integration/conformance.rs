@@ -1,6 +1,6 @@
-//! The declared extension `tests/conformance/scim2-tester.sh` publishes for scim2-tester, and
+//! The declared extensions `tests/conformance/scim2-tester.sh` publishes for scim2-tester, and
 //! the answers that script's re-judging relies on: where scim2-tester 0.5.2 misjudges a PATCH
-//! on the extension, scimd must still answer what RFC 7643/7644 require.
+//! on an extension, scimd must still answer what RFC 7643/7644 require.
 
 use serde_json::{Value, json};
 
@@ -8,25 +8,36 @@ use crate::common::Server;
 
 const DOCUMENT: &str = include_str!("../conformance/acme-user-extension.json");
 const URN: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+const GROUP_DOCUMENT: &str = include_str!("../conformance/acme-group-extension.json");
+const GROUP_URN: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:Group";
 
 fn ext(user: &Value) -> &Value {
     &user[URN]
 }
 
 #[tokio::test]
-async fn scim2_testers_extension_is_declared_published_and_patched_the_rfc_way() {
+async fn scim2_testers_extensions_are_declared_published_and_patched_the_rfc_way() {
     let s = Server::start().await;
     let c = crate::console::set_up(&s).await;
     let definition: Value = serde_json::from_str(DOCUMENT).unwrap();
     assert_eq!(definition["id"], URN);
-    let r = c
-        .call(
-            "POST",
-            "/admin/api/schemas",
-            Some(&json!({"definition": definition})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let group_definition: Value = serde_json::from_str(GROUP_DOCUMENT).unwrap();
+    assert_eq!(group_definition["id"], GROUP_URN);
+    for d in [&definition, &group_definition] {
+        let r = c
+            .call(
+                "POST",
+                "/admin/api/schemas",
+                Some(&json!({"definition": d})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let group_type = s.get("/scim/v2/ResourceTypes/Group").await.json();
+    assert_eq!(
+        group_type["schemaExtensions"][0]["schema"], GROUP_URN,
+        "{group_type}"
+    );
     // Published where scim2-tester discovers it, every attribute with it.
     let schema = s.get(&format!("/scim/v2/Schemas/{URN}")).await.json();
     let names: Vec<&str> = schema["attributes"]
@@ -147,5 +158,23 @@ async fn scim2_testers_extension_is_declared_published_and_patched_the_rfc_way()
     assert_eq!(
         (&e["fte"], &e["hireDate"]),
         (&json!(0.5), &json!("2024-01-15T09:00:00Z"))
+    );
+
+    // rule_add_appends on a Group (whose PATCH answers 204, so scim2-tester reads it back).
+    let group = s
+        .create_group(&json!({"displayName": "conformance",
+            GROUP_URN: {"gidNumber": 2001, "owners": ["alice"]}}))
+        .await;
+    let gpath = format!("/scim/v2/Groups/{}", group["id"].as_str().unwrap());
+    let r = s
+        .patch(
+            &gpath,
+            &json!([{"op": "add", "path": format!("{GROUP_URN}:owners"), "value": ["bob"]}]),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        s.get(&gpath).await.json()[GROUP_URN]["owners"],
+        json!(["alice", "bob"])
     );
 }
