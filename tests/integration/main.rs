@@ -7,6 +7,7 @@ mod browser;
 mod budgets;
 mod cli;
 mod common;
+mod conformance;
 mod console;
 mod crash;
 mod data_safety;
