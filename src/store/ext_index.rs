@@ -605,3 +605,132 @@ pub fn stale(conn: &Connection) -> Result<Vec<String>> {
     }
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::declare;
+    use serde_json::json;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::configure(&conn).unwrap();
+        super::super::migrate::run(&mut conn).unwrap();
+        conn
+    }
+
+    fn acme() -> Declared {
+        let doc = json!({"id": "urn:acme:2.0:User", "attributes": [
+            {"name": "badge", "uniqueness": "server"},
+            {"name": "cost"},
+            {"name": "uid", "type": "integer"},
+            {"name": "keys", "type": "complex", "multiValued": true,
+             "subAttributes": [{"name": "value", "caseExact": true}]}
+        ]});
+        declare::parse(&doc, ResourceKind::User, false).unwrap()
+    }
+
+    fn add_user(conn: &Connection, n: usize, acme: Value) {
+        let doc = json!({"userName": format!("u{n}"), "urn:acme:2.0:User": acme});
+        let Value::Object(doc) = doc else {
+            unreachable!()
+        };
+        super::super::users::insert(conn, &format!("id{n}"), doc, "t").unwrap();
+    }
+
+    fn count(conn: &Connection, a: &str) -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM user_ext_values v JOIN scim_indexed_attrs a ON a.id = v.attr_id
+             WHERE a.attr || ifnull('.' || a.sub, '') = ?1",
+            [a],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn paths_name_simple_attributes_or_sub_attributes() {
+        let d = acme();
+        assert!(indexable(&d.schema, "COST"));
+        assert!(indexable(&d.schema, "keys.value"));
+        for bad in ["keys", "cost.x", "nope", "keys.nope"] {
+            assert!(!indexable(&d.schema, bad), "{bad}");
+        }
+        let conn = db();
+        let e = super::super::schemas::put(&conn, &d, &["keys".into()], "t").unwrap_err();
+        assert!(e.to_string().contains("sub-attributes"), "{e}");
+    }
+
+    #[test]
+    fn values_are_folded_typed_and_one_row_each() {
+        let a = |kind, case_exact, unique, sub: Option<&str>, attr: &str| Attr {
+            id: 1,
+            resource: ResourceKind::User,
+            urn: "urn:acme:2.0:User".into(),
+            attr: attr.into(),
+            sub: sub.map(String::from),
+            kind,
+            case_exact,
+            unique,
+            ready: true,
+        };
+        let doc = json!({"URN:ACME:2.0:USER": {"Badge": " Straße ", "uid": 7, "n": "7",
+            "keys": [{"value": "K"}, {"value": "k"}, {"VALUE": "K"}, {"type": "x"}]}});
+        let Value::Object(doc) = doc else {
+            unreachable!()
+        };
+        let badge = rows_of(&doc, &a(Kind::String, false, true, None, "badge"));
+        assert_eq!(badge.len(), 1);
+        assert_eq!(badge[0].text.as_deref(), Some(" strasse "));
+        assert_eq!(badge[0].ukey.as_deref(), Some("strasse"));
+        let uid = rows_of(&doc, &a(Kind::Integer, false, false, None, "uid"));
+        assert_eq!((uid[0].num, uid[0].ukey.as_deref()), (Some(7.0), None));
+        // A value not of the declared type (stored before the declaration) is not indexed.
+        assert!(rows_of(&doc, &a(Kind::Integer, false, false, None, "n")).is_empty());
+        let keys = rows_of(&doc, &a(Kind::String, true, false, Some("value"), "keys"));
+        let texts: Vec<_> = keys.iter().map(|r| r.text.as_deref().unwrap()).collect();
+        assert_eq!(texts, ["K", "k"]);
+    }
+
+    #[test]
+    fn a_backfill_goes_chunk_by_chunk_then_is_ready_and_check_finds_stale_rows() {
+        let conn = db();
+        for n in 0..5 {
+            add_user(
+                &conn,
+                n,
+                json!({"badge": format!("b{n}"), "cost": format!("c{n}")}),
+            );
+        }
+        let d = acme();
+        let (_, building) = super::super::schemas::put(&conn, &d, &["cost".into()], "t").unwrap();
+        assert!(building);
+        // The unique attribute is filled at once; the other one waits for its backfill.
+        assert_eq!((count(&conn, "badge"), count(&conn, "cost")), (5, 0));
+        assert_eq!(ready(&conn).unwrap().len(), 1);
+        let mut steps = 0;
+        while backfill_step(&conn, 2).unwrap() {
+            steps += 1;
+        }
+        assert_eq!(steps, 3);
+        assert_eq!(count(&conn, "cost"), 5);
+        assert_eq!(ready(&conn).unwrap().len(), 2);
+        assert!(stale(&conn).unwrap().is_empty());
+        conn.execute(
+            "UPDATE user_ext_values SET text = 'zz' WHERE text = 'c3'",
+            [],
+        )
+        .unwrap();
+        let lines = stale(&conn).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("cost") && lines[0].contains("id3"),
+            "{lines:?}"
+        );
+        // Changing the declaration keeps unchanged indexes; dropping `cost` drops its rows.
+        super::super::schemas::put(&conn, &d, &[], "t").unwrap();
+        assert_eq!((count(&conn, "badge"), count(&conn, "cost")), (5, 0));
+        super::super::schemas::remove(&conn, "urn:acme:2.0:user").unwrap();
+        assert_eq!(count(&conn, "badge"), 0);
+    }
+}
