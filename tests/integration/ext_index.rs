@@ -285,3 +285,56 @@ async fn an_index_backfills_existing_users_serves_lookups_and_goes_with_its_decl
     let u = s.get(&format!("/scim/v2/Users/{}", ids[2])).await.json();
     assert_eq!(u[ACME]["costCode"], "R-2");
 }
+
+#[tokio::test]
+async fn the_console_marks_attributes_as_indexed_and_shows_their_indexes() {
+    let s = Server::start().await;
+    let c = crate::console::set_up(&s).await;
+    let body = json!({"definition": acme_user(), "indexed": ["COSTCODE"]});
+    let r = c.call("POST", "/admin/api/schemas", Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let list = c.get("/admin/api/schemas").await;
+    let listed = &list["schemas"][0];
+    assert_eq!(listed["indexed"], json!(["COSTCODE"]));
+    let indexes: Vec<(String, bool, String)> = listed["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().to_string(),
+                i["unique"].as_bool().unwrap(),
+                i["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            ("badgeNumber".into(), true, "ready".into()),
+            ("sshKeys.value".into(), true, "ready".into()),
+            ("costCode".into(), false, "ready".into()),
+        ]
+    );
+    // Declared again without a list, it keeps its own.
+    let r = c
+        .call(
+            "POST",
+            "/admin/api/schemas",
+            Some(&json!({"definition": acme_user()})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let list = c.get("/admin/api/schemas").await;
+    assert_eq!(list["schemas"][0]["indexes"].as_array().unwrap().len(), 3);
+    for (indexed, part) in [
+        (json!(["sshKeys"]), "sub-attributes"),
+        (json!(["nope"]), "no such attribute"),
+        (json!("costCode"), "list of attribute names"),
+    ] {
+        let body = json!({"definition": acme_user(), "indexed": indexed});
+        let r = c.call("POST", "/admin/api/schemas", Some(&body)).await;
+        let e = r.assert_error(400, Some("invalidValue"));
+        assert!(e["detail"].as_str().unwrap().contains(part), "{e}");
+    }
+}
