@@ -207,6 +207,13 @@ const USER_ATTRS: &[&str] = &[
     "urn:undeclared:2.0:User:n",
     "urn:undeclared:2.0:User:absent",
 ];
+/// The indexed attributes (`INDEXED`) as filter paths.
+const INDEXED_ATTRS: &[&str] = &[
+    "urn:acme:2.0:User:badgeNumber",
+    "urn:acme:2.0:User:uid",
+    "urn:acme:2.0:User:vip",
+    "urn:acme:2.0:User:keys.value",
+];
 const USER_VALUE_PATHS: &[(&str, &[&str])] = &[
     ("emails", &["value", "type", "primary"]),
     ("urn:acme:2.0:User:keys", &["value", "type"]),
@@ -349,6 +356,19 @@ proptest! {
         filters in prop::collection::vec(filter(USER_ATTRS, USER_VALUE_PATHS), 8),
     ) {
         let (conn, users, _) = load(&bodies, &memberships);
+        for f in &filters {
+            agree(&conn, ResourceKind::User, f, &users)?;
+        }
+    }
+
+    /// Filters over the indexed attributes only, so every comparison the side rows answer
+    /// (eq, ranges, sw/co/ew, their negations) is tried often.
+    #[test]
+    fn sql_and_evaluator_agree_on_indexed_attributes(
+        bodies in (0..8usize).prop_flat_map(|n| (0..n).map(user_body).collect::<Vec<_>>()),
+        filters in prop::collection::vec(filter(INDEXED_ATTRS, USER_VALUE_PATHS), 8),
+    ) {
+        let (conn, users, _) = load(&bodies, &[]);
         for f in &filters {
             agree(&conn, ResourceKind::User, f, &users)?;
         }

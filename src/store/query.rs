@@ -139,7 +139,7 @@ fn lookup(r: &Resolved, kind: ResourceKind, registry: &Registry) -> bool {
         Resolved::And(a, b) => lookup(a, kind, registry) || lookup(b, kind, registry),
         Resolved::Or(a, b) => lookup(a, kind, registry) && lookup(b, kind, registry),
         Resolved::Compare(t, CompareOp::Eq, v) => {
-            key(t) || ext_indexed(registry, kind, t, v).is_some()
+            key(t) || ext_indexed(registry, kind, t, CompareOp::Eq, v).is_some()
         }
         Resolved::ValuePath(t, inner) => {
             let mut terms = Vec::new();
@@ -154,30 +154,42 @@ fn lookup(r: &Resolved, kind: ResourceKind, registry: &Registry) -> bool {
     }
 }
 
-/// An `eq` on a declared extension attribute whose side-table index is ready
-/// (`store::ext_index`): its `attr_id`, the side-table column the operand compares with, and
-/// the operand. Only for an operand of the attribute's own type, already in the form the
-/// side rows hold (strings folded by `resolve` exactly when the rows are).
+/// A comparison on a declared extension attribute whose side-table index is ready
+/// (`store::ext_index`) that the side rows answer: its `attr_id` and the column compared.
+/// Only with an operand of the attribute's own type, already in the form the side rows hold
+/// (strings folded by `resolve` exactly when the rows are): `eq` on any type, ranges on
+/// strings and numbers, `sw`/`co`/`ew` on strings (not with "", which every string matches).
 fn ext_indexed(
     registry: &Registry,
     kind: ResourceKind,
     t: &Target,
+    op: CompareOp,
     v: &Operand,
-) -> Option<(i64, &'static str, SqlValue)> {
+) -> Option<(i64, &'static str)> {
     let Origin::Extension(urn) = &t.origin else {
         return None;
     };
     let sub = t.sub.as_ref().map(|s| s.name.as_str());
     let id = registry.indexed(kind, urn, &t.attr.name, sub)?;
-    let (column, value) = match (t.leaf().kind, v) {
-        (Kind::String | Kind::Reference | Kind::Binary, Operand::Str(s)) => {
-            ("text", SqlValue::Text(s.clone()))
+    let range = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    );
+    let column = match (t.leaf().kind, v, op) {
+        (_, _, CompareOp::Ne) => return None,
+        (Kind::String | Kind::Reference, Operand::Str(s), _)
+            if !s.is_empty() || op == CompareOp::Eq || range =>
+        {
+            "text"
         }
-        (Kind::Integer | Kind::Decimal, Operand::Num(n)) => ("num", SqlValue::Real(*n)),
-        (Kind::Boolean, Operand::Bool(b)) => ("num", SqlValue::Real(f64::from(u8::from(*b)))),
+        (Kind::Binary, Operand::Str(_), CompareOp::Eq) => "text",
+        (Kind::Integer | Kind::Decimal, Operand::Num(_), _) if op == CompareOp::Eq || range => {
+            "num"
+        }
+        (Kind::Boolean, Operand::Bool(_), CompareOp::Eq) => "num",
         _ => return None,
     };
-    Some((id, column, value))
+    Some((id, column))
 }
 
 /// Translates `filter` for resources of `kind`, with the schemas of `registry`.
@@ -425,6 +437,11 @@ impl Sql<'_> {
             other => (other, negate),
         };
         if el.is_none()
+            && let Some(sql) = self.ext_compare(t, op, v)
+        {
+            return Ok(wrap(negate, sql));
+        }
+        if el.is_none()
             && op == CompareOp::Eq
             && let Some(sql) = self.indexed_eq(t, v)
         {
@@ -520,22 +537,26 @@ impl Sql<'_> {
         ))
     }
 
+    /// A comparison on an indexed declared extension attribute, read from its side rows:
+    /// one index range over that attribute's rows.
+    fn ext_compare(&mut self, t: &Target, op: CompareOp, v: &Operand) -> Option<String> {
+        let (id, column) = self
+            .registry
+            .and_then(|r| ext_indexed(r, self.kind, t, op, v))?;
+        let table = self.table();
+        let (side, seq) = match self.kind {
+            ResourceKind::User => ("user_ext_values", "user_seq"),
+            ResourceKind::Group => ("group_ext_values", "group_seq"),
+        };
+        let id = self.bind(SqlValue::Integer(id));
+        let test = self.test(column, op, v);
+        Some(format!(
+            "{table}.seq IN (SELECT {seq} FROM {side} WHERE attr_id = {id} AND {test})"
+        ))
+    }
+
     /// The index-backed forms of the lookups identity providers make.
     fn indexed_eq(&mut self, t: &Target, v: &Operand) -> Option<String> {
-        if let Some((id, column, value)) =
-            self.registry.and_then(|r| ext_indexed(r, self.kind, t, v))
-        {
-            let table = self.table();
-            let (side, seq) = match self.kind {
-                ResourceKind::User => ("user_ext_values", "user_seq"),
-                ResourceKind::Group => ("group_ext_values", "group_seq"),
-            };
-            let id = self.bind(SqlValue::Integer(id));
-            let p = self.bind(value);
-            return Some(format!(
-                "{table}.seq IN (SELECT {seq} FROM {side} WHERE attr_id = {id} AND {column} = {p})"
-            ));
-        }
         let Operand::Str(s) = v else { return None };
         let sub = t.sub.as_ref().map(|s| s.name.as_str());
         match (self.kind, &t.origin, t.attr.name.as_str(), sub) {
