@@ -278,6 +278,23 @@ async fn an_index_backfills_existing_users_serves_lookups_and_goes_with_its_decl
         .await;
     assert_eq!(list["totalResults"], 2);
 
+    // `scimd check` compares the side rows with the documents.
+    let out = scimd(&["check", "--db", db_text]);
+    assert!(!stdout(&out).contains("index of"), "{out:?}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE user_ext_values SET text = 'r-x' WHERE text = 'r-2'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = scimd(&["check", "--db", db_text]);
+    let report = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        report.contains(&format!("index of {ACME}:costCode")) && report.contains(&ids[2]),
+        "{report}"
+    );
+
     // Removing the declaration drops the side rows and keeps the documents.
     let out = scimd(&["schema", "remove", ACME, "--db", db_text]);
     assert!(out.status.success(), "{out:?}");
