@@ -58,6 +58,14 @@ pub async fn run(
     store.set_group_commit(config.group_commit);
     // The declared extension schemas; one that no longer parses stops the start, naming it.
     store.refresh_registry()?;
+    // An index a stopped process left half-filled is finished in the background; filters
+    // read documents until it is.
+    let filling = store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = service::schemas::backfill(&filling) {
+            warn!("index backfill: {e}");
+        }
+    });
     // A bad certificate stops the start here rather than failing every handshake later.
     let tls = config.tls.clone().map(http::tls::Tls::load).transpose()?;
     let local_addr = listener.local_addr().map_err(error::Error::internal)?;

@@ -118,10 +118,15 @@ enum SchemaCommand {
         /// Resources of that type must carry the extension (`schemaExtensions[].required`).
         #[arg(long)]
         required: bool,
+        /// Attributes to index for frequent lookups, comma-separated (`badgeNumber`,
+        /// `sshKeys.value`); attributes with uniqueness server/global are always indexed.
+        /// `--index ""` indexes none; without it, a changed declaration keeps its list.
+        #[arg(long)]
+        index: Option<String>,
         #[command(flatten)]
         db: DbArg,
     },
-    /// List declared extension schemas: id, resource type, required, attributes.
+    /// List declared extension schemas: id, resource type, required, attributes, indexes.
     List {
         #[command(flatten)]
         db: DbArg,
@@ -515,16 +520,30 @@ fn schema(cmd: SchemaCommand) -> CliResult {
             file,
             resource_type,
             required,
+            index,
             db,
         } => {
             let resource = resource_type
                 .as_deref()
                 .map(schemas::resource_named)
                 .transpose()?;
+            let index: Option<Vec<String>> = index.map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect()
+            });
             let text = read_bounded(&file, scimd::scim::declare::MAX_DOCUMENT)?;
             let store = open_db(&db.db)?;
-            let (d, replaced) =
-                schemas::declare_text(&store, &text, resource, required, &Actor::cli())?;
+            let (d, replaced) = schemas::declare_text_indexed(
+                &store,
+                &text,
+                resource,
+                required,
+                index.as_deref(),
+                &Actor::cli(),
+            )?;
             println!(
                 "{} {} for {} ({} attributes{}).",
                 if replaced { "Changed" } else { "Declared" },
@@ -553,6 +572,14 @@ fn schema(cmd: SchemaCommand) -> CliResult {
                         a["name"].as_str().unwrap_or("?"),
                         a["type"].as_str().unwrap_or("?"),
                         if a["multiValued"] == true { "[]" } else { "" }
+                    );
+                }
+                for i in &s.indexes {
+                    println!(
+                        "  index {}{} ({})",
+                        i.path,
+                        if i.unique { ", unique" } else { "" },
+                        i.state
                     );
                 }
             }

@@ -586,13 +586,21 @@ function characteristics(a) {
   return out.join(" · ") || "—";
 }
 
-function attributeRows(attrs, parent) {
+/** The index an attribute has (`indexes` from the API, keyed by lower-case path), in words. */
+function indexLabel(indexes, path) {
+  const i = indexes[path.toLowerCase()];
+  if (!i) return "—";
+  return (i.unique ? "unique index" : "index") + (i.state === "ready" ? "" : ` (${i.state})`);
+}
+
+function attributeRows(attrs, indexes, parent) {
   return attrs.flatMap((a) => [
     h("tr", {},
       h("td", {}, parent ? h("span", { class: "muted" }, parent + ".") : null, a.name),
       h("td", {}, a.type + (a.multiValued ? " []" : "")),
-      h("td", {}, characteristics(a), a.description ? h("div", { class: "muted" }, a.description) : null)),
-    ...(a.subAttributes ? attributeRows(a.subAttributes, a.name) : []),
+      h("td", {}, characteristics(a), a.description ? h("div", { class: "muted" }, a.description) : null),
+      h("td", {}, indexLabel(indexes, parent ? `${parent}.${a.name}` : a.name))),
+    ...(a.subAttributes ? attributeRows(a.subAttributes, indexes, a.name) : []),
   ]);
 }
 
@@ -606,6 +614,7 @@ function declaredCard(s, status) {
     } catch (e) { status.replaceChildren(errorBox(e)); }
   });
   const attrs = s.definition?.attributes || [];
+  const indexes = Object.fromEntries((s.indexes || []).map((i) => [i.path.toLowerCase(), i]));
   return h("section", { class: "card schema", "data-urn": s.urn },
     h("div", { class: "row" },
       h("div", {}, h("h2", { class: "urn" }, s.urn),
@@ -615,8 +624,8 @@ function declaredCard(s, status) {
       h("div", { class: "shrink" }, remove)),
     s.problem ? h("p", { class: "error" }, s.problem) : null,
     h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", {}, "Attribute"), h("th", {}, "Type"), h("th", {}, "Characteristics"))),
-      h("tbody", {}, attributeRows(attrs)))));
+      h("thead", {}, h("tr", {}, h("th", {}, "Attribute"), h("th", {}, "Type"), h("th", {}, "Characteristics"), h("th", {}, "Index"))),
+      h("tbody", {}, attributeRows(attrs, indexes)))));
 }
 
 /** The form that declares a schema: upload or paste the document, pick its resource type. */
@@ -640,13 +649,18 @@ function declareForm(status) {
           h("option", { value: "User" }, "User"), h("option", { value: "Group" }, "Group"))),
       h("div", {}, h("label", { class: "check" }, h("input", { id: "schema-required", type: "checkbox" }), " Required: every resource must carry it")),
       h("div", { class: "shrink" }, h("button", { type: "submit" }, "Declare"))),
+    h("label", { for: "schema-indexed" }, "Index for frequent lookups (attributes with uniqueness are always indexed)"),
+    h("input", { id: "schema-indexed", type: "text", spellcheck: "false",
+      placeholder: "badgeNumber, sshKeys.value — empty keeps a changed declaration's list" }),
     status);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const resourceType = form.querySelector("#schema-resource").value || null;
     try {
+      const listed = form.querySelector("#schema-indexed").value.split(",").map((p) => p.trim()).filter(Boolean);
       const r = await api("POST", "/schemas", {
         definition: text.value, resourceType, required: form.querySelector("#schema-required").checked,
+        indexed: listed.length ? listed : null,
       });
       await schemasPage(h("p", { class: "ok", role: "status" }, `${r.replaced ? "Changed" : "Declared"} ${r.schema.id} for ${r.resourceType}.`));
     } catch (e) { status.replaceChildren(errorBox(e)); }

@@ -498,14 +498,40 @@ pub async fn handle(
                     ));
                 }
             };
+            // `indexed`: the attribute paths to index; absent keeps the current list.
+            let indexed: Option<Vec<String>> = match body.get("indexed") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect(),
+                ),
+                Some(_) => {
+                    return Err(Error::InvalidValue(
+                        "\"indexed\" is a list of attribute names".into(),
+                    ));
+                }
+            };
             let (store, who) = (app.store.clone(), actor.clone());
             let (d, replaced) = blocking(move || match body.get("definition") {
-                Some(Value::String(text)) => {
-                    schemas::declare_text(&store, text, resource, required, &who)
-                }
-                Some(doc @ Value::Object(_)) => {
-                    schemas::declare(&store, doc, resource, required, &who)
-                }
+                Some(Value::String(text)) => schemas::declare_text_indexed(
+                    &store,
+                    text,
+                    resource,
+                    required,
+                    indexed.as_deref(),
+                    &who,
+                ),
+                Some(doc @ Value::Object(_)) => schemas::declare_indexed(
+                    &store,
+                    doc,
+                    resource,
+                    required,
+                    indexed.as_deref(),
+                    &who,
+                ),
                 _ => Err(Error::InvalidValue(
                     "\"definition\" is the schema document: a JSON object, or its text".into(),
                 )),

@@ -59,6 +59,18 @@ pub struct Extension {
     pub required: bool,
 }
 
+/// A declared extension attribute whose values the store keeps in a side table, complete
+/// (its backfill done), so filters may read it: `<urn>:<attr>[.<sub>]` of `resource`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indexed {
+    /// The side rows' `attr_id`.
+    pub id: i64,
+    pub resource: ResourceKind,
+    pub urn: String,
+    pub attr: String,
+    pub sub: Option<String>,
+}
+
 /// The schemas in force: built-ins first, then declarations in the order given.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -66,6 +78,7 @@ pub struct Registry {
     group: Arc<Schema>,
     user_extensions: Vec<Extension>,
     group_extensions: Vec<Extension>,
+    indexed: Vec<Indexed>,
 }
 
 impl Registry {
@@ -97,7 +110,38 @@ impl Registry {
             group: Arc::new(GROUP.clone()),
             user_extensions,
             group_extensions,
+            indexed: Vec::new(),
         }
+    }
+
+    /// This registry, with filters reading the side rows of `indexed`.
+    pub fn with_indexed(mut self, indexed: Vec<Indexed>) -> Registry {
+        self.indexed = indexed;
+        self
+    }
+
+    /// The side-table id of `<urn>:<attr>[.<sub>]` of `kind`, when it is indexed and ready
+    /// (names compared case-insensitively).
+    pub fn indexed(
+        &self,
+        kind: ResourceKind,
+        urn: &str,
+        attr: &str,
+        sub: Option<&str>,
+    ) -> Option<i64> {
+        self.indexed
+            .iter()
+            .find(|i| {
+                i.resource == kind
+                    && i.urn.eq_ignore_ascii_case(urn)
+                    && i.attr.eq_ignore_ascii_case(attr)
+                    && match (&i.sub, sub) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                        _ => false,
+                    }
+            })
+            .map(|i| i.id)
     }
 
     /// The core schema of `kind`.

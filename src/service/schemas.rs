@@ -19,6 +19,7 @@ use crate::scim::schema::find_schema;
 use crate::scim::time;
 use crate::scim::validate::is_urn_key;
 use crate::store::Store;
+use crate::store::ext_index;
 use crate::store::schemas::{self, Seen};
 
 /// A declaration as listed: the stored row, its document, and why it does not parse (if it
@@ -32,8 +33,22 @@ pub struct Listed {
     pub created: String,
     pub updated: String,
     pub definition: Value,
+    /// The attribute paths an administrator marked as indexed.
+    pub indexed: Vec<String>,
+    /// Every index the declaration has (marked or unique), with its state.
+    pub indexes: Vec<IndexState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// One index of a declaration, as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexState {
+    pub path: String,
+    pub unique: bool,
+    /// `building` while the backfill runs, then `ready`.
+    pub state: &'static str,
 }
 
 /// The resource type a schema extends when none is given: Group when its id ends in
@@ -62,6 +77,8 @@ pub fn resource_named(name: &str) -> Result<ResourceKind> {
 
 /// Declares the schema in `doc` for `resource` (by default as `default_resource` says), or
 /// changes the declaration with its id. Returns the declaration and whether it replaced one.
+/// A declaration it replaces keeps its indexed attributes (those still declared): see
+/// `declare_indexed`.
 pub fn declare(
     store: &Store,
     doc: &Value,
@@ -69,11 +86,51 @@ pub fn declare(
     required: bool,
     actor: &Actor,
 ) -> Result<(Declared, bool)> {
+    declare_indexed(store, doc, resource, required, None, actor)
+}
+
+/// `declare`, with the attribute paths to index for frequent lookups (`badgeNumber`,
+/// `sshKeys.value`) besides the ones with `uniqueness` server or global, which are always
+/// indexed; `None` keeps those of the declaration it replaces (if any). Refused (nothing
+/// declared) when a path names no simple attribute or sub-attribute, or when a unique
+/// attribute's stored values are not unique. A new non-unique index is backfilled before
+/// this returns, in chunks that SCIM writes interleave with; filters use it once complete.
+pub fn declare_indexed(
+    store: &Store,
+    doc: &Value,
+    resource: Option<ResourceKind>,
+    required: bool,
+    indexed: Option<&[String]>,
+    actor: &Actor,
+) -> Result<(Declared, bool)> {
     let id = doc.get("id").and_then(Value::as_str).unwrap_or("");
     let resource = resource.unwrap_or_else(|| default_resource(id));
     let d = declare::parse(doc, resource, required)?;
-    let replaced = store.write_sync(|tx| {
-        let replaced = schemas::put(tx, &d, &time::now())?;
+    let mut paths: Vec<String> = Vec::new();
+    for p in indexed.unwrap_or_default() {
+        let p = p.trim();
+        if !p.is_empty() && !paths.iter().any(|q| q.eq_ignore_ascii_case(p)) {
+            paths.push(p.to_string());
+        }
+    }
+    if paths.len() > MAX_INDEXED {
+        return Err(Error::InvalidValue(format!(
+            "at most {MAX_INDEXED} attributes of a schema can be indexed"
+        )));
+    }
+    let (replaced, building) = store.write_sync(|tx| {
+        let paths = match indexed {
+            Some(_) => paths.clone(),
+            None => schemas::get(tx, &d.schema.id)?
+                .map(|row| {
+                    row.indexed
+                        .into_iter()
+                        .filter(|p| ext_index::indexable(&d.schema, p))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let (replaced, building) = schemas::put(tx, &d, &paths, &time::now())?;
         let action = if replaced {
             "schema.change"
         } else {
@@ -92,12 +149,33 @@ pub fn declare(
             "resourceType": d.resource.name(),
             "required": d.required,
             "attributes": names,
+            "indexed": paths,
         }));
         crate::store::audit::insert(tx, &e)?;
-        Ok(replaced)
+        Ok((replaced, building))
     })?;
     store.refresh_registry()?;
+    if building {
+        backfill(store)?;
+    }
     Ok((d, replaced))
+}
+
+/// Most attributes of one declaration an administrator can mark as indexed.
+pub const MAX_INDEXED: usize = 20;
+
+/// Fills the indexes still `building` (a declaration just made, or one a stopped process
+/// left unfinished), one chunk per write so SCIM writes interleave, then puts them in force
+/// for this process's filters (other processes notice the generation bump).
+pub fn backfill(store: &Store) -> Result<()> {
+    let mut any = false;
+    while store.write_sync(|tx| ext_index::backfill_step(tx, ext_index::BACKFILL_CHUNK))? {
+        any = true;
+    }
+    if any {
+        store.refresh_registry()?;
+    }
+    Ok(())
 }
 
 /// `declare` from the text of a document (a file, an upload).
@@ -108,6 +186,18 @@ pub fn declare_text(
     required: bool,
     actor: &Actor,
 ) -> Result<(Declared, bool)> {
+    declare_text_indexed(store, text, resource, required, None, actor)
+}
+
+/// `declare_indexed` from the text of a document.
+pub fn declare_text_indexed(
+    store: &Store,
+    text: &str,
+    resource: Option<ResourceKind>,
+    required: bool,
+    indexed: Option<&[String]>,
+    actor: &Actor,
+) -> Result<(Declared, bool)> {
     if text.len() > declare::MAX_DOCUMENT {
         return Err(Error::InvalidValue(format!(
             "the schema document is larger than {} bytes",
@@ -116,7 +206,7 @@ pub fn declare_text(
     }
     let doc: Value = serde_json::from_str(text)
         .map_err(|e| Error::InvalidSyntax(format!("the schema document is not JSON: {e}")))?;
-    declare(store, &doc, resource, required, actor)
+    declare_indexed(store, &doc, resource, required, indexed, actor)
 }
 
 /// Removes the declaration of `urn` (any letter case). Stored values under it are kept.
@@ -144,12 +234,26 @@ pub fn remove(store: &Store, urn: &str, actor: &Actor) -> Result<()> {
 
 /// Every declaration, oldest first, each with its problem if it does not parse.
 pub fn list(store: &Store) -> Result<Vec<Listed>> {
-    let rows = store.read_sync(schemas::rows)?;
+    let rows = store.read_sync(|conn| {
+        schemas::rows(conn)?
+            .into_iter()
+            .map(|r| Ok((ext_index::attrs_of(conn, &r.urn)?, r)))
+            .collect::<Result<Vec<_>>>()
+    })?;
     Ok(rows
         .into_iter()
-        .map(|r| {
+        .map(|(attrs, r)| {
             let problem = r.parse().err().map(|e| e.to_string());
             Listed {
+                indexed: r.indexed,
+                indexes: attrs
+                    .iter()
+                    .map(|a| IndexState {
+                        path: a.path(),
+                        unique: a.unique,
+                        state: if a.ready { "ready" } else { "building" },
+                    })
+                    .collect(),
                 definition: serde_json::from_str(&r.definition).unwrap_or(Value::Null),
                 urn: r.urn,
                 resource_type: r.resource_type,

@@ -8,10 +8,10 @@ use proptest::prelude::*;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-use super::{configure, groups, migrate, query, users};
+use super::{configure, ext_index, groups, migrate, query, schemas, users};
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::registry::Registry;
 use crate::scim::registry::testing::acme;
+use crate::scim::registry::{Declared, Registry};
 use crate::scim::resource::{self, ResourceKind};
 use crate::scim::{eval, resolve, validate};
 
@@ -202,9 +202,17 @@ const USER_ATTRS: &[&str] = &[
     "urn:acme:2.0:User:vip",
     "urn:acme:2.0:User:keys",
     "urn:acme:2.0:User:keys.type",
+    "urn:acme:2.0:User:keys.value",
     "urn:undeclared:2.0:User:badge",
     "urn:undeclared:2.0:User:n",
     "urn:undeclared:2.0:User:absent",
+];
+/// The indexed attributes (`INDEXED`) as filter paths.
+const INDEXED_ATTRS: &[&str] = &[
+    "urn:acme:2.0:User:badgeNumber",
+    "urn:acme:2.0:User:uid",
+    "urn:acme:2.0:User:vip",
+    "urn:acme:2.0:User:keys.value",
 ];
 const USER_VALUE_PATHS: &[(&str, &[&str])] = &[
     ("emails", &["value", "type", "primary"]),
@@ -228,6 +236,16 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     configure(&conn).unwrap();
     migrate::run(&mut conn).unwrap();
     let registry = acme();
+    // The declared extension's attributes read through their side-table indexes (`eq`), as
+    // `registry` says once the indexes are ready.
+    let schema = (*registry.extensions(ResourceKind::User)[1].schema).clone();
+    let declared = Declared {
+        schema,
+        resource: ResourceKind::User,
+        required: false,
+    };
+    schemas::put(&conn, &declared, &INDEXED.map(String::from), NOW).unwrap();
+    while ext_index::backfill_step(&conn, ext_index::BACKFILL_CHUNK).unwrap() {}
     let mut ids = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
         let Ok(mut input) = validate::user(body.clone(), &registry) else {
@@ -275,6 +293,16 @@ fn load(bodies: &[Value], memberships: &[Vec<usize>]) -> (Connection, Vec<Value>
     (conn, rendered_users, rendered_groups)
 }
 
+/// The attributes of `urn:acme:2.0:User` the differential database indexes.
+const INDEXED: [&str; 4] = ["badgeNumber", "uid", "vip", "keys.value"];
+
+/// `acme()` with the indexes of `conn` in force, as a server's registry holds them.
+fn indexed(conn: &Connection) -> Registry {
+    let ready = ext_index::ready(conn).unwrap();
+    assert_eq!(ready.len(), INDEXED.len(), "every index is ready");
+    acme().with_indexed(ready)
+}
+
 /// Runs `f` both ways over `resources` of `kind`; returns false when resolve refuses it.
 fn agree(
     conn: &Connection,
@@ -292,8 +320,8 @@ fn agree(
             return Ok(());
         }
     };
-    let sql =
-        query::translate(f, kind, &acme()).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+    let sql = query::translate(f, kind, &indexed(conn))
+        .map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
     let table = match kind {
         ResourceKind::User => "users",
         ResourceKind::Group => "groups",
@@ -328,6 +356,19 @@ proptest! {
         filters in prop::collection::vec(filter(USER_ATTRS, USER_VALUE_PATHS), 8),
     ) {
         let (conn, users, _) = load(&bodies, &memberships);
+        for f in &filters {
+            agree(&conn, ResourceKind::User, f, &users)?;
+        }
+    }
+
+    /// Filters over the indexed attributes only, so every comparison the side rows answer
+    /// (eq, ranges, sw/co/ew, their negations) is tried often.
+    #[test]
+    fn sql_and_evaluator_agree_on_indexed_attributes(
+        bodies in (0..8usize).prop_flat_map(|n| (0..n).map(user_body).collect::<Vec<_>>()),
+        filters in prop::collection::vec(filter(INDEXED_ATTRS, USER_VALUE_PATHS), 8),
+    ) {
+        let (conn, users, _) = load(&bodies, &[]);
         for f in &filters {
             agree(&conn, ResourceKind::User, f, &users)?;
         }

@@ -220,6 +220,7 @@ pub fn insert(
         ],
     )?;
     let seq = conn.last_insert_rowid();
+    super::ext_index::write(conn, ResourceKind::Group, seq, &doc, true)?;
     let (members, skipped) = resolve(conn, member_ids)?;
     let delta = set_members(conn, seq, &members, now)?;
     Ok((skipped, delta))
@@ -263,6 +264,7 @@ fn update(
                     data = ?5 WHERE seq = ?1",
             params![seq, name, key(name), external_id(doc), doc_to_text(doc)?],
         )?;
+        super::ext_index::write(conn, ResourceKind::Group, seq, doc, false)?;
     }
     if doc_changed || members_changed {
         conn.execute(

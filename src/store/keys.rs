@@ -169,8 +169,12 @@ pub(super) fn stale_emails_line(stale: &[(i64, String)]) -> Option<String> {
     })
 }
 
+/// The first schema version with side tables of extension attribute values (migration 6).
+const EXT_INDEX: usize = 6;
+
 /// What `scimd check` reports about the names of the database at `db`, beside
-/// `maintenance::check`: names that share a key, stale keys and stale email rows. Reads one
+/// `maintenance::check`: names that share a key, stale keys, stale email rows and side rows of
+/// extension indexes that differ from their documents (`ext_index::stale`). Reads one
 /// snapshot without changing anything; nothing for a schema before version 3 (its next start
 /// computes every key) or one newer than this scimd.
 pub fn report(db: &Path) -> Result<Vec<String>> {
@@ -187,6 +191,9 @@ pub fn report(db: &Path) -> Result<Vec<String>> {
     lines.extend(USER_NAME.stale(&snapshot)?);
     lines.extend(GROUP_NAME.stale(&snapshot)?);
     lines.extend(stale_emails_line(&users::stale_emails(&snapshot)?));
+    if migrate::version(&snapshot)? >= EXT_INDEX {
+        lines.extend(super::ext_index::stale(&snapshot)?);
+    }
     Ok(lines)
 }
 

@@ -25,6 +25,7 @@ pub mod audit;
 pub mod dbfile;
 #[cfg(test)]
 mod differential;
+pub mod ext_index;
 pub mod groups;
 pub mod keys;
 pub mod maintenance;
@@ -331,7 +332,9 @@ impl Store {
         let Some(declared) = self.declared_if_changed()? else {
             return Ok(false);
         };
-        self.set_registry(Registry::new(declared));
+        // An index turning ready bumps the generation too, so it is read here.
+        let indexed = self.read_sync(ext_index::ready)?;
+        self.set_registry(Registry::new(declared).with_indexed(indexed));
         Ok(true)
     }
 

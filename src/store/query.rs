@@ -21,6 +21,7 @@ use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::registry::Registry;
 use crate::scim::resolve::{self, Operand, Origin, Resolved, Target};
 use crate::scim::resource::ResourceKind;
+use crate::scim::schema::Kind;
 
 /// A `WHERE` clause over the `users` or `groups` table and its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +94,7 @@ pub fn sort_order(
         kind,
         params: Vec::new(),
         bind_paths: false,
+        registry: None,
     };
     let x = match sql.values(&t, None) {
         Values::Scalar { expr, folded } => {
@@ -121,7 +123,7 @@ pub fn sort_order(
 
 /// Whether a filter is answered by an index lookup of an identifying attribute (what IdPs
 /// send before they act): cheap enough to run without handing it to the blocking pool.
-fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
+fn lookup(r: &Resolved, kind: ResourceKind, registry: &Registry) -> bool {
     let key = |t: &Target| {
         let sub = t.sub.as_ref().map(|s| s.name.as_str());
         matches!(
@@ -134,9 +136,11 @@ fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
         )
     };
     match r {
-        Resolved::And(a, b) => lookup(a, kind) || lookup(b, kind),
-        Resolved::Or(a, b) => lookup(a, kind) && lookup(b, kind),
-        Resolved::Compare(t, CompareOp::Eq, _) => key(t),
+        Resolved::And(a, b) => lookup(a, kind, registry) || lookup(b, kind, registry),
+        Resolved::Or(a, b) => lookup(a, kind, registry) && lookup(b, kind, registry),
+        Resolved::Compare(t, CompareOp::Eq, v) => {
+            key(t) || ext_indexed(registry, kind, t, CompareOp::Eq, v).is_some()
+        }
         Resolved::ValuePath(t, inner) => {
             let mut terms = Vec::new();
             conjunction(inner, &mut terms)
@@ -148,6 +152,44 @@ fn lookup(r: &Resolved, kind: ResourceKind) -> bool {
         }
         _ => false,
     }
+}
+
+/// A comparison on a declared extension attribute whose side-table index is ready
+/// (`store::ext_index`) that the side rows answer: its `attr_id` and the column compared.
+/// Only with an operand of the attribute's own type, already in the form the side rows hold
+/// (strings folded by `resolve` exactly when the rows are): `eq` on any type, ranges on
+/// strings and numbers, `sw`/`co`/`ew` on strings (not with "", which every string matches).
+fn ext_indexed(
+    registry: &Registry,
+    kind: ResourceKind,
+    t: &Target,
+    op: CompareOp,
+    v: &Operand,
+) -> Option<(i64, &'static str)> {
+    let Origin::Extension(urn) = &t.origin else {
+        return None;
+    };
+    let sub = t.sub.as_ref().map(|s| s.name.as_str());
+    let id = registry.indexed(kind, urn, &t.attr.name, sub)?;
+    let range = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    );
+    let column = match (t.leaf().kind, v, op) {
+        (_, _, CompareOp::Ne) => return None,
+        (Kind::String | Kind::Reference, Operand::Str(s), _)
+            if !s.is_empty() || op == CompareOp::Eq || range =>
+        {
+            "text"
+        }
+        (Kind::Binary, Operand::Str(_), CompareOp::Eq) => "text",
+        (Kind::Integer | Kind::Decimal, Operand::Num(_), _) if op == CompareOp::Eq || range => {
+            "num"
+        }
+        (Kind::Boolean, Operand::Bool(_), CompareOp::Eq) => "num",
+        _ => return None,
+    };
+    Some((id, column))
 }
 
 /// Translates `filter` for resources of `kind`, with the schemas of `registry`.
@@ -163,11 +205,12 @@ pub fn translate_list(
 ) -> Result<(SqlFilter, bool)> {
     let resolved = resolve::resolve(filter, kind, registry)?;
     each_target(&resolved, &mut literal_safe)?;
-    let is_lookup = lookup(&resolved, kind);
+    let is_lookup = lookup(&resolved, kind, registry);
     let mut sql = Sql {
         kind,
         params: Vec::new(),
         bind_paths: true,
+        registry: Some(registry),
     };
     let text = sql.node(&resolved, false)?;
     Ok((
@@ -205,8 +248,10 @@ const MEMBERS_FROM: &str = "group_members m \
     LEFT JOIN users mu ON mu.seq = m.member_user_seq \
     LEFT JOIN groups mg ON mg.seq = m.member_group_seq";
 
-struct Sql {
+struct Sql<'r> {
     kind: ResourceKind,
+    /// The schemas in force, for the indexes filters may read (none for sort orders).
+    registry: Option<&'r Registry>,
     params: Vec<SqlValue>,
     /// Whether JSON paths into extension blocks are bound as parameters (filters), or
     /// written as literals (`sort_order`, whose text is reused under other parameter
@@ -214,7 +259,7 @@ struct Sql {
     bind_paths: bool,
 }
 
-impl Sql {
+impl Sql<'_> {
     fn table(&self) -> &'static str {
         match self.kind {
             ResourceKind::User => "users",
@@ -392,6 +437,11 @@ impl Sql {
             other => (other, negate),
         };
         if el.is_none()
+            && let Some(sql) = self.ext_compare(t, op, v)
+        {
+            return Ok(wrap(negate, sql));
+        }
+        if el.is_none()
             && op == CompareOp::Eq
             && let Some(sql) = self.indexed_eq(t, v)
         {
@@ -484,6 +534,24 @@ impl Sql {
         let cond = self.element_node(inner, el, false)?;
         Ok(format!(
             "EXISTS (SELECT 1 FROM {from} WHERE {on} AND {cond})"
+        ))
+    }
+
+    /// A comparison on an indexed declared extension attribute, read from its side rows:
+    /// one index range over that attribute's rows.
+    fn ext_compare(&mut self, t: &Target, op: CompareOp, v: &Operand) -> Option<String> {
+        let (id, column) = self
+            .registry
+            .and_then(|r| ext_indexed(r, self.kind, t, op, v))?;
+        let table = self.table();
+        let (side, seq) = match self.kind {
+            ResourceKind::User => ("user_ext_values", "user_seq"),
+            ResourceKind::Group => ("group_ext_values", "group_seq"),
+        };
+        let id = self.bind(SqlValue::Integer(id));
+        let test = self.test(column, op, v);
+        Some(format!(
+            "{table}.seq IN (SELECT {seq} FROM {side} WHERE attr_id = {id} AND {test})"
         ))
     }
 

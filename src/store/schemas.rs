@@ -29,6 +29,8 @@ pub struct Row {
     pub definition: String,
     pub created: String,
     pub updated: String,
+    /// The attribute paths an administrator marked as indexed (`ext_index`).
+    pub indexed: Vec<String>,
 }
 
 impl Row {
@@ -50,23 +52,28 @@ impl Row {
     }
 }
 
+fn read_row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    let indexed: String = r.get(6)?;
+    Ok(Row {
+        urn: r.get(0)?,
+        resource_type: r.get(1)?,
+        required: r.get(2)?,
+        definition: r.get(3)?,
+        created: r.get(4)?,
+        updated: r.get(5)?,
+        // Written only by `put`, as a JSON array of strings.
+        indexed: serde_json::from_str(&indexed).unwrap_or_default(),
+    })
+}
+
 /// Every declaration, oldest first.
 pub fn rows(conn: &Connection) -> Result<Vec<Row>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT urn, resource_type, required, definition, created, updated
+        "SELECT urn, resource_type, required, definition, created, updated, indexed
          FROM scim_schemas ORDER BY created, urn",
     )?;
     let rows = stmt
-        .query_map([], |r| {
-            Ok(Row {
-                urn: r.get(0)?,
-                resource_type: r.get(1)?,
-                required: r.get(2)?,
-                definition: r.get(3)?,
-                created: r.get(4)?,
-                updated: r.get(5)?,
-            })
-        })?
+        .query_map([], read_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -85,7 +92,7 @@ pub fn generation(conn: &Connection) -> Result<i64> {
     )?)
 }
 
-fn bump(conn: &Connection) -> Result<()> {
+pub(super) fn bump(conn: &Connection) -> Result<()> {
     conn.execute(
         "UPDATE scim_schema_generation SET generation = generation + 1 WHERE only = 1",
         [],
@@ -98,8 +105,10 @@ pub const MAX_DECLARED: usize = 100;
 
 /// Declares `d`, or changes the declaration with the same id (in any letter case; the new
 /// spelling is kept). Refuses an id that overlaps another declaration's (`declare::overlaps`),
-/// and a new declaration beyond `MAX_DECLARED`. Returns whether a declaration was replaced.
-pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
+/// and a new declaration beyond `MAX_DECLARED`. `indexed`: the attribute paths to index
+/// besides the unique ones (`ext_index::sync`, which may refuse the declaration). Returns
+/// whether a declaration was replaced and whether an index waits for `ext_index::backfill_step`.
+pub fn put(conn: &Connection, d: &Declared, indexed: &[String], now: &str) -> Result<(bool, bool)> {
     let id = &d.schema.id;
     let fold = id.to_ascii_lowercase();
     let all = rows(conn)?;
@@ -119,22 +128,24 @@ pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
     }
     let definition = declare::document(&d.schema).to_string();
     let resource = d.resource.name();
+    let listed = serde_json::to_string(indexed).map_err(Error::internal)?;
     let changed = conn.execute(
         "UPDATE scim_schemas SET urn = ?1, resource_type = ?2, required = ?3, definition = ?4,
-                updated = ?5
+                updated = ?5, indexed = ?7
          WHERE urn_fold = ?6",
-        params![id, resource, d.required, definition, now, fold],
+        params![id, resource, d.required, definition, now, fold, listed],
     )?;
     if changed == 0 {
         conn.execute(
             "INSERT INTO scim_schemas (urn, urn_fold, resource_type, required, definition,
-                                       created, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![id, fold, resource, d.required, definition, now],
+                                       created, updated, indexed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+            params![id, fold, resource, d.required, definition, now, listed],
         )?;
     }
+    let building = super::ext_index::sync(conn, d, indexed)?;
     bump(conn)?;
-    Ok(changed > 0)
+    Ok((changed > 0, building))
 }
 
 /// Removes the declaration whose id is `urn` (any letter case); returns the removed row.
@@ -146,6 +157,11 @@ pub fn remove(conn: &Connection, urn: &str) -> Result<Option<Row>> {
         .find(|r| r.urn.to_ascii_lowercase() == fold);
     if row.is_some() {
         conn.execute("DELETE FROM scim_schemas WHERE urn_fold = ?1", [&fold])?;
+        // Its indexes go with it (their side rows cascade); documents stay as they are.
+        conn.execute(
+            "DELETE FROM scim_indexed_attrs WHERE urn_fold = ?1",
+            [&fold],
+        )?;
         bump(conn)?;
     }
     Ok(row)
@@ -155,19 +171,10 @@ pub fn remove(conn: &Connection, urn: &str) -> Result<Option<Row>> {
 pub fn get(conn: &Connection, urn: &str) -> Result<Option<Row>> {
     Ok(conn
         .query_row(
-            "SELECT urn, resource_type, required, definition, created, updated
+            "SELECT urn, resource_type, required, definition, created, updated, indexed
              FROM scim_schemas WHERE urn_fold = ?1",
             [urn.to_ascii_lowercase()],
-            |r| {
-                Ok(Row {
-                    urn: r.get(0)?,
-                    resource_type: r.get(1)?,
-                    required: r.get(2)?,
-                    definition: r.get(3)?,
-                    created: r.get(4)?,
-                    updated: r.get(5)?,
-                })
-            },
+            read_row,
         )
         .optional()?)
 }
@@ -355,7 +362,7 @@ mod tests {
         let conn = db();
         assert_eq!(generation(&conn).unwrap(), 0);
         let a = declared("urn:acme:2.0:User", json!([{"name": "badge"}]));
-        assert!(!put(&conn, &a, "t1").unwrap());
+        assert!(!put(&conn, &a, &[], "t1").unwrap().0);
         assert_eq!(list(&conn).unwrap(), [a]);
         assert_eq!(generation(&conn).unwrap(), 1);
         // A change under another spelling replaces it and keeps its creation time.
@@ -365,7 +372,7 @@ mod tests {
         );
         b.resource = ResourceKind::Group;
         b.required = true;
-        assert!(put(&conn, &b, "t2").unwrap());
+        assert!(put(&conn, &b, &[], "t2").unwrap().0);
         assert_eq!(list(&conn).unwrap(), std::slice::from_ref(&b));
         let row = get(&conn, "urn:acme:2.0:user").unwrap().unwrap();
         assert_eq!((row.created.as_str(), row.updated.as_str()), ("t1", "t2"));
@@ -392,7 +399,7 @@ mod tests {
         assert!(server.declared_if_changed().unwrap().is_none());
         let cli = crate::store::Store::open_existing(&path).unwrap();
         let d = declared("urn:acme:2.0:User", json!([{"name": "badge"}]));
-        cli.write_sync(|tx| put(tx, &d, "t")).unwrap();
+        cli.write_sync(|tx| put(tx, &d, &[], "t")).unwrap();
         assert_eq!(server.declared_if_changed().unwrap(), Some(vec![d]));
         assert!(server.declared_if_changed().unwrap().is_none());
         cli.write_sync(|tx| remove(tx, "urn:acme:2.0:User"))
@@ -406,18 +413,21 @@ mod tests {
         put(
             &conn,
             &declared("urn:acme:User", json!([{"name": "a"}])),
+            &[],
             "t",
         )
         .unwrap();
         let e = put(
             &conn,
             &declared("urn:acme:User:a", json!([{"name": "b"}])),
+            &[],
             "t",
         );
         assert!(matches!(e, Err(Error::InvalidValue(m)) if m.contains("overlaps")));
         put(
             &conn,
             &declared("urn:acme:UserExtra", json!([{"name": "b"}])),
+            &[],
             "t",
         )
         .unwrap();
@@ -429,13 +439,19 @@ mod tests {
         let conn = db();
         for i in 0..MAX_DECLARED {
             let d = declared(&format!("urn:acme:n{i}"), json!([{"name": "a"}]));
-            put(&conn, &d, "t").unwrap();
+            put(&conn, &d, &[], "t").unwrap();
         }
         let one_more = declared("urn:acme:more", json!([{"name": "a"}]));
-        let e = put(&conn, &one_more, "t");
+        let e = put(&conn, &one_more, &[], "t");
         assert!(matches!(e, Err(Error::InvalidValue(m)) if m.contains("at most 100")));
         // Changing one still works at the bound.
-        put(&conn, &declared("URN:ACME:N0", json!([{"name": "b"}])), "t").unwrap();
+        put(
+            &conn,
+            &declared("URN:ACME:N0", json!([{"name": "b"}])),
+            &[],
+            "t",
+        )
+        .unwrap();
         assert_eq!(list(&conn).unwrap().len(), MAX_DECLARED);
     }
 
@@ -443,7 +459,8 @@ mod tests {
     fn an_unparsable_row_names_itself_and_can_still_be_removed() {
         let conn = db();
         conn.execute(
-            "INSERT INTO scim_schemas VALUES ('urn:x:y', 'urn:x:y', 'User', 0, '{\"id\":1}', 't', 't')",
+            "INSERT INTO scim_schemas (urn, urn_fold, resource_type, required, definition, created, updated)
+             VALUES ('urn:x:y', 'urn:x:y', 'User', 0, '{\"id\":1}', 't', 't')",
             [],
         )
         .unwrap();
@@ -464,6 +481,7 @@ mod tests {
         put(
             &conn,
             &declared("urn:acme:2.0:User", json!([{"name": "badge"}])),
+            &[],
             "t",
         )
         .unwrap();
@@ -501,6 +519,7 @@ mod tests {
         put(
             &conn,
             &declared("URN:DECLARED:X", json!([{"name": "a"}])),
+            &[],
             "t",
         )
         .unwrap();

@@ -12,7 +12,7 @@ use super::{ResourceRow, doc_from_text, doc_to_text};
 use super::{fold, key};
 use crate::error::{Error, Result};
 use crate::scim::ident;
-use crate::scim::resource::{GroupRef, Meta, StoredUser, UserRecord};
+use crate::scim::resource::{GroupRef, Meta, ResourceKind, StoredUser, UserRecord};
 
 /// The columns derived from a user document.
 struct Columns {
@@ -153,7 +153,9 @@ pub fn insert(
             doc_to_text(&doc)?
         ],
     )?;
-    write_emails(conn, conn.last_insert_rowid(), &cols)?;
+    let seq = conn.last_insert_rowid();
+    write_emails(conn, seq, &cols)?;
+    super::ext_index::write(conn, ResourceKind::User, seq, &doc, true)?;
     Ok(UserRecord {
         id: id.to_string(),
         doc,
@@ -201,6 +203,7 @@ pub fn replace(
         ],
     )?;
     write_emails(conn, seq, &cols)?;
+    super::ext_index::write(conn, ResourceKind::User, seq, &doc, false)?;
     let record = UserRecord {
         doc,
         meta: Meta {

@@ -13,6 +13,7 @@ mod crash;
 mod data_safety;
 mod discovery;
 mod errors;
+mod ext_index;
 mod extensions;
 mod filters;
 mod groups;

@@ -511,7 +511,9 @@ fn serve_refuses_to_start_on_a_declaration_it_cannot_read() {
     // As a newer scimd, or a hand edit, might leave it.
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute(
-        "INSERT INTO scim_schemas VALUES ('urn:acme:2.0:User', 'urn:acme:2.0:user', 'User', 0,
+        "INSERT INTO scim_schemas (urn, urn_fold, resource_type, required, definition, created,
+                                   updated)
+         VALUES ('urn:acme:2.0:User', 'urn:acme:2.0:user', 'User', 0,
          '{\"id\": \"urn:acme:2.0:User\", \"attributes\": [{\"name\": \"x\", \"type\": \"int\"}]}',
          'now', 'now')",
         [],
