@@ -254,6 +254,50 @@ async fn members_with_display_name_are_added() {
     .assert_error(400, Some("invalidValue"));
 }
 
+/// A member whose `value` is null or empty but which says something else names nobody: it is
+/// refused in POST, PUT and PATCH, never dropped (a `replace` with it would empty the group).
+#[tokio::test]
+async fn a_member_with_a_blank_value_and_other_keys_is_refused() {
+    let s = server().await;
+    let a = id_of(&s.create_user(&json!({"userName": "a"})).await);
+    let g = s
+        .create_group(&json!({"displayName": "Eng", "members": [{"value": a}]}))
+        .await;
+    let path = format!("/scim/v2/Groups/{}", id_of(&g));
+    for nobody in [
+        json!({"value": null, "displayName": "Bob"}),
+        json!({"value": "", "display": "Bob"}),
+    ] {
+        let members = json!([nobody.clone()]);
+        s.post(
+            "/scim/v2/Groups",
+            &json!({"displayName": "Other", "members": members}),
+        )
+        .await
+        .assert_error(400, Some("invalidValue"));
+        s.put(&path, &json!({"displayName": "Eng", "members": members}))
+            .await
+            .assert_error(400, Some("invalidValue"));
+        for op in ["replace", "add", "remove"] {
+            s.patch(
+                &path,
+                &json!([{"op": op, "path": "members", "value": members}]),
+            )
+            .await
+            .assert_error(400, Some("invalidValue"));
+        }
+        s.patch(
+            &path,
+            &json!([{"op": "replace", "value": {"members": [nobody]}}]),
+        )
+        .await
+        .assert_error(400, Some("invalidValue"));
+    }
+    let after = s.get(&path).await.json();
+    assert_eq!(after["members"][0]["value"], json!(a), "{after}");
+    assert_eq!(after["meta"], g["meta"], "nothing changed");
+}
+
 #[tokio::test]
 async fn a_write_that_changes_nothing_is_counted_but_leaves_no_entry() {
     let s = server().await;
