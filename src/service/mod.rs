@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod groups;
+pub mod ignored;
 mod rejections;
 pub mod schemas;
 pub mod tokens;
