@@ -37,7 +37,7 @@ fn list_sql(q: &ListQuery, kind: ResourceKind, registry: &Registry) -> Result<Li
     let order = q
         .sort
         .as_ref()
-        .map(|s| query::sort_order(&s.by, s.descending, kind, registry))
+        .map(|s| query::sort_order(&s.by, s.descending, kind, registry, filter.params.len()))
         .transpose()?;
     let window = match q.paging {
         Paging::Index(start) => Window::Offset {
