@@ -7,6 +7,7 @@ use super::audit::{self, About, Actor};
 use super::ignored::{Noted, Unchanged};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
+use crate::scim::immutable::{self, Write};
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
 use crate::scim::validate::Ignored;
@@ -147,11 +148,13 @@ pub async fn replace(
     actor: &Actor,
 ) -> Result<(GroupRecord, Noted)> {
     let registry = store.registry();
-    let input = validate::group(body, &registry)?;
+    let mut input = validate::group(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
+            let kind = ResourceKind::Group;
+            immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Replace)?;
             let members = input.members.unwrap_or_default();
             let (skipped, delta) =
                 groups::replace(tx, seq, &before.doc, input.doc, &members, &time::now())?;
@@ -190,8 +193,10 @@ pub async fn patch(
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
             let (doc, changes, mut ignored) =
                 patch::apply_group(before.doc.clone(), ops, &registry)?;
-            let input = validate::group(Value::Object(doc), &registry)?;
+            let mut input = validate::group(Value::Object(doc), &registry)?;
             ignored.extend(input.ignored);
+            let kind = ResourceKind::Group;
+            immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Patch)?;
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
             let group = reread(tx, &id, with_members)?;

@@ -6,6 +6,7 @@ use super::audit::{self, About, Actor};
 use super::ignored::{Noted, Unchanged};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
+use crate::scim::immutable::{self, Write};
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, StoredUser, UserRecord};
 use crate::scim::validate::Ignored;
@@ -115,6 +116,14 @@ pub async fn replace(
     store
         .write(move |tx| {
             let current = current(tx, &id, if_match.as_deref())?;
+            let kind = ResourceKind::User;
+            immutable::check(
+                &current.doc,
+                &mut input.doc,
+                kind,
+                &registry,
+                Write::Replace,
+            )?;
             let user = store_update(tx, &id, input, &current)?;
             let changed = user.meta.version != current.meta.version;
             if changed {
@@ -154,8 +163,10 @@ pub async fn patch(
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
             let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
-            let input = validate::user(Value::Object(doc), &registry)?;
+            let mut input = validate::user(Value::Object(doc), &registry)?;
             ignored.extend(input.ignored);
+            let kind = ResourceKind::User;
+            immutable::check(&current.doc, &mut input.doc, kind, &registry, Write::Patch)?;
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;
             let changed = user.meta.version != current.meta.version;
