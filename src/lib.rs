@@ -76,6 +76,7 @@ pub async fn run(
         store,
         last_used: LastUsed::default(),
         rejections: Default::default(),
+        unchanged: Default::default(),
         hashing: Default::default(),
         limits,
         metrics: Default::default(),

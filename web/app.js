@@ -381,6 +381,7 @@ function describe(e) {
   if (d.membersRemoved) parts.push(`removed ${names(d.membersRemoved)}${d.membersRemovedCount ? ` (${d.membersRemovedCount} in all)` : ""}`);
   if (d.skippedMembers) parts.push(`skipped unknown ids ${d.skippedMembers.join(", ")}`);
   if (d.ignored) parts.push(`ignored: ${d.ignored.join(", ")}${d.ignoredMore ? `, +${d.ignoredMore} more` : ""}`);
+  if (d.unchanged) parts.push("nothing else changed (recorded once a day per actor and set of names)");
   if (d.error) parts.push(d.error);
   if (d.oldSecretValidUntil) parts.push(`old secret works until ${when(d.oldSecretValidUntil)}`);
   if (d.attributes) parts.push(`${d.resourceType} extension: ${d.attributes.join(", ")}${d.required ? " (required)" : ""}`);

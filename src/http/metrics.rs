@@ -141,7 +141,10 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP scimd_ignored_attributes_total Unknown attributes and sub-attributes \
-             ignored in writes (each write's audit entry names them), by resource type.\n\
+             ignored in writes, by resource type, every one counted. A write that changes \
+             the resource names them on its audit entry; one that changes nothing gets an \
+             entry naming them (\"unchanged\") at most once a day per actor, resource type \
+             and set of names.\n\
              # TYPE scimd_ignored_attributes_total counter\n\
              scimd_ignored_attributes_total{{resource=\"User\"}} {}\n\
              scimd_ignored_attributes_total{{resource=\"Group\"}} {}",

@@ -60,6 +60,9 @@ pub struct App {
     pub last_used: LastUsed,
     /// Rejected SCIM requests waiting for the audit log.
     pub rejections: Rejections,
+    /// Which writes that changed nothing but ignored names were recorded lately
+    /// (`service::ignored`).
+    pub unchanged: crate::service::ignored::Memo,
     /// Bounds the password hashing that sign-in and setup do.
     pub hashing: crate::service::admin::Hashing,
     /// Per-client limits: connections, failed authentications, sign-in.

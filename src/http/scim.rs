@@ -15,6 +15,7 @@ use crate::scim::list::{self, ListQuery, Paging};
 use crate::scim::project::Projection;
 use crate::scim::registry::Registry;
 use crate::scim::resource::{self, GroupRecord, Meta, ResourceKind, StoredUser, UserRecord};
+use crate::service::ignored::{self, Noted};
 use crate::service::{Listed, groups, users};
 
 /// Renders resources for one request: base URL plus the requested projection.
@@ -82,6 +83,26 @@ impl View<'_> {
     }
 }
 
+/// Counts what a write ignored in `/metrics`, and names it in the audit log when the write
+/// changed nothing else and `App::unchanged` admits it (one entry per actor, resource type
+/// and set of names a day, so repeated IdP syncs cannot flood the log). The write itself has
+/// succeeded: a failure to record is logged, not answered.
+async fn noted(app: &App, ctx: &Ctx, kind: ResourceKind, noted: Noted) {
+    app.metrics.ignored(kind, noted.count);
+    let Some(unchanged) = noted.unchanged else {
+        return;
+    };
+    if !app
+        .unchanged
+        .admit(unchanged.key(&ctx.actor), std::time::Instant::now())
+    {
+        return;
+    }
+    if let Err(e) = ignored::record_unchanged(&app.store, &ctx.actor, unchanged).await {
+        tracing::warn!(error = %e, "could not record the names an unchanged write ignored");
+    }
+}
+
 pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result<Response<Body>> {
     let store = &app.store;
     let base = ctx.base.as_str();
@@ -108,7 +129,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::SearchAll => search_all(app, base, &search_query(&body)?).await?,
         Route::CreateUser => {
             let (u, ignored) = users::create(store, require_body(body)?, &ctx.actor).await?;
-            app.metrics.ignored(ResourceKind::User, ignored);
+            noted(app, ctx, ResourceKind::User, ignored).await;
             let location = resource::location(base, ResourceKind::User, &u.id);
             let meta = u.meta.clone();
             created(view.user(u), &location, &meta)
@@ -133,7 +154,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
                 &ctx.actor,
             )
             .await?;
-            app.metrics.ignored(ResourceKind::User, ignored);
+            noted(app, ctx, ResourceKind::User, ignored).await;
             view.user_ok(u)
         }
         // A user PATCH answers 200 with the user (idp-compat.md Decision 7).
@@ -146,7 +167,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
                 &ctx.actor,
             )
             .await?;
-            app.metrics.ignored(ResourceKind::User, ignored);
+            noted(app, ctx, ResourceKind::User, ignored).await;
             view.user_ok(u)
         }
         Route::DeleteUser(id) => {
@@ -156,7 +177,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
         Route::CreateGroup => {
             let (g, ignored) =
                 groups::create(store, require_body(body)?, view.with_members(), &ctx.actor).await?;
-            app.metrics.ignored(ResourceKind::Group, ignored);
+            noted(app, ctx, ResourceKind::Group, ignored).await;
             let location = resource::location(base, ResourceKind::Group, &g.id);
             let meta = g.meta.clone();
             created(view.group(g), &location, &meta)
@@ -173,7 +194,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             let if_match = ctx.if_match.clone();
             let (g, ignored) =
                 groups::replace(store, id, body, view.with_members(), if_match, &ctx.actor).await?;
-            app.metrics.ignored(ResourceKind::Group, ignored);
+            noted(app, ctx, ResourceKind::Group, ignored).await;
             view.group_ok(g)
         }
         // A group PATCH answers 204, unless the request asks for attributes: echoing a large
@@ -186,7 +207,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             let if_match = ctx.if_match.clone();
             let (g, ignored) =
                 groups::patch(store, id, body, with_members, if_match, &ctx.actor).await?;
-            app.metrics.ignored(ResourceKind::Group, ignored);
+            noted(app, ctx, ResourceKind::Group, ignored).await;
             let meta = g.meta.clone();
             if wants_body {
                 with_etag(ok(&view.group(g)), &meta)

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod eval;
 pub mod filter;
 pub mod ident;
+pub mod immutable;
 pub mod json;
 pub mod list;
 pub mod patch;

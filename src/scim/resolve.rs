@@ -315,12 +315,8 @@ pub fn folds(leaf: &Attribute) -> bool {
 /// (`groups`, `members`) are not sortable.
 pub fn resolve_sort(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<Target> {
     let invalid = |e: Error| Error::InvalidValue(format!("invalid sortBy: {}", e.detail()));
+    // An undeclared extension's attribute sorts by its stored JSON value (`store::query`).
     let t = comparable(bind(path, kind, registry).map_err(invalid)?).map_err(invalid)?;
-    if let Origin::Undeclared(urn) = &t.origin {
-        return Err(Error::InvalidValue(format!(
-            "sortBy \"{path}\" is not supported: \"{urn}\" is not a declared schema"
-        )));
-    }
     filterable(&t).map_err(invalid)?;
     if matches!(t.attr.name.as_str(), "groups" | "members") && t.origin == Origin::Core {
         return Err(Error::InvalidValue(format!(

@@ -57,8 +57,19 @@ pub const MAX_IGNORED_NAME: usize = 64;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Ignored {
     names: Vec<String>,
-    /// Distinct names past the listed ones (bounded by the body's own size).
-    rest: std::collections::HashSet<String>,
+    /// Hashes of the distinct names past the listed ones: only their count is reported, so
+    /// eight bytes each rather than the names themselves (whose number only the body's size
+    /// bounds). A collision undercounts by one, which is harmless.
+    rest: std::collections::HashSet<u64>,
+}
+
+/// The hash `Ignored::rest` keeps of a name. `DefaultHasher::new` has fixed keys, so hashes
+/// from different writes of one process compare (`extend`).
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
 }
 
 impl Ignored {
@@ -72,13 +83,18 @@ impl Ignored {
     }
 
     fn add(&mut self, name: String) {
-        if self.names.contains(&name) || self.rest.contains(&name) {
+        if self.names.contains(&name) {
+            return;
+        }
+        let hash = name_hash(&name);
+        // Already counted among the rest (a merged write's), so not listed as well.
+        if self.rest.contains(&hash) {
             return;
         }
         if self.names.len() < MAX_IGNORED_NAMES {
             self.names.push(name);
         } else {
-            self.rest.insert(name);
+            self.rest.insert(hash);
         }
     }
 
@@ -98,8 +114,13 @@ impl Ignored {
 
     /// Adds what `other` noted.
     pub fn extend(&mut self, other: Ignored) {
-        for name in other.names.into_iter().chain(other.rest) {
+        for name in other.names {
             self.add(name);
+        }
+        for hash in other.rest {
+            if !self.names.iter().any(|n| name_hash(n) == hash) {
+                self.rest.insert(hash);
+            }
         }
     }
 
@@ -814,11 +835,14 @@ pub fn member_ids(value: Value, ignored: &mut Ignored) -> Result<Vec<String>> {
     };
     let needs_value =
         || Error::InvalidValue("every member needs a \"value\" with the member's id".into());
-    // A member that says something but not who (`{"displayName": "Bob"}`) is refused before
-    // its unknown keys are dropped: it would otherwise vanish as an empty value.
+    // A member that says something but not who (`{"displayName": "Bob"}`, or the same with
+    // `"value": null` or `""`) is refused before its unknown keys are dropped: it would
+    // otherwise vanish as an empty value, and a `replace` with it would empty the group.
     let names_nobody = |item: &Value| {
         item.as_object().is_some_and(|m| {
-            m.values().any(|v| !is_absent(v)) && !m.keys().any(|k| eq_ic(k, "value"))
+            let is_value = |k: &String| eq_ic(k, "value");
+            m.iter().any(|(k, v)| !is_value(k) && !is_absent(v))
+                && !m.iter().any(|(k, v)| is_value(k) && !is_absent(v))
         })
     };
     let says_nobody = match &value {
@@ -1381,6 +1405,41 @@ mod tests {
             format!("name.{}", "y".repeat(MAX_IGNORED_NAME))
         );
         assert_eq!(ig.names()[1], "z".repeat(63));
+    }
+
+    #[test]
+    fn ignored_names_past_the_listed_ones_merge_by_hash() {
+        let many = |from: usize| {
+            let mut ig = Ignored::default();
+            for i in from..from + 30 {
+                ig.note("", &format!("x{i:02}"));
+            }
+            ig
+        };
+        // 0..30 and 10..40: 40 distinct names, the overlap counted once.
+        let mut a = many(0);
+        a.extend(many(10));
+        assert_eq!((a.names().len(), a.count()), (MAX_IGNORED_NAMES, 40));
+        // Names only counted in the merged one are not listed again when seen by name.
+        let mut b = Ignored::default();
+        b.extend(many(0));
+        b.note("", "x25");
+        b.note("", "x00");
+        assert_eq!(b.count(), 30);
+    }
+
+    #[test]
+    fn a_name_a_declared_extension_lacks_is_ignored_and_named() {
+        let input = user(
+            with(json!({ACME: {"nope": 1, "badgeNumber": "42"}, "urn:acme:2.0:User:nix": 2})),
+            &acme(),
+        )
+        .unwrap();
+        assert_eq!(input.doc[ACME], json!({"badgeNumber": "42"}));
+        assert_eq!(
+            input.ignored.names(),
+            ["urn:acme:2.0:User:nope", "urn:acme:2.0:User:nix"]
+        );
     }
 
     #[test]
@@ -2204,8 +2263,13 @@ mod tests {
         ]}));
         assert_eq!(g.members, Some(vec!["u1".into(), "u2".into()]));
         assert_eq!(g.ignored.names(), ["members.displayName", "members.x"]);
-        // A member still needs its id.
+        // A member still needs its id, also when `value` is there but null or empty.
         group_invalid(json!({"displayName": "A", "members": [{"displayName": "Bob"}]}));
+        for nobody in [json!(null), json!("")] {
+            let member = json!({"value": nobody, "displayName": "Bob"});
+            group_invalid(json!({"displayName": "A", "members": [member.clone()]}));
+            group_invalid(json!({"displayName": "A", "members": [{"value": "u1"}, member]}));
+        }
     }
 
     #[test]
@@ -2221,6 +2285,22 @@ mod tests {
             ids(json!([{"value": 1}])),
             Err(Error::InvalidValue(_))
         ));
+        // A blank `value` beside any other key names nobody: refused, not dropped. With
+        // nothing else said, the member is absent (RFC 7643 §2.5: null is unassigned).
+        for nobody in [
+            json!([{"value": null, "displayName": "Bob"}]),
+            json!([{"value": "", "type": "User"}]),
+            json!({"VALUE": null, "x": 1}),
+        ] {
+            assert!(
+                matches!(ids(nobody.clone()), Err(Error::InvalidValue(_))),
+                "{nobody}"
+            );
+        }
+        assert_eq!(
+            ids(json!([{"value": null, "display": null}])).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     // ---- properties ----------------------------------------------------------------------

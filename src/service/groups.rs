@@ -4,8 +4,10 @@ use serde_json::{Map, Value, json};
 use tracing::info;
 
 use super::audit::{self, About, Actor};
+use super::ignored::{Noted, Unchanged};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
+use crate::scim::immutable::{self, Write};
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{GroupRecord, ResourceKind};
 use crate::scim::validate::Ignored;
@@ -36,17 +38,18 @@ struct Done<'a> {
     ignored: &'a Ignored,
 }
 
-/// Records the change from `done.before` to `group` (nothing if the version did not move).
+/// Records the change from `done.before` to `group` (nothing if the version did not move);
+/// whether it did.
 fn record(
     tx: &rusqlite::Connection,
     actor: &Actor,
     group: &GroupRecord,
     before_version: Option<i64>,
     done: Done<'_>,
-) -> Result<()> {
+) -> Result<bool> {
     report_skipped(&group.id, &done.skipped);
     if before_version == Some(group.meta.version) {
-        return Ok(());
+        return Ok(false);
     }
     let (mut extra, refs) = done.delta.describe(tx)?;
     if !done.skipped.is_empty() {
@@ -64,7 +67,26 @@ fn record(
             extra,
             refs,
         },
-    )
+    )?;
+    Ok(true)
+}
+
+/// What `group`'s write ignored; `changed`: whether the write recorded an entry of its own.
+fn noted(
+    group: &GroupRecord,
+    action: &'static str,
+    status: u16,
+    ignored: Ignored,
+    changed: bool,
+) -> Noted {
+    Noted::new(ignored, changed, |ignored| Unchanged {
+        action,
+        status,
+        kind: "Group",
+        id: group.id.clone(),
+        name: about(group).name.map(str::to_string),
+        ignored,
+    })
 }
 
 fn about(group: &GroupRecord) -> About<'_> {
@@ -76,13 +98,13 @@ fn about(group: &GroupRecord) -> About<'_> {
 }
 
 /// `with_members`: whether the caller will return `members` (see `Projection::returns`).
-/// With how many unknown names the body carried (ignored, see `Ignored`).
+/// With the unknown names the body carried (ignored, see `Ignored`).
 pub async fn create(
     store: &Store,
     body: Value,
     with_members: bool,
     actor: &Actor,
-) -> Result<(GroupRecord, usize)> {
+) -> Result<(GroupRecord, Noted)> {
     let registry = store.registry();
     let input = validate::group(body, &registry)?;
     let actor = actor.clone();
@@ -101,8 +123,9 @@ pub async fn create(
                 skipped,
                 ignored: &input.ignored,
             };
-            record(tx, &actor, &group, None, done)?;
-            Ok((group, input.ignored.count()))
+            let changed = record(tx, &actor, &group, None, done)?;
+            let noted = noted(&group, "group.create", 201, input.ignored, changed);
+            Ok((group, noted))
         })
         .await
 }
@@ -114,7 +137,7 @@ pub async fn get(store: &Store, id: String, with_members: bool) -> Result<GroupR
 }
 
 /// PUT (RFC 7644 §3.5.1): the body replaces the group, members included; a body without
-/// `members` leaves an empty group, as replacing means. With how many unknown names the body
+/// `members` leaves an empty group, as replacing means. With the unknown names the body
 /// carried.
 pub async fn replace(
     store: &Store,
@@ -123,13 +146,15 @@ pub async fn replace(
     with_members: bool,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<(GroupRecord, usize)> {
+) -> Result<(GroupRecord, Noted)> {
     let registry = store.registry();
-    let input = validate::group(body, &registry)?;
+    let mut input = validate::group(body, &registry)?;
     let actor = actor.clone();
     store
         .write(move |tx| {
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
+            let kind = ResourceKind::Group;
+            immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Replace)?;
             let members = input.members.unwrap_or_default();
             let (skipped, delta) =
                 groups::replace(tx, seq, &before.doc, input.doc, &members, &time::now())?;
@@ -142,15 +167,16 @@ pub async fn replace(
                 skipped,
                 ignored: &input.ignored,
             };
-            record(tx, &actor, &group, Some(before.meta.version), done)?;
-            Ok((group, input.ignored.count()))
+            let changed = record(tx, &actor, &group, Some(before.meta.version), done)?;
+            let noted = noted(&group, "group.replace", 200, input.ignored, changed);
+            Ok((group, noted))
         })
         .await
 }
 
 /// PATCH (RFC 7644 §3.5.2), applied in the write transaction: member operations touch only
-/// the members they name, and if any operation fails nothing changes. With how many unknown
-/// names the operations carried.
+/// the members they name, and if any operation fails nothing changes. With the unknown names
+/// the operations carried.
 pub async fn patch(
     store: &Store,
     id: String,
@@ -158,7 +184,7 @@ pub async fn patch(
     with_members: bool,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<(GroupRecord, usize)> {
+) -> Result<(GroupRecord, Noted)> {
     let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::Group)?;
     let actor = actor.clone();
@@ -167,21 +193,25 @@ pub async fn patch(
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
             let (doc, changes, mut ignored) =
                 patch::apply_group(before.doc.clone(), ops, &registry)?;
-            let input = validate::group(Value::Object(doc), &registry)?;
+            let mut input = validate::group(Value::Object(doc), &registry)?;
             ignored.extend(input.ignored);
+            let kind = ResourceKind::Group;
+            immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Patch)?;
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
             let group = reread(tx, &id, with_members)?;
+            let status = if with_members { 200 } else { 204 };
             let done = Done {
                 action: "group.patch",
-                status: if with_members { 200 } else { 204 },
+                status,
                 before: &before.doc,
                 delta,
                 skipped,
                 ignored: &ignored,
             };
-            record(tx, &actor, &group, Some(before.meta.version), done)?;
-            Ok((group, ignored.count()))
+            let changed = record(tx, &actor, &group, Some(before.meta.version), done)?;
+            let noted = noted(&group, "group.patch", status, ignored, changed);
+            Ok((group, noted))
         })
         .await
 }

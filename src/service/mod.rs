@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod groups;
+pub mod ignored;
 mod rejections;
 pub mod schemas;
 pub mod tokens;
@@ -36,7 +37,7 @@ fn list_sql(q: &ListQuery, kind: ResourceKind, registry: &Registry) -> Result<Li
     let order = q
         .sort
         .as_ref()
-        .map(|s| query::sort_order(&s.by, s.descending, kind, registry))
+        .map(|s| query::sort_order(&s.by, s.descending, kind, registry, filter.params.len()))
         .transpose()?;
     let window = match q.paging {
         Paging::Index(start) => Window::Offset {

@@ -3,16 +3,18 @@
 use serde_json::{Map, Value};
 
 use super::audit::{self, About, Actor};
+use super::ignored::{Noted, Unchanged};
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
+use crate::scim::immutable::{self, Write};
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{ResourceKind, StoredUser, UserRecord};
 use crate::scim::validate::Ignored;
 use crate::scim::{diff, patch, time, validate};
 use crate::store::{Store, users};
 
-/// Creates a user; with how many unknown names the body carried (ignored, see `Ignored`).
-pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRecord, usize)> {
+/// Creates a user; with the unknown names the body carried (ignored, see `Ignored`).
+pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRecord, Noted)> {
     let registry = store.registry();
     let mut input = validate::user(body, &registry)?;
     let ignored = std::mem::take(&mut input.ignored);
@@ -25,7 +27,8 @@ pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRe
         .write(move |tx| {
             let user = users::insert(tx, &new_id(), input.doc, &time::now())?;
             record(tx, &actor, "user.create", 201, &Map::new(), &user, &ignored)?;
-            Ok((user, ignored.count()))
+            let noted = noted(&user, "user.create", 201, ignored, true);
+            Ok((user, noted))
         })
         .await
 }
@@ -57,6 +60,24 @@ fn record(
     )
 }
 
+/// What `user`'s write ignored; `changed`: whether the write recorded an entry of its own.
+fn noted(
+    user: &UserRecord,
+    action: &'static str,
+    status: u16,
+    ignored: Ignored,
+    changed: bool,
+) -> Noted {
+    Noted::new(ignored, changed, |ignored| Unchanged {
+        action,
+        status,
+        kind: "User",
+        id: user.id.clone(),
+        name: about(user).name.map(str::to_string),
+        ignored,
+    })
+}
+
 fn about(user: &UserRecord) -> About<'_> {
     About {
         kind: "User",
@@ -80,14 +101,14 @@ pub async fn get(store: &Store, id: String) -> Result<StoredUser> {
 /// PUT (RFC 7644 §3.5.1): the body replaces the user; omitted attributes are cleared
 /// (idp-compat.md Decision 1) — except `active`: a body that does not mention it keeps the
 /// current state, so an attribute update can never silently reactivate a suspended account.
-/// With how many unknown names the body carried.
+/// With the unknown names the body carried.
 pub async fn replace(
     store: &Store,
     id: String,
     body: Value,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<(UserRecord, usize)> {
+) -> Result<(UserRecord, Noted)> {
     let registry = store.registry();
     let mut input = validate::user(body, &registry)?;
     let ignored = std::mem::take(&mut input.ignored);
@@ -95,8 +116,17 @@ pub async fn replace(
     store
         .write(move |tx| {
             let current = current(tx, &id, if_match.as_deref())?;
+            let kind = ResourceKind::User;
+            immutable::check(
+                &current.doc,
+                &mut input.doc,
+                kind,
+                &registry,
+                Write::Replace,
+            )?;
             let user = store_update(tx, &id, input, &current)?;
-            if user.meta.version != current.meta.version {
+            let changed = user.meta.version != current.meta.version;
+            if changed {
                 record(
                     tx,
                     &actor,
@@ -107,22 +137,23 @@ pub async fn replace(
                     &ignored,
                 )?;
             }
-            Ok((user, ignored.count()))
+            let noted = noted(&user, "user.replace", 200, ignored, changed);
+            Ok((user, noted))
         })
         .await
 }
 
 /// PATCH (RFC 7644 §3.5.2): the operations apply to the stored user in the write
 /// transaction, so concurrent PATCHes of one user each see the other's result; the outcome
-/// must still be a valid user. If any operation fails nothing changes. With how many unknown
-/// names the operations carried.
+/// must still be a valid user. If any operation fails nothing changes. With the unknown names
+/// the operations carried.
 pub async fn patch(
     store: &Store,
     id: String,
     body: Value,
     if_match: Option<String>,
     actor: &Actor,
-) -> Result<(UserRecord, usize)> {
+) -> Result<(UserRecord, Noted)> {
     let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::User)?;
     let actor = actor.clone();
@@ -132,14 +163,18 @@ pub async fn patch(
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
             let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
-            let input = validate::user(Value::Object(doc), &registry)?;
+            let mut input = validate::user(Value::Object(doc), &registry)?;
             ignored.extend(input.ignored);
+            let kind = ResourceKind::User;
+            immutable::check(&current.doc, &mut input.doc, kind, &registry, Write::Patch)?;
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;
-            if user.meta.version != current.meta.version {
+            let changed = user.meta.version != current.meta.version;
+            if changed {
                 record(tx, &actor, "user.patch", 200, &current.doc, &user, &ignored)?;
             }
-            Ok((user, ignored.count()))
+            let noted = noted(&user, "user.patch", 200, ignored, changed);
+            Ok((user, noted))
         })
         .await
 }

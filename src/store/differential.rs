@@ -399,13 +399,40 @@ const USER_SORTS: &[&str] = &[
     "externalId",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+    "urn:acme:2.0:User:badgeNumber",
+    "urn:acme:2.0:User:uid",
+    "urn:acme:2.0:User:vip",
+    "urn:acme:2.0:User:keys.type",
+    "urn:undeclared:2.0:User:badge",
+    "urn:undeclared:2.0:User:n",
 ];
 
-/// What a resource sorts by: a string (folded as the attribute compares) or a boolean.
+/// A number as a sort key: ordered as SQLite orders numbers (no NaN is ever stored).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Num(f64);
+
+impl Eq for Num {}
+
+impl PartialOrd for Num {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Num {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// What a resource sorts by: a number, a string (folded as the attribute compares) or a
+/// boolean. A declared attribute's values are all of one kind; an undeclared one's sort in
+/// this order of kinds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum SortKey {
-    Bool(bool),
+    Num(Num),
     Str(String),
+    Bool(bool),
 }
 
 /// The model of RFC 7644 §3.4.2.3 the SQL must follow: the value of `t` in `r` (of a
@@ -415,6 +442,19 @@ fn sort_key(t: &resolve::Target, r: &Value) -> Option<SortKey> {
         resolve::Origin::Extension(urn) | resolve::Origin::Undeclared(urn) => r.get(&**urn)?,
         resolve::Origin::Common | resolve::Origin::Core => r,
     };
+    if let resolve::Origin::Undeclared(_) = &t.origin {
+        // Untyped: the value as stored, a list by its first element; objects are missing.
+        let mut v = holder.get(&t.attr.name)?;
+        if let Value::Array(items) = v {
+            v = items.first()?;
+        }
+        return match v {
+            Value::Number(n) => n.as_f64().map(|n| SortKey::Num(Num(n))),
+            Value::String(s) => Some(SortKey::Str(crate::scim::ident::fold(s))),
+            Value::Bool(b) => Some(SortKey::Bool(*b)),
+            _ => None,
+        };
+    }
     let mut v = holder.get(&t.attr.name)?;
     if let Value::Array(items) = v {
         v = items
@@ -427,6 +467,7 @@ fn sort_key(t: &resolve::Target, r: &Value) -> Option<SortKey> {
     }
     match v {
         Value::Bool(b) => Some(SortKey::Bool(*b)),
+        Value::Number(n) => n.as_f64().map(|n| SortKey::Num(Num(n))),
         Value::String(s) if crate::scim::ident::is_identifier(t.leaf()) => {
             Some(SortKey::Str(crate::scim::ident::key(s)))
         }
@@ -447,14 +488,15 @@ fn sorted_alike(
     users: &[Value],
 ) -> Result<(), TestCaseError> {
     let by = path(by);
-    let registry = Registry::builtin();
-    let order = query::sort_order(&by, descending, ResourceKind::User, &registry)
+    // The data's registry: `urn:acme:2.0:User` declared, `urn:undeclared:2.0:User` not.
+    let registry = acme();
+    let order = query::sort_order(&by, descending, ResourceKind::User, &registry, 0)
         .map_err(|e| TestCaseError::fail(format!("{by}: {e}")))?;
     let mut stmt = conn
-        .prepare(&format!("SELECT id FROM users ORDER BY {order}seq"))
-        .map_err(|e| TestCaseError::fail(format!("{by}: {e}\n{order}")))?;
+        .prepare(&format!("SELECT id FROM users ORDER BY {}seq", order.sql))
+        .map_err(|e| TestCaseError::fail(format!("{by}: {e}\n{}", order.sql)))?;
     let from_sql: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
+        .query_map(rusqlite::params_from_iter(&order.params), |r| r.get(0))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();

@@ -789,7 +789,10 @@ fn scanned_page(
     list: &query::ListSql,
 ) -> Result<ListPage<ResourceRow>> {
     let filter = &list.filter;
-    let order = list.order.as_deref().unwrap_or("");
+    let (order, order_params) = list
+        .order
+        .as_ref()
+        .map_or(("", &[][..]), |o| (o.sql.as_str(), &o.params[..]));
     let sql = if order.is_empty() {
         format!("SELECT seq FROM {table} WHERE {}", filter.sql)
     } else {
@@ -798,11 +801,10 @@ fn scanned_page(
             filter.sql
         )
     };
+    let params = filter.params.iter().chain(order_params);
     let mut seqs = conn
         .prepare_cached(&sql)?
-        .query_map(rusqlite::params_from_iter(&filter.params), |r| {
-            r.get::<_, i64>(0)
-        })?
+        .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     if order.is_empty() {
         seqs.sort_unstable();
@@ -829,13 +831,22 @@ fn scanned_page(
     let items = if window.is_empty() {
         Vec::new()
     } else {
+        // The window is in order already: its rows are put in its order, not sorted again.
         let ids = serde_json::to_string(window).map_err(Error::internal)?;
         let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM {table} WHERE seq IN (SELECT value FROM json_each(?1)) ORDER BY {order}seq"
+            "SELECT {RESOURCE_COLUMNS} FROM {table} WHERE seq IN (SELECT value FROM json_each(?1))"
         );
-        conn.prepare_cached(&sql)?
+        let mut rows = conn
+            .prepare_cached(&sql)?
             .query_map([ids], resource_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let place: std::collections::HashMap<i64, usize> = window
+            .iter()
+            .enumerate()
+            .map(|(i, seq)| (*seq, i))
+            .collect();
+        rows.sort_by_key(|row| place.get(&row.0).copied());
+        rows
     };
     Ok(ListPage {
         total,
@@ -894,15 +905,21 @@ fn page(
     // served by an index (or a scan of one) never reads the documents of rows it skips.
     // LIMIT is written into the SQL (a checked integer): SQLite re-prepares a statement whose
     // bound LIMIT changes.
-    let order = list.order.as_deref().unwrap_or("");
     let sql = match list.window {
         query::Window::Offset { offset, .. } => {
+            let order = match &list.order {
+                Some(o) => {
+                    params.extend(o.params.iter().cloned());
+                    o.sql.as_str()
+                }
+                None => "",
+            };
             params.push(SqlValue::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
             format!(
                 "{select} WHERE seq IN (SELECT seq FROM {table} WHERE {} \
                  ORDER BY {order}seq LIMIT {fetch} OFFSET ?{}) ORDER BY {order}seq",
                 filter.sql,
-                n + 1
+                params.len()
             )
         }
         // Keyset paging on the row number: each page is an index range read, so a full

@@ -46,8 +46,7 @@ pub struct ListSql {
     pub filter: SqlFilter,
     /// The filter is an index lookup (`is_lookup`): a few microseconds of work.
     pub lookup: bool,
-    /// `ORDER BY` terms placed before the final tie-break on `seq` (each ending in ", ").
-    pub order: Option<String>,
+    pub order: Option<Order>,
     pub window: Window,
 }
 
@@ -57,7 +56,22 @@ impl ListSql {
     pub fn is_scan(&self) -> bool {
         !self.lookup
             && (self.filter.sql != SqlFilter::all().sql
-                || self.order.as_deref().is_some_and(|o| !o.is_empty()))
+                || self.order.as_ref().is_some_and(|o| !o.is_empty()))
+    }
+}
+
+/// `ORDER BY` terms placed before the final tie-break on `seq` (each ending in ", "), and the
+/// parameters they bind, numbered after the filter's (`sort_order`): a statement that orders
+/// by them binds the filter's parameters, then these.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Order {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Order {
+    pub fn is_empty(&self) -> bool {
+        self.sql.is_empty()
     }
 }
 
@@ -77,18 +91,25 @@ pub enum Window {
 /// The `ORDER BY` terms for `sortBy` (RFC 7644 §3.4.2.3): by the attribute's value, folded
 /// when it is case-insensitive; missing values last when ascending and first when descending,
 /// as that section says. A multi-valued attribute sorts by its primary value, else its first.
+/// An undeclared extension's attribute sorts by its value as stored (`undeclared_order`).
+/// `after`: how many parameters the statement binds before the order's (the filter's).
 pub fn sort_order(
     by: &crate::scim::filter::AttrPath,
     descending: bool,
     kind: ResourceKind,
     registry: &Registry,
-) -> Result<String> {
+    after: usize,
+) -> Result<Order> {
     let t = resolve::resolve_sort(by, kind, registry)?;
     literal_safe(&t)?;
+    let direction = if descending { "DESC" } else { "ASC" };
+    if let Origin::Undeclared(_) = &t.origin {
+        return Ok(undeclared_order(&t, kind, direction, after));
+    }
     // A constant (`meta.resourceType`) orders nothing, and SQLite refuses a constant ORDER BY
     // term: creation order, which is what sorting by it means.
     if column(kind, &t).is_some_and(|(expr, _)| !expr.contains("{t}")) {
-        return Ok(String::new());
+        return Ok(Order::default());
     }
     let mut sql = Sql {
         kind,
@@ -117,8 +138,36 @@ pub fn sort_order(
             }
         }
     };
-    let direction = if descending { "DESC" } else { "ASC" };
-    Ok(format!("({x}) IS NULL {direction}, {x} {direction}, "))
+    Ok(Order {
+        sql: format!("({x}) IS NULL {direction}, {x} {direction}, "),
+        params: Vec::new(),
+    })
+}
+
+/// The order of an undeclared extension attribute: no schema types it, so by its JSON value
+/// as stored (a list by its first element): numbers, then strings (folded, as filters compare
+/// them), then booleans (false first); objects and lists of them sort as missing. Its JSON
+/// path is bound as a parameter, never written into the SQL: the names are the client's.
+fn undeclared_order(t: &Target, kind: ResourceKind, direction: &str, after: usize) -> Order {
+    let data = match kind {
+        ResourceKind::User => "users.data",
+        ResourceKind::Group => "groups.data",
+    };
+    let p = format!("?{}", after + 1);
+    let at = format!("(CASE json_type({data}, {p}) WHEN 'array' THEN {p} || '[0]' ELSE {p} END)");
+    let rank = format!(
+        "(CASE json_type({data}, {at}) WHEN 'integer' THEN 0 WHEN 'real' THEN 0 \
+         WHEN 'text' THEN 1 WHEN 'false' THEN 2 WHEN 'true' THEN 2 END)"
+    );
+    let value = format!(
+        "(CASE json_type({data}, {at}) WHEN 'text' THEN scim_fold(json_extract({data}, {at})) \
+         WHEN 'integer' THEN json_extract({data}, {at}) WHEN 'real' THEN json_extract({data}, {at}) \
+         WHEN 'false' THEN 0 WHEN 'true' THEN 1 END)"
+    );
+    Order {
+        sql: format!("{rank} IS NULL {direction}, {rank} {direction}, {value} {direction}, "),
+        params: vec![SqlValue::Text(json_path(&t.origin, &t.attr.name))],
+    }
 }
 
 /// Whether a filter is answered by an index lookup of an identifying attribute (what IdPs
@@ -1075,7 +1124,8 @@ mod tests {
             };
             let order = sort.map(|by| {
                 let by = crate::scim::filter::parse_path(by).unwrap();
-                sort_order(&by, false, ResourceKind::User, &Registry::builtin()).unwrap()
+                let after = filter.params.len();
+                sort_order(&by, false, ResourceKind::User, &Registry::builtin(), after).unwrap()
             });
             ListSql {
                 lookup: lookup && order.is_none(),
@@ -1135,16 +1185,18 @@ mod tests {
             for path in paths {
                 let by = parse_path(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
                 for descending in [false, true] {
-                    let order = match sort_order(&by, descending, kind, &Registry::builtin()) {
-                        Ok(order) => order,
-                        Err(Error::InvalidValue(_)) => continue,
-                        Err(e) => panic!("{path}: {e:?}"),
-                    };
                     // Unfiltered (a page read) and filtered (a scan).
                     let scan = translate_text("meta.created pr", kind).unwrap();
                     for filter in [SqlFilter::all(), scan] {
+                        let after = filter.params.len();
+                        let order =
+                            match sort_order(&by, descending, kind, &Registry::builtin(), after) {
+                                Ok(order) => order,
+                                Err(Error::InvalidValue(_)) => continue,
+                                Err(e) => panic!("{path}: {e:?}"),
+                            };
                         let list = ListSql {
-                            order: Some(order.clone()),
+                            order: Some(order),
                             ..window(filter, 0, 100)
                         };
                         let listed = match kind {
@@ -1154,8 +1206,8 @@ mod tests {
                             }
                         };
                         assert_eq!(listed.unwrap_or_else(|e| panic!("{path}: {e:?}")), 3);
+                        sorted += 1;
                     }
-                    sorted += 1;
                 }
             }
         }
@@ -1264,8 +1316,60 @@ mod tests {
             );
         }
         assert!(translate_text(&format!("{ext}:uid co 1"), ResourceKind::User).is_err());
-        let by = crate::scim::filter::parse_path(&format!("{ext}:uid")).unwrap();
-        assert!(sort_order(&by, false, ResourceKind::User, &Registry::builtin()).is_err());
+    }
+
+    /// `sortBy` an undeclared extension attribute: by its JSON value as stored (numbers, then
+    /// strings folded, then booleans; a list by its first element; an object as missing),
+    /// missing last ascending and first descending; the path is bound, never spliced.
+    #[test]
+    fn undeclared_extension_attributes_sort_by_their_stored_value() {
+        let conn = populated();
+        let ext = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+        for (id, v) in [
+            ("u4", json!("bravo")),
+            ("u5", json!(["ALPHA", "zulu"])),
+            ("u6", json!(true)),
+            ("u7", json!(10)),
+            ("u8", json!(2.5)),
+            ("u9", json!({"x": 1})),
+            ("u10", json!("Charlie")),
+            ("u11", json!(false)),
+        ] {
+            let doc = json!({"userName": id, ext: {"badge": v}});
+            users::insert(&conn, id, user_doc(doc), NOW).unwrap();
+        }
+        let by = crate::scim::filter::parse_path(&format!("{ext}:badge")).unwrap();
+        let sorted = |descending: bool, filter: &str| {
+            let filter = users_sql(filter);
+            let after = filter.params.len();
+            let order = sort_order(
+                &by,
+                descending,
+                ResourceKind::User,
+                &Registry::builtin(),
+                after,
+            )
+            .unwrap();
+            assert!(!order.sql.contains("acme"), "{}", order.sql);
+            let list = ListSql {
+                order: Some(order),
+                ..window(filter, 0, 100)
+            };
+            let page = users::list(&conn, &list).unwrap();
+            page.items.into_iter().map(|u| u.id).collect::<Vec<_>>()
+        };
+        let ascending = [
+            "u8", "u7", "u5", "u4", "u10", "u11", "u6", "u1", "u2", "u3", "u9",
+        ];
+        assert_eq!(sorted(false, "meta.created pr"), ascending);
+        assert_eq!(sorted(false, "userName pr"), ascending);
+        // Descending: missing first (in creation order), then the rest reversed.
+        let descending = [
+            "u1", "u2", "u3", "u9", "u6", "u11", "u10", "u4", "u5", "u7", "u8",
+        ];
+        assert_eq!(sorted(true, "meta.created pr"), descending);
+        // A filter with parameters of its own: the order's are numbered after them.
+        assert_eq!(sorted(false, r#"userName sw "u1""#), ["u10", "u11"]);
     }
 
     #[test]

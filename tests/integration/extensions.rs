@@ -14,6 +14,39 @@ async fn stored(s: &Server, id: &str) -> Value {
     r.json()
 }
 
+/// The newest audit entry about resource `id`: its action and detail.
+fn last_entry(s: &Server, id: &str) -> (String, Value) {
+    let store = scimd::store::Store::open(&s.db()).unwrap();
+    let q = scimd::store::audit::Query {
+        limit: 1,
+        resource: Some(id.to_string()),
+        ..Default::default()
+    };
+    let log = store
+        .read_sync(|conn| scimd::store::audit::list(conn, &q))
+        .unwrap();
+    let e = log.into_iter().next().expect("an audit entry");
+    (e.action, e.detail.unwrap_or(Value::Null))
+}
+
+/// Asserts the newest audit entry about `id` is `action` and records each of `changes`
+/// (`[path, before, after]`, null for no value) by the attribute's full path.
+fn assert_audited(s: &Server, id: &str, action: &str, changes: &[(String, Value, Value)]) {
+    let (got, detail) = last_entry(s, id);
+    assert_eq!(got, action, "{detail}");
+    let recorded = detail["changes"].as_array().cloned().unwrap_or_default();
+    for (path, before, after) in changes {
+        let want = json!({"path": path, "before": before, "after": after});
+        assert!(recorded.contains(&want), "{want} not in {detail}");
+    }
+}
+
+/// The ids `filter` finds among users.
+async fn found(s: &Server, filter: &str) -> Vec<String> {
+    let r = s.filter("Users", filter).await;
+    ids(&r).iter().map(|i| i.to_string()).collect()
+}
+
 /// OneLogin's rendered template with two custom fields under a URN the admin chose.
 fn onelogin(badge: &str, shell: Option<&str>) -> Value {
     let mut custom = json!({"badgeNumber": badge});
@@ -40,6 +73,23 @@ async fn onelogin_template_with_a_custom_extension_survives_put() {
         created[ACME],
         json!({"badgeNumber": "42", "loginShell": "/bin/zsh"})
     );
+    assert_eq!(
+        stored(&s, &id).await[ACME],
+        json!({"badgeNumber": "42", "loginShell": "/bin/zsh"})
+    );
+    assert_eq!(
+        found(&s, &format!("{ACME}:loginShell eq \"/BIN/ZSH\"")).await,
+        [id.as_str()]
+    );
+    assert_audited(
+        &s,
+        &id,
+        "user.create",
+        &[
+            (format!("{ACME}:badgeNumber"), json!(null), json!("42")),
+            (format!("{ACME}:loginShell"), json!(null), json!("/bin/zsh")),
+        ],
+    );
 
     let r = s
         .put(
@@ -54,6 +104,23 @@ async fn onelogin_template_with_a_custom_extension_survives_put() {
         json!({"badgeNumber": "43", "loginShell": "/bin/bash"})
     );
     assert_eq!(u["schemas"], json!([USER_URN, ENTERPRISE_URN, ACME]));
+    assert_eq!(
+        found(&s, &format!("{ACME}:badgeNumber eq \"43\"")).await,
+        [id.as_str()]
+    );
+    assert_audited(
+        &s,
+        &id,
+        "user.replace",
+        &[
+            (format!("{ACME}:badgeNumber"), json!("42"), json!("43")),
+            (
+                format!("{ACME}:loginShell"),
+                json!("/bin/zsh"),
+                json!("/bin/bash"),
+            ),
+        ],
+    );
 
     // PUT replaces: the field the template no longer carries is gone.
     let r = s
@@ -62,6 +129,17 @@ async fn onelogin_template_with_a_custom_extension_survives_put() {
     assert_eq!(r.status, 200);
     let u = stored(&s, &id).await;
     assert_eq!(u[ACME], json!({"badgeNumber": "43"}));
+    assert!(found(&s, &format!("{ACME}:loginShell pr")).await.is_empty());
+    assert_audited(
+        &s,
+        &id,
+        "user.replace",
+        &[(
+            format!("{ACME}:loginShell"),
+            json!("/bin/bash"),
+            json!(null),
+        )],
+    );
     // Found by the custom field, compared as a case-insensitive string.
     let found = s
         .filter("Users", &format!("{ACME}:badgeNumber eq \"43\""))
@@ -102,6 +180,23 @@ async fn okta_custom_namespace_with_put() {
         json!({"custom_attr_1": "x", "uidNumber": 1001, "sshKeys": ["ssh-ed25519 AAA"]})
     );
     assert_eq!(u["schemas"], json!([USER_URN, ns]));
+    assert_eq!(
+        found(&s, &format!("{ns}:uidNumber eq 1001")).await,
+        [id.as_str()]
+    );
+    assert_audited(
+        &s,
+        &id,
+        "user.create",
+        &[
+            (format!("{ns}:uidNumber"), json!(null), json!(1001)),
+            (
+                format!("{ns}:sshKeys"),
+                json!(null),
+                json!(["ssh-ed25519 AAA"]),
+            ),
+        ],
+    );
 
     let r = s
         .put(&format!("/scim/v2/Users/{id}"), &body(json!(1002)))
@@ -109,6 +204,17 @@ async fn okta_custom_namespace_with_put() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()[ns]["uidNumber"], 1002);
     assert_eq!(stored(&s, &id).await[ns]["uidNumber"], 1002);
+    assert_audited(
+        &s,
+        &id,
+        "user.replace",
+        &[(format!("{ns}:uidNumber"), json!(1001), json!(1002))],
+    );
+    assert!(
+        found(&s, &format!("{ns}:uidNumber eq 1001"))
+            .await
+            .is_empty()
+    );
     // Numbers compare as numbers, lists by any element, strings in any case.
     for f in [
         format!("{ns}:uidNumber ge 1002"),
@@ -122,6 +228,23 @@ async fn okta_custom_namespace_with_put() {
             .await["totalResults"],
         0
     );
+    // sortBy the custom attribute: by its value as stored, missing last when ascending.
+    let other = s
+        .create_user(&json!({"userName": "kim@example.com", ns: {"uidNumber": 7}}))
+        .await;
+    let bare = s.create_user(&json!({"userName": "lou@example.com"})).await;
+    for (order, expected) in [
+        ("ascending", [id_of(&other), id.clone(), id_of(&bare)]),
+        ("descending", [id_of(&bare), id.clone(), id_of(&other)]),
+    ] {
+        let r = s
+            .get(&format!(
+                "/scim/v2/Users?sortBy={ns}:uidNumber&sortOrder={order}&filter=userName%20pr"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(ids(&r.json()), expected, "{order}");
+    }
     // The list answer (written from the stored text) lists the namespace too.
     let list = s.filter("Users", "userName eq \"sam@example.com\"").await;
     assert_eq!(list["Resources"][0]["schemas"], json!([USER_URN, ns]));
@@ -213,6 +336,19 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
     let u = stored(&s, &id).await;
     assert_eq!(u[ENTRA], json!({"badgeNumber": "100", "costCenter": "CC1"}));
     assert_eq!(u["schemas"], json!([USER_URN, ENTRA]));
+    assert_eq!(
+        found(&s, &format!("{ENTRA}:badgeNumber eq \"100\"")).await,
+        [id.as_str()]
+    );
+    assert_audited(
+        &s,
+        &id,
+        "user.create",
+        &[
+            (format!("{ENTRA}:badgeNumber"), json!(null), json!("100")),
+            (format!("{ENTRA}:costCenter"), json!(null), json!("CC1")),
+        ],
+    );
 
     let path = format!("/scim/v2/Users/{id}");
     // One PATCH, then its audit entry: each extension attribute changed, by its full path.
@@ -247,6 +383,7 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
         .await;
     assert_eq!(r.status, 200);
     for flag in ["", "?aadOptscim062020"] {
+        let badge = stored(&s, &id).await[ENTRA]["badgeNumber"].clone();
         let r = s
             .patch(
                 &format!("{path}{flag}"),
@@ -269,6 +406,25 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
             json!({"badgeNumber": "101", "shell": "/bin/bash"}),
             "{flag}"
         );
+        assert_audited(
+            &s,
+            &id,
+            "user.patch",
+            &[
+                (format!("{ENTRA}:shell"), json!(null), json!("/bin/bash")),
+                (format!("{ENTRA}:badgeNumber"), badge, json!("101")),
+                (format!("{ENTRA}:costCenter"), json!("CC1"), json!(null)),
+            ],
+        );
+        assert_eq!(
+            found(&s, &format!("{ENTRA}:shell eq \"/bin/bash\"")).await,
+            [id.as_str()]
+        );
+        assert!(
+            found(&s, &format!("{ENTRA}:costCenter pr"))
+                .await
+                .is_empty()
+        );
         // Path-less replace with URN-qualified keys (idp-compat.md §2 row 12).
         let r = s
             .patch(
@@ -288,6 +444,19 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
             "{flag}"
         );
         assert_eq!(u["displayName"], "Test User");
+        assert_audited(
+            &s,
+            &id,
+            "user.patch",
+            &[
+                (format!("{ENTRA}:badgeNumber"), json!("101"), json!("102")),
+                (format!("{ENTRA}:costCenter"), json!(null), json!("CC2")),
+            ],
+        );
+        assert_eq!(
+            found(&s, &format!("{ENTRA}:costCenter eq \"cc2\"")).await,
+            [id.as_str()]
+        );
         // Back to the starting point for the next round.
         let r = s
             .patch(
@@ -314,4 +483,18 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
     let u = stored(&s, &id).await;
     assert!(u.get(ENTRA).is_none(), "{u}");
     assert_eq!(u["schemas"], json!([USER_URN]));
+    assert_audited(
+        &s,
+        &id,
+        "user.patch",
+        &[
+            (format!("{ENTRA}:badgeNumber"), json!("102"), json!(null)),
+            (format!("{ENTRA}:costCenter"), json!("CC1"), json!(null)),
+        ],
+    );
+    assert!(
+        found(&s, &format!("{ENTRA}:badgeNumber pr"))
+            .await
+            .is_empty()
+    );
 }

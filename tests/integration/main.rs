@@ -11,6 +11,7 @@ mod conformance;
 mod console;
 mod crash;
 mod data_safety;
+mod declared;
 mod discovery;
 mod errors;
 mod ext_index;

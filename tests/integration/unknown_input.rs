@@ -254,40 +254,127 @@ async fn members_with_display_name_are_added() {
     .assert_error(400, Some("invalidValue"));
 }
 
+/// A member whose `value` is null or empty but which says something else names nobody: it is
+/// refused in POST, PUT and PATCH, never dropped (a `replace` with it would empty the group).
 #[tokio::test]
-async fn a_write_that_changes_nothing_is_counted_but_leaves_no_entry() {
+async fn a_member_with_a_blank_value_and_other_keys_is_refused() {
     let s = server().await;
-    let u = s
-        .create_user(&json!({"userName": "ana", "title": "Lead"}))
+    let a = id_of(&s.create_user(&json!({"userName": "a"})).await);
+    let g = s
+        .create_group(&json!({"displayName": "Eng", "members": [{"value": a}]}))
         .await;
-    let path = format!("/scim/v2/Users/{}", id_of(&u));
-    let r = s
-        .put(
-            &path,
-            &json!({"userName": "ana", "title": "Lead", "adreses": "x"}),
+    let path = format!("/scim/v2/Groups/{}", id_of(&g));
+    for nobody in [
+        json!({"value": null, "displayName": "Bob"}),
+        json!({"value": "", "display": "Bob"}),
+    ] {
+        let members = json!([nobody.clone()]);
+        s.post(
+            "/scim/v2/Groups",
+            &json!({"displayName": "Other", "members": members}),
         )
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["meta"], u["meta"], "nothing changed");
-    let r = s
-        .patch(
+        .await
+        .assert_error(400, Some("invalidValue"));
+        s.put(&path, &json!({"displayName": "Eng", "members": members}))
+            .await
+            .assert_error(400, Some("invalidValue"));
+        for op in ["replace", "add", "remove"] {
+            s.patch(
+                &path,
+                &json!([{"op": op, "path": "members", "value": members}]),
+            )
+            .await
+            .assert_error(400, Some("invalidValue"));
+        }
+        s.patch(
             &path,
-            &json!([{"op": "add", "path": "adreses", "value": "x"}]),
+            &json!([{"op": "replace", "value": {"members": [nobody]}}]),
         )
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["meta"], u["meta"], "nothing changed");
-    assert!(ignored(&last(&s, "user.create")).is_null());
+        .await
+        .assert_error(400, Some("invalidValue"));
+    }
+    let after = s.get(&path).await.json();
+    assert_eq!(after["members"][0]["value"], json!(a), "{after}");
+    assert_eq!(after["meta"], g["meta"], "nothing changed");
+}
+
+/// The entries of `action`, newest first.
+fn entries(s: &Server, action: &str) -> Vec<Entry> {
     let store = Store::open(&s.db()).unwrap();
     let q = Query {
         limit: 1000,
         ..Default::default()
     };
     let log = store.read_sync(|conn| audit::list(conn, &q)).unwrap();
-    assert!(
-        log.iter()
-            .all(|e| e.action == "user.create" || e.actor_kind == "system"),
-        "{log:?}"
+    log.into_iter().filter(|e| e.action == action).collect()
+}
+
+/// A write that changes nothing but ignores names (OneLogin's unchanged PUT, Entra's PATCH of
+/// an attribute scimd does not keep) still names them, once a day per actor, resource type and
+/// set of names; every one is counted.
+#[tokio::test]
+async fn a_write_that_changes_nothing_names_what_it_ignored_once() {
+    let s = server().await;
+    let u = s
+        .create_user(&json!({"userName": "ana", "title": "Lead"}))
+        .await;
+    let path = format!("/scim/v2/Users/{}", id_of(&u));
+    let put = json!({"userName": "ana", "title": "Lead", "adreses": "x"});
+    for _ in 0..3 {
+        let r = s.put(&path, &put).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["meta"], u["meta"], "nothing changed");
+    }
+    let replaced = entries(&s, "user.replace");
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(
+        replaced[0].detail,
+        Some(json!({"ignored": ["adreses"], "unchanged": true}))
     );
-    assert_eq!(counted(&s, "User").await, 2);
+    assert_eq!(replaced[0].resource_id.as_deref(), Some(id_of(&u).as_str()));
+    // Another set of names is another key; the same set in PATCH is another action but the
+    // same key (actor, resource type, names), so it is not recorded again.
+    let other = json!({"userName": "ana", "title": "Lead", "adreses": "x", "shoe": 1});
+    assert_eq!(s.put(&path, &other).await.status, 200);
+    assert_eq!(entries(&s, "user.replace").len(), 2);
+    for _ in 0..2 {
+        let r = s
+            .patch(
+                &path,
+                &json!([{"op": "add", "path": "nickName2", "value": "x"}]),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let patched = entries(&s, "user.patch");
+    assert_eq!(patched.len(), 1, "{patched:?}");
+    assert_eq!(
+        patched[0].detail,
+        Some(json!({"ignored": ["nickName2"], "unchanged": true}))
+    );
+    assert_eq!(counted(&s, "User").await, 7);
+    // Groups too.
+    let g = s.create_group(&json!({"displayName": "Eng"})).await;
+    let gpath = format!("/scim/v2/Groups/{}", id_of(&g));
+    for _ in 0..2 {
+        let r = s
+            .patch(
+                &gpath,
+                &json!([{"op": "replace", "path": "description", "value": "x"}]),
+            )
+            .await;
+        assert_eq!(r.status, 204);
+    }
+    let patched = entries(&s, "group.patch");
+    assert_eq!(patched.len(), 1, "{patched:?}");
+    assert_eq!(
+        patched[0].detail,
+        Some(json!({"ignored": ["description"], "unchanged": true}))
+    );
+    // A write that changes nothing and ignores nothing leaves no entry.
+    let r = s
+        .put(&path, &json!({"userName": "ana", "title": "Lead"}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(entries(&s, "user.replace").len(), 2);
 }
