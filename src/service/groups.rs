@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 use tracing::info;
 
 use super::audit::{self, About, Actor};
-use super::ignored::{Noted, Unchanged};
+use super::ignored::Noted;
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::immutable::{self, Write};
@@ -71,24 +71,6 @@ fn record(
     Ok(true)
 }
 
-/// What `group`'s write ignored; `changed`: whether the write recorded an entry of its own.
-fn noted(
-    group: &GroupRecord,
-    action: &'static str,
-    status: u16,
-    ignored: Ignored,
-    changed: bool,
-) -> Noted {
-    Noted::new(ignored, changed, |ignored| Unchanged {
-        action,
-        status,
-        kind: "Group",
-        id: group.id.clone(),
-        name: about(group).name.map(str::to_string),
-        ignored,
-    })
-}
-
 fn about(group: &GroupRecord) -> About<'_> {
     About {
         kind: "Group",
@@ -124,7 +106,7 @@ pub async fn create(
                 ignored: &input.ignored,
             };
             let changed = record(tx, &actor, &group, None, done)?;
-            let noted = noted(&group, "group.create", 201, input.ignored, changed);
+            let noted = Noted::new(input.ignored, changed, "group.create", 201, about(&group));
             Ok((group, noted))
         })
         .await
@@ -168,7 +150,7 @@ pub async fn replace(
                 ignored: &input.ignored,
             };
             let changed = record(tx, &actor, &group, Some(before.meta.version), done)?;
-            let noted = noted(&group, "group.replace", 200, input.ignored, changed);
+            let noted = Noted::new(input.ignored, changed, "group.replace", 200, about(&group));
             Ok((group, noted))
         })
         .await
@@ -210,7 +192,7 @@ pub async fn patch(
                 ignored: &ignored,
             };
             let changed = record(tx, &actor, &group, Some(before.meta.version), done)?;
-            let noted = noted(&group, "group.patch", status, ignored, changed);
+            let noted = Noted::new(ignored, changed, "group.patch", status, about(&group));
             Ok((group, noted))
         })
         .await

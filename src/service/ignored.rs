@@ -34,11 +34,25 @@ pub struct Noted {
 }
 
 impl Noted {
+    /// What a write of the resource `about` (`action`, answered `status`) ignored.
     /// `changed`: whether the write moved the resource's version (then its own entry names
     /// what was ignored).
-    pub fn new(ignored: Ignored, changed: bool, about: impl FnOnce(Ignored) -> Unchanged) -> Self {
+    pub fn new(
+        ignored: Ignored,
+        changed: bool,
+        action: &'static str,
+        status: u16,
+        about: About<'_>,
+    ) -> Self {
         let count = ignored.count();
-        let unchanged = (!changed && !ignored.is_empty()).then(|| about(ignored));
+        let unchanged = (!changed && !ignored.is_empty()).then(|| Unchanged {
+            action,
+            status,
+            kind: about.kind,
+            id: about.id.to_string(),
+            name: about.name.map(str::to_string),
+            ignored,
+        });
         Noted { count, unchanged }
     }
 }
@@ -194,18 +208,19 @@ mod tests {
     #[test]
     fn only_an_unchanged_write_with_ignored_names_needs_an_entry() {
         let some = unchanged("User", &["adreses"]).ignored;
-        let about = |ignored| Unchanged {
-            ignored,
-            ..unchanged("User", &[])
+        let noted = |ignored, changed| {
+            let about = About {
+                kind: "User",
+                id: "u1",
+                name: Some("ana"),
+            };
+            Noted::new(ignored, changed, "user.replace", 200, about)
         };
-        assert!(Noted::new(some.clone(), false, about).unchanged.is_some());
-        let changed = Noted::new(some, true, about);
+        let entry = noted(some.clone(), false).unchanged.expect("an entry");
+        assert_eq!((entry.action, entry.id.as_str()), ("user.replace", "u1"));
+        let changed = noted(some, true);
         assert!(changed.unchanged.is_none());
         assert_eq!(changed.count, 1);
-        assert!(
-            Noted::new(Ignored::default(), false, about)
-                .unchanged
-                .is_none()
-        );
+        assert!(noted(Ignored::default(), false).unchanged.is_none());
     }
 }

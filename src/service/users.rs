@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::audit::{self, About, Actor};
-use super::ignored::{Noted, Unchanged};
+use super::ignored::Noted;
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::immutable::{self, Write};
@@ -27,7 +27,7 @@ pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRe
         .write(move |tx| {
             let user = users::insert(tx, &new_id(), input.doc, &time::now())?;
             record(tx, &actor, "user.create", 201, &Map::new(), &user, &ignored)?;
-            let noted = noted(&user, "user.create", 201, ignored, true);
+            let noted = Noted::new(ignored, true, "user.create", 201, about(&user));
             Ok((user, noted))
         })
         .await
@@ -58,24 +58,6 @@ fn record(
             refs: Vec::new(),
         },
     )
-}
-
-/// What `user`'s write ignored; `changed`: whether the write recorded an entry of its own.
-fn noted(
-    user: &UserRecord,
-    action: &'static str,
-    status: u16,
-    ignored: Ignored,
-    changed: bool,
-) -> Noted {
-    Noted::new(ignored, changed, |ignored| Unchanged {
-        action,
-        status,
-        kind: "User",
-        id: user.id.clone(),
-        name: about(user).name.map(str::to_string),
-        ignored,
-    })
 }
 
 fn about(user: &UserRecord) -> About<'_> {
@@ -137,7 +119,7 @@ pub async fn replace(
                     &ignored,
                 )?;
             }
-            let noted = noted(&user, "user.replace", 200, ignored, changed);
+            let noted = Noted::new(ignored, changed, "user.replace", 200, about(&user));
             Ok((user, noted))
         })
         .await
@@ -173,7 +155,7 @@ pub async fn patch(
             if changed {
                 record(tx, &actor, "user.patch", 200, &current.doc, &user, &ignored)?;
             }
-            let noted = noted(&user, "user.patch", 200, ignored, changed);
+            let noted = Noted::new(ignored, changed, "user.patch", 200, about(&user));
             Ok((user, noted))
         })
         .await
