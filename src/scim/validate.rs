@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::registry::{KeyMatch, Registry};
 use super::resource::ResourceKind;
 use super::schema::{Attribute, GROUP, Kind, Mutability, Schema, USER};
+use super::untouched::{self, Prior};
 use crate::error::{Error, Result};
 
 /// Legacy keys OneLogin templates use for the enterprise extension block.
@@ -511,12 +512,31 @@ impl Blocks {
 
     /// Puts the blocks into `doc`: declared ones under their declared URN in registry order,
     /// then the undeclared ones as spelled, within the bounds. Empty blocks are absent.
+    /// `prior` (a PATCH result) adds the stored values the operations left alone, applies
+    /// `required` only to the extensions they touched, and tolerates undeclared data as large
+    /// as what was stored.
     fn finish(
         mut self,
         registry: &Registry,
         kind: ResourceKind,
         doc: &mut Map<String, Value>,
+        prior: Option<Prior>,
     ) -> Result<()> {
+        let mut prior = prior;
+        let mut verbatim = Vec::new();
+        if let Some(p) = prior.as_mut() {
+            for (schema, name, value) in std::mem::take(&mut p.kept) {
+                self.declared(&schema).entry(name).or_insert(value);
+            }
+            verbatim = std::mem::take(&mut p.verbatim);
+        }
+        let checks = |urn: &str| prior.as_ref().is_none_or(|p| p.touches(urn));
+        let max_count = prior
+            .as_ref()
+            .map_or(MAX_UNDECLARED_EXTENSIONS, |p| p.max_undeclared);
+        let max_bytes = prior
+            .as_ref()
+            .map_or(MAX_UNDECLARED_BYTES, |p| p.max_undeclared_bytes);
         for ext in registry.extensions(kind) {
             let block = match self
                 .declared
@@ -528,7 +548,7 @@ impl Blocks {
             };
             if block.is_empty() {
                 // `schemaExtensions[].required` (RFC 7643 §6): every resource carries it.
-                if ext.required {
+                if ext.required && checks(&ext.schema.id) {
                     return Err(Error::InvalidValue(format!(
                         "the extension \"{}\" is required",
                         ext.schema.id
@@ -540,7 +560,7 @@ impl Blocks {
             let missing = ext.schema.attributes.iter().find(|a| {
                 a.required && a.mutability != Mutability::ReadOnly && !block.contains_key(&a.name)
             });
-            if let Some(a) = missing {
+            if let Some(a) = missing.filter(|_| checks(&ext.schema.id)) {
                 return Err(Error::InvalidValue(format!(
                     "attribute \"{}:{}\" is required",
                     ext.schema.id, a.name
@@ -549,7 +569,7 @@ impl Blocks {
             doc.insert(ext.schema.id.clone(), Value::Object(block));
         }
         self.undeclared.retain(|(_, block)| !block.is_empty());
-        if self.undeclared.len() > MAX_UNDECLARED_EXTENSIONS {
+        if self.undeclared.len() > max_count {
             return Err(Error::InvalidValue(format!(
                 "{} undeclared extension schemas; at most {MAX_UNDECLARED_EXTENSIONS} are kept \
                  per resource (an administrator can declare them)",
@@ -559,7 +579,7 @@ impl Blocks {
         let mut bytes = 0;
         for (urn, block) in self.undeclared {
             bytes += urn.len() + serde_json::to_string(&block).map_or(usize::MAX, |t| t.len());
-            if bytes > MAX_UNDECLARED_BYTES {
+            if bytes > max_bytes {
                 return Err(Error::InvalidValue(format!(
                     "the undeclared extension data exceeds {MAX_UNDECLARED_BYTES} bytes per \
                      resource"
@@ -571,6 +591,9 @@ impl Blocks {
                 )));
             }
             doc.insert(urn, Value::Object(block));
+        }
+        for (key, value) in verbatim {
+            doc.entry(key).or_insert(value);
         }
         Ok(())
     }
@@ -643,6 +666,21 @@ fn trim(value: Value, depth: usize) -> Result<Option<Value>> {
 
 /// Normalises a User body for POST or PUT against the schemas of `registry`.
 pub fn user(body: Value, registry: &Registry) -> Result<UserInput> {
+    user_in(body, registry, None)
+}
+
+/// Checks a user's PATCH result `doc` (stored as `before`): only what the operations changed
+/// must meet the schemas in force (see `untouched`).
+pub fn patched_user(
+    doc: Map<String, Value>,
+    before: &Map<String, Value>,
+    registry: &Registry,
+) -> Result<UserInput> {
+    let (check, prior) = untouched::split(doc, before, registry, ResourceKind::User);
+    user_in(Value::Object(check), registry, Some(prior))
+}
+
+fn user_in(body: Value, registry: &Registry, prior: Option<Prior>) -> Result<UserInput> {
     let src = as_object(body)?;
     let mut core = Map::new();
     let mut blocks = Blocks::default();
@@ -685,7 +723,7 @@ pub fn user(body: Value, registry: &Registry) -> Result<UserInput> {
         ));
     }
     let active_given = core.contains_key("active");
-    blocks.finish(registry, ResourceKind::User, &mut core)?;
+    blocks.finish(registry, ResourceKind::User, &mut core, prior)?;
     Ok(UserInput {
         doc: core,
         active_given,
@@ -746,6 +784,20 @@ fn core_attr(
 
 /// Normalises a Group body for POST or PUT against the schemas of `registry`.
 pub fn group(body: Value, registry: &Registry) -> Result<GroupInput> {
+    group_in(body, registry, None)
+}
+
+/// Checks a group's PATCH result `doc` (stored as `before`), like `patched_user`.
+pub fn patched_group(
+    doc: Map<String, Value>,
+    before: &Map<String, Value>,
+    registry: &Registry,
+) -> Result<GroupInput> {
+    let (check, prior) = untouched::split(doc, before, registry, ResourceKind::Group);
+    group_in(Value::Object(check), registry, Some(prior))
+}
+
+fn group_in(body: Value, registry: &Registry, prior: Option<Prior>) -> Result<GroupInput> {
     let src = as_object(body)?;
     let mut doc = Map::new();
     let mut members = None;
@@ -797,7 +849,7 @@ pub fn group(body: Value, registry: &Registry) -> Result<GroupInput> {
             "attribute \"displayName\" is required".into(),
         ));
     }
-    blocks.finish(registry, ResourceKind::Group, &mut doc)?;
+    blocks.finish(registry, ResourceKind::Group, &mut doc, prior)?;
     Ok(GroupInput {
         doc,
         members,

@@ -167,7 +167,7 @@ pub async fn patch(
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
             let (doc, changes, mut ignored) =
                 patch::apply_group(before.doc.clone(), ops, &registry)?;
-            let input = validate::group(Value::Object(doc), &registry)?;
+            let input = validate::patched_group(doc, &before.doc, &registry)?;
             ignored.extend(input.ignored);
             let (skipped, delta) =
                 groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;

@@ -132,7 +132,7 @@ pub async fn patch(
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
             let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
-            let input = validate::user(Value::Object(doc), &registry)?;
+            let input = validate::patched_user(doc, &current.doc, &registry)?;
             ignored.extend(input.ignored);
             let user = users::replace(tx, &id, input.doc, &time::now())?
                 .ok_or_else(|| not_found("User", &id))?;

@@ -10,6 +10,7 @@ mod common;
 mod console;
 mod crash;
 mod data_safety;
+mod declared_changes;
 mod discovery;
 mod errors;
 mod extensions;

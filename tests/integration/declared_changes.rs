@@ -1,0 +1,141 @@
+//! Changing or removing a declared extension schema never loses stored values, and never
+//! blocks deprovisioning: a PATCH checks only what its operations changed.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const ACME: &str = "urn:acme:2.0:User";
+
+async fn declare(c: &crate::console::Console<'_>, doc: Value, required: bool) {
+    let r = c
+        .call(
+            "POST",
+            "/admin/api/schemas",
+            Some(&json!({"definition": doc, "required": required})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+async fn deactivate(s: &Server, id: &str) -> Resp {
+    s.patch(
+        &format!("/scim/v2/Users/{id}"),
+        &json!([{"op": "replace", "path": "active", "value": false}]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn patch_keeps_stored_values_a_later_declaration_lacks_retypes_or_requires() {
+    let s = Server::start().await;
+    let stored = json!({"badge": "42", "costCenter": "C7", "secret": "s1", "uid": "abc"});
+    let ana = id_of(
+        &s.create_user(&json!({
+            "userName": "ana",
+            ACME: stored,
+            "urn:acme:2.0:User:v2": {"x": "1"},
+        }))
+        .await,
+    );
+    let bo = id_of(&s.create_user(&json!({"userName": "bo"})).await);
+    let c = crate::console::set_up(&s).await;
+    declare(
+        &c,
+        json!({"id": ACME, "attributes": [
+            {"name": "badge"},
+            {"name": "secret", "mutability": "readOnly"},
+            {"name": "uid", "type": "integer"},
+            {"name": "level", "type": "integer", "required": true},
+        ]}),
+        true,
+    )
+    .await;
+
+    // Deprovisioning works for both, and loses nothing the operation did not touch.
+    let r = deactivate(&s, &ana).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let u = s.get(&format!("/scim/v2/Users/{ana}")).await.json();
+    assert_eq!(u["active"], false);
+    assert_eq!(u[ACME], stored);
+    assert_eq!(u["urn:acme:2.0:User:v2"], json!({"x": "1"}));
+    let r = deactivate(&s, &bo).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // What a PATCH changes meets the declaration; what it leaves is kept as stored.
+    let path = format!("/scim/v2/Users/{ana}");
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "replace", "path": format!("{ACME}:uid"), "value": "x"}]),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    // Touching the required extension demands its required attribute…
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "replace", "path": format!("{ACME}:badge"), "value": "43"}]),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "replace", "path": format!("{ACME}:badge"), "value": "43"},
+                    {"op": "add", "path": format!("{ACME}:level"), "value": 3}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let u = r.json();
+    assert_eq!(
+        u[ACME],
+        json!({"badge": "43", "costCenter": "C7", "secret": "s1", "uid": "abc", "level": 3})
+    );
+    // …and so does a PUT (all new input): the required extension must be there.
+    let r = s
+        .put(&format!("/scim/v2/Users/{bo}"), &json!({"userName": "bo"}))
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+
+    // Removing the declaration keeps the data, and deprovisioning still works.
+    let r = c
+        .call("DELETE", &format!("/admin/api/schemas?urn={ACME}"), None)
+        .await;
+    assert!(r.status < 300, "{}", r.status);
+    let r = deactivate(&s, &ana).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()[ACME]["secret"], "s1");
+}
+
+#[tokio::test]
+async fn group_patch_keeps_stored_values_a_later_declaration_lacks() {
+    let s = Server::start().await;
+    const G: &str = "urn:acme:2.0:Group";
+    let g = id_of(
+        &s.create_group(&json!({"displayName": "eng", G: {"code": "abc", "site": "x"}}))
+            .await,
+    );
+    let c = crate::console::set_up(&s).await;
+    let r = c
+        .call(
+            "POST",
+            "/admin/api/schemas",
+            Some(
+                &json!({"resourceType": "Group", "required": true, "definition":
+                {"id": G, "attributes": [{"name": "code", "type": "integer"}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = s
+        .patch(
+            &format!("/scim/v2/Groups/{g}"),
+            &json!([{"op": "replace", "path": "displayName", "value": "Eng"}]),
+        )
+        .await;
+    assert!(r.status < 300, "{}", String::from_utf8_lossy(&r.body));
+    let v = s.get(&format!("/scim/v2/Groups/{g}")).await.json();
+    assert_eq!(v["displayName"], "Eng");
+    assert_eq!(v[G], json!({"code": "abc", "site": "x"}));
+}
