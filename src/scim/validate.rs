@@ -13,6 +13,7 @@
 
 use serde_json::{Map, Value};
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::registry::{KeyMatch, Registry};
@@ -401,14 +402,29 @@ enum Routed {
 }
 
 /// The extension blocks of one body, gathered from blocks and flattened `<URN>:<attr>` keys.
-#[derive(Default)]
+/// The undeclared bounds are checked as the data arrives, so a body past them fails after
+/// linear work, not after it is all gathered.
 struct Blocks {
     declared: Vec<(Arc<Schema>, Map<String, Value>)>,
-    /// Keyed by the URN as the client first spelled it.
-    undeclared: Vec<(String, Map<String, Value>)>,
+    /// Keyed by the URN as the client first spelled it, with the lowercased names it holds.
+    undeclared: Vec<(String, Map<String, Value>, HashSet<String>)>,
+    max_count: usize,
+    max_bytes: usize,
+    /// A lower bound of the undeclared blocks' size as `finish` counts it.
+    bytes: usize,
 }
 
 impl Blocks {
+    fn new(prior: Option<&Prior>) -> Blocks {
+        Blocks {
+            declared: Vec::new(),
+            undeclared: Vec::new(),
+            max_count: prior.map_or(MAX_UNDECLARED_EXTENSIONS, |p| p.max_undeclared),
+            max_bytes: prior.map_or(MAX_UNDECLARED_BYTES, |p| p.max_undeclared_bytes),
+            bytes: 0,
+        }
+    }
+
     fn declared(&mut self, schema: &Arc<Schema>) -> &mut Map<String, Value> {
         let i = match self.declared.iter().position(|(s, _)| s.id == schema.id) {
             Some(i) => i,
@@ -420,15 +436,33 @@ impl Blocks {
         &mut self.declared[i].1
     }
 
-    fn undeclared(&mut self, urn: &str) -> &mut Map<String, Value> {
-        let i = match self.undeclared.iter().position(|(u, _)| eq_ic(u, urn)) {
+    /// One attribute (already trimmed) into the undeclared block `urn`; a name given twice
+    /// (in any case) is refused, and so is data past the bounds.
+    fn put_undeclared(&mut self, urn: &str, name: String, value: Value) -> Result<()> {
+        let i = match self.undeclared.iter().position(|(u, _, _)| eq_ic(u, urn)) {
             Some(i) => i,
             None => {
-                self.undeclared.push((urn.to_string(), Map::new()));
+                if self.undeclared.len() >= self.max_count {
+                    return Err(too_many_undeclared(self.undeclared.len() + 1));
+                }
+                self.bytes += urn.len();
+                self.undeclared
+                    .push((urn.to_string(), Map::new(), HashSet::new()));
                 self.undeclared.len() - 1
             }
         };
-        &mut self.undeclared[i].1
+        let (_, block, names) = &mut self.undeclared[i];
+        if !names.insert(name.to_lowercase()) {
+            return Err(Error::InvalidValue(format!(
+                "attribute \"{urn}:{name}\" is given more than once"
+            )));
+        }
+        self.bytes += name.len() + serde_json::to_vec(&value).map_or(usize::MAX, |t| t.len());
+        if self.bytes > self.max_bytes {
+            return Err(too_much_undeclared());
+        }
+        block.insert(name, value);
+        Ok(())
     }
 
     /// Routes one URN-looking member of a body of `kind`.
@@ -487,14 +521,16 @@ impl Blocks {
     /// An undeclared extension: an object is the block under its URN, kept as sent; any
     /// other value is one attribute, `<URN>:<attr>`, with the URN up to the last `:`.
     fn undeclared_key(&mut self, key: String, value: Value) -> Result<()> {
-        let Some(value) = trim(value, 1)? else {
+        // A block is level 1; a lone value is an attribute, level 2.
+        let depth = if value.is_object() { 1 } else { 2 };
+        let Some(value) = trim(value, depth)? else {
             return Ok(());
         };
         match value {
             Value::Object(map) => {
-                let block = self.undeclared(&key);
                 for (name, v) in map {
-                    put_undeclared(block, &key, name, v)?;
+                    // Trimmed above: each value here is present.
+                    self.put_undeclared(&key, name, v)?;
                 }
             }
             value => {
@@ -504,7 +540,7 @@ impl Blocks {
                          attribute as <schema URN>:<attribute>"
                     )));
                 };
-                put_undeclared(self.undeclared(urn), urn, name.to_string(), value)?;
+                self.put_undeclared(urn, name.to_string(), value)?;
             }
         }
         Ok(())
@@ -531,12 +567,6 @@ impl Blocks {
             verbatim = std::mem::take(&mut p.verbatim);
         }
         let checks = |urn: &str| prior.as_ref().is_none_or(|p| p.touches(urn));
-        let max_count = prior
-            .as_ref()
-            .map_or(MAX_UNDECLARED_EXTENSIONS, |p| p.max_undeclared);
-        let max_bytes = prior
-            .as_ref()
-            .map_or(MAX_UNDECLARED_BYTES, |p| p.max_undeclared_bytes);
         for ext in registry.extensions(kind) {
             let block = match self
                 .declared
@@ -568,22 +598,14 @@ impl Blocks {
             }
             doc.insert(ext.schema.id.clone(), Value::Object(block));
         }
-        self.undeclared.retain(|(_, block)| !block.is_empty());
-        if self.undeclared.len() > max_count {
-            return Err(Error::InvalidValue(format!(
-                "{} undeclared extension schemas; at most {MAX_UNDECLARED_EXTENSIONS} are kept \
-                 per resource (an administrator can declare them)",
-                self.undeclared.len()
-            )));
+        if self.undeclared.len() > self.max_count {
+            return Err(too_many_undeclared(self.undeclared.len()));
         }
         let mut bytes = 0;
-        for (urn, block) in self.undeclared {
+        for (urn, block, _) in self.undeclared {
             bytes += urn.len() + serde_json::to_string(&block).map_or(usize::MAX, |t| t.len());
-            if bytes > max_bytes {
-                return Err(Error::InvalidValue(format!(
-                    "the undeclared extension data exceeds {MAX_UNDECLARED_BYTES} bytes per \
-                     resource"
-                )));
+            if bytes > self.max_bytes {
+                return Err(too_much_undeclared());
             }
             if doc.contains_key(&urn) {
                 return Err(Error::InvalidValue(format!(
@@ -613,23 +635,17 @@ pub(crate) fn split_undeclared(key: &str) -> Option<(&str, &str)> {
     (is_name && is_urn).then_some((urn, name))
 }
 
-/// One attribute into an undeclared block; a name given twice (in any case) is refused.
-fn put_undeclared(
-    block: &mut Map<String, Value>,
-    urn: &str,
-    name: String,
-    value: Value,
-) -> Result<()> {
-    let Some(value) = trim(value, 2)? else {
-        return Ok(());
-    };
-    if block.keys().any(|k| eq_ic(k, &name)) {
-        return Err(Error::InvalidValue(format!(
-            "attribute \"{urn}:{name}\" is given more than once"
-        )));
-    }
-    block.insert(name, value);
-    Ok(())
+fn too_many_undeclared(count: usize) -> Error {
+    Error::InvalidValue(format!(
+        "{count} undeclared extension schemas; at most {MAX_UNDECLARED_EXTENSIONS} are kept per \
+         resource (an administrator can declare them)"
+    ))
+}
+
+fn too_much_undeclared() -> Error {
+    Error::InvalidValue(format!(
+        "the undeclared extension data exceeds {MAX_UNDECLARED_BYTES} bytes per resource"
+    ))
 }
 
 /// An undeclared value with `""` and `null` removed at every level (Decision 9), and
@@ -683,7 +699,7 @@ pub fn patched_user(
 fn user_in(body: Value, registry: &Registry, prior: Option<Prior>) -> Result<UserInput> {
     let src = as_object(body)?;
     let mut core = Map::new();
-    let mut blocks = Blocks::default();
+    let mut blocks = Blocks::new(prior.as_ref());
     let mut ignored = Ignored::default();
     for (key, value) in src {
         if is_server_owned(&key) {
@@ -801,7 +817,7 @@ fn group_in(body: Value, registry: &Registry, prior: Option<Prior>) -> Result<Gr
     let src = as_object(body)?;
     let mut doc = Map::new();
     let mut members = None;
-    let mut blocks = Blocks::default();
+    let mut blocks = Blocks::new(prior.as_ref());
     let mut ignored = Ignored::default();
     let mut pending: Vec<(String, Value)> = Vec::new();
     for (key, value) in src {
@@ -1555,6 +1571,29 @@ mod tests {
             deep = json!([deep]);
         }
         assert!(invalid(with(json!({"urn:acme:2.0:User": {"a": deep}}))).contains("nested"));
+    }
+
+    /// The bounds fail as soon as they are passed: before any later key is read, whatever
+    /// the body holds after it (review2 #2: gathering it all first was quadratic).
+    #[test]
+    fn undeclared_bounds_fail_as_soon_as_passed() {
+        let mut many = Map::new();
+        many.insert("userName".into(), json!("q"));
+        for i in 0..2000 {
+            many.insert(format!("urn:a:b{i}"), json!({"a": 1}));
+        }
+        // A type error after the bound is never reached.
+        many.insert("active".into(), json!([1]));
+        let e = invalid(Value::Object(many));
+        assert!(e.contains("11 undeclared"), "{e}");
+
+        let mut block = Map::new();
+        for i in 0..5000 {
+            block.insert(format!("a{i}"), json!(1));
+        }
+        block.insert("A0".into(), json!(2));
+        let e = invalid(json!({"userName": "q", "urn:x:y:User": block}));
+        assert!(e.contains("bytes"), "{e}");
     }
 
     #[test]
