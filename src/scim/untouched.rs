@@ -110,7 +110,7 @@ pub fn split(
 }
 
 /// How many undeclared blocks `doc` holds and their size, counted as `validate` counts them.
-fn undeclared_size(
+pub(crate) fn undeclared_size(
     doc: &Map<String, Value>,
     registry: &Registry,
     kind: ResourceKind,
