@@ -322,6 +322,7 @@ fn path_error(e: Error) -> Error {
 impl<'r> Patcher<'r> {
     fn new(registry: &'r Registry, kind: ResourceKind, doc: Map<String, Value>) -> Patcher<'r> {
         let (_, stored) = untouched::undeclared_size(&doc, registry, kind);
+        let doc = declared_spelling(doc, registry, kind);
         Patcher {
             max_undeclared_bytes: stored.max(validate::MAX_UNDECLARED_BYTES),
             registry,
@@ -824,6 +825,43 @@ fn display_path(t: &Target) -> String {
         Some(sub) => format!("{}.{}", t.attr.name, sub.name),
         None => t.attr.name.to_string(),
     }
+}
+
+/// `doc` with each block of a registered extension under the registry's spelling of its
+/// URN: a block stored under another spelling (kept while undeclared, or declared in another
+/// case) is the same block, so operations and the checks after them find one block, not two.
+fn declared_spelling(
+    doc: Map<String, Value>,
+    registry: &Registry,
+    kind: ResourceKind,
+) -> Map<String, Value> {
+    let renamed = |k: &str| match registry.match_key(kind, k) {
+        KeyMatch::Extension { schema, attr: None } if schema.id != k => Some(schema.id.clone()),
+        _ => None,
+    };
+    if !doc.keys().any(|k| is_urn_key(k) && renamed(k).is_some()) {
+        return doc;
+    }
+    let mut out = Map::new();
+    for (k, v) in doc {
+        let key = if is_urn_key(&k) {
+            renamed(&k).unwrap_or(k)
+        } else {
+            k
+        };
+        match (out.get_mut(&key), v) {
+            // Two spellings of one block: one block, the first value of a name kept.
+            (Some(Value::Object(there)), Value::Object(more)) => {
+                for (name, value) in more {
+                    there.entry(name).or_insert(value);
+                }
+            }
+            (_, v) => {
+                out.entry(key).or_insert(v);
+            }
+        }
+    }
+    out
 }
 
 /// The extension block `doc[urn]`, made (empty) if it is not there.

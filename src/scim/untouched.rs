@@ -54,10 +54,9 @@ pub fn split(
         ..Prior::default()
     };
     // A block the operations removed whole touches its extension.
-    for key in before
-        .keys()
-        .filter(|k| is_urn_key(k) && !doc.contains_key(*k))
-    {
+    // (`patch` renames a block to its declared spelling: compared in any case.)
+    let in_doc = |k: &str| doc.keys().any(|d| d.eq_ignore_ascii_case(k));
+    for key in before.keys().filter(|k| is_urn_key(k) && !in_doc(k)) {
         if let KeyMatch::Extension { schema, attr: None } = registry.match_key(kind, key) {
             prior.touched.push(schema.id.clone());
         }
@@ -68,7 +67,12 @@ pub fn split(
             check.insert(key, value);
             continue;
         }
-        let stored = before.get(&key);
+        let stored = before.get(&key).or_else(|| {
+            before
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+                .map(|(_, v)| v)
+        });
         match registry.match_key(kind, &key) {
             KeyMatch::Core { .. } | KeyMatch::Undeclared => {
                 check.insert(key, value);

@@ -96,8 +96,8 @@ fn bump(conn: &Connection) -> Result<()> {
 /// Most declared schemas: every request's registry snapshot holds them all.
 pub const MAX_DECLARED: usize = 100;
 
-/// Declares `d`, or changes the declaration with the same id (in any letter case; the new
-/// spelling is kept). Refuses an id that overlaps another declaration's (`declare::overlaps`),
+/// Declares `d`, or changes the declaration with the same id (in any letter case; the first
+/// spelling is kept, so stored blocks stay under the key they are filtered by). Refuses an id that overlaps another declaration's (`declare::overlaps`),
 /// and a new declaration beyond `MAX_DECLARED`. Returns whether a declaration was replaced.
 pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
     let id = &d.schema.id;
@@ -108,7 +108,7 @@ pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
             "at most {MAX_DECLARED} extension schemas can be declared; remove one first"
         )));
     }
-    for other in all {
+    for other in &all {
         if other.urn.to_ascii_lowercase() != fold && declare::overlaps(&other.urn, id) {
             return Err(Error::InvalidValue(format!(
                 "schema id \"{id}\" overlaps the declared schema \"{}\": one would claim the \
@@ -117,7 +117,11 @@ pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
             )));
         }
     }
-    let definition = declare::document(&d.schema).to_string();
+    let kept = stored_spelling(&all, &fold);
+    let id = kept.as_ref().unwrap_or(id);
+    let mut schema = d.schema.clone();
+    schema.id.clone_from(id);
+    let definition = declare::document(&schema).to_string();
     let resource = d.resource.name();
     let changed = conn.execute(
         "UPDATE scim_schemas SET urn = ?1, resource_type = ?2, required = ?3, definition = ?4,
@@ -135,6 +139,13 @@ pub fn put(conn: &Connection, d: &Declared, now: &str) -> Result<bool> {
     }
     bump(conn)?;
     Ok(changed > 0)
+}
+
+/// The stored spelling of the declared id that folds to `fold`, if any.
+fn stored_spelling(all: &[Row], fold: &str) -> Option<String> {
+    all.iter()
+        .find(|r| r.urn.to_ascii_lowercase() == fold)
+        .map(|r| r.urn.clone())
 }
 
 /// Removes the declaration whose id is `urn` (any letter case); returns the removed row.
@@ -358,7 +369,8 @@ mod tests {
         assert!(!put(&conn, &a, "t1").unwrap());
         assert_eq!(list(&conn).unwrap(), [a]);
         assert_eq!(generation(&conn).unwrap(), 1);
-        // A change under another spelling replaces it and keeps its creation time.
+        // A change under another spelling replaces it and keeps its creation time, and the
+        // first spelling (stored blocks stay under the key filters read).
         let mut b = declared(
             "URN:ACME:2.0:User",
             json!([{"name": "badge", "type": "integer"}]),
@@ -366,6 +378,7 @@ mod tests {
         b.resource = ResourceKind::Group;
         b.required = true;
         assert!(put(&conn, &b, "t2").unwrap());
+        b.schema.id = "urn:acme:2.0:User".into();
         assert_eq!(list(&conn).unwrap(), std::slice::from_ref(&b));
         let row = get(&conn, "urn:acme:2.0:user").unwrap().unwrap();
         assert_eq!((row.created.as_str(), row.updated.as_str()), ("t1", "t2"));

@@ -139,3 +139,55 @@ async fn group_patch_keeps_stored_values_a_later_declaration_lacks() {
     assert_eq!(v["displayName"], "Eng");
     assert_eq!(v[G], json!({"code": "abc", "site": "x"}));
 }
+
+/// review2 #5: a block stored under another spelling than the declared one is the declared
+/// block: PATCH reaches it (no second block, no "given more than once"), and it moves to the
+/// declared spelling; a case-only re-declaration keeps the first spelling.
+#[tokio::test]
+async fn blocks_stored_under_another_spelling_are_the_declared_block() {
+    let s = Server::start().await;
+    const OLD: &str = "urn:ietf:params:scim:schemas:extension:Acme:2.0:User";
+    const NEW: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+    let id = id_of(
+        &s.create_user(&json!({"userName": "cy", OLD: {"badge": "1", "site": "x"}}))
+            .await,
+    );
+    let c = crate::console::set_up(&s).await;
+    declare(
+        &c,
+        json!({"id": NEW, "attributes": [{"name": "badge"}]}),
+        false,
+    )
+    .await;
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{id}"),
+            &json!([{"op": "replace", "path": format!("{OLD}:badge"), "value": "2"}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let u = r.json();
+    assert_eq!(u[NEW], json!({"badge": "2", "site": "x"}));
+    assert!(u.get(OLD).is_none(), "{u}");
+    assert!(
+        u["schemas"].as_array().unwrap().contains(&json!(NEW)),
+        "{u}"
+    );
+    let found = s.filter("Users", &format!("{NEW}:badge eq \"2\"")).await;
+    assert_eq!(ids(&found), [id.as_str()]);
+
+    // Declared again in another case: the first spelling stays, and so does the data's key.
+    declare(
+        &c,
+        json!({"id": NEW.to_uppercase(), "attributes": [{"name": "badge"}]}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        s.get(&format!("/scim/v2/Schemas/{NEW}")).await.json()["id"],
+        NEW
+    );
+    let r = deactivate(&s, &id).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()[NEW], json!({"badge": "2", "site": "x"}));
+}
