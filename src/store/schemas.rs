@@ -402,15 +402,18 @@ mod tests {
         let path = dir.path().join("scimd.db");
         let server = crate::store::Store::open(&path).unwrap();
         assert!(server.declared().unwrap().is_empty());
-        assert!(server.declared_if_changed().unwrap().is_none());
+        server.refresh_registry().unwrap();
+        assert!(!server.refresh_registry().unwrap());
         let cli = crate::store::Store::open_existing(&path).unwrap();
         let d = declared("urn:acme:2.0:User", json!([{"name": "badge"}]));
         cli.write_sync(|tx| put(tx, &d, "t")).unwrap();
-        assert_eq!(server.declared_if_changed().unwrap(), Some(vec![d]));
-        assert!(server.declared_if_changed().unwrap().is_none());
+        assert!(server.refresh_registry().unwrap());
+        assert!(server.registry().find("urn:acme:2.0:User").is_some());
+        assert!(!server.refresh_registry().unwrap());
         cli.write_sync(|tx| remove(tx, "urn:acme:2.0:User"))
             .unwrap();
-        assert_eq!(server.declared_if_changed().unwrap(), Some(vec![]));
+        assert!(server.refresh_registry().unwrap());
+        assert!(server.registry().find("urn:acme:2.0:User").is_none());
     }
 
     #[test]
