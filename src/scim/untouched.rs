@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use super::registry::{KeyMatch, Registry};
 use super::resource::ResourceKind;
 use super::schema::Schema;
-use super::validate::{MAX_UNDECLARED_BYTES, MAX_UNDECLARED_EXTENSIONS, is_urn_key};
+use super::validate::{
+    MAX_UNDECLARED_BYTES, MAX_UNDECLARED_EXTENSIONS, is_urn_key, undeclared_id_ok,
+};
 
 /// The stored values a PATCH result keeps unchecked, and what it changed.
 #[derive(Debug, Default)]
@@ -74,6 +76,10 @@ pub fn split(
                 .map(|(_, v)| v)
         });
         match registry.match_key(kind, &key) {
+            // Stored before undeclared ids had a syntax: kept while untouched.
+            KeyMatch::Undeclared if stored == Some(&value) && !undeclared_id_ok(&key) => {
+                prior.verbatim.push((key, value));
+            }
             KeyMatch::Core { .. } | KeyMatch::Undeclared => {
                 check.insert(key, value);
             }

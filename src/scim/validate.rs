@@ -512,7 +512,7 @@ impl Blocks {
             // Data for the other resource type's schemas is not this resource's.
             KeyMatch::Foreign => Ok(Routed::Done),
             KeyMatch::Undeclared => {
-                self.undeclared_key(key, value)?;
+                self.undeclared_key(key, value, ignored)?;
                 Ok(Routed::Done)
             }
         }
@@ -520,13 +520,15 @@ impl Blocks {
 
     /// An undeclared extension: an object is the block under its URN, kept as sent; any
     /// other value is one attribute, `<URN>:<attr>`, with the URN up to the last `:`.
-    fn undeclared_key(&mut self, key: String, value: Value) -> Result<()> {
+    /// A URN a declaration could not have (see `undeclared_id_ok`) is ignored and named.
+    fn undeclared_key(&mut self, key: String, value: Value, ignored: &mut Ignored) -> Result<()> {
         // A block is level 1; a lone value is an attribute, level 2.
         let depth = if value.is_object() { 1 } else { 2 };
         let Some(value) = trim(value, depth)? else {
             return Ok(());
         };
         match value {
+            Value::Object(_) if !undeclared_id_ok(&key) => ignored.note("", &key),
             Value::Object(map) => {
                 for (name, v) in map {
                     // Trimmed above: each value here is present.
@@ -540,7 +542,11 @@ impl Blocks {
                          attribute as <schema URN>:<attribute>"
                     )));
                 };
-                self.put_undeclared(urn, name.to_string(), value)?;
+                if undeclared_id_ok(urn) {
+                    self.put_undeclared(urn, name.to_string(), value)?;
+                } else {
+                    ignored.note("", &key);
+                }
             }
         }
         Ok(())
@@ -633,6 +639,13 @@ pub(crate) fn split_undeclared(key: &str) -> Option<(&str, &str)> {
         && urn[..4].eq_ignore_ascii_case("urn:")
         && urn[4..].split(':').filter(|p| !p.is_empty()).count() >= 2;
     (is_name && is_urn).then_some((urn, name))
+}
+
+/// Whether `urn` may name an undeclared extension: it has the characters and the shape a
+/// declared id must have (`declare::check_id`: no trailing `:`, no built-in's URN), so
+/// `urn:…:core:2.0:User:` is not a block of its own.
+pub(crate) fn undeclared_id_ok(urn: &str) -> bool {
+    super::declare::check_id(urn).is_ok()
 }
 
 fn too_many_undeclared(count: usize) -> Error {
@@ -1594,6 +1607,27 @@ mod tests {
         block.insert("A0".into(), json!(2));
         let e = invalid(json!({"userName": "q", "urn:x:y:User": block}));
         assert!(e.contains("bytes"), "{e}");
+    }
+
+    /// review2 #8: an undeclared URN has the shape of a declared id; a key that has not (a
+    /// built-in URN with a trailing `:`, a character no id has) is ignored and named.
+    #[test]
+    fn undeclared_ids_have_the_shape_of_declared_ones() {
+        let core = format!("{USER_URN}:");
+        let input = ok(with(json!({
+            core.clone(): {"userName": "root", "active": true},
+            "urn:x y:z:User": {"a": "b"},
+            "urn:x y:z:User:a": "b",
+            "urn:acme:2.0:User": {"a": "b"},
+        })));
+        assert_eq!(
+            Value::Object(input.doc),
+            json!({"userName": "bjensen", "urn:acme:2.0:User": {"a": "b"}})
+        );
+        assert_eq!(
+            input.ignored.names(),
+            [core.as_str(), "urn:x y:z:User", "urn:x y:z:User:a"]
+        );
     }
 
     #[test]
