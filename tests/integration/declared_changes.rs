@@ -191,3 +191,35 @@ async fn blocks_stored_under_another_spelling_are_the_declared_block() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()[NEW], json!({"badge": "2", "site": "x"}));
 }
+
+/// review2 #9: an http(s) schema's `meta.location` is a URL that serves it, and a schema
+/// declared without a name or description shows none rather than "".
+#[tokio::test]
+async fn discovery_of_an_http_schema_without_a_name() {
+    let s = Server::start().await;
+    let c = crate::console::set_up(&s).await;
+    const EXT: &str = "https://example.com:8443/scim/Ext";
+    declare(
+        &c,
+        json!({"id": EXT, "attributes": [{"name": "badge"}]}),
+        false,
+    )
+    .await;
+    let all = s.get("/scim/v2/Schemas").await.json();
+    let doc = all["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == EXT)
+        .cloned()
+        .expect("listed");
+    assert!(
+        doc.get("name").is_none() && doc.get("description").is_none(),
+        "{doc}"
+    );
+    let location = doc["meta"]["location"].as_str().unwrap();
+    let path = &location[location.find("/scim/v2/").unwrap()..];
+    let r = s.get(path).await;
+    assert_eq!(r.status, 200, "{location}");
+    assert_eq!(r.json(), doc);
+}
