@@ -46,6 +46,10 @@ pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// What identity providers send costs a few units an operation.
 pub const MAX_PATCH_COST: u64 = 1_000_000;
 
+/// Most bytes one operation may copy into the values of a multi-valued attribute (a value
+/// × the values it is set in), so a small request cannot make a large document.
+pub const MAX_PATCH_COPY: usize = 1024 * 1024;
+
 /// The work a PATCH has cost so far (see `MAX_PATCH_COST`).
 #[derive(Debug, Default)]
 pub struct Cost(u64);
@@ -634,6 +638,18 @@ impl<'r> Patcher<'r> {
         };
         let visited = count(self.current(&t));
         let given = count(value.as_ref());
+        // `emails.type` (or a filtered `.sub`) copies the value into each value there.
+        if t.sub.is_some()
+            && let Some(v) = &value
+        {
+            let size = serde_json::to_vec(v).map_or(u64::MAX, |t| t.len() as u64);
+            if size.saturating_mul(visited) > MAX_PATCH_COPY as u64 {
+                return Err(Error::InvalidValue(format!(
+                    "\"{}\" would copy more than {MAX_PATCH_COPY} bytes into the values there",
+                    display_path(&t)
+                )));
+            }
+        }
         // What the operation will do: a filter is evaluated on every value there; an add or
         // a listed remove compares each value given with each value there; a replace touches
         // each once.
@@ -1552,6 +1568,20 @@ mod tests {
         );
         let op = json!([{"op": "add", "path": "urn:x:y:User:l.b", "value": "x".repeat(8)}]);
         assert!(apply_raw(undeclared_list(100), op).is_ok());
+    }
+
+    /// review2 #4: a value copied into every value of a list is bounded before it is copied.
+    #[test]
+    fn copies_into_every_value_are_bounded() {
+        let op =
+            |n: usize| json!([{"op": "replace", "path": "emails.type", "value": "x".repeat(n)}]);
+        let e = apply_raw(many_emails(1000), op(2000)).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidValue(m) if m.contains("copy")),
+            "{e:?}"
+        );
+        let doc = apply_raw(many_emails(1000), op(8)).unwrap();
+        assert_eq!(doc["emails"][999]["type"], "xxxxxxxx");
     }
 
     /// Undeclared list adds skip values already there, whatever their key order.

@@ -382,6 +382,10 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// The most JSON one registered extension's block may hold per resource (checked on the
+/// writes its rules apply to, see `untouched`).
+pub const MAX_EXTENSION_BYTES: usize = 64 * 1024;
+
 /// Undeclared extensions kept per resource (design brief §5): at most this many URNs…
 pub const MAX_UNDECLARED_EXTENSIONS: usize = 10;
 /// …holding at most this many bytes of JSON between them…
@@ -601,6 +605,15 @@ impl Blocks {
                     "attribute \"{}:{}\" is required",
                     ext.schema.id, a.name
                 )));
+            }
+            if checks(&ext.schema.id) {
+                let size = serde_json::to_vec(&block).map_or(usize::MAX, |t| t.len());
+                if size > MAX_EXTENSION_BYTES {
+                    return Err(Error::InvalidValue(format!(
+                        "the extension \"{}\" holds more than {MAX_EXTENSION_BYTES} bytes",
+                        ext.schema.id
+                    )));
+                }
             }
             doc.insert(ext.schema.id.clone(), Value::Object(block));
         }
@@ -1642,6 +1655,18 @@ mod tests {
 
     fn acme_doc(body: Value) -> Result<Value> {
         user(body, &acme()).map(|u| Value::Object(u.doc))
+    }
+
+    /// review2 #4: a registered extension's block is bounded like undeclared data is.
+    #[test]
+    fn declared_blocks_are_bounded() {
+        let big = "x".repeat(MAX_EXTENSION_BYTES);
+        let e = acme_doc(with(json!({ACME: {"badgeNumber": big}}))).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidValue(m) if m.contains("holds more")),
+            "{e:?}"
+        );
+        assert!(acme_doc(with(json!({ACME: {"badgeNumber": "x".repeat(1000)}}))).is_ok());
     }
 
     #[test]
