@@ -469,6 +469,9 @@ impl<'r> Patcher<'r> {
     /// (`<URN>:<attr>[.sub]`). Without a schema there are no types: values are set as sent
     /// (`validate` then trims and bounds the result).
     fn undeclared(&mut self, op: Op, key: &str, value: Option<Value>, from: Source) -> Result<()> {
+        // Finding the block reads the document's keys: charged, so a value naming thousands
+        // of new blocks is `tooMany` before the work grows with their square.
+        self.cost.charge(self.doc.len() as u64)?;
         if key.contains('[') {
             return Err(Error::InvalidPath(format!(
                 "\"{key}\": value filters need a declared extension schema"
@@ -1553,6 +1556,17 @@ mod tests {
         let ops: Vec<Value> = (0..10).map(|_| op.clone()).collect();
         let doc = apply_raw(undeclared_list(1000), json!(ops)).unwrap();
         assert_eq!(doc["urn:x:y:User"]["l"][999], json!({"a": 1, "b": "x"}));
+    }
+
+    /// review2 #3: each undeclared key is charged for the document keys it is looked up
+    /// among, so thousands of new blocks in one value are refused, not scanned quadratically.
+    #[test]
+    fn many_undeclared_blocks_in_one_value_are_too_many() {
+        let value: Map<String, Value> = (0..3000)
+            .map(|i| (format!("urn:a:b{i}"), json!({"a": 1})))
+            .collect();
+        let e = apply_raw(many_emails(0), json!([{"op": "add", "value": value}])).unwrap_err();
+        assert!(matches!(e, Error::TooMany(_)), "{e:?}");
     }
 
     /// review2 #3: a value copied into every element fails before the copies are made when
