@@ -902,7 +902,7 @@ mod tests {
         assert_eq!(
             normal,
             json!({"schemas": [SCHEMA_URN], "id": "urn:acme:2.0:User", "name": "Acme",
-                   "description": "", "attributes": [
+                   "attributes": [
                 {"name": "badgeNumber", "type": "string", "multiValued": false,
                  "description": "", "required": false, "caseExact": false,
                  "mutability": "readWrite", "returned": "default", "uniqueness": "server"},

@@ -2,6 +2,7 @@
 //! ResourceTypes and Schemas, generated from the same definitions the server validates with,
 //! so what scimd advertises is what it does. Pure: no I/O.
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use super::list::{self, MAX_RESULTS};
@@ -96,8 +97,13 @@ pub fn resource_types(base: &str, registry: &Registry) -> Value {
     everything(all)
 }
 
+/// What a schema id needs escaped to be one path segment: an http(s) id's `/` (and `%`
+/// itself); the other characters an id may have (`declare::check_id`) are fine in a segment.
+const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'/').add(b'%').add(b'?').add(b'#');
+
 fn schema_doc(base: &str, s: &Schema) -> Value {
-    let mut doc = schema::schema_json(s, &format!("{base}/Schemas/{}", s.id));
+    let id = utf8_percent_encode(&s.id, SEGMENT);
+    let mut doc = schema::schema_json(s, &format!("{base}/Schemas/{id}"));
     if s.id == GROUP_URN {
         unpublish_member_display(&mut doc);
     }

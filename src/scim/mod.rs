@@ -18,4 +18,5 @@ pub mod resolve;
 pub mod resource;
 pub mod schema;
 pub mod time;
+pub mod untouched;
 pub mod validate;

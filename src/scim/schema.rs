@@ -718,8 +718,13 @@ pub fn schema_json(schema: &Schema, location: &str) -> Value {
     let mut out = Map::new();
     out.insert("schemas".into(), Value::from(vec![SCHEMA_URN]));
     out.insert("id".into(), schema.id.as_str().into());
-    out.insert("name".into(), schema.name.as_str().into());
-    out.insert("description".into(), schema.description.as_str().into());
+    // Both are optional (RFC 7643 §7): a declaration without them shows none, not "".
+    if !schema.name.is_empty() {
+        out.insert("name".into(), schema.name.as_str().into());
+    }
+    if !schema.description.is_empty() {
+        out.insert("description".into(), schema.description.as_str().into());
+    }
     out.insert("attributes".into(), attributes_json(&schema.attributes));
     out.insert("meta".into(), Value::Object(meta));
     Value::Object(out)

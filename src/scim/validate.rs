@@ -13,11 +13,13 @@
 
 use serde_json::{Map, Value};
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::registry::{KeyMatch, Registry};
 use super::resource::ResourceKind;
 use super::schema::{Attribute, GROUP, Kind, Mutability, Schema, USER};
+use super::untouched::{self, Prior};
 use crate::error::{Error, Result};
 
 /// Legacy keys OneLogin templates use for the enterprise extension block.
@@ -401,6 +403,10 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// The most JSON one registered extension's block may hold per resource (checked on the
+/// writes its rules apply to, see `untouched`).
+pub const MAX_EXTENSION_BYTES: usize = 64 * 1024;
+
 /// Undeclared extensions kept per resource (design brief §5): at most this many URNs…
 pub const MAX_UNDECLARED_EXTENSIONS: usize = 10;
 /// …holding at most this many bytes of JSON between them…
@@ -421,14 +427,29 @@ enum Routed {
 }
 
 /// The extension blocks of one body, gathered from blocks and flattened `<URN>:<attr>` keys.
-#[derive(Default)]
+/// The undeclared bounds are checked as the data arrives, so a body past them fails after
+/// linear work, not after it is all gathered.
 struct Blocks {
     declared: Vec<(Arc<Schema>, Map<String, Value>)>,
-    /// Keyed by the URN as the client first spelled it.
-    undeclared: Vec<(String, Map<String, Value>)>,
+    /// Keyed by the URN as the client first spelled it, with the lowercased names it holds.
+    undeclared: Vec<(String, Map<String, Value>, HashSet<String>)>,
+    max_count: usize,
+    max_bytes: usize,
+    /// A lower bound of the undeclared blocks' size as `finish` counts it.
+    bytes: usize,
 }
 
 impl Blocks {
+    fn new(prior: Option<&Prior>) -> Blocks {
+        Blocks {
+            declared: Vec::new(),
+            undeclared: Vec::new(),
+            max_count: prior.map_or(MAX_UNDECLARED_EXTENSIONS, |p| p.max_undeclared),
+            max_bytes: prior.map_or(MAX_UNDECLARED_BYTES, |p| p.max_undeclared_bytes),
+            bytes: 0,
+        }
+    }
+
     fn declared(&mut self, schema: &Arc<Schema>) -> &mut Map<String, Value> {
         let i = match self.declared.iter().position(|(s, _)| s.id == schema.id) {
             Some(i) => i,
@@ -440,15 +461,33 @@ impl Blocks {
         &mut self.declared[i].1
     }
 
-    fn undeclared(&mut self, urn: &str) -> &mut Map<String, Value> {
-        let i = match self.undeclared.iter().position(|(u, _)| eq_ic(u, urn)) {
+    /// One attribute (already trimmed) into the undeclared block `urn`; a name given twice
+    /// (in any case) is refused, and so is data past the bounds.
+    fn put_undeclared(&mut self, urn: &str, name: String, value: Value) -> Result<()> {
+        let i = match self.undeclared.iter().position(|(u, _, _)| eq_ic(u, urn)) {
             Some(i) => i,
             None => {
-                self.undeclared.push((urn.to_string(), Map::new()));
+                if self.undeclared.len() >= self.max_count {
+                    return Err(too_many_undeclared(self.undeclared.len() + 1));
+                }
+                self.bytes += urn.len();
+                self.undeclared
+                    .push((urn.to_string(), Map::new(), HashSet::new()));
                 self.undeclared.len() - 1
             }
         };
-        &mut self.undeclared[i].1
+        let (_, block, names) = &mut self.undeclared[i];
+        if !names.insert(name.to_lowercase()) {
+            return Err(Error::InvalidValue(format!(
+                "attribute \"{urn}:{name}\" is given more than once"
+            )));
+        }
+        self.bytes += name.len() + serde_json::to_vec(&value).map_or(usize::MAX, |t| t.len());
+        if self.bytes > self.max_bytes {
+            return Err(too_much_undeclared());
+        }
+        block.insert(name, value);
+        Ok(())
     }
 
     /// Routes one URN-looking member of a body of `kind`.
@@ -498,7 +537,7 @@ impl Blocks {
             // Data for the other resource type's schemas is not this resource's.
             KeyMatch::Foreign => Ok(Routed::Done),
             KeyMatch::Undeclared => {
-                self.undeclared_key(key, value)?;
+                self.undeclared_key(key, value, ignored)?;
                 Ok(Routed::Done)
             }
         }
@@ -506,15 +545,19 @@ impl Blocks {
 
     /// An undeclared extension: an object is the block under its URN, kept as sent; any
     /// other value is one attribute, `<URN>:<attr>`, with the URN up to the last `:`.
-    fn undeclared_key(&mut self, key: String, value: Value) -> Result<()> {
-        let Some(value) = trim(value, 1)? else {
+    /// A URN a declaration could not have (see `undeclared_id_ok`) is ignored and named.
+    fn undeclared_key(&mut self, key: String, value: Value, ignored: &mut Ignored) -> Result<()> {
+        // A block is level 1; a lone value is an attribute, level 2.
+        let depth = if value.is_object() { 1 } else { 2 };
+        let Some(value) = trim(value, depth)? else {
             return Ok(());
         };
         match value {
+            Value::Object(_) if !undeclared_id_ok(&key) => ignored.note("", &key),
             Value::Object(map) => {
-                let block = self.undeclared(&key);
                 for (name, v) in map {
-                    put_undeclared(block, &key, name, v)?;
+                    // Trimmed above: each value here is present.
+                    self.put_undeclared(&key, name, v)?;
                 }
             }
             value => {
@@ -524,7 +567,11 @@ impl Blocks {
                          attribute as <schema URN>:<attribute>"
                     )));
                 };
-                put_undeclared(self.undeclared(urn), urn, name.to_string(), value)?;
+                if undeclared_id_ok(urn) {
+                    self.put_undeclared(urn, name.to_string(), value)?;
+                } else {
+                    ignored.note("", &key);
+                }
             }
         }
         Ok(())
@@ -532,12 +579,25 @@ impl Blocks {
 
     /// Puts the blocks into `doc`: declared ones under their declared URN in registry order,
     /// then the undeclared ones as spelled, within the bounds. Empty blocks are absent.
+    /// `prior` (a PATCH result) adds the stored values the operations left alone, applies
+    /// `required` only to the extensions they touched, and tolerates undeclared data as large
+    /// as what was stored.
     fn finish(
         mut self,
         registry: &Registry,
         kind: ResourceKind,
         doc: &mut Map<String, Value>,
+        prior: Option<Prior>,
     ) -> Result<()> {
+        let mut prior = prior;
+        let mut verbatim = Vec::new();
+        if let Some(p) = prior.as_mut() {
+            for (schema, name, value) in std::mem::take(&mut p.kept) {
+                self.declared(&schema).entry(name).or_insert(value);
+            }
+            verbatim = std::mem::take(&mut p.verbatim);
+        }
+        let checks = |urn: &str| prior.as_ref().is_none_or(|p| p.touches(urn));
         for ext in registry.extensions(kind) {
             let block = match self
                 .declared
@@ -549,7 +609,7 @@ impl Blocks {
             };
             if block.is_empty() {
                 // `schemaExtensions[].required` (RFC 7643 §6): every resource carries it.
-                if ext.required {
+                if ext.required && checks(&ext.schema.id) {
                     return Err(Error::InvalidValue(format!(
                         "the extension \"{}\" is required",
                         ext.schema.id
@@ -561,30 +621,31 @@ impl Blocks {
             let missing = ext.schema.attributes.iter().find(|a| {
                 a.required && a.mutability != Mutability::ReadOnly && !block.contains_key(&a.name)
             });
-            if let Some(a) = missing {
+            if let Some(a) = missing.filter(|_| checks(&ext.schema.id)) {
                 return Err(Error::InvalidValue(format!(
                     "attribute \"{}:{}\" is required",
                     ext.schema.id, a.name
                 )));
             }
+            if checks(&ext.schema.id) {
+                let size = serde_json::to_vec(&block).map_or(usize::MAX, |t| t.len());
+                if size > MAX_EXTENSION_BYTES {
+                    return Err(Error::InvalidValue(format!(
+                        "the extension \"{}\" holds more than {MAX_EXTENSION_BYTES} bytes",
+                        ext.schema.id
+                    )));
+                }
+            }
             doc.insert(ext.schema.id.clone(), Value::Object(block));
         }
-        self.undeclared.retain(|(_, block)| !block.is_empty());
-        if self.undeclared.len() > MAX_UNDECLARED_EXTENSIONS {
-            return Err(Error::InvalidValue(format!(
-                "{} undeclared extension schemas; at most {MAX_UNDECLARED_EXTENSIONS} are kept \
-                 per resource (an administrator can declare them)",
-                self.undeclared.len()
-            )));
+        if self.undeclared.len() > self.max_count {
+            return Err(too_many_undeclared(self.undeclared.len()));
         }
         let mut bytes = 0;
-        for (urn, block) in self.undeclared {
+        for (urn, block, _) in self.undeclared {
             bytes += urn.len() + serde_json::to_string(&block).map_or(usize::MAX, |t| t.len());
-            if bytes > MAX_UNDECLARED_BYTES {
-                return Err(Error::InvalidValue(format!(
-                    "the undeclared extension data exceeds {MAX_UNDECLARED_BYTES} bytes per \
-                     resource"
-                )));
+            if bytes > self.max_bytes {
+                return Err(too_much_undeclared());
             }
             if doc.contains_key(&urn) {
                 return Err(Error::InvalidValue(format!(
@@ -592,6 +653,9 @@ impl Blocks {
                 )));
             }
             doc.insert(urn, Value::Object(block));
+        }
+        for (key, value) in verbatim {
+            doc.entry(key).or_insert(value);
         }
         Ok(())
     }
@@ -611,23 +675,24 @@ pub(crate) fn split_undeclared(key: &str) -> Option<(&str, &str)> {
     (is_name && is_urn).then_some((urn, name))
 }
 
-/// One attribute into an undeclared block; a name given twice (in any case) is refused.
-fn put_undeclared(
-    block: &mut Map<String, Value>,
-    urn: &str,
-    name: String,
-    value: Value,
-) -> Result<()> {
-    let Some(value) = trim(value, 2)? else {
-        return Ok(());
-    };
-    if block.keys().any(|k| eq_ic(k, &name)) {
-        return Err(Error::InvalidValue(format!(
-            "attribute \"{urn}:{name}\" is given more than once"
-        )));
-    }
-    block.insert(name, value);
-    Ok(())
+/// Whether `urn` may name an undeclared extension: it has the characters and the shape a
+/// declared id must have (`declare::check_id`: no trailing `:`, no built-in's URN), so
+/// `urn:…:core:2.0:User:` is not a block of its own.
+pub(crate) fn undeclared_id_ok(urn: &str) -> bool {
+    super::declare::check_id(urn).is_ok()
+}
+
+fn too_many_undeclared(count: usize) -> Error {
+    Error::InvalidValue(format!(
+        "{count} undeclared extension schemas; at most {MAX_UNDECLARED_EXTENSIONS} are kept per \
+         resource (an administrator can declare them)"
+    ))
+}
+
+fn too_much_undeclared() -> Error {
+    Error::InvalidValue(format!(
+        "the undeclared extension data exceeds {MAX_UNDECLARED_BYTES} bytes per resource"
+    ))
 }
 
 /// An undeclared value with `""` and `null` removed at every level (Decision 9), and
@@ -664,9 +729,24 @@ fn trim(value: Value, depth: usize) -> Result<Option<Value>> {
 
 /// Normalises a User body for POST or PUT against the schemas of `registry`.
 pub fn user(body: Value, registry: &Registry) -> Result<UserInput> {
+    user_in(body, registry, None)
+}
+
+/// Checks a user's PATCH result `doc` (stored as `before`): only what the operations changed
+/// must meet the schemas in force (see `untouched`).
+pub fn patched_user(
+    doc: Map<String, Value>,
+    before: &Map<String, Value>,
+    registry: &Registry,
+) -> Result<UserInput> {
+    let (check, prior) = untouched::split(doc, before, registry, ResourceKind::User);
+    user_in(Value::Object(check), registry, Some(prior))
+}
+
+fn user_in(body: Value, registry: &Registry, prior: Option<Prior>) -> Result<UserInput> {
     let src = as_object(body)?;
     let mut core = Map::new();
-    let mut blocks = Blocks::default();
+    let mut blocks = Blocks::new(prior.as_ref());
     let mut ignored = Ignored::default();
     for (key, value) in src {
         if is_server_owned(&key) {
@@ -706,7 +786,7 @@ pub fn user(body: Value, registry: &Registry) -> Result<UserInput> {
         ));
     }
     let active_given = core.contains_key("active");
-    blocks.finish(registry, ResourceKind::User, &mut core)?;
+    blocks.finish(registry, ResourceKind::User, &mut core, prior)?;
     Ok(UserInput {
         doc: core,
         active_given,
@@ -767,10 +847,24 @@ fn core_attr(
 
 /// Normalises a Group body for POST or PUT against the schemas of `registry`.
 pub fn group(body: Value, registry: &Registry) -> Result<GroupInput> {
+    group_in(body, registry, None)
+}
+
+/// Checks a group's PATCH result `doc` (stored as `before`), like `patched_user`.
+pub fn patched_group(
+    doc: Map<String, Value>,
+    before: &Map<String, Value>,
+    registry: &Registry,
+) -> Result<GroupInput> {
+    let (check, prior) = untouched::split(doc, before, registry, ResourceKind::Group);
+    group_in(Value::Object(check), registry, Some(prior))
+}
+
+fn group_in(body: Value, registry: &Registry, prior: Option<Prior>) -> Result<GroupInput> {
     let src = as_object(body)?;
     let mut doc = Map::new();
     let mut members = None;
-    let mut blocks = Blocks::default();
+    let mut blocks = Blocks::new(prior.as_ref());
     let mut ignored = Ignored::default();
     let mut pending: Vec<(String, Value)> = Vec::new();
     for (key, value) in src {
@@ -818,7 +912,7 @@ pub fn group(body: Value, registry: &Registry) -> Result<GroupInput> {
             "attribute \"displayName\" is required".into(),
         ));
     }
-    blocks.finish(registry, ResourceKind::Group, &mut doc)?;
+    blocks.finish(registry, ResourceKind::Group, &mut doc, prior)?;
     Ok(GroupInput {
         doc,
         members,
@@ -1564,6 +1658,50 @@ mod tests {
         assert!(invalid(with(json!({"urn:acme:2.0:User": {"a": deep}}))).contains("nested"));
     }
 
+    /// The bounds fail as soon as they are passed: before any later key is read, whatever
+    /// the body holds after it (review2 #2: gathering it all first was quadratic).
+    #[test]
+    fn undeclared_bounds_fail_as_soon_as_passed() {
+        let mut many = Map::new();
+        many.insert("userName".into(), json!("q"));
+        for i in 0..2000 {
+            many.insert(format!("urn:a:b{i}"), json!({"a": 1}));
+        }
+        // A type error after the bound is never reached.
+        many.insert("active".into(), json!([1]));
+        let e = invalid(Value::Object(many));
+        assert!(e.contains("11 undeclared"), "{e}");
+
+        let mut block = Map::new();
+        for i in 0..5000 {
+            block.insert(format!("a{i}"), json!(1));
+        }
+        block.insert("A0".into(), json!(2));
+        let e = invalid(json!({"userName": "q", "urn:x:y:User": block}));
+        assert!(e.contains("bytes"), "{e}");
+    }
+
+    /// review2 #8: an undeclared URN has the shape of a declared id; a key that has not (a
+    /// built-in URN with a trailing `:`, a character no id has) is ignored and named.
+    #[test]
+    fn undeclared_ids_have_the_shape_of_declared_ones() {
+        let core = format!("{USER_URN}:");
+        let input = ok(with(json!({
+            core.clone(): {"userName": "root", "active": true},
+            "urn:x y:z:User": {"a": "b"},
+            "urn:x y:z:User:a": "b",
+            "urn:acme:2.0:User": {"a": "b"},
+        })));
+        assert_eq!(
+            Value::Object(input.doc),
+            json!({"userName": "bjensen", "urn:acme:2.0:User": {"a": "b"}})
+        );
+        assert_eq!(
+            input.ignored.names(),
+            [core.as_str(), "urn:x y:z:User", "urn:x y:z:User:a"]
+        );
+    }
+
     #[test]
     fn data_under_a_group_schema_is_not_a_users() {
         let d = doc(with(json!({GROUP_URN: {"displayName": "x"}})));
@@ -1576,6 +1714,18 @@ mod tests {
 
     fn acme_doc(body: Value) -> Result<Value> {
         user(body, &acme()).map(|u| Value::Object(u.doc))
+    }
+
+    /// review2 #4: a registered extension's block is bounded like undeclared data is.
+    #[test]
+    fn declared_blocks_are_bounded() {
+        let big = "x".repeat(MAX_EXTENSION_BYTES);
+        let e = acme_doc(with(json!({ACME: {"badgeNumber": big}}))).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidValue(m) if m.contains("holds more")),
+            "{e:?}"
+        );
+        assert!(acme_doc(with(json!({ACME: {"badgeNumber": "x".repeat(1000)}}))).is_ok());
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub async fn patch(
             let (seq, before) = current(tx, &id, if_match.as_deref())?;
             let (doc, changes, mut ignored) =
                 patch::apply_group(before.doc.clone(), ops, &registry)?;
-            let mut input = validate::group(Value::Object(doc), &registry)?;
+            let mut input = validate::patched_group(doc, &before.doc, &registry)?;
             ignored.extend(input.ignored);
             let kind = ResourceKind::Group;
             immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Patch)?;

@@ -145,7 +145,7 @@ pub async fn patch(
             // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
             // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
             let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
-            let mut input = validate::user(Value::Object(doc), &registry)?;
+            let mut input = validate::patched_user(doc, &current.doc, &registry)?;
             ignored.extend(input.ignored);
             let kind = ResourceKind::User;
             immutable::check(&current.doc, &mut input.doc, kind, &registry, Write::Patch)?;

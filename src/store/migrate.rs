@@ -241,7 +241,8 @@ mod tests {
         }
         let store = crate::store::Store::open_existing(&path).unwrap();
         assert!(store.declared().unwrap().is_empty());
-        assert!(store.declared_if_changed().unwrap().is_none());
+        store.refresh_registry().unwrap();
+        assert!(!store.refresh_registry().unwrap());
         let (version, data, generation) = store
             .read_sync(|conn| {
                 Ok((

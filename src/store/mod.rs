@@ -37,7 +37,7 @@ pub mod users;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -141,11 +141,10 @@ pub struct Store {
     read_budget: Duration,
     /// Turns for reads that no index answers (see `read_list`).
     scan_permits: Arc<Semaphore>,
-    /// The schema generation (`schemas::generation`) of the declarations last loaded by
-    /// `declared`; -1 before the first load.
-    schemas_loaded: Arc<AtomicI64>,
-    /// The schemas in force; a request takes one snapshot (`registry`).
-    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
+    /// The schemas in force, with the schema generation (`schemas::generation`) they were
+    /// read at (-1: the built-ins, before the first load); a request takes one snapshot
+    /// (`registry`). Kept together so a refresh replaces them only with newer ones.
+    registry: Arc<std::sync::RwLock<(i64, Arc<Registry>)>>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -265,8 +264,7 @@ impl Store {
             file,
             read_budget: Budget::default().read,
             scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
-            schemas_loaded: Arc::new(AtomicI64::new(-1)),
-            registry: Arc::new(std::sync::RwLock::new(Arc::new(Registry::builtin()))),
+            registry: Arc::new(std::sync::RwLock::new((-1, Arc::new(Registry::builtin())))),
         })
     }
 
@@ -304,38 +302,46 @@ impl Store {
         self.file.seen_gone()
     }
 
-    /// The declared extension schemas, for the registry (`Registry::new`): at start and after
-    /// every change. An unparsable declaration is an error naming it (see `schemas`).
+    /// The declared extension schemas (see `schemas`); an unparsable declaration is an error
+    /// naming it.
     pub fn declared(&self) -> Result<Vec<crate::scim::registry::Declared>> {
-        let (generation, declared) =
-            self.read_sync(|conn| Ok((schemas::generation(conn)?, schemas::list(conn)?)))?;
-        self.schemas_loaded.fetch_max(generation, Ordering::SeqCst);
-        Ok(declared)
-    }
-
-    /// `declared` if the declarations changed since they were last loaded (by this process
-    /// or another one, such as `scimd schema add` beside `scimd serve`); `None` otherwise, at
-    /// the cost of one single-row read.
-    fn declared_if_changed(&self) -> Result<Option<Vec<crate::scim::registry::Declared>>> {
-        let now = self.read_sync(schemas::generation)?;
-        if now == self.schemas_loaded.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
-        self.declared().map(Some)
+        self.read_sync(schemas::list)
     }
 
     /// Puts the declarations in the file in force if they changed since they were last
     /// loaded: at `serve`'s start (an unparsable declaration stops it, naming the schema),
     /// after every schema change this process makes, and periodically for the ones `scimd
-    /// schema` makes beside a running server. Whether anything changed.
+    /// schema` makes beside a running server. Whether anything changed. Refreshes may
+    /// overlap (a console change and the 5-second check): each reads the generation and the
+    /// declarations in one snapshot, and one read at an older generation than the registry
+    /// in force never replaces it.
     pub fn refresh_registry(&self) -> Result<bool> {
-        let Some(declared) = self.declared_if_changed()? else {
+        let loaded = || self.registry.read().unwrap_or_else(|e| e.into_inner()).0;
+        // One single-row read when nothing changed.
+        if self.read_sync(schemas::generation)? == loaded() {
             return Ok(false);
-        };
-        // An index turning ready bumps the generation too, so it is read here.
-        let indexed = self.read_sync(ext_index::ready)?;
-        self.set_registry(Registry::new(declared).with_indexed(indexed));
-        Ok(true)
+        }
+        // An index turning ready bumps the generation too, so it is read here, in the same
+        // snapshot as the declarations.
+        let (generation, declared, indexed) = self.read_sync(|conn| {
+            Ok((
+                schemas::generation(conn)?,
+                schemas::list(conn)?,
+                ext_index::ready(conn)?,
+            ))
+        })?;
+        Ok(self.set_registry_at(generation, Registry::new(declared).with_indexed(indexed)))
+    }
+
+    /// Puts `registry`, read at schema generation `generation`, in force unless the one in
+    /// force was read at the same or a later generation; whether it did.
+    fn set_registry_at(&self, generation: i64, registry: Registry) -> bool {
+        let mut now = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        if now.0 >= generation {
+            return false;
+        }
+        *now = (generation, Arc::new(registry));
+        true
     }
 
     /// Extensions stored in documents of `kind` under URNs nothing declares (see
@@ -352,12 +358,7 @@ impl Store {
     /// declaration made meanwhile never changes the rules halfway through the request.
     pub fn registry(&self) -> Arc<Registry> {
         // A panic while holding the lock cannot leave the `Arc` half-written: use it anyway.
-        Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Puts `registry` in force for every request that starts from now on.
-    pub fn set_registry(&self, registry: Registry) {
-        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()).1)
     }
 
     /// This store with `budget` for its reads.
@@ -986,6 +987,21 @@ mod tests {
 
     /// `read_now` answers whether or not a reader is idle, and never on a reader left inside
     /// a transaction (whose old snapshot could still show a revoked token as live).
+    /// review2 #7: refreshes may overlap; the one read at an older schema generation never
+    /// replaces the registry a newer one put in force.
+    #[test]
+    fn an_older_registry_never_replaces_a_newer_one() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let doc = serde_json::json!({"id": "urn:acme:2.0:User", "attributes": [{"name": "b"}]});
+        let d = crate::scim::declare::parse(&doc, crate::scim::resource::ResourceKind::User, false)
+            .unwrap();
+        assert!(store.set_registry_at(2, Registry::new(vec![d])));
+        assert!(!store.set_registry_at(1, Registry::builtin()));
+        assert!(!store.set_registry_at(2, Registry::builtin()));
+        assert!(store.registry().find("urn:acme:2.0:User").is_some());
+    }
+
     #[test]
     fn read_now_skips_busy_and_stale_readers() {
         let dir = tempfile::TempDir::new().unwrap();

@@ -103,11 +103,12 @@ pub(super) fn bump(conn: &Connection) -> Result<()> {
 /// Most declared schemas: every request's registry snapshot holds them all.
 pub const MAX_DECLARED: usize = 100;
 
-/// Declares `d`, or changes the declaration with the same id (in any letter case; the new
-/// spelling is kept). Refuses an id that overlaps another declaration's (`declare::overlaps`),
-/// and a new declaration beyond `MAX_DECLARED`. `indexed`: the attribute paths to index
-/// besides the unique ones (`ext_index::sync`, which may refuse the declaration). Returns
-/// whether a declaration was replaced and whether an index waits for `ext_index::backfill_step`.
+/// Declares `d`, or changes the declaration with the same id (in any letter case; the first
+/// spelling is kept, so stored blocks stay under the key they are filtered by). Refuses an id
+/// that overlaps another declaration's (`declare::overlaps`), and a new declaration beyond
+/// `MAX_DECLARED`. `indexed`: the attribute paths to index besides the unique ones
+/// (`ext_index::sync`, which may refuse the declaration). Returns whether a declaration was
+/// replaced and whether an index waits for `ext_index::backfill_step`.
 pub fn put(conn: &Connection, d: &Declared, indexed: &[String], now: &str) -> Result<(bool, bool)> {
     let id = &d.schema.id;
     let fold = id.to_ascii_lowercase();
@@ -117,7 +118,7 @@ pub fn put(conn: &Connection, d: &Declared, indexed: &[String], now: &str) -> Re
             "at most {MAX_DECLARED} extension schemas can be declared; remove one first"
         )));
     }
-    for other in all {
+    for other in &all {
         if other.urn.to_ascii_lowercase() != fold && declare::overlaps(&other.urn, id) {
             return Err(Error::InvalidValue(format!(
                 "schema id \"{id}\" overlaps the declared schema \"{}\": one would claim the \
@@ -126,7 +127,11 @@ pub fn put(conn: &Connection, d: &Declared, indexed: &[String], now: &str) -> Re
             )));
         }
     }
-    let definition = declare::document(&d.schema).to_string();
+    let kept = stored_spelling(&all, &fold);
+    let id = kept.as_ref().unwrap_or(id);
+    let mut schema = d.schema.clone();
+    schema.id.clone_from(id);
+    let definition = declare::document(&schema).to_string();
     let resource = d.resource.name();
     let listed = serde_json::to_string(indexed).map_err(Error::internal)?;
     let changed = conn.execute(
@@ -143,9 +148,21 @@ pub fn put(conn: &Connection, d: &Declared, indexed: &[String], now: &str) -> Re
             params![id, fold, resource, d.required, definition, now, listed],
         )?;
     }
-    let building = super::ext_index::sync(conn, d, indexed)?;
+    // Indexed under the kept spelling: the key the stored blocks are under.
+    let kept = Declared {
+        schema,
+        ..d.clone()
+    };
+    let building = super::ext_index::sync(conn, &kept, indexed)?;
     bump(conn)?;
     Ok((changed > 0, building))
+}
+
+/// The stored spelling of the declared id that folds to `fold`, if any.
+fn stored_spelling(all: &[Row], fold: &str) -> Option<String> {
+    all.iter()
+        .find(|r| r.urn.to_ascii_lowercase() == fold)
+        .map(|r| r.urn.clone())
 }
 
 /// Removes the declaration whose id is `urn` (any letter case); returns the removed row.
@@ -365,7 +382,8 @@ mod tests {
         assert!(!put(&conn, &a, &[], "t1").unwrap().0);
         assert_eq!(list(&conn).unwrap(), [a]);
         assert_eq!(generation(&conn).unwrap(), 1);
-        // A change under another spelling replaces it and keeps its creation time.
+        // A change under another spelling replaces it and keeps its creation time, and the
+        // first spelling (stored blocks stay under the key filters read).
         let mut b = declared(
             "URN:ACME:2.0:User",
             json!([{"name": "badge", "type": "integer"}]),
@@ -373,6 +391,7 @@ mod tests {
         b.resource = ResourceKind::Group;
         b.required = true;
         assert!(put(&conn, &b, &[], "t2").unwrap().0);
+        b.schema.id = "urn:acme:2.0:User".into();
         assert_eq!(list(&conn).unwrap(), std::slice::from_ref(&b));
         let row = get(&conn, "urn:acme:2.0:user").unwrap().unwrap();
         assert_eq!((row.created.as_str(), row.updated.as_str()), ("t1", "t2"));
@@ -396,15 +415,18 @@ mod tests {
         let path = dir.path().join("scimd.db");
         let server = crate::store::Store::open(&path).unwrap();
         assert!(server.declared().unwrap().is_empty());
-        assert!(server.declared_if_changed().unwrap().is_none());
+        server.refresh_registry().unwrap();
+        assert!(!server.refresh_registry().unwrap());
         let cli = crate::store::Store::open_existing(&path).unwrap();
         let d = declared("urn:acme:2.0:User", json!([{"name": "badge"}]));
         cli.write_sync(|tx| put(tx, &d, &[], "t")).unwrap();
-        assert_eq!(server.declared_if_changed().unwrap(), Some(vec![d]));
-        assert!(server.declared_if_changed().unwrap().is_none());
+        assert!(server.refresh_registry().unwrap());
+        assert!(server.registry().find("urn:acme:2.0:User").is_some());
+        assert!(!server.refresh_registry().unwrap());
         cli.write_sync(|tx| remove(tx, "urn:acme:2.0:User"))
             .unwrap();
-        assert_eq!(server.declared_if_changed().unwrap(), Some(vec![]));
+        assert!(server.refresh_registry().unwrap());
+        assert!(server.registry().find("urn:acme:2.0:User").is_none());
     }
 
     #[test]

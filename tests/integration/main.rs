@@ -12,6 +12,7 @@ mod console;
 mod crash;
 mod data_safety;
 mod declared;
+mod declared_changes;
 mod discovery;
 mod errors;
 mod ext_index;
