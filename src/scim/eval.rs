@@ -58,7 +58,8 @@ fn eval(filter: &Resolved, scope: Scope<'_>) -> bool {
         Resolved::ValuePath(t, inner) => attribute(t, scope.resource)
             .map_or(&[][..], elements)
             .iter()
-            .filter(|e| !e.is_null())
+            // Only objects have sub-attributes; a schema makes every element one.
+            .filter(|e| !e.is_null() && (e.is_object() || !untyped(t)))
             .any(|e| {
                 let scope = Scope {
                     element: Some(e),
@@ -90,14 +91,22 @@ fn elements(v: &Value) -> &[Value] {
 /// The values `t` denotes in `scope`, without nulls: those a comparison tests one by one.
 fn candidates<'a>(t: &Target, scope: Scope<'a>) -> Vec<&'a Value> {
     let found: Vec<&Value> = match (scope.element, t.sub.as_deref()) {
+        // No schema: a list held by a sub-attribute is its values too.
+        (Some(e), Some(sub)) if untyped(t) => {
+            e.get(&sub.name).map_or(&[][..], elements).iter().collect()
+        }
         (Some(e), Some(sub)) => e.get(&sub.name).into_iter().collect(),
         (Some(e), None) => vec![e],
         (None, sub) => match (attribute(t, scope.resource), sub) {
             (None, _) => Vec::new(),
             // No schema says whether it is multi-valued: a list is its values.
-            (Some(v), None) if matches!(t.origin, Origin::Undeclared(_)) => {
-                elements(v).iter().collect()
-            }
+            (Some(v), None) if untyped(t) => elements(v).iter().collect(),
+            // Its object, or each object of its list; the sub-attribute's list is its values.
+            (Some(v), Some(sub)) if untyped(t) => elements(v)
+                .iter()
+                .filter_map(|e| e.as_object()?.get(&sub.name))
+                .flat_map(elements)
+                .collect(),
             (Some(v), None) if t.attr.multi_valued => elements(v).iter().collect(),
             (Some(v), None) => vec![v],
             (Some(v), Some(sub)) if t.attr.multi_valued => elements(v)
@@ -108,6 +117,11 @@ fn candidates<'a>(t: &Target, scope: Scope<'a>) -> Vec<&'a Value> {
         },
     };
     found.into_iter().filter(|v| !v.is_null()).collect()
+}
+
+/// Whether `t` is an undeclared extension's attribute: no schema, values as stored.
+fn untyped(t: &Target) -> bool {
+    matches!(t.origin, Origin::Undeclared(_))
 }
 
 /// RFC 7644 `pr`: a non-empty value. An array is present if one of its elements is.
@@ -123,7 +137,7 @@ fn present(v: &Value) -> bool {
 
 /// Whether one value `v` of `t` satisfies `op operand`. `op` is never `ne`.
 fn holds(t: &Target, op: CompareOp, operand: &Operand, v: &Value) -> bool {
-    if !matches!(t.origin, Origin::Undeclared(_)) {
+    if !untyped(t) {
         return satisfies(t.leaf(), op, operand, v);
     }
     // Untyped: a value compares only with an operand of its own JSON type.
@@ -853,5 +867,37 @@ mod tests {
         assert!(group_matches("not (members pr)", &empty));
         assert!(group_matches("members.value ne \"U-1\"", &empty));
         assert!(!group_matches("members[value pr]", &empty));
+    }
+
+    /// An undeclared attribute's sub-attributes and value filters read its object or each
+    /// object of its list (other elements never match); a list under a sub-attribute is its
+    /// values; comparisons are by JSON type, strings folded.
+    #[test]
+    fn undeclared_sub_attributes_and_value_filters() {
+        let user = json!({
+            "userName": "okta",
+            "urn:x:2.0:User": {
+                "keys": ["ssh", {"type": "SSH", "value": ["a", "K1"]}, {"type": "gpg", "value": 7}],
+                "manager": {"value": "Ana"},
+            },
+        });
+        check(
+            &user,
+            &[
+                ("urn:x:2.0:User:manager.value eq \"ANA\"", true),
+                ("urn:x:2.0:User:manager.value pr", true),
+                ("urn:x:2.0:User:manager.id pr", false),
+                ("urn:x:2.0:User:keys.value eq \"k1\"", true),
+                ("urn:x:2.0:User:keys.value eq 7", true),
+                ("urn:x:2.0:User:keys.value eq \"7\"", false),
+                ("urn:x:2.0:User:keys.value ne \"a\"", false),
+                ("urn:x:2.0:User:keys[type eq \"ssh\"]", true),
+                ("urn:x:2.0:User:keys[type eq \"ssh\" and value eq 7]", false),
+                ("urn:x:2.0:User:keys[type eq \"gpg\" and value ge 7]", true),
+                ("urn:x:2.0:User:keys[not (type pr)]", false),
+                ("urn:x:2.0:User:manager[value sw \"an\"]", true),
+                ("urn:x:2.0:User:missing[value pr]", false),
+            ],
+        );
     }
 }

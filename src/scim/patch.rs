@@ -473,9 +473,7 @@ impl<'r> Patcher<'r> {
         // of new blocks is `tooMany` before the work grows with their square.
         self.cost.charge(self.doc.len() as u64)?;
         if key.contains('[') {
-            return Err(Error::InvalidPath(format!(
-                "\"{key}\": value filters need a declared extension schema"
-            )));
+            return self.undeclared_filtered(op, key, value, from);
         }
         let existing = self.doc.keys().find(|k| eq_ic(k, key)).cloned();
         let is_block = existing.is_some() || matches!(value, Some(Value::Object(_)));
@@ -515,6 +513,171 @@ impl<'r> Patcher<'r> {
             return Ok(());
         }
         self.untyped(op, &urn, &attr, sub.as_deref(), value)
+    }
+
+    /// `<URN>:<attr>[filter]` or `…[filter].sub` of an undeclared attribute: the filter
+    /// (resolved and evaluated as in a search) selects objects of the attribute's list, or
+    /// its lone object, as `filtered` does for a declared one: `remove` drops them (or their
+    /// `sub`), `replace` replaces them (sets `sub`), `add` merges into them (`set_untyped` on
+    /// `sub`). Matching nothing is `noTarget`, except that `add`/`replace` with a
+    /// `type eq "…"` filter creates the entry it describes (idp-compat.md §2 row 14).
+    fn undeclared_filtered(
+        &mut self,
+        op: Op,
+        key: &str,
+        value: Option<Value>,
+        from: Source,
+    ) -> Result<()> {
+        let bad = |m: String| match from {
+            Source::Path => Error::InvalidPath(m),
+            Source::ValueKey => Error::InvalidValue(m),
+        };
+        let open = key.find('[').unwrap_or(key.len());
+        let Some((urn, attr, None)) = undeclared_path(&self.doc, &key[..open]) else {
+            return Err(bad(format!(
+                "\"{key}\" names no attribute: use <schema URN>:<attribute>[filter]"
+            )));
+        };
+        let parsed =
+            filter::parse_patch_path(key).map_err(|e| bad(format!("path \"{key}\" {e}")))?;
+        let Some(raw) = parsed.filter else {
+            return Err(bad(format!("\"{key}\" has no value filter")));
+        };
+        let outer = AttrPath {
+            urn: Some(urn.clone()),
+            attr,
+            sub_attr: None,
+        };
+        let resolved = self.value_filter(&outer, &raw).map_err(|e| match e {
+            Error::InvalidPath(m) => bad(m),
+            other => other,
+        })?;
+        let Resolved::ValuePath(t, _) = &resolved else {
+            return Err(Error::internal("a value filter resolved to another filter"));
+        };
+        let blank = value
+            .as_ref()
+            .is_none_or(|v| v.is_null() || v.as_str().is_some_and(str::is_empty));
+        if op != Op::Remove && value.is_none() {
+            return Err(Error::InvalidValue(format!(
+                "\"{}\" of \"{key}\" needs a \"value\"",
+                op_name(op)
+            )));
+        }
+        // Without a sub-attribute, each selected value becomes (or takes the parts of) one
+        // object.
+        let parts = match (&parsed.sub_attr, op, value.clone()) {
+            (None, Op::Add | Op::Replace, Some(Value::Object(m))) => Some(m),
+            (None, Op::Add | Op::Replace, Some(Value::Array(mut one)))
+                if one.len() == 1 && one[0].is_object() =>
+            {
+                match one.pop() {
+                    Some(Value::Object(m)) => Some(m),
+                    _ => None,
+                }
+            }
+            (None, Op::Add | Op::Replace, _) if !blank => {
+                return Err(Error::InvalidValue(format!(
+                    "the value for \"{key}\" must be one object"
+                )));
+            }
+            _ => None,
+        };
+        let there = self
+            .doc
+            .get(&urn)
+            .and_then(Value::as_object)
+            .and_then(|b| b.iter().find(|(k, _)| eq_ic(k, &t.attr.name)))
+            .map(|(_, v)| v);
+        let visited = match there {
+            Some(Value::Array(items)) => items.len().max(1),
+            _ => 1,
+        };
+        // Each selected value gets a copy of the value: bounded before it is made.
+        if let Some(v) = &value {
+            let size = serde_json::to_vec(v).map_or(usize::MAX, |t| t.len());
+            if size.saturating_mul(visited) > self.max_undeclared_bytes {
+                return Err(Error::InvalidValue(format!(
+                    "the undeclared extension data would exceed {} bytes per resource",
+                    validate::MAX_UNDECLARED_BYTES
+                )));
+            }
+        }
+        self.cost.charge(
+            (visited as u64)
+                .saturating_mul(terms(&resolved))
+                .saturating_add(1),
+        )?;
+        let t = t.clone();
+        let block = block_of(&mut self.doc, &urn)?;
+        let name = block
+            .keys()
+            .find(|k| eq_ic(k, &t.attr.name))
+            .cloned()
+            .unwrap_or_else(|| t.attr.name.to_string());
+        let (mut items, lone) = match block.remove(&name) {
+            Some(Value::Array(items)) => (items, false),
+            Some(other) => (vec![other], true),
+            None => (Vec::new(), false),
+        };
+        let selects =
+            |item: &Value| item.is_object() && eval::matches(&resolved, &wrap_item(&t, item));
+        let hits: Vec<usize> = (0..items.len()).filter(|&i| selects(&items[i])).collect();
+        let sub = parsed.sub_attr.as_deref();
+        let result = (|| -> Result<()> {
+            // `""` and `null` are "no value" (Decision 9): adding nothing changes nothing.
+            if op == Op::Add && blank {
+                return Ok(());
+            }
+            if hits.is_empty() {
+                let (Op::Add | Op::Replace, Some(mut entry)) = (op, untyped_described_by(&raw))
+                else {
+                    return Err(Error::NoTarget(format!(
+                        "no value of \"{}\" matches the filter",
+                        t.attr.name
+                    )));
+                };
+                if blank {
+                    return Ok(());
+                }
+                match sub {
+                    Some(sub) => set_untyped(&mut entry, sub, None, op, value),
+                    None => entry.extend(parts.unwrap_or_default()),
+                }
+                items.push(Value::Object(entry));
+                return Ok(());
+            }
+            // Replacing with nothing leaves the matching targets unassigned.
+            let op = if op == Op::Replace && blank {
+                Op::Remove
+            } else {
+                op
+            };
+            for &i in &hits {
+                let Value::Object(m) = &mut items[i] else {
+                    continue;
+                };
+                match (op, sub, &parts) {
+                    (_, Some(sub), _) => set_untyped(m, sub, None, op, value.clone()),
+                    (Op::Replace, None, Some(parts)) => *m = parts.clone(),
+                    (Op::Add, None, Some(parts)) => m.extend(parts.clone()),
+                    _ => m.clear(),
+                }
+            }
+            // Emptied objects (removed, or their last sub-attribute removed) are gone.
+            items.retain(|i| !i.as_object().is_some_and(Map::is_empty));
+            Ok(())
+        })();
+        match items.len() {
+            0 => {}
+            1 if lone => {
+                block.insert(name, items.remove(0));
+            }
+            _ => {
+                block.insert(name, Value::Array(items));
+            }
+        }
+        result
     }
 
     /// `set_untyped` on block `urn`, charged to the PATCH's cost like a declared attribute's
@@ -999,6 +1162,20 @@ fn set_untyped(
         }
         _ => {}
     }
+}
+
+/// The entry a `type eq "…"` filter on an undeclared list describes, keyed as the filter
+/// spells `type` (which is how the filter reads it). `None` for any other filter.
+fn untyped_described_by(f: &Filter) -> Option<Map<String, Value>> {
+    let Filter::Compare(p, CompareOp::Eq, CompValue::String(value)) = f else {
+        return None;
+    };
+    if p.urn.is_some() || p.sub_attr.is_some() || !eq_ic(&p.attr, "type") {
+        return None;
+    }
+    let mut m = Map::new();
+    m.insert(p.attr.clone(), Value::String(value.clone()));
+    Some(m)
 }
 
 /// A single value of a multi-valued attribute placed in a resource shaped like the rendered
@@ -2220,6 +2397,94 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.scim_type(), Some("invalidPath"));
+    }
+
+    /// Value filters inside an undeclared attribute, with the semantics of a declared one's.
+    #[test]
+    fn undeclared_value_filter_paths() {
+        let base = json!({"userName": "ana", CUSTOM: {"keys": [
+            {"type": "ssh", "value": "k1"},
+            {"type": "gpg", "value": "k2"},
+            "loose",
+        ], "manager": {"value": "m1", "name": "M"}}});
+        let keys = |out: &Value| out[CUSTOM]["keys"].clone();
+        let path = |p: &str| format!("{CUSTOM}:{p}");
+        let run = |ops: Value| patch_acme(base.clone(), ops);
+        let out = run(
+            json!([{"op": "replace", "path": path("keys[type eq \"SSH\"].value"), "value": "k9"}]),
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&out),
+            json!([{"type": "ssh", "value": "k9"}, {"type": "gpg", "value": "k2"}, "loose"])
+        );
+        let out = run(json!([{"op": "remove", "path": path("keys[value eq \"k2\"]")}])).unwrap();
+        assert_eq!(keys(&out), json!([{"type": "ssh", "value": "k1"}, "loose"]));
+        let out =
+            run(json!([{"op": "remove", "path": path("keys[type eq \"ssh\"].value")}])).unwrap();
+        assert_eq!(
+            keys(&out),
+            json!([{"type": "ssh"}, {"type": "gpg", "value": "k2"}, "loose"])
+        );
+        let out = run(
+            json!([{"op": "replace", "path": path("keys[value eq \"k1\"]"),
+                              "value": {"type": "rsa", "value": "k3"}}]),
+        )
+        .unwrap();
+        assert_eq!(keys(&out)[0], json!({"type": "rsa", "value": "k3"}));
+        let out = run(json!([{"op": "add", "path": path("keys[value eq \"k1\"]"),
+                              "value": {"note": "x"}}]))
+        .unwrap();
+        assert_eq!(
+            keys(&out)[0],
+            json!({"type": "ssh", "value": "k1", "note": "x"})
+        );
+        // A lone object is a list of one, and stays an object.
+        let out = run(
+            json!([{"op": "replace", "path": path("manager[value eq \"m1\"].name"), "value": "N"}]),
+        )
+        .unwrap();
+        assert_eq!(out[CUSTOM]["manager"], json!({"value": "m1", "name": "N"}));
+        // Matching nothing: noTarget, except a `type eq` filter describing the entry to add.
+        for (op, p) in [
+            ("replace", "keys[value eq \"none\"].value"),
+            ("remove", "keys[value eq \"none\"]"),
+            ("remove", "keys[type eq \"rsa\"]"),
+            ("remove", "missing[type eq \"rsa\"]"),
+        ] {
+            let e = run(json!([{"op": op, "path": path(p), "value": "v"}])).unwrap_err();
+            assert_eq!(e.scim_type(), Some("noTarget"), "{op} {p}: {e}");
+        }
+        let out = run(
+            json!([{"op": "replace", "path": path("keys[type eq \"rsa\"].value"), "value": "k4"}]),
+        )
+        .unwrap();
+        assert_eq!(keys(&out)[3], json!({"type": "rsa", "value": "k4"}));
+        let out = run(json!([{"op": "add", "path": path("shells[type eq \"login\"].value"), "value": "/bin/sh"}]))
+            .unwrap();
+        assert_eq!(
+            out[CUSTOM]["shells"],
+            json!([{"type": "login", "value": "/bin/sh"}])
+        );
+        // Bad filters and values are refused with the usual errors.
+        let e = run(json!([{"op": "remove", "path": path("keys[type co 1]")}])).unwrap_err();
+        assert_eq!(e.scim_type(), Some("invalidPath"));
+        let e = run(json!([{"op": "replace", "path": path("keys[type eq \"ssh\"]"), "value": 1}]))
+            .unwrap_err();
+        assert_eq!(e.scim_type(), Some("invalidValue"));
+    }
+
+    /// review2 #3 for value filters: each costs the values there × the filter's terms.
+    #[test]
+    fn undeclared_value_filters_are_charged() {
+        let path = "urn:x:y:User:l[a eq 1 or a eq 2 or a eq 3 or a eq 4 or a eq 5].b";
+        let op = json!({"op": "replace", "path": path, "value": "x"});
+        // 5 terms × 1000 values an operation: 200 operations reach the limit.
+        let ops: Vec<Value> = (0..201).map(|_| op.clone()).collect();
+        let e = apply_raw(undeclared_list(1000), json!(ops)).unwrap_err();
+        assert_eq!(e.scim_type(), Some("tooMany"), "{e}");
+        let doc = apply_raw(undeclared_list(1000), json!(ops[..190])).unwrap();
+        assert_eq!(doc["urn:x:y:User"]["l"][999], json!({"a": 1, "b": "x"}));
     }
 
     #[test]

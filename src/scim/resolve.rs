@@ -8,7 +8,9 @@
 //! - Names are case-insensitive; a core-schema URN prefix may be written or left out; an
 //!   extension attribute must carry its URN (`urn:…:enterprise:2.0:User:department`), and
 //!   binds to the request's `Registry`. An undeclared extension's attribute (`Origin::
-//!   Undeclared`) is named exactly as stored and compares its values by their JSON type.
+//!   Undeclared`) is named exactly as stored and compares its values by their JSON type;
+//!   its sub-attributes (`attr.sub`, one level) are read from its object or from each object
+//!   of its list, and a value filter `attr[…]` tests each of those objects.
 //! - A complex multi-valued attribute compared without a sub-attribute (`emails co "x"`)
 //!   compares its `value` sub-attribute. A singular complex attribute can only be tested
 //!   with `pr`.
@@ -148,8 +150,9 @@ pub fn bind(path: &AttrPath, kind: ResourceKind, registry: &Registry) -> Result<
     Ok(Target { origin, attr, sub })
 }
 
-/// `<URN>:<attr>` of an undeclared extension: named exactly as stored (no schema says how
-/// else it may be spelled), without sub-attributes.
+/// `<URN>:<attr>[.sub]` of an undeclared extension: named exactly as stored (no schema says
+/// how else it may be spelled). A sub-attribute is read from the attribute's object, or from
+/// each object of its list; one level only, as a schema has.
 fn undeclared(
     path: &AttrPath,
     urn: &str,
@@ -162,21 +165,27 @@ fn undeclared(
             kind.name()
         )));
     }
-    if path.sub_attr.is_some() {
-        return Err(refuse(format!(
-            "\"{path}\": sub-attributes of an undeclared extension cannot be filtered on; \
-             declare its schema"
-        )));
-    }
-    // The names go into a JSON path (`$."urn"."attr"`), where a `"` cannot be written.
-    if urn.contains('"') || path.attr.contains('"') {
+    // The names go into a JSON path (`$."urn"."attr"."sub"`), where a `"` cannot be written.
+    let names = [
+        Some(urn),
+        Some(path.attr.as_str()),
+        path.sub_attr.as_deref(),
+    ];
+    if names.into_iter().flatten().any(|n| n.contains('"')) {
         return Err(refuse(format!("\"{path}\" cannot be filtered on")));
     }
     Ok(Target {
         origin: Origin::Undeclared(Arc::from(urn)),
         attr: Arc::new(Attribute::string(&path.attr, "")),
-        sub: None,
+        sub: path
+            .sub_attr
+            .as_deref()
+            .map(|s| Arc::new(Attribute::string(s, ""))),
     })
+}
+
+fn is_undeclared(t: &Target) -> bool {
+    matches!(t.origin, Origin::Undeclared(_))
 }
 
 fn sub_of(attr: &Attribute, name: &str, path: &AttrPath) -> Result<Arc<Attribute>> {
@@ -357,7 +366,10 @@ pub fn resolve(filter: &Filter, kind: ResourceKind, registry: &Registry) -> Resu
             if is_user_groups(&t) {
                 return Err(groups_refused());
             }
-            if t.sub.is_some() || !t.attr.multi_valued || t.attr.kind != Kind::Complex {
+            // An undeclared attribute may hold a list of objects (or one): its elements are
+            // tested, those that are not objects never match.
+            let listable = is_undeclared(&t) || t.attr.multi_valued && t.attr.kind == Kind::Complex;
+            if t.sub.is_some() || !listable {
                 return Err(refuse(format!(
                     "a value filter \"[…]\" needs a multi-valued complex attribute, not \"{path}\""
                 )));
@@ -378,7 +390,14 @@ fn resolve_inner(filter: &Filter, outer: &Target) -> Result<Resolved> {
                 outer.attr.name, outer.attr.name
             )));
         }
-        let sub = sub_of(&outer.attr, &path.attr, path)?;
+        let sub = if is_undeclared(outer) {
+            if path.attr.contains('"') {
+                return Err(refuse(format!("\"{path}\" cannot be filtered on")));
+            }
+            Arc::new(Attribute::string(&path.attr, ""))
+        } else {
+            sub_of(&outer.attr, &path.attr, path)?
+        };
         let t = Target {
             sub: Some(sub),
             ..outer.clone()
@@ -409,7 +428,7 @@ fn resolve_inner(filter: &Filter, outer: &Target) -> Result<Resolved> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::filter::parse;
+    use crate::scim::filter::{parse, parse_path};
 
     fn user(f: &str) -> Result<Resolved> {
         resolve(&parse(f).unwrap(), ResourceKind::User, &Registry::builtin())
@@ -511,7 +530,6 @@ mod tests {
             "nosuch pr",
             "name.nosuch pr",
             "userName.sub pr",
-            "urn:nope:Thing:attr.sub pr",
             "urn:ietf:params:scim:schemas:core:2.0:Group:displayName pr",
             "urn:nope:Thing:attr co 1",
             "urn:nope:Thing:attr gt true",
@@ -536,6 +554,39 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department pr",
             ResourceKind::Group,
         );
+    }
+
+    #[test]
+    fn undeclared_sub_attributes_and_value_filters_bind_untyped() {
+        let r = user("urn:nope:2.0:User:manager.value eq \"Ana\"").unwrap();
+        let (t, _, v) = compare(&r);
+        assert_eq!(t.origin, Origin::Undeclared("urn:nope:2.0:User".into()));
+        assert_eq!(
+            (t.attr.name.as_str(), t.leaf().name.as_str()),
+            ("manager", "value")
+        );
+        assert_eq!(v, &Operand::Str("ana".into()));
+        let r = user("urn:nope:2.0:User:keys[type eq \"ssh\" and value gt 3]").unwrap();
+        let Resolved::ValuePath(outer, inner) = r else {
+            panic!()
+        };
+        assert!(outer.sub.is_none());
+        let Resolved::And(a, b) = *inner else {
+            panic!()
+        };
+        assert_eq!(compare(&a).0.leaf().name, "type");
+        assert_eq!(compare(&b).2, &Operand::Num(3.0));
+        for f in [
+            "urn:nope:2.0:User:keys[type co 1]",
+            "urn:nope:2.0:User:keys[value eq null]",
+            "urn:nope:2.0:User:keys[urn:x:y eq \"x\"]",
+            "urn:nope:2.0:User:keys[type.x eq \"x\"]",
+        ] {
+            refused(f, ResourceKind::User);
+        }
+        let sort = parse_path("urn:nope:2.0:User:manager.value").unwrap();
+        let t = resolve_sort(&sort, ResourceKind::User, &Registry::builtin()).unwrap();
+        assert_eq!(t.leaf().name, "value");
     }
 
     #[test]

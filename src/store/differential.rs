@@ -61,6 +61,27 @@ fn untyped() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// An undeclared list of objects (Okta/OneLogin keys), or a lone object or a mixed list:
+/// what sub-attributes and value filters of an undeclared attribute read.
+fn untyped_objects() -> impl Strategy<Value = Value> {
+    let part = prop_oneof![
+        3 => word().prop_map(Value::from),
+        1 => (-2i64..3).prop_map(Value::from),
+        1 => any::<bool>().prop_map(Value::from),
+        1 => prop::collection::vec(word().prop_map(Value::from), 1..3).prop_map(Value::Array),
+    ];
+    let object = (
+        prop::option::of(prop::sample::select(TYPES)),
+        prop::option::of(part),
+    )
+        .prop_map(|(t, v)| json!({"type": t, "value": v}));
+    prop_oneof![
+        3 => prop::collection::vec(object.clone(), 0..3).prop_map(Value::Array),
+        1 => object,
+        1 => (untyped(), word()).prop_map(|(a, w)| json!([a, {"value": w}])),
+    ]
+}
+
 /// Custom extension data: the declared `urn:acme:2.0:User` (typed, see `testing::acme`) and
 /// an undeclared `urn:undeclared:2.0:User`.
 fn custom() -> impl Strategy<Value = (Option<Value>, Option<Value>)> {
@@ -77,8 +98,12 @@ fn custom() -> impl Strategy<Value = (Option<Value>, Option<Value>)> {
                 .collect();
             json!({"badgeNumber": badge, "uid": uid, "vip": vip, "keys": keys})
         });
-    let undeclared = (untyped(), prop::option::of(untyped()))
-        .prop_map(|(badge, n)| json!({"badge": badge, "n": n}));
+    let undeclared = (
+        untyped(),
+        prop::option::of(untyped()),
+        prop::option::of(untyped_objects()),
+    )
+        .prop_map(|(badge, n, keys)| json!({"badge": badge, "n": n, "keys": keys}));
     (prop::option::of(declared), prop::option::of(undeclared))
 }
 
@@ -206,6 +231,10 @@ const USER_ATTRS: &[&str] = &[
     "urn:undeclared:2.0:User:badge",
     "urn:undeclared:2.0:User:n",
     "urn:undeclared:2.0:User:absent",
+    "urn:undeclared:2.0:User:badge.badge",
+    "urn:undeclared:2.0:User:keys",
+    "urn:undeclared:2.0:User:keys.type",
+    "urn:undeclared:2.0:User:keys.value",
 ];
 /// The indexed attributes (`INDEXED`) as filter paths.
 const INDEXED_ATTRS: &[&str] = &[
@@ -217,6 +246,8 @@ const INDEXED_ATTRS: &[&str] = &[
 const USER_VALUE_PATHS: &[(&str, &[&str])] = &[
     ("emails", &["value", "type", "primary"]),
     ("urn:acme:2.0:User:keys", &["value", "type"]),
+    ("urn:undeclared:2.0:User:keys", &["value", "type", "absent"]),
+    ("urn:undeclared:2.0:User:badge", &["badge"]),
 ];
 
 const GROUP_ATTRS: &[&str] = &[
@@ -405,6 +436,9 @@ const USER_SORTS: &[&str] = &[
     "urn:acme:2.0:User:keys.type",
     "urn:undeclared:2.0:User:badge",
     "urn:undeclared:2.0:User:n",
+    "urn:undeclared:2.0:User:badge.badge",
+    "urn:undeclared:2.0:User:keys.value",
+    "urn:undeclared:2.0:User:keys.type",
 ];
 
 /// A number as a sort key: ordered as SQLite orders numbers (no NaN is ever stored).
@@ -444,9 +478,16 @@ fn sort_key(t: &resolve::Target, r: &Value) -> Option<SortKey> {
     };
     if let resolve::Origin::Undeclared(_) = &t.origin {
         // Untyped: the value as stored, a list by its first element; objects are missing.
-        let mut v = holder.get(&t.attr.name)?;
-        if let Value::Array(items) = v {
-            v = items.first()?;
+        // A sub-attribute is read from that value, then taken the same way.
+        fn first(v: &Value) -> Option<&Value> {
+            match v {
+                Value::Array(items) => items.first(),
+                other => Some(other),
+            }
+        }
+        let mut v = first(holder.get(&t.attr.name)?)?;
+        if let Some(sub) = &t.sub {
+            v = first(v.get(&sub.name)?)?;
         }
         return match v {
             Value::Number(n) => n.as_f64().map(|n| SortKey::Num(Num(n))),

@@ -146,15 +146,23 @@ pub fn sort_order(
 
 /// The order of an undeclared extension attribute: no schema types it, so by its JSON value
 /// as stored (a list by its first element): numbers, then strings (folded, as filters compare
-/// them), then booleans (false first); objects and lists of them sort as missing. Its JSON
-/// path is bound as a parameter, never written into the SQL: the names are the client's.
+/// them), then booleans (false first); objects and lists of them sort as missing. A
+/// sub-attribute is read from that value (an object), then taken the same way. Its JSON
+/// paths are bound as parameters, never written into the SQL: the names are the client's.
 fn undeclared_order(t: &Target, kind: ResourceKind, direction: &str, after: usize) -> Order {
     let data = match kind {
         ResourceKind::User => "users.data",
         ResourceKind::Group => "groups.data",
     };
-    let p = format!("?{}", after + 1);
-    let at = format!("(CASE json_type({data}, {p}) WHEN 'array' THEN {p} || '[0]' ELSE {p} END)");
+    let first = |p: &str| {
+        format!("(CASE json_type({data}, {p}) WHEN 'array' THEN {p} || '[0]' ELSE {p} END)")
+    };
+    let mut params = vec![SqlValue::Text(json_path(&t.origin, &t.attr.name))];
+    let mut at = first(&format!("?{}", after + 1));
+    if let Some(sub) = &t.sub {
+        params.push(SqlValue::Text(format!(".\"{}\"", sub.name)));
+        at = first(&format!("({at} || ?{})", after + 2));
+    }
     let rank = format!(
         "(CASE json_type({data}, {at}) WHEN 'integer' THEN 0 WHEN 'real' THEN 0 \
          WHEN 'text' THEN 1 WHEN 'false' THEN 2 WHEN 'true' THEN 2 END)"
@@ -166,7 +174,7 @@ fn undeclared_order(t: &Target, kind: ResourceKind, direction: &str, after: usiz
     );
     Order {
         sql: format!("{rank} IS NULL {direction}, {rank} {direction}, {value} {direction}, "),
-        params: vec![SqlValue::Text(json_path(&t.origin, &t.attr.name))],
+        params,
     }
 }
 
@@ -282,6 +290,15 @@ enum Values {
         on: String,
         expr: String,
     },
+}
+
+/// An undeclared list's element `o` or `e` as JSON when it is an object, else NULL (which
+/// `json_each` and `json_type` read as nothing): a string element is not JSON text.
+const OBJECT_O: &str = "(CASE o.type WHEN 'object' THEN o.value END)";
+const OBJECT_E: &str = "(CASE e.type WHEN 'object' THEN e.value END)";
+
+fn untyped(t: &Target) -> bool {
+    matches!(t.origin, Origin::Undeclared(_))
 }
 
 /// Inside `attr[…]`: how the current element is named.
@@ -441,21 +458,53 @@ impl Sql<'_> {
         }
     }
 
-    /// The JSON path of an undeclared extension attribute (see `path`).
-    fn undeclared_path(&mut self, t: &Target) -> Option<String> {
-        matches!(t.origin, Origin::Undeclared(_))
-            .then(|| self.path(&t.origin, json_path(&t.origin, &t.attr.name)))
+    /// The objects of an undeclared attribute, one `json_each` row each (with any other
+    /// elements of its list, which `OBJECT_O`/`OBJECT_E` turn into nothing): its list, or
+    /// its one object as a list of one.
+    fn untyped_elements(&mut self, t: &Target) -> String {
+        let p = self.path(&t.origin, json_path(&t.origin, &t.attr.name));
+        let data = format!("{}.data", self.table());
+        format!(
+            "json_each(CASE json_type({data}, {p}) WHEN 'array' THEN json_extract({data}, {p}) \
+             WHEN 'object' THEN '[' || json_extract({data}, {p}) || ']' END)"
+        )
+    }
+
+    /// Whether some value at path `p` of the JSON `json` (each element of a list there)
+    /// satisfies `op v`, compared only with an operand of its own JSON type, as `eval` does.
+    fn untyped_test(&mut self, json: &str, p: &str, op: CompareOp, v: &Operand) -> String {
+        let (types, x) = match v {
+            Operand::Str(_) => ("'text'", "scim_fold(u.value)"),
+            Operand::Num(_) => ("'integer', 'real'", "u.value"),
+            Operand::Bool(_) => ("'true', 'false'", "u.value"),
+        };
+        let test = self.test(x, op, v);
+        format!(
+            "EXISTS (SELECT 1 FROM json_each({json}, {p}) u WHERE \
+             json_type({json}, {p}) <> 'object' AND u.type IN ({types}) AND {test})"
+        )
     }
 
     fn present(&mut self, t: &Target, el: Option<Element>) -> Result<String> {
-        if el.is_none()
-            && let Some(p) = self.undeclared_path(t)
-        {
+        if untyped(t) {
             // `validate` stores no empty strings, lists or objects: any value is present.
-            return Ok(format!(
-                "(json_type({}.data, {p}) IS NOT NULL)",
-                self.table()
-            ));
+            return Ok(match (el, &t.sub) {
+                (None, None) => {
+                    let p = self.path(&t.origin, json_path(&t.origin, &t.attr.name));
+                    format!("(json_type({}.data, {p}) IS NOT NULL)", self.table())
+                }
+                (None, Some(sub)) => {
+                    let from = self.untyped_elements(t);
+                    let s = self.path(&t.origin, format!("$.\"{}\"", sub.name));
+                    format!(
+                        "EXISTS (SELECT 1 FROM {from} o WHERE json_type({OBJECT_O}, {s}) IS NOT NULL)"
+                    )
+                }
+                (Some(_), _) => {
+                    let s = self.path(&t.origin, format!("$.\"{}\"", t.leaf().name));
+                    format!("(json_type({OBJECT_E}, {s}) IS NOT NULL)")
+                }
+            });
         }
         if el.is_none() && self.kind == ResourceKind::User && t.attr.name == "groups" {
             // Any membership at all: an indirect one implies a direct one.
@@ -496,25 +545,25 @@ impl Sql<'_> {
         {
             return Ok(wrap(negate, sql));
         }
-        if el.is_none()
-            && let Some(p) = self.undeclared_path(t)
-        {
-            // Each value (the elements of a list), compared with an operand of its own JSON
-            // type only, as `eval` does.
-            let (types, x) = match v {
-                Operand::Str(_) => ("'text'", "scim_fold(e.value)"),
-                Operand::Num(_) => ("'integer', 'real'", "e.value"),
-                Operand::Bool(_) => ("'true', 'false'", "e.value"),
+        if untyped(t) {
+            let sql = match (el, &t.sub) {
+                (None, None) => {
+                    let p = self.path(&t.origin, json_path(&t.origin, &t.attr.name));
+                    let data = format!("{}.data", self.table());
+                    self.untyped_test(&data, &p, op, v)
+                }
+                (None, Some(sub)) => {
+                    let from = self.untyped_elements(t);
+                    let s = self.path(&t.origin, format!("$.\"{}\"", sub.name));
+                    let test = self.untyped_test(OBJECT_O, &s, op, v);
+                    format!("EXISTS (SELECT 1 FROM {from} o WHERE {test})")
+                }
+                (Some(_), _) => {
+                    let s = self.path(&t.origin, format!("$.\"{}\"", t.leaf().name));
+                    self.untyped_test(OBJECT_E, &s, op, v)
+                }
             };
-            let test = self.test(x, op, v);
-            let table = self.table();
-            return Ok(wrap(
-                negate,
-                format!(
-                    "EXISTS (SELECT 1 FROM json_each({table}.data, {p}) e WHERE \
-                     json_type({table}.data, {p}) <> 'object' AND e.type IN ({types}) AND {test})"
-                ),
-            ));
+            return Ok(wrap(negate, sql));
         }
         let fold = resolve::folds(t.leaf());
         Ok(match self.values(t, el) {
@@ -569,6 +618,14 @@ impl Sql<'_> {
 
     /// `attr[…]`: some element satisfies the inner filter.
     fn value_path(&mut self, t: &Target, inner: &Resolved) -> Result<String> {
+        if untyped(t) {
+            // Not the indexes below: an undeclared attribute may share a core one's name.
+            let from = self.untyped_elements(t);
+            let cond = self.element_node(inner, Element::Json, false)?;
+            return Ok(format!(
+                "EXISTS (SELECT 1 FROM {from} e WHERE e.type = 'object' AND {cond})"
+            ));
+        }
         if let Some(sql) = self.indexed_value_path(t, inner) {
             return Ok(sql);
         }
@@ -1316,6 +1373,92 @@ mod tests {
             );
         }
         assert!(translate_text(&format!("{ext}:uid co 1"), ResourceKind::User).is_err());
+    }
+
+    /// Sub-attributes and value filters of an undeclared attribute: read from its object or
+    /// each object of its list (a list held by a sub-attribute is its values), compared by
+    /// JSON type; elements that are not objects never match; the paths are bound.
+    #[test]
+    fn undeclared_sub_attributes_and_value_filters() {
+        let conn = populated();
+        let ext = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+        for (id, data) in [
+            (
+                "u4",
+                json!({"keys": [{"type": "ssh", "value": "K1"}, {"type": "gpg", "value": 7}],
+                       "manager": {"value": "Boss"}}),
+            ),
+            (
+                "u5",
+                json!({"keys": ["ssh", {"type": "SSH", "value": ["a", "K2"]}],
+                       "manager": [{"value": "boss"}, "x"]}),
+            ),
+            (
+                "u6",
+                json!({"keys": {"type": "gpg", "value": "k1"}, "manager": "boss"}),
+            ),
+        ] {
+            let doc = json!({"userName": id, ext: data});
+            users::insert(&conn, id, user_doc(doc), NOW).unwrap();
+        }
+        let ids = |f: &str| user_ids(&conn, &f.replace("EXT", ext));
+        assert_eq!(ids(r#"EXT:manager.value eq "BOSS""#), ["u4", "u5"]);
+        assert_eq!(ids(r#"EXT:keys.value eq "k1""#), ["u4", "u6"]);
+        assert_eq!(ids(r#"EXT:keys.value eq "k2""#), ["u5"]);
+        assert_eq!(ids("EXT:keys.value gt 5"), ["u4"]);
+        assert_eq!(ids("EXT:keys.type pr"), ["u4", "u5", "u6"]);
+        assert_eq!(ids("EXT:manager.value pr"), ["u4", "u5"]);
+        assert_eq!(ids(r#"EXT:keys[type eq "ssh"]"#), ["u4", "u5"]);
+        assert_eq!(ids(r#"EXT:keys[type eq "ssh" and value eq "k1"]"#), ["u4"]);
+        assert_eq!(ids(r#"EXT:keys[type eq "gpg" and value eq 7]"#), ["u4"]);
+        assert_eq!(ids(r#"EXT:keys[value sw "k"]"#), ["u4", "u5", "u6"]);
+        assert_eq!(ids(r#"EXT:keys[not (type eq "ssh")]"#), ["u4", "u6"]);
+        assert_eq!(
+            ids(r#"not (EXT:keys[type eq "ssh"])"#),
+            ["u1", "u2", "u3", "u6"]
+        );
+        let sql = users_sql(&format!(r#"{ext}:keys[type eq "ssh"].value eq "k1""#));
+        assert!(
+            !sql.sql.contains("acme") && !sql.sql.contains("keys"),
+            "{}",
+            sql.sql
+        );
+        // An undeclared `emails` is not the core one, whose index would answer for it.
+        assert!(user_ids(&conn, &format!(r#"{ext}:emails[value eq "x"]"#)).is_empty());
+    }
+
+    /// `sortBy` an undeclared sub-attribute: the attribute's value (a list by its first
+    /// element), then its sub-attribute's (a list by its first element).
+    #[test]
+    fn undeclared_sub_attributes_sort_by_their_stored_value() {
+        let conn = populated();
+        let ext = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+        for (id, v) in [
+            ("u4", json!({"value": "bravo"})),
+            ("u5", json!([{"value": ["ALPHA", "zulu"]}, {"value": "a"}])),
+            ("u6", json!(["x", {"value": "a"}])),
+            ("u7", json!([{"value": 3}])),
+        ] {
+            let doc = json!({"userName": id, ext: {"manager": v}});
+            users::insert(&conn, id, user_doc(doc), NOW).unwrap();
+        }
+        let by = crate::scim::filter::parse_path(&format!("{ext}:manager.value")).unwrap();
+        let filter = users_sql(r#"userName sw "u""#);
+        let after = filter.params.len();
+        let order =
+            sort_order(&by, false, ResourceKind::User, &Registry::builtin(), after).unwrap();
+        assert!(!order.sql.contains("acme"), "{}", order.sql);
+        let list = ListSql {
+            order: Some(order),
+            ..window(filter, 0, 100)
+        };
+        let ids: Vec<_> = users::list(&conn, &list)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, ["u7", "u5", "u4", "u6"]);
     }
 
     /// `sortBy` an undeclared extension attribute: by its JSON value as stored (numbers, then

@@ -498,3 +498,85 @@ async fn entra_custom_extension_post_and_patch_by_urn_path() {
             .is_empty()
     );
 }
+
+/// Sub-attributes and value filters inside an undeclared attribute: searched in SQL and
+/// changed by PATCH as a declared attribute's are.
+#[tokio::test]
+async fn undeclared_sub_attributes_and_value_filters_search_and_patch() {
+    let s = Server::start().await;
+    let user = |name: &str, key: &str| {
+        json!({
+            "schemas": [USER_URN, ACME],
+            "userName": name,
+            ACME: {
+                "sshKeys": [{"type": "ed25519", "value": key}, {"type": "rsa", "value": "old"}],
+                "sponsor": {"value": format!("sp-{name}"), "name": "Sam"},
+            },
+        })
+    };
+    let ana = id_of(&s.create_user(&user("ana", "AAAA")).await);
+    let bo = id_of(&s.create_user(&user("bo", "BBBB")).await);
+    assert_eq!(
+        found(&s, &format!("{ACME}:sshKeys.value eq \"aaaa\"")).await,
+        [ana.as_str()]
+    );
+    assert_eq!(
+        found(&s, &format!("{ACME}:sponsor.value eq \"sp-bo\"")).await,
+        [bo.as_str()]
+    );
+    assert_eq!(
+        found(
+            &s,
+            &format!("{ACME}:sshKeys[type eq \"ed25519\" and value sw \"B\"]")
+        )
+        .await,
+        [bo.as_str()]
+    );
+    let mut both = found(&s, &format!("{ACME}:sshKeys[type eq \"rsa\"]")).await;
+    both.sort();
+    let mut want = vec![ana.clone(), bo.clone()];
+    want.sort();
+    assert_eq!(both, want);
+
+    let path = format!("/scim/v2/Users/{ana}");
+    let r = s
+        .patch(
+            &path,
+            &json!([
+                {"op": "replace", "path": format!("{ACME}:sshKeys[type eq \"ed25519\"].value"), "value": "CCCC"},
+                {"op": "remove", "path": format!("{ACME}:sshKeys[type eq \"rsa\"]")},
+                {"op": "replace", "path": format!("{ACME}:sponsor.name"), "value": "Kim"},
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let u = stored(&s, &ana).await;
+    assert_eq!(
+        u[ACME]["sshKeys"],
+        json!([{"type": "ed25519", "value": "CCCC"}])
+    );
+    assert_eq!(
+        u[ACME]["sponsor"],
+        json!({"value": "sp-ana", "name": "Kim"})
+    );
+    assert_eq!(
+        found(&s, &format!("{ACME}:sshKeys.value eq \"CCCC\"")).await,
+        [ana.as_str()]
+    );
+    assert!(
+        found(&s, &format!("{ACME}:sshKeys.value eq \"AAAA\""))
+            .await
+            .is_empty()
+    );
+
+    // Matching nothing is noTarget and changes nothing.
+    let r = s
+        .patch(
+            &path,
+            &json!([{"op": "remove", "path": format!("{ACME}:sshKeys[value eq \"none\"]")}]),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["scimType"], "noTarget");
+    assert_eq!(stored(&s, &ana).await[ACME]["sshKeys"], u[ACME]["sshKeys"]);
+}
