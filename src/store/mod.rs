@@ -25,6 +25,7 @@ pub mod audit;
 pub mod dbfile;
 #[cfg(test)]
 mod differential;
+pub mod events;
 pub mod ext_index;
 pub mod groups;
 pub mod keys;
@@ -145,6 +146,10 @@ pub struct Store {
     /// read at (-1: the built-ins, before the first load); a request takes one snapshot
     /// (`registry`). Kept together so a refresh replaces them only with newer ones.
     registry: Arc<std::sync::RwLock<(i64, Arc<Registry>)>>,
+    /// The seq of the newest committed event, published after each COMMIT (never before:
+    /// a waiter woken early would read nothing and sleep until its timeout). Holds no data,
+    /// so it cannot grow.
+    events_head: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 /// Upper bounds of the commit batch size histogram.
@@ -233,6 +238,7 @@ impl Store {
             )));
         }
         migrate::run(&mut writer)?;
+        let head = events::head(&writer)?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(flags)
             .with_init(|c| {
@@ -265,6 +271,7 @@ impl Store {
             read_budget: Budget::default().read,
             scan_permits: Arc::new(Semaphore::new(Budget::default().scans)),
             registry: Arc::new(std::sync::RwLock::new((-1, Arc::new(Registry::builtin())))),
+            events_head: Arc::new(tokio::sync::watch::Sender::new(head)),
         })
     }
 
@@ -397,6 +404,7 @@ impl Store {
         tx.commit()?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.batches.record(1);
+        self.publish_events_head(&conn);
         Ok(out)
     }
 
@@ -585,10 +593,31 @@ impl Store {
         if committed.is_ok() {
             self.generation.fetch_add(1, Ordering::SeqCst);
             self.batches.record(batch);
+            self.publish_events_head(&conn);
         }
         for deliver in deliveries {
             deliver(committed.as_ref().err());
         }
+    }
+
+    /// Tells the feed's waiters and the webhook workers the newest committed event seq, if
+    /// it moved. A failed read only delays them until their next check.
+    fn publish_events_head(&self, conn: &Connection) {
+        match events::head(conn) {
+            Ok(head) => {
+                self.events_head.send_if_modified(|now| {
+                    let moved = *now != head;
+                    *now = head;
+                    moved
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the newest event seq"),
+        }
+    }
+
+    /// Follows the newest committed event seq (see `events_head`).
+    pub fn events_watch(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.events_head.subscribe()
     }
 
     /// Runs `f` right here, even on an async worker, on an idle reader or else the inline
@@ -1032,6 +1061,43 @@ mod tests {
         assert_eq!(count(&store), before + 1);
         held.clear();
         assert_eq!(count(&store), before + 1);
+    }
+
+    /// The events watch moves only after the COMMIT that holds the event, and not for a
+    /// rolled-back one; a reopened store starts at the newest seq.
+    #[tokio::test]
+    async fn the_events_watch_follows_committed_events_only() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("e.db");
+        let store = Store::open(&path).unwrap();
+        let mut watch = store.events_watch();
+        assert_eq!(*watch.borrow_and_update(), 0);
+        let failed: Result<()> = store
+            .write(|tx| {
+                events::append(tx, "t", "user.created", "{}")?;
+                Err(Error::InvalidValue("no".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            !watch.has_changed().unwrap(),
+            "a rolled-back event is not announced"
+        );
+        let seq = store
+            .write(|tx| events::append(tx, "t", "user.created", "{}"))
+            .await
+            .unwrap();
+        assert!(watch.has_changed().unwrap());
+        assert_eq!(*watch.borrow_and_update(), seq);
+        store
+            .write_sync(|tx| events::append(tx, "t", "user.updated", "{}"))
+            .unwrap();
+        assert_eq!(*watch.borrow_and_update(), seq + 1);
+        drop(store);
+        assert_eq!(
+            *Store::open(&path).unwrap().events_watch().borrow(),
+            seq + 1
+        );
     }
 
     /// Writes queued while the writer is busy share one commit; the one that fails is undone

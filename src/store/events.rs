@@ -1,0 +1,102 @@
+//! The change events outbox (migration 7): appended in the transaction of each change, read
+//! in commit order by the change feed and the webhook workers.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+
+/// An event as stored: its position in commit order, type and frozen JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub payload: String,
+}
+
+/// Appends an event in the caller's transaction; its `seq`.
+pub fn append(conn: &Connection, at: &str, kind: &str, payload: &str) -> Result<i64> {
+    conn.prepare_cached("INSERT INTO events (at, type, payload) VALUES (?1, ?2, ?3)")?
+        .execute(params![at, kind, payload])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The seq of the newest event ever appended (0 before the first), deleted ones included:
+/// `sqlite_sequence` remembers it when retention has emptied the table.
+pub fn head(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'events'")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// The oldest event still kept, if any.
+pub fn oldest(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(seq) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// At most `limit` events after `after`, in commit order, of the given types (all when
+/// `types` is empty). Filtered reads walk the seq index, so a consumer of a rare type reads
+/// past the others without loading them.
+pub fn after(conn: &Connection, after: i64, types: &[String], limit: u32) -> Result<Vec<Stored>> {
+    let row = |r: &rusqlite::Row<'_>| {
+        Ok(Stored {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            payload: r.get(3)?,
+        })
+    };
+    if types.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at, type, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit], row)?;
+        return Ok(rows.collect::<rusqlite::Result<_>>()?);
+    }
+    let list = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, type, payload FROM events
+         WHERE seq > ?1 AND type IN (SELECT value FROM json_each(?3))
+         ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit, list], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrate;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate::run(&mut conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn events_are_read_in_order_and_by_type_and_seqs_are_never_reused() {
+        let conn = db();
+        assert_eq!((head(&conn).unwrap(), oldest(&conn).unwrap()), (0, None));
+        for (i, kind) in ["user.created", "user.updated", "group.created"]
+            .iter()
+            .enumerate()
+        {
+            let seq = append(&conn, "2026-12-05T00:00:00.000Z", kind, "{}").unwrap();
+            assert_eq!(seq, i as i64 + 1);
+        }
+        let all = after(&conn, 0, &[], 10).unwrap();
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        let two = after(&conn, 1, &[], 1).unwrap();
+        assert_eq!(two[0].kind, "user.updated");
+        let groups = after(&conn, 0, &["group.created".into()], 10).unwrap();
+        assert_eq!(groups.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+        conn.execute("DELETE FROM events", []).unwrap();
+        assert_eq!((head(&conn).unwrap(), oldest(&conn).unwrap()), (3, None));
+        assert_eq!(append(&conn, "t", "user.deleted", "{}").unwrap(), 4);
+    }
+}
