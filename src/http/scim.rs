@@ -92,10 +92,11 @@ async fn noted(app: &App, ctx: &Ctx, kind: ResourceKind, noted: Noted) {
     let Some(unchanged) = noted.unchanged else {
         return;
     };
-    if !app
-        .unchanged
-        .admit(unchanged.key(&ctx.actor), std::time::Instant::now())
-    {
+    if !app.unchanged.admit(
+        ignored::actor_key(&ctx.actor),
+        unchanged.key(&ctx.actor),
+        std::time::Instant::now(),
+    ) {
         return;
     }
     if let Err(e) = ignored::record_unchanged(&app.store, &ctx.actor, unchanged).await {

@@ -34,25 +34,31 @@ pub fn check(
 ) -> Result<()> {
     for ext in registry.extensions(kind) {
         let urn = ext.schema.id.as_str();
-        let Some(Value::Object(stored)) = before.get(urn) else {
+        // Names in any letter case (RFC 7643 §2.1): a block or value stored under another
+        // spelling (kept from before the declaration) is still the immutable one.
+        let Some(Value::Object(stored)) = member(before, urn) else {
             continue;
         };
         for attr in &ext.schema.attributes {
             if attr.mutability != Mutability::Immutable {
                 continue;
             }
-            let Some(old) = stored.get(&attr.name) else {
+            let Some(old) = member(stored, &attr.name) else {
                 continue;
             };
-            let new = after
-                .get(urn)
+            let new = member(after, urn)
                 .and_then(Value::as_object)
-                .and_then(|b| b.get(&attr.name));
+                .and_then(|b| member(b, &attr.name));
             match (new, write) {
                 (Some(new), _) if new == old => {}
                 (None, Write::Replace) => {
+                    let key = after
+                        .keys()
+                        .find(|k| k.eq_ignore_ascii_case(urn))
+                        .cloned()
+                        .unwrap_or_else(|| urn.to_string());
                     let block = after
-                        .entry(urn.to_string())
+                        .entry(key)
                         .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(block) = block {
                         block.insert(attr.name.clone(), old.clone());
@@ -68,6 +74,15 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// `obj`'s member `name`, in any letter case (the exact spelling first).
+fn member<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 #[cfg(test)]
@@ -148,6 +163,52 @@ mod tests {
             run(set, json!({EXT: {"nick": "a"}}), Write::Patch),
             Err(Error::Mutability(_))
         ));
+    }
+
+    /// Review #2: names are compared in any letter case, so another spelling of the block
+    /// or of the attribute cannot change (or drop) a stored immutable value.
+    #[test]
+    fn names_in_any_letter_case_are_the_immutable_attribute() {
+        let stored = json!({EXT: {"id": "E1"}});
+        let upper = EXT.to_uppercase();
+        for write in [Write::Replace, Write::Patch] {
+            for after in [
+                json!({EXT: {"ID": "E2"}}),
+                json!({upper.clone(): {"id": "E2"}}),
+            ] {
+                assert!(
+                    matches!(
+                        run(stored.clone(), after.clone(), write),
+                        Err(Error::Mutability(_))
+                    ),
+                    "{after}"
+                );
+            }
+            // Stored under another spelling (from before the declaration).
+            for before in [
+                json!({EXT: {"ID": "E1"}}),
+                json!({upper.clone(): {"id": "E1"}}),
+            ] {
+                assert!(
+                    matches!(
+                        run(before.clone(), json!({EXT: {"id": "E2"}}), write),
+                        Err(Error::Mutability(_))
+                    ),
+                    "{before}"
+                );
+                assert!(run(before, json!({EXT: {"id": "E1"}}), write).is_ok());
+            }
+        }
+        // A PUT leaving it out gets it back once, under the declared name.
+        assert_eq!(
+            run(
+                json!({EXT: {"ID": "E1"}}),
+                json!({EXT: {"nick": "b"}}),
+                Write::Replace
+            )
+            .unwrap(),
+            json!({EXT: {"nick": "b", "id": "E1"}})
+        );
     }
 
     #[test]

@@ -798,6 +798,9 @@ impl<'r> Patcher<'r> {
             None => None,
             Some(f) => Some((f, self.value_filter(&path.attr, f)?)),
         };
+        if let Origin::Extension(urn) = &t.origin {
+            self.spell_block(urn, &t.attr);
+        }
         let count = |v: Option<&Value>| match v {
             Some(Value::Array(items)) => items.len().max(1) as u64,
             _ => 1,
@@ -900,6 +903,38 @@ impl<'r> Patcher<'r> {
             self.registry,
         )
         .map_err(path_error)
+    }
+
+    /// Puts the attributes of the declared block `urn`, which an operation on `touched` is
+    /// about to change, under their declared spelling (and `touched`'s sub-attributes), as a
+    /// POST or PUT stores them: a value stored under another spelling (`Badge` for `badge`,
+    /// kept from before the declaration) is the attribute's, so the operation replaces it
+    /// instead of adding a second key beside it (which a uniqueness check could miss).
+    /// `untouched` compares names in any case, so a renamed value is still "as stored".
+    fn spell_block(&mut self, urn: &str, touched: &Attribute) {
+        let registry = self.registry;
+        let Some(schema) = registry.find(urn) else {
+            return;
+        };
+        let Some(Value::Object(block)) = self.doc.get_mut(urn) else {
+            return;
+        };
+        let declared = |k: &str| schema.attribute(k).map(|a| a.name.as_str());
+        respell(block, &declared);
+        if touched.kind == Kind::Complex {
+            let declared = |k: &str| touched.sub(k).map(|a| a.name.as_str());
+            match block.get_mut(&touched.name) {
+                Some(Value::Object(one)) => respell(one, &declared),
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        if let Value::Object(one) = item {
+                            respell(one, &declared);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The current value of `t`'s attribute, if any.
@@ -1044,6 +1079,33 @@ fn declared_spelling(
         }
     }
     out
+}
+
+/// `obj` with each key `declared` knows under the spelling it gives, in place and in order.
+/// Two spellings of one name keep the value already under the declared spelling (written
+/// since the declaration), else the first.
+fn respell<'s>(obj: &mut Map<String, Value>, declared: &impl Fn(&str) -> Option<&'s str>) {
+    if obj.keys().all(|k| declared(k).is_none_or(|d| d == k)) {
+        return;
+    }
+    let mut out = Map::new();
+    for (k, v) in std::mem::take(obj) {
+        match declared(&k) {
+            Some(d) if d != k => {
+                if !out.contains_key(d) {
+                    out.insert(d.to_string(), v);
+                }
+            }
+            Some(d) => {
+                // The declared spelling wins over another one placed before it.
+                out.insert(d.to_string(), v);
+            }
+            None => {
+                out.insert(k, v);
+            }
+        }
+    }
+    *obj = out;
 }
 
 /// The extension block `doc[urn]`, made (empty) if it is not there.
@@ -2343,6 +2405,72 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, json!({"userName": "ana"}));
+    }
+
+    /// Review #1: a declared block stored with names spelled otherwise (kept from before the
+    /// declaration) gets the declared spelling when an operation touches it: one key per
+    /// attribute, never `BadgeNumber` beside `badgeNumber`; values it only renamed are still
+    /// "as stored" (not checked again), and untouched blocks keep their spelling.
+    #[test]
+    fn a_touched_declared_block_takes_the_declared_spelling() {
+        let registry = crate::scim::registry::testing::acme();
+        let stored = |acme: Value| match json!({"userName": "ana", ACME: acme}) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let run = |before: &Map<String, Value>, operations: Value| {
+            let body = json!({"schemas": [PATCH_OP_URN], "Operations": operations});
+            let (out, _) = apply_user(before.clone(), ops(body), &registry)?;
+            validate::patched_user(out, before, &registry).map(|i| i.doc)
+        };
+        for spelling in ["BadgeNumber", "BADGENUMBER", "badgenumber"] {
+            let before = stored(json!({spelling: "1", "UID": "not a number", "other": 1,
+                "keys": [{"Value": "k1", "TYPE": "ssh"}]}));
+            let out = run(
+                &before,
+                json!([{"op": "replace", "path": format!("{ACME}:badgeNumber"), "value": "2"}]),
+            )
+            .unwrap();
+            assert_eq!(
+                out[ACME],
+                json!({"badgeNumber": "2", "uid": "not a number", "other": 1,
+                       "keys": [{"Value": "k1", "TYPE": "ssh"}]}),
+                "{spelling}"
+            );
+            // A path-less value naming the other spelling is the same attribute too.
+            let out = run(
+                &before,
+                json!([{"op": "add", "value": {ACME: {"badgenumber": "3"}}}]),
+            )
+            .unwrap();
+            assert_eq!(out[ACME]["badgeNumber"], "3");
+            assert_eq!(out[ACME].as_object().unwrap().len(), 4, "{}", out[ACME]);
+        }
+        // The touched attribute's sub-attributes too: the same key is not added twice.
+        let before = stored(json!({"keys": [{"Value": "k1", "TYPE": "ssh"}]}));
+        let out = run(
+            &before,
+            json!([{"op": "add", "path": format!("{ACME}:keys"),
+                    "value": [{"value": "k1", "type": "ssh"}]}]),
+        )
+        .unwrap();
+        assert_eq!(out[ACME], json!({"keys": [{"value": "k1", "type": "ssh"}]}));
+        // A PATCH not touching the block leaves it as stored.
+        let before = stored(json!({"BadgeNumber": "1"}));
+        let out = run(
+            &before,
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .unwrap();
+        assert_eq!(out[ACME], json!({"BadgeNumber": "1"}));
+        // Both spellings stored (by the bug this fixes): the declared one's value stays.
+        let before = stored(json!({"BadgeNumber": "old", "badgeNumber": "new", "uid": 1}));
+        let out = run(
+            &before,
+            json!([{"op": "replace", "path": format!("{ACME}:uid"), "value": 2}]),
+        )
+        .unwrap();
+        assert_eq!(out[ACME], json!({"badgeNumber": "new", "uid": 2}));
     }
 
     #[test]

@@ -85,10 +85,13 @@ pub fn split(
             }
             KeyMatch::Extension { schema, attr: None } => match (value, stored) {
                 (Value::Object(block), Some(Value::Object(was))) => {
-                    let removed = was.keys().any(|k| !block.contains_key(k));
+                    // `patch` renames a touched block's attributes to their declared
+                    // spelling: a value kept under a new spelling is kept, not changed.
+                    let in_block = |k: &str| block.keys().any(|b| b.eq_ignore_ascii_case(k));
+                    let removed = was.keys().any(|k| !in_block(k));
                     let mut changed = Map::new();
                     for (name, v) in block {
-                        if was.get(&name) == Some(&v) {
+                        if member(was, &name) == Some(&v) {
                             prior.kept.push((Arc::clone(schema), name, v));
                         } else {
                             changed.insert(name, v);
@@ -117,6 +120,15 @@ pub fn split(
         }
     }
     (check, prior)
+}
+
+/// `obj`'s member `name`, in any letter case (the exact spelling first).
+fn member<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 /// How many undeclared blocks `doc` holds and their size, counted as `validate` counts them.

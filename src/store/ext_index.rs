@@ -44,6 +44,9 @@ pub struct Attr {
     pub case_exact: bool,
     pub unique: bool,
     pub ready: bool,
+    /// The attribute (not the sub-attribute) is multi-valued: each item of its list is
+    /// indexed. A single-valued one indexes only a value of its own shape.
+    pub multi: bool,
 }
 
 impl Attr {
@@ -91,7 +94,7 @@ fn kind_named(name: &str) -> Kind {
     }
 }
 
-const COLUMNS: &str = "id, resource_type, urn, attr, sub, type, case_exact, uniq, state";
+const COLUMNS: &str = "id, resource_type, urn, attr, sub, type, case_exact, uniq, state, multi";
 
 fn read_attr(r: &rusqlite::Row) -> rusqlite::Result<Attr> {
     let resource: String = r.get(1)?;
@@ -111,6 +114,7 @@ fn read_attr(r: &rusqlite::Row) -> rusqlite::Result<Attr> {
         case_exact: r.get(6)?,
         unique: r.get(7)?,
         ready: state == "ready",
+        multi: r.get(9)?,
     })
 }
 
@@ -206,8 +210,12 @@ fn rows_of(doc: &Map<String, Value>, a: &Attr) -> Vec<Row> {
     let Some(v) = member(block, &a.attr) else {
         return Vec::new();
     };
+    // A list is items only for a multi-valued attribute; under a single-valued one (stored
+    // before the declaration) it is not a value of the declared shape, so it is not indexed,
+    // as its filters (reading the document) don't match it either.
     let items: Vec<&Value> = match v {
-        Value::Array(items) => items.iter().collect(),
+        Value::Array(items) if a.multi => items.iter().collect(),
+        Value::Array(_) => return Vec::new(),
         one => vec![one],
     };
     let mut out: Vec<Row> = Vec::new();
@@ -368,6 +376,7 @@ pub fn sync(conn: &Connection, d: &Declared, listed: &[String]) -> Result<bool> 
                 && c.kind == leaf.kind
                 && c.case_exact == leaf.case_exact
                 && c.unique == *unique
+                && c.multi == a.multi_valued
         });
         match at {
             Some(i) if !kept[i] => {
@@ -390,8 +399,8 @@ pub fn sync(conn: &Connection, d: &Declared, listed: &[String]) -> Result<bool> 
         let leaf = s.unwrap_or(a);
         conn.execute(
             "INSERT INTO scim_indexed_attrs (resource_type, urn, urn_fold, attr, sub, type,
-                                             case_exact, uniq, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'building')",
+                                             case_exact, uniq, state, multi)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'building', ?9)",
             params![
                 d.resource.name(),
                 d.schema.id,
@@ -400,7 +409,8 @@ pub fn sync(conn: &Connection, d: &Declared, listed: &[String]) -> Result<bool> 
                 s.map(|s| &s.name),
                 leaf.kind.as_str(),
                 leaf.case_exact,
-                unique
+                unique,
+                a.multi_valued
             ],
         )?;
         let attr = Attr {
@@ -413,6 +423,7 @@ pub fn sync(conn: &Connection, d: &Declared, listed: &[String]) -> Result<bool> 
             case_exact: leaf.case_exact,
             unique,
             ready: false,
+            multi: a.multi_valued,
         };
         if unique {
             fill_unique(conn, &attr)?;
@@ -493,7 +504,7 @@ pub fn backfill_step(conn: &Connection, chunk: i64) -> Result<bool> {
         "SELECT {COLUMNS}, backfilled FROM scim_indexed_attrs WHERE state = 'building'
          ORDER BY id LIMIT 1"
     ))?;
-    let mut found = stmt.query_map([], |r| Ok((read_attr(r)?, r.get::<_, i64>(9)?)))?;
+    let mut found = stmt.query_map([], |r| Ok((read_attr(r)?, r.get::<_, i64>(10)?)))?;
     let Some(next) = found.next() else {
         return Ok(false);
     };
@@ -673,6 +684,7 @@ mod tests {
             case_exact,
             unique,
             ready: true,
+            multi: attr == "keys",
         };
         let doc = json!({"URN:ACME:2.0:USER": {"Badge": " Straße ", "uid": 7, "n": "7",
             "keys": [{"value": "K"}, {"value": "k"}, {"VALUE": "K"}, {"type": "x"}]}});
@@ -690,6 +702,95 @@ mod tests {
         let keys = rows_of(&doc, &a(Kind::String, true, false, Some("value"), "keys"));
         let texts: Vec<_> = keys.iter().map(|r| r.text.as_deref().unwrap()).collect();
         assert_eq!(texts, ["K", "k"]);
+    }
+
+    /// Review #3: a single-valued attribute indexes a scalar only; a list or an object stored
+    /// under it (before the declaration) gives no rows, so neither a filter nor uniqueness
+    /// sees its items. A multi-valued one indexes each item.
+    #[test]
+    fn a_single_valued_attribute_indexes_only_a_value_of_its_shape() {
+        let a = |attr: &str, sub: Option<&str>, multi| Attr {
+            id: 1,
+            resource: ResourceKind::User,
+            urn: "urn:acme:2.0:User".into(),
+            attr: attr.into(),
+            sub: sub.map(String::from),
+            kind: Kind::String,
+            case_exact: true,
+            unique: true,
+            ready: true,
+            multi,
+        };
+        let doc = json!({"urn:acme:2.0:User": {"badge": ["B1", "B2"], "cost": {"x": "C"},
+            "one": "S", "key": [{"value": "K1"}, {"value": "K2"}], "obj": {"value": "V"}}});
+        let Value::Object(doc) = doc else {
+            unreachable!()
+        };
+        let texts = |a: &Attr| -> Vec<String> {
+            rows_of(&doc, a)
+                .into_iter()
+                .filter_map(|r| r.text)
+                .collect()
+        };
+        assert!(texts(&a("badge", None, false)).is_empty());
+        assert_eq!(texts(&a("badge", None, true)), ["B1", "B2"]);
+        assert!(texts(&a("cost", None, false)).is_empty());
+        assert_eq!(texts(&a("one", None, false)), ["S"]);
+        // A sub-attribute: of the one object of a single-valued complex, of each object of a
+        // multi-valued one.
+        assert!(texts(&a("key", Some("value"), false)).is_empty());
+        assert_eq!(texts(&a("key", Some("value"), true)), ["K1", "K2"]);
+        assert_eq!(texts(&a("obj", Some("value"), false)), ["V"]);
+    }
+
+    /// Migration 8 marks the multi-valued indexes from their declarations and rebuilds the
+    /// single-valued ones, whose rows may hold the items of a list.
+    #[test]
+    fn migration_8_rebuilds_single_valued_indexes_from_the_documents() {
+        let conn = db();
+        let d = acme();
+        super::super::schemas::put(&conn, &d, &["keys.value".into()], "t").unwrap();
+        while backfill_step(&conn, BACKFILL_CHUNK).unwrap() {}
+        // Rows as an earlier scimd wrote them: the items of a list under single-valued badge.
+        add_user(&conn, 1, json!({"keys": [{"value": "k1"}]}));
+        let seq: i64 = conn
+            .query_row("SELECT seq FROM users WHERE id = 'id1'", [], |r| r.get(0))
+            .unwrap();
+        conn.execute(
+            "UPDATE users SET data = json_set(data, '$.\"urn:acme:2.0:User\".badge', \
+             json('[\"B1\",\"B2\"]')) WHERE seq = ?1",
+            [seq],
+        )
+        .unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO user_ext_values (user_seq, attr_id, text, ukey)
+             SELECT {seq}, id, v, v FROM scim_indexed_attrs, (SELECT 'b1' v UNION SELECT 'b2')
+             WHERE attr = 'badge';
+             ALTER TABLE scim_indexed_attrs DROP COLUMN multi;
+             PRAGMA user_version = 7;"
+        ))
+        .unwrap();
+        assert_eq!(count(&conn, "badge"), 2);
+        let mut conn = conn;
+        super::super::migrate::run(&mut conn).unwrap();
+        let multi: Vec<(String, bool, String)> = conn
+            .prepare("SELECT attr, multi, state FROM scim_indexed_attrs ORDER BY attr")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            multi,
+            [
+                ("badge".into(), false, "building".into()),
+                ("keys".into(), true, "ready".into())
+            ]
+        );
+        while backfill_step(&conn, BACKFILL_CHUNK).unwrap() {}
+        assert_eq!(count(&conn, "badge"), 0);
+        assert_eq!(count(&conn, "keys.value"), 1);
+        assert!(stale(&conn).unwrap().is_empty());
     }
 
     #[test]

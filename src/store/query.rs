@@ -21,7 +21,7 @@ use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::registry::Registry;
 use crate::scim::resolve::{self, Operand, Origin, Resolved, Target};
 use crate::scim::resource::ResourceKind;
-use crate::scim::schema::Kind;
+use crate::scim::schema::{Kind, Uniqueness};
 
 /// A `WHERE` clause over the `users` or `groups` table and its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,8 +195,13 @@ fn lookup(r: &Resolved, kind: ResourceKind, registry: &Registry) -> bool {
     match r {
         Resolved::And(a, b) => lookup(a, kind, registry) || lookup(b, kind, registry),
         Resolved::Or(a, b) => lookup(a, kind, registry) && lookup(b, kind, registry),
+        // Only a unique declared attribute: `eq` on it matches at most one row. A non-unique
+        // indexed one may match any number, so it is a list like others (scan permits, off
+        // the request's thread), though its SQL still reads the index.
         Resolved::Compare(t, CompareOp::Eq, v) => {
-            key(t) || ext_indexed(registry, kind, t, CompareOp::Eq, v).is_some()
+            key(t)
+                || (t.leaf().uniqueness != Uniqueness::None
+                    && ext_indexed(registry, kind, t, CompareOp::Eq, v).is_some())
         }
         Resolved::ValuePath(t, inner) => {
             let mut terms = Vec::new();
@@ -1206,6 +1211,66 @@ mod tests {
         ] {
             assert_eq!(list(filter, sort).is_scan(), scan, "{filter:?} {sort:?}");
         }
+    }
+
+    /// Only a unique indexed declared attribute is a lookup (at most one row); a non-unique
+    /// indexed one still reads its index but is a list like others, and finds every match.
+    #[test]
+    fn only_unique_indexed_declared_attributes_are_lookups() {
+        use crate::scim::registry::Indexed;
+        const URN: &str = "urn:acme:2.0:User";
+        let doc = json!({"id": URN, "attributes": [
+            {"name": "badge", "uniqueness": "server"},
+            {"name": "dept"}
+        ]});
+        let d = crate::scim::declare::parse(&doc, ResourceKind::User, false).unwrap();
+        let indexed = |id, attr: &str| Indexed {
+            id,
+            resource: ResourceKind::User,
+            urn: URN.into(),
+            attr: attr.into(),
+            sub: None,
+        };
+        let registry =
+            Registry::new(vec![d]).with_indexed(vec![indexed(1, "badge"), indexed(2, "dept")]);
+        let is_lookup = |f: &str| {
+            translate_list(&parse(f).unwrap(), ResourceKind::User, &registry)
+                .unwrap()
+                .1
+        };
+        assert!(is_lookup(&format!("{URN}:badge eq \"b1\"")));
+        assert!(!is_lookup(&format!("{URN}:dept eq \"sales\"")));
+        assert!(!is_lookup(&format!(
+            "{URN}:dept eq \"sales\" or userName eq \"a\""
+        )));
+        assert!(is_lookup(&format!(
+            "{URN}:dept eq \"sales\" and userName eq \"a\""
+        )));
+
+        // The index still answers it, with every matching user.
+        let conn = db();
+        conn.execute_batch(&format!(
+            "INSERT INTO scim_indexed_attrs (id, resource_type, urn, urn_fold, attr, type, \
+             case_exact, uniq, state) VALUES (2, 'User', '{URN}', '{URN}', 'dept', 'string', 0, 0, 'ready')"
+        ))
+        .unwrap();
+        for i in 0..3 {
+            let doc = json!({"userName": format!("u{i}"), URN: {"dept": "Sales"}});
+            users::insert(&conn, &format!("u{i}"), user_doc(doc), NOW).unwrap();
+        }
+        let filter = parse(&format!("{URN}:dept eq \"sales\"")).unwrap();
+        let (sql, lookup) = translate_list(&filter, ResourceKind::User, &registry).unwrap();
+        assert!(sql.sql.contains("user_ext_values"), "{}", sql.sql);
+        let page = users::list(
+            &conn,
+            &ListSql {
+                lookup,
+                ..window(sql, 0, 100)
+            },
+        )
+        .unwrap();
+        assert_eq!(page.total, 3);
+        assert_eq!(page.items.len(), 3);
     }
 
     /// Every attribute and sub-attribute of the schemas, bare and URN-qualified, as `sortBy`

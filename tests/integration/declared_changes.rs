@@ -192,6 +192,81 @@ async fn blocks_stored_under_another_spelling_are_the_declared_block() {
     assert_eq!(r.json()[NEW], json!({"badge": "2", "site": "x"}));
 }
 
+/// Review #1: an attribute stored under another spelling than the declared one (`Badge`
+/// for a unique `badge`, or the reverse) is the declared attribute's: a PATCH setting it
+/// leaves exactly one key, under the declared spelling, and uniqueness holds for the new
+/// value and frees the old one.
+#[tokio::test]
+async fn patch_of_an_attribute_stored_under_another_spelling_leaves_one_key() {
+    let s = Server::start().await;
+    let ana = id_of(
+        &s.create_user(&json!({"userName": "ana", ACME: {"Badge": "B-1", "site": "x"}}))
+            .await,
+    );
+    let bo = id_of(
+        &s.create_user(&json!({"userName": "bo", ACME: {"BADGE": "B-9"}}))
+            .await,
+    );
+    let c = crate::console::set_up(&s).await;
+    declare(
+        &c,
+        json!({"id": ACME, "attributes": [{"name": "badge", "uniqueness": "server"}]}),
+        false,
+    )
+    .await;
+    let stored_values_are_unique = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"userName": "cy", ACME: {"badge": "b-1"}}),
+        )
+        .await;
+    stored_values_are_unique.assert_error(409, Some("uniqueness"));
+
+    for path in [format!("{ACME}:badge"), format!("{ACME}:BADGE")] {
+        let r = s
+            .patch(
+                &format!("/scim/v2/Users/{ana}"),
+                &json!([{"op": "replace", "path": path, "value": "B-2"}]),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.json()[ACME],
+            json!({"badge": "B-2", "site": "x"}),
+            "{path}"
+        );
+    }
+    let u = s.get(&format!("/scim/v2/Users/{ana}")).await.json();
+    assert_eq!(u[ACME], json!({"badge": "B-2", "site": "x"}));
+    // The new value is taken, the old one free.
+    s.post(
+        "/scim/v2/Users",
+        &json!({"userName": "cy", ACME: {"badge": "b-2"}}),
+    )
+    .await
+    .assert_error(409, Some("uniqueness"));
+    s.create_user(&json!({"userName": "cy", ACME: {"badge": "B-1"}}))
+        .await;
+    // Bo's value (stored as BADGE) can't be taken by a PATCH, and Bo may re-case his own.
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{ana}"),
+            &json!([{"op": "replace", "path": format!("{ACME}:badge"), "value": "b-9"}]),
+        )
+        .await;
+    r.assert_error(409, Some("uniqueness"));
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{bo}"),
+            &json!([{"op": "add", "value": {ACME: {"badge": "b-9"}}}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()[ACME], json!({"badge": "b-9"}));
+    let found = s.filter("Users", &format!("{ACME}:badge eq \"B-9\"")).await;
+    assert_eq!(ids(&found), [bo.as_str()]);
+}
+
 /// review2 #9: an http(s) schema's `meta.location` is a URL that serves it, and a schema
 /// declared without a name or description shows none rather than "".
 #[tokio::test]

@@ -232,14 +232,22 @@ async fn an_index_backfills_existing_users_serves_lookups_and_goes_with_its_decl
     s.create_user(&user("u9", json!({"costCode": "R-9"}))).await;
     assert_eq!(side_rows(&db), 5);
 
-    // The lookup reads the side table, finds the right users, and is an index lookup.
+    // The filter reads the side table and finds the right users; costCode is not unique, so
+    // it may match many: not a lookup (which assumes at most one row), unlike badgeNumber.
     let store = Store::open_existing(&db).unwrap();
     store.refresh_registry().unwrap();
     let registry = store.registry();
+    let is_lookup = |text: &str| {
+        let filter = scimd::scim::filter::parse(text).unwrap();
+        scimd::store::query::translate_list(&filter, ResourceKind::User, &registry)
+            .unwrap()
+            .1
+    };
+    assert!(is_lookup(&format!("{ACME}:badgeNumber eq \"B\"")));
     let filter = scimd::scim::filter::parse(&format!("{ACME}:costCode eq \"R-1\"")).unwrap();
     let (sql, lookup) =
         scimd::store::query::translate_list(&filter, ResourceKind::User, &registry).unwrap();
-    assert!(lookup, "an indexed eq is a lookup");
+    assert!(!lookup, "a non-unique indexed eq is not a lookup");
     assert!(sql.sql.contains("user_ext_values"), "{}", sql.sql);
     let (found, plan) = store
         .read_sync(|c| {
@@ -354,4 +362,62 @@ async fn the_console_marks_attributes_as_indexed_and_shows_their_indexes() {
         let e = r.assert_error(400, Some("invalidValue"));
         assert!(e["detail"].as_str().unwrap().contains(part), "{e}");
     }
+}
+
+/// A non-unique indexed attribute is read from its index but is no lookup: a filter on it
+/// returns every matching user, over pages of any size.
+#[tokio::test]
+async fn a_non_unique_indexed_attribute_finds_every_matching_user() {
+    let dir = tempfile::TempDir::new().unwrap();
+    {
+        let store = Store::open(&dir.path().join("scimd.db")).unwrap();
+        let listed = ["costCode".to_string()];
+        schemas::declare_indexed(
+            &store,
+            &acme_user(),
+            None,
+            false,
+            Some(&listed),
+            &Actor::cli(),
+        )
+        .unwrap();
+    }
+    let s = Server::start_in(dir, |c| c).await;
+    let mut want = Vec::new();
+    for i in 0..25 {
+        let code = if i % 5 == 4 { "other" } else { "Shared" };
+        let u = s
+            .create_user(&user(&format!("u{i}"), json!({"costCode": code})))
+            .await;
+        if code == "Shared" {
+            want.push(id_of(&u));
+        }
+    }
+    let filter = format!("{ACME}:costCode eq \"shared\"");
+    let list = s.filter("Users", &filter).await;
+    assert_eq!(list["totalResults"], 20);
+    assert_eq!(ids(&list), want);
+    // Small pages (at most the inline bound) and the pages after them.
+    let mut got = Vec::new();
+    for start in [1, 8, 15] {
+        let r = s
+            .get(&format!(
+                "/scim/v2/Users?{}&startIndex={start}&count=7",
+                filter_query(&filter)
+            ))
+            .await;
+        assert_eq!(r.status, 200);
+        let page = r.json();
+        assert_eq!(page["totalResults"], 20);
+        got.extend(ids(&page));
+    }
+    assert_eq!(got, want);
+    // The store says so too: not a lookup.
+    let store = Store::open_existing(&s.db()).unwrap();
+    store.refresh_registry().unwrap();
+    let parsed = scimd::scim::filter::parse(&filter).unwrap();
+    let (_, lookup) =
+        scimd::store::query::translate_list(&parsed, ResourceKind::User, &store.registry())
+            .unwrap();
+    assert!(!lookup);
 }
