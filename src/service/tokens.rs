@@ -90,7 +90,8 @@ fn record(
     Ok(())
 }
 
-/// Creates a write token called `name` (from the command line) and returns its secret.
+/// Creates a write token called `name` as the command line (`cli` in the audit log) and
+/// returns its secret.
 pub fn create(store: &Store, name: &str) -> Result<String> {
     create_as(store, name, Scope::Write, &Actor::cli())
 }
