@@ -201,10 +201,14 @@ enum TokenCommand {
         /// A name to recognise the token by, e.g. "onelogin".
         #[arg(long)]
         name: String,
+        /// What the token may do: `write` is what an identity provider needs; `read` may look
+        /// up users and groups and follow the change feed, never change anything.
+        #[arg(long, default_value = "write", value_parser = ["read", "write"])]
+        scope: String,
         #[command(flatten)]
         db: DbArg,
     },
-    /// List tokens: name, created, last used (never the secret).
+    /// List tokens: name, scope, created, last used (never the secret).
     List {
         #[command(flatten)]
         db: DbArg,
@@ -477,10 +481,15 @@ fn admin(cmd: AdminCommand) -> CliResult {
 
 fn token(cmd: TokenCommand) -> CliResult {
     match cmd {
-        TokenCommand::Create { name, db } => {
+        TokenCommand::Create { name, scope, db } => {
+            let scope: tokens::Scope = scope.parse()?;
             let store = open_db(&db.db)?;
-            let secret = tokens::create(&store, &name)?;
-            println!("Created token \"{name}\". Copy it now: it is not shown again.");
+            let actor = scimd::service::audit::Actor::cli();
+            let secret = tokens::create_as(&store, &name, scope, &actor)?;
+            println!(
+                "Created {} token \"{name}\". Copy it now: it is not shown again.",
+                scope.as_str()
+            );
             println!("{secret}");
         }
         TokenCommand::List { db } => {
@@ -490,8 +499,8 @@ fn token(cmd: TokenCommand) -> CliResult {
                 println!("No tokens yet. Create one with: scimd token create --name NAME");
             } else {
                 println!(
-                    "{:<24} {:<26} {:<26} STATUS",
-                    "NAME", "CREATED", "LAST USED"
+                    "{:<24} {:<6} {:<26} {:<26} STATUS",
+                    "NAME", "SCOPE", "CREATED", "LAST USED"
                 );
                 for t in all {
                     let status = match &t.revoked {
@@ -499,7 +508,13 @@ fn token(cmd: TokenCommand) -> CliResult {
                         None => "live".into(),
                     };
                     let last = t.last_used.as_deref().unwrap_or("never");
-                    println!("{:<24} {:<26} {:<26} {status}", t.name, t.created, last);
+                    println!(
+                        "{:<24} {:<6} {:<26} {:<26} {status}",
+                        t.name,
+                        t.scope.as_str(),
+                        t.created,
+                        last
+                    );
                 }
             }
         }

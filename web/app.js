@@ -184,7 +184,7 @@ async function connectPage() {
       h("h2", {}, "OneLogin: “SCIM Provisioner with SAML (SCIM v2 Core)”"),
       h("ol", { class: "steps" },
         h("li", {}, "Applications → Add App → search “SCIM Provisioner with SAML (SCIM v2 Core)” → Save."),
-        h("li", {}, "Configuration: paste the SCIM Base URL above; paste a bearer token from ", h("a", { href: "/tokens", "data-link": true }, "Tokens"), " into “SCIM Bearer Token”; click Enable under API Connection."),
+        h("li", {}, "Configuration: paste the SCIM Base URL above; paste a write token from ", h("a", { href: "/tokens", "data-link": true }, "Tokens"), " into “SCIM Bearer Token”; click Enable under API Connection."),
         h("li", {}, "Provisioning: tick “Enable provisioning”; untick “Require admin approval” for create, update and delete unless you want to approve each change; choose what happens when users are deleted or suspended (Suspend keeps them, with active = false)."),
         h("li", {}, "Parameters: open Groups, tick “Include in User Provisioning” and make it multi-value."),
         h("li", {}, "Rules: add a rule with the action “Set Groups in …” to send OneLogin roles as groups."),
@@ -210,25 +210,34 @@ function tokenStatus(t, now) {
   return h("span", { class: "badge bad" }, "revoked " + when(t.revoked));
 }
 
-function shownOnce(name, token) {
+function shownOnce(name, token, scope) {
+  const what = scope ? `${scope} token` : "Token";
   return h("div", { class: "card", role: "alert" },
-    h("p", {}, h("strong", {}, `Token “${name}”: copy it now. `), "It is not shown again."),
+    h("p", {}, h("strong", {}, `${what[0].toUpperCase()}${what.slice(1)} “${name}”: copy it now. `), "It is not shown again."),
     h("div", { class: "secret" }, h("code", { id: "new-token" }, token), copyButton(token)));
 }
 
 async function tokensPage(notice) {
   const { tokens, now } = await api("GET", "/tokens");
   const status = h("div", { role: "status", "aria-live": "polite" });
-  const form = h("form", { class: "card row" },
-    h("div", {}, h("label", { for: "token-name" }, "New token name"),
-      h("input", { id: "token-name", type: "text", placeholder: "onelogin", required: true, maxlength: "100" })),
-    h("div", { class: "shrink" }, h("button", { type: "submit" }, "Create token")));
+  const form = h("form", { class: "card" },
+    h("div", { class: "row" },
+      h("div", {}, h("label", { for: "token-name" }, "New token name"),
+        h("input", { id: "token-name", type: "text", placeholder: "onelogin", required: true, maxlength: "100" })),
+      h("div", { class: "shrink" }, h("label", { for: "token-scope" }, "Scope"),
+        h("select", { id: "token-scope", "aria-describedby": "token-scope-help" },
+          h("option", { value: "write", selected: true }, "write"),
+          h("option", { value: "read" }, "read"))),
+      h("div", { class: "shrink" }, h("button", { type: "submit" }, "Create token"))),
+    h("p", { id: "token-scope-help", class: "muted" },
+      "write: what an identity provider needs. read: may look up users and groups and follow the change feed, never change anything."));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
       const name = form.querySelector("#token-name").value.trim();
-      const r = await api("POST", "/tokens", { name });
-      await tokensPage(shownOnce(r.name, r.token));
+      const scope = form.querySelector("#token-scope").value;
+      const r = await api("POST", "/tokens", { name, scope });
+      await tokensPage(shownOnce(r.name, r.token, r.scope));
     } catch (e) { status.replaceChildren(errorBox(e)); }
   });
   const rows = tokens.map((t) => {
@@ -253,7 +262,7 @@ async function tokensPage(notice) {
       } catch (e) { status.replaceChildren(errorBox(e)); }
     });
     return h("tr", {},
-      h("td", {}, t.name), h("td", { class: "optional" }, when(t.created)),
+      h("td", {}, t.name), h("td", {}, h("span", { class: "badge" }, t.scope)), h("td", { class: "optional" }, when(t.created)),
       h("td", {}, when(t.lastUsed), t.lastClient ? h("div", { class: "muted" }, t.lastClient) : null),
       h("td", {}, tokenStatus(t, now)),
       h("td", {}, active ? h("div", { class: "row" }, overlap, h("div", { class: "shrink" }, regen), h("div", { class: "shrink" }, revoke)) : null));
@@ -263,7 +272,7 @@ async function tokensPage(notice) {
     notice || null, form, status,
     tokens.length === 0 ? h("p", { class: "empty" }, "No tokens yet — create one, then paste it into your identity provider.")
       : h("div", { class: "table-wrap" }, h("table", {},
-          h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", { class: "optional" }, "Created"), h("th", {}, "Last used"), h("th", {}, "Status"), h("th", {}, "Actions"))),
+          h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Scope"), h("th", { class: "optional" }, "Created"), h("th", {}, "Last used"), h("th", {}, "Status"), h("th", {}, "Actions"))),
           h("tbody", {}, rows))));
 }
 

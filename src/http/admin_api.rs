@@ -347,10 +347,21 @@ pub async fn handle(
         (&Method::POST, ["tokens"]) => {
             let body = read_json(app, req).await?;
             let name = text(&body, "name")?.to_string();
+            // Absent: write, what an identity provider needs (and what the console made
+            // before tokens had scopes).
+            let scope = match body.get("scope") {
+                None | Some(Value::Null) => tokens::Scope::Write,
+                Some(v) => v
+                    .as_str()
+                    .ok_or_else(|| {
+                        Error::InvalidValue("\"scope\" is \"read\" or \"write\"".into())
+                    })?
+                    .parse()?,
+            };
             let (store, who) = (app.store.clone(), actor.clone());
             let n = name.clone();
-            let token = blocking(move || tokens::create_as(&store, &n, &who)).await?;
-            Ok(ok(json!({"name": name, "token": token})))
+            let token = blocking(move || tokens::create_as(&store, &n, scope, &who)).await?;
+            Ok(ok(json!({"name": name, "scope": scope, "token": token})))
         }
         (&Method::POST, ["tokens", name, "regenerate"]) => {
             let body = read_json(app, req).await?;

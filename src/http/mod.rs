@@ -37,7 +37,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::audit::{Actor, ActorKind, Rejections};
-use crate::service::tokens::LastUsed;
+use crate::service::tokens::{LastUsed, Scope};
 use crate::store::Store;
 use router::{Route, RouteError};
 
@@ -603,13 +603,14 @@ async fn route_and_dispatch(
         Ok(r) => r.needs_auth(),
         Err(_) => router::is_scim_path(req.uri().path()),
     };
+    // A path or method that does not exist changes nothing: any live token learns so.
+    let needed = route
+        .as_ref()
+        .map_or(Scope::Read, |r| r.needs(req.method()));
     if needs_auth {
-        let p = match auth::bearer(app, req.headers()) {
+        let p = match auth::bearer(app, req.headers(), needed) {
             Ok(p) => p,
-            Err(auth::Refused {
-                error,
-                revoked: Some(name),
-            }) => {
+            Err(auth::Refused::Revoked { error, name }) => {
                 // A real client with a revoked token: on record by name (in its own budget),
                 // and never refused for a table that guessers filled.
                 actor.kind = ActorKind::RevokedToken;
@@ -617,9 +618,18 @@ async fn route_and_dispatch(
                 app.limits.failed_auth.fail_known(client)?;
                 return Err(error);
             }
-            Err(refused) => {
+            Err(auth::Refused::OutOfScope { error, principal }) => {
+                // A valid token sending what its scope does not cover, before its body is
+                // read: on record (and its last request) under the token's name, and not a
+                // failed authentication.
+                *token_seq = Some(principal.token_seq);
+                actor.kind = ActorKind::Token;
+                actor.name = principal.name;
+                return Err(error);
+            }
+            Err(auth::Refused::Unknown(error)) => {
                 app.limits.failed_auth.fail(client)?;
-                return Err(refused.error);
+                return Err(error);
             }
         };
         *token_seq = Some(p.token_seq);

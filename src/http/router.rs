@@ -3,6 +3,8 @@
 
 use http::Method;
 
+use crate::service::tokens::Scope;
+
 /// SCIM endpoints live under this prefix (RFC 7644 §3.13 leaves the base URL to the server).
 pub const SCIM_PREFIX: &str = "/scim/v2";
 
@@ -79,6 +81,44 @@ impl Route {
     /// Whether the route needs a SCIM bearer token (everything but the health check).
     pub fn needs_auth(&self) -> bool {
         !matches!(self, Route::Health)
+    }
+
+    /// The token scope a request to the route needs: `Read` only for what never changes the
+    /// directory (lookups, lists, searches, discovery). No catch-all arm, so a route added
+    /// later must say which it is; `method` only matters where one route takes any method.
+    pub fn needs(&self, method: &Method) -> Scope {
+        match self {
+            Route::Health
+            | Route::ServiceProviderConfig
+            | Route::ResourceTypes
+            | Route::ResourceType(_)
+            | Route::Schemas
+            | Route::Schema(_)
+            | Route::ListUsers
+            | Route::GetUser(_)
+            | Route::ListGroups
+            | Route::GetGroup(_)
+            | Route::SearchUsers
+            | Route::SearchGroups
+            | Route::SearchAll => Scope::Read,
+            Route::CreateUser
+            | Route::ReplaceUser(_)
+            | Route::PatchUser(_)
+            | Route::DeleteUser(_)
+            | Route::CreateGroup
+            | Route::ReplaceGroup(_)
+            | Route::PatchGroup(_)
+            | Route::DeleteGroup(_) => Scope::Write,
+            // `/Bulk` (POST) and `/Me` (any method): refused for a read token before they
+            // answer 501, so what a read token may do does not change when they are built.
+            Route::NotImplemented(_) => {
+                if method == Method::GET || method == Method::HEAD {
+                    Scope::Read
+                } else {
+                    Scope::Write
+                }
+            }
+        }
     }
 }
 
@@ -340,6 +380,37 @@ mod tests {
         ] {
             assert_eq!(r(Method::GET, p), Err(RouteError::NotFound), "{p}");
         }
+    }
+
+    /// Every route a write method reaches needs a write token, in any letter case, except
+    /// the searches; every GET needs only a read token.
+    #[test]
+    fn only_reads_and_searches_are_open_to_read_tokens() {
+        let needs = |method: Method, path: &str| {
+            let route = r(method.clone(), path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            route.needs(&method)
+        };
+        for resource in ["Users", "users", "USERS", "Groups", "groups", "gRoUpS"] {
+            let one = format!("/scim/v2/{resource}/x");
+            let all = format!("/scim/v2/{resource}");
+            assert_eq!(needs(Method::POST, &all), Scope::Write, "{all}");
+            for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+                assert_eq!(needs(method.clone(), &one), Scope::Write, "{method} {one}");
+            }
+            assert_eq!(needs(Method::GET, &all), Scope::Read, "{all}");
+            assert_eq!(needs(Method::GET, &one), Scope::Read, "{one}");
+            let search = format!("{all}/.search");
+            assert_eq!(needs(Method::POST, &search), Scope::Read, "{search}");
+        }
+        for bulk in ["/scim/v2/Bulk", "/scim/v2/bulk", "/scim/v2/BULK"] {
+            assert_eq!(needs(Method::POST, bulk), Scope::Write, "{bulk}");
+        }
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(needs(method, "/scim/v2/Me"), Scope::Write);
+        }
+        assert_eq!(needs(Method::GET, "/scim/v2/Me"), Scope::Read);
+        assert_eq!(needs(Method::POST, "/scim/v2/.search"), Scope::Read);
+        assert_eq!(needs(Method::GET, "/scim/v2/Schemas"), Scope::Read);
     }
 
     #[test]

@@ -21,16 +21,18 @@ use crate::error::{Error, Result};
 use crate::scim::time;
 use crate::store::{Store, tokens};
 
-pub use crate::store::tokens::TokenInfo;
+pub use crate::store::tokens::{Scope, TokenInfo};
 
 const PREFIX: &str = "scimd_";
 const LOOKUP_LEN: usize = 16;
 
-/// Who made a request: the token's row and name (for logs; never the secret).
+/// Who made a request: the token's row and name (for logs; never the secret), and what it
+/// may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub token_seq: i64,
     pub name: String,
+    pub scope: Scope,
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
@@ -88,25 +90,28 @@ fn record(
     Ok(())
 }
 
-/// Creates a token called `name` (from the command line) and returns its secret.
+/// Creates a write token called `name` as the command line (`cli` in the audit log) and
+/// returns its secret.
 pub fn create(store: &Store, name: &str) -> Result<String> {
-    create_as(store, name, &Actor::cli())
+    create_as(store, name, Scope::Write, &Actor::cli())
 }
 
-/// Creates a token called `name` and returns its secret, which is not stored anywhere.
-/// Blocking (one durable write).
-pub fn create_as(store: &Store, name: &str, actor: &Actor) -> Result<String> {
+/// Creates a token called `name` with `scope` and returns its secret, which is not stored
+/// anywhere. Blocking (one durable write).
+pub fn create_as(store: &Store, name: &str, scope: Scope, actor: &Actor) -> Result<String> {
     check_name(name)?;
     let (lookup, token, d) = fresh()?;
     store.write_sync(|tx| {
-        tokens::insert(tx, name, &lookup, &d, &time::now())?;
-        record(tx, actor, "token.create", name, None)
+        tokens::insert(tx, name, scope, &lookup, &d, &time::now())?;
+        let detail = serde_json::json!({"scope": scope});
+        record(tx, actor, "token.create", name, Some(detail))
     })?;
     Ok(token)
 }
 
-/// Gives the token called `name` a new secret and returns it. The old secret keeps working
-/// for `overlap` (zero: it stops at once), so a client can be switched without a gap.
+/// Gives the token called `name` a new secret (of the same scope) and returns it. The old
+/// secret keeps working for `overlap` (zero: it stops at once), so a client can be switched
+/// without a gap.
 pub fn regenerate(store: &Store, name: &str, overlap: Duration, actor: &Actor) -> Result<String> {
     let (lookup, token, d) = fresh()?;
     let now = ::time::OffsetDateTime::now_utc();
@@ -180,6 +185,7 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Presented> {
                 Presented::Live(Principal {
                     token_seq: row.seq,
                     name: row.name,
+                    scope: row.scope,
                 })
             } else {
                 Presented::Revoked(row.name)

@@ -772,7 +772,7 @@ mod tests {
         .unwrap();
         assert_eq!(count(&conn, "badge"), 2);
         let mut conn = conn;
-        super::super::migrate::run(&mut conn).unwrap();
+        super::super::migrate::upgrade_to(&mut conn, 8).unwrap();
         let multi: Vec<(String, bool, String)> = conn
             .prepare("SELECT attr, multi, state FROM scim_indexed_attrs ORDER BY attr")
             .unwrap()

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_ext_index.sql"),
     include_str!("migrations/007_events.sql"),
     include_str!("migrations/008_ext_index_multi.sql"),
+    include_str!("migrations/009_token_scope.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key
@@ -36,7 +37,7 @@ pub fn run(conn: &mut Connection) -> Result<()> {
 }
 
 /// Runs the migrations up to schema version `target` (at most `LATEST`).
-fn upgrade_to(conn: &mut Connection, target: usize) -> Result<()> {
+pub(crate) fn upgrade_to(conn: &mut Connection, target: usize) -> Result<()> {
     let current = version(conn)?;
     if current > LATEST {
         return Err(Error::internal(format!(
@@ -257,6 +258,51 @@ mod tests {
             })
             .unwrap();
         assert_eq!((version, data.as_str(), generation), (LATEST, doc, 0));
+    }
+
+    /// Tokens made before scopes (version 8) are write tokens after the upgrade (revoked ones
+    /// too, and a regenerated one stays one); the column admits nothing but read and write.
+    #[test]
+    fn a_version_8_databases_tokens_become_write_tokens() {
+        use crate::store::tokens::{self, Scope};
+        let mut old = Connection::open_in_memory().unwrap();
+        upgrade_to(&mut old, 8).unwrap();
+        old.execute_batch(
+            "INSERT INTO tokens (name, lookup, digest, created, revoked)
+             VALUES ('idp', '0123456789abcdef', x'00', '2026-01-01T00:00:00.000Z', NULL),
+                    ('old', '1123456789abcdef', x'01', '2026-01-01T00:00:00.000Z',
+                     '2026-01-02T00:00:00.000Z');",
+        )
+        .unwrap();
+        run(&mut old).unwrap();
+        let listed: Vec<(String, Scope)> = tokens::list(&old)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.scope))
+            .collect();
+        assert_eq!(
+            listed,
+            [("idp".into(), Scope::Write), ("old".into(), Scope::Write)]
+        );
+        let now = "2026-02-01T00:00:00.000Z";
+        let found = tokens::find(&old, "0123456789abcdef", now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.scope, Scope::Write);
+        assert!(tokens::regenerate(&old, "idp", "2123456789abcdef", b"2", now, now).unwrap());
+        let found = tokens::find(&old, "2123456789abcdef", now)
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.live, found.scope), (true, Scope::Write));
+        let err = old
+            .execute(
+                "INSERT INTO tokens (name, lookup, digest, created, scope)
+                 VALUES ('x', '3123456789abcdef', x'03', 't', 'admin')",
+                [],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CHECK"), "{err}");
     }
 
     #[test]

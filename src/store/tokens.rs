@@ -5,6 +5,53 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 
+/// What a token may do: `Write` is what an identity provider needs (and what every token
+/// could do before scopes); `Read` may look users and groups up and follow the change feed,
+/// never change anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+
+    /// Whether a token of this scope may do what needs `needed`.
+    pub fn covers(self, needed: Scope) -> bool {
+        self == Scope::Write || needed == Scope::Read
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Scope> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            other => Err(Error::InvalidValue(format!(
+                "a token's scope is read or write, not \"{other}\""
+            ))),
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for Scope {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        // The column's CHECK admits only these two.
+        v.as_str()?
+            .parse()
+            .map_err(|e: Error| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
 /// A token's row, as authentication needs it.
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -13,6 +60,7 @@ pub struct TokenRow {
     pub digest: Vec<u8>,
     /// Not revoked (yet).
     pub live: bool,
+    pub scope: Scope,
 }
 
 /// A token as listed: never the secret. `revoked` may lie in the future: a regenerated
@@ -21,6 +69,7 @@ pub struct TokenRow {
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub name: String,
+    pub scope: Scope,
     pub created: String,
     pub last_used: Option<String>,
     pub revoked: Option<String>,
@@ -29,7 +78,14 @@ pub struct TokenInfo {
     pub last_request: Option<String>,
 }
 
-pub fn insert(conn: &Connection, name: &str, lookup: &str, digest: &[u8], now: &str) -> Result<()> {
+pub fn insert(
+    conn: &Connection,
+    name: &str,
+    scope: Scope,
+    lookup: &str,
+    digest: &[u8],
+    now: &str,
+) -> Result<()> {
     let taken = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1 AND revoked IS NULL)",
         [name],
@@ -41,8 +97,8 @@ pub fn insert(conn: &Connection, name: &str, lookup: &str, digest: &[u8], now: &
         )));
     }
     conn.execute(
-        "INSERT INTO tokens (name, lookup, digest, created) VALUES (?1, ?2, ?3, ?4)",
-        params![name, lookup, digest, now],
+        "INSERT INTO tokens (name, scope, lookup, digest, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, scope.as_str(), lookup, digest, now],
     )?;
     Ok(())
 }
@@ -53,7 +109,7 @@ pub fn insert(conn: &Connection, name: &str, lookup: &str, digest: &[u8], now: &
 pub fn find(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT seq, name, digest, revoked IS NULL OR revoked > ?2 FROM tokens
+            "SELECT seq, name, digest, revoked IS NULL OR revoked > ?2, scope FROM tokens
              WHERE lookup = ?1",
         )?
         .query_row(params![lookup, now], |r| {
@@ -62,6 +118,7 @@ pub fn find(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRo
                 name: r.get(1)?,
                 digest: r.get(2)?,
                 live: r.get(3)?,
+                scope: r.get(4)?,
             })
         })
         .optional()?)
@@ -70,17 +127,18 @@ pub fn find(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRo
 /// Every token, live ones first, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
     let mut stmt = conn.prepare(
-        "SELECT name, created, last_used, revoked, last_client, last_request FROM tokens
+        "SELECT name, scope, created, last_used, revoked, last_client, last_request FROM tokens
          ORDER BY revoked IS NOT NULL, seq",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(TokenInfo {
             name: r.get(0)?,
-            created: r.get(1)?,
-            last_used: r.get(2)?,
-            revoked: r.get(3)?,
-            last_client: r.get(4)?,
-            last_request: r.get(5)?,
+            scope: r.get(1)?,
+            created: r.get(2)?,
+            last_used: r.get(3)?,
+            revoked: r.get(4)?,
+            last_client: r.get(5)?,
+            last_request: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -96,8 +154,8 @@ pub fn revoke(conn: &Connection, name: &str, now: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// Gives the live token called `name` a new secret: the old one keeps working until
-/// `old_until` (`now` for no overlap). Returns whether there was a live token.
+/// Gives the live token called `name` a new secret, of the same scope: the old one keeps
+/// working until `old_until` (`now` for no overlap). Returns whether there was a live token.
 pub fn regenerate(
     conn: &Connection,
     name: &str,
@@ -106,14 +164,16 @@ pub fn regenerate(
     now: &str,
     old_until: &str,
 ) -> Result<bool> {
-    let live = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1 AND revoked IS NULL)",
-        [name],
-        |r| r.get::<_, bool>(0),
-    )?;
-    if !live {
+    let scope = conn
+        .query_row(
+            "SELECT scope FROM tokens WHERE name = ?1 AND revoked IS NULL",
+            [name],
+            |r| r.get::<_, Scope>(0),
+        )
+        .optional()?;
+    let Some(scope) = scope else {
         return Ok(false);
-    }
+    };
     // Every secret of the token still working ends by `old_until` at the latest: an older
     // secret in its own overlap must not outlive a rotation that says "stop now".
     conn.execute(
@@ -121,7 +181,7 @@ pub fn regenerate(
          WHERE name = ?1 AND (revoked IS NULL OR revoked > ?3)",
         params![name, old_until, now],
     )?;
-    insert(conn, name, lookup, digest, now)?;
+    insert(conn, name, scope, lookup, digest, now)?;
     Ok(true)
 }
 
@@ -143,4 +203,50 @@ pub fn touch(conn: &Connection, used: &[(i64, Use)]) -> Result<()> {
         stmt.execute(params![seq, u.at, u.client, u.request])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A regenerated token keeps its scope: rotating a read token's secret must not make it
+    /// able to write, nor a write token's stop it writing.
+    #[test]
+    fn regenerating_keeps_the_scope() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate::run(&mut conn).unwrap();
+        let t = "2026-01-01T00:00:00.000Z";
+        insert(&conn, "feed", Scope::Read, "0000000000000001", b"1", t).unwrap();
+        insert(&conn, "idp", Scope::Write, "0000000000000002", b"2", t).unwrap();
+        assert!(regenerate(&conn, "feed", "0000000000000003", b"3", t, t).unwrap());
+        assert!(regenerate(&conn, "idp", "0000000000000004", b"4", t, t).unwrap());
+        for (lookup, scope) in [
+            ("0000000000000003", Scope::Read),
+            ("0000000000000004", Scope::Write),
+        ] {
+            let found = find(&conn, lookup, t).unwrap().unwrap();
+            assert_eq!((found.live, found.scope), (true, scope), "{lookup}");
+        }
+        let listed: Vec<(String, Scope)> = list(&conn)
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.revoked.is_none())
+            .map(|i| (i.name, i.scope))
+            .collect();
+        assert_eq!(
+            listed,
+            [("feed".into(), Scope::Read), ("idp".into(), Scope::Write)]
+        );
+    }
+
+    #[test]
+    fn scopes_parse_from_their_names_only() {
+        assert_eq!("read".parse::<Scope>().unwrap(), Scope::Read);
+        assert_eq!("write".parse::<Scope>().unwrap(), Scope::Write);
+        for bad in ["", "Read", "admin", "read,write"] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad}");
+        }
+        assert!(Scope::Write.covers(Scope::Write) && Scope::Write.covers(Scope::Read));
+        assert!(Scope::Read.covers(Scope::Read) && !Scope::Read.covers(Scope::Write));
+    }
 }

@@ -1,9 +1,9 @@
 //! The console in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
-//! `chromium-driver`): first-run setup, sign-in, a token created and copied, a user
-//! provisioned over SCIM with it and seen in Users (its extension in a card, typed) and in the
-//! Audit log, then regenerate and revoke; an extension declared and removed on the Schemas page
-//! and a user holding it shown under the declaration and then as sent. Screenshots of each
-//! page go to `target/screenshots/`.
+//! `chromium-driver`): first-run setup, sign-in, a token created and copied (and a read token,
+//! which cannot write), a user provisioned over SCIM with it and seen in Users (its extension
+//! in a card, typed) and in the Audit log, then regenerate and revoke; an extension declared
+//! and removed on the Schemas page and a user holding it shown under the declaration and then
+//! as sent. Screenshots of each page go to `target/screenshots/`.
 //!
 //! Without Chromium the test says so and passes, so `cargo test` works on any machine;
 //! `.ci/run` installs Chromium and sets `SCIMD_REQUIRE_BROWSER=1`, which turns a missing
@@ -244,6 +244,36 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     let token = shown_token(&c).await;
     assert!(token.starts_with("scimd_"), "{token}");
     click_text(&c, "Copy").await;
+
+    // A read token, its scope chosen in the form and shown in the list: it reads, never
+    // writes.
+    fill(&c, "#token-name", "feed").await;
+    c.wait()
+        .for_element(Locator::Css("#token-scope"))
+        .await
+        .unwrap()
+        .select_by_value("read")
+        .await
+        .unwrap();
+    click(&c, "form button[type=submit]").await;
+    see(&c, "Read token “feed”: copy it now.").await;
+    let feed = shown_token(&c).await;
+    assert_eq!(scim(&s, &feed).await, 200);
+    let bearer = format!("Bearer {feed}");
+    let denied = s
+        .raw(
+            "POST",
+            "/scim/v2/Users",
+            &[("authorization", &bearer)],
+            Some(r#"{"userName": "nobody"}"#),
+        )
+        .await;
+    assert_eq!(denied.status, 403);
+    for (name, scope) in [("feed", "read"), ("onelogin", "write")] {
+        let cell = format!("//tr[td[1][normalize-space(.)='{name}']]/td[2]");
+        let cell = c.find(Locator::XPath(&cell)).await.unwrap();
+        assert_eq!(cell.text().await.unwrap(), scope, "{name}");
+    }
     snap(&c, "tokens").await;
 
     // The identity provider provisions a user with that token.

@@ -28,6 +28,7 @@ mod patch;
 mod per_client;
 mod replay;
 mod schemas;
+mod scopes;
 mod security;
 mod tls;
 mod tolerance;
