@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod events;
 pub mod groups;
 pub mod ignored;
 mod rejections;

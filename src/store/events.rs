@@ -38,6 +38,17 @@ pub fn oldest(conn: &Connection) -> Result<Option<i64>> {
         .query_row([], |r| r.get(0))?)
 }
 
+/// The event as served and sent: its stored payload (a JSON object without `id`) with
+/// `"id": "<seq>"` first. The one place the id is spliced in, so the feed and webhook
+/// deliveries serve the same bytes.
+pub fn body(seq: i64, payload: &str) -> String {
+    let rest = payload.strip_prefix('{').unwrap_or(payload).trim_start();
+    if rest.starts_with('}') {
+        return format!("{{\"id\":\"{seq}\"{rest}");
+    }
+    format!("{{\"id\":\"{seq}\",{rest}")
+}
+
 /// At most `limit` events after `after`, in commit order, of the given types (all when
 /// `types` is empty). Filtered reads walk the seq index, so a consumer of a rare type reads
 /// past the others without loading them.
@@ -98,5 +109,14 @@ mod tests {
         conn.execute("DELETE FROM events", []).unwrap();
         assert_eq!((head(&conn).unwrap(), oldest(&conn).unwrap()), (3, None));
         assert_eq!(append(&conn, "t", "user.deleted", "{}").unwrap(), 4);
+    }
+
+    #[test]
+    fn the_served_body_is_the_payload_with_the_seq_as_its_first_member() {
+        let body = body(42, r#"{"type":"user.created","changes":[]}"#);
+        assert_eq!(body, r#"{"id":"42","type":"user.created","changes":[]}"#);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["id"], "42");
+        assert_eq!(super::body(7, "{}"), r#"{"id":"7"}"#);
     }
 }
