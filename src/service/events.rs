@@ -16,14 +16,15 @@ use std::ops::Range;
 use serde_json::{Map, Value, json};
 
 use super::audit::Actor;
+use crate::config::EventRetention;
 use crate::error::Result;
 use crate::scim::diff;
 use crate::scim::project::Projection;
 use crate::scim::registry::Registry;
 use crate::scim::resource::{GroupRecord, ResourceKind, UserRecord};
 use crate::scim::time;
-use crate::store::events;
 use crate::store::groups::{self, Delta, MemberName, Members};
+use crate::store::{Store, events};
 
 pub const USER_CREATED: &str = "user.created";
 pub const USER_UPDATED: &str = "user.updated";
@@ -351,6 +352,63 @@ pub fn group_deleted(
     Ok(())
 }
 
+/// Events deleted per transaction while pruning, so SCIM writes are never held up long.
+const PRUNE_BATCH: u32 = 5000;
+
+/// Applies `r`: deletes events older than its age, then the oldest beyond its count and its
+/// size, each in transactions of at most `PRUNE_BATCH`; how many were deleted. Runs hourly
+/// beside the audit log's pruning.
+pub async fn prune(store: &Store, r: EventRetention) -> Result<usize> {
+    let older_than = ::time::OffsetDateTime::now_utc()
+        .checked_sub(::time::Duration::days(i64::from(r.max_age_days)))
+        .map(time::format);
+    let mut total = 0;
+    if let Some(t) = older_than {
+        loop {
+            let t = t.clone();
+            let n = store
+                .write(move |tx| events::delete_older(tx, &t, PRUNE_BATCH))
+                .await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let rows = store.read(events::count).await?;
+    total += delete_oldest(store, rows.saturating_sub(r.max_rows)).await?;
+    // Measured again after each round: deleting rows frees pages a little less than in
+    // proportion, and the next hourly run finishes what this one leaves.
+    for _ in 0..4 {
+        let (bytes, rows) = store
+            .read(|conn| Ok((events::size_on_disk(conn)?, events::count(conn)?)))
+            .await?;
+        let excess = super::audit::rows_over(bytes, rows, r.max_bytes);
+        if excess == 0 {
+            break;
+        }
+        total += delete_oldest(store, excess).await?;
+    }
+    Ok(total)
+}
+
+/// Deletes the `n` oldest events, `PRUNE_BATCH` per transaction; how many.
+async fn delete_oldest(store: &Store, mut n: u64) -> Result<usize> {
+    let mut total = 0;
+    while n > 0 {
+        let batch = u32::try_from(n.min(u64::from(PRUNE_BATCH))).unwrap_or(PRUNE_BATCH);
+        let deleted = store
+            .write(move |tx| events::delete_oldest(tx, batch))
+            .await?;
+        if deleted == 0 {
+            break;
+        }
+        total += deleted;
+        n = n.saturating_sub(deleted as u64);
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +527,52 @@ mod tests {
                 (GROUP_MEMBERS_ADDED, 1000, 1500),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_within_age_count_and_size() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("e.db")).unwrap();
+        let old = "2000-01-01T00:00:00.000Z";
+        let pad = format!("{{\"pad\":\"{}\"}}", "p".repeat(2000));
+        store
+            .write_sync(|tx| {
+                for n in 0..12_000 {
+                    let at = if n < 7000 {
+                        old.to_string()
+                    } else {
+                        time::now()
+                    };
+                    events::append(tx, &at, USER_UPDATED, &pad)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let state = || {
+            store
+                .read_sync(|c| Ok((events::oldest(c)?, events::count(c)?, events::head(c)?)))
+                .unwrap()
+        };
+        let r = EventRetention::default();
+        // By age: more than one batch, every old one.
+        assert_eq!(prune(&store, r).await.unwrap(), 7000);
+        assert_eq!(state(), (Some(7001), 5000, 12_000));
+        let rows = EventRetention {
+            max_rows: 1200,
+            ..r
+        };
+        assert_eq!(prune(&store, rows).await.unwrap(), 3800);
+        assert_eq!(state(), (Some(10_801), 1200, 12_000));
+        let size = EventRetention {
+            max_bytes: 1024 * 1024,
+            ..r
+        };
+        prune(&store, size).await.unwrap();
+        let bytes = store.read_sync(events::size_on_disk).unwrap();
+        assert!(bytes <= 1024 * 1024, "{bytes}");
+        let (oldest, count, head) = state();
+        assert_eq!(oldest, Some(head - count as i64 + 1), "the newest are kept");
+        assert!(count >= 150, "no more than needed: {count}");
     }
 
     #[test]
