@@ -83,6 +83,7 @@ pub async fn run(
         metrics: Default::default(),
         local_addr,
         tls,
+        feed: Default::default(),
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
         let origin = app.config.public_url.clone().unwrap_or_else(|| {

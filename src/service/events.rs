@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::audit::Actor;
 use crate::config::EventRetention;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::scim::diff;
 use crate::scim::project::Projection;
 use crate::scim::registry::Registry;
@@ -352,6 +352,109 @@ pub fn group_deleted(
     Ok(())
 }
 
+/// Most events one feed page holds (`limit`), and the default.
+pub const MAX_PAGE: u32 = 1000;
+pub const DEFAULT_PAGE: u32 = 100;
+/// A page stops growing once its events take this many bytes (at least one is served):
+/// a thousand membership events of a thousand members each would be 100 MiB.
+const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Events read from the database at a time while filling a page.
+const READ_CHUNK: u32 = 100;
+
+/// Where a feed read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// From the oldest event kept.
+    Oldest,
+    /// Only events committed from now on.
+    Now,
+    /// After the event with this id.
+    Seq(i64),
+}
+
+/// One page of the feed: the served bodies in commit order, and where the next read starts.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub events: Vec<String>,
+    pub next: i64,
+}
+
+/// The events after `after` of the given types (all when empty), at most `limit` and about
+/// `MAX_PAGE_BYTES`. `next` is the last event served, or the newest event when the page
+/// reached the end, so a consumer of a few types advances past the others.
+/// A position whose events were pruned, or past the newest event, is `Error::Gone`.
+pub fn read_page(
+    conn: &rusqlite::Connection,
+    after: After,
+    types: &[String],
+    limit: u32,
+) -> Result<Page> {
+    let head = events::head(conn)?;
+    let oldest = events::oldest(conn)?;
+    let start = match after {
+        After::Oldest => oldest.map_or(head, |o| o - 1),
+        After::Now => head,
+        After::Seq(seq) => {
+            check_position(seq, oldest, head)?;
+            seq
+        }
+    };
+    let mut page = Page {
+        events: Vec::new(),
+        next: start,
+    };
+    let mut bytes = 0;
+    let mut at_end = false;
+    while page.events.len() < limit as usize && bytes < MAX_PAGE_BYTES {
+        let want = READ_CHUNK.min(limit - page.events.len() as u32);
+        let chunk = events::after(conn, page.next, types, want)?;
+        at_end = chunk.len() < want as usize;
+        for e in chunk {
+            if bytes >= MAX_PAGE_BYTES {
+                at_end = false;
+                break;
+            }
+            let body = events::body(e.seq, &e.payload);
+            bytes += body.len();
+            page.events.push(body);
+            page.next = e.seq;
+        }
+        if at_end {
+            break;
+        }
+    }
+    if at_end {
+        page.next = page.next.max(head);
+    }
+    Ok(page)
+}
+
+/// Fails with `Gone` unless `after` is a position the kept events continue from: the newest
+/// event or before, and no event after it pruned (the oldest kept is at most `after + 1`).
+fn check_position(after: i64, oldest: Option<i64>, head: i64) -> Result<()> {
+    let gone = |detail: String| {
+        Err(Error::Gone {
+            detail,
+            oldest,
+            head,
+        })
+    };
+    if after > head {
+        return gone(format!(
+            "event {after} is past the newest event ({head}): the database was restored \
+             from an older backup or replaced; resync from SCIM, then follow from after=now"
+        ));
+    }
+    let first_kept = oldest.unwrap_or(head + 1);
+    if after < first_kept - 1 {
+        return gone(format!(
+            "events after {after} are no longer kept (retention); resync from SCIM, \
+             then follow from after=now"
+        ));
+    }
+    Ok(())
+}
+
 /// Events deleted per transaction while pruning, so SCIM writes are never held up long.
 const PRUNE_BATCH: u32 = 5000;
 
@@ -573,6 +676,84 @@ mod tests {
         let (oldest, count, head) = state();
         assert_eq!(oldest, Some(head - count as i64 + 1), "the newest are kept");
         assert!(count >= 150, "no more than needed: {count}");
+    }
+
+    #[test]
+    fn a_position_is_served_while_nothing_after_it_was_pruned_and_it_is_not_past_the_head() {
+        for (after, oldest, head, ok) in [
+            (0, None, 0, true),
+            (1, None, 0, false),
+            (0, Some(1), 5, true),
+            (5, Some(1), 5, true),
+            (6, Some(1), 5, false),
+            (3, Some(4), 9, true),
+            (2, Some(4), 9, false),
+            (0, Some(4), 9, false),
+            // All pruned: only the head itself continues.
+            (9, None, 9, true),
+            (8, None, 9, false),
+        ] {
+            let got = check_position(after, oldest, head);
+            assert_eq!(
+                got.is_ok(),
+                ok,
+                "after {after}, oldest {oldest:?}, head {head}"
+            );
+            if let Err(Error::Gone {
+                oldest: o, head: h, ..
+            }) = got
+            {
+                assert_eq!((o, h), (oldest, head));
+            }
+        }
+    }
+
+    #[test]
+    fn pages_follow_commit_order_and_a_filtered_reader_advances_to_the_head() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("e.db")).unwrap();
+        store
+            .write_sync(|tx| {
+                for n in 0..250 {
+                    let kind = if n == 120 { USER_DELETED } else { USER_UPDATED };
+                    events::append(tx, "t", kind, &format!("{{\"n\":{n}}}"))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let read = |after, types: &[&str], limit| {
+            let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+            store
+                .read_sync(|c| read_page(c, after, &types, limit))
+                .unwrap()
+        };
+        let p = read(After::Oldest, &[], 150);
+        assert_eq!(p.events.len(), 150);
+        assert_eq!(p.events[0], r#"{"id":"1","n":0}"#);
+        assert_eq!(p.next, 150);
+        let p = read(After::Seq(150), &[], 150);
+        assert_eq!((p.events.len(), p.next), (100, 250));
+        let p = read(After::Seq(250), &[], 150);
+        assert_eq!((p.events.len(), p.next), (0, 250));
+        let p = read(After::Now, &[], 10);
+        assert_eq!((p.events.len(), p.next), (0, 250));
+        let p = read(After::Oldest, &[USER_DELETED], 10);
+        assert_eq!(p.events, vec![r#"{"id":"121","n":120}"#.to_string()]);
+        assert_eq!(p.next, 250, "read to the end: next is the head");
+        let p = read(After::Oldest, &[USER_DELETED], 1);
+        assert_eq!(p.next, 121, "a full page stops at its last event");
+        let big = format!("{{\"pad\":\"{}\"}}", "p".repeat(100_000));
+        store
+            .write_sync(|tx| {
+                for _ in 0..60 {
+                    events::append(tx, "t", USER_UPDATED, &big)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let p = read(After::Seq(250), &[], 1000);
+        assert!(p.events.len() < 60, "bounded in bytes: {}", p.events.len());
+        assert_eq!(p.next, 250 + p.events.len() as i64);
     }
 
     #[test]
