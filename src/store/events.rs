@@ -64,14 +64,26 @@ pub fn size_on_disk(conn: &Connection) -> Result<u64> {
 /// consumer whose cursor is at or past the oldest kept misses nothing (an event stamped
 /// earlier by a clock stepped back waits for the ones before it). How many.
 pub fn delete_older(conn: &Connection, older_than: &str, batch: u32) -> Result<usize> {
+    // Walks the oldest `batch` in seq order (a primary-key range), so each batch costs its
+    // size however many events are kept.
+    let mut last = None;
+    {
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, at < ?1 FROM events ORDER BY seq LIMIT ?2")?;
+        let mut rows = stmt.query(params![older_than, batch])?;
+        while let Some(row) = rows.next()? {
+            if !row.get::<_, bool>(1)? {
+                break;
+            }
+            last = Some(row.get::<_, i64>(0)?);
+        }
+    }
+    let Some(last) = last else {
+        return Ok(0);
+    };
     Ok(conn
-        .prepare_cached(
-            "DELETE FROM events WHERE seq IN
-             (SELECT seq FROM events
-              WHERE seq < COALESCE((SELECT MIN(seq) FROM events WHERE at >= ?1), 9223372036854775807)
-              ORDER BY seq LIMIT ?2)",
-        )?
-        .execute(params![older_than, batch])?)
+        .prepare_cached("DELETE FROM events WHERE seq <= ?1")?
+        .execute([last])?)
 }
 
 /// Deletes the `n` oldest events; how many.

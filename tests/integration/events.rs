@@ -463,3 +463,45 @@ async fn the_feed_needs_a_token() {
             .all(|e| e.status == 401 && e.actor_kind == "anonymous")
     );
 }
+
+#[tokio::test]
+async fn concurrent_writes_sharing_a_commit_leave_events_only_for_those_that_succeeded() {
+    let s = Server::start().await;
+    let answers = futures_util::future::join_all((0..40).map(|n| {
+        let s = &s;
+        async move {
+            let r = s
+                .post(
+                    "/scim/v2/Users",
+                    &json!({"userName": format!("dup{}", n % 10)}),
+                )
+                .await;
+            (r.status, r.json())
+        }
+    }))
+    .await;
+    let mut made: Vec<String> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, u)| id_of(u))
+        .collect();
+    assert_eq!(made.len(), 10, "one of each name");
+    assert!(answers.iter().all(|(st, _)| *st == 201 || *st == 409));
+    let page = feed(&s, "limit=1000").await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(types(events), ["user.created"; 10]);
+    let mut announced: Vec<String> = events
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+        .collect();
+    made.sort();
+    announced.sort();
+    assert_eq!(
+        announced, made,
+        "an event for each committed change, none for refused ones"
+    );
+    assert_eq!(
+        page["next"], "10",
+        "ids were not spent on rolled-back events"
+    );
+}
