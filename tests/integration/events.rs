@@ -505,3 +505,30 @@ async fn concurrent_writes_sharing_a_commit_leave_events_only_for_those_that_suc
         "ids were not spent on rolled-back events"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_nested_group_tells_the_groups_it_was_in() {
+    let s = Server::start().await;
+    let child = id_of(&s.create_group(&json!({"displayName": "Child"})).await);
+    let parent = s
+        .create_group(&json!({"displayName": "Parent", "members": [{"value": child}]}))
+        .await;
+    let mut cursor = "0".to_string();
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(
+        types(&ev),
+        ["group.created", "group.created", "group.members_added"]
+    );
+    assert_eq!(
+        ev[2]["members"],
+        json!([{"id": child, "type": "Group", "name": "Child"}])
+    );
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Groups/{child}")).await.status,
+        204
+    );
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(types(&ev), ["group.deleted", "group.members_removed"]);
+    assert_eq!(ev[1]["resource"]["id"], parent["id"]);
+    assert_eq!(ev[1]["members"][0]["id"], json!(child));
+}
