@@ -138,7 +138,7 @@ pub async fn run(
             Ok(n) => info!(deleted = n, "audit log: old entries removed (retention)"),
             Err(e) => warn!(error = %e, "audit log retention failed"),
         }
-        match service::events::prune(&app.store, app.config.event_retention).await {
+        match service::feed::prune(&app.store, app.config.event_retention).await {
             Ok(0) => {}
             Ok(n) => info!(deleted = n, "change events: old events removed (retention)"),
             Err(e) => warn!(error = %e, "change event retention failed"),

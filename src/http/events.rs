@@ -2,7 +2,7 @@
 //!
 //! `?after=ID|now&limit=N&types=a,b&wait=SECONDS` → `{"events": [...], "next": "ID"}`. The
 //! token check, throttling and auditing of failures are the SCIM routes' (the router sends
-//! the feed through the same pipeline); reading is `service::events::read_page`. A request
+//! the feed through the same pipeline); reading is `service::feed::read_page`. A request
 //! that finds nothing and asks to wait sleeps on `Store::events_watch` (moved only after a
 //! COMMIT) and reads again when it moves, so the answer follows the next matching commit by
 //! milliseconds; at the deadline it answers with no events and `next` at the newest event.
@@ -16,7 +16,8 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{App, Body, Ctx, json_text_response};
 use crate::error::{Error, Result};
-use crate::service::events::{self, After, DEFAULT_PAGE, MAX_PAGE, Page, TYPES};
+use crate::service::events::TYPES;
+use crate::service::feed::{self, After, DEFAULT_PAGE, MAX_PAGE, Page};
 
 /// Longest `wait`, in seconds (longer ones are cut to it): under Cloudflare's 100-s idle
 /// limit; behind nginx, `proxy_read_timeout` must be above it (its default is 60 s).
@@ -124,7 +125,7 @@ impl Query {
 async fn read(app: &App, after: After, types: &[String], limit: u32) -> Result<Page> {
     let types = types.to_vec();
     app.store
-        .read(move |conn| events::read_page(conn, after, &types, limit))
+        .read(move |conn| feed::read_page(conn, after, &types, limit))
         .await
 }
 
