@@ -532,3 +532,31 @@ async fn deleting_a_nested_group_tells_the_groups_it_was_in() {
     assert_eq!(ev[1]["resource"]["id"], parent["id"]);
     assert_eq!(ev[1]["members"][0]["id"], json!(child));
 }
+
+#[tokio::test]
+async fn at_most_64_requests_wait_and_another_is_told_to_retry() {
+    let s = Server::start().await;
+    let waiting: Vec<_> = (0..64)
+        .map(|_| {
+            let (addr, token) = (s.addr, s.token.clone());
+            tokio::spawn(
+                async move { get_with(addr, &token, "/api/v1/events?after=0&wait=30").await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = s.get("/api/v1/events?after=0&wait=5").await;
+    r.assert_error(503, None);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // A read that does not wait is served as ever.
+    assert_eq!(feed(&s, "after=0").await["events"], json!([]));
+    s.create_user(&json!({"userName": "wakes-them-all"})).await;
+    for w in waiting {
+        let page = w.await.unwrap();
+        assert_eq!(page["events"][0]["resource"]["userName"], "wakes-them-all");
+    }
+    // Their places are free again.
+    let started = Instant::now();
+    assert_eq!(feed(&s, "after=1&wait=1").await["events"], json!([]));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
