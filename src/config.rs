@@ -38,6 +38,38 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// How long one database read may run, and how many scans run at once.
     pub budget: crate::store::Budget,
+    /// How long and how much of the change events is kept.
+    pub event_retention: EventRetention,
+}
+
+/// How long change events are kept (`--event-retention DAYS`), and the bounds that keep a
+/// flood of changes from growing the file without end: whichever removes more applies,
+/// oldest first.
+///
+/// Defaults: 30 days, at most 1,000,000 events and 256 MiB of the file. A consumer or
+/// webhook endpoint that was down for a long weekend still finds everything it missed, and a
+/// full import of 100,000 users (one event each, about 600 bytes on disk) takes a tenth of
+/// either bound; a membership event is at most 1,000 members (about 100 KiB), so the size
+/// bound holds 2,500 of the largest. An IdP stuck rewriting every user all day stops at the
+/// bounds instead of at the disk's end, and then consumers behind get 410 and resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRetention {
+    pub max_age_days: u32,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+}
+
+/// Default `--event-retention`, in days.
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 30;
+
+impl Default for EventRetention {
+    fn default() -> Self {
+        EventRetention {
+            max_age_days: DEFAULT_EVENT_RETENTION_DAYS,
+            max_rows: 1_000_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// Where the TLS certificate chain and its private key live.
@@ -68,6 +100,7 @@ impl Config {
             group_commit: true,
             tls: None,
             budget: crate::store::Budget::default(),
+            event_retention: EventRetention::default(),
         }
     }
 

@@ -61,6 +61,16 @@ pub enum Error {
     /// The client took too long to send its request body.
     #[error("the request body did not arrive within {0} seconds")]
     Timeout(f64),
+    /// A change feed position that is no longer served (410): its events were pruned, or it
+    /// is past the newest event (the database was restored from an older backup). Carries
+    /// the oldest event id still kept (none when none is) and the newest, so the consumer
+    /// knows to resync.
+    #[error("{detail}")]
+    Gone {
+        detail: String,
+        oldest: Option<i64>,
+        head: i64,
+    },
     /// The server is busy with other work of this kind; try again shortly (503, Retry-After).
     #[error("{0}")]
     Busy(String),
@@ -95,6 +105,7 @@ impl Error {
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Uniqueness(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Gone { .. } => StatusCode::GONE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -142,6 +153,10 @@ impl Error {
             body["scimType"] = json!(t);
         }
         body["detail"] = json!(self.detail());
+        if let Error::Gone { oldest, head, .. } = self {
+            body["oldest"] = json!(oldest.map(|o| o.to_string()));
+            body["head"] = json!(head.to_string());
+        }
         body
     }
 }
@@ -178,6 +193,15 @@ mod tests {
             (Error::Busy("x".into()), 503, None),
             (Error::PreconditionFailed("x".into()), 412, None),
             (Error::NotFound("x".into()), 404, None),
+            (
+                Error::Gone {
+                    detail: "x".into(),
+                    oldest: Some(3),
+                    head: 9,
+                },
+                410,
+                None,
+            ),
             (Error::Unauthorized("x".into()), 401, None),
             (Error::Forbidden("x".into()), 403, None),
             (Error::TooManyRequests(5), 429, None),

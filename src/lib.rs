@@ -25,7 +25,8 @@ use crate::store::Store;
 
 /// How often "last used" times of tokens are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
-/// How often the audit log's retention is applied (also once at start).
+/// How often the retention of the audit log and of change events is applied (also once at
+/// start).
 const AUDIT_PRUNE: Duration = Duration::from_secs(3600);
 /// How often rejected requests are written to the audit log.
 const REJECTIONS_FLUSH: Duration = Duration::from_secs(1);
@@ -82,6 +83,7 @@ pub async fn run(
         metrics: Default::default(),
         local_addr,
         tls,
+        feed: Default::default(),
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
         let origin = app.config.public_url.clone().unwrap_or_else(|| {
@@ -135,6 +137,11 @@ pub async fn run(
             Ok(0) => {}
             Ok(n) => info!(deleted = n, "audit log: old entries removed (retention)"),
             Err(e) => warn!(error = %e, "audit log retention failed"),
+        }
+        match service::feed::prune(&app.store, app.config.event_retention).await {
+            Ok(0) => {}
+            Ok(n) => info!(deleted = n, "change events: old events removed (retention)"),
+            Err(e) => warn!(error = %e, "change event retention failed"),
         }
     });
     let rejections = every(&app, REJECTIONS_FLUSH, Start::Now, |app| async move {

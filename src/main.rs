@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use scimd::config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS};
+use scimd::config::{
+    Config, DEFAULT_EVENT_RETENTION_DAYS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+};
 use scimd::service::tokens;
 use scimd::store::Store;
 
@@ -191,6 +193,12 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "SCIMD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Days change events are kept for the feed (/api/v1/events) and webhooks; also at most
+    /// 1,000,000 events and 256 MiB, oldest first. A consumer further behind gets 410.
+    #[arg(long, env = "SCIMD_EVENT_RETENTION", value_name = "DAYS",
+          default_value_t = DEFAULT_EVENT_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    event_retention: u32,
 }
 
 #[derive(Subcommand)]
@@ -263,6 +271,7 @@ fn serve(args: ServeArgs) -> CliResult {
     config.trust_proxy = args.trust_proxy;
     config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
     config.group_commit = args.group_commit == "on";
+    config.event_retention.max_age_days = args.event_retention;
     config.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(scimd::config::TlsFiles { cert, key }),
         _ => None,

@@ -7,6 +7,7 @@ mod assets;
 mod auth;
 mod body;
 mod deadline;
+pub mod events;
 pub mod limits;
 mod metrics;
 pub mod router;
@@ -72,6 +73,8 @@ pub struct App {
     pub local_addr: SocketAddr,
     /// Built-in HTTPS, when configured.
     pub tls: Option<tls::Tls>,
+    /// The change feed's long-poll waiters.
+    pub feed: events::Waiters,
 }
 
 pub use body::Body;
@@ -130,6 +133,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
     drop((listener, open_tx));
     let _ = stopping.send(true);
+    // Long polls answer now rather than hold the drain for up to a minute.
+    app.feed.stop();
     info!("shutting down: draining in-flight requests");
     tokio::select! {
         _ = all_closed.recv() => info!("all connections closed"),
@@ -572,7 +577,7 @@ async fn respond(
             // Everything under the SCIM prefix that fails is on record: who, what, and why;
             // a client past the failed-authentication limit is not, each time, unless it
             // holds a revoked token (folded into one entry, in its own budget).
-            if router::is_scim_path(&path)
+            if router::is_token_path(&path)
                 && (!matches!(e, Error::TooManyRequests(_))
                     || actor.kind == ActorKind::RevokedToken)
             {
@@ -601,7 +606,7 @@ async fn route_and_dispatch(
     // even that a path or method does not exist.
     let needs_auth = match &route {
         Ok(r) => r.needs_auth(),
-        Err(_) => router::is_scim_path(req.uri().path()),
+        Err(_) => router::is_token_path(req.uri().path()),
     };
     // A path or method that does not exist changes nothing: any live token learns so.
     let needed = route

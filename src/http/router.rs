@@ -7,6 +7,8 @@ use crate::service::tokens::Scope;
 
 /// SCIM endpoints live under this prefix (RFC 7644 §3.13 leaves the base URL to the server).
 pub const SCIM_PREFIX: &str = "/scim/v2";
+/// The change feed: authenticated, throttled and audited as the SCIM endpoints are.
+pub const EVENTS_PATH: &str = "/api/v1/events";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -34,6 +36,8 @@ pub enum Route {
     DeleteGroup(String),
     /// An RFC 7644 endpoint or method scimd does not implement (yet): 501.
     NotImplemented(&'static str),
+    /// `GET /api/v1/events`: the change feed.
+    Events,
 }
 
 impl Route {
@@ -60,6 +64,7 @@ impl Route {
             | Route::PatchGroup(_)
             | Route::DeleteGroup(_) => "/scim/v2/Groups/{id}",
             Route::NotImplemented(pattern) => pattern,
+            Route::Events => EVENTS_PATH,
         }
     }
 
@@ -100,7 +105,8 @@ impl Route {
             | Route::GetGroup(_)
             | Route::SearchUsers
             | Route::SearchGroups
-            | Route::SearchAll => Scope::Read,
+            | Route::SearchAll
+            | Route::Events => Scope::Read,
             Route::CreateUser
             | Route::ReplaceUser(_)
             | Route::PatchUser(_)
@@ -120,6 +126,12 @@ impl Route {
             }
         }
     }
+}
+
+/// Whether `path` takes a SCIM bearer token: under the SCIM prefix, or the change feed.
+/// Failures there are audited and count against the client's failed authentications.
+pub fn is_token_path(path: &str) -> bool {
+    is_scim_path(path) || path.trim_end_matches('/') == EVENTS_PATH
 }
 
 /// Whether `path` is under the SCIM prefix (`/scim/v2` or `/scim/v2/…`).
@@ -177,6 +189,13 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     if path == "/healthz" {
         return if method == Method::GET || method == Method::HEAD {
             Ok(Route::Health)
+        } else {
+            Err(RouteError::MethodNotAllowed(GET))
+        };
+    }
+    if path.trim_end_matches('/') == EVENTS_PATH {
+        return if method == Method::GET {
+            Ok(Route::Events)
         } else {
             Err(RouteError::MethodNotAllowed(GET))
         };
@@ -289,6 +308,14 @@ mod tests {
             Ok(Route::PatchGroup("g".into()))
         );
         assert_eq!(r(Method::GET, "/healthz"), Ok(Route::Health));
+        assert_eq!(r(Method::GET, "/api/v1/events"), Ok(Route::Events));
+        assert_eq!(
+            r(Method::POST, "/api/v1/events/"),
+            Err(RouteError::MethodNotAllowed(GET))
+        );
+        assert!(Route::Events.needs_auth());
+        assert!(is_token_path("/api/v1/events") && is_token_path("/scim/v2/Users"));
+        assert!(!is_token_path("/api/v1/eventsx") && !is_token_path("/admin/api/x"));
     }
 
     #[test]
@@ -411,6 +438,7 @@ mod tests {
         assert_eq!(needs(Method::GET, "/scim/v2/Me"), Scope::Read);
         assert_eq!(needs(Method::POST, "/scim/v2/.search"), Scope::Read);
         assert_eq!(needs(Method::GET, "/scim/v2/Schemas"), Scope::Read);
+        assert_eq!(needs(Method::GET, "/api/v1/events"), Scope::Read);
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     );
     Ok(match route {
         Route::Health => return Err(Error::internal("health is not a SCIM route")),
+        Route::Events => return super::events::feed(app, ctx).await,
         Route::ServiceProviderConfig => ok(&discovery::service_provider_config(base)),
         Route::ResourceTypes => ok(&discovery::resource_types(base, &view.registry)),
         Route::ResourceType(id) => ok(&discovery::resource_type(base, &id, &view.registry)

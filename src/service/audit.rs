@@ -338,7 +338,7 @@ async fn prune_to_size(store: &Store, max_bytes: u64) -> Result<usize> {
 
 /// How many of `rows` entries taking `bytes` to delete to get under `max_bytes`: their share
 /// of the excess, plus 1% so one round usually does.
-fn rows_over(bytes: u64, rows: u64, max_bytes: u64) -> u64 {
+pub(super) fn rows_over(bytes: u64, rows: u64, max_bytes: u64) -> u64 {
     if bytes <= max_bytes || rows == 0 {
         return 0;
     }

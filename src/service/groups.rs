@@ -4,11 +4,13 @@ use serde_json::{Map, Value, json};
 use tracing::info;
 
 use super::audit::{self, About, Actor};
+use super::events;
 use super::ignored::Noted;
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::immutable::{self, Write};
 use crate::scim::list::ListQuery;
+use crate::scim::registry::Registry;
 use crate::scim::resource::{GroupRecord, ResourceKind};
 use crate::scim::validate::Ignored;
 use crate::scim::{diff, patch, time, validate};
@@ -28,21 +30,23 @@ fn reread(conn: &rusqlite::Connection, id: &str, with_members: bool) -> Result<G
     groups::get(conn, id, with_members)?.ok_or_else(|| not_found("Group", id))
 }
 
-/// What a write did, for its audit entry.
+/// What a write did, for its audit entry and events.
 struct Done<'a> {
     action: &'a str,
     status: u16,
-    before: &'a Map<String, Value>,
+    /// The group before the write; `None` for a create.
+    before: Option<&'a Map<String, Value>>,
     delta: groups::Delta,
     skipped: Vec<String>,
     ignored: &'a Ignored,
 }
 
-/// Records the change from `done.before` to `group` (nothing if the version did not move);
-/// whether it did.
+/// Records the change from `done.before` to `group` and its events (nothing if the version
+/// did not move); whether it did.
 fn record(
     tx: &rusqlite::Connection,
     actor: &Actor,
+    registry: &Registry,
     group: &GroupRecord,
     before_version: Option<i64>,
     done: Done<'_>,
@@ -56,6 +60,7 @@ fn record(
         extra.insert("skippedMembers".into(), json!(done.skipped));
     }
     done.ignored.describe(&mut extra);
+    let empty = Map::new();
     audit::record_change(
         tx,
         actor,
@@ -63,11 +68,12 @@ fn record(
             action: done.action,
             status: done.status,
             about: about(group),
-            changes: diff::changes(done.before, &group.doc),
+            changes: diff::changes(done.before.unwrap_or(&empty), &group.doc),
             extra,
             refs,
         },
     )?;
+    events::group_written(tx, actor, registry, done.before, group, &done.delta)?;
     Ok(true)
 }
 
@@ -96,16 +102,15 @@ pub async fn create(
             let members = input.members.unwrap_or_default();
             let (skipped, delta) = groups::insert(tx, &id, input.doc, &members, &time::now())?;
             let group = reread(tx, &id, with_members)?;
-            let before = Map::new();
             let done = Done {
                 action: "group.create",
                 status: 201,
-                before: &before,
+                before: None,
                 delta,
                 skipped,
                 ignored: &input.ignored,
             };
-            let changed = record(tx, &actor, &group, None, done)?;
+            let changed = record(tx, &actor, &registry, &group, None, done)?;
             let noted = Noted::new(input.ignored, changed, "group.create", 201, about(&group));
             Ok((group, noted))
         })
@@ -144,12 +149,19 @@ pub async fn replace(
             let done = Done {
                 action: "group.replace",
                 status: 200,
-                before: &before.doc,
+                before: Some(&before.doc),
                 delta,
                 skipped,
                 ignored: &input.ignored,
             };
-            let changed = record(tx, &actor, &group, Some(before.meta.version), done)?;
+            let changed = record(
+                tx,
+                &actor,
+                &registry,
+                &group,
+                Some(before.meta.version),
+                done,
+            )?;
             let noted = Noted::new(input.ignored, changed, "group.replace", 200, about(&group));
             Ok((group, noted))
         })
@@ -186,12 +198,19 @@ pub async fn patch(
             let done = Done {
                 action: "group.patch",
                 status,
-                before: &before.doc,
+                before: Some(&before.doc),
                 delta,
                 skipped,
                 ignored: &ignored,
             };
-            let changed = record(tx, &actor, &group, Some(before.meta.version), done)?;
+            let changed = record(
+                tx,
+                &actor,
+                &registry,
+                &group,
+                Some(before.meta.version),
+                done,
+            )?;
             let noted = Noted::new(ignored, changed, "group.patch", status, about(&group));
             Ok((group, noted))
         })
@@ -219,6 +238,7 @@ pub async fn delete(
     store
         .write(move |tx| {
             let (_, gone) = current(tx, &id, if_match.as_deref())?;
+            let parents = groups::parents(tx, &id)?;
             groups::delete(tx, &id, &time::now())?;
             audit::record_change(
                 tx,
@@ -231,7 +251,8 @@ pub async fn delete(
                     extra: Map::new(),
                     refs: Vec::new(),
                 },
-            )
+            )?;
+            events::group_deleted(tx, &actor, &gone, &parents)
         })
         .await
 }

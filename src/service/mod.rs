@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod audit;
+pub mod events;
+pub mod feed;
 pub mod groups;
 pub mod ignored;
 mod rejections;

@@ -3,11 +3,13 @@
 use serde_json::{Map, Value};
 
 use super::audit::{self, About, Actor};
+use super::events;
 use super::ignored::Noted;
 use super::{Listed, list_sql, new_id, not_found, remember, resume};
 use crate::error::Result;
 use crate::scim::immutable::{self, Write};
 use crate::scim::list::ListQuery;
+use crate::scim::registry::Registry;
 use crate::scim::resource::{ResourceKind, StoredUser, UserRecord};
 use crate::scim::validate::Ignored;
 use crate::scim::{diff, patch, time, validate};
@@ -26,38 +28,53 @@ pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRe
     store
         .write(move |tx| {
             let user = users::insert(tx, &new_id(), input.doc, &time::now())?;
-            record(tx, &actor, "user.create", 201, &Map::new(), &user, &ignored)?;
+            let done = Done {
+                action: "user.create",
+                status: 201,
+                before: None,
+                ignored: &ignored,
+            };
+            record(tx, &actor, &registry, &user, done)?;
             let noted = Noted::new(ignored, true, "user.create", 201, about(&user));
             Ok((user, noted))
         })
         .await
 }
 
-/// The audit entry of a change from `before` to `user`, naming what the request carried that
-/// was ignored.
+/// What a committed write did, for its audit entry and events.
+struct Done<'a> {
+    action: &'a str,
+    status: u16,
+    /// The user before the write; `None` for a create.
+    before: Option<&'a Map<String, Value>>,
+    ignored: &'a Ignored,
+}
+
+/// The audit entry of a change to `user` (naming what the request carried that was
+/// ignored) and its event, in the change's transaction.
 fn record(
     tx: &rusqlite::Connection,
     actor: &Actor,
-    action: &str,
-    status: u16,
-    before: &Map<String, Value>,
+    registry: &Registry,
     user: &UserRecord,
-    ignored: &Ignored,
+    done: Done<'_>,
 ) -> Result<()> {
     let mut extra = Map::new();
-    ignored.describe(&mut extra);
+    done.ignored.describe(&mut extra);
+    let empty = Map::new();
     audit::record_change(
         tx,
         actor,
         audit::Change {
-            action,
-            status,
+            action: done.action,
+            status: done.status,
             about: about(user),
-            changes: diff::changes(before, &user.doc),
+            changes: diff::changes(done.before.unwrap_or(&empty), &user.doc),
             extra,
             refs: Vec::new(),
         },
-    )
+    )?;
+    events::user_written(tx, actor, registry, done.before, user)
 }
 
 fn about(user: &UserRecord) -> About<'_> {
@@ -109,15 +126,13 @@ pub async fn replace(
             let user = store_update(tx, &id, input, &current)?;
             let changed = user.meta.version != current.meta.version;
             if changed {
-                record(
-                    tx,
-                    &actor,
-                    "user.replace",
-                    200,
-                    &current.doc,
-                    &user,
-                    &ignored,
-                )?;
+                let done = Done {
+                    action: "user.replace",
+                    status: 200,
+                    before: Some(&current.doc),
+                    ignored: &ignored,
+                };
+                record(tx, &actor, &registry, &user, done)?;
             }
             let noted = Noted::new(ignored, changed, "user.replace", 200, about(&user));
             Ok((user, noted))
@@ -153,7 +168,13 @@ pub async fn patch(
                 .ok_or_else(|| not_found("User", &id))?;
             let changed = user.meta.version != current.meta.version;
             if changed {
-                record(tx, &actor, "user.patch", 200, &current.doc, &user, &ignored)?;
+                let done = Done {
+                    action: "user.patch",
+                    status: 200,
+                    before: Some(&current.doc),
+                    ignored: &ignored,
+                };
+                record(tx, &actor, &registry, &user, done)?;
             }
             let noted = Noted::new(ignored, changed, "user.patch", 200, about(&user));
             Ok((user, noted))
@@ -209,7 +230,8 @@ pub async fn delete(
                     extra: Map::new(),
                     refs: gone.groups.iter().map(|g| g.id.clone()).collect(),
                 },
-            )
+            )?;
+            events::user_deleted(tx, &actor, &gone)
         })
         .await
 }

@@ -76,6 +76,83 @@ impl Delta {
     }
 }
 
+/// Members one side of a change added or removed, netted (see `Delta::net`), for events.
+#[derive(Debug, Default)]
+pub struct Members(Vec<Member>);
+
+impl Members {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The members at `range` with their current ids and names (a user's userName, a
+    /// group's displayName), in order; one indexed lookup each, so a caller reading a large
+    /// change chunk by chunk holds one chunk of names at a time.
+    pub fn names(
+        &self,
+        conn: &Connection,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<MemberName>> {
+        let mut user = conn.prepare_cached("SELECT id, user_name FROM users WHERE seq = ?1")?;
+        let mut group =
+            conn.prepare_cached("SELECT id, display_name FROM groups WHERE seq = ?1")?;
+        let mut out = Vec::with_capacity(range.len());
+        for m in self.0.get(range).unwrap_or_default() {
+            let (stmt, seq, kind) = match m {
+                Member::User(s) => (&mut user, s, "User"),
+                Member::Group(s) => (&mut group, s, "Group"),
+            };
+            let row: Option<(String, String)> = stmt
+                .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((id, name)) = row {
+                out.push(MemberName { id, kind, name });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Delta {
+    /// The members the change added and removed in effect: a member added and removed again
+    /// in one PATCH (or removed and added back) is in neither. Adds and removes of one member
+    /// alternate (each succeeded only from the other state), so their counts tell its net.
+    pub fn net(&self) -> (Members, Members) {
+        let mut count: std::collections::HashMap<Member, i32> = Default::default();
+        for m in &self.added {
+            *count.entry(*m).or_default() += 1;
+        }
+        for m in &self.removed {
+            *count.entry(*m).or_default() -= 1;
+        }
+        let mut pick = |list: &[Member], want: i32| {
+            list.iter()
+                .filter(|m| count.get(m) == Some(&want) && count.remove(m).is_some())
+                .copied()
+                .collect()
+        };
+        let added = pick(&self.added, 1);
+        let removed = pick(&self.removed, -1);
+        (Members(added), Members(removed))
+    }
+}
+
+/// The ids of the groups that have the group `id` as a direct member.
+pub fn parents(conn: &Connection, id: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id FROM groups c
+         JOIN group_members m ON m.member_group_seq = c.seq
+         JOIN groups p ON p.seq = m.group_seq
+         WHERE c.id = ?1 ORDER BY m.rowid",
+    )?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 fn display_name(doc: &Map<String, Value>) -> Result<&str> {
     doc.get("displayName")
         .and_then(Value::as_str)
@@ -598,4 +675,29 @@ pub fn list(
         next_after: page.next_after,
         last_seq: page.last_seq,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_added_and_removed_again_in_one_change_is_neither() {
+        let (u1, u2, u3, g1) = (
+            Member::User(1),
+            Member::User(2),
+            Member::User(3),
+            Member::Group(1),
+        );
+        let delta = Delta {
+            // u1 added then removed; u2 removed then added back; u3 removed, added, removed.
+            added: vec![u1, g1, u2, u3],
+            removed: vec![u1, u2, u3, u3],
+        };
+        let (added, removed) = delta.net();
+        assert_eq!(added.0, vec![g1]);
+        assert_eq!(removed.0, vec![u3]);
+        let (added, removed) = Delta::default().net();
+        assert!(added.is_empty() && removed.is_empty());
+    }
 }

@@ -1,6 +1,7 @@
 //! The crash test: the real binary takes concurrent SCIM writes and is killed with SIGKILL at
 //! a random moment, 20 times over. After each kill the database must hold every write that got
-//! a 2xx, show nothing half-applied, and pass `PRAGMA integrity_check`.
+//! a 2xx, show nothing half-applied, have their change events (and no event is without its
+//! change), and pass `PRAGMA integrity_check`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,6 +101,27 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
             )
             .unwrap();
         assert_eq!(orphans, 0, "round {round}: half-applied writes");
+        // An event exists if and only if its change does: one user.created per stored user,
+        // none for a user that is not there.
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let announced = "SELECT json_extract(payload, '$.resource.id') FROM events
+                         WHERE type = 'user.created'";
+        assert_eq!(
+            count(&format!("SELECT COUNT(*) FROM ({announced})")),
+            count("SELECT COUNT(*) FROM users"),
+            "round {round}: one event per user"
+        );
+        let unannounced = count(&format!(
+            "SELECT COUNT(*) FROM (SELECT id FROM users EXCEPT {announced})"
+        ));
+        let phantom = count(&format!(
+            "SELECT COUNT(*) FROM ({announced} EXCEPT SELECT id FROM users)"
+        ));
+        assert_eq!(
+            (unannounced, phantom),
+            (0, 0),
+            "round {round}: events iff changes"
+        );
     }
     eprintln!("crash test: {ROUNDS} rounds, {total_acknowledged} writes acknowledged, 0 lost");
     assert!(

@@ -15,6 +15,7 @@ mod declared;
 mod declared_changes;
 mod discovery;
 mod errors;
+mod events;
 mod ext_index;
 mod extensions;
 mod filters;

@@ -167,6 +167,18 @@ async fn a_read_token_reads_and_searches() {
         );
         assert_eq!(ids(&r.json()), [want.as_str()], "{path}");
     }
+
+    // The change feed is a read.
+    let feed = with(
+        &s,
+        &reader,
+        "GET",
+        "/api/v1/events?types=user.created",
+        None,
+    )
+    .await;
+    assert_eq!(feed.status, 200, "{}", String::from_utf8_lossy(&feed.body));
+    assert_eq!(feed.json()["events"][0]["resource"]["id"], ana.as_str());
 }
 
 #[tokio::test]

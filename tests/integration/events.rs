@@ -1,0 +1,562 @@
+//! Change events and the change feed (`GET /api/v1/events`): every event type from a
+//! OneLogin sequence, events if and only if changes, bounded membership events, paging,
+//! types, long polls, 410 past retention or past the newest event, and authentication.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// OneLogin's rendered v2 template (as in `idp_onelogin`), with a password it may send.
+fn template(user_name: &str, title: &str, active: &str) -> Value {
+    json!({
+        "schemas": [USER_URN, ENTERPRISE_URN],
+        "userName": user_name,
+        "externalId": format!("ol-{user_name}"),
+        "name": {"givenName": "Jane", "familyName": "Doe", "formatted": "Jane Doe"},
+        "emails": [{"value": user_name, "type": "work", "primary": true}],
+        "password": "Sup3r-secret!",
+        "title": title,
+        "active": active,
+        ENTERPRISE_URN: {"department": "R&D"}
+    })
+}
+
+/// The feed page at `query`, asserting 200.
+async fn feed(s: &Server, query: &str) -> Value {
+    let r = s.get(&format!("/api/v1/events?{query}")).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    r.json()
+}
+
+/// Reads every event after `cursor`, advancing it; the events.
+async fn since(s: &Server, cursor: &mut String) -> Vec<Value> {
+    let page = feed(s, &format!("after={cursor}&limit=1000")).await;
+    *cursor = page["next"].as_str().unwrap().to_string();
+    page["events"].as_array().unwrap().clone()
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+fn change<'a>(e: &'a Value, path: &str) -> Option<&'a Value> {
+    e["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == path)
+}
+
+#[tokio::test]
+async fn a_onelogin_sequence_yields_every_event_type_and_events_exist_iff_changes_do() {
+    let s = Server::start().await;
+    let mut cursor = "0".to_string();
+
+    // Create: one user.created, the resource named, the password nowhere.
+    let jane = s
+        .create_user(&template("jane@example.com", "Engineer", "true"))
+        .await;
+    let jid = id_of(&jane);
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(types(&ev), ["user.created"]);
+    let e = &ev[0];
+    assert_eq!(e["id"], "1");
+    assert!(e["time"].as_str().unwrap().ends_with('Z'), "{e}");
+    assert_eq!(e["actor"]["kind"], "token");
+    assert!(e["actor"]["name"].as_str().unwrap().starts_with("test-"));
+    assert_eq!(
+        e["resource"],
+        json!({"type": "User", "id": jid, "userName": "jane@example.com",
+               "externalId": "ol-jane@example.com", "name": "Jane Doe"})
+    );
+    assert_eq!(change(e, "title").unwrap()["after"], "Engineer");
+    assert_eq!(
+        change(e, &format!("{ENTERPRISE_URN}:department")).unwrap()["after"],
+        "R&D"
+    );
+    assert!(!e.to_string().contains("Sup3r"), "no secret: {e}");
+
+    // The same PUT again (OneLogin's sync) changes nothing: no event. A rejected write none.
+    let put = |body: Value| {
+        let s = &s;
+        let path = format!("/scim/v2/Users/{jid}");
+        async move { s.put(&path, &body).await }
+    };
+    assert_eq!(
+        put(template("jane@example.com", "Engineer", "true"))
+            .await
+            .status,
+        200
+    );
+    put(template("jane@example.com", "Engineer", "{$user.active}"))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    assert_eq!(since(&s, &mut cursor).await, Vec::<Value>::new());
+
+    // Update, suspend (carrying the title change made with it), reactivate.
+    put(template("jane@example.com", "Lead", "true")).await;
+    put(template("jane@example.com", "Manager", "false")).await;
+    put(template("jane@example.com", "Manager", "true")).await;
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(
+        types(&ev),
+        ["user.updated", "user.deactivated", "user.reactivated"]
+    );
+    assert_eq!(
+        change(&ev[0], "title").unwrap(),
+        &json!({"path": "title", "before": "Engineer", "after": "Lead"})
+    );
+    assert_eq!(
+        change(&ev[1], "active").unwrap(),
+        &json!({"path": "active", "before": true, "after": false})
+    );
+    assert_eq!(change(&ev[1], "title").unwrap()["after"], "Manager");
+    assert_eq!(change(&ev[2], "active").unwrap()["after"], true);
+
+    // Groups: created with a member, a member added, one removed, a repeated add (nothing),
+    // a rename keeping the members.
+    let ana = s.create_user(&json!({"userName": "ana@example.com"})).await;
+    let aid = id_of(&ana);
+    let g = s
+        .create_group(
+            &json!({"schemas": [GROUP_URN], "displayName": "Engineering",
+            "externalId": "ol-eng", "members": [{"value": jid}]}),
+        )
+        .await;
+    let gid = id_of(&g);
+    let group_path = format!("/scim/v2/Groups/{gid}");
+    let add_ana = json!([{"op": "add", "path": "members", "value": [{"value": aid}]}]);
+    assert!(s.patch(&group_path, &add_ana).await.status < 300);
+    let remove_jane = json!([{"op": "remove", "path": format!("members[value eq \"{jid}\"]")}]);
+    assert!(s.patch(&group_path, &remove_jane).await.status < 300);
+    assert!(s.patch(&group_path, &add_ana).await.status < 300);
+    let renamed = json!({"schemas": [GROUP_URN], "displayName": "Platform",
+        "externalId": "ol-eng", "members": [{"value": aid}]});
+    assert_eq!(s.put(&group_path, &renamed).await.status, 200);
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(
+        types(&ev),
+        [
+            "user.created",
+            "group.created",
+            "group.members_added",
+            "group.members_added",
+            "group.members_removed",
+            "group.updated"
+        ]
+    );
+    let eng = json!({"type": "Group", "id": gid, "displayName": "Engineering",
+                     "externalId": "ol-eng"});
+    assert_eq!(ev[1]["resource"], eng);
+    assert_eq!(
+        ev[2]["members"],
+        json!([{"id": jid, "type": "User", "name": "jane@example.com"}])
+    );
+    assert_eq!(
+        ev[3]["members"],
+        json!([{"id": aid, "type": "User", "name": "ana@example.com"}])
+    );
+    assert_eq!(ev[4]["members"][0]["id"], json!(jid));
+    assert_eq!(
+        ev[5]["changes"],
+        json!([{"path": "displayName", "before": "Engineering", "after": "Platform"}])
+    );
+    assert_eq!(ev[5]["resource"]["displayName"], "Platform");
+
+    // Deletes: the user (its group loses it), the group, the other user.
+    assert_eq!(s.delete(&format!("/scim/v2/Users/{aid}")).await.status, 204);
+    assert_eq!(s.delete(&group_path).await.status, 204);
+    assert_eq!(s.delete(&format!("/scim/v2/Users/{jid}")).await.status, 204);
+    s.delete(&format!("/scim/v2/Users/{jid}"))
+        .await
+        .assert_error(404, None);
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(
+        types(&ev),
+        [
+            "user.deleted",
+            "group.members_removed",
+            "group.deleted",
+            "user.deleted"
+        ]
+    );
+    assert_eq!(ev[0]["resource"]["userName"], "ana@example.com");
+    assert_eq!(ev[1]["resource"]["id"], json!(gid));
+    assert_eq!(ev[1]["members"][0]["id"], json!(aid));
+    assert_eq!(ev[2]["resource"]["displayName"], "Platform");
+
+    // Ids are the commit order, with no gaps: one event per change above.
+    let all = feed(&s, "limit=1000").await;
+    let ids: Vec<i64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+    assert_eq!(all["next"], json!(ids.len().to_string()));
+}
+
+#[tokio::test]
+async fn a_large_membership_change_is_split_into_events_of_at_most_a_thousand_members() {
+    let s = Server::start().await;
+    let mut members = Vec::new();
+    for chunk in (0..1001).collect::<Vec<_>>().chunks(50) {
+        let made = futures_util::future::join_all(chunk.iter().map(|n| {
+            let s = &s;
+            async move { s.create_user(&json!({"userName": format!("u{n}")})).await }
+        }))
+        .await;
+        members.extend(made.iter().map(|u| json!({"value": id_of(u)})));
+    }
+    let mut cursor = "1001".to_string();
+    s.create_group(&json!({"displayName": "All", "members": members}))
+        .await;
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(
+        types(&ev),
+        [
+            "group.created",
+            "group.members_added",
+            "group.members_added"
+        ]
+    );
+    assert_eq!(ev[1]["members"].as_array().unwrap().len(), 1000);
+    assert_eq!(ev[2]["members"].as_array().unwrap().len(), 1);
+    let mut named: Vec<String> = ev[1..]
+        .iter()
+        .flat_map(|e| e["members"].as_array().unwrap().clone())
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    named.sort();
+    named.dedup();
+    assert_eq!(named.len(), 1001, "every member once");
+}
+
+#[tokio::test]
+async fn the_feed_pages_with_limit_and_filters_by_type() {
+    let s = Server::start().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(id_of(
+            &s.create_user(&json!({"userName": format!("p{n}")})).await,
+        ));
+    }
+    let off = json!([{"op": "replace", "path": "active", "value": false}]);
+    s.patch(&format!("/scim/v2/Users/{}", ids[2]), &off).await;
+    // Pages of two, in order, each `next` the last served.
+    let mut got = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = feed(&s, &format!("after={after}&limit=2")).await;
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        if events.is_empty() {
+            assert_eq!(page["next"], "6");
+            break;
+        }
+        after = page["next"].as_str().unwrap().to_string();
+        assert_eq!(events.last().unwrap()["id"], json!(after));
+        got.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6"]);
+    // A filtered reader sees its type and advances to the newest event.
+    let page = feed(&s, "types=user.deactivated,user.deleted").await;
+    assert_eq!(
+        types(page["events"].as_array().unwrap()),
+        ["user.deactivated"]
+    );
+    assert_eq!(page["events"][0]["resource"]["id"], json!(ids[2]));
+    assert_eq!(page["next"], "6");
+    let page = feed(&s, "types=user.deleted").await;
+    assert_eq!(page, json!({"events": [], "next": "6"}));
+    let page = feed(&s, "after=now").await;
+    assert_eq!(page, json!({"events": [], "next": "6"}));
+    for bad in ["types=user.suspended", "limit=0", "limit=1001", "after=x"] {
+        s.get(&format!("/api/v1/events?{bad}"))
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    s.call("POST", "/api/v1/events", Some("{}"))
+        .await
+        .assert_error(405, None);
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_on_the_next_matching_commit_and_advances_at_its_deadline() {
+    let s = Server::start().await;
+    s.create_user(&json!({"userName": "first"})).await;
+    // Waiting for anything after the newest: answered by the next commit, not the deadline.
+    let waiting = {
+        let (addr, token) = (s.addr, s.token.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = get_with(addr, &token, "/api/v1/events?after=1&wait=30").await;
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written = Instant::now();
+    s.create_user(&json!({"userName": "second"})).await;
+    let (page, took) = waiting.await.unwrap();
+    assert!(
+        took < Duration::from_secs(10) && written.elapsed() < Duration::from_secs(5),
+        "answered by the commit, not the 30-s deadline: {took:?}"
+    );
+    assert_eq!(types(page["events"].as_array().unwrap()), ["user.created"]);
+    assert_eq!(page["events"][0]["resource"]["userName"], "second");
+    assert_eq!(page["next"], "2");
+
+    // A filtered wait: other commits do not answer it; at its deadline it answers with no
+    // events and `next` at the newest, so the consumer does not read them again.
+    let waiting = {
+        let (addr, token) = (s.addr, s.token.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = get_with(
+                addr,
+                &token,
+                "/api/v1/events?after=2&wait=2&types=user.deleted",
+            )
+            .await;
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.create_user(&json!({"userName": "third"})).await;
+    let (page, took) = waiting.await.unwrap();
+    assert_eq!(page, json!({"events": [], "next": "3"}));
+    assert!(took >= Duration::from_millis(1900), "waited: {took:?}");
+}
+
+/// `GET path` with `token` on a fresh connection; the JSON body, asserting 200.
+async fn get_with(addr: std::net::SocketAddr, token: &str, path: &str) -> Value {
+    let out = tokio::task::spawn_blocking({
+        let (addr, head) = (
+            addr.to_string(),
+            format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer {token}"),
+        );
+        move || http_once(&addr, &head, "", Duration::from_secs(60))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let body = out.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn shutdown_ends_long_polls_at_once() {
+    let mut s = Server::start().await;
+    let waiting = {
+        let (addr, token) = (s.addr, s.token.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = get_with(addr, &token, "/api/v1/events?after=now&wait=60").await;
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.signal_shutdown();
+    let (page, took) = waiting.await.unwrap();
+    assert_eq!(page, json!({"events": [], "next": "0"}));
+    assert!(
+        took < Duration::from_secs(10),
+        "not held to its wait: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_position_whose_events_were_pruned_or_past_the_newest_is_gone() {
+    let s = Server::start().await;
+    for n in 0..5 {
+        s.create_user(&json!({"userName": format!("r{n}")})).await;
+    }
+    s.get("/api/v1/events?after=6")
+        .await
+        .assert_error(410, None);
+    let dir = s.stop().await;
+    // Keep two events: pruning runs at start.
+    let s = Server::start_in(dir, |mut c| {
+        c.event_retention.max_rows = 2;
+        c
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while feed(&s, "").await["events"].as_array().unwrap().len() > 2 {
+        assert!(Instant::now() < deadline, "pruned at start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = feed(&s, "").await;
+    let ids: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["4", "5"]);
+    let gone = s
+        .get("/api/v1/events?after=2")
+        .await
+        .assert_error(410, None);
+    assert_eq!(gone["oldest"], "4");
+    assert_eq!(gone["head"], "5");
+    assert!(
+        gone["detail"].as_str().unwrap().contains("resync"),
+        "{gone}"
+    );
+    // The position just before the oldest kept still continues.
+    assert_eq!(feed(&s, "after=3").await["events"][0]["id"], "4");
+    assert_eq!(feed(&s, "after=5").await["events"], json!([]));
+    // Past the newest: the database is older than the consumer's cursor (a restore).
+    let gone = s
+        .get("/api/v1/events?after=9&wait=5")
+        .await
+        .assert_error(410, None);
+    assert_eq!(gone["head"], "5");
+}
+
+#[tokio::test]
+async fn the_feed_needs_a_token() {
+    let s = Server::start().await;
+    let r = s.raw("GET", "/api/v1/events", &[], None).await;
+    r.assert_error(401, None);
+    assert!(r.header("www-authenticate").is_some());
+    let r = s
+        .raw(
+            "GET",
+            "/api/v1/events?wait=30",
+            &[("authorization", "Bearer scimd_not-a-token")],
+            None,
+        )
+        .await;
+    r.assert_error(401, None);
+    // Even the wrong method is not answered before the token.
+    s.raw("DELETE", "/api/v1/events", &[], None)
+        .await
+        .assert_error(401, None);
+    // On record as a SCIM route's failures are (written within about a second).
+    let store = scimd::store::Store::open(&s.db()).unwrap();
+    let q = || scimd::store::audit::Query {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut failed = Vec::new();
+    for _ in 0..50 {
+        failed = store
+            .read_sync(|c| scimd::store::audit::list(c, &q()))
+            .unwrap();
+        failed.retain(|e| e.outcome == "failure" && e.action == "GET /api/v1/events");
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!failed.is_empty(), "the refused feed requests are audited");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e.status == 401 && e.actor_kind == "anonymous")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writes_sharing_a_commit_leave_events_only_for_those_that_succeeded() {
+    let s = Server::start().await;
+    let answers = futures_util::future::join_all((0..40).map(|n| {
+        let s = &s;
+        async move {
+            let r = s
+                .post(
+                    "/scim/v2/Users",
+                    &json!({"userName": format!("dup{}", n % 10)}),
+                )
+                .await;
+            (r.status, r.json())
+        }
+    }))
+    .await;
+    let mut made: Vec<String> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, u)| id_of(u))
+        .collect();
+    assert_eq!(made.len(), 10, "one of each name");
+    assert!(answers.iter().all(|(st, _)| *st == 201 || *st == 409));
+    let page = feed(&s, "limit=1000").await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(types(events), ["user.created"; 10]);
+    let mut announced: Vec<String> = events
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+        .collect();
+    made.sort();
+    announced.sort();
+    assert_eq!(
+        announced, made,
+        "an event for each committed change, none for refused ones"
+    );
+    assert_eq!(
+        page["next"], "10",
+        "ids were not spent on rolled-back events"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_nested_group_tells_the_groups_it_was_in() {
+    let s = Server::start().await;
+    let child = id_of(&s.create_group(&json!({"displayName": "Child"})).await);
+    let parent = s
+        .create_group(&json!({"displayName": "Parent", "members": [{"value": child}]}))
+        .await;
+    let mut cursor = "0".to_string();
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(
+        types(&ev),
+        ["group.created", "group.created", "group.members_added"]
+    );
+    assert_eq!(
+        ev[2]["members"],
+        json!([{"id": child, "type": "Group", "name": "Child"}])
+    );
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Groups/{child}")).await.status,
+        204
+    );
+    let ev = since(&s, &mut cursor).await;
+    assert_eq!(types(&ev), ["group.deleted", "group.members_removed"]);
+    assert_eq!(ev[1]["resource"]["id"], parent["id"]);
+    assert_eq!(ev[1]["members"][0]["id"], json!(child));
+}
+
+#[tokio::test]
+async fn at_most_64_requests_wait_and_another_is_told_to_retry() {
+    let s = Server::start().await;
+    let waiting: Vec<_> = (0..64)
+        .map(|_| {
+            let (addr, token) = (s.addr, s.token.clone());
+            tokio::spawn(
+                async move { get_with(addr, &token, "/api/v1/events?after=0&wait=30").await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = s.get("/api/v1/events?after=0&wait=5").await;
+    r.assert_error(503, None);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // A read that does not wait is served as ever.
+    assert_eq!(feed(&s, "after=0").await["events"], json!([]));
+    s.create_user(&json!({"userName": "wakes-them-all"})).await;
+    for w in waiting {
+        let page = w.await.unwrap();
+        assert_eq!(page["events"][0]["resource"]["userName"], "wakes-them-all");
+    }
+    // Their places are free again.
+    let started = Instant::now();
+    assert_eq!(feed(&s, "after=1&wait=1").await["events"], json!([]));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
