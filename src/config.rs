@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// How long one database read may run, and how many scans run at once.
     pub budget: crate::store::Budget,
+    /// How webhooks are delivered and retried (the extra CA file, timeouts, backoff).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 /// Where the TLS certificate chain and its private key live.
@@ -68,6 +70,7 @@ impl Config {
             group_commit: true,
             tls: None,
             budget: crate::store::Budget::default(),
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 

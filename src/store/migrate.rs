@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/005_schemas.sql"),
     include_str!("migrations/006_ext_index.sql"),
     include_str!("migrations/007_events.sql"),
+    include_str!("migrations/009_webhooks.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key

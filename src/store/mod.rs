@@ -35,6 +35,7 @@ pub mod query;
 pub mod schemas;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::path::Path;
