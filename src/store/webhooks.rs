@@ -173,8 +173,9 @@ pub fn secrets(conn: &Connection, endpoint: i64, now: &str) -> Result<Vec<Vec<u8
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Makes `secret` the current one: the previous current secret signs beside it until
-/// `until` (`now`: not at all), and expired ones are dropped.
+/// Makes `secret` the current one: the previous ones sign beside it until `until` at the
+/// latest (`now`: not at all; a shorter overlap cuts an earlier, longer one), and expired
+/// ones are dropped.
 pub fn rotate(
     conn: &Connection,
     endpoint: i64,
@@ -183,7 +184,8 @@ pub fn rotate(
     until: &str,
 ) -> Result<()> {
     conn.execute(
-        "UPDATE webhook_secrets SET expires = ?2 WHERE endpoint_seq = ?1 AND expires IS NULL",
+        "UPDATE webhook_secrets SET expires = ?2
+         WHERE endpoint_seq = ?1 AND (expires IS NULL OR expires > ?2)",
         params![endpoint, until],
     )?;
     conn.execute(
@@ -438,8 +440,9 @@ mod tests {
             [b"new".to_vec(), b"old".to_vec()]
         );
         assert_eq!(secrets(&conn, seq, "t6").unwrap(), [b"new".to_vec()]);
-        rotate(&conn, seq, b"newer", "t7", "t7").unwrap();
-        assert_eq!(secrets(&conn, seq, "t7").unwrap(), [b"newer".to_vec()]);
+        // No overlap cuts the earlier one short too.
+        rotate(&conn, seq, b"newer", "t3", "t3").unwrap();
+        assert_eq!(secrets(&conn, seq, "t3").unwrap(), [b"newer".to_vec()]);
         for i in 0..(ATTEMPTS_KEPT + 5) {
             let o = Outcome {
                 event_seq: Some(i),

@@ -33,3 +33,4 @@ mod tls;
 mod tolerance;
 mod unknown_input;
 mod users;
+mod webhooks;
