@@ -806,3 +806,142 @@ fn a_new_endpoint_starts_at_the_event_head() {
     let s = &webhooks::list(&store).unwrap()[0];
     assert_eq!((s.endpoint.cursor, s.pending), (1, 0));
 }
+
+/// HTTPS deliveries trust the system store plus `--webhook-ca-file`: a receiver with a
+/// certificate from neither fails with the TLS error named; trusted, it is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_trusts_the_extra_ca_file_and_names_tls_errors() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let (cert, key) = (format!("{tls}/a.crt"), format!("{tls}/a.key"));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_file(&cert).unwrap()],
+        PrivateKeyDer::from_pem_file(&key).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from("ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let url = format!("https://127.0.0.1:{}/hook", addr.port());
+    let untrusted = webhooks::Client::new(None, webhooks::Timeouts::default()).unwrap();
+    let sent = untrusted.post(&url, &[], Bytes::from_static(b"{}")).await;
+    let error = sent.error.unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    let trusted = webhooks::Client::new(
+        Some(std::path::Path::new(&cert)),
+        webhooks::Timeouts::default(),
+    )
+    .unwrap();
+    let sent = trusted.post(&url, &[], Bytes::from_static(b"{}")).await;
+    assert_eq!((sent.status, sent.error), (Some(200), None));
+    let bad = webhooks::Client::new(Some(std::path::Path::new(&key)), Default::default());
+    assert!(bad.is_err(), "a key is no CA file");
+    server.abort();
+}
+
+/// `kill -9` of the real binary, first with the receiver down and then with deliveries in
+/// flight: after each restart every event arrives, in order; repeats are only of what was
+/// in flight, and are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_undelivered_events_then_restart_delivers_every_event_in_order() {
+    use crate::common::{KillOnDrop, new_db, spawn_server};
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("kill.db");
+    let db = db.to_str().unwrap().to_string();
+    new_db(&db);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (ok, out, err) = scimd(&[
+        "webhook",
+        "add",
+        "--name",
+        "ssh",
+        "--url",
+        &format!("http://{port}/hook"),
+        "--allow-http",
+        "--db",
+        &db,
+    ]);
+    assert!(ok, "{err}");
+    let secret = out.lines().last().unwrap().to_string();
+    let store = Store::open_for_command(std::path::Path::new(&db)).unwrap();
+    for i in 0..20 {
+        append(
+            &store,
+            "user.deactivated",
+            &user_event("user.deactivated", i),
+        );
+    }
+    // Down: the first attempt fails, then scimd is killed.
+    let (child, _, _log) = spawn_server(&db, &[]);
+    let mut child = KillOnDrop(child);
+    let start = Instant::now();
+    while webhooks::attempts(&store, "ssh", 10).unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // Up, slowly: killed again while deliveries are in flight.
+    let receiver = Receiver::on(TcpListener::bind(port).await.unwrap());
+    receiver.set_default(Mode::Slow(Duration::from_millis(30)));
+    for i in 20..40 {
+        append(
+            &store,
+            "user.reactivated",
+            &user_event("user.reactivated", i),
+        );
+    }
+    let (child, _, _log) = spawn_server(&db, &[]);
+    let mut child = KillOnDrop(child);
+    receiver.wait_for(5, Duration::from_secs(30)).await;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let (child, _, _log) = spawn_server(&db, &[]);
+    let _child = KillOnDrop(child);
+    let start = Instant::now();
+    while dedup(&receiver.got()).0.len() < 40 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            dedup(&receiver.got())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = receiver.got();
+    for g in &got {
+        verified(&secret, g);
+    }
+    let (delivered, repeats) = dedup(&got);
+    assert_eq!(delivered, (1..=40).collect::<Vec<i64>>());
+    eprintln!("kill -9: 40 events delivered in order, {repeats} repeated delivery(ies)");
+    assert!(
+        repeats <= 1,
+        "only the delivery in flight at the kill repeats: {repeats}"
+    );
+}
