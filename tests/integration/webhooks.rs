@@ -945,3 +945,39 @@ async fn kill_9_with_undelivered_events_then_restart_delivers_every_event_in_ord
         "only the delivery in flight at the kill repeats: {repeats}"
     );
 }
+
+/// A restored database gets a new event history id, so a `webhook-id` is never reused for
+/// other content: events after the backup get the seqs the lost ones had.
+#[test]
+fn a_restore_draws_a_new_event_history_id() {
+    use crate::common::new_db;
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("scimd.db");
+    let backup = dir.path().join("backup.db");
+    new_db(db.to_str().unwrap());
+    let epoch = |path: &std::path::Path| {
+        Store::open_existing(path)
+            .unwrap()
+            .read_sync(scimd::store::webhooks::epoch)
+            .unwrap()
+    };
+    let before = epoch(&db);
+    let (ok, _, err) = scimd(&[
+        "backup",
+        backup.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(epoch(&backup), before, "a backup is a copy");
+    let (ok, _, err) = scimd(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let after = epoch(&db);
+    assert_eq!(after.len(), 16);
+    assert_ne!(after, before);
+}
