@@ -162,6 +162,8 @@ pub struct Sent {
     /// The start of the answer's body (lossy UTF-8).
     pub response: String,
     pub duration: Duration,
+    /// A failed answer's `Retry-After`, in seconds (an HTTP date is not honoured).
+    pub retry_after: Option<Duration>,
 }
 
 impl Sent {
@@ -238,6 +240,7 @@ impl Client {
             error: Some(error),
             response,
             duration: start.elapsed(),
+            retry_after: None,
         };
         let uri: Uri = match url.parse() {
             Ok(u) => u,
@@ -269,6 +272,12 @@ impl Client {
         let exchange = async {
             let resp = self.inner.request(req).await.map_err(|e| chain(&e))?;
             let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let mut body = resp.into_body();
             let mut kept = Vec::new();
             // Read no more than we keep: a huge answer costs nothing.
@@ -284,7 +293,8 @@ impl Client {
                 }
             }
             kept.truncate(RESPONSE_KEPT);
-            Ok::<_, String>((status, String::from_utf8_lossy(&kept).into_owned()))
+            let kept = String::from_utf8_lossy(&kept).into_owned();
+            Ok::<_, String>((status, retry_after, kept))
         };
         match tokio::time::timeout(self.timeouts.response, exchange).await {
             Err(_) => fail(
@@ -296,13 +306,17 @@ impl Client {
                 String::new(),
             ),
             Ok(Err(e)) => fail(e, None, String::new()),
-            Ok(Ok((status, response))) if status.is_success() => Sent {
+            Ok(Ok((status, _, response))) if status.is_success() => Sent {
                 status: Some(status.as_u16()),
                 error: None,
                 response,
                 duration: start.elapsed(),
+                retry_after: None,
             },
-            Ok(Ok((status, response))) => fail(describe(status), Some(status.as_u16()), response),
+            Ok(Ok((status, retry_after, response))) => Sent {
+                retry_after,
+                ..fail(describe(status), Some(status.as_u16()), response)
+            },
         }
     }
 }

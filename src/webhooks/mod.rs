@@ -325,6 +325,7 @@ impl Delivery {
                 error: Some(e.to_string()),
                 response: String::new(),
                 duration: Duration::ZERO,
+                retry_after: None,
             };
         }
         let headers = [

@@ -110,16 +110,25 @@ fn jitter() -> f64 {
 }
 
 /// When the next attempt is due after a failure now, or `None` if the endpoint has failed
-/// for longer than the retry window (it is paused then).
+/// for longer than the retry window (it is paused then). A receiver's `Retry-After` is
+/// honoured within [the scheduled wait, twice that] (and never past `max_retry`), so it can
+/// neither make us hammer it nor stall its endpoint.
 pub fn next_attempt(
     now: OffsetDateTime,
     failing_since: Option<OffsetDateTime>,
     failures: i64,
     jitter: f64,
+    retry_after: Option<Duration>,
     s: &Settings,
 ) -> Option<OffsetDateTime> {
     let since = failing_since.unwrap_or(now);
-    let next = now + backoff(failures, jitter, s);
+    let scheduled = backoff(failures, jitter, s);
+    let wait = retry_after.map_or(scheduled, |asked| {
+        asked
+            .clamp(scheduled, scheduled.saturating_mul(2))
+            .min(s.max_retry)
+    });
+    let next = now + wait;
     (next - since <= s.retry_window).then_some(next)
 }
 
@@ -195,7 +204,14 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
         let next = (!sent.ok())
             .then(|| {
                 let since = ep.failing_since.as_deref().and_then(stime::parse);
-                next_attempt(done, since, attempt, jitter(), &hub.settings)
+                next_attempt(
+                    done,
+                    since,
+                    attempt,
+                    jitter(),
+                    sent.retry_after,
+                    &hub.settings,
+                )
             })
             .flatten();
         let record = sent.clone();
@@ -277,19 +293,35 @@ mod tests {
         let s = Settings::default();
         let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20000);
         assert_eq!(
-            next_attempt(t0, None, 1, 0.0, &s),
+            next_attempt(t0, None, 1, 0.0, None, &s),
             Some(t0 + time::Duration::seconds(5))
         );
+        // Retry-After within [scheduled, 2 × scheduled], never above an hour.
+        let after = |failures, asked: u64| {
+            next_attempt(
+                t0,
+                None,
+                failures,
+                0.0,
+                Some(Duration::from_secs(asked)),
+                &s,
+            )
+            .map(|t| (t - t0).whole_seconds())
+        };
+        assert_eq!(after(1, 1), Some(5));
+        assert_eq!(after(1, 8), Some(8));
+        assert_eq!(after(1, 86400), Some(10));
+        assert_eq!(after(12, 86400), Some(3600));
         let day2 = t0 + time::Duration::days(2);
         assert_eq!(
-            next_attempt(day2, Some(t0), 40, 0.0, &s),
+            next_attempt(day2, Some(t0), 40, 0.0, None, &s),
             Some(day2 + time::Duration::hours(1))
         );
         let late = t0 + time::Duration::days(3) - time::Duration::minutes(30);
-        assert_eq!(next_attempt(late, Some(t0), 70, 0.0, &s), None);
+        assert_eq!(next_attempt(late, Some(t0), 70, 0.0, None, &s), None);
         // Tries over the window: about 12 ramping up, then hourly.
         let (mut now, mut tries) = (t0, 0);
-        while let Some(next) = next_attempt(now, Some(t0), tries + 1, 0.0, &s) {
+        while let Some(next) = next_attempt(now, Some(t0), tries + 1, 0.0, None, &s) {
             now = next;
             tries += 1;
         }

@@ -38,6 +38,8 @@ enum Mode {
     Redirect(String),
     /// Closes the connection without an answer.
     Close,
+    /// 429 with `Retry-After: <seconds>`.
+    Throttle(u64),
 }
 
 #[derive(Clone)]
@@ -106,6 +108,11 @@ impl Receiver {
                                 }
                                 Mode::Close => {
                                     return Err(std::io::Error::other("closing"));
+                                }
+                                Mode::Throttle(secs) => {
+                                    *resp.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                                    resp.headers_mut()
+                                        .insert("retry-after", secs.to_string().parse().unwrap());
                                 }
                             }
                             Ok::<_, std::io::Error>(resp)
@@ -775,6 +782,12 @@ async fn a_host_name_is_resolved_and_checked_on_connect() {
     let url = format!("http://localhost:{}/hook", receiver.addr.port());
     let sent = client.post(&url, &[], Bytes::from_static(b"{}")).await;
     assert_eq!((sent.status, sent.error), (Some(200), None));
+    receiver.script([Mode::Throttle(7)]);
+    let sent = client.post(&url, &[], Bytes::from_static(b"{}")).await;
+    assert_eq!(
+        (sent.status, sent.retry_after),
+        (Some(429), Some(Duration::from_secs(7)))
+    );
     let sent = client
         .post("http://169.254.169.254/x", &[], Bytes::from_static(b"{}"))
         .await;
