@@ -96,6 +96,9 @@ impl Hub {
     }
 
     /// Wakes the supervisor and the workers: an endpoint was added, changed or removed.
+    /// The service functions below change the database only; a caller inside the server
+    /// (the console) calls this after them, and changes from another process (`scimd
+    /// webhook …`) are noticed within `Settings::tick`.
     pub fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
     }

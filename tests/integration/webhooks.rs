@@ -603,6 +603,27 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
                 .is_err()
         );
     }
+    // Resend (the console's button): the same delivery again, now, signed anew; the
+    // endpoint's position stays.
+    let client = webhooks::Client::new(None, webhooks::Timeouts::default()).unwrap();
+    let sent = webhooks::resend(&store, &client, "rotating", 1)
+        .await
+        .unwrap();
+    assert_eq!(sent.status, Some(200));
+    let got = receiver.wait_for(4, Duration::from_secs(5)).await;
+    assert_eq!((got[3].id(), &got[3].body), (got[0].id(), &got[0].body));
+    verified(&newest, &got[3]);
+    let log = webhooks::attempts(&store, "rotating", 10).unwrap();
+    assert_eq!(
+        (log[0].trigger.as_str(), log[0].event_seq),
+        ("manual", Some(1))
+    );
+    assert_eq!(webhooks::list(&store).unwrap()[0].endpoint.cursor, 3);
+    assert!(
+        webhooks::resend(&store, &client, "rotating", 99)
+            .await
+            .is_err()
+    );
     drop(server);
 }
 
