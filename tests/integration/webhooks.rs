@@ -813,6 +813,13 @@ async fn a_host_name_is_resolved_and_checked_on_connect() {
         .post("http://169.254.169.254/x", &[], Bytes::from_static(b"{}"))
         .await;
     assert!(sent.error.unwrap().contains("refused address"));
+    // Not an IP literal to Rust, so it goes to the resolver, whose answer (169.254.169.254,
+    // as the C library reads a bare number) is checked after DNS.
+    let sent = client
+        .post("http://2852039166/x", &[], Bytes::from_static(b"{}"))
+        .await;
+    let error = sent.error.unwrap();
+    assert!(error.contains("refused address 169.254.169.254"), "{error}");
     let sent = client
         .post(
             "http://[::ffff:a9fe:a9fe]:80/x",
