@@ -192,7 +192,12 @@ pub fn add(store: &Store, add: &Add<'_>, actor: &Actor) -> Result<(Endpoint, Str
             )));
         }
         let seq = sql::insert(tx, &new, events::head(tx)?, &secret, &time::now())?;
-        let detail = serde_json::json!({"url": url, "format": add.format, "events": add.types});
+        // The host only: a chat webhook URL's path is itself a secret.
+        let host = url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(String::from));
+        let detail = serde_json::json!({"host": host, "format": add.format, "events": add.types});
         audit(tx, actor, "webhook.add", add.name, Some(detail))?;
         sql::get(tx, seq)?.ok_or_else(|| Error::internal("the new webhook vanished"))
     })?;
@@ -298,7 +303,7 @@ impl Delivery {
     }
 
     /// A test event, delivered outside the endpoint's order and never retried.
-    pub fn test(format: &str, actor: &Actor) -> Result<Delivery> {
+    pub fn test(format: &str, actor: &Actor) -> Delivery {
         let id = format!("test_{}", uuid::Uuid::new_v4().simple());
         let body = serde_json::json!({
             "id": id,
@@ -307,14 +312,14 @@ impl Delivery {
             "actor": {"kind": actor.kind.as_str(), "name": actor.name},
         })
         .to_string();
-        Ok(Delivery {
+        Delivery {
             id,
             body: Bytes::from(if format == "chat" {
                 format::chat(&body)
             } else {
                 body
             }),
-        })
+        }
     }
 
     /// Signs and POSTs this delivery now, with every secret that signs (current first).
@@ -392,7 +397,7 @@ fn oldest_kept() -> String {
 /// Sends a test event to the endpoint called `name` now and logs it: what came of it.
 pub async fn test(store: &Store, client: &Client, name: &str, actor: &Actor) -> Result<Sent> {
     let (endpoint, secrets) = signing(store, name).await?;
-    let sent = Delivery::test(&endpoint.format, actor)?
+    let sent = Delivery::test(&endpoint.format, actor)
         .send(client, &endpoint, &secrets)
         .await;
     log_manual(store, endpoint.seq, None, "test", &sent).await?;

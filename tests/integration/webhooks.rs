@@ -791,6 +791,23 @@ async fn the_webhook_commands_work_beside_a_running_server_and_refuse_unsafe_url
     assert!(!ok && err.contains("no webhook named"), "{err}");
     let (ok, _, _) = scimd(&["webhook", "remove", "lan", "--db", db]);
     assert!(ok);
+    // Audited, with the host but never the URL's path (a chat webhook URL is a secret).
+    let audited: Vec<(String, String)> = store
+        .read_sync(|c| {
+            Ok(c.prepare(
+                "SELECT action, IFNULL(detail, '') FROM audit
+                 WHERE resource_type = 'Webhook' AND resource_name = 'lan' ORDER BY seq",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["webhook.add", "webhook.rotate", "webhook.remove"]);
+    assert!(
+        audited[0].1.contains("127.0.0.1") && !audited[0].1.contains("/hook"),
+        "{audited:?}"
+    );
     let (_, out, _) = scimd(&["webhook", "list", "--db", db]);
     assert!(out.contains("No webhooks"), "{out}");
 }
