@@ -1039,3 +1039,56 @@ fn a_restore_draws_a_new_event_history_id() {
     assert_eq!(after.len(), 16);
     assert_ne!(after, before);
 }
+
+/// A worker that fails (here: an event it cannot read) is restarted by its supervisor,
+/// counted in `/metrics`, and goes on once the cause is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_worker_is_restarted_and_goes_on() {
+    let server = start().await;
+    let store = beside(&server);
+    let receiver = Receiver::start().await;
+    let secret = add(&store, "sup", &receiver.url(), &[], "standard");
+    append(&store, "user.created", &user_event("user.created", 1));
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    store
+        .write_sync(|tx| {
+            tx.execute(
+                "INSERT INTO events (at, type, payload) VALUES ('t', 'user.updated', x'00')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    append(&store, "user.deleted", &user_event("user.deleted", 1));
+    let restarts = || async {
+        let m = server
+            .raw(
+                "GET",
+                "/metrics",
+                &[("authorization", "Bearer metrics-secret")],
+                None,
+            )
+            .await;
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("scimd_webhook_worker_restarts_total "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let start = Instant::now();
+    while restarts().await < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.got().len(), 1);
+    store
+        .write_sync(|tx| {
+            tx.execute("DELETE FROM events WHERE seq = 2", [])?;
+            Ok(())
+        })
+        .unwrap();
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(seqs(&got), [1, 3]);
+    verified(&secret, &got[1]);
+}
