@@ -38,15 +38,25 @@ pub async fn supervise(hub: Arc<Hub>) {
         while let Some(done) = tasks.try_join_next_with_id() {
             let (id, clean) = match done {
                 Ok((id, clean)) => (id, clean),
+                // Aborted here, for a removed endpoint: already out of `running`.
+                Err(e) if e.is_cancelled() => continue,
                 Err(e) => {
                     warn!(error = %e, "webhook worker panicked; restarting it");
                     (e.id(), false)
                 }
             };
-            running.retain(|_, (task, ..)| *task != id);
-            if !clean {
-                hub.metrics.restarted();
-            }
+            running.retain(|_, (task, _, name)| {
+                if *task != id {
+                    return true;
+                }
+                if clean {
+                    // It ended because its endpoint is gone.
+                    hub.metrics.forget(name);
+                } else {
+                    hub.metrics.restarted();
+                }
+                false
+            });
         }
         changes.borrow_and_update();
         let store = hub.store.clone();

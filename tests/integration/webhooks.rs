@@ -810,6 +810,31 @@ async fn the_webhook_commands_work_beside_a_running_server_and_refuse_unsafe_url
     );
     let (_, out, _) = scimd(&["webhook", "list", "--db", db]);
     assert!(out.contains("No webhooks"), "{out}");
+    // The server stops its worker and forgets its metrics (for good: a few supervisor
+    // passes later too); stopping is no restart.
+    let metrics = || async {
+        let m = server
+            .raw(
+                "GET",
+                "/metrics",
+                &[("authorization", "Bearer metrics-secret")],
+                None,
+            )
+            .await;
+        String::from_utf8_lossy(&m.body).into_owned()
+    };
+    let start = Instant::now();
+    while metrics().await.contains("endpoint=\"lan\"") {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = metrics().await;
+    assert!(!text.contains("endpoint=\"lan\""), "{text}");
+    assert!(
+        text.contains("scimd_webhook_worker_restarts_total 0"),
+        "{text}"
+    );
 }
 
 /// Names resolve through the checking resolver: `localhost` (loopback) is allowed.
