@@ -40,6 +40,8 @@ pub struct Config {
     pub budget: crate::store::Budget,
     /// How long and how much of the change events is kept.
     pub event_retention: EventRetention,
+    /// How webhooks are delivered and retried (the extra CA file, timeouts, backoff).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 /// How long change events are kept (`--event-retention DAYS`), and the bounds that keep a
@@ -101,6 +103,7 @@ impl Config {
             tls: None,
             budget: crate::store::Budget::default(),
             event_retention: EventRetention::default(),
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod scim;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -72,9 +73,12 @@ pub async fn run(
     let local_addr = listener.local_addr().map_err(error::Error::internal)?;
     // Behind a proxy every connection is the proxy's: no per-address share of connections.
     let limits = http::limits::Limits::new(config.max_connections, !config.trust_proxy);
+    // A bad --webhook-ca-file stops the start here.
+    let hub = Arc::new(webhooks::Hub::new(store.clone(), config.webhooks.clone())?);
     let app = Arc::new(http::App {
         config,
         store,
+        webhooks: hub.clone(),
         last_used: LastUsed::default(),
         rejections: Default::default(),
         unchanged: Default::default(),
@@ -149,7 +153,10 @@ pub async fn run(
             warn!(error = %e, "could not write rejected requests to the audit log");
         }
     });
+    // Delivers the events outbox to webhook endpoints, one supervised worker per endpoint.
+    let deliveries = tokio::spawn(webhooks::supervise(hub));
     http::serve(listener, app.clone(), shutdown).await;
+    deliveries.abort();
     flusher.abort();
     reloader.abort();
     rejections.abort();

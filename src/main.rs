@@ -40,6 +40,10 @@ enum Command {
     /// picks changes up within seconds; stored values are never changed or removed.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Add, list, test, rotate, resume and remove webhook endpoints: signed POSTs of every
+    /// change (Standard Webhooks). A running scimd picks changes up within seconds.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Write a consistent copy of the database to FILE, also while scimd is serving it.
     Backup {
         /// Where to write the copy (must not exist).
@@ -143,6 +147,68 @@ enum SchemaCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Register an endpoint; it receives the changes committed from now on. Prints its
+    /// signing secret (whsec_…) once, alone on the last line.
+    Add {
+        /// A name for the endpoint: letters, digits, '-', '_', '.'.
+        #[arg(long)]
+        name: String,
+        /// Where to POST: https://… (http://… only with --allow-http).
+        #[arg(long)]
+        url: String,
+        /// Only these event types, comma-separated (default: all), e.g.
+        /// user.deactivated,user.deleted.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// standard: the event JSON; chat: {"text": "…"} for Slack, Mattermost and the like.
+        #[arg(long, default_value = "standard", value_parser = ["standard", "chat"])]
+        format: String,
+        /// Allow plain http (a receiver on the LAN); deliveries are still signed.
+        #[arg(long)]
+        allow_http: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List endpoints: URL, format, events, state, and how far behind each one is.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove an endpoint (with its secrets and delivery log).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Send a test event to an endpoint now and print what came of it.
+    Test {
+        name: String,
+        /// PEM certificate authorities to trust besides the system's (as `serve`).
+        #[arg(long, env = "SCIMD_WEBHOOK_CA_FILE")]
+        webhook_ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Give an endpoint a new signing secret (printed once, alone on the last line); the old
+    /// one keeps signing beside it during the overlap.
+    Rotate {
+        name: String,
+        /// How long the old secret keeps signing: none, 1h or 24h.
+        #[arg(long, default_value = "24h", value_parser = ["none", "1h", "24h"])]
+        overlap: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Resume a paused endpoint: it gets everything it missed (within event retention).
+    Resume {
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
 #[derive(Args)]
 struct DbArg {
     /// The SQLite database file. `serve` creates it if there is none; the other commands
@@ -199,6 +265,10 @@ struct ServeArgs {
           default_value_t = DEFAULT_EVENT_RETENTION_DAYS,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     event_retention: u32,
+    /// PEM certificate authorities webhook deliveries trust besides the system's (an
+    /// internal CA of LAN receivers).
+    #[arg(long, env = "SCIMD_WEBHOOK_CA_FILE")]
+    webhook_ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -238,6 +308,7 @@ fn main() -> ExitCode {
         Some(Command::Token(cmd)) => token(cmd),
         Some(Command::Admin(cmd)) => admin(cmd),
         Some(Command::Schema(cmd)) => schema(cmd),
+        Some(Command::Webhook(cmd)) => webhook(cmd),
         Some(Command::Backup { file, db }) => backup(&db.db, &file),
         Some(Command::Restore { file, db }) => restore(&file, &db.db),
         Some(Command::Check { db, repair_keys }) => check(&db.db, repair_keys),
@@ -276,6 +347,7 @@ fn serve(args: ServeArgs) -> CliResult {
         (Some(cert), Some(key)) => Some(scimd::config::TlsFiles { cert, key }),
         _ => None,
     };
+    config.webhooks.ca_file = args.webhook_ca_file;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -534,6 +606,149 @@ fn token(cmd: TokenCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+fn webhook(cmd: WebhookCommand) -> CliResult {
+    use scimd::service::audit::Actor;
+    use scimd::webhooks;
+    match cmd {
+        WebhookCommand::Add {
+            name,
+            url,
+            events,
+            format,
+            allow_http,
+            db,
+        } => {
+            let store = open_db(&db.db)?;
+            let types: Vec<String> = events
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            let add = webhooks::Add {
+                name: &name,
+                url: &url,
+                types: &types,
+                format: &format,
+                allow_http,
+            };
+            let (endpoint, secret) = webhooks::add(&store, &add, &Actor::cli())?;
+            println!(
+                "Added webhook \"{}\" -> {} ({} format, {}). Its signing secret follows; \
+                 copy it now: it is not shown again.",
+                endpoint.name,
+                endpoint.url,
+                endpoint.format,
+                events_label(&endpoint.types)
+            );
+            println!("{secret}");
+        }
+        WebhookCommand::List { db } => {
+            let store = open_db(&db.db)?;
+            let all = webhooks::list(&store)?;
+            if all.is_empty() {
+                println!("No webhooks. Add one with: scimd webhook add --name NAME --url URL");
+            }
+            for s in all {
+                let e = &s.endpoint;
+                let lag = if s.pending >= webhooks::LAG_CAP {
+                    format!("{}+", webhooks::LAG_CAP)
+                } else {
+                    s.pending.to_string()
+                };
+                println!(
+                    "{} {} ({} format, {})",
+                    e.name,
+                    e.url,
+                    e.format,
+                    events_label(&e.types)
+                );
+                println!(
+                    "  state {}, delivered up to event {}, {lag} waiting{}",
+                    e.state,
+                    e.cursor,
+                    s.oldest_pending_at
+                        .as_deref()
+                        .map(|at| format!(" (oldest from {at})"))
+                        .unwrap_or_default()
+                );
+                if let Some(at) = &e.last_attempt_at {
+                    let what = match (&e.last_error, e.last_status) {
+                        (Some(err), _) => err.clone(),
+                        (None, Some(status)) => format!("HTTP {status}"),
+                        (None, None) => "?".into(),
+                    };
+                    println!("  last attempt {at}: {what}");
+                }
+                if e.state != "healthy" && e.head_attempts > 0 {
+                    println!(
+                        "  {} failed attempts{}",
+                        e.head_attempts,
+                        e.next_attempt_at
+                            .as_deref()
+                            .map(|t| format!(", next at {t}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        WebhookCommand::Remove { name, db } => {
+            let store = open_db(&db.db)?;
+            webhooks::remove(&store, &name, &Actor::cli())?;
+            println!("Removed webhook \"{name}\".");
+        }
+        WebhookCommand::Test {
+            name,
+            webhook_ca_file,
+            db,
+        } => {
+            let store = open_db(&db.db)?;
+            let client =
+                webhooks::Client::new(webhook_ca_file.as_deref(), webhooks::Timeouts::default())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let sent = runtime.block_on(webhooks::test(&store, &client, &name, &Actor::cli()))?;
+            let took = sent.duration.as_millis();
+            match &sent.error {
+                None => println!(
+                    "Delivered: HTTP {} in {took} ms.",
+                    sent.status.unwrap_or_default()
+                ),
+                Some(e) => return Err(format!("not delivered ({took} ms): {e}").into()),
+            }
+        }
+        WebhookCommand::Rotate { name, overlap, db } => {
+            let store = open_db(&db.db)?;
+            let keep = match overlap.as_str() {
+                "1h" => std::time::Duration::from_secs(3600),
+                "24h" => std::time::Duration::from_secs(24 * 3600),
+                _ => std::time::Duration::ZERO,
+            };
+            let secret = webhooks::rotate(&store, &name, keep, &Actor::cli())?;
+            println!(
+                "New signing secret for \"{name}\" (the old one keeps signing for {overlap}). \
+                 Copy it now: it is not shown again."
+            );
+            println!("{secret}");
+        }
+        WebhookCommand::Resume { name, db } => {
+            let store = open_db(&db.db)?;
+            webhooks::resume(&store, &name, &Actor::cli())?;
+            println!("Resumed webhook \"{name}\": it gets what it missed, in order.");
+        }
+    }
+    Ok(())
+}
+
+/// "all events" or the list of types.
+fn events_label(types: &[String]) -> String {
+    if types.is_empty() {
+        "all events".into()
+    } else {
+        types.join(",")
+    }
 }
 
 fn schema(cmd: SchemaCommand) -> CliResult {

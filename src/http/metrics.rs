@@ -180,6 +180,7 @@ pub async fn serve<B>(
     }
     let mut out = String::new();
     app.metrics.render(&mut out);
+    app.webhooks.metrics.render(&mut out);
     let counts = app
         .store
         .read(|conn| {

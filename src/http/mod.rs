@@ -70,6 +70,8 @@ pub struct App {
     pub limits: limits::Limits,
     /// What `/metrics` reports.
     pub metrics: metrics::Metrics,
+    /// Webhook delivery: its client, metrics and workers' wake-up.
+    pub webhooks: Arc<crate::webhooks::Hub>,
     pub local_addr: SocketAddr,
     /// Built-in HTTPS, when configured.
     pub tls: Option<tls::Tls>,

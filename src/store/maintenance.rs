@@ -302,6 +302,7 @@ fn stage(
         .map_err(|e| io("cannot remove an old staged copy", e))?;
     let copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
     vacuum_into(src, staged)?;
+    new_event_history(staged)?;
     // Still the file created above, not one swapped in under the name meanwhile.
     dbfile::is_the_file_at(&copy, staged)
         .and_then(|()| take_owner(like, &copy, Some(mode)))
@@ -317,6 +318,26 @@ fn stage(
         )));
     }
     Ok(health)
+}
+
+/// Gives a restored copy a new event history id (`store::webhooks::epoch`): events after
+/// the backup get seqs the lost ones had, and receivers deduplicate deliveries by an id made
+/// of both. A copy from before migration 9 gets its first one when it is migrated.
+fn new_event_history(staged: &Path) -> Result<()> {
+    let conn = Connection::open(staged)?;
+    let has_settings: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_settings {
+        conn.execute(
+            "UPDATE settings SET value = json_quote(lower(hex(randomblob(8))))
+             WHERE key = 'feed_epoch'",
+            [],
+        )?;
+    }
+    Ok(())
 }
 
 /// Folds the WAL of the database at `db` into the file, so the file alone is complete; if

@@ -35,3 +35,4 @@ mod tls;
 mod tolerance;
 mod unknown_input;
 mod users;
+mod webhooks;

@@ -406,8 +406,8 @@ fn the_command_line_creates_read_tokens_and_lists_scopes() {
 }
 
 /// A database from before scopes: its token answers writes after the upgrade, and is listed
-/// as a write token. Made by removing the column from a new database, which is exactly the
-/// schema version 8 had (migration 9 only adds it).
+/// as a write token. Made by removing the column (and the later migration's webhook tables)
+/// from a new database, which is exactly the schema version 8 had (migration 9 only adds it).
 #[tokio::test]
 async fn an_older_databases_tokens_are_write_tokens() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -417,8 +417,12 @@ async fn an_older_databases_tokens_are_write_tokens() {
         tokens::create(&store, "onelogin").unwrap()
     };
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("ALTER TABLE tokens DROP COLUMN scope; PRAGMA user_version = 8;")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE tokens DROP COLUMN scope;
+         DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
+         PRAGMA user_version = 8;",
+    )
+    .unwrap();
     drop(conn);
 
     let s = Server::start_in(dir, |c| c).await;
