@@ -184,7 +184,7 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
         json!([{"op": "Replace", "path": "active", "value": "True"}]),
     )
     .await;
-    // A group with a member; one added, one removed, renamed (OneLogin patches groups).
+    // A group with a member; one added, one removed, renamed, by PATCH as Okta and Entra do.
     let g = s
         .create_group(
             &json!({"schemas": [GROUP_URN], "displayName": "Engineering",
@@ -197,6 +197,10 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
     op(json!([{"op": "add", "path": "members", "value": [{"value": aid}]}])).await;
     op(json!([{"op": "remove", "path": format!("members[value eq \"{jid}\"]")}])).await;
     op(json!([{"op": "replace", "path": "displayName", "value": "Platform"}])).await;
+    // OneLogin's own way with members: the group PUT with its whole list (Jane back).
+    let full = json!({"displayName": "Platform", "externalId": "ol-eng",
+                      "members": [{"value": aid}, {"value": jid}]});
+    assert_eq!(s.put(&group_path, &full).await.status, 200);
     // Deletes: a member (its group loses it), the group, the other user.
     assert_eq!(s.delete(&ana_path).await.status, 204);
     assert_eq!(s.delete(&group_path).await.status, 204);
@@ -217,6 +221,7 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
         ("group.members_added", "onelogin"),
         ("group.members_removed", "onelogin"),
         ("group.updated", "onelogin"),
+        ("group.members_added", "onelogin"),
         ("user.deleted", "onelogin"),
         ("group.members_removed", "onelogin"),
         ("group.deleted", "onelogin"),
@@ -240,6 +245,9 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
         assert_eq!(seq_of(g).to_string(), b["id"].as_str().unwrap());
         assert!(!b.to_string().contains("Sup3r"), "no secret: {b}");
     }
+    let times: Vec<&str> = bodies.iter().map(|b| b["time"].as_str().unwrap()).collect();
+    assert!(times.iter().all(|t| t.ends_with('Z')), "{times:?}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     let every: std::collections::BTreeSet<&str> = kinds.iter().map(|k| k.0).collect();
     assert_eq!(every.len(), 10, "every event type: {every:?}");
 
@@ -248,10 +256,10 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
     let ana_r = json!({"type": "User", "id": aid, "userName": "ana@example.com",
                        "externalId": "ol-ana@example.com", "name": "Ana Lima"});
     let resources: Vec<&Value> = bodies.iter().map(|b| &b["resource"]).collect();
-    for i in [0, 2, 3, 4, 17] {
+    for i in [0, 2, 3, 4, 18] {
         assert_eq!(resources[i], &jane_r, "event {}", i + 1);
     }
-    for i in [1, 5, 6, 7, 8, 14] {
+    for i in [1, 5, 6, 7, 8, 15] {
         assert_eq!(resources[i], &ana_r, "event {}", i + 1);
     }
     let eng = json!({"type": "Group", "id": gid, "displayName": "Engineering",
@@ -261,7 +269,7 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
     for i in [9, 10, 11, 12] {
         assert_eq!(resources[i], &eng, "event {}", i + 1);
     }
-    for i in [13, 15, 16] {
+    for i in [13, 14, 16, 17] {
         assert_eq!(resources[i], &platform, "event {}", i + 1);
     }
     assert_eq!(
@@ -292,7 +300,8 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
     assert_eq!(bodies[10]["members"], member(&jid, "jane@example.com"));
     assert_eq!(bodies[11]["members"], member(&aid, "ana@example.com"));
     assert_eq!(bodies[12]["members"], member(&jid, "jane@example.com"));
-    assert_eq!(bodies[15]["members"], member(&aid, "ana@example.com"));
+    assert_eq!(bodies[14]["members"], member(&jid, "jane@example.com"));
+    assert_eq!(bodies[16]["members"], member(&aid, "ana@example.com"));
 
     // What was delivered is what the feed serves, event for event.
     assert_eq!(feed_all(&s, "").await, bodies);
@@ -310,8 +319,12 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
             12,
             "1 member was added to the group Engineering by onelogin: ana@example.com",
         ),
-        (15, "Ana Lima (ana@example.com) was deleted by onelogin"),
-        (18, "Jane Doe (jane@example.com) was deleted by onelogin"),
+        (
+            15,
+            "1 member was added to the group Platform by onelogin: jane@example.com",
+        ),
+        (16, "Ana Lima (ana@example.com) was deleted by onelogin"),
+        (19, "Jane Doe (jane@example.com) was deleted by onelogin"),
     ];
     let said = chat.wait_for(texts.len(), Duration::from_secs(10)).await;
     let said: Vec<(i64, String)> = said
@@ -325,7 +338,7 @@ async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_i
     assert_eq!(said, want);
     // Nothing more comes to either.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!((all.got().len(), chat.got().len()), (18, 7));
+    assert_eq!((all.got().len(), chat.got().len()), (19, 8));
 }
 
 /// For each user, the types of its deactivated/reactivated events in delivery order.
