@@ -1,7 +1,7 @@
 //! Webhook delivery of real SCIM traffic, verified by a real receiver on loopback with the
 //! `standardwebhooks` crate: a OneLogin sequence yielding every event type, per-endpoint
 //! order under concurrent writers (the same order the feed serves), and `kill -9` of the
-//! real binary mid-stream with the receiver down.
+//! real binary amid SCIM writes with the receivers down, then amid deliveries.
 //!
 //! The receiver and its checks are those of `webhooks` (there the outbox is fed directly).
 
@@ -98,6 +98,10 @@ async fn until(receiver: &Receiver, within: Duration, done: impl Fn(&[Got]) -> b
     }
 }
 
+/// Users created, updated, suspended and reactivated as OneLogin (PUT), Okta and Entra
+/// (PATCH) do; a group created with a member, members added and removed, renamed; deletes.
+/// Every event type arrives at the all-types endpoint signed, once, in commit order with no
+/// gaps, as the feed serves it; the chat endpoint gets a sentence for its types only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_onelogin_sequence_through_scim_delivers_every_event_type_signed_and_in_order() {
     let all = Receiver::start().await;
@@ -365,6 +369,9 @@ fn alternate(user: &str, kinds: &[String]) {
 const CLIENTS: usize = 8;
 const ROUNDS: usize = 3;
 
+/// Clients at once, each suspending and reactivating its own user and moving it in and out
+/// of one group: each endpoint gets its events once each in commit order (the feed's), and a
+/// user's reactivation never overtakes the suspension before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_scim_writers_are_delivered_per_endpoint_in_the_feeds_order() {
     let all = Receiver::start().await;
