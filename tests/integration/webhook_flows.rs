@@ -366,8 +366,8 @@ fn alternate(user: &str, kinds: &[String]) {
     }
 }
 
-const CLIENTS: usize = 8;
-const ROUNDS: usize = 3;
+const CLIENTS: usize = 16;
+const ROUNDS: usize = 4;
 
 /// Clients at once, each suspending and reactivating its own user and moving it in and out
 /// of one group: each endpoint gets its events once each in commit order (the feed's), and a
