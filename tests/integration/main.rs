@@ -35,4 +35,5 @@ mod tls;
 mod tolerance;
 mod unknown_input;
 mod users;
+mod webhook_flows;
 mod webhooks;
