@@ -303,23 +303,49 @@ pub fn resume(conn: &Connection, name: &str, now: &str) -> Result<bool> {
     )? > 0)
 }
 
+fn attempt(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        seq: r.get(0)?,
+        event_seq: r.get(1)?,
+        attempt: r.get(2)?,
+        trigger: r.get(3)?,
+        at: r.get(4)?,
+        duration_ms: r.get(5)?,
+        status: r.get(6)?,
+        error: r.get(7)?,
+        response: r.get(8)?,
+    })
+}
+
 /// The newest attempts of an endpoint, newest first.
 pub fn attempts(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, event_seq, attempt, trigger, at, duration_ms, status, error, response
          FROM webhook_attempts WHERE endpoint_seq = ?1 ORDER BY seq DESC LIMIT ?2",
     )?;
+    let rows = stmt.query_map(params![endpoint, limit], attempt)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An attempt with the type of its event (`None` for a test, or once the event is pruned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub attempt: Attempt,
+    pub event_type: Option<String>,
+}
+
+/// `attempts`, each with its event's type.
+pub fn logged(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Logged>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.seq, a.event_seq, a.attempt, a.trigger, a.at, a.duration_ms, a.status,
+                a.error, a.response, e.type
+         FROM webhook_attempts a LEFT JOIN events e ON e.seq = a.event_seq
+         WHERE a.endpoint_seq = ?1 ORDER BY a.seq DESC LIMIT ?2",
+    )?;
     let rows = stmt.query_map(params![endpoint, limit], |r| {
-        Ok(Attempt {
-            seq: r.get(0)?,
-            event_seq: r.get(1)?,
-            attempt: r.get(2)?,
-            trigger: r.get(3)?,
-            at: r.get(4)?,
-            duration_ms: r.get(5)?,
-            status: r.get(6)?,
-            error: r.get(7)?,
-            response: r.get(8)?,
+        Ok(Logged {
+            attempt: attempt(r)?,
+            event_type: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
