@@ -520,4 +520,50 @@ mod tests {
         renew_epoch(&conn).unwrap();
         assert_ne!(epoch(&conn).unwrap(), first);
     }
+
+    #[test]
+    fn the_log_names_each_attempt_s_event_type_while_the_event_is_kept() {
+        let conn = db();
+        let new = NewEndpoint {
+            name: "log",
+            url: "https://h/x",
+            types: &[],
+            format: "standard",
+            allow_http: false,
+        };
+        let ep = insert(&conn, &new, 0, b"k", "t0").unwrap();
+        let kept =
+            events::append(&conn, "t1", "user.created", r#"{"type":"user.created"}"#).unwrap();
+        let logged_at = |event, at| Outcome {
+            event_seq: event,
+            attempt: 1,
+            trigger: if event.is_some() { "scheduled" } else { "test" },
+            at,
+            duration_ms: 3,
+            status: Some(200),
+            error: None,
+            response: None,
+        };
+        log_attempt(&conn, ep, &logged_at(Some(kept), "t2"), "t0").unwrap();
+        log_attempt(&conn, ep, &logged_at(None, "t3"), "t0").unwrap();
+        log_attempt(&conn, ep, &logged_at(Some(kept + 1), "t4"), "t0").unwrap();
+        let log = logged(&conn, ep, 10).unwrap();
+        let seen: Vec<(Option<i64>, Option<&str>)> = log
+            .iter()
+            .map(|l| (l.attempt.event_seq, l.event_type.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some(kept + 1), None),
+                (None, None),
+                (Some(kept), Some("user.created"))
+            ]
+        );
+        assert_eq!(logged(&conn, ep, 1).unwrap().len(), 1);
+        assert_eq!(
+            log.iter().map(|l| l.attempt.clone()).collect::<Vec<_>>(),
+            attempts(&conn, ep, 10).unwrap()
+        );
+    }
 }
