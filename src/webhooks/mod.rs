@@ -1,5 +1,5 @@
 //! Signed webhooks (Standard Webhooks) fed from the events outbox: endpoints, their secrets,
-//! delivery workers, and the use cases the CLI (and later the console) call.
+//! delivery workers, and the use cases the CLI and the console call.
 //!
 //! Delivery state lives in the database (`store::webhooks`): one cursor per endpoint plus
 //! the retry state of the event after it. A worker per endpoint delivers events after its
@@ -249,7 +249,9 @@ pub fn shown_url(url: &str, format: &str) -> String {
     let path = uri.path();
     let mut shown = format!("{scheme}://{authority}");
     if format == "chat" && path.len() > 1 {
-        let head: String = path.chars().take(CHAT_PATH_SHOWN).collect();
+        // At most half of it, so a short path is never shown whole.
+        let shown_chars = CHAT_PATH_SHOWN.min(path.chars().count() / 2);
+        let head: String = path.chars().take(shown_chars).collect();
         shown.push_str(&head);
         shown.push('…');
     } else {
@@ -261,7 +263,8 @@ pub fn shown_url(url: &str, format: &str) -> String {
     shown
 }
 
-/// Characters of a chat URL's path shown (Slack's `/services/T…`, Mattermost's `/hooks/x…`).
+/// Characters of a chat URL's path shown at most (Slack's `/services/…`, Mattermost's
+/// `/hooks/xx…`).
 const CHAT_PATH_SHOWN: usize = 10;
 
 /// Removes an endpoint (its secrets and attempts log with it). Blocking.
@@ -450,7 +453,7 @@ pub async fn test(store: &Store, client: &Client, name: &str, actor: &Actor) -> 
 }
 
 /// Sends event `seq` to the endpoint called `name` once more, now, outside its order (its
-/// cursor stays); logged as a manual attempt, audited as the command line's.
+/// cursor stays); logged as a manual attempt, audited as made from the command line.
 pub async fn resend(store: &Store, client: &Client, name: &str, seq: i64) -> Result<Sent> {
     resend_as(store, client, name, seq, &Actor::cli()).await
 }
@@ -514,7 +517,11 @@ mod tests {
         );
         assert_eq!(
             show("https://mm.example/hooks/abcdefghijkl", "chat"),
-            "https://mm.example/hooks/abc…"
+            "https://mm.example/hooks/ab…"
+        );
+        assert_eq!(
+            show("https://h.example/abcd", "chat"),
+            "https://h.example/a…"
         );
         assert_eq!(show("https://h.example/", "chat"), "https://h.example/");
     }
