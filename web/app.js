@@ -775,7 +775,7 @@ function behind(w) {
 
 /** A Resume button that resumes `w` and re-renders with `then(notice)`. */
 function resumeButton(w, status, then) {
-  const b = h("button", { type: "button" }, "Resume");
+  const b = h("button", { type: "button", "aria-label": `Resume ${w.name}` }, "Resume");
   b.addEventListener("click", async () => {
     b.disabled = true;
     try {

@@ -495,7 +495,12 @@ async fn an_admin_adds_a_webhook_sees_its_secret_once_and_its_deliveries() {
     let Some((_driver, c)) = browser().await else {
         return;
     };
-    let s = Server::start().await;
+    // Workers woken only by the console, and an endpoint paused within a second.
+    let s = Server::start_in(
+        tempfile::TempDir::new().unwrap(),
+        crate::console_webhooks::slow_tick,
+    )
+    .await;
     let receiver = crate::console_webhooks::Receiver::start().await;
     assert_eq!(
         s.raw("GET", "/admin/api/state", &[], None).await.status,
@@ -628,5 +633,44 @@ async fn an_admin_adds_a_webhook_sees_its_secret_once_and_its_deliveries() {
     see(&c, "Removed “ssh-lock”.").await;
     see(&c, "No webhooks yet").await;
     assert!(c.current_url().await.unwrap().path().ends_with("/webhooks"));
+
+    // A receiver that keeps failing: the endpoint is paused, says why, and Resume delivers.
+    receiver.answer(503);
+    fill(&c, "#wh-name", "flaky").await;
+    fill(&c, "#wh-url", &receiver.url).await;
+    click(&c, "#wh-http").await;
+    for unticked in 1..10 {
+        click(&c, &format!("#wh-ev-{unticked}")).await;
+    }
+    click(&c, "#webhook-form button[type=submit]").await;
+    see(&c, "Signing secret of “flaky”").await;
+    see(&c, "user.created").await;
+    s.create_user(&json!({"userName": "bo@acme.example"})).await;
+    let paused = "//section[@data-name='flaky']//span[contains(@class,'badge')]                  [normalize-space(.)='paused']";
+    for _ in 0..40 {
+        c.goto(&format!("{origin}/webhooks")).await.unwrap();
+        let shown = c
+            .wait()
+            .at_most(Duration::from_millis(500))
+            .for_element(Locator::XPath(paused))
+            .await;
+        if shown.is_ok() {
+            break;
+        }
+    }
+    element(&c, paused).await;
+    see(&c, "(last: HTTP 503)").await;
+    see(&c, "1 event waiting").await;
+    snap(&c, "webhooks-paused").await;
+    receiver.answer(200);
+    let tried = receiver.got().len();
+    click_text(&c, "Resume").await;
+    see(&c, "Resumed “flaky”").await;
+    receiver
+        .wait_from(tried, |g| {
+            g.json()["resource"]["userName"] == "bo@acme.example"
+                && g.json()["type"] == "user.created"
+        })
+        .await;
     c.close().await.unwrap();
 }

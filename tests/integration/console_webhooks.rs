@@ -87,9 +87,14 @@ impl Receiver {
 
     /// Waits (up to 20 s) until a request matches `what`; it.
     pub(crate) async fn wait(&self, what: impl Fn(&Got) -> bool) -> Got {
+        self.wait_from(0, what).await
+    }
+
+    /// `wait`, for requests after the first `skip`.
+    pub(crate) async fn wait_from(&self, skip: usize, what: impl Fn(&Got) -> bool) -> Got {
         let start = Instant::now();
         loop {
-            if let Some(g) = self.got().into_iter().find(&what) {
+            if let Some(g) = self.got().into_iter().skip(skip).find(&what) {
                 return g;
             }
             assert!(
@@ -110,7 +115,7 @@ impl Drop for Receiver {
 
 /// Workers that never look for changes on their own (an hour), and retries short enough to
 /// pause an endpoint within a second.
-fn slow_tick(mut c: Config) -> Config {
+pub(crate) fn slow_tick(mut c: Config) -> Config {
     c.webhooks.tick = Duration::from_secs(3600);
     c.webhooks.first_retry = Duration::from_millis(50);
     c.webhooks.max_retry = Duration::from_millis(100);
