@@ -446,7 +446,8 @@ pub async fn handle(
             })))
         }
         (&Method::POST, ["webhooks", name, "test"]) => {
-            let sent = webhooks::test(&app.store, app.webhooks.client(), name, actor).await?;
+            let sent =
+                webhooks::test_audited(&app.store, app.webhooks.client(), name, actor).await?;
             Ok(ok(sent_json(&sent)))
         }
         (&Method::POST, ["webhooks", name, "resend"]) => {
@@ -459,7 +460,7 @@ pub async fn handle(
             .filter(|seq| *seq > 0)
             .ok_or_else(|| Error::InvalidValue("\"event\" is the event's id".into()))?;
             let client = app.webhooks.client();
-            let sent = webhooks::resend_as(&app.store, client, name, event, actor).await?;
+            let sent = webhooks::resend_audited(&app.store, client, name, event, actor).await?;
             Ok(ok(sent_json(&sent)))
         }
         (&Method::POST, ["webhooks", name, "rotate"]) => {

@@ -377,19 +377,20 @@ impl Delivery {
     }
 }
 
-/// Logs a test or manual attempt (the endpoint's cursor and retry state stay) and audits it
-/// as `actor`'s, with what came of it (never the error text: it may quote the URL).
+/// Logs a test or manual attempt (the endpoint's cursor and retry state stay) and, with an
+/// `auditor`, audits it as theirs with what came of it (never the error text: it may quote
+/// the URL).
 async fn log_manual(
     store: &Store,
     endpoint: &Endpoint,
     event: Option<i64>,
     trigger: &'static str,
     sent: &Sent,
-    actor: &Actor,
+    auditor: Option<&Actor>,
 ) -> Result<()> {
-    let (sent, actor, seq, name) = (
+    let (sent, auditor, seq, name) = (
         sent.clone(),
-        actor.clone(),
+        auditor.cloned(),
         endpoint.seq,
         endpoint.name.clone(),
     );
@@ -407,6 +408,9 @@ async fn log_manual(
                 &outcome(event, 1, trigger, &now, &sent),
                 &oldest_kept(),
             )?;
+            let Some(actor) = auditor else {
+                return Ok(());
+            };
             let detail = serde_json::json!({
                 "event": event,
                 "delivered": sent.error.is_none(),
@@ -442,29 +446,60 @@ fn oldest_kept() -> String {
     time::format(::time::OffsetDateTime::now_utc() - ::time::Duration::days(sql::ATTEMPTS_DAYS))
 }
 
-/// Sends a test event to the endpoint called `name` now and logs it: what came of it.
+/// Sends a test event (naming `actor`) to the endpoint called `name` now and logs it: what
+/// came of it. Not audited: it changes nothing (`test_audited` is the console's).
 pub async fn test(store: &Store, client: &Client, name: &str, actor: &Actor) -> Result<Sent> {
+    send_test(store, client, name, actor, None).await
+}
+
+/// `test`, audited as `actor`'s: the console records every action of its administrators.
+pub async fn test_audited(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    actor: &Actor,
+) -> Result<Sent> {
+    send_test(store, client, name, actor, Some(actor)).await
+}
+
+async fn send_test(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    actor: &Actor,
+    auditor: Option<&Actor>,
+) -> Result<Sent> {
     let (endpoint, secrets) = signing(store, name).await?;
     let sent = Delivery::test(&endpoint.format, actor)
         .send(client, &endpoint, &secrets)
         .await;
-    log_manual(store, &endpoint, None, "test", &sent, actor).await?;
+    log_manual(store, &endpoint, None, "test", &sent, auditor).await?;
     Ok(sent)
 }
 
 /// Sends event `seq` to the endpoint called `name` once more, now, outside its order (its
-/// cursor stays); logged as a manual attempt, audited as made from the command line.
+/// cursor stays); logged as a manual attempt.
 pub async fn resend(store: &Store, client: &Client, name: &str, seq: i64) -> Result<Sent> {
-    resend_as(store, client, name, seq, &Actor::cli()).await
+    send_again(store, client, name, seq, None).await
 }
 
 /// `resend`, audited as `actor`'s (the console's administrator).
-pub async fn resend_as(
+pub async fn resend_audited(
     store: &Store,
     client: &Client,
     name: &str,
     seq: i64,
     actor: &Actor,
+) -> Result<Sent> {
+    send_again(store, client, name, seq, Some(actor)).await
+}
+
+async fn send_again(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    seq: i64,
+    auditor: Option<&Actor>,
 ) -> Result<Sent> {
     let (endpoint, secrets) = signing(store, name).await?;
     let (event, epoch) = store
@@ -480,7 +515,7 @@ pub async fn resend_as(
     let sent = Delivery::event(&epoch, event.seq, &event.payload, &endpoint.format)
         .send(client, &endpoint, &secrets)
         .await;
-    log_manual(store, &endpoint, Some(seq), "manual", &sent, actor).await?;
+    log_manual(store, &endpoint, Some(seq), "manual", &sent, auditor).await?;
     Ok(sent)
 }
 
