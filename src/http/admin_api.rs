@@ -1,5 +1,6 @@
 //! The console's JSON API under `/admin/api`: sign-in, tokens, the directory (a user or group
-//! with the definitions of the extensions it carries), the audit log, settings and schemas.
+//! with the definitions of the extensions it carries), the audit log, settings, schemas and
+//! webhooks.
 //! A world apart from SCIM: only a session cookie opens it (never a bearer token), and every
 //! state-changing request must carry the session's CSRF token in `X-CSRF-Token`. Sign-in and
 //! setup, which have no session yet, must be JSON sent from the console's own origin.
@@ -23,6 +24,7 @@ use crate::scim::resource::{self, ResourceKind};
 use crate::service::audit::{Actor, ActorKind};
 use crate::service::{admin, audit, groups, schemas, tokens, users};
 use crate::store::audit::Query;
+use crate::webhooks;
 
 pub const PREFIX: &str = "/admin/api";
 /// The session cookie's name over plain HTTP; over HTTPS it is `__Host-` prefixed, which
@@ -365,20 +367,7 @@ pub async fn handle(
         }
         (&Method::POST, ["tokens", name, "regenerate"]) => {
             let body = read_json(app, req).await?;
-            let overlap = match body
-                .get("overlap")
-                .and_then(Value::as_str)
-                .unwrap_or("none")
-            {
-                "none" => Duration::ZERO,
-                "1h" => Duration::from_secs(3600),
-                "24h" => Duration::from_secs(24 * 3600),
-                other => {
-                    return Err(Error::InvalidValue(format!(
-                        "overlap is none, 1h or 24h, not \"{other}\""
-                    )));
-                }
-            };
+            let overlap = overlap(&body)?;
             let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
             let token = blocking(move || tokens::regenerate(&store, &n, overlap, &who)).await?;
             Ok(ok(json!({"name": name, "token": token})))
@@ -386,6 +375,112 @@ pub async fn handle(
         (&Method::DELETE, ["tokens", name]) => {
             let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
             blocking(move || tokens::revoke_as(&store, &n, &who)).await?;
+            Ok(ok(json!({})))
+        }
+        (&Method::GET, ["webhooks"]) => {
+            let store = app.store.clone();
+            let list = blocking(move || webhooks::list(&store)).await?;
+            Ok(ok(json!({
+                "webhooks": list.iter().map(webhook_json).collect::<Vec<_>>(),
+                "types": webhooks::TYPES,
+            })))
+        }
+        (&Method::POST, ["webhooks"]) => {
+            let body = read_json(app, req).await?;
+            let name = text(&body, "name")?.trim().to_string();
+            let url = text(&body, "url")?.trim().to_string();
+            let types = event_types(&body)?;
+            let format = match body.get("format") {
+                None | Some(Value::Null) => "standard".to_string(),
+                Some(Value::String(f)) => f.clone(),
+                Some(_) => {
+                    return Err(Error::InvalidValue(
+                        "\"format\" is \"standard\" or \"chat\"".into(),
+                    ));
+                }
+            };
+            let allow_http = flag(&body, "allowHttp")?;
+            // The service's own refusal names the command line's flag; here it is a box.
+            let plain = url
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+            if plain && !allow_http {
+                return Err(Error::InvalidValue(
+                    "plain http is refused: use an https:// URL, or tick \"Allow plain http \
+                     (LAN receivers)\" for a receiver on your own network"
+                        .into(),
+                ));
+            }
+            let (store, who) = (app.store.clone(), actor.clone());
+            let (endpoint, secret) = blocking(move || {
+                let add = webhooks::Add {
+                    name: &name,
+                    url: &url,
+                    types: &types,
+                    format: &format,
+                    allow_http,
+                };
+                webhooks::add(&store, &add, &who)
+            })
+            .await?;
+            app.webhooks.changed();
+            // It starts at the head of the events: nothing waits for it yet.
+            let status = webhooks::Status {
+                endpoint,
+                pending: 0,
+                oldest_pending_at: None,
+            };
+            Ok(ok(
+                json!({"webhook": webhook_json(&status), "secret": secret}),
+            ))
+        }
+        (&Method::GET, ["webhooks", name]) => {
+            let limit = number(&pairs, "limit", 50)?.clamp(1, WEBHOOK_LOG_MAX);
+            let (store, n) = (app.store.clone(), name.to_string());
+            let (status, logged) = blocking(move || webhooks::log(&store, &n, limit)).await?;
+            Ok(ok(json!({
+                "webhook": webhook_json(&status),
+                "attempts": logged.iter().map(attempt_json).collect::<Vec<_>>(),
+                "limit": limit,
+                "max": WEBHOOK_LOG_MAX,
+            })))
+        }
+        (&Method::POST, ["webhooks", name, "test"]) => {
+            let sent =
+                webhooks::test_audited(&app.store, app.webhooks.client(), name, actor).await?;
+            Ok(ok(sent_json(&sent)))
+        }
+        (&Method::POST, ["webhooks", name, "resend"]) => {
+            let body = read_json(app, req).await?;
+            let event = match body.get("event") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(t)) => t.parse().ok(),
+                _ => None,
+            }
+            .filter(|seq| *seq > 0)
+            .ok_or_else(|| Error::InvalidValue("\"event\" is the event's id".into()))?;
+            let client = app.webhooks.client();
+            let sent = webhooks::resend_audited(&app.store, client, name, event, actor).await?;
+            Ok(ok(sent_json(&sent)))
+        }
+        (&Method::POST, ["webhooks", name, "rotate"]) => {
+            let body = read_json(app, req).await?;
+            let overlap = overlap(&body)?;
+            let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
+            let secret = blocking(move || webhooks::rotate(&store, &n, overlap, &who)).await?;
+            app.webhooks.changed();
+            Ok(ok(json!({"name": name, "secret": secret})))
+        }
+        (&Method::POST, ["webhooks", name, "resume"]) => {
+            let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
+            blocking(move || webhooks::resume(&store, &n, &who)).await?;
+            app.webhooks.changed();
+            Ok(ok(json!({})))
+        }
+        (&Method::DELETE, ["webhooks", name]) => {
+            let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
+            blocking(move || webhooks::remove(&store, &n, &who)).await?;
+            app.webhooks.changed();
             Ok(ok(json!({})))
         }
         (&Method::GET, ["users"]) => {
@@ -592,6 +687,107 @@ pub async fn handle(
             "no console endpoint {method} {PREFIX}{path}"
         ))),
     }
+}
+
+/// How long a replaced secret keeps working: `overlap` is none, 1h or 24h (absent: none).
+fn overlap(body: &Value) -> Result<Duration> {
+    match body
+        .get("overlap")
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+    {
+        "none" => Ok(Duration::ZERO),
+        "1h" => Ok(Duration::from_secs(3600)),
+        "24h" => Ok(Duration::from_secs(24 * 3600)),
+        other => Err(Error::InvalidValue(format!(
+            "overlap is none, 1h or 24h, not \"{other}\""
+        ))),
+    }
+}
+
+/// A boolean member; absent is false.
+fn flag(body: &Value, key: &str) -> Result<bool> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::InvalidValue(format!(
+            "\"{key}\" must be true or false"
+        ))),
+    }
+}
+
+/// A webhook's `events`: absent or null is every type (the service's empty list); a list
+/// must name at least one.
+fn event_types(body: &Value) -> Result<Vec<String>> {
+    match body.get("events") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            if items.is_empty() {
+                return Err(Error::InvalidValue("choose at least one event type".into()));
+            }
+            Ok(items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect())
+        }
+        Some(_) => Err(Error::InvalidValue(
+            "\"events\" is a list of event types".into(),
+        )),
+    }
+}
+
+/// Attempts the delivery log shows at most (the store keeps `ATTEMPTS_KEPT` per endpoint).
+const WEBHOOK_LOG_MAX: u32 = crate::store::webhooks::ATTEMPTS_KEPT as u32;
+
+/// An endpoint as the console shows it. Its URL only as `webhooks::shown_url` masks it: a
+/// chat URL's path is the credential to post into the channel.
+fn webhook_json(s: &webhooks::Status) -> Value {
+    let e = &s.endpoint;
+    json!({
+        "name": e.name,
+        "url": webhooks::shown_url(&e.url, &e.format),
+        "format": e.format,
+        "events": e.types,
+        "allowHttp": e.allow_http,
+        "state": e.state,
+        "failedAttempts": e.head_attempts,
+        "nextAttemptAt": e.next_attempt_at,
+        "failingSince": e.failing_since,
+        "lastAttemptAt": e.last_attempt_at,
+        "lastStatus": e.last_status,
+        "lastError": e.last_error,
+        "lastSuccessAt": e.last_success_at,
+        "deliveredUpTo": e.cursor.to_string(),
+        "pending": s.pending,
+        "pendingCapped": s.pending >= webhooks::LAG_CAP,
+        "oldestPendingAt": s.oldest_pending_at,
+        "created": e.created,
+    })
+}
+
+fn attempt_json(l: &crate::store::webhooks::Logged) -> Value {
+    let a = &l.attempt;
+    json!({
+        "event": a.event_seq.map(|seq| seq.to_string()),
+        "type": l.event_type,
+        "attempt": a.attempt,
+        "trigger": a.trigger,
+        "at": a.at,
+        "durationMs": a.duration_ms,
+        "status": a.status,
+        "error": a.error,
+    })
+}
+
+/// What came of a test or a resend.
+fn sent_json(sent: &webhooks::Sent) -> Value {
+    json!({
+        "delivered": sent.error.is_none(),
+        "status": sent.status,
+        "error": sent.error,
+        "durationMs": u64::try_from(sent.duration.as_millis()).unwrap_or(u64::MAX),
+    })
 }
 
 fn percent_decode(s: &str) -> String {

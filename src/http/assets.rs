@@ -49,8 +49,8 @@ fn content_type(file: &str) -> &'static str {
 }
 
 /// The console's own pages, all rendered by `index.html`.
-const PAGES: [&str; 8] = [
-    "setup", "login", "connect", "tokens", "users", "groups", "audit", "schemas",
+const PAGES: [&str; 9] = [
+    "setup", "login", "connect", "tokens", "users", "groups", "audit", "schemas", "webhooks",
 ];
 
 fn is_page(name: &str) -> bool {

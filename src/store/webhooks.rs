@@ -303,23 +303,49 @@ pub fn resume(conn: &Connection, name: &str, now: &str) -> Result<bool> {
     )? > 0)
 }
 
+fn attempt(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        seq: r.get(0)?,
+        event_seq: r.get(1)?,
+        attempt: r.get(2)?,
+        trigger: r.get(3)?,
+        at: r.get(4)?,
+        duration_ms: r.get(5)?,
+        status: r.get(6)?,
+        error: r.get(7)?,
+        response: r.get(8)?,
+    })
+}
+
 /// The newest attempts of an endpoint, newest first.
 pub fn attempts(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, event_seq, attempt, trigger, at, duration_ms, status, error, response
          FROM webhook_attempts WHERE endpoint_seq = ?1 ORDER BY seq DESC LIMIT ?2",
     )?;
+    let rows = stmt.query_map(params![endpoint, limit], attempt)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An attempt with the type of its event (`None` for a test, or once the event is pruned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub attempt: Attempt,
+    pub event_type: Option<String>,
+}
+
+/// `attempts`, each with its event's type.
+pub fn logged(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Logged>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.seq, a.event_seq, a.attempt, a.trigger, a.at, a.duration_ms, a.status,
+                a.error, a.response, e.type
+         FROM webhook_attempts a LEFT JOIN events e ON e.seq = a.event_seq
+         WHERE a.endpoint_seq = ?1 ORDER BY a.seq DESC LIMIT ?2",
+    )?;
     let rows = stmt.query_map(params![endpoint, limit], |r| {
-        Ok(Attempt {
-            seq: r.get(0)?,
-            event_seq: r.get(1)?,
-            attempt: r.get(2)?,
-            trigger: r.get(3)?,
-            at: r.get(4)?,
-            duration_ms: r.get(5)?,
-            status: r.get(6)?,
-            error: r.get(7)?,
-            response: r.get(8)?,
+        Ok(Logged {
+            attempt: attempt(r)?,
+            event_type: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -493,5 +519,51 @@ mod tests {
         assert_eq!(first.len(), 16, "{first}");
         renew_epoch(&conn).unwrap();
         assert_ne!(epoch(&conn).unwrap(), first);
+    }
+
+    #[test]
+    fn the_log_names_each_attempt_s_event_type_while_the_event_is_kept() {
+        let conn = db();
+        let new = NewEndpoint {
+            name: "log",
+            url: "https://h/x",
+            types: &[],
+            format: "standard",
+            allow_http: false,
+        };
+        let ep = insert(&conn, &new, 0, b"k", "t0").unwrap();
+        let kept =
+            events::append(&conn, "t1", "user.created", r#"{"type":"user.created"}"#).unwrap();
+        let logged_at = |event, at| Outcome {
+            event_seq: event,
+            attempt: 1,
+            trigger: if event.is_some() { "scheduled" } else { "test" },
+            at,
+            duration_ms: 3,
+            status: Some(200),
+            error: None,
+            response: None,
+        };
+        log_attempt(&conn, ep, &logged_at(Some(kept), "t2"), "t0").unwrap();
+        log_attempt(&conn, ep, &logged_at(None, "t3"), "t0").unwrap();
+        log_attempt(&conn, ep, &logged_at(Some(kept + 1), "t4"), "t0").unwrap();
+        let log = logged(&conn, ep, 10).unwrap();
+        let seen: Vec<(Option<i64>, Option<&str>)> = log
+            .iter()
+            .map(|l| (l.attempt.event_seq, l.event_type.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some(kept + 1), None),
+                (None, None),
+                (Some(kept), Some("user.created"))
+            ]
+        );
+        assert_eq!(logged(&conn, ep, 1).unwrap().len(), 1);
+        assert_eq!(
+            log.iter().map(|l| l.attempt.clone()).collect::<Vec<_>>(),
+            attempts(&conn, ep, 10).unwrap()
+        );
     }
 }

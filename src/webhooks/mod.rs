@@ -1,5 +1,5 @@
 //! Signed webhooks (Standard Webhooks) fed from the events outbox: endpoints, their secrets,
-//! delivery workers, and the use cases the CLI (and later the console) call.
+//! delivery workers, and the use cases the CLI and the console call.
 //!
 //! Delivery state lives in the database (`store::webhooks`): one cursor per endpoint plus
 //! the retry state of the event after it. A worker per endpoint delivers events after its
@@ -206,25 +206,66 @@ pub struct Status {
 /// Lag is counted up to this many events ("10000+").
 pub const LAG_CAP: i64 = 10_000;
 
+fn status(conn: &rusqlite::Connection, endpoint: Endpoint) -> Result<Status> {
+    let pending = sql::pending(conn, endpoint.cursor, &endpoint.types, LAG_CAP)?;
+    let oldest_pending_at = events::after(conn, endpoint.cursor, &endpoint.types, 1)?
+        .pop()
+        .map(|e| e.at);
+    Ok(Status {
+        endpoint,
+        pending,
+        oldest_pending_at,
+    })
+}
+
 /// Every endpoint with its lag. Blocking.
 pub fn list(store: &Store) -> Result<Vec<Status>> {
     store.read_sync(|conn| {
         sql::list(conn)?
             .into_iter()
-            .map(|endpoint| {
-                let pending = sql::pending(conn, endpoint.cursor, &endpoint.types, LAG_CAP)?;
-                let oldest_pending_at = events::after(conn, endpoint.cursor, &endpoint.types, 1)?
-                    .pop()
-                    .map(|e| e.at);
-                Ok(Status {
-                    endpoint,
-                    pending,
-                    oldest_pending_at,
-                })
-            })
+            .map(|endpoint| status(conn, endpoint))
             .collect()
     })
 }
+
+/// One endpoint with its lag and its newest `limit` attempts (newest first), each with the
+/// type of its event while the event is kept: what the console's delivery log shows. Blocking.
+pub fn log(store: &Store, name: &str, limit: u32) -> Result<(Status, Vec<sql::Logged>)> {
+    store.read_sync(|conn| {
+        let e = sql::by_name(conn, name)?.ok_or_else(|| missing(name))?;
+        let logged = sql::logged(conn, e.seq, limit)?;
+        Ok((status(conn, e)?, logged))
+    })
+}
+
+/// How an endpoint's URL is shown: scheme, host and path, never the query (it may hold a
+/// key); a chat URL's path is itself the secret, so only its first few characters.
+pub fn shown_url(url: &str, format: &str) -> String {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return "(unreadable URL)".into();
+    };
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let path = uri.path();
+    let mut shown = format!("{scheme}://{authority}");
+    if format == "chat" && path.len() > 1 {
+        // At most half of it, so a short path is never shown whole.
+        let shown_chars = CHAT_PATH_SHOWN.min(path.chars().count() / 2);
+        let head: String = path.chars().take(shown_chars).collect();
+        shown.push_str(&head);
+        shown.push('…');
+    } else {
+        shown.push_str(path);
+        if uri.query().is_some() {
+            shown.push_str("?…");
+        }
+    }
+    shown
+}
+
+/// Characters of a chat URL's path shown at most (Slack's `/services/…`, Mattermost's
+/// `/hooks/xx…`).
+const CHAT_PATH_SHOWN: usize = 10;
 
 /// Removes an endpoint (its secrets and attempts log with it). Blocking.
 pub fn remove(store: &Store, name: &str, actor: &Actor) -> Result<()> {
@@ -336,15 +377,28 @@ impl Delivery {
     }
 }
 
-/// Logs a test or manual attempt (the endpoint's cursor and retry state stay).
+/// Logs a test or manual attempt (the endpoint's cursor and retry state stay) and, with an
+/// `auditor`, audits it as theirs with what came of it (never the error text: it may quote
+/// the URL).
 async fn log_manual(
     store: &Store,
-    seq: i64,
+    endpoint: &Endpoint,
     event: Option<i64>,
     trigger: &'static str,
     sent: &Sent,
+    auditor: Option<&Actor>,
 ) -> Result<()> {
-    let sent = sent.clone();
+    let (sent, auditor, seq, name) = (
+        sent.clone(),
+        auditor.cloned(),
+        endpoint.seq,
+        endpoint.name.clone(),
+    );
+    let action = if event.is_some() {
+        "webhook.resend"
+    } else {
+        "webhook.test"
+    };
     store
         .write(move |tx| {
             let now = time::now();
@@ -353,7 +407,16 @@ async fn log_manual(
                 seq,
                 &outcome(event, 1, trigger, &now, &sent),
                 &oldest_kept(),
-            )
+            )?;
+            let Some(actor) = auditor else {
+                return Ok(());
+            };
+            let detail = serde_json::json!({
+                "event": event,
+                "delivered": sent.error.is_none(),
+                "httpStatus": sent.status,
+            });
+            audit(tx, &actor, action, &name, Some(detail))
         })
         .await
 }
@@ -383,19 +446,61 @@ fn oldest_kept() -> String {
     time::format(::time::OffsetDateTime::now_utc() - ::time::Duration::days(sql::ATTEMPTS_DAYS))
 }
 
-/// Sends a test event to the endpoint called `name` now and logs it: what came of it.
+/// Sends a test event (naming `actor`) to the endpoint called `name` now and logs it: what
+/// came of it. Not audited: it changes nothing (`test_audited` is the console's).
 pub async fn test(store: &Store, client: &Client, name: &str, actor: &Actor) -> Result<Sent> {
+    send_test(store, client, name, actor, None).await
+}
+
+/// `test`, audited as `actor`'s: the console records every action of its administrators.
+pub async fn test_audited(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    actor: &Actor,
+) -> Result<Sent> {
+    send_test(store, client, name, actor, Some(actor)).await
+}
+
+async fn send_test(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    actor: &Actor,
+    auditor: Option<&Actor>,
+) -> Result<Sent> {
     let (endpoint, secrets) = signing(store, name).await?;
     let sent = Delivery::test(&endpoint.format, actor)
         .send(client, &endpoint, &secrets)
         .await;
-    log_manual(store, endpoint.seq, None, "test", &sent).await?;
+    log_manual(store, &endpoint, None, "test", &sent, auditor).await?;
     Ok(sent)
 }
 
 /// Sends event `seq` to the endpoint called `name` once more, now, outside its order (its
 /// cursor stays); logged as a manual attempt.
 pub async fn resend(store: &Store, client: &Client, name: &str, seq: i64) -> Result<Sent> {
+    send_again(store, client, name, seq, None).await
+}
+
+/// `resend`, audited as `actor`'s (the console's administrator).
+pub async fn resend_audited(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    seq: i64,
+    actor: &Actor,
+) -> Result<Sent> {
+    send_again(store, client, name, seq, Some(actor)).await
+}
+
+async fn send_again(
+    store: &Store,
+    client: &Client,
+    name: &str,
+    seq: i64,
+    auditor: Option<&Actor>,
+) -> Result<Sent> {
     let (endpoint, secrets) = signing(store, name).await?;
     let (event, epoch) = store
         .read(move |conn| {
@@ -410,7 +515,7 @@ pub async fn resend(store: &Store, client: &Client, name: &str, seq: i64) -> Res
     let sent = Delivery::event(&epoch, event.seq, &event.payload, &endpoint.format)
         .send(client, &endpoint, &secrets)
         .await;
-    log_manual(store, endpoint.seq, Some(seq), "manual", &sent).await?;
+    log_manual(store, &endpoint, Some(seq), "manual", &sent, auditor).await?;
     Ok(sent)
 }
 
@@ -424,4 +529,35 @@ async fn signing(store: &Store, name: &str) -> Result<(Endpoint, Vec<Vec<u8>>)> 
             Ok((e, secrets))
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_query_and_a_chat_url_without_its_path() {
+        let show = shown_url;
+        assert_eq!(
+            show("https://hooks.example.com:8443/scimd?key=k1", "standard"),
+            "https://hooks.example.com:8443/scimd?…"
+        );
+        assert_eq!(
+            show("http://10.0.0.5/hook", "standard"),
+            "http://10.0.0.5/hook"
+        );
+        assert_eq!(
+            show("https://hooks.slack.com/services/T0/B0/secret", "chat"),
+            "https://hooks.slack.com/services/…"
+        );
+        assert_eq!(
+            show("https://mm.example/hooks/abcdefghijkl", "chat"),
+            "https://mm.example/hooks/ab…"
+        );
+        assert_eq!(
+            show("https://h.example/abcd", "chat"),
+            "https://h.example/a…"
+        );
+        assert_eq!(show("https://h.example/", "chat"), "https://h.example/");
+    }
 }

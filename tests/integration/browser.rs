@@ -3,7 +3,9 @@
 //! which cannot write), a user provisioned over SCIM with it and seen in Users (its extension
 //! in a card, typed) and in the Audit log, then regenerate and revoke; an extension declared
 //! and removed on the Schemas page and a user holding it shown under the declaration and then
-//! as sent. Screenshots of each page go to `target/screenshots/`.
+//! as sent; a webhook added (plain http refused until its box is ticked), its secret shown
+//! once, a test event and a provisioned user seen in its delivery log and resent, its secret
+//! rotated and the endpoint removed. Screenshots of each page go to `target/screenshots/`.
 //!
 //! Without Chromium the test says so and passes, so `cargo test` works on any machine;
 //! `.ci/run` installs Chromium and sets `SCIMD_REQUIRE_BROWSER=1`, which turns a missing
@@ -464,5 +466,211 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     fill(&c, "#password", PASSWORD).await;
     click(&c, "button[type=submit]").await;
     see(&c, "SCIM Base URL").await;
+    c.close().await.unwrap();
+}
+
+/// Whether the page is no wider than the window (no sideways scrolling).
+async fn fits(c: &Client) -> bool {
+    c.execute(
+        "return document.documentElement.scrollWidth <= window.innerWidth",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_bool()
+    .unwrap()
+}
+
+/// Waits for the element at `xpath`.
+async fn element(c: &Client, xpath: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {xpath}: {e}"))
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_webhook_sees_its_secret_once_and_its_deliveries() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    // Workers woken only by the console, and an endpoint paused within a second.
+    let s = Server::start_in(
+        tempfile::TempDir::new().unwrap(),
+        crate::console_webhooks::slow_tick,
+    )
+    .await;
+    let receiver = crate::console_webhooks::Receiver::start().await;
+    assert_eq!(
+        s.raw("GET", "/admin/api/state", &[], None).await.status,
+        200
+    );
+    let code = admin::new_setup_code(&Store::open(&s.db()).unwrap())
+        .unwrap()
+        .unwrap();
+    let origin = format!("http://{}", s.addr);
+    c.goto(&scimd::http::setup_link(&origin, &code))
+        .await
+        .unwrap();
+    fill(&c, "#username", "root").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "button[type=submit]").await;
+    see(&c, "SCIM Base URL").await;
+
+    click_text(&c, "Webhooks").await;
+    see(&c, "No webhooks yet").await;
+    fill(&c, "#wh-name", "ssh-lock").await;
+    fill(&c, "#wh-url", &receiver.url).await;
+    // Plain http without the box: refused in the form, the URL field marked and focused.
+    click(&c, "#webhook-form button[type=submit]").await;
+    see(&c, "Allow plain http").await;
+    element(&c, "//input[@id='wh-url'][@aria-invalid='true']").await;
+    let focused = c
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, "wh-url");
+    click(&c, "#wh-http").await;
+    click(&c, "#webhook-form button[type=submit]").await;
+    see(&c, "Signing secret of “ssh-lock”: copy it now.").await;
+    let secret = c
+        .wait()
+        .for_element(Locator::Css("#new-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    click_text(&c, "Copy").await;
+    element(
+        &c,
+        "//section[@data-name='ssh-lock']//span[contains(@class,'badge')][normalize-space(.)='healthy']",
+    )
+    .await;
+    see(&c, "all events").await;
+    snap(&c, "webhooks").await;
+    // Once: the page loaded again shows the endpoint, never its secret.
+    c.goto(&format!("{origin}/webhooks")).await.unwrap();
+    element(&c, "//section[@data-name='ssh-lock']").await;
+    assert!(!c.source().await.unwrap().contains(&secret));
+
+    // Its page: a test event, delivered, signed with that secret, and in the log.
+    click_text(&c, "ssh-lock").await;
+    see(&c, "No deliveries yet.").await;
+    click_text(&c, "Send test event").await;
+    see(&c, "Test event: delivered, HTTP 200").await;
+    element(&c, "//tr[@data-event='test'][td[normalize-space(.)='200']]").await;
+    let got = receiver.wait(|g| g.json()["type"] == "webhook.test").await;
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&got.body, &got.headers)
+        .unwrap();
+
+    // A provisioned user is delivered on its own; Refresh shows it, and Resend sends it again.
+    s.create_user(&json!({"userName": "ana@acme.example"}))
+        .await;
+    let created = receiver.wait(|g| g.json()["type"] == "user.created").await;
+    let seq = created.json()["id"].as_str().unwrap().to_string();
+    let row = format!("//tr[@data-event='{seq}']");
+    // The receiver may have it a moment before scimd logs it: Refresh until the row shows.
+    for _ in 0..40 {
+        click_text(&c, "Refresh").await;
+        let shown = c
+            .wait()
+            .at_most(Duration::from_millis(500))
+            .for_element(Locator::XPath(&row))
+            .await;
+        if shown.is_ok() {
+            break;
+        }
+    }
+    element(&c, &format!("{row}[td[contains(.,'user.created')]]")).await;
+    act(
+        &c,
+        Locator::XPath(&format!("{row}//button[normalize-space(.)='Resend']")),
+        None,
+    )
+    .await;
+    see(&c, &format!("Event {seq} resent: delivered, HTTP 200")).await;
+    element(&c, &format!("{row}[td[contains(.,'(manual)')]]")).await;
+    snap(&c, "webhook").await;
+
+    // On a phone: nothing scrolls sideways.
+    c.set_window_size(390, 844).await.unwrap();
+    see(&c, "Delivery log").await;
+    assert!(fits(&c).await, "the endpoint's page is wider than a phone");
+    snap(&c, "webhook-phone").await;
+    click_text(&c, "← Webhooks").await;
+    element(&c, "//section[@data-name='ssh-lock']").await;
+    assert!(fits(&c).await, "the Webhooks page is wider than a phone");
+    snap(&c, "webhooks-phone").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // Rotate with an hour's overlap: a new secret, once; then remove.
+    click_text(&c, "ssh-lock").await;
+    c.wait()
+        .for_element(Locator::Css("#wh-overlap"))
+        .await
+        .unwrap()
+        .select_by_value("1h")
+        .await
+        .unwrap();
+    click_text(&c, "Rotate secret").await;
+    see(&c, "New signing secret of “ssh-lock”").await;
+    let rotated = c
+        .wait()
+        .for_element(Locator::Css("#new-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(rotated.starts_with("whsec_") && rotated != secret);
+    click_text(&c, "Remove").await;
+    c.accept_alert().await.unwrap();
+    see(&c, "Removed “ssh-lock”.").await;
+    see(&c, "No webhooks yet").await;
+    assert!(c.current_url().await.unwrap().path().ends_with("/webhooks"));
+
+    // A receiver that keeps failing: the endpoint is paused, says why, and Resume delivers.
+    receiver.answer(503);
+    fill(&c, "#wh-name", "flaky").await;
+    fill(&c, "#wh-url", &receiver.url).await;
+    click(&c, "#wh-http").await;
+    for unticked in 1..10 {
+        click(&c, &format!("#wh-ev-{unticked}")).await;
+    }
+    click(&c, "#webhook-form button[type=submit]").await;
+    see(&c, "Signing secret of “flaky”").await;
+    see(&c, "user.created").await;
+    s.create_user(&json!({"userName": "bo@acme.example"})).await;
+    let paused = "//section[@data-name='flaky']//span[contains(@class,'badge')]                  [normalize-space(.)='paused']";
+    for _ in 0..40 {
+        c.goto(&format!("{origin}/webhooks")).await.unwrap();
+        let shown = c
+            .wait()
+            .at_most(Duration::from_millis(500))
+            .for_element(Locator::XPath(paused))
+            .await;
+        if shown.is_ok() {
+            break;
+        }
+    }
+    element(&c, paused).await;
+    see(&c, "(last: HTTP 503)").await;
+    see(&c, "1 event waiting").await;
+    snap(&c, "webhooks-paused").await;
+    receiver.answer(200);
+    let tried = receiver.got().len();
+    click_text(&c, "Resume").await;
+    see(&c, "Resumed “flaky”").await;
+    receiver
+        .wait_from(tried, |g| {
+            g.json()["resource"]["userName"] == "bo@acme.example"
+                && g.json()["type"] == "user.created"
+        })
+        .await;
     c.close().await.unwrap();
 }
