@@ -171,10 +171,19 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             continue;
         }
         let (cursor, types) = (ep.cursor, ep.types.clone());
-        let (next, head_seq) = hub
+        let (next, head_seq, gap) = hub
             .store
-            .read(move |c| Ok((events::after(c, cursor, &types, 1)?.pop(), events::head(c)?)))
+            .read(move |c| {
+                let next = events::after(c, cursor, &types, 1)?.pop();
+                Ok((next, events::head(c)?, sql::gap(c, cursor)?))
+            })
             .await?;
+        if let Some((first, last)) = gap {
+            // Delivering the next kept event would skip these silently: stop until an
+            // admin resumes (which acknowledges the gap).
+            pause_for_gap(hub, &ep, first, last).await?;
+            continue;
+        }
         let Some(event) = next else {
             hub.metrics.waiting(&ep.name, &ep.state, None);
             // Only filtered-out events lie ahead (read in the same snapshot): now and then
@@ -265,6 +274,48 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             );
         }
     }
+}
+
+/// Pauses `ep` because retention pruned events `first..=last` before it got them: logged
+/// as an attempt (whose error is the reason `webhook list` and the console show), counted
+/// and warned about.
+async fn pause_for_gap(hub: &Hub, ep: &sql::Endpoint, first: i64, last: i64) -> Result<()> {
+    let reason = super::gap_reason(first, last);
+    let (seq, cursor, error) = (ep.seq, ep.cursor, reason.clone());
+    let oldest_kept = super::oldest_kept();
+    let paused = hub
+        .store
+        .write(move |tx| {
+            let at = stime::now();
+            if !sql::pause_for_gap(tx, seq, cursor, &at)? {
+                return Ok(false);
+            }
+            // Logged against the first lost event, as the scheduled attempt that found it
+            // gone (the log's triggers are fixed by its table's CHECK).
+            let o = sql::Outcome {
+                event_seq: Some(first),
+                attempt: 0,
+                trigger: "scheduled",
+                at: &at,
+                duration_ms: 0,
+                status: None,
+                error: Some(&error),
+                response: None,
+            };
+            sql::log_attempt(tx, seq, &o, &oldest_kept)?;
+            Ok(true)
+        })
+        .await?;
+    if paused {
+        hub.metrics
+            .lost(&ep.name, u64::try_from(last - first + 1).unwrap_or(0));
+        hub.metrics.waiting(&ep.name, "paused", None);
+        warn!(
+            endpoint = ep.name,
+            first, last, "webhook endpoint paused: {reason} (`scimd webhook resume {}`)", ep.name
+        );
+    }
+    Ok(())
 }
 
 /// When the oldest event an endpoint has not acknowledged was committed.
