@@ -142,10 +142,23 @@ pub fn next_attempt(
     (next - since <= s.retry_window).then_some(next)
 }
 
-/// Waits until the event head moves, an endpoint changes in this process, or `max` passed.
-async fn wait(head: &mut watch::Receiver<i64>, changes: &mut watch::Receiver<u64>, max: Duration) {
+/// Waits until the event head moves (unless `head` is `None`), an endpoint changes in this
+/// process, or `max` passed.
+async fn wait(
+    head: Option<&mut watch::Receiver<i64>>,
+    changes: &mut watch::Receiver<u64>,
+    max: Duration,
+) {
+    let moved = async {
+        match head {
+            Some(head) => {
+                let _ = head.changed().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        _ = head.changed() => {}
+        () = moved => {}
         _ = changes.changed() => {}
         () = tokio::time::sleep(max) => {}
     }
@@ -167,7 +180,9 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
         if ep.state == "paused" {
             hub.metrics
                 .waiting(&ep.name, &ep.state, oldest(hub, &ep).await?);
-            wait(&mut head, &mut changes, hub.settings.tick).await;
+            // New events change nothing for a paused endpoint (and each wake-up would cost
+            // a scan after its cursor): only a resume, from here or at the tick, does.
+            wait(None, &mut changes, hub.settings.tick).await;
             continue;
         }
         let (cursor, types) = (ep.cursor, ep.types.clone());
@@ -195,7 +210,7 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
                     .await?;
                 last_skip = Instant::now();
             }
-            wait(&mut head, &mut changes, hub.settings.tick).await;
+            wait(Some(&mut head), &mut changes, hub.settings.tick).await;
             continue;
         };
         hub.metrics
@@ -331,6 +346,25 @@ async fn oldest(hub: &Hub, ep: &sql::Endpoint) -> Result<Option<OffsetDateTime>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_paused_worker_is_not_woken_by_new_events() {
+        let (head_tx, mut head) = watch::channel(0i64);
+        let (changes_tx, mut changes) = watch::channel(0u64);
+        let max = Duration::from_millis(300);
+        head_tx.send_replace(1);
+        let start = Instant::now();
+        wait(None, &mut changes, max).await;
+        assert!(start.elapsed() >= max, "a new event ended the wait");
+        head_tx.send_replace(2);
+        let start = Instant::now();
+        wait(Some(&mut head), &mut changes, max).await;
+        assert!(start.elapsed() < max, "a running one is");
+        changes_tx.send_replace(1);
+        let start = Instant::now();
+        wait(None, &mut changes, max).await;
+        assert!(start.elapsed() < max, "a resume wakes a paused one");
+    }
 
     #[test]
     fn backoff_doubles_from_seconds_up_to_an_hour_with_jitter() {
