@@ -49,10 +49,28 @@ pub fn refused(ip: IpAddr) -> Option<&'static str> {
                 let [c, d] = s[2].to_be_bytes();
                 return refused_v4(Ipv4Addr::new(a, b, c, d));
             }
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return refused_v4(Ipv4Addr::new(a, b, c, d));
+            let last32 = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                Ipv4Addr::new(a, b, c, d)
+            };
+            // IPv4-compatible (::/96, but for :: and ::1 below) and SIIT (::ffff:0:0/96)
+            // forms carry one too, for a stack or translator that maps them.
+            let compatible = s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1);
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || compatible
+                || s[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                return refused_v4(last32(s[6], s[7]));
+            }
+            // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): where the IPv4 address sits
+            // depends on the operator's prefix length, so the whole prefix is refused.
+            if s[..3] == [0x64, 0xff9b, 1] {
+                return Some("a local-use NAT64 address");
+            }
+            // Teredo (2001::/32): the server's IPv4 address, then the client's inverted.
+            if s[..2] == [0x2001, 0] {
+                return refused_v4(last32(s[2], s[3])).or(refused_v4(last32(!s[6], !s[7])));
             }
             if v6.is_unspecified() {
                 Some("the unspecified address")
@@ -75,6 +93,9 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("the unspecified address")
     } else if a == 169 && b == 254 {
         Some("a link-local (cloud metadata) address")
+    } else if ip == Ipv4Addr::new(100, 100, 100, 200) || ip == Ipv4Addr::new(168, 63, 129, 16) {
+        // Alibaba Cloud's metadata service and Azure's WireServer, outside 169.254/16.
+        Some("a cloud metadata address")
     } else if ip.is_broadcast() {
         Some("the broadcast address")
     } else if ip.is_multicast() {
@@ -391,6 +412,38 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_ipv4_embedded_in_ipv6_and_other_metadata_addresses() {
+        for bad in [
+            "100.100.100.200",
+            "168.63.129.16",
+            "::a9fe:a9fe",
+            "::169.254.169.254",
+            "::0.0.0.2",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:100.100.100.200",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "2001:0:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+        ] {
+            let ip: IpAddr = bad.parse().unwrap();
+            assert!(refused(ip).is_some(), "{bad} must be refused");
+        }
+        for good in [
+            "100.100.100.201",
+            "168.63.129.17",
+            "::1",
+            "::10.0.0.1",
+            "::ffff:0:8.8.8.8",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::a9fe:a9fe",
+        ] {
+            let ip: IpAddr = good.parse().unwrap();
+            assert_eq!(refused(ip), None, "{good} must be allowed");
+        }
+    }
 
     #[test]
     fn classifies_addresses() {
