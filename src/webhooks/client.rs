@@ -155,10 +155,47 @@ impl tower_service::Service<Name> for SafeResolver {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connector whose every connection (TCP, then the TLS handshake) must be made within
+/// `limit`. The response timeout bounds only a request that waits for its connection: when
+/// a pooled connection wins that race, the pool finishes the started connect in the
+/// background, where nothing else bounds a receiver that stalls the handshake.
+#[derive(Clone)]
+struct Bounded<C> {
+    inner: C,
+    limit: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for Bounded<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (connecting, limit) = (self.inner.call(uri), self.limit);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(done) => done.map_err(Into::into),
+                Err(_) => Err(format!("no connection (TCP and TLS) within {limit:?}").into()),
+            }
+        })
+    }
+}
+
 /// Timeouts of one delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// To open the TCP connection.
+    /// To open the TCP connection; twice this to finish the TLS handshake too.
     pub connect: Duration,
     /// From sending to a complete (bounded) answer: a 2xx within it acknowledges.
     pub response: Duration,
@@ -196,7 +233,7 @@ impl Sent {
 /// The webhook HTTP client; cheap to clone (connections are pooled per host).
 #[derive(Clone)]
 pub struct Client {
-    inner: Pooled<HttpsConnector<HttpConnector<SafeResolver>>, Full<Bytes>>,
+    inner: Pooled<Bounded<HttpsConnector<HttpConnector<SafeResolver>>>, Full<Bytes>>,
     timeouts: Timeouts,
 }
 
@@ -245,6 +282,10 @@ impl Client {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let https = Bounded {
+            inner: https,
+            limit: timeouts.connect.saturating_mul(2),
+        };
         let inner = Pooled::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
@@ -412,6 +453,33 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_receiver_that_never_finishes_the_tls_handshake_fails_within_the_bound() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(200),
+            response: Duration::from_secs(30),
+        };
+        let client = Client::new(None, timeouts).unwrap();
+        let url = format!("https://{addr}/hook");
+        let (sent, accepted) = tokio::join!(client.post(&url, &[], Bytes::new()), async {
+            // Accepts the connection and never says a word.
+            listener.accept().await.unwrap().0
+        });
+        assert!(sent.duration < Duration::from_secs(5), "{sent:?}");
+        assert!(
+            sent.error.as_deref().is_some_and(|e| e.contains("TLS")),
+            "{sent:?}"
+        );
+        // The stalled connection is closed, not kept by the client.
+        let mut accepted = accepted;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), accepted.read_to_end(&mut buf));
+        assert!(read.await.is_ok(), "the socket is still open");
+    }
 
     #[test]
     fn refuses_ipv4_embedded_in_ipv6_and_other_metadata_addresses() {
