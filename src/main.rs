@@ -673,6 +673,12 @@ fn webhook(cmd: WebhookCommand) -> CliResult {
                         .map(|at| format!(" (oldest from {at})"))
                         .unwrap_or_default()
                 );
+                if let Some((first, last)) = s.pruned {
+                    let reason = webhooks::gap_reason(first, last);
+                    if e.last_error.as_deref() != Some(reason.as_str()) {
+                        println!("  {reason}");
+                    }
+                }
                 if let Some(at) = &e.last_attempt_at {
                     let what = match (&e.last_error, e.last_status) {
                         (Some(err), _) => err.clone(),
@@ -735,8 +741,15 @@ fn webhook(cmd: WebhookCommand) -> CliResult {
         }
         WebhookCommand::Resume { name, db } => {
             let store = open_db(&db.db)?;
-            webhooks::resume(&store, &name, &Actor::cli())?;
-            println!("Resumed webhook \"{name}\": it gets what it missed, in order.");
+            match webhooks::resume(&store, &name, &Actor::cli())? {
+                None => println!("Resumed webhook \"{name}\": it gets what it missed, in order."),
+                Some((first, last)) => println!(
+                    "Resumed webhook \"{name}\". Events {first}–{last} were pruned by retention \
+                     before it got them and are skipped for good: resync the receiver from SCIM. \
+                     It gets the events kept from {} on, in order.",
+                    last + 1
+                ),
+            }
         }
     }
     Ok(())

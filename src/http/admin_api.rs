@@ -429,6 +429,7 @@ pub async fn handle(
                 endpoint,
                 pending: 0,
                 oldest_pending_at: None,
+                pruned: None,
             };
             Ok(ok(
                 json!({"webhook": webhook_json(&status), "secret": secret}),
@@ -473,9 +474,12 @@ pub async fn handle(
         }
         (&Method::POST, ["webhooks", name, "resume"]) => {
             let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
-            blocking(move || webhooks::resume(&store, &n, &who)).await?;
+            let gap = blocking(move || webhooks::resume(&store, &n, &who)).await?;
             app.webhooks.changed();
-            Ok(ok(json!({})))
+            // Events retention pruned before delivery were skipped by this resume.
+            Ok(ok(json!({"skipped": gap.map(|(first, last)| {
+                json!({"first": first.to_string(), "last": last.to_string()})
+            })})))
         }
         (&Method::DELETE, ["webhooks", name]) => {
             let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
@@ -762,6 +766,10 @@ fn webhook_json(s: &webhooks::Status) -> Value {
         "pending": s.pending,
         "pendingCapped": s.pending >= webhooks::LAG_CAP,
         "oldestPendingAt": s.oldest_pending_at,
+        "prunedBeforeDelivery": s.pruned.map(|(first, last)| {
+            json!({"first": first.to_string(), "last": last.to_string(),
+                   "reason": webhooks::gap_reason(first, last)})
+        }),
         "created": e.created,
     })
 }

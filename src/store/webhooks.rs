@@ -291,6 +291,31 @@ pub fn skip_to(conn: &Connection, endpoint: i64, cursor: i64, to: i64) -> Result
     Ok(())
 }
 
+/// The events after `cursor` that retention deleted before the endpoint got them, as
+/// (first, last) seqs; `None` when the oldest kept event follows the cursor. The pruned
+/// events' types are gone, so a gap counts whatever the endpoint's filter.
+pub fn gap(conn: &Connection, cursor: i64) -> Result<Option<(i64, i64)>> {
+    let last = match super::events::oldest(conn)? {
+        Some(oldest) => oldest - 1,
+        // Retention emptied the table: everything up to the head is gone.
+        None => super::events::head(conn)?,
+    };
+    Ok((last > cursor).then_some((cursor + 1, last)))
+}
+
+/// Pauses an endpoint whose next events were pruned before delivery, if its cursor is
+/// still `cursor` (a resume meanwhile wins); whether it did.
+pub fn pause_for_gap(conn: &Connection, endpoint: i64, cursor: i64, now: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE webhook_endpoints
+             SET state = 'paused', next_attempt_at = NULL, updated = ?3
+             WHERE seq = ?1 AND cursor = ?2",
+        )?
+        .execute(params![endpoint, cursor, now])?
+        > 0)
+}
+
 /// Resumes a paused (or retrying) endpoint: its next event is tried now, with a fresh retry
 /// window. Whether there was such an endpoint.
 pub fn resume(conn: &Connection, name: &str, now: &str) -> Result<bool> {
@@ -519,6 +544,23 @@ mod tests {
         assert_eq!(first.len(), 16, "{first}");
         renew_epoch(&conn).unwrap();
         assert_ne!(epoch(&conn).unwrap(), first);
+    }
+
+    #[test]
+    fn a_gap_is_the_events_after_the_cursor_that_retention_deleted() {
+        let conn = db();
+        assert_eq!(gap(&conn, 0).unwrap(), None, "no events yet");
+        for _ in 0..4 {
+            events::append(&conn, "t", "user.created", "{}").unwrap();
+        }
+        assert_eq!(gap(&conn, 0).unwrap(), None);
+        events::delete_oldest(&conn, 2).unwrap();
+        assert_eq!(gap(&conn, 0).unwrap(), Some((1, 2)));
+        assert_eq!(gap(&conn, 1).unwrap(), Some((2, 2)));
+        assert_eq!(gap(&conn, 2).unwrap(), None, "event 3 is next and kept");
+        events::delete_oldest(&conn, 2).unwrap();
+        assert_eq!(gap(&conn, 2).unwrap(), Some((3, 4)), "the table emptied");
+        assert_eq!(gap(&conn, 4).unwrap(), None);
     }
 
     #[test]

@@ -49,10 +49,28 @@ pub fn refused(ip: IpAddr) -> Option<&'static str> {
                 let [c, d] = s[2].to_be_bytes();
                 return refused_v4(Ipv4Addr::new(a, b, c, d));
             }
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return refused_v4(Ipv4Addr::new(a, b, c, d));
+            let last32 = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                Ipv4Addr::new(a, b, c, d)
+            };
+            // IPv4-compatible (::/96, but for :: and ::1 below) and SIIT (::ffff:0:0/96)
+            // forms carry one too, for a stack or translator that maps them.
+            let compatible = s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1);
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || compatible
+                || s[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                return refused_v4(last32(s[6], s[7]));
+            }
+            // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): where the IPv4 address sits
+            // depends on the operator's prefix length, so the whole prefix is refused.
+            if s[..3] == [0x64, 0xff9b, 1] {
+                return Some("a local-use NAT64 address");
+            }
+            // Teredo (2001::/32): the server's IPv4 address, then the client's inverted.
+            if s[..2] == [0x2001, 0] {
+                return refused_v4(last32(s[2], s[3])).or(refused_v4(last32(!s[6], !s[7])));
             }
             if v6.is_unspecified() {
                 Some("the unspecified address")
@@ -75,6 +93,9 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("the unspecified address")
     } else if a == 169 && b == 254 {
         Some("a link-local (cloud metadata) address")
+    } else if ip == Ipv4Addr::new(100, 100, 100, 200) || ip == Ipv4Addr::new(168, 63, 129, 16) {
+        // Alibaba Cloud's metadata service and Azure's WireServer, outside 169.254/16.
+        Some("a cloud metadata address")
     } else if ip.is_broadcast() {
         Some("the broadcast address")
     } else if ip.is_multicast() {
@@ -134,10 +155,47 @@ impl tower_service::Service<Name> for SafeResolver {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connector whose every connection (TCP, then the TLS handshake) must be made within
+/// `limit`. The response timeout bounds only a request that waits for its connection: when
+/// a pooled connection wins that race, the pool finishes the started connect in the
+/// background, where nothing else bounds a receiver that stalls the handshake.
+#[derive(Clone)]
+struct Bounded<C> {
+    inner: C,
+    limit: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for Bounded<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (connecting, limit) = (self.inner.call(uri), self.limit);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(done) => done.map_err(Into::into),
+                Err(_) => Err(format!("no connection (TCP and TLS) within {limit:?}").into()),
+            }
+        })
+    }
+}
+
 /// Timeouts of one delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// To open the TCP connection.
+    /// To open the TCP connection; twice this to finish the TLS handshake too.
     pub connect: Duration,
     /// From sending to a complete (bounded) answer: a 2xx within it acknowledges.
     pub response: Duration,
@@ -175,7 +233,7 @@ impl Sent {
 /// The webhook HTTP client; cheap to clone (connections are pooled per host).
 #[derive(Clone)]
 pub struct Client {
-    inner: Pooled<HttpsConnector<HttpConnector<SafeResolver>>, Full<Bytes>>,
+    inner: Pooled<Bounded<HttpsConnector<HttpConnector<SafeResolver>>>, Full<Bytes>>,
     timeouts: Timeouts,
 }
 
@@ -224,6 +282,10 @@ impl Client {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let https = Bounded {
+            inner: https,
+            limit: timeouts.connect.saturating_mul(2),
+        };
         let inner = Pooled::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
@@ -391,6 +453,65 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_receiver_that_never_finishes_the_tls_handshake_fails_within_the_bound() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(200),
+            response: Duration::from_secs(30),
+        };
+        let client = Client::new(None, timeouts).unwrap();
+        let url = format!("https://{addr}/hook");
+        let (sent, accepted) = tokio::join!(client.post(&url, &[], Bytes::new()), async {
+            // Accepts the connection and never says a word.
+            listener.accept().await.unwrap().0
+        });
+        assert!(sent.duration < Duration::from_secs(5), "{sent:?}");
+        assert!(
+            sent.error.as_deref().is_some_and(|e| e.contains("TLS")),
+            "{sent:?}"
+        );
+        // The stalled connection is closed, not kept by the client.
+        let mut accepted = accepted;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), accepted.read_to_end(&mut buf));
+        assert!(read.await.is_ok(), "the socket is still open");
+    }
+
+    #[test]
+    fn refuses_ipv4_embedded_in_ipv6_and_other_metadata_addresses() {
+        for bad in [
+            "100.100.100.200",
+            "168.63.129.16",
+            "::a9fe:a9fe",
+            "::169.254.169.254",
+            "::0.0.0.2",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:100.100.100.200",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "2001:0:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+        ] {
+            let ip: IpAddr = bad.parse().unwrap();
+            assert!(refused(ip).is_some(), "{bad} must be refused");
+        }
+        for good in [
+            "100.100.100.201",
+            "168.63.129.17",
+            "::1",
+            "::10.0.0.1",
+            "::ffff:0:8.8.8.8",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::a9fe:a9fe",
+        ] {
+            let ip: IpAddr = good.parse().unwrap();
+            assert_eq!(refused(ip), None, "{good} must be allowed");
+        }
+    }
 
     #[test]
     fn classifies_addresses() {

@@ -12,12 +12,37 @@ pub fn chat(event: &str) -> String {
     serde_json::json!({ "text": escape(&text) }).to_string()
 }
 
-/// Slack reads `<…>` as links and mentions (`<!channel>`): names come from the identity
-/// provider, so the characters Slack asks to escape are escaped.
+/// Names come from the identity provider (often self-service), so nothing in them may ping
+/// or link. Slack reads `<…>` as links and mentions (`<!channel>`): the characters it asks
+/// to escape are escaped. Mattermost, Discord and Rocket.Chat read `@channel`, `@here`,
+/// `@all`, `@everyone` and `@name` where `@` starts a word, and Markdown `[text](url)` /
+/// `![](url)`: a zero-width space after such an `@` and between `]` and `(` breaks both
+/// while the name reads the same (backslash escapes would show in Slack, which has no
+/// Markdown links). An `@` inside a word, as in an email address, is left alone.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    const ZWSP: char = '\u{200B}';
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut prev: Option<char> = None;
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '@' => {
+                out.push('@');
+                if !prev.is_some_and(|p| p.is_alphanumeric() || "._-+".contains(p)) {
+                    out.push(ZWSP);
+                }
+            }
+            '(' if prev == Some(']') => {
+                out.push(ZWSP);
+                out.push('(');
+            }
+            c => out.push(c),
+        }
+        prev = Some(c);
+    }
+    out
 }
 
 /// Members named in a membership message before "and N more".
@@ -161,6 +186,31 @@ mod tests {
         assert_eq!(
             chat(&e.to_string()),
             r#"{"text":"&lt;!channel&gt; &amp; co (ana@acme.example) was created by onelogin"}"#
+        );
+    }
+
+    #[test]
+    fn names_cannot_mention_everyone_or_carry_markdown_links() {
+        let text = |name: &str| {
+            let mut e = user("user.created");
+            e["resource"]["name"] = json!(name);
+            let v: Value = serde_json::from_str(&chat(&e.to_string())).unwrap();
+            v["text"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            text("@channel @here (@everyone) @all"),
+            "@\u{200B}channel @\u{200B}here (@\u{200B}everyone) @\u{200B}all \
+             (ana@acme.example) was created by onelogin"
+        );
+        assert_eq!(
+            text("[Reset your password](https://evil) ![](https://evil/p)"),
+            "[Reset your password]\u{200B}(https://evil) ![]\u{200B}(https://evil/p) \
+             (ana@acme.example) was created by onelogin"
+        );
+        // Ordinary names and the sentence's own parentheses are untouched.
+        assert_eq!(
+            text("Ana (Ops) Lima"),
+            "Ana (Ops) Lima (ana@acme.example) was created by onelogin"
         );
     }
 }

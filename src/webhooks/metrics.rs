@@ -28,6 +28,8 @@ struct PerEndpoint {
     /// When the oldest event not yet delivered was committed; `None`: none waiting.
     oldest: Option<OffsetDateTime>,
     state: String,
+    /// Events retention pruned before the endpoint got them.
+    lost: u64,
 }
 
 #[derive(Default)]
@@ -63,6 +65,10 @@ impl Metrics {
                 e.state = state.to_string();
             }
         });
+    }
+
+    pub(super) fn lost(&self, endpoint: &str, events: u64) {
+        self.with(endpoint, |e| e.lost += events);
     }
 
     pub(super) fn forget(&self, endpoint: &str) {
@@ -148,6 +154,20 @@ impl Metrics {
                     u8::from(e.state == state)
                 );
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP scimd_webhook_events_lost_total Events retention pruned before the \
+             endpoint got them (it is paused until resumed).\n\
+             # TYPE scimd_webhook_events_lost_total counter"
+        );
+        for (name, e) in all.iter() {
+            let _ = writeln!(
+                out,
+                "scimd_webhook_events_lost_total{{endpoint=\"{}\"}} {}",
+                label(name),
+                e.lost
+            );
         }
         let _ = writeln!(
             out,

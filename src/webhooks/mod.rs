@@ -201,6 +201,8 @@ pub struct Status {
     pub pending: i64,
     /// When the oldest of them was committed.
     pub oldest_pending_at: Option<String>,
+    /// Events retention pruned before the endpoint got them (first, last seq), if any.
+    pub pruned: Option<(i64, i64)>,
 }
 
 /// Lag is counted up to this many events ("10000+").
@@ -211,10 +213,12 @@ fn status(conn: &rusqlite::Connection, endpoint: Endpoint) -> Result<Status> {
     let oldest_pending_at = events::after(conn, endpoint.cursor, &endpoint.types, 1)?
         .pop()
         .map(|e| e.at);
+    let pruned = sql::gap(conn, endpoint.cursor)?;
     Ok(Status {
         endpoint,
         pending,
         oldest_pending_at,
+        pruned,
     })
 }
 
@@ -293,14 +297,35 @@ pub fn rotate(store: &Store, name: &str, overlap: Duration, actor: &Actor) -> Re
 }
 
 /// Resumes an endpoint: the event it is stuck at is tried now, with a fresh retry window,
-/// and everything after it follows (within event retention). Blocking.
-pub fn resume(store: &Store, name: &str, actor: &Actor) -> Result<()> {
+/// and everything after it follows. If retention pruned events it never got, resuming
+/// acknowledges that gap: it goes on from the oldest kept event, and the gap is returned
+/// (and audited) so the caller can say so. Blocking.
+pub fn resume(store: &Store, name: &str, actor: &Actor) -> Result<Option<(i64, i64)>> {
     store.write_sync(|tx| {
-        if !sql::resume(tx, name, &time::now())? {
-            return Err(missing(name));
+        let e = sql::by_name(tx, name)?.ok_or_else(|| missing(name))?;
+        let gap = sql::gap(tx, e.cursor)?;
+        if let Some((_, last)) = gap {
+            sql::skip_to(tx, e.seq, e.cursor, last)?;
         }
-        audit(tx, actor, "webhook.resume", name, None)
+        sql::resume(tx, name, &time::now())?;
+        let detail = gap.map(|(first, last)| {
+            serde_json::json!({"prunedEvents": {"first": first.to_string(), "last": last.to_string()}})
+        });
+        audit(tx, actor, "webhook.resume", name, detail)?;
+        Ok(gap)
     })
+}
+
+/// Why an endpoint is paused when retention pruned events `first..=last` before it got them.
+pub fn gap_reason(first: i64, last: i64) -> String {
+    let events = if first == last {
+        format!("event {first} was")
+    } else {
+        format!("events {first}–{last} were")
+    };
+    format!(
+        "{events} pruned by retention before delivery: resync the receiver from SCIM, then resume"
+    )
 }
 
 /// The newest delivery attempts of an endpoint, newest first. Blocking.

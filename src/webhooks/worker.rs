@@ -142,10 +142,23 @@ pub fn next_attempt(
     (next - since <= s.retry_window).then_some(next)
 }
 
-/// Waits until the event head moves, an endpoint changes in this process, or `max` passed.
-async fn wait(head: &mut watch::Receiver<i64>, changes: &mut watch::Receiver<u64>, max: Duration) {
+/// Waits until the event head moves (unless `head` is `None`), an endpoint changes in this
+/// process, or `max` passed.
+async fn wait(
+    head: Option<&mut watch::Receiver<i64>>,
+    changes: &mut watch::Receiver<u64>,
+    max: Duration,
+) {
+    let moved = async {
+        match head {
+            Some(head) => {
+                let _ = head.changed().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        _ = head.changed() => {}
+        () = moved => {}
         _ = changes.changed() => {}
         () = tokio::time::sleep(max) => {}
     }
@@ -167,14 +180,25 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
         if ep.state == "paused" {
             hub.metrics
                 .waiting(&ep.name, &ep.state, oldest(hub, &ep).await?);
-            wait(&mut head, &mut changes, hub.settings.tick).await;
+            // New events change nothing for a paused endpoint (and each wake-up would cost
+            // a scan after its cursor): only a resume, from here or at the tick, does.
+            wait(None, &mut changes, hub.settings.tick).await;
             continue;
         }
         let (cursor, types) = (ep.cursor, ep.types.clone());
-        let (next, head_seq) = hub
+        let (next, head_seq, gap) = hub
             .store
-            .read(move |c| Ok((events::after(c, cursor, &types, 1)?.pop(), events::head(c)?)))
+            .read(move |c| {
+                let next = events::after(c, cursor, &types, 1)?.pop();
+                Ok((next, events::head(c)?, sql::gap(c, cursor)?))
+            })
             .await?;
+        if let Some((first, last)) = gap {
+            // Delivering the next kept event would skip these silently: stop until an
+            // admin resumes (which acknowledges the gap).
+            pause_for_gap(hub, &ep, first, last).await?;
+            continue;
+        }
         let Some(event) = next else {
             hub.metrics.waiting(&ep.name, &ep.state, None);
             // Only filtered-out events lie ahead (read in the same snapshot): now and then
@@ -186,7 +210,7 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
                     .await?;
                 last_skip = Instant::now();
             }
-            wait(&mut head, &mut changes, hub.settings.tick).await;
+            wait(Some(&mut head), &mut changes, hub.settings.tick).await;
             continue;
         };
         hub.metrics
@@ -267,6 +291,48 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
     }
 }
 
+/// Pauses `ep` because retention pruned events `first..=last` before it got them: logged
+/// as an attempt (whose error is the reason `webhook list` and the console show), counted
+/// and warned about.
+async fn pause_for_gap(hub: &Hub, ep: &sql::Endpoint, first: i64, last: i64) -> Result<()> {
+    let reason = super::gap_reason(first, last);
+    let (seq, cursor, error) = (ep.seq, ep.cursor, reason.clone());
+    let oldest_kept = super::oldest_kept();
+    let paused = hub
+        .store
+        .write(move |tx| {
+            let at = stime::now();
+            if !sql::pause_for_gap(tx, seq, cursor, &at)? {
+                return Ok(false);
+            }
+            // Logged against the first lost event, as the scheduled attempt that found it
+            // gone (the log's triggers are fixed by its table's CHECK).
+            let o = sql::Outcome {
+                event_seq: Some(first),
+                attempt: 0,
+                trigger: "scheduled",
+                at: &at,
+                duration_ms: 0,
+                status: None,
+                error: Some(&error),
+                response: None,
+            };
+            sql::log_attempt(tx, seq, &o, &oldest_kept)?;
+            Ok(true)
+        })
+        .await?;
+    if paused {
+        hub.metrics
+            .lost(&ep.name, u64::try_from(last - first + 1).unwrap_or(0));
+        hub.metrics.waiting(&ep.name, "paused", None);
+        warn!(
+            endpoint = ep.name,
+            first, last, "webhook endpoint paused: {reason} (`scimd webhook resume {}`)", ep.name
+        );
+    }
+    Ok(())
+}
+
 /// When the oldest event an endpoint has not acknowledged was committed.
 async fn oldest(hub: &Hub, ep: &sql::Endpoint) -> Result<Option<OffsetDateTime>> {
     let (cursor, types) = (ep.cursor, ep.types.clone());
@@ -280,6 +346,25 @@ async fn oldest(hub: &Hub, ep: &sql::Endpoint) -> Result<Option<OffsetDateTime>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_paused_worker_is_not_woken_by_new_events() {
+        let (head_tx, mut head) = watch::channel(0i64);
+        let (changes_tx, mut changes) = watch::channel(0u64);
+        let max = Duration::from_millis(300);
+        head_tx.send_replace(1);
+        let start = Instant::now();
+        wait(None, &mut changes, max).await;
+        assert!(start.elapsed() >= max, "a new event ended the wait");
+        head_tx.send_replace(2);
+        let start = Instant::now();
+        wait(Some(&mut head), &mut changes, max).await;
+        assert!(start.elapsed() < max, "a running one is");
+        changes_tx.send_replace(1);
+        let start = Instant::now();
+        wait(None, &mut changes, max).await;
+        assert!(start.elapsed() < max, "a resume wakes a paused one");
+    }
 
     #[test]
     fn backoff_doubles_from_seconds_up_to_an_hour_with_jitter() {

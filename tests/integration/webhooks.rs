@@ -577,6 +577,89 @@ async fn an_endpoint_failing_past_the_retry_window_pauses_and_resume_delivers_wh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pruned_before_delivery_pause_the_endpoint_and_resume_acknowledges_the_gap() {
+    let server = start().await;
+    let store = beside(&server);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Mode::Status(500));
+    add(&store, "lock-ssh", &receiver.url(), &[], "standard");
+    let first = append(&store, "user.created", &user_event("user.created", 1));
+    for i in 2..=4 {
+        append(
+            &store,
+            "user.deactivated",
+            &user_event("user.deactivated", i),
+        );
+    }
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    // Retention overtakes the retrying endpoint: events 1 and 2 go before it got them.
+    store.write_sync(|tx| events::delete_oldest(tx, 2)).unwrap();
+    receiver.set_default(Mode::Ok);
+    wait_state(&store, "lock-ssh", "paused", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (delivered, _) = dedup(&receiver.got());
+    assert_eq!(delivered, [first], "nothing after the gap is delivered");
+    let reason = format!(
+        "events {first}–{} were pruned by retention before delivery: resync the receiver from \
+         SCIM, then resume",
+        first + 1
+    );
+    let status = &webhooks::list(&store).unwrap()[0];
+    assert_eq!(status.endpoint.last_error.as_deref(), Some(reason.as_str()));
+    assert_eq!(status.pruned, Some((first, first + 1)));
+    let log = webhooks::attempts(&store, "lock-ssh", 1).unwrap();
+    assert_eq!(
+        (log[0].event_seq, log[0].status, log[0].error.as_deref()),
+        (Some(first), None, Some(reason.as_str()))
+    );
+    let m = server
+        .raw(
+            "GET",
+            "/metrics",
+            &[("authorization", "Bearer metrics-secret")],
+            None,
+        )
+        .await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.contains("scimd_webhook_events_lost_total{endpoint=\"lock-ssh\"} 2"),
+        "{text}"
+    );
+    let db = server.db();
+    let db = db.to_str().unwrap();
+    let (_, out, _) = scimd(&["webhook", "list", "--db", db]);
+    assert!(
+        out.contains("state paused") && out.contains(&reason),
+        "{out}"
+    );
+    let (ok, out, _) = scimd(&["check", "--db", db]);
+    assert!(!ok && out.contains("webhook \"lock-ssh\": events"), "{out}");
+    // Resume acknowledges the gap (and says so), then delivers from the oldest kept event.
+    let tried = receiver.got().len();
+    let (ok, out, err) = scimd(&["webhook", "resume", "lock-ssh", "--db", db]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("Events {first}–{} were pruned", first + 1))
+            && !out.contains("what it missed"),
+        "{out}"
+    );
+    let got = receiver.wait_for(tried + 2, Duration::from_secs(20)).await;
+    assert_eq!(seqs(&got[tried..]), [first + 2, first + 3]);
+    wait_state(&store, "lock-ssh", "healthy", Duration::from_secs(5)).await;
+    assert_eq!(webhooks::list(&store).unwrap()[0].pruned, None);
+    let detail: String = store
+        .read_sync(|c| {
+            Ok(c.query_row(
+                "SELECT detail FROM audit WHERE action = 'webhook.resume' ORDER BY seq DESC",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(detail.contains("prunedEvents"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     let server = start().await;
     let store = beside(&server);
