@@ -199,9 +199,15 @@ impl Query {
 }
 
 async fn read(app: &App, after: After, types: &[String], limit: u32) -> Result<Page> {
+    // A filtered read may look at `feed::MAX_EXAMINED` events to serve none: it takes a scan
+    // permit, as SCIM searches no index answers do, so such reads never hold every reader
+    // against the identity provider's lookups. An unfiltered one looks only at what it serves.
+    let scan = !types.is_empty();
     let types = types.to_vec();
     app.store
-        .read(move |conn| feed::read_page(conn, after, &types, limit))
+        .read_list(scan, move |conn| {
+            feed::read_page(conn, after, &types, limit)
+        })
         .await
 }
 
@@ -212,13 +218,14 @@ pub async fn feed(app: &App, ctx: &Ctx) -> Result<Response<Body>> {
     let mut head = app.store.events_watch();
     head.borrow_and_update();
     let mut page = read(app, q.after, &q.types, q.limit).await?;
-    if page.events.is_empty() && !q.wait.is_zero() {
+    // A read that stopped at its bound answers at once, so the consumer carries on from `next`.
+    if page.events.is_empty() && !page.more && !q.wait.is_zero() {
         let _waiting = app
             .feed
             .enter(&ctx.actor.name, ctx.actor.client.parse().ok())?;
         let mut stop = app.feed.stop.subscribe();
         let deadline = tokio::time::Instant::now() + q.wait;
-        while page.events.is_empty() && !*stop.borrow_and_update() {
+        while page.events.is_empty() && !page.more && !*stop.borrow_and_update() {
             tokio::select! {
                 moved = head.changed() => if moved.is_err() { break },
                 _ = stop.changed() => break,

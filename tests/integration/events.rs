@@ -642,3 +642,40 @@ async fn one_token_or_one_address_cannot_take_every_long_poll() {
         assert!(reply.contains("wakes-them-all"), "{reply}");
     }
 }
+
+/// A consumer of a rare type behind many other events is answered in bounded steps: each read
+/// looks at no more than 10,000 events, answers at once (a `wait` does not hold it) with
+/// `next` past what it looked at, and following `next` reaches the match and the head.
+#[tokio::test]
+async fn a_filtered_feed_over_many_other_events_advances_in_bounded_steps() {
+    let s = Server::start().await;
+    let total = 25_000;
+    // Written straight to the outbox: 25,000 SCIM writes would take minutes here.
+    Store::open(&s.db())
+        .unwrap()
+        .write_sync(|tx| {
+            for n in 1..=total {
+                let kind = if n == total - 10 {
+                    "user.deleted"
+                } else {
+                    "user.updated"
+                };
+                scimd::store::events::append(tx, "2026-12-05T00:00:00.000Z", kind, "{}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let started = Instant::now();
+    let first = feed(&s, "types=user.deleted&wait=30").await;
+    assert_eq!(first, json!({"events": [], "next": "10000"}));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "not held to its wait"
+    );
+    let second = feed(&s, "types=user.deleted&after=10000&wait=30").await;
+    assert_eq!(second, json!({"events": [], "next": "20000"}));
+    let third = feed(&s, "types=user.deleted&after=20000&wait=30").await;
+    assert_eq!(third["events"].as_array().unwrap().len(), 1, "{third}");
+    assert_eq!(third["events"][0]["id"], format!("{}", total - 10));
+    assert_eq!(third["next"], format!("{total}"));
+}
