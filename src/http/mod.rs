@@ -568,17 +568,13 @@ async fn respond(
         return (response, None, false);
     }
     let pattern = route.as_ref().map_or("-", Route::pattern);
-    let mut token_seq = None;
-    let mut writer = false;
-    let result = route_and_dispatch(
-        &app,
-        req,
-        route.clone(),
-        &mut actor,
-        (&mut token_seq, &mut writer),
-        client,
-    )
-    .await;
+    let mut seen = TokenSeen::default();
+    let result = route_and_dispatch(&app, req, route.clone(), &mut actor, &mut seen, client).await;
+    let TokenSeen {
+        token_seq,
+        writer,
+        out_of_scope,
+    } = seen;
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
     if let Some(seq) = token_seq {
         let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
@@ -604,11 +600,26 @@ async fn respond(
                     e.status().as_u16(),
                 );
                 entry.resource_id = route.ok().and_then(|r| r.resource_id().map(str::to_string));
-                app.rejections.push(entry, &e);
+                if out_of_scope {
+                    app.rejections.push_out_of_scope(entry, &e);
+                } else {
+                    app.rejections.push(entry, &e);
+                }
             }
             (error_response(&e), token, writer)
         }
     }
+}
+
+/// What a request's token turned out to be.
+#[derive(Default)]
+struct TokenSeen {
+    /// A live token's seq (for its last-used record).
+    token_seq: Option<i64>,
+    /// Accepted with write scope: the identity provider's.
+    writer: bool,
+    /// Live, but refused by its scope.
+    out_of_scope: bool,
 }
 
 async fn route_and_dispatch(
@@ -616,7 +627,7 @@ async fn route_and_dispatch(
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
     actor: &mut Actor,
-    (token_seq, writer): (&mut Option<i64>, &mut bool),
+    seen: &mut TokenSeen,
     client: IpAddr,
 ) -> Result<Response<Body>> {
     // Everything under the SCIM prefix needs a token before anything else is said about it,
@@ -644,7 +655,8 @@ async fn route_and_dispatch(
                 // A valid token sending what its scope does not cover, before its body is
                 // read: on record (and its last request) under the token's name, and not a
                 // failed authentication.
-                *token_seq = Some(principal.token_seq);
+                seen.token_seq = Some(principal.token_seq);
+                seen.out_of_scope = true;
                 actor.kind = ActorKind::Token;
                 actor.name = principal.name;
                 return Err(error);
@@ -654,9 +666,9 @@ async fn route_and_dispatch(
                 return Err(error);
             }
         };
-        *token_seq = Some(p.token_seq);
+        seen.token_seq = Some(p.token_seq);
         // Never set for a scope refusal (returned above): only an accepted write token.
-        *writer = p.scope == Scope::Write;
+        seen.writer = p.scope == Scope::Write;
         actor.kind = ActorKind::Token;
         actor.name = p.name;
     }
