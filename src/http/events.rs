@@ -7,15 +7,18 @@
 //! COMMIT) and reads again when it moves, so the answer follows the next matching commit by
 //! milliseconds; at the deadline it answers with no events and `next` at the newest event.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::{App, Body, Ctx, json_text_response};
 use crate::error::{Error, Result};
+use crate::service::client_key;
 use crate::service::events::TYPES;
 use crate::service::feed::{self, After, DEFAULT_PAGE, MAX_PAGE, Page};
 
@@ -25,11 +28,23 @@ pub const MAX_WAIT_SECS: u64 = 60;
 /// Requests waiting at once; beyond, a request that would wait is answered 503 with
 /// `Retry-After` (answering it 200 at once would set its loop spinning).
 pub const MAX_WAITERS: usize = 64;
+/// Requests waiting at once per token, and per client (address, or IPv6 /64): within the
+/// global cap, so one reader (a leaked read token, one address) cannot take every slot.
+pub const MAX_WAITERS_PER_TOKEN: usize = 8;
+pub const MAX_WAITERS_PER_CLIENT: usize = 8;
 
-/// The feed's long-poll waiters: how many may wait, and the signal that ends every wait at
-/// shutdown.
+/// Who a waiter is counted under: its token, and its client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Holder {
+    Token(String),
+    Client(IpAddr),
+}
+
+/// The feed's long-poll waiters: how many may wait, in all and per holder, and the signal
+/// that ends every wait at shutdown.
 pub struct Waiters {
     permits: Arc<Semaphore>,
+    held: Mutex<HashMap<Holder, usize>>,
     stop: watch::Sender<bool>,
 }
 
@@ -37,6 +52,7 @@ impl Default for Waiters {
     fn default() -> Self {
         Waiters {
             permits: Arc::new(Semaphore::new(MAX_WAITERS)),
+            held: Mutex::default(),
             stop: watch::Sender::new(false),
         }
     }
@@ -46,6 +62,66 @@ impl Waiters {
     /// Ends every wait now and every later one at once: the server is stopping.
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// A place to wait for `token` from `client`, unless either holds its share already or
+    /// every place is taken; given back when dropped.
+    fn enter(&self, token: &str, client: Option<IpAddr>) -> Result<Waiting<'_>> {
+        let holders: Vec<(Holder, usize)> =
+            std::iter::once((Holder::Token(token.to_string()), MAX_WAITERS_PER_TOKEN))
+                .chain(client.map(|c| (Holder::Client(client_key(c)), MAX_WAITERS_PER_CLIENT)))
+                .collect();
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((holder, cap)) = holders
+            .iter()
+            .find(|(h, cap)| held.get(h).copied().unwrap_or(0) >= *cap)
+        {
+            let who = match holder {
+                Holder::Token(_) => "this token",
+                Holder::Client(_) => "this client",
+            };
+            return Err(Error::Busy(format!(
+                "{cap} feed requests from {who} are waiting already; retry shortly"
+            )));
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Err(Error::Busy(format!(
+                "{MAX_WAITERS} feed requests are waiting already; retry shortly"
+            )));
+        };
+        for (h, _) in &holders {
+            *held.entry(h.clone()).or_default() += 1;
+        }
+        Ok(Waiting {
+            waiters: self,
+            holders: holders.into_iter().map(|(h, _)| h).collect(),
+            _permit: permit,
+        })
+    }
+}
+
+/// One request's place among the waiters.
+struct Waiting<'a> {
+    waiters: &'a Waiters,
+    holders: Vec<Holder>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut held = self
+            .waiters
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for h in &self.holders {
+            if let Some(n) = held.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(h);
+                }
+            }
+        }
     }
 }
 
@@ -123,9 +199,15 @@ impl Query {
 }
 
 async fn read(app: &App, after: After, types: &[String], limit: u32) -> Result<Page> {
+    // A filtered read may look at `feed::MAX_EXAMINED` events to serve none: it takes a scan
+    // permit, as SCIM searches no index answers do, so such reads never hold every reader
+    // against the identity provider's lookups. An unfiltered one looks only at what it serves.
+    let scan = !types.is_empty();
     let types = types.to_vec();
     app.store
-        .read(move |conn| feed::read_page(conn, after, &types, limit))
+        .read_list(scan, move |conn| {
+            feed::read_page(conn, after, &types, limit)
+        })
         .await
 }
 
@@ -136,15 +218,14 @@ pub async fn feed(app: &App, ctx: &Ctx) -> Result<Response<Body>> {
     let mut head = app.store.events_watch();
     head.borrow_and_update();
     let mut page = read(app, q.after, &q.types, q.limit).await?;
-    if page.events.is_empty() && !q.wait.is_zero() {
-        let Ok(_permit) = app.feed.permits.try_acquire() else {
-            return Err(Error::Busy(format!(
-                "{MAX_WAITERS} feed requests are waiting already; retry shortly"
-            )));
-        };
+    // A read that stopped at its bound answers at once, so the consumer carries on from `next`.
+    if page.events.is_empty() && !page.more && !q.wait.is_zero() {
+        let _waiting = app
+            .feed
+            .enter(&ctx.actor.name, ctx.actor.client.parse().ok())?;
         let mut stop = app.feed.stop.subscribe();
         let deadline = tokio::time::Instant::now() + q.wait;
-        while page.events.is_empty() && !*stop.borrow_and_update() {
+        while page.events.is_empty() && !page.more && !*stop.borrow_and_update() {
             tokio::select! {
                 moved = head.changed() => if moved.is_err() { break },
                 _ = stop.changed() => break,

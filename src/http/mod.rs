@@ -420,16 +420,22 @@ async fn handle(
     let handled = AssertUnwindSafe(respond(app.clone(), req, route, client))
         .catch_unwind()
         .await;
-    let (mut response, token) = match handled {
+    let (mut response, token, writer) = match handled {
         Ok(out) => out,
         Err(_) => {
             error!("request handler panicked");
-            (error_response(&Error::internal("handler panicked")), None)
+            (
+                error_response(&Error::internal("handler panicked")),
+                None,
+                false,
+            )
         }
     };
     set_content_type(&mut response, json_only);
-    if token.is_some() {
-        // The identity provider's connection: never closed to make room for a newcomer.
+    if writer {
+        // The identity provider's connection: never closed to make room for a newcomer. Only
+        // a write token proves one: read tokens are handed to scripts and may leak, and a
+        // holder of one from a few addresses must not be able to fill every slot for good.
         conn.prove();
     }
     in_flight.finish(response.status().as_u16(), token.as_deref());
@@ -513,15 +519,16 @@ impl Drop for InFlight {
     }
 }
 
-/// Runs one request to its response; returns the token name for the log line.
+/// Runs one request to its response; returns the token name for the log line, and whether
+/// a live write-scope token was accepted for it.
 async fn respond(
     app: Arc<App>,
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
     client: IpAddr,
-) -> (Response<Body>, Option<String>) {
+) -> (Response<Body>, Option<String>, bool) {
     if route == Ok(Route::Health) {
-        return (health(&app), None);
+        return (health(&app), None, false);
     }
     let mut actor = Actor {
         kind: ActorKind::Anonymous,
@@ -535,7 +542,7 @@ async fn respond(
         let response = metrics::serve(&app, &req, client, &actor)
             .await
             .unwrap_or_else(|e| error_response(&e));
-        return (response, None);
+        return (response, None, false);
     }
     if path == admin_api::PREFIX || path.starts_with("/admin/api/") {
         let mut response = admin_api::handle(&app, req, client, &mut actor)
@@ -550,7 +557,7 @@ async fn respond(
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return (response, None);
+        return (response, None, false);
     }
     if matches!(route, Err(RouteError::NotFound))
         && !router::is_scim_path(&path)
@@ -558,12 +565,16 @@ async fn respond(
         && let Some(response) =
             assets::serve(&path, header_text(&req, header::IF_NONE_MATCH).as_deref())
     {
-        return (response, None);
+        return (response, None, false);
     }
     let pattern = route.as_ref().map_or("-", Route::pattern);
-    let mut token_seq = None;
-    let result =
-        route_and_dispatch(&app, req, route.clone(), &mut actor, &mut token_seq, client).await;
+    let mut seen = TokenSeen::default();
+    let result = route_and_dispatch(&app, req, route.clone(), &mut actor, &mut seen, client).await;
+    let TokenSeen {
+        token_seq,
+        writer,
+        out_of_scope,
+    } = seen;
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
     if let Some(seq) = token_seq {
         let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
@@ -571,7 +582,7 @@ async fn respond(
             .record(seq, client, method.clone(), pattern, status.as_u16());
     }
     match result {
-        Ok(response) => (response, token),
+        Ok(response) => (response, token, writer),
         Err(e) => {
             if let Error::Internal(cause) = &e {
                 error!(cause = %cause, "internal error");
@@ -589,11 +600,26 @@ async fn respond(
                     e.status().as_u16(),
                 );
                 entry.resource_id = route.ok().and_then(|r| r.resource_id().map(str::to_string));
-                app.rejections.push(entry, &e);
+                if out_of_scope {
+                    app.rejections.push_out_of_scope(entry, &e);
+                } else {
+                    app.rejections.push(entry, &e);
+                }
             }
-            (error_response(&e), token)
+            (error_response(&e), token, writer)
         }
     }
+}
+
+/// What a request's token turned out to be.
+#[derive(Default)]
+struct TokenSeen {
+    /// A live token's seq (for its last-used record).
+    token_seq: Option<i64>,
+    /// Accepted with write scope: the identity provider's.
+    writer: bool,
+    /// Live, but refused by its scope.
+    out_of_scope: bool,
 }
 
 async fn route_and_dispatch(
@@ -601,7 +627,7 @@ async fn route_and_dispatch(
     req: Request<Incoming>,
     route: Result<Route, RouteError>,
     actor: &mut Actor,
-    token_seq: &mut Option<i64>,
+    seen: &mut TokenSeen,
     client: IpAddr,
 ) -> Result<Response<Body>> {
     // Everything under the SCIM prefix needs a token before anything else is said about it,
@@ -629,7 +655,8 @@ async fn route_and_dispatch(
                 // A valid token sending what its scope does not cover, before its body is
                 // read: on record (and its last request) under the token's name, and not a
                 // failed authentication.
-                *token_seq = Some(principal.token_seq);
+                seen.token_seq = Some(principal.token_seq);
+                seen.out_of_scope = true;
                 actor.kind = ActorKind::Token;
                 actor.name = principal.name;
                 return Err(error);
@@ -639,7 +666,9 @@ async fn route_and_dispatch(
                 return Err(error);
             }
         };
-        *token_seq = Some(p.token_seq);
+        seen.token_seq = Some(p.token_seq);
+        // Never set for a scope refusal (returned above): only an accepted write token.
+        seen.writer = p.scope == Scope::Write;
         actor.kind = ActorKind::Token;
         actor.name = p.name;
     }

@@ -10,8 +10,13 @@ use crate::store::{Store, events};
 pub const MAX_PAGE: u32 = 1000;
 pub const DEFAULT_PAGE: u32 = 100;
 /// A page stops growing once its events take this many bytes (at least one is served):
-/// a thousand membership events of a thousand members each would be 100 MiB.
-const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// a thousand membership events of a thousand members each would be 100 MiB. Held per
+/// connection while a slow reader takes it, so kept small.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// Most events one read looks at (by seq): a filter on a rare type otherwise walks the whole
+/// table for a few bytes. A read that stops here answers what it found, `next` at the last
+/// event looked at, and the consumer continues from there.
+pub const MAX_EXAMINED: i64 = 10_000;
 /// Events read from the database at a time while filling a page.
 const READ_CHUNK: u32 = 100;
 
@@ -26,16 +31,20 @@ pub enum After {
     Seq(i64),
 }
 
-/// One page of the feed: the served bodies in commit order, and where the next read starts.
+/// One page of the feed: the served bodies in commit order, where the next read starts, and
+/// whether events after `next` were left unexamined (the read stopped at `MAX_EXAMINED`).
 #[derive(Debug, Default)]
 pub struct Page {
     pub events: Vec<String>,
     pub next: i64,
+    pub more: bool,
 }
 
 /// The events after `after` of the given types (all when empty), at most `limit` and about
-/// `MAX_PAGE_BYTES`. `next` is the last event served, or the newest event when the page
-/// reached the end, so a consumer of a few types advances past the others.
+/// `MAX_PAGE_BYTES`, looking at no more than `MAX_EXAMINED` events. `next` is the last event
+/// served, or the newest event when the page reached the end, so a consumer of a few types
+/// advances past the others; when the read stopped at its bound first, the last event looked
+/// at (and `more` is set).
 /// A position whose events were pruned, or past the newest event, is `Error::Gone`.
 pub fn read_page(
     conn: &rusqlite::Connection,
@@ -56,12 +65,14 @@ pub fn read_page(
     let mut page = Page {
         events: Vec::new(),
         next: start,
+        more: false,
     };
+    let until = start.saturating_add(MAX_EXAMINED);
     let mut bytes = 0;
     let mut at_end = false;
     while page.events.len() < limit as usize && bytes < MAX_PAGE_BYTES {
         let want = READ_CHUNK.min(limit - page.events.len() as u32);
-        let chunk = events::after(conn, page.next, types, want)?;
+        let chunk = events::after_until(conn, page.next, until, types, want)?;
         at_end = chunk.len() < want as usize;
         for e in chunk {
             if bytes >= MAX_PAGE_BYTES {
@@ -78,7 +89,9 @@ pub fn read_page(
         }
     }
     if at_end {
-        page.next = page.next.max(head);
+        // Nothing more matches up to `until`: the consumer may skip all of it.
+        page.next = page.next.max(head.min(until));
+        page.more = until < head;
     }
     Ok(page)
 }
@@ -293,5 +306,43 @@ mod tests {
         let p = read(After::Seq(250), &[], 1000);
         assert!(p.events.len() < 60, "bounded in bytes: {}", p.events.len());
         assert_eq!(p.next, 250 + p.events.len() as i64);
+    }
+
+    #[test]
+    fn a_filtered_read_looks_at_a_bounded_range_and_its_next_moves_past_it() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("e.db")).unwrap();
+        let rare = MAX_EXAMINED + 500;
+        let total = 2 * MAX_EXAMINED + 100;
+        store
+            .write_sync(|tx| {
+                for n in 1..=total {
+                    let kind = if n == 7 || n == rare {
+                        USER_DELETED
+                    } else {
+                        USER_UPDATED
+                    };
+                    events::append(tx, "t", kind, "{}")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let read = |after| {
+            let types = vec![USER_DELETED.to_string()];
+            store
+                .read_sync(|c| read_page(c, after, &types, 100))
+                .unwrap()
+        };
+        // The one match in range, then a stop at the bound: next is the last seq looked at.
+        let p = read(After::Oldest);
+        assert_eq!(p.events, vec![r#"{"id":"7"}"#.to_string()]);
+        assert_eq!((p.next, p.more), (MAX_EXAMINED, true));
+        let p = read(After::Seq(p.next));
+        assert_eq!(p.events, vec![format!(r#"{{"id":"{rare}"}}"#)]);
+        assert_eq!((p.next, p.more), (2 * MAX_EXAMINED, true));
+        // Nothing in the last stretch: it reaches the head.
+        let p = read(After::Seq(p.next));
+        assert!(p.events.is_empty());
+        assert_eq!((p.next, p.more), (total, false));
     }
 }

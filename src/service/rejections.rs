@@ -9,7 +9,8 @@
 //! anonymous clients (failed console sign-ins included), for clients presenting a token on
 //! record that no longer works (an identity provider whose token was revoked), and for
 //! authenticated clients, so a flood without a token never crowds out an identity provider's
-//! failures; each budget has a share per client (an IPv4 address or an IPv6 /64, so one
+//! failures (writes a read token's scope refuses have their own, as read tokens are handed
+//! to scripts and may leak); each budget has a share per client (an IPv4 address or an IPv6 /64, so one
 //! client cannot take the budget from the others); requests beyond it are counted in one
 //! summary entry per minute. So the log grows by at most a fixed number of small rows a minute, and the queue
 //! is bounded in entries and in bytes.
@@ -41,11 +42,13 @@ const MAX_RESOURCE_NAME: usize = 256;
 const MAX_ERROR: usize = 200;
 
 /// Who a budget is for: anonymous clients, clients with a token on record that no longer
-/// works, or those with a valid credential.
+/// works, valid tokens sending what their scope does not cover, or those with a valid
+/// credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Anonymous,
     RevokedToken,
+    OutOfScope,
     Authenticated,
 }
 
@@ -67,6 +70,13 @@ const ANONYMOUS: Budget = Budget {
 /// an identity provider still sending one needs a few entries a minute; its own budget keeps
 /// them on record whatever anonymous clients send. Bounded too, as an old token can leak.
 const REVOKED_TOKEN: Budget = Budget {
+    entries: 100,
+    per_client: 20,
+};
+/// Writes refused by a token's scope are folded per client, token, method and route (no
+/// resource, which the sender varies at will), in their own budget: a leaked read token
+/// cannot use up the one the identity provider's failures need.
+const OUT_OF_SCOPE: Budget = Budget {
     entries: 100,
     per_client: 20,
 };
@@ -96,6 +106,7 @@ impl Class {
         match self {
             Class::Anonymous => &ANONYMOUS,
             Class::RevokedToken => &REVOKED_TOKEN,
+            Class::OutOfScope => &OUT_OF_SCOPE,
             Class::Authenticated => &AUTHENTICATED,
         }
     }
@@ -203,7 +214,7 @@ impl Window {
     ) {
         // A request without a working credential names no resource on record: the id it put
         // in its path would otherwise show in that user's or group's history, the attacker's
-        // to plant.
+        // to plant. Nor does a refused write, so its repeats fold whatever ids they name.
         if class != Class::Authenticated {
             entry.resource_id = None;
         }
@@ -268,6 +279,7 @@ impl Window {
             match class {
                 Class::Anonymous => "unauthenticated",
                 Class::RevokedToken => "revoked-token",
+                Class::OutOfScope => "scope-refused",
                 Class::Authenticated => "authenticated",
             }
         );
@@ -329,6 +341,12 @@ impl Rejections {
     pub fn push(&self, entry: NewEntry, error: &Error) {
         let class = Class::of(&entry);
         self.push_as(class, entry, error);
+    }
+
+    /// Queues the entry for a request its token's scope does not cover (a read token's
+    /// write): in its own budget, folded without the resource.
+    pub fn push_out_of_scope(&self, entry: NewEntry, error: &Error) {
+        self.push_as(Class::OutOfScope, entry, error);
     }
 
     /// Queues the entry for a failed console sign-in: whoever it names, the client had no
@@ -605,6 +623,51 @@ mod tests {
         assert_eq!(okta.len(), 1);
         assert_eq!(okta[0].count, 5);
         assert_eq!(okta[0].entry.resource_id, None);
+    }
+
+    #[test]
+    fn a_read_token_s_refused_writes_fold_and_leave_the_identity_provider_its_budget() {
+        let r = Rejections::default();
+        // A leaked read token from two addresses, a new resource id each time.
+        for n in 0..10_000 {
+            let from = format!("10.0.0.{}", n % 2);
+            let mut e = rejected(
+                ActorKind::Token,
+                &from,
+                "PUT /Users/{id}",
+                Some(&n.to_string()),
+            );
+            e.actor = "chatbot".into();
+            e.status = 403;
+            r.push_out_of_scope(e, &Error::Forbidden("read scope".into()));
+        }
+        // Then the identity provider's failures (from its two addresses), one per resource.
+        for n in 0..200 {
+            let from = format!("192.0.2.{}", n % 2);
+            let mut e = rejected(
+                ActorKind::Token,
+                &from,
+                "PUT /Users/{id}",
+                Some(&n.to_string()),
+            );
+            e.actor = "okta".into();
+            e.status = 400;
+            r.push(e, &Error::InvalidValue("bad".into()));
+        }
+        let w = r.window.lock().unwrap();
+        let bot: Vec<_> = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.actor == "chatbot")
+            .collect();
+        assert_eq!(bot.len(), 2, "one entry per address: the ids are not kept");
+        assert!(
+            bot.iter()
+                .all(|g| g.count == 5000 && g.entry.resource_id.is_none())
+        );
+        let okta = w.groups.iter().filter(|g| g.entry.actor == "okta").count();
+        assert_eq!(okta, 200, "every failure of the provider on record");
+        assert!(!w.overflow.contains_key(&Class::Authenticated));
     }
 
     #[test]

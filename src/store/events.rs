@@ -110,6 +110,18 @@ pub fn body(seq: i64, payload: &str) -> String {
 /// `types` is empty). Filtered reads walk the seq index, so a consumer of a rare type reads
 /// past the others without loading them.
 pub fn after(conn: &Connection, after: i64, types: &[String], limit: u32) -> Result<Vec<Stored>> {
+    after_until(conn, after, i64::MAX, types, limit)
+}
+
+/// `after`, looking no further than the event with seq `until`: a filtered read examines at
+/// most `until - after` rows however rare its types are.
+pub fn after_until(
+    conn: &Connection,
+    after: i64,
+    until: i64,
+    types: &[String],
+    limit: u32,
+) -> Result<Vec<Stored>> {
     let row = |r: &rusqlite::Row<'_>| {
         Ok(Stored {
             seq: r.get(0)?,
@@ -120,18 +132,19 @@ pub fn after(conn: &Connection, after: i64, types: &[String], limit: u32) -> Res
     };
     if types.is_empty() {
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, at, type, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, at, type, payload FROM events WHERE seq > ?1 AND seq <= ?3
+             ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![after, limit], row)?;
+        let rows = stmt.query_map(params![after, limit, until], row)?;
         return Ok(rows.collect::<rusqlite::Result<_>>()?);
     }
     let list = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, type, payload FROM events
-         WHERE seq > ?1 AND type IN (SELECT value FROM json_each(?3))
+         WHERE seq > ?1 AND seq <= ?4 AND type IN (SELECT value FROM json_each(?3))
          ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit, list], row)?;
+    let rows = stmt.query_map(params![after, limit, list, until], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -163,6 +176,14 @@ mod tests {
         assert_eq!(two[0].kind, "user.updated");
         let groups = after(&conn, 0, &["group.created".into()], 10).unwrap();
         assert_eq!(groups.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+        // Bounded: nothing past `until` is looked at.
+        assert!(
+            after_until(&conn, 0, 2, &["group.created".into()], 10)
+                .unwrap()
+                .is_empty()
+        );
+        let upto = after_until(&conn, 0, 2, &[], 10).unwrap();
+        assert_eq!(upto.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
         conn.execute("DELETE FROM events", []).unwrap();
         assert_eq!((head(&conn).unwrap(), oldest(&conn).unwrap()), (3, None));
         assert_eq!(append(&conn, "t", "user.deleted", "{}").unwrap(), 4);

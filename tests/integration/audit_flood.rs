@@ -432,3 +432,55 @@ async fn pruning_to_size_keeps_change_records_and_drops_flood_rows() {
     );
     assert!(store.read_sync(audit::size_on_disk).unwrap() <= 1024 * 1024);
 }
+
+/// A leaked read token sending writes to ever new ids from a few addresses (each a 403)
+/// is folded per address in a budget of its own: the identity provider's failures in the
+/// same minute are still on record one by one.
+#[tokio::test]
+async fn a_read_token_s_refused_writes_cannot_hide_the_identity_provider_s_failures() {
+    let s = Server::start().await;
+    let store = Store::open(&s.db()).unwrap();
+    let reader = scimd::service::tokens::create_as(
+        &store,
+        "chatbot",
+        scimd::service::tokens::Scope::Read,
+        &Actor::cli(),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {reader}");
+    const SENT: u32 = 1100;
+    futures_util::stream::iter(0..SENT)
+        .for_each_concurrent(16, |n| {
+            let (s, bearer) = (&s, bearer.as_str());
+            async move {
+                let r = s
+                    .raw_from(
+                        loopback_client(1 + n % 3),
+                        "PUT",
+                        &format!("/scim/v2/Users/leaked-{n}"),
+                        &[("authorization", bearer)],
+                        None,
+                    )
+                    .await;
+                assert_eq!(r.status, 403);
+            }
+        })
+        .await;
+    for n in 0..3 {
+        s.get(&format!("/scim/v2/Users/missing-{n}"))
+            .await
+            .assert_error(404, None);
+    }
+    let bot = logged_count(&s.db(), "actor = 'chatbot'", u64::from(SENT)).await;
+    assert_eq!(
+        bot.len(),
+        3,
+        "one entry per address, whatever ids they name"
+    );
+    let idp = logged_count(&s.db(), "actor_kind = 'token' AND actor <> 'chatbot'", 3).await;
+    assert_eq!(
+        idp.len(),
+        3,
+        "each of the provider's failures on record: {idp:?}"
+    );
+}

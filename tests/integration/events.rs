@@ -2,9 +2,15 @@
 //! OneLogin sequence, events if and only if changes, bounded membership events, paging,
 //! types, long polls, 410 past retention or past the newest event, and authentication.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use scimd::service::audit::Actor;
+use scimd::service::tokens::{self, Scope};
+use scimd::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
@@ -533,17 +539,56 @@ async fn deleting_a_nested_group_tells_the_groups_it_was_in() {
     assert_eq!(ev[1]["members"][0]["id"], json!(child));
 }
 
+/// A read token called `name` on the server's database.
+fn reader(s: &Server, name: &str) -> String {
+    let store = Store::open(&s.db()).unwrap();
+    tokens::create_as(&store, name, Scope::Read, &Actor::cli()).unwrap()
+}
+
+/// `GET path` with `token` from the local address `from`: the status and the whole answer.
+async fn get_from(to: SocketAddr, from: IpAddr, token: &str, path: &str) -> (u16, String) {
+    let mut conn = connect_from(from, to).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, reply)
+}
+
+/// Starts `n` long polls with `token` from `from`, each expected to end 200 with the next
+/// event.
+fn wait_from(
+    s: &Server,
+    from: IpAddr,
+    token: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(u16, String)>> {
+    (0..n)
+        .map(|_| {
+            let (to, token) = (s.addr, token.to_string());
+            tokio::spawn(async move {
+                get_from(to, from, &token, "/api/v1/events?after=0&wait=30").await
+            })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn at_most_64_requests_wait_and_another_is_told_to_retry() {
     let s = Server::start().await;
-    let waiting: Vec<_> = (0..64)
-        .map(|_| {
-            let (addr, token) = (s.addr, s.token.clone());
-            tokio::spawn(
-                async move { get_with(addr, &token, "/api/v1/events?after=0&wait=30").await },
-            )
-        })
-        .collect();
+    // Eight readers from eight addresses, each within its own share: 64 in all.
+    let mut waiting = Vec::new();
+    for i in 0..8 {
+        let token = reader(&s, &format!("reader-{i}"));
+        waiting.extend(wait_from(&s, loopback_client(i), &token, 8));
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let r = s.get("/api/v1/events?after=0&wait=5").await;
     r.assert_error(503, None);
@@ -552,11 +597,85 @@ async fn at_most_64_requests_wait_and_another_is_told_to_retry() {
     assert_eq!(feed(&s, "after=0").await["events"], json!([]));
     s.create_user(&json!({"userName": "wakes-them-all"})).await;
     for w in waiting {
-        let page = w.await.unwrap();
-        assert_eq!(page["events"][0]["resource"]["userName"], "wakes-them-all");
+        let (status, reply) = w.await.unwrap();
+        assert_eq!(status, 200, "{reply}");
+        assert!(reply.contains("wakes-them-all"), "{reply}");
     }
     // Their places are free again.
     let started = Instant::now();
     assert_eq!(feed(&s, "after=1&wait=1").await["events"], json!([]));
     assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+/// One reader (one token, one address) cannot take every place: past 8 waiting per token and
+/// per address, its requests are told to retry, while another token from another address
+/// still waits.
+#[tokio::test]
+async fn one_token_or_one_address_cannot_take_every_long_poll() {
+    let s = Server::start().await;
+    let (hog, other) = (reader(&s, "hog"), reader(&s, "other"));
+    let (hog_from, other_from) = (loopback_client(1), loopback_client(2));
+    let waiting = wait_from(&s, hog_from, &hog, 8);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let path = "/api/v1/events?after=0&wait=5";
+    // The same token from elsewhere, and another token from the same address.
+    for (from, token, who) in [
+        (hog_from, &hog, "this token"),
+        (loopback_client(3), &hog, "this token"),
+        (hog_from, &other, "this client"),
+    ] {
+        let (status, reply) = get_from(s.addr, from, token, path).await;
+        assert_eq!(status, 503, "{reply}");
+        assert!(
+            reply.contains("Retry-After: 1") || reply.contains("retry-after: 1"),
+            "{reply}"
+        );
+        assert!(reply.contains(who), "{reply}");
+    }
+    // Anyone else still waits, and is answered by the next commit.
+    let theirs = wait_from(&s, other_from, &other, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.create_user(&json!({"userName": "wakes-them-all"})).await;
+    for w in waiting.into_iter().chain(theirs) {
+        let (status, reply) = w.await.unwrap();
+        assert_eq!(status, 200, "{reply}");
+        assert!(reply.contains("wakes-them-all"), "{reply}");
+    }
+}
+
+/// A consumer of a rare type behind many other events is answered in bounded steps: each read
+/// looks at no more than 10,000 events, answers at once (a `wait` does not hold it) with
+/// `next` past what it looked at, and following `next` reaches the match and the head.
+#[tokio::test]
+async fn a_filtered_feed_over_many_other_events_advances_in_bounded_steps() {
+    let s = Server::start().await;
+    let total = 25_000;
+    // Written straight to the outbox: 25,000 SCIM writes would take minutes here.
+    Store::open(&s.db())
+        .unwrap()
+        .write_sync(|tx| {
+            for n in 1..=total {
+                let kind = if n == total - 10 {
+                    "user.deleted"
+                } else {
+                    "user.updated"
+                };
+                scimd::store::events::append(tx, "2026-12-05T00:00:00.000Z", kind, "{}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let started = Instant::now();
+    let first = feed(&s, "types=user.deleted&wait=30").await;
+    assert_eq!(first, json!({"events": [], "next": "10000"}));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "not held to its wait"
+    );
+    let second = feed(&s, "types=user.deleted&after=10000&wait=30").await;
+    assert_eq!(second, json!({"events": [], "next": "20000"}));
+    let third = feed(&s, "types=user.deleted&after=20000&wait=30").await;
+    assert_eq!(third["events"].as_array().unwrap().len(), 1, "{third}");
+    assert_eq!(third["events"][0]["id"], format!("{}", total - 10));
+    assert_eq!(third["next"], format!("{total}"));
 }

@@ -12,6 +12,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use scimd::service::admin;
+use scimd::service::audit::Actor;
+use scimd::service::tokens::{self, Scope};
 use scimd::store::Store;
 
 use crate::common::*;
@@ -567,6 +569,11 @@ async fn authed(conn: &mut tokio::net::TcpStream, token: &str) -> bool {
     let request = format!(
         "GET /scim/v2/Users?count=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
+    answered(conn, &request, "http/1.1 200").await
+}
+
+/// Whether `request`, sent on `conn`, is answered with a status line starting `status`.
+async fn answered(conn: &mut tokio::net::TcpStream, request: &str, status: &str) -> bool {
     if conn.write_all(request.as_bytes()).await.is_err() {
         return false;
     }
@@ -588,7 +595,7 @@ async fn authed(conn: &mut tokio::net::TcpStream, token: &str) -> bool {
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     let read = tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut body)).await;
-    matches!(read, Ok(Ok(_))) && head.starts_with("http/1.1 200")
+    matches!(read, Ok(Ok(_))) && head.starts_with(status)
 }
 
 /// Review finding: newcomers from fresh addresses at the cap made the heaviest holder give
@@ -624,6 +631,46 @@ async fn newcomers_at_the_cap_never_take_the_identity_provider_s_connections() {
         );
     }
     drop(others);
+}
+
+/// A read token may leak (it is handed to scripts): its holder, from eight addresses at the
+/// cap, each connection proven with the read token, cannot keep the provider's write token out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_token_holders_at_the_cap_never_keep_the_identity_provider_out() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = Server::start_in(dir, |mut c| {
+        c.max_connections = 16;
+        c
+    })
+    .await;
+    let reader = {
+        let store = Store::open(&s.db()).unwrap();
+        tokens::create_as(&store, "leaked", Scope::Read, &Actor::cli()).unwrap()
+    };
+    // Every slot: 2 per address (the share once half are open), one served a read, the other
+    // refused a write (403) with the read token: neither may make it never-evicted.
+    let mut held = Vec::new();
+    for i in 2..=9 {
+        let mut conns = hold(loopback_client(i), s.addr, 2).await;
+        let refused = format!(
+            "DELETE /scim/v2/Users/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {reader}\r\n\r\n"
+        );
+        assert!(authed(&mut conns[0], &reader).await);
+        assert!(answered(&mut conns[1], &refused, "http/1.1 403").await);
+        held.extend(conns);
+    }
+    for i in 0..3 {
+        let request = format!(
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            s.token
+        );
+        let reply = exchange(loopback_client(50), s.addr, &request).await;
+        assert_ne!(status(&reply), 503, "the provider's request {i}: {reply}");
+        // Its connection closed and counted out before the next.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(held);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,10 @@
 //! connections is asked to close, and the newcomer takes its place. Behind a proxy (its
 //! addresses hold them all), a newcomer replaces the connection idle longest.
 //!
-//! A connection that has served a request with a valid token (the identity provider's) is
-//! never asked to close for a newcomer, who has proven nothing yet: else an attacker with
-//! many addresses could strip the IdP of its connections one newcomer at a time.
+//! A connection that has served a request with a valid write-scope token (the identity
+//! provider's) is never asked to close for a newcomer, who has proven nothing yet: else an
+//! attacker with many addresses could strip the IdP of its connections one newcomer at a
+//! time. A read token proves nothing: it is handed to scripts and may leak.
 //!
 //! The table is locked only when a connection opens or closes, and, at the cap, to choose
 //! whom to ask to close (a scan of at most `--max-connections` entries). A request starting
