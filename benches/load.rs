@@ -614,6 +614,11 @@ impl ServerProcess {
         self.memory_kb().map(|(peak, _)| peak)
     }
 
+    /// CPU time (user + system) the server has used so far, in clock ticks (Linux).
+    fn cpu_ticks(&self) -> Option<u64> {
+        cpu_ticks(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Peak and current resident set size, in kB, from `/proc/<pid>/status` (Linux).
     fn memory_kb(&self) -> Option<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -625,6 +630,16 @@ impl ServerProcess {
         };
         Some((field("VmHWM:")?, field("VmRSS:")?))
     }
+}
+
+/// utime + stime of a `/proc/…/stat` file (fields 14 and 15; the name before them may hold
+/// spaces, so fields are counted after its closing parenthesis).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
 }
 
 impl Drop for ServerProcess {

@@ -93,7 +93,7 @@ pub(super) fn cleanup(db: &Path) -> Result<()> {
     Ok(())
 }
 
-fn patch_body(ops: Value) -> Option<Bytes> {
+pub(super) fn patch_body(ops: Value) -> Option<Bytes> {
     Some(Bytes::from(
         json!({"schemas": [PATCH_OP], "Operations": ops}).to_string(),
     ))
