@@ -352,7 +352,7 @@ async fn log_manual(
                 tx,
                 seq,
                 &outcome(event, 1, trigger, &now, &sent),
-                &oldest_kept(),
+                Some(&oldest_kept()),
             )
         })
         .await

@@ -157,11 +157,26 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
     let mut head = hub.store.events_watch();
     let mut changes = hub.changes.subscribe();
     let mut last_skip = Instant::now();
+    // Attempts until the next pruning of the attempts log (the first one prunes).
+    let mut until_prune: u32 = 0;
     loop {
         // Marked seen before reading, so a commit after the read wakes the wait below.
         head.borrow_and_update();
         changes.borrow_and_update();
-        let Some(ep) = hub.store.read(move |c| sql::get(c, seq)).await? else {
+        // One read per delivery (the endpoint, its next event, the head, the secrets, in one
+        // snapshot): a backlog is delivered at one hop to the blocking pool per event.
+        let Some((ep, next, head_seq, secrets)) = hub
+            .store
+            .read(move |c| {
+                let Some(ep) = sql::get(c, seq)? else {
+                    return Ok(None);
+                };
+                let next = events::after(c, ep.cursor, &ep.types, 1)?.pop();
+                let secrets = sql::secrets(c, seq, &stime::now())?;
+                Ok(Some((ep, next, events::head(c)?, secrets)))
+            })
+            .await?
+        else {
             return Ok(());
         };
         if ep.state == "paused" {
@@ -170,11 +185,7 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             wait(&mut head, &mut changes, hub.settings.tick).await;
             continue;
         }
-        let (cursor, types) = (ep.cursor, ep.types.clone());
-        let (next, head_seq) = hub
-            .store
-            .read(move |c| Ok((events::after(c, cursor, &types, 1)?.pop(), events::head(c)?)))
-            .await?;
+        let cursor = ep.cursor;
         let Some(event) = next else {
             hub.metrics.waiting(&ep.name, &ep.state, None);
             // Only filtered-out events lie ahead (read in the same snapshot): now and then
@@ -202,10 +213,6 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             }
             continue;
         }
-        let secrets = hub
-            .store
-            .read(move |c| sql::secrets(c, seq, &stime::now()))
-            .await?;
         let attempt = ep.head_attempts + 1;
         let sent = Delivery::event(&hub.epoch, event.seq, &event.payload, &ep.format)
             .send(&hub.client, &ep, &secrets)
@@ -226,12 +233,13 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             .flatten();
         let record = sent.clone();
         let event_seq = event.seq;
-        let oldest_kept = super::oldest_kept();
+        let prune = (until_prune == 0).then(super::oldest_kept);
+        until_prune = until_prune.checked_sub(1).unwrap_or(sql::PRUNE_EVERY - 1);
         hub.store
             .write(move |tx| {
                 let at = stime::format(done);
                 let o = outcome(Some(event_seq), attempt, "scheduled", &at, &record);
-                sql::log_attempt(tx, seq, &o, &oldest_kept)?;
+                sql::log_attempt(tx, seq, &o, prune.as_deref())?;
                 if record.ok() {
                     sql::delivered(tx, seq, cursor, event_seq, &at)?;
                 } else {
