@@ -23,7 +23,9 @@
 //! | `export-linearity`   | both exports again on a database a tenth the size: time ratio     |
 //!
 //! and the write workloads of `writes.rs` (PATCH of a huge and of a tiny group, PATCH of
-//! distinct users, durable creates), after the reads on the same server.
+//! distinct users, durable creates), after the reads on the same server, then the webhook
+//! workloads of `webhooks.rs` (events delivered per second to a receiver in this process,
+//! commit-to-receipt latency, write throughput with three endpoints against none).
 //!
 //! Each workload prints one line as it finishes (with the server's peak RSS so far, `VmHWM`)
 //! and a row of the final Markdown table: requests, throughput, p50/p99 latency and the ratio
@@ -74,6 +76,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+#[path = "load/webhooks.rs"]
+mod webhooks;
 #[path = "load/writes.rs"]
 mod writes;
 
@@ -113,7 +117,8 @@ const ERROR_SAMPLES: usize = 5;
 const USAGE: &str = "usage: cargo bench --bench load -- [--users N] [--groups N] \
 [--connections N] [--seconds N] [--only workload,…] [--db PATH]
 workloads: healthz, username-eq, email-typed-eq, username-eq-plain, username-eq-custom, \
-ext-indexed-eq, ext-undeclared-eq, co-search, export-index, export-cursor, export-linearity, patch-group-big, patch-group-1, patch-users, create-users";
+ext-indexed-eq, ext-undeclared-eq, co-search, export-index, export-cursor, export-linearity, patch-group-big, patch-group-1, patch-users, create-users, \
+webhook-delivery, writes-0-endpoints, writes-3-endpoints";
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -136,10 +141,13 @@ enum Workload {
     PatchGroupSmall,
     PatchUsers,
     CreateUsers,
+    WebhookDelivery,
+    Writes0Endpoints,
+    Writes3Endpoints,
 }
 
 impl Workload {
-    const ALL: [Workload; 15] = [
+    const ALL: [Workload; 18] = [
         Workload::Healthz,
         Workload::UserNameEq,
         Workload::EmailTypedEq,
@@ -155,6 +163,9 @@ impl Workload {
         Workload::PatchGroupSmall,
         Workload::PatchUsers,
         Workload::CreateUsers,
+        Workload::WebhookDelivery,
+        Workload::Writes0Endpoints,
+        Workload::Writes3Endpoints,
     ];
 
     fn writes(self) -> bool {
@@ -164,6 +175,13 @@ impl Workload {
                 | Workload::PatchGroupSmall
                 | Workload::PatchUsers
                 | Workload::CreateUsers
+        )
+    }
+
+    fn webhooks(self) -> bool {
+        matches!(
+            self,
+            Workload::WebhookDelivery | Workload::Writes0Endpoints | Workload::Writes3Endpoints
         )
     }
 
@@ -184,6 +202,9 @@ impl Workload {
             Workload::PatchGroupSmall => "patch-group-1",
             Workload::PatchUsers => "patch-users",
             Workload::CreateUsers => "create-users",
+            Workload::WebhookDelivery => "webhook-delivery",
+            Workload::Writes0Endpoints => "writes-0-endpoints",
+            Workload::Writes3Endpoints => "writes-3-endpoints",
         }
     }
 
@@ -593,6 +614,11 @@ impl ServerProcess {
         self.memory_kb().map(|(peak, _)| peak)
     }
 
+    /// CPU time (user + system) the server has used so far, in clock ticks (Linux).
+    fn cpu_ticks(&self) -> Option<u64> {
+        cpu_ticks(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Peak and current resident set size, in kB, from `/proc/<pid>/status` (Linux).
     fn memory_kb(&self) -> Option<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -604,6 +630,16 @@ impl ServerProcess {
         };
         Some((field("VmHWM:")?, field("VmRSS:")?))
     }
+}
+
+/// utime + stime of a `/proc/…/stat` file (fields 14 and 15; the name before them may hold
+/// spaces, so fields are counted after its closing parenthesis).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
 }
 
 impl Drop for ServerProcess {
@@ -1610,6 +1646,9 @@ async fn run(args: &Args) -> Result<u64> {
 
     if args.workloads.iter().any(|w| w.writes()) {
         writes::run(args, &db, &target, &server, &mut report).await?;
+    }
+    if args.workloads.iter().any(|w| w.webhooks()) {
+        webhooks::run(args, &db, &target, &server, &mut report).await?;
     }
 
     let memory = server.memory_kb();

@@ -88,12 +88,12 @@ fn prepare(db: &Path) -> Result<Fixture> {
     Ok(Fixture { users, ..fixture })
 }
 
-fn cleanup(db: &Path) -> Result<()> {
+pub(super) fn cleanup(db: &Path) -> Result<()> {
     Store::open(db)?.write_sync(clear)?;
     Ok(())
 }
 
-fn patch_body(ops: Value) -> Option<Bytes> {
+pub(super) fn patch_body(ops: Value) -> Option<Bytes> {
     Some(Bytes::from(
         json!({"schemas": [PATCH_OP], "Operations": ops}).to_string(),
     ))
@@ -121,7 +121,7 @@ fn member_calls(group: &str, pool: Arc<Vec<String>>, connections: usize) -> Call
     })
 }
 
-fn user_patch_calls(users: Arc<Vec<String>>) -> CallFn {
+pub(super) fn user_patch_calls(users: Arc<Vec<String>>) -> CallFn {
     Arc::new(move |rng, slot| {
         let id = &users[rng.below(users.len())];
         Call {
@@ -134,7 +134,7 @@ fn user_patch_calls(users: Arc<Vec<String>>) -> CallFn {
     })
 }
 
-fn create_calls(nonce: u64) -> CallFn {
+pub(super) fn create_calls(nonce: u64) -> CallFn {
     Arc::new(move |_, slot| Call {
         method: Method::POST,
         path: "/scim/v2/Users".into(),

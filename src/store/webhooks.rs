@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 /// Attempts kept per endpoint (the newest), and for how long at most.
 pub const ATTEMPTS_KEPT: i64 = 1000;
 pub const ATTEMPTS_DAYS: i64 = 30;
+/// A worker prunes its endpoint's attempts log once in this many attempts (and at its
+/// first), so the log holds at most `ATTEMPTS_KEPT + PRUNE_EVERY - 1` rows.
+pub const PRUNE_EVERY: u32 = 100;
 
 /// An endpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,9 +210,16 @@ pub struct Outcome<'a> {
     pub response: Option<&'a str>,
 }
 
-/// Logs an attempt and keeps the log bounded: the newest `ATTEMPTS_KEPT` of the endpoint,
-/// none older than `ATTEMPTS_DAYS` (`oldest` is that cut-off).
-pub fn log_attempt(conn: &Connection, endpoint: i64, o: &Outcome<'_>, oldest: &str) -> Result<()> {
+/// Logs an attempt and, given `prune` (the `ATTEMPTS_DAYS` cut-off), bounds the log: the
+/// newest `ATTEMPTS_KEPT` of the endpoint, none older than the cut-off. The pruning reads the
+/// endpoint's whole log (about 0.2 ms at `ATTEMPTS_KEPT` rows, inside the one writer), so a
+/// worker delivering a backlog asks for it once every `PRUNE_EVERY` attempts.
+pub fn log_attempt(
+    conn: &Connection,
+    endpoint: i64,
+    o: &Outcome<'_>,
+    prune: Option<&str>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO webhook_attempts (endpoint_seq, event_seq, attempt, trigger, at,
                                        duration_ms, status, error, response)
@@ -226,12 +236,14 @@ pub fn log_attempt(conn: &Connection, endpoint: i64, o: &Outcome<'_>, oldest: &s
         o.error,
         o.response
     ])?;
-    conn.prepare_cached(
-        "DELETE FROM webhook_attempts WHERE endpoint_seq = ?1 AND (at < ?3 OR seq <= (
-             SELECT seq FROM webhook_attempts WHERE endpoint_seq = ?1
-             ORDER BY seq DESC LIMIT 1 OFFSET ?2))",
-    )?
-    .execute(params![endpoint, ATTEMPTS_KEPT, oldest])?;
+    if let Some(oldest) = prune {
+        conn.prepare_cached(
+            "DELETE FROM webhook_attempts WHERE endpoint_seq = ?1 AND (at < ?3 OR seq <= (
+                 SELECT seq FROM webhook_attempts WHERE endpoint_seq = ?1
+                 ORDER BY seq DESC LIMIT 1 OFFSET ?2))",
+        )?
+        .execute(params![endpoint, ATTEMPTS_KEPT, oldest])?;
+    }
     conn.prepare_cached(
         "UPDATE webhook_endpoints SET last_attempt_at = ?2, last_status = ?3, last_error = ?4
          WHERE seq = ?1",
@@ -505,11 +517,27 @@ mod tests {
                 error: None,
                 response: None,
             };
-            log_attempt(&conn, seq, &o, "t0").unwrap();
+            log_attempt(&conn, seq, &o, Some("t0")).unwrap();
         }
         let kept = attempts(&conn, seq, 5000).unwrap();
         assert_eq!(kept.len() as i64, ATTEMPTS_KEPT);
         assert_eq!(kept[0].event_seq, Some(ATTEMPTS_KEPT + 4));
+        // Without `prune` the attempt is only added: the next pruning bounds the log again.
+        let o = Outcome {
+            event_seq: Some(ATTEMPTS_KEPT + 5),
+            attempt: 1,
+            trigger: "scheduled",
+            at: "t8",
+            duration_ms: 1,
+            status: Some(204),
+            error: None,
+            response: None,
+        };
+        log_attempt(&conn, seq, &o, None).unwrap();
+        assert_eq!(
+            attempts(&conn, seq, 5000).unwrap().len() as i64,
+            ATTEMPTS_KEPT + 1
+        );
         let o = Outcome {
             event_seq: None,
             attempt: 1,
@@ -520,7 +548,7 @@ mod tests {
             error: None,
             response: None,
         };
-        log_attempt(&conn, seq, &o, "t9").unwrap();
+        log_attempt(&conn, seq, &o, Some("t9")).unwrap();
         assert_eq!(
             attempts(&conn, seq, 5000).unwrap().len(),
             1,
@@ -586,9 +614,9 @@ mod tests {
             error: None,
             response: None,
         };
-        log_attempt(&conn, ep, &logged_at(Some(kept), "t2"), "t0").unwrap();
-        log_attempt(&conn, ep, &logged_at(None, "t3"), "t0").unwrap();
-        log_attempt(&conn, ep, &logged_at(Some(kept + 1), "t4"), "t0").unwrap();
+        log_attempt(&conn, ep, &logged_at(Some(kept), "t2"), Some("t0")).unwrap();
+        log_attempt(&conn, ep, &logged_at(None, "t3"), Some("t0")).unwrap();
+        log_attempt(&conn, ep, &logged_at(Some(kept + 1), "t4"), Some("t0")).unwrap();
         let log = logged(&conn, ep, 10).unwrap();
         let seen: Vec<(Option<i64>, Option<&str>)> = log
             .iter()

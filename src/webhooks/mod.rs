@@ -431,7 +431,7 @@ async fn log_manual(
                 tx,
                 seq,
                 &outcome(event, 1, trigger, &now, &sent),
-                &oldest_kept(),
+                Some(&oldest_kept()),
             )?;
             let Some(actor) = auditor else {
                 return Ok(());

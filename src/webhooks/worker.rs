@@ -170,11 +170,27 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
     let mut head = hub.store.events_watch();
     let mut changes = hub.changes.subscribe();
     let mut last_skip = Instant::now();
+    // Attempts until the next pruning of the attempts log (the first one prunes).
+    let mut until_prune: u32 = 0;
     loop {
         // Marked seen before reading, so a commit after the read wakes the wait below.
         head.borrow_and_update();
         changes.borrow_and_update();
-        let Some(ep) = hub.store.read(move |c| sql::get(c, seq)).await? else {
+        // One read per delivery (the endpoint, its next event, the head, the secrets, in one
+        // snapshot): a backlog is delivered at one hop to the blocking pool per event.
+        let Some((ep, next, head_seq, gap, secrets)) = hub
+            .store
+            .read(move |c| {
+                let Some(ep) = sql::get(c, seq)? else {
+                    return Ok(None);
+                };
+                let next = events::after(c, ep.cursor, &ep.types, 1)?.pop();
+                let gap = sql::gap(c, ep.cursor)?;
+                let secrets = sql::secrets(c, seq, &stime::now())?;
+                Ok(Some((ep, next, events::head(c)?, gap, secrets)))
+            })
+            .await?
+        else {
             return Ok(());
         };
         if ep.state == "paused" {
@@ -185,14 +201,7 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             wait(None, &mut changes, hub.settings.tick).await;
             continue;
         }
-        let (cursor, types) = (ep.cursor, ep.types.clone());
-        let (next, head_seq, gap) = hub
-            .store
-            .read(move |c| {
-                let next = events::after(c, cursor, &types, 1)?.pop();
-                Ok((next, events::head(c)?, sql::gap(c, cursor)?))
-            })
-            .await?;
+        let cursor = ep.cursor;
         if let Some((first, last)) = gap {
             // Delivering the next kept event would skip these silently: stop until an
             // admin resumes (which acknowledges the gap).
@@ -226,10 +235,6 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             }
             continue;
         }
-        let secrets = hub
-            .store
-            .read(move |c| sql::secrets(c, seq, &stime::now()))
-            .await?;
         let attempt = ep.head_attempts + 1;
         let sent = Delivery::event(&hub.epoch, event.seq, &event.payload, &ep.format)
             .send(&hub.client, &ep, &secrets)
@@ -250,12 +255,18 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             .flatten();
         let record = sent.clone();
         let event_seq = event.seq;
-        let oldest_kept = super::oldest_kept();
+        let prune = (until_prune == 0).then(super::oldest_kept);
+        until_prune = until_prune.checked_sub(1).unwrap_or(sql::PRUNE_EVERY - 1);
         hub.store
             .write(move |tx| {
+                // Removed while the delivery was in flight: nothing to record, and the next
+                // turn of the loop ends the worker.
+                if sql::get(tx, seq)?.is_none() {
+                    return Ok(());
+                }
                 let at = stime::format(done);
                 let o = outcome(Some(event_seq), attempt, "scheduled", &at, &record);
-                sql::log_attempt(tx, seq, &o, &oldest_kept)?;
+                sql::log_attempt(tx, seq, &o, prune.as_deref())?;
                 if record.ok() {
                     sql::delivered(tx, seq, cursor, event_seq, &at)?;
                 } else {
@@ -317,7 +328,7 @@ async fn pause_for_gap(hub: &Hub, ep: &sql::Endpoint, first: i64, last: i64) -> 
                 error: Some(&error),
                 response: None,
             };
-            sql::log_attempt(tx, seq, &o, &oldest_kept)?;
+            sql::log_attempt(tx, seq, &o, Some(&oldest_kept))?;
             Ok(true)
         })
         .await?;
