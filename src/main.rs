@@ -466,6 +466,14 @@ fn check(db: &std::path::Path, repair_keys: bool) -> CliResult {
             Ok(lines) => h.problems.extend(lines),
             Err(e) => h.problems.push(format!("cannot compare names: {e}")),
         }
+        // Webhook endpoints that lost events to retention: likewise not a reason to refuse
+        // a backup.
+        match scimd::store::webhooks::gap_report(db) {
+            Ok(lines) => h.problems.extend(lines),
+            Err(e) => h
+                .problems
+                .push(format!("cannot read the webhook endpoints: {e}")),
+        }
     }
     println!(
         "{}: schema version {}, {} users, {} groups",

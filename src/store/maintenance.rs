@@ -96,17 +96,6 @@ fn inspect(conn: &Connection) -> rusqlite::Result<Health> {
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .unwrap_or(-1)
     };
-    // Endpoints behind the oldest kept event lost events to retention (migration 10 made
-    // the table; an older or unreadable one has nothing to report here).
-    for e in super::webhooks::list(conn).unwrap_or_default() {
-        if let Ok(Some((first, last))) = super::webhooks::gap(conn, e.cursor) {
-            problems.push(format!(
-                "webhook \"{}\": events {first}–{last} were pruned by retention before \
-                 delivery: resync the receiver from SCIM, then `scimd webhook resume {}`",
-                e.name, e.name
-            ));
-        }
-    }
     let (users, groups) = if schema_version == 0 {
         problems.push("not a scimd database (no schema)".into());
         (0, 0)

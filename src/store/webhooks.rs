@@ -315,6 +315,34 @@ pub fn gap(conn: &Connection, cursor: i64) -> Result<Option<(i64, i64)>> {
     Ok((last > cursor).then_some((cursor + 1, last)))
 }
 
+/// For `scimd check`: a line per endpoint whose next events retention pruned before it got
+/// them. Kept out of `maintenance::check`, which `backup` and `restore` rely on: a delivery
+/// gap is the operator's to resolve, never a reason to refuse the backup they want then.
+pub fn gap_report(db: &std::path::Path) -> Result<Vec<String>> {
+    let conn = Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let snapshot = conn.unchecked_transaction()?;
+    if super::migrate::version(&snapshot)? < WEBHOOKS {
+        return Ok(Vec::new());
+    }
+    let mut lines = Vec::new();
+    for e in list(&snapshot)? {
+        if let Some((first, last)) = gap(&snapshot, e.cursor)? {
+            lines.push(format!(
+                "webhook \"{}\": events {first}–{last} were pruned by retention before \
+                 delivery: resync the receiver from SCIM, then `scimd webhook resume {}`",
+                e.name, e.name
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// The schema version that made the webhook tables (migration 10).
+const WEBHOOKS: usize = 10;
+
 /// Pauses an endpoint whose next events were pruned before delivery, if its cursor is
 /// still `cursor` (a resume meanwhile wins); whether it did.
 pub fn pause_for_gap(conn: &Connection, endpoint: i64, cursor: i64, now: &str) -> Result<bool> {

@@ -634,6 +634,20 @@ async fn events_pruned_before_delivery_pause_the_endpoint_and_resume_acknowledge
     );
     let (ok, out, _) = scimd(&["check", "--db", db]);
     assert!(!ok && out.contains("webhook \"lock-ssh\": events"), "{out}");
+    // The gap is the operator's to resolve, never a reason to refuse the backup they want
+    // now, nor its restore.
+    let copy = tempfile::TempDir::new().unwrap();
+    let backup = copy.path().join("b.db");
+    let (ok, _, err) = scimd(&["backup", backup.to_str().unwrap(), "--db", db]);
+    assert!(ok, "{err}");
+    let restored = copy.path().join("r.db");
+    let (ok, _, err) = scimd(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--db",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
     // Resume acknowledges the gap (and says so), then delivers from the oldest kept event.
     let tried = receiver.got().len();
     let (ok, out, err) = scimd(&["webhook", "resume", "lock-ssh", "--db", db]);
