@@ -322,7 +322,7 @@ fn stage(
 
 /// Gives a restored copy a new event history id (`store::webhooks::epoch`): events after
 /// the backup get seqs the lost ones had, and receivers deduplicate deliveries by an id made
-/// of both. A copy from before migration 9 gets its first one when it is migrated.
+/// of both. A copy from before migration 10 gets its first one when it is migrated.
 fn new_event_history(staged: &Path) -> Result<()> {
     let conn = Connection::open(staged)?;
     let has_settings: bool = conn.query_row(
