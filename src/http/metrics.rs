@@ -175,7 +175,7 @@ pub async fn serve<B>(
         app.limits.failed_auth.fail(client)?;
         let e = Error::Unauthorized("the metrics token is required".into());
         let entry = actor.entry(&format!("{} /metrics", req.method()), "failure", 401);
-        app.rejections.push(entry, &e);
+        app.rejections.push(entry, None, &e);
         return Err(e);
     }
     let mut out = String::new();

@@ -570,11 +570,9 @@ async fn respond(
     let pattern = route.as_ref().map_or("-", Route::pattern);
     let mut seen = TokenSeen::default();
     let result = route_and_dispatch(&app, req, route.clone(), &mut actor, &mut seen, client).await;
-    let TokenSeen {
-        token_seq,
-        writer,
-        out_of_scope,
-    } = seen;
+    let TokenSeen { token_seq, scope } = seen;
+    // A write token is never refused by its scope, so this is an accepted one.
+    let writer = scope == Some(Scope::Write);
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
     if let Some(seq) = token_seq {
         let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
@@ -600,11 +598,8 @@ async fn respond(
                     e.status().as_u16(),
                 );
                 entry.resource_id = route.ok().and_then(|r| r.resource_id().map(str::to_string));
-                if out_of_scope {
-                    app.rejections.push_out_of_scope(entry, &e);
-                } else {
-                    app.rejections.push(entry, &e);
-                }
+                // A read token's failures, whatever they are, go to its own budget.
+                app.rejections.push(entry, scope, &e);
             }
             (error_response(&e), token, writer)
         }
@@ -616,10 +611,9 @@ async fn respond(
 struct TokenSeen {
     /// A live token's seq (for its last-used record).
     token_seq: Option<i64>,
-    /// Accepted with write scope: the identity provider's.
-    writer: bool,
-    /// Live, but refused by its scope.
-    out_of_scope: bool,
+    /// A live token's scope, whether or not it covered the request: write is the identity
+    /// provider's; read tokens are handed to scripts and may leak.
+    scope: Option<Scope>,
 }
 
 async fn route_and_dispatch(
@@ -656,7 +650,7 @@ async fn route_and_dispatch(
                 // read: on record (and its last request) under the token's name, and not a
                 // failed authentication.
                 seen.token_seq = Some(principal.token_seq);
-                seen.out_of_scope = true;
+                seen.scope = Some(principal.scope);
                 actor.kind = ActorKind::Token;
                 actor.name = principal.name;
                 return Err(error);
@@ -667,8 +661,7 @@ async fn route_and_dispatch(
             }
         };
         seen.token_seq = Some(p.token_seq);
-        // Never set for a scope refusal (returned above): only an accepted write token.
-        seen.writer = p.scope == Scope::Write;
+        seen.scope = Some(p.scope);
         actor.kind = ActorKind::Token;
         actor.name = p.name;
     }

@@ -9,8 +9,8 @@
 //! anonymous clients (failed console sign-ins included), for clients presenting a token on
 //! record that no longer works (an identity provider whose token was revoked), and for
 //! authenticated clients, so a flood without a token never crowds out an identity provider's
-//! failures (writes a read token's scope refuses have their own, as read tokens are handed
-//! to scripts and may leak); each budget has a share per client (an IPv4 address or an IPv6 /64, so one
+//! failures (a read token's failures, refused writes and missing ids alike, have their own, as
+//! read tokens are handed to scripts and may leak); each budget has a share per client (an IPv4 address or an IPv6 /64, so one
 //! client cannot take the budget from the others); requests beyond it are counted in one
 //! summary entry per minute. So the log grows by at most a fixed number of small rows a minute, and the queue
 //! is bounded in entries and in bytes.
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tracing::warn;
 
+use super::tokens::Scope;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::audit::{self, NewEntry};
@@ -42,13 +43,13 @@ const MAX_RESOURCE_NAME: usize = 256;
 const MAX_ERROR: usize = 200;
 
 /// Who a budget is for: anonymous clients, clients with a token on record that no longer
-/// works, valid tokens sending what their scope does not cover, or those with a valid
-/// credential.
+/// works, valid read tokens, or those with another valid credential (write tokens: the
+/// identity provider's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Anonymous,
     RevokedToken,
-    OutOfScope,
+    ReadToken,
     Authenticated,
 }
 
@@ -73,10 +74,11 @@ const REVOKED_TOKEN: Budget = Budget {
     entries: 100,
     per_client: 20,
 };
-/// Writes refused by a token's scope are folded per client, token, method and route (no
-/// resource, which the sender varies at will), in their own budget: a leaked read token
-/// cannot use up the one the identity provider's failures need.
-const OUT_OF_SCOPE: Budget = Budget {
+/// Every failure of a read token (a write its scope refuses, a missing id, a bad filter) is
+/// folded per client, token, method and route (no resource, which the sender varies at
+/// will), in its own budget: a leaked read token cannot use up the one the identity
+/// provider's failures need.
+const READ_TOKEN: Budget = Budget {
     entries: 100,
     per_client: 20,
 };
@@ -88,15 +90,19 @@ const AUTHENTICATED: Budget = Budget {
 };
 /// The queue's memory, whatever the entries hold (each is also bounded by the cuts above).
 const MAX_QUEUE_BYTES: usize = 512 * 1024;
-/// Kept free within it for the two summary entries, which are outside the budgets.
+/// Kept free within it for the summary entries (one per class, four at most), which are
+/// outside the budgets.
 const SUMMARY_RESERVE: usize = 4096;
 
 impl Class {
-    fn of(entry: &NewEntry) -> Class {
+    /// A request's class from its actor's kind and, for a live token, its scope.
+    fn of(entry: &NewEntry, scope: Option<Scope>) -> Class {
         if entry.actor_kind == ActorKind::Anonymous.as_str() {
             Class::Anonymous
         } else if entry.actor_kind == ActorKind::RevokedToken.as_str() {
             Class::RevokedToken
+        } else if scope == Some(Scope::Read) {
+            Class::ReadToken
         } else {
             Class::Authenticated
         }
@@ -106,7 +112,7 @@ impl Class {
         match self {
             Class::Anonymous => &ANONYMOUS,
             Class::RevokedToken => &REVOKED_TOKEN,
-            Class::OutOfScope => &OUT_OF_SCOPE,
+            Class::ReadToken => &READ_TOKEN,
             Class::Authenticated => &AUTHENTICATED,
         }
     }
@@ -214,7 +220,7 @@ impl Window {
     ) {
         // A request without a working credential names no resource on record: the id it put
         // in its path would otherwise show in that user's or group's history, the attacker's
-        // to plant. Nor does a refused write, so its repeats fold whatever ids they name.
+        // to plant. Nor does a read token's failure, so its repeats fold whatever ids they name.
         if class != Class::Authenticated {
             entry.resource_id = None;
         }
@@ -279,7 +285,7 @@ impl Window {
             match class {
                 Class::Anonymous => "unauthenticated",
                 Class::RevokedToken => "revoked-token",
-                Class::OutOfScope => "scope-refused",
+                Class::ReadToken => "read-token",
                 Class::Authenticated => "authenticated",
             }
         );
@@ -337,16 +343,11 @@ impl Pending {
 
 impl Rejections {
     /// Queues the entry for a request that failed with `error`; its budget follows from its
-    /// actor's kind.
-    pub fn push(&self, entry: NewEntry, error: &Error) {
-        let class = Class::of(&entry);
+    /// actor's kind and, for a live token, its scope (`None` otherwise): a read token's
+    /// failures are in their own budget, folded without the resource.
+    pub fn push(&self, entry: NewEntry, scope: Option<Scope>, error: &Error) {
+        let class = Class::of(&entry, scope);
         self.push_as(class, entry, error);
-    }
-
-    /// Queues the entry for a request its token's scope does not cover (a read token's
-    /// write): in its own budget, folded without the resource.
-    pub fn push_out_of_scope(&self, entry: NewEntry, error: &Error) {
-        self.push_as(Class::OutOfScope, entry, error);
     }
 
     /// Queues the entry for a failed console sign-in: whoever it names, the client had no
@@ -486,6 +487,7 @@ mod tests {
                     "GET /Users/{id}",
                     Some(&id),
                 ),
+                None,
                 &unauthorized(),
             );
         }
@@ -510,6 +512,7 @@ mod tests {
         let r = Rejections::default();
         r.push(
             rejected(ActorKind::Token, "10.0.0.1", "GET /Users/{id}", Some(&id)),
+            Some(Scope::Write),
             &unauthorized(),
         );
         let w = r.window.lock().unwrap();
@@ -527,6 +530,7 @@ mod tests {
         for n in 0..10_000 {
             r.push(
                 rejected(ActorKind::Anonymous, "10.0.0.1", &format!("X{n} -"), None),
+                None,
                 &unauthorized(),
             );
         }
@@ -535,6 +539,7 @@ mod tests {
         for c in 0..others {
             r.push(
                 rejected(ActorKind::Anonymous, &format!("10.0.1.{c}"), "GET -", None),
+                None,
                 &unauthorized(),
             );
         }
@@ -558,6 +563,7 @@ mod tests {
             for _ in 0..20 {
                 r.push(
                     rejected(ActorKind::Anonymous, &format!("10.{c}"), "GET -", None),
+                    None,
                     &unauthorized(),
                 );
             }
@@ -565,9 +571,13 @@ mod tests {
         let mut idp = rejected(ActorKind::Token, "192.0.2.1", "PUT /Users/{id}", Some("u1"));
         idp.actor = "okta".into();
         idp.status = 400;
-        r.push(idp.clone(), &Error::InvalidValue("bad".into()));
+        r.push(
+            idp.clone(),
+            Some(Scope::Write),
+            &Error::InvalidValue("bad".into()),
+        );
         idp.resource_id = Some("u2".into());
-        r.push(idp, &Error::InvalidValue("bad".into()));
+        r.push(idp, Some(Scope::Write), &Error::InvalidValue("bad".into()));
         let w = r.window.lock().unwrap();
         // The anonymous budget, its summary, and the identity provider's two resources.
         assert_eq!(w.groups.len(), ANONYMOUS.entries + 1 + 2);
@@ -588,6 +598,7 @@ mod tests {
                     &format!("X{n} -"),
                     None,
                 ),
+                None,
                 &unauthorized(),
             );
         }
@@ -600,7 +611,7 @@ mod tests {
         let mut revoked = rejected(ActorKind::RevokedToken, "192.0.2.1", "GET -", Some("u"));
         revoked.actor = "okta".into();
         for _ in 0..5 {
-            r.push(revoked.clone(), &unauthorized());
+            r.push(revoked.clone(), None, &unauthorized());
         }
         let w = r.window.lock().unwrap();
         let from_net = w
@@ -639,7 +650,7 @@ mod tests {
             );
             e.actor = "chatbot".into();
             e.status = 403;
-            r.push_out_of_scope(e, &Error::Forbidden("read scope".into()));
+            r.push(e, Some(Scope::Read), &Error::Forbidden("read scope".into()));
         }
         // Then the identity provider's failures (from its two addresses), one per resource.
         for n in 0..200 {
@@ -652,7 +663,7 @@ mod tests {
             );
             e.actor = "okta".into();
             e.status = 400;
-            r.push(e, &Error::InvalidValue("bad".into()));
+            r.push(e, Some(Scope::Write), &Error::InvalidValue("bad".into()));
         }
         let w = r.window.lock().unwrap();
         let bot: Vec<_> = w
@@ -671,12 +682,88 @@ mod tests {
     }
 
     #[test]
+    fn every_failure_of_a_read_token_is_in_its_class_folded_without_the_resource() {
+        let token = rejected(ActorKind::Token, "10.0.0.1", "GET -", None);
+        let read = Some(Scope::Read);
+        assert_eq!(Class::of(&token, read), Class::ReadToken);
+        assert_eq!(Class::of(&token, Some(Scope::Write)), Class::Authenticated);
+        let anonymous = rejected(ActorKind::Anonymous, "10.0.0.1", "GET -", None);
+        assert_eq!(Class::of(&anonymous, None), Class::Anonymous);
+        let revoked = rejected(ActorKind::RevokedToken, "10.0.0.1", "GET -", None);
+        assert_eq!(Class::of(&revoked, None), Class::RevokedToken);
+
+        let r = Rejections::default();
+        // A leaked read token from two addresses: missing ids, bad filters, refused writes.
+        let failures = [
+            (
+                "GET /Users/{id}",
+                404,
+                Error::NotFound("no such user".into()),
+            ),
+            ("GET /Users", 400, Error::InvalidFilter("bad filter".into())),
+            (
+                "PUT /Users/{id}",
+                403,
+                Error::Forbidden("read scope".into()),
+            ),
+        ];
+        for n in 0..3000 {
+            let (action, status, error) = &failures[n % 3];
+            let mut e = rejected(
+                ActorKind::Token,
+                &format!("10.0.0.{}", n % 2),
+                action,
+                Some(&n.to_string()),
+            );
+            e.actor = "chatbot".into();
+            e.status = *status;
+            r.push(e, read, error);
+        }
+        // A write token's missing ids stay apart per resource.
+        for n in 0..2 {
+            let mut e = rejected(
+                ActorKind::Token,
+                "192.0.2.1",
+                "GET /Users/{id}",
+                Some(&n.to_string()),
+            );
+            e.actor = "okta".into();
+            e.status = 404;
+            r.push(
+                e,
+                Some(Scope::Write),
+                &Error::NotFound("no such user".into()),
+            );
+        }
+        let w = r.window.lock().unwrap();
+        let bot: Vec<_> = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.actor == "chatbot")
+            .collect();
+        assert_eq!(bot.len(), 6, "one entry per address and failure");
+        assert!(
+            bot.iter()
+                .all(|g| g.count == 500 && g.entry.resource_id.is_none())
+        );
+        assert_eq!(w.per_class.get(&Class::ReadToken), Some(&6));
+        assert_eq!(w.per_class.get(&Class::Authenticated), Some(&2));
+        let okta: Vec<_> = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.actor == "okta")
+            .filter_map(|g| g.entry.resource_id.as_deref())
+            .collect();
+        assert_eq!(okta, ["0", "1"]);
+    }
+
+    #[test]
     fn the_queue_is_bounded_in_bytes() {
         let r = Rejections::default();
         for c in 0..100_000 {
             let mut e = rejected(ActorKind::Token, &format!("10.{c}"), "GET -", Some("x"));
             e.actor = format!("{c}{}", "a".repeat(1000));
-            r.push(e, &unauthorized());
+            r.push(e, Some(Scope::Write), &unauthorized());
         }
         let w = r.window.lock().unwrap();
         assert!(w.bytes <= MAX_QUEUE_BYTES, "{}", w.bytes);

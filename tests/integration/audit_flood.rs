@@ -433,9 +433,10 @@ async fn pruning_to_size_keeps_change_records_and_drops_flood_rows() {
     assert!(store.read_sync(audit::size_on_disk).unwrap() <= 1024 * 1024);
 }
 
-/// A leaked read token sending writes to ever new ids from a few addresses (each a 403)
-/// is folded per address in a budget of its own: the identity provider's failures in the
-/// same minute are still on record one by one.
+/// A leaked read token sending writes (each a 403) and reads of missing users (each a 404)
+/// to ever new ids from a few addresses is folded per address, method and route in a budget
+/// of its own: the identity provider's failures in the same minute are still on record one
+/// by one.
 #[tokio::test]
 async fn a_read_token_s_refused_writes_cannot_hide_the_identity_provider_s_failures() {
     let s = Server::start().await;
@@ -448,21 +449,24 @@ async fn a_read_token_s_refused_writes_cannot_hide_the_identity_provider_s_failu
     )
     .unwrap();
     let bearer = format!("Bearer {reader}");
+    // More than the authenticated budget (1,000), from more addresses than its per-client
+    // share (500) needs to fill it.
     const SENT: u32 = 1100;
-    futures_util::stream::iter(0..SENT)
+    futures_util::stream::iter(0..2 * SENT)
         .for_each_concurrent(16, |n| {
             let (s, bearer) = (&s, bearer.as_str());
+            let (method, status) = if n < SENT { ("PUT", 403) } else { ("GET", 404) };
             async move {
                 let r = s
                     .raw_from(
                         loopback_client(1 + n % 3),
-                        "PUT",
+                        method,
                         &format!("/scim/v2/Users/leaked-{n}"),
                         &[("authorization", bearer)],
                         None,
                     )
                     .await;
-                assert_eq!(r.status, 403);
+                assert_eq!(r.status, status);
             }
         })
         .await;
@@ -471,13 +475,18 @@ async fn a_read_token_s_refused_writes_cannot_hide_the_identity_provider_s_failu
             .await
             .assert_error(404, None);
     }
-    let bot = logged_count(&s.db(), "actor = 'chatbot'", u64::from(SENT)).await;
+    let bot = logged_count(&s.db(), "actor = 'chatbot'", u64::from(2 * SENT)).await;
     assert_eq!(
         bot.len(),
-        3,
-        "one entry per address, whatever ids they name"
+        6,
+        "one entry per address and method, whatever ids they name: {bot:?}"
     );
-    let idp = logged_count(&s.db(), "actor_kind = 'token' AND actor <> 'chatbot'", 3).await;
+    let idp = logged_count(
+        &s.db(),
+        "actor_kind = 'token' AND actor <> 'chatbot' AND action <> 'requests.rejected'",
+        3,
+    )
+    .await;
     assert_eq!(
         idp.len(),
         3,
