@@ -194,6 +194,14 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             return Ok(());
         };
         if ep.state == "paused" {
+            // Retention may overtake an endpoint paused by the retry window too: that is
+            // recorded once (its reason becomes the gap's, which resume acknowledges).
+            if let Some((first, last)) = gap
+                && !super::gap_recorded(ep.last_error.as_deref(), first)
+            {
+                pause_for_gap(hub, &ep, first, last).await?;
+                continue;
+            }
             hub.metrics
                 .waiting(&ep.name, &ep.state, oldest(hub, &ep).await?);
             // New events change nothing for a paused endpoint (and each wake-up would cost
