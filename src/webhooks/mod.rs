@@ -413,9 +413,9 @@ impl Delivery {
     }
 }
 
-/// Logs a test or manual attempt (the endpoint's cursor and retry state stay) and, with an
-/// `auditor`, audits it as theirs with what came of it (never the error text: it may quote
-/// the URL).
+/// Logs a test or manual attempt (the endpoint's cursor and retry state stay; nothing if it
+/// was removed meanwhile) and, with an `auditor`, audits it as theirs with what came of it
+/// (never the error text: it may quote the URL).
 async fn log_manual(
     store: &Store,
     endpoint: &Endpoint,
@@ -438,12 +438,15 @@ async fn log_manual(
     store
         .write(move |tx| {
             let now = time::now();
-            sql::log_attempt(
-                tx,
-                seq,
-                &outcome(event, 1, trigger, &now, &sent),
-                Some(&oldest_kept()),
-            )?;
+            // Removed while the attempt was in flight: its log went with it.
+            if sql::get(tx, seq)?.is_some() {
+                sql::log_attempt(
+                    tx,
+                    seq,
+                    &outcome(event, 1, trigger, &now, &sent),
+                    Some(&oldest_kept()),
+                )?;
+            }
             let Some(actor) = auditor else {
                 return Ok(());
             };

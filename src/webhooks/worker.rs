@@ -272,12 +272,13 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
         let event_seq = event.seq;
         let prune = (until_prune == 0).then(super::oldest_kept);
         until_prune = until_prune.checked_sub(1).unwrap_or(sql::PRUNE_EVERY - 1);
-        hub.store
+        let recorded = hub
+            .store
             .write(move |tx| {
-                // Removed while the delivery was in flight: nothing to record, and the next
-                // turn of the loop ends the worker.
+                // Removed while the delivery was in flight: nothing to record (nor count or
+                // log), and the next turn of the loop ends the worker.
                 if sql::get(tx, seq)?.is_none() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let at = stime::format(done);
                 let o = outcome(Some(event_seq), attempt, "scheduled", &at, &record);
@@ -288,9 +289,12 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
                     let next = next.map(stime::format);
                     sql::failed(tx, seq, cursor, &at, next.as_deref())?;
                 }
-                Ok(())
+                Ok(true)
             })
             .await?;
+        if !recorded {
+            continue;
+        }
         let result = match (sent.ok(), next) {
             (true, _) => "success",
             (false, Some(_)) => "failure",

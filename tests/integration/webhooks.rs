@@ -724,6 +724,30 @@ async fn retention_overtaking_an_endpoint_paused_by_the_retry_window_is_recorded
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_racing_the_removal_of_its_endpoint_is_answered_not_failed() {
+    let server = start().await;
+    let store = beside(&server);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Mode::Slow(Duration::from_millis(600)));
+    add(&store, "racing", &receiver.url(), &[], "standard");
+    let client = webhooks::Client::new(None, webhooks::Timeouts::default()).unwrap();
+    let sending = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            webhooks::test_audited(&store, &client, "racing", &Actor::cli()).await
+        })
+    };
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    webhooks::remove(&store, "racing", &Actor::cli()).unwrap();
+    let sent = sending
+        .await
+        .unwrap()
+        .expect("the console's Test answers, not 500");
+    assert_eq!(sent.status, Some(200));
+    assert!(webhooks::list(&store).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     let server = start().await;
     let store = beside(&server);
