@@ -749,6 +749,12 @@ function secretOnce(name, secret, what) {
 /** An endpoint's state, in words: healthy, retrying (when next) or paused (and why). */
 function webhookState(w) {
   const last = w.lastError || (w.lastStatus ? `HTTP ${w.lastStatus}` : "no answer");
+  const gap = w.prunedBeforeDelivery;
+  if (w.state === "paused" && gap) {
+    // Retention deleted events it never got: resuming skips them, it cannot deliver them.
+    return h("div", { class: "wh-state" }, h("span", { class: "badge bad" }, "paused"), " ",
+      h("span", {}, `${gap.reason}. Resuming skips ${eventRange(gap)} for good; the receiver gets the events after them, in order.`));
+  }
   if (w.state === "paused") {
     return h("div", { class: "wh-state" }, h("span", { class: "badge bad" }, "paused"), " ",
       h("span", {}, `Gave up after ${w.failedAttempts} failed attempts since ${when(w.failingSince)} (last: ${last}). Nothing is delivered until you resume; then it gets everything it missed, in order.`));
@@ -773,14 +779,21 @@ function behind(w) {
   return w.oldestPendingAt ? `${n} waiting, the oldest ${ago(w.oldestPendingAt)} old` : `${n} waiting`;
 }
 
+/** Events `first`–`last` (seqs as strings), in words. */
+function eventRange(r) {
+  return r.first === r.last ? `event ${r.first}` : `events ${r.first}–${r.last}`;
+}
+
 /** A Resume button that resumes `w` and re-renders with `then(notice)`. */
 function resumeButton(w, status, then) {
   const b = h("button", { type: "button", "aria-label": `Resume ${w.name}` }, "Resume");
   b.addEventListener("click", async () => {
     b.disabled = true;
     try {
-      await api("POST", `/webhooks/${encodeURIComponent(w.name)}/resume`);
-      await then(h("p", { class: "ok", role: "status" }, `Resumed “${w.name}”: it gets what it missed, in order.`));
+      const { skipped } = await api("POST", `/webhooks/${encodeURIComponent(w.name)}/resume`);
+      await then(skipped
+        ? h("p", { class: "warn", role: "status" }, `Resumed “${w.name}”: ${eventRange(skipped)}, pruned by retention before delivery, ${skipped.first === skipped.last ? "is" : "are"} skipped for good — resync the receiver from SCIM. It gets the events after them, in order.`)
+        : h("p", { class: "ok", role: "status" }, `Resumed “${w.name}”: it gets what it missed, in order.`));
     } catch (e) { b.disabled = false; status.replaceChildren(errorBox(e)); }
   });
   return b;

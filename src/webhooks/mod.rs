@@ -323,9 +323,20 @@ pub fn gap_reason(first: i64, last: i64) -> String {
     } else {
         format!("events {first}–{last} were")
     };
-    format!(
-        "{events} pruned by retention before delivery: resync the receiver from SCIM, then resume"
-    )
+    format!("{events} {GAP_REASON}")
+}
+
+const GAP_REASON: &str =
+    "pruned by retention before delivery: resync the receiver from SCIM, then resume";
+
+/// Whether `last_error` is the reason of a pause for a gap starting at event `first`: that
+/// gap is recorded already (growing afterwards does not record it again).
+pub fn gap_recorded(last_error: Option<&str>, first: i64) -> bool {
+    last_error.is_some_and(|e| {
+        e.ends_with(GAP_REASON)
+            && (e.starts_with(&format!("event {first} was "))
+                || e.starts_with(&format!("events {first}–")))
+    })
 }
 
 /// The newest delivery attempts of an endpoint, newest first. Blocking.
@@ -402,9 +413,9 @@ impl Delivery {
     }
 }
 
-/// Logs a test or manual attempt (the endpoint's cursor and retry state stay) and, with an
-/// `auditor`, audits it as theirs with what came of it (never the error text: it may quote
-/// the URL).
+/// Logs a test or manual attempt (the endpoint's cursor and retry state stay; nothing if it
+/// was removed meanwhile) and, with an `auditor`, audits it as theirs with what came of it
+/// (never the error text: it may quote the URL).
 async fn log_manual(
     store: &Store,
     endpoint: &Endpoint,
@@ -427,12 +438,15 @@ async fn log_manual(
     store
         .write(move |tx| {
             let now = time::now();
-            sql::log_attempt(
-                tx,
-                seq,
-                &outcome(event, 1, trigger, &now, &sent),
-                Some(&oldest_kept()),
-            )?;
+            // Removed while the attempt was in flight: its log went with it.
+            if sql::get(tx, seq)?.is_some() {
+                sql::log_attempt(
+                    tx,
+                    seq,
+                    &outcome(event, 1, trigger, &now, &sent),
+                    Some(&oldest_kept()),
+                )?;
+            }
             let Some(actor) = auditor else {
                 return Ok(());
             };
@@ -559,6 +573,17 @@ async fn signing(store: &Store, name: &str) -> Result<(Endpoint, Vec<Vec<u8>>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gap_is_recorded_once_by_its_first_event_whatever_its_last() {
+        let reason = gap_reason(7, 9);
+        assert!(gap_recorded(Some(&reason), 7));
+        assert!(gap_recorded(Some(&gap_reason(7, 7)), 7));
+        assert!(!gap_recorded(Some(&reason), 8), "a new gap after a resume");
+        assert!(!gap_recorded(Some(&gap_reason(17, 19)), 1));
+        assert!(!gap_recorded(Some("HTTP 500"), 7));
+        assert!(!gap_recorded(None, 7));
+    }
 
     #[test]
     fn a_url_is_shown_without_its_query_and_a_chat_url_without_its_path() {

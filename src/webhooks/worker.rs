@@ -176,16 +176,20 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
         // Marked seen before reading, so a commit after the read wakes the wait below.
         head.borrow_and_update();
         changes.borrow_and_update();
-        // One read per delivery (the endpoint, its next event, the head, the secrets, in one
-        // snapshot): a backlog is delivered at one hop to the blocking pool per event.
+        // One read per turn (the endpoint, its gap, its next event, the head, the secrets, in
+        // one snapshot; a paused endpoint's only what it shows): a backlog is delivered at
+        // one read and one write on the blocking pool per event.
         let Some((ep, next, head_seq, gap, secrets)) = hub
             .store
             .read(move |c| {
                 let Some(ep) = sql::get(c, seq)? else {
                     return Ok(None);
                 };
-                let next = events::after(c, ep.cursor, &ep.types, 1)?.pop();
                 let gap = sql::gap(c, ep.cursor)?;
+                let next = events::after(c, ep.cursor, &ep.types, 1)?.pop();
+                if ep.state == "paused" {
+                    return Ok(Some((ep, next, 0, gap, Vec::new())));
+                }
                 let secrets = sql::secrets(c, seq, &stime::now())?;
                 Ok(Some((ep, next, events::head(c)?, gap, secrets)))
             })
@@ -194,8 +198,19 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
             return Ok(());
         };
         if ep.state == "paused" {
-            hub.metrics
-                .waiting(&ep.name, &ep.state, oldest(hub, &ep).await?);
+            // Retention may overtake an endpoint paused by the retry window too: that is
+            // recorded once (its reason becomes the gap's, which resume acknowledges).
+            if let Some((first, last)) = gap
+                && !super::gap_recorded(ep.last_error.as_deref(), first)
+            {
+                pause_for_gap(hub, &ep, first, last).await?;
+                continue;
+            }
+            hub.metrics.waiting(
+                &ep.name,
+                &ep.state,
+                next.as_ref().and_then(|e| stime::parse(&e.at)),
+            );
             // New events change nothing for a paused endpoint (and each wake-up would cost
             // a scan after its cursor): only a resume, from here or at the tick, does.
             wait(None, &mut changes, hub.settings.tick).await;
@@ -257,12 +272,13 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
         let event_seq = event.seq;
         let prune = (until_prune == 0).then(super::oldest_kept);
         until_prune = until_prune.checked_sub(1).unwrap_or(sql::PRUNE_EVERY - 1);
-        hub.store
+        let recorded = hub
+            .store
             .write(move |tx| {
-                // Removed while the delivery was in flight: nothing to record, and the next
-                // turn of the loop ends the worker.
+                // Removed while the delivery was in flight: nothing to record (nor count or
+                // log), and the next turn of the loop ends the worker.
                 if sql::get(tx, seq)?.is_none() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let at = stime::format(done);
                 let o = outcome(Some(event_seq), attempt, "scheduled", &at, &record);
@@ -273,9 +289,12 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
                     let next = next.map(stime::format);
                     sql::failed(tx, seq, cursor, &at, next.as_deref())?;
                 }
-                Ok(())
+                Ok(true)
             })
             .await?;
+        if !recorded {
+            continue;
+        }
         let result = match (sent.ok(), next) {
             (true, _) => "success",
             (false, Some(_)) => "failure",
@@ -342,16 +361,6 @@ async fn pause_for_gap(hub: &Hub, ep: &sql::Endpoint, first: i64, last: i64) -> 
         );
     }
     Ok(())
-}
-
-/// When the oldest event an endpoint has not acknowledged was committed.
-async fn oldest(hub: &Hub, ep: &sql::Endpoint) -> Result<Option<OffsetDateTime>> {
-    let (cursor, types) = (ep.cursor, ep.types.clone());
-    let next = hub
-        .store
-        .read(move |c| Ok(events::after(c, cursor, &types, 1)?.pop()))
-        .await?;
-    Ok(next.and_then(|e| stime::parse(&e.at)))
 }
 
 #[cfg(test)]

@@ -665,11 +665,54 @@ async fn an_admin_adds_a_webhook_sees_its_secret_once_and_its_deliveries() {
     receiver.answer(200);
     let tried = receiver.got().len();
     click_text(&c, "Resume").await;
-    see(&c, "Resumed “flaky”").await;
+    see(&c, "Resumed “flaky”: it gets what it missed, in order.").await;
     receiver
         .wait_from(tried, |g| {
             g.json()["resource"]["userName"] == "bo@acme.example"
                 && g.json()["type"] == "user.created"
+        })
+        .await;
+
+    // Retention overtakes it: the console says so, and Resume says what it skipped for good.
+    receiver.answer(503);
+    s.create_user(&json!({"userName": "cy@acme.example"})).await;
+    for _ in 0..40 {
+        c.goto(&format!("{origin}/webhooks")).await.unwrap();
+        let shown = c
+            .wait()
+            .at_most(Duration::from_millis(500))
+            .for_element(Locator::XPath(paused))
+            .await;
+        if shown.is_ok() {
+            break;
+        }
+    }
+    s.create_user(&json!({"userName": "di@acme.example"})).await;
+    let store = Store::open_for_command(&s.db()).unwrap();
+    store
+        .write_sync(|tx| {
+            let n: u32 = tx.query_row("SELECT COUNT(*) - 1 FROM events", [], |r| r.get(0))?;
+            scimd::store::events::delete_oldest(tx, n)
+        })
+        .unwrap();
+    c.goto(&format!("{origin}/webhooks")).await.unwrap();
+    see(
+        &c,
+        "pruned by retention before delivery: resync the receiver from SCIM",
+    )
+    .await;
+    let gave_up = c.find_all(Locator::XPath("//*[contains(text(),'Gave up after')]"));
+    assert!(
+        gave_up.await.unwrap().is_empty(),
+        "a gap-paused endpoint gave up on nothing"
+    );
+    receiver.answer(200);
+    let tried = receiver.got().len();
+    click_text(&c, "Resume").await;
+    see(&c, "skipped for good — resync the receiver from SCIM").await;
+    receiver
+        .wait_from(tried, |g| {
+            g.json()["resource"]["userName"] == "di@acme.example"
         })
         .await;
     c.close().await.unwrap();

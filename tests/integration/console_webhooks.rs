@@ -532,3 +532,53 @@ async fn a_paused_endpoint_shows_why_and_resuming_it_in_the_console_delivers_wha
     assert_eq!(audit["entries"][0]["resourceName"], "flaky");
     assert_eq!(audit["entries"][0]["actor"], "root");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_paused_endpoint_shows_the_gap_and_resume_answers_what_it_skipped() {
+    let s = start().await;
+    let c = set_up(&s).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(503);
+    add(
+        &c,
+        json!({"name": "behind", "url": receiver.url, "allowHttp": true}),
+    )
+    .await;
+    s.create_user(&json!({"userName": "ana@acme.example"}))
+        .await;
+    wait_view(&c, "behind", |v| v["webhook"]["state"] == "paused").await;
+    s.create_user(&json!({"userName": "bo@acme.example"})).await;
+    // Retention keeps only bo's event.
+    let store = scimd::store::Store::open_for_command(&s.db()).unwrap();
+    store
+        .write_sync(|tx| {
+            let n: u32 = tx.query_row("SELECT COUNT(*) - 1 FROM events", [], |r| r.get(0))?;
+            scimd::store::events::delete_oldest(tx, n)
+        })
+        .unwrap();
+    let v = c.get("/admin/api/webhooks/behind").await;
+    let gap = &v["webhook"]["prunedBeforeDelivery"];
+    let (first, last) = (
+        gap["first"].as_str().unwrap(),
+        gap["last"].as_str().unwrap(),
+    );
+    assert_eq!(
+        gap["reason"],
+        if first == last {
+            format!(
+                "event {first} was pruned by retention before delivery: resync the receiver from SCIM, then resume"
+            )
+        } else {
+            format!(
+                "events {first}–{last} were pruned by retention before delivery: resync the receiver from SCIM, then resume"
+            )
+        }
+    );
+    receiver.answer(200);
+    let answer = post(&c, "/admin/api/webhooks/behind/resume", json!({})).await;
+    assert_eq!(answer["skipped"], json!({"first": first, "last": last}));
+    let v = wait_view(&c, "behind", |v| v["webhook"]["pending"] == 0).await;
+    assert_eq!(v["webhook"]["prunedBeforeDelivery"], Value::Null);
+    let last_got = receiver.got().last().unwrap().json();
+    assert_eq!(last_got["resource"]["userName"], "bo@acme.example");
+}

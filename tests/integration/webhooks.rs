@@ -674,6 +674,94 @@ async fn events_pruned_before_delivery_pause_the_endpoint_and_resume_acknowledge
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_overtaking_an_endpoint_paused_by_the_retry_window_is_recorded_once() {
+    let server = Server::start_in(tempfile::TempDir::new().unwrap(), |c| {
+        let mut c = fast(c);
+        c.webhooks.retry_window = Duration::from_millis(400);
+        c
+    })
+    .await;
+    let store = beside(&server);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Mode::Status(500));
+    add(&store, "gone-quiet", &receiver.url(), &[], "standard");
+    let first = append(&store, "user.created", &user_event("user.created", 1));
+    for i in 2..=3 {
+        append(&store, "user.updated", &user_event("user.updated", i));
+    }
+    wait_state(&store, "gone-quiet", "paused", Duration::from_secs(20)).await;
+    store.write_sync(|tx| events::delete_oldest(tx, 2)).unwrap();
+    let reason = format!(
+        "events {first}–{} were pruned by retention before delivery: resync the receiver from \
+         SCIM, then resume",
+        first + 1
+    );
+    let start = Instant::now();
+    while webhooks::list(&store).unwrap()[0]
+        .endpoint
+        .last_error
+        .as_deref()
+        != Some(&reason)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the gap is not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Many ticks later it is still recorded once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = webhooks::attempts(&store, "gone-quiet", 100).unwrap();
+    let gaps: Vec<_> = log
+        .iter()
+        .filter(|a| a.error.as_deref() == Some(reason.as_str()))
+        .map(|a| (a.event_seq, a.status))
+        .collect();
+    assert_eq!(gaps, [(Some(first), None)]);
+    assert_eq!(log[0].error.as_deref(), Some(reason.as_str()));
+    let m = server
+        .raw(
+            "GET",
+            "/metrics",
+            &[("authorization", "Bearer metrics-secret")],
+            None,
+        )
+        .await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.contains("scimd_webhook_events_lost_total{endpoint=\"gone-quiet\"} 2"),
+        "{text}"
+    );
+    let status = &webhooks::list(&store).unwrap()[0];
+    assert_eq!(status.endpoint.state, "paused");
+    assert_eq!(status.pruned, Some((first, first + 1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_racing_the_removal_of_its_endpoint_is_answered_not_failed() {
+    let server = start().await;
+    let store = beside(&server);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Mode::Slow(Duration::from_millis(600)));
+    add(&store, "racing", &receiver.url(), &[], "standard");
+    let client = webhooks::Client::new(None, webhooks::Timeouts::default()).unwrap();
+    let sending = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            webhooks::test_audited(&store, &client, "racing", &Actor::cli()).await
+        })
+    };
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    webhooks::remove(&store, "racing", &Actor::cli()).unwrap();
+    let sent = sending
+        .await
+        .unwrap()
+        .expect("the console's Test answers, not 500");
+    assert_eq!(sent.status, Some(200));
+    assert!(webhooks::list(&store).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     let server = start().await;
     let store = beside(&server);

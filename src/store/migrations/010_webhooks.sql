@@ -56,6 +56,6 @@ CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_seq, seq);
 
 -- A random id of this database's event history, part of every `webhook-id`: after a restore
 -- seqs are reused with new content, and receivers deduplicate on the id. `scimd restore`
--- draws a new one. OR IGNORE: the change feed may create the same key.
+-- draws a new one. OR IGNORE keeps an id already there (nothing else writes this key).
 INSERT OR IGNORE INTO settings (key, value)
 VALUES ('feed_epoch', json_quote(lower(hex(randomblob(8)))));
