@@ -274,11 +274,14 @@ pub fn delivered(
 }
 
 /// The event after `cursor` failed: one more attempt counted, and either the next one due
-/// at `next` (state retrying) or, `next` being `None`, the endpoint paused.
+/// at `next` (state retrying) or, `next` being `None`, the endpoint paused. Only if the
+/// endpoint is still where the worker read it (`cursor`, and `attempts` failed attempts
+/// before this one): a resume while the attempt was in flight resets the count, and then
+/// wins instead of being overwritten by a "paused" computed from the old retry window.
 pub fn failed(
     conn: &Connection,
     endpoint: i64,
-    cursor: i64,
+    (cursor, attempts): (i64, i64),
     now: &str,
     next: Option<&str>,
 ) -> Result<bool> {
@@ -288,9 +291,9 @@ pub fn failed(
              SET head_attempts = head_attempts + 1, next_attempt_at = ?4,
                  failing_since = IFNULL(failing_since, ?3),
                  state = CASE WHEN ?4 IS NULL THEN 'paused' ELSE 'retrying' END, updated = ?3
-             WHERE seq = ?1 AND cursor = ?2",
+             WHERE seq = ?1 AND cursor = ?2 AND head_attempts = ?5",
         )?
-        .execute(params![endpoint, cursor, now, next])?
+        .execute(params![endpoint, cursor, now, next, attempts])?
         > 0)
 }
 
@@ -473,9 +476,9 @@ mod tests {
             (e.types.clone(), e.state.as_str(), e.cursor),
             (types.to_vec(), "healthy", 0)
         );
-        assert!(failed(&conn, seq, 0, "t1", Some("t2")).unwrap());
+        assert!(failed(&conn, seq, (0, 0), "t1", Some("t2")).unwrap());
         assert!(
-            !failed(&conn, seq, 5, "t1", Some("t2")).unwrap(),
+            !failed(&conn, seq, (5, 1), "t1", Some("t2")).unwrap(),
             "stale cursor"
         );
         let e = get(&conn, seq).unwrap().unwrap();
@@ -487,7 +490,11 @@ mod tests {
             ),
             ("retrying", 1, Some("t1"))
         );
-        assert!(failed(&conn, seq, 0, "t3", None).unwrap());
+        assert!(
+            !failed(&conn, seq, (0, 0), "t3", None).unwrap(),
+            "stale attempt count"
+        );
+        assert!(failed(&conn, seq, (0, 1), "t3", None).unwrap());
         let e = by_name(&conn, "ssh").unwrap().unwrap();
         assert_eq!(
             (
@@ -497,7 +504,13 @@ mod tests {
             ),
             ("paused", 2, Some("t1"))
         );
+        assert!(failed(&conn, seq, (0, 2), "t3", Some("t4")).unwrap());
+        // A resume while an attempt is in flight wins over that attempt's outcome, however
+        // late in the retry window it was.
         assert!(resume(&conn, "ssh", "t4").unwrap());
+        assert!(!failed(&conn, seq, (0, 3), "t5", None).unwrap());
+        let e = get(&conn, seq).unwrap().unwrap();
+        assert_eq!((e.state.as_str(), e.head_attempts), ("healthy", 0));
         assert!(delivered(&conn, seq, 0, 7, "t5").unwrap());
         let e = get(&conn, seq).unwrap().unwrap();
         assert_eq!(

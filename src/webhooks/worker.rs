@@ -287,7 +287,7 @@ async fn run(hub: &Arc<Hub>, seq: i64) -> Result<()> {
                     sql::delivered(tx, seq, cursor, event_seq, &at)?;
                 } else {
                     let next = next.map(stime::format);
-                    sql::failed(tx, seq, cursor, &at, next.as_deref())?;
+                    sql::failed(tx, seq, (cursor, attempt - 1), &at, next.as_deref())?;
                 }
                 Ok(true)
             })
