@@ -149,6 +149,24 @@ pub fn record_change(tx: &rusqlite::Connection, actor: &Actor, c: Change<'_>) ->
     Ok(())
 }
 
+/// Records a successful administrative action on the named thing of `kind` (a token, a
+/// webhook endpoint), in the caller's transaction. Secrets are never part of `detail`.
+pub fn record_named(
+    tx: &rusqlite::Connection,
+    actor: &Actor,
+    action: &str,
+    kind: &'static str,
+    name: &str,
+    detail: Option<Value>,
+) -> Result<()> {
+    let mut e = actor.entry(action, "success", 200);
+    e.resource_type = Some(kind);
+    e.resource_name = Some(name.to_string());
+    e.detail = detail;
+    audit::insert(tx, &e)?;
+    Ok(())
+}
+
 /// Entries matching `q`, newest first.
 pub async fn list(store: &Store, q: Query) -> Result<Vec<Entry>> {
     store.read(move |conn| audit::list(conn, &q)).await

@@ -82,12 +82,7 @@ fn record(
     name: &str,
     detail: Option<serde_json::Value>,
 ) -> Result<()> {
-    let mut e = actor.entry(action, "success", 200);
-    e.resource_type = Some("Token");
-    e.resource_name = Some(name.to_string());
-    e.detail = detail;
-    crate::store::audit::insert(tx, &e)?;
-    Ok(())
+    super::audit::record_named(tx, actor, action, "Token", name, detail)
 }
 
 /// Creates a write token called `name` as the command line (`cli` in the audit log) and

@@ -141,12 +141,7 @@ fn audit(
     name: &str,
     detail: Option<serde_json::Value>,
 ) -> Result<()> {
-    let mut e = actor.entry(action, "success", 200);
-    e.resource_type = Some("Webhook");
-    e.resource_name = Some(name.to_string());
-    e.detail = detail;
-    crate::store::audit::insert(tx, &e)?;
-    Ok(())
+    crate::service::audit::record_named(tx, actor, action, "Webhook", name, detail)
 }
 
 fn missing(name: &str) -> Error {
@@ -357,15 +352,11 @@ impl Delivery {
     /// The delivery of event `seq` (with stored `payload`) to an endpoint of `format`.
     /// `epoch` makes the id unique across restores of the database.
     pub fn event(epoch: &str, seq: i64, payload: &str, format: &str) -> Delivery {
-        let body = events::body(seq, payload);
-        Delivery {
-            id: format!("evt_{epoch}_{seq}"),
-            body: Bytes::from(if format == "chat" {
-                format::chat(&body)
-            } else {
-                body
-            }),
-        }
+        Delivery::formatted(
+            format!("evt_{epoch}_{seq}"),
+            events::body(seq, payload),
+            format,
+        )
     }
 
     /// A test event, delivered outside the endpoint's order and never retried.
@@ -378,13 +369,19 @@ impl Delivery {
             "actor": {"kind": actor.kind.as_str(), "name": actor.name},
         })
         .to_string();
+        Delivery::formatted(id, body, format)
+    }
+
+    /// The event `body` as an endpoint of `format` takes it: as is, or its chat sentence.
+    fn formatted(id: String, body: String, format: &str) -> Delivery {
+        let body = if format == "chat" {
+            format::chat(&body)
+        } else {
+            body
+        };
         Delivery {
             id,
-            body: Bytes::from(if format == "chat" {
-                format::chat(&body)
-            } else {
-                body
-            }),
+            body: Bytes::from(body),
         }
     }
 
