@@ -385,16 +385,6 @@ fn attempt(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
     })
 }
 
-/// The newest attempts of an endpoint, newest first.
-pub fn attempts(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Attempt>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, event_seq, attempt, trigger, at, duration_ms, status, error, response
-         FROM webhook_attempts WHERE endpoint_seq = ?1 ORDER BY seq DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![endpoint, limit], attempt)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 /// An attempt with the type of its event (`None` for a test, or once the event is pruned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
@@ -402,7 +392,7 @@ pub struct Logged {
     pub event_type: Option<String>,
 }
 
-/// `attempts`, each with its event's type.
+/// The newest attempts of an endpoint, newest first, each with its event's type.
 pub fn logged(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Logged>> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.seq, a.event_seq, a.attempt, a.trigger, a.at, a.duration_ms, a.status,
@@ -451,6 +441,14 @@ pub fn renew_epoch(conn: &Connection) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::{events, migrate};
+
+    /// The newest attempts, without their event types.
+    fn attempts(conn: &Connection, endpoint: i64, limit: u32) -> Result<Vec<Attempt>> {
+        Ok(logged(conn, endpoint, limit)?
+            .into_iter()
+            .map(|l| l.attempt)
+            .collect())
+    }
 
     fn db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -334,12 +334,14 @@ pub fn gap_recorded(last_error: Option<&str>, first: i64) -> bool {
     })
 }
 
-/// The newest delivery attempts of an endpoint, newest first. Blocking.
+/// The newest delivery attempts of an endpoint, newest first (`log` without the types).
+/// Blocking.
 pub fn attempts(store: &Store, name: &str, limit: u32) -> Result<Vec<sql::Attempt>> {
-    store.read_sync(|conn| {
-        let e = sql::by_name(conn, name)?.ok_or_else(|| missing(name))?;
-        sql::attempts(conn, e.seq, limit)
-    })
+    Ok(log(store, name, limit)?
+        .1
+        .into_iter()
+        .map(|l| l.attempt)
+        .collect())
 }
 
 /// What is sent: the body and the signed headers.
