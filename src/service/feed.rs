@@ -58,8 +58,10 @@ pub fn read_page(
         After::Oldest => oldest.map_or(head, |o| o - 1),
         After::Now => head,
         After::Seq(seq) => {
-            check_position(seq, oldest, head)?;
-            seq
+            let replaced = events::replaced(conn)?;
+            check_position(seq, oldest, head, &replaced)?;
+            // Past a restore's unused range, so a filtered read's bound starts after it.
+            events::continued(seq, &replaced)
         }
     };
     let mut page = Page {
@@ -97,8 +99,14 @@ pub fn read_page(
 }
 
 /// Fails with `Gone` unless `after` is a position the kept events continue from: the newest
-/// event or before, and no event after it pruned (the oldest kept is at most `after + 1`).
-fn check_position(after: i64, oldest: Option<i64>, head: i64) -> Result<()> {
+/// event or before, not handed out by a history a restore replaced, and no event after it
+/// pruned (the oldest kept is at most the next seq this history used).
+fn check_position(
+    after: i64,
+    oldest: Option<i64>,
+    head: i64,
+    replaced: &[(i64, i64)],
+) -> Result<()> {
     let gone = |detail: String| {
         Err(Error::Gone {
             detail,
@@ -112,8 +120,14 @@ fn check_position(after: i64, oldest: Option<i64>, head: i64) -> Result<()> {
              from an older backup or replaced; resync from SCIM, then follow from after=now"
         ));
     }
+    if events::is_replaced(after, replaced) {
+        return gone(format!(
+            "event {after} belongs to a history that a restore from an older backup replaced: \
+             resync from SCIM, then follow from after=now"
+        ));
+    }
     let first_kept = oldest.unwrap_or(head + 1);
-    if after < first_kept - 1 {
+    if events::continued(after, replaced) < first_kept - 1 {
         return gone(format!(
             "events after {after} are no longer kept (retention); resync from SCIM, \
              then follow from after=now"
@@ -245,7 +259,7 @@ mod tests {
             (9, None, 9, true),
             (8, None, 9, false),
         ] {
-            let got = check_position(after, oldest, head);
+            let got = check_position(after, oldest, head, &[]);
             assert_eq!(
                 got.is_ok(),
                 ok,
@@ -257,6 +271,31 @@ mod tests {
             {
                 assert_eq!((o, h), (oldest, head));
             }
+        }
+    }
+
+    /// A restore kept events up to 10 and the next one is 101: positions 11 to 100 were
+    /// handed out by the lost history, and 10 continues past the unused range, also once
+    /// retention has taken everything.
+    #[test]
+    fn positions_a_restore_replaced_are_gone_and_its_end_continues_past_them() {
+        let replaced = [(10, 100)];
+        for (after, oldest, head, ok) in [
+            (10, Some(5), 100, true),
+            (11, Some(5), 100, false),
+            (99, Some(5), 100, false),
+            (100, Some(5), 100, true),
+            (10, None, 100, true),
+            (10, Some(101), 120, true),
+            (9, Some(101), 120, false),
+            (100, Some(101), 120, true),
+            (120, Some(101), 120, true),
+        ] {
+            assert_eq!(
+                check_position(after, oldest, head, &replaced).is_ok(),
+                ok,
+                "after {after}, oldest {oldest:?}, head {head}"
+            );
         }
     }
 

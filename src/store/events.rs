@@ -95,6 +95,90 @@ pub fn delete_oldest(conn: &Connection, n: u32) -> Result<usize> {
         .execute([n])?)
 }
 
+/// Settings key of the seq ranges restores left unused (`mark_restored`): a JSON list of
+/// `[kept, resumed]` pairs.
+const REPLACED: &str = "events_replaced";
+/// Restores remembered: each one's range stays refused for as long as it is listed.
+const MAX_REPLACED: usize = 100;
+/// How far the seqs jump at a restore when the replaced database's newest event is unknown
+/// (a restore onto a new machine, or over a file SQLite cannot read): past any position the
+/// lost history can have reached, and still far below both `i64::MAX` and 2^53 (ids stay
+/// exact in JavaScript).
+pub const UNKNOWN_JUMP: i64 = 1 << 40;
+
+/// The seq ranges restores left unused, oldest first: after a restore that kept the events
+/// up to `kept`, the next event is `resumed + 1`, and a position strictly between belongs to
+/// the history the restore replaced.
+pub fn replaced(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+    let raw = super::admins::setting(conn, REPLACED)?;
+    Ok(raw
+        .and_then(|raw| serde_json::from_str(&raw).ok())
+        .unwrap_or_default())
+}
+
+/// Whether position `after` was handed out by a history a restore replaced: a consumer
+/// there saw changes that no longer happened and must resync.
+pub fn is_replaced(after: i64, replaced: &[(i64, i64)]) -> bool {
+    replaced
+        .iter()
+        .any(|&(kept, resumed)| kept < after && after < resumed)
+}
+
+/// The position a consumer at `after` really stands at: at the end of what a restore kept,
+/// it is past the unused range (nothing was ever written there in this history, so nothing
+/// there is missing).
+pub fn continued(mut after: i64, replaced: &[(i64, i64)]) -> i64 {
+    // Ranges of successive restores with no event between them chain.
+    while let Some(&(_, resumed)) = replaced.iter().find(|&&(kept, _)| kept == after) {
+        if resumed <= after {
+            break;
+        }
+        after = resumed;
+    }
+    after
+}
+
+/// The newest seq this history used at or before `seq`: a position at the end of a
+/// restore's unused range stands for what that restore kept.
+pub fn used_before(mut seq: i64, replaced: &[(i64, i64)]) -> i64 {
+    while let Some(&(kept, _)) = replaced
+        .iter()
+        .find(|&&(kept, resumed)| resumed == seq && kept < seq)
+    {
+        seq = kept;
+    }
+    seq
+}
+
+/// On a restored copy: the next event's seq goes past `replaced_head` (the newest event of
+/// the database the restore replaces, or `UNKNOWN_JUMP` past the copy's own when that is
+/// unknown), and the range between is recorded (`replaced`). So a feed consumer whose
+/// position the lost history handed out is told to resync (410) instead of being served,
+/// under ids it has already seen, events it would take for the ones it missed.
+pub fn mark_restored(conn: &Connection, replaced_head: Option<i64>) -> Result<()> {
+    let kept = head(conn)?;
+    let resumed = replaced_head
+        .unwrap_or(kept.saturating_add(UNKNOWN_JUMP))
+        .max(kept)
+        .saturating_add(1);
+    let moved = conn.execute(
+        "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'events'",
+        [resumed],
+    )?;
+    if moved == 0 {
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?1)",
+            [resumed],
+        )?;
+    }
+    let mut ranges = replaced(conn)?;
+    ranges.push((kept, resumed));
+    let excess = ranges.len().saturating_sub(MAX_REPLACED);
+    ranges.drain(..excess);
+    let json = serde_json::to_string(&ranges).map_err(crate::error::Error::internal)?;
+    super::admins::set_setting(conn, REPLACED, &json)
+}
+
 /// The event as served and sent: its stored payload (a JSON object without `id`) with
 /// `"id": "<seq>"` first. The one place the id is spliced in, so the feed and webhook
 /// deliveries serve the same bytes.
@@ -217,5 +301,72 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["id"], "42");
         assert_eq!(super::body(7, "{}"), r#"{"id":"7"}"#);
+    }
+    #[test]
+    fn a_restore_continues_the_seqs_past_the_replaced_history_and_records_the_range() {
+        let conn = db();
+        for _ in 0..3 {
+            append(&conn, "2026-12-05T00:00:00.000Z", "user.created", "{}").unwrap();
+        }
+        // The replaced database had reached event 7.
+        mark_restored(&conn, Some(7)).unwrap();
+        assert_eq!(replaced(&conn).unwrap(), [(3, 8)]);
+        assert_eq!(head(&conn).unwrap(), 8);
+        let next = append(&conn, "2026-12-05T00:00:00.000Z", "user.created", "{}").unwrap();
+        assert_eq!(next, 9, "no seq the lost history used is used again");
+        assert!(!is_replaced(3, &[(3, 8)]) && !is_replaced(8, &[(3, 8)]));
+        assert!((4..=7).all(|p| is_replaced(p, &[(3, 8)])));
+        // Unknown (a new machine): far past anything the lost history reached.
+        mark_restored(&conn, None).unwrap();
+        let got = replaced(&conn).unwrap();
+        assert_eq!(got, [(3, 8), (9, 9 + UNKNOWN_JUMP + 1)]);
+        assert_eq!(head(&conn).unwrap(), 9 + UNKNOWN_JUMP + 1);
+        // A replaced database behind the copy: nothing to skip but the one mark.
+        let fresh = db();
+        append(&fresh, "2026-12-05T00:00:00.000Z", "user.created", "{}").unwrap();
+        mark_restored(&fresh, Some(0)).unwrap();
+        assert_eq!(replaced(&fresh).unwrap(), [(1, 2)]);
+        // A copy that never had an event gets its sequence row.
+        let empty = db();
+        mark_restored(&empty, Some(4)).unwrap();
+        assert_eq!(head(&empty).unwrap(), 5);
+    }
+
+    #[test]
+    fn the_end_of_what_a_restore_kept_continues_past_its_unused_range_chained() {
+        let r = [(3, 8), (8, 20), (30, 40)];
+        assert_eq!(
+            continued(3, &r),
+            20,
+            "two restores with no event between chain"
+        );
+        assert_eq!(continued(8, &r), 20);
+        assert_eq!(
+            continued(5, &r),
+            5,
+            "inside a range is not continued (it is gone)"
+        );
+        assert_eq!(continued(30, &r), 40);
+        assert_eq!(continued(31, &r), 31);
+        assert_eq!(continued(2, &[]), 2);
+        assert_eq!(used_before(20, &r), 3, "back through both ranges");
+        assert_eq!(used_before(40, &r), 30);
+        assert_eq!(used_before(39, &r), 39);
+        assert_eq!(used_before(7, &[]), 7);
+    }
+
+    #[test]
+    fn the_restore_ranges_kept_are_bounded() {
+        let conn = db();
+        for _ in 0..MAX_REPLACED + 5 {
+            mark_restored(&conn, None).unwrap();
+        }
+        let got = replaced(&conn).unwrap();
+        assert_eq!(got.len(), MAX_REPLACED);
+        assert_eq!(
+            got.last().unwrap().1,
+            head(&conn).unwrap(),
+            "the newest is kept"
+        );
     }
 }

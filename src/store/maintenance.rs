@@ -294,6 +294,7 @@ fn stage(
     like: &std::fs::Metadata,
     mode: u32,
     lock: Option<&ServerLock>,
+    replaced_head: Option<i64>,
 ) -> Result<Health> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     // A leftover from an interrupted restore (or a link planted there) goes first.
@@ -302,7 +303,7 @@ fn stage(
         .map_err(|e| io("cannot remove an old staged copy", e))?;
     let copy = create_private(staged).map_err(|e| io("cannot create the staged copy", e))?;
     vacuum_into(src, staged)?;
-    new_event_history(staged)?;
+    new_event_history(staged, replaced_head)?;
     // Still the file created above, not one swapped in under the name meanwhile.
     dbfile::is_the_file_at(&copy, staged)
         .and_then(|()| take_owner(like, &copy, Some(mode)))
@@ -320,24 +321,50 @@ fn stage(
     Ok(health)
 }
 
-/// Gives a restored copy a new event history id (`store::webhooks::epoch`): events after
-/// the backup get seqs the lost ones had, and receivers deduplicate deliveries by an id made
-/// of both. A copy from before migration 10 gets its first one when it is migrated.
-fn new_event_history(staged: &Path) -> Result<()> {
-    let conn = Connection::open(staged)?;
-    let has_settings: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings')",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_settings {
-        conn.execute(
+/// Starts a new event history on a restored copy: a new history id
+/// (`store::webhooks::epoch`), which receivers deduplicate deliveries by, and event seqs that
+/// go on past `replaced_head` (the replaced database's newest event; `None` when unknown), so
+/// no seq the lost history handed out is used again (`events::mark_restored`). A copy from
+/// before migration 10 gets its first history id when it is migrated; one from before
+/// migration 7 has no events yet.
+fn new_event_history(staged: &Path, replaced_head: Option<i64>) -> Result<()> {
+    let mut conn = Connection::open(staged)?;
+    let tx = conn.transaction()?;
+    if has_table(&tx, "settings")? {
+        tx.execute(
             "UPDATE settings SET value = json_quote(lower(hex(randomblob(8))))
              WHERE key = 'feed_epoch'",
             [],
         )?;
+        if has_table(&tx, "events")? {
+            super::events::mark_restored(&tx, replaced_head)?;
+        }
     }
+    tx.commit()?;
     Ok(())
+}
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?)
+}
+
+/// The newest event seq of the database a restore replaces, read before it is put aside:
+/// `Some(0)` for one from before the events table (no feed position exists), `None` where it
+/// cannot be read.
+fn replaced_head(db: &Path) -> Option<i64> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    if !has_table(&conn, "events").ok()? {
+        return Some(0);
+    }
+    super::events::head(&conn).ok()
 }
 
 /// Folds the WAL of the database at `db` into the file, so the file alone is complete; if
@@ -569,7 +596,10 @@ fn replace(src: &Path, db: &Path) -> Result<Restored> {
         let _ = std::fs::remove_file(with_suffix(&staged, "-journal"));
         e
     };
-    let health = stage(src, &staged, &like, mode_of(&like), Some(&lock)).map_err(abandon)?;
+    // After the checkpoint, the file alone holds every event the replaced history has.
+    let replaced = damaged.is_none().then(|| replaced_head(&real)).flatten();
+    let health =
+        stage(src, &staged, &like, mode_of(&like), Some(&lock), replaced).map_err(abandon)?;
     let aside = keep_aside(&real, &like).map_err(abandon)?;
     // From here until the rename, nothing may write the old database: a write would leave
     // a WAL of it beside the restored file. A damaged one cannot be written anyway.
@@ -622,7 +652,8 @@ fn restore_new(src: &Path, db: &Path) -> Result<Restored> {
     let lock = ServerLock::acquire_new(&real)?;
     drop_empty_wal(&real)?;
     let staged = with_suffix(&real, ".restoring");
-    let done = stage(src, &staged, &like, 0o600, Some(&lock)).and_then(|health| {
+    // The replaced history (on the machine that was lost) is unknown: `None` jumps the seqs.
+    let done = stage(src, &staged, &like, 0o600, Some(&lock), None).and_then(|health| {
         place_new(&staged, &real).map_err(|e| io("cannot put the backup in place", e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())

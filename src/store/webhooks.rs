@@ -310,11 +310,15 @@ pub fn skip_to(conn: &Connection, endpoint: i64, cursor: i64, to: i64) -> Result
 /// (first, last) seqs; `None` when the oldest kept event follows the cursor. The pruned
 /// events' types are gone, so a gap counts whatever the endpoint's filter.
 pub fn gap(conn: &Connection, cursor: i64) -> Result<Option<(i64, i64)>> {
+    // A restore's unused seqs were never events of this history: none is missing.
+    let replaced = super::events::replaced(conn)?;
+    let cursor = super::events::continued(cursor, &replaced);
     let last = match super::events::oldest(conn)? {
         Some(oldest) => oldest - 1,
         // Retention emptied the table: everything up to the head is gone.
         None => super::events::head(conn)?,
     };
+    let last = super::events::used_before(last, &replaced);
     Ok((last > cursor).then_some((cursor + 1, last)))
 }
 
@@ -628,6 +632,13 @@ mod tests {
         events::delete_oldest(&conn, 2).unwrap();
         assert_eq!(gap(&conn, 2).unwrap(), Some((3, 4)), "the table emptied");
         assert_eq!(gap(&conn, 4).unwrap(), None);
+        // A restore replacing a history that reached event 9: the unused seqs 5 to 9 were
+        // never events here, so an endpoint at 4 misses nothing, even with the table empty.
+        events::mark_restored(&conn, Some(9)).unwrap();
+        assert_eq!(gap(&conn, 4).unwrap(), None);
+        assert_eq!(gap(&conn, 3).unwrap(), Some((4, 4)));
+        events::append(&conn, "t", "user.created", "{}").unwrap();
+        assert_eq!(gap(&conn, 4).unwrap(), None, "event 11 is next and kept");
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub fn filter_query(filter: &str) -> String {
         .finish()
 }
 
-fn db_path(dir: &TempDir) -> PathBuf {
+pub fn db_path(dir: &TempDir) -> PathBuf {
     dir.path().join("scimd.db")
 }
 

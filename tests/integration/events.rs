@@ -426,6 +426,77 @@ async fn a_position_whose_events_were_pruned_or_past_the_newest_is_gone() {
     assert_eq!(gone["head"], "5");
 }
 
+/// After `scimd restore`, positions the replaced history handed out are gone (410, the
+/// consumer saw changes the restore undid), and new events take ids that history never
+/// used, so the backup's own positions go on without being served other events under ids
+/// they have seen. Restoring onto a new machine (the old head unknown) jumps far past it.
+#[tokio::test]
+async fn after_a_restore_the_replaced_history_s_positions_are_gone_and_its_ids_never_reused() {
+    let s = Server::start().await;
+    for n in 0..2 {
+        s.create_user(&json!({"userName": format!("kept{n}")}))
+            .await;
+    }
+    let backup = s.dir.path().join("backup.db");
+    let db = s.db();
+    let (db_arg, backup_arg) = (db.to_str().unwrap(), backup.to_str().unwrap());
+    let out = scimd(&["backup", backup_arg, "--db", db_arg]);
+    assert!(out.status.success(), "{out:?}");
+    for n in 0..2 {
+        s.create_user(&json!({"userName": format!("lost{n}")}))
+            .await;
+    }
+    assert_eq!(feed(&s, "after=now").await["next"], "4");
+    let dir = s.stop().await;
+    let db = db_path(&dir);
+    let out = scimd(&["restore", backup_arg, "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let s = Server::start_in(dir, |c| c).await;
+    for lost in ["3", "4"] {
+        let gone = s
+            .get(&format!("/api/v1/events?after={lost}"))
+            .await
+            .assert_error(410, None);
+        assert!(
+            gone["detail"].as_str().unwrap().contains("restore"),
+            "{gone}"
+        );
+    }
+    // The backup's newest position continues past the ids the lost history used.
+    let page = feed(&s, "after=2").await;
+    assert_eq!(
+        (page["events"].clone(), page["next"].clone()),
+        (json!([]), json!("5"))
+    );
+    let made = s.create_user(&json!({"userName": "new"})).await;
+    let page = feed(&s, "after=2").await;
+    assert_eq!(page["events"][0]["id"], "6", "{page}");
+    assert_eq!(page["events"][0]["resource"]["id"], made["id"]);
+    assert_eq!(feed(&s, "after=5").await["events"][0]["id"], "6");
+    // A filtered read from there moves on too (its bound starts past the unused ids).
+    let page = feed(&s, "after=2&types=group.created").await;
+    assert_eq!(page["next"], "6", "{page}");
+    s.get("/api/v1/events?after=4")
+        .await
+        .assert_error(410, None);
+    assert_eq!(
+        feed(&s, "after=0").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Onto a new machine: the replaced history is unknown.
+    let elsewhere = s.dir.path().join("elsewhere.db");
+    let out = scimd(&["restore", backup_arg, "--db", elsewhere.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let head = Store::open_existing(&elsewhere)
+        .unwrap()
+        .read_sync(scimd::store::events::head)
+        .unwrap();
+    assert_eq!(head, 2 + scimd::store::events::UNKNOWN_JUMP + 1);
+}
+
 #[tokio::test]
 async fn the_feed_needs_a_token() {
     let s = Server::start().await;
