@@ -74,7 +74,10 @@ export async function api(method, path, body) {
 
 export function show(...nodes) {
   main.replaceChildren(...nodes.flat().filter((n) => n != null && n !== false));
-  const title = main.querySelector("h1")?.textContent.trim();
+  // The page's heading names the tab ("Users · scimd"), without its badges ("active").
+  const heading = main.querySelector("h1")?.cloneNode(true);
+  for (const b of heading?.querySelectorAll(".badge") ?? []) b.remove();
+  const title = heading?.textContent.trim();
   document.title = title ? `${title} · scimd` : "scimd";
   labelCells(main);
   // Screen readers start reading at the new page; `main:focus` draws no outline (style.css).

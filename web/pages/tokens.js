@@ -16,10 +16,10 @@ function tokenStatus(t) {
 function secretRow(t, s, now) {
   const current = !t.revoked && !s.ends;
   const state = current ? h("span", { class: "badge ok" }, "current")
-    : s.ends > now ? h("span", { class: "badge warn" }, "old secret, works until " + when(s.ends))
+    : s.ends > now ? h("span", { class: "badge warn" }, "old secret, ends " + when(s.ends))
     : h("span", { class: "muted" }, "stopped " + when(s.ends));
   return h("tr", { class: "secret-row" },
-    h("td", {}, h("span", { class: "muted" }, "Secret "), h("code", {}, s.starts + "…")),
+    h("td", { colspan: 2 }, h("span", { class: "muted" }, "Secret "), h("code", {}, s.starts + "…")),
     h("td", {}, when(s.created)),
     h("td", {}, when(s.lastUsed), s.lastClient ? h("div", { class: "muted" }, s.lastClient) : null),
     h("td", {}, state),
@@ -60,7 +60,7 @@ export async function tokensPage(notice) {
     const actions = t.revoked ? null : h("div", { class: "token-actions" },
       overlapSelect(t), regenerateButton(t), revokeButton(t));
     const head = h("tr", { class: "token-row" },
-      h("th", { scope: "row" }, t.name, h("span", { class: "badge" }, t.scope)),
+      h("td", {}, t.name), h("td", {}, h("span", { class: "badge" }, t.scope)),
       h("td", {}, when(t.created)),
       h("td", {}, when(t.lastUsed), t.lastClient ? h("div", { class: "muted" }, t.lastClient) : null),
       h("td", {}, tokenStatus(t)),
@@ -112,6 +112,6 @@ export async function tokensPage(notice) {
         revokedCount ? h("p", {}, h("label", { class: "check", for: "show-revoked" }, toggle, ` Show revoked tokens (${revokedCount})`)) : null,
         h("div", { class: "table-wrap" }, h("table", { class: "tokens" },
           h("caption", { class: "skip-label" }, "Tokens, each with its secrets beneath"),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Token"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Last used"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Actions"))),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Scope"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Last used"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Actions"))),
           groups))]);
 }
