@@ -194,6 +194,13 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     let shown = c.find(Locator::XPath(retired)).await.unwrap();
     assert!(shown.is_displayed().await.unwrap(), "Show revoked shows it");
     axe_check(&c, "tokens").await;
+    let light = field_border_contrast(&c, "#token-name").await;
+    dark(&c).await;
+    let dark_ = field_border_contrast(&c, "#token-name").await;
+    assert!(
+        light >= 3.0 && dark_ >= 3.0,
+        "field borders: {light:.2}:1 light, {dark_:.2}:1 dark"
+    );
 
     // Something to show on every page: a user, a group, a webhook.
     let bearer = format!("Bearer {second}");
@@ -309,6 +316,18 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
             }
             if phone {
                 phone_layout(&c, &what).await;
+            } else {
+                // Dark: the stylesheet's own dark colours, applied as a dark system would.
+                dark(&c).await;
+                let what = format!("{what}, dark");
+                if let Err(e) = tokio::spawn({
+                    let c = c.clone();
+                    async move { axe_check(&c, &what).await }
+                })
+                .await
+                {
+                    violations.push(format!("{e}"));
+                }
             }
         }
     }
@@ -372,6 +391,38 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     click_text(&c, "Users").await;
     see(&c, "scimd is not answering — is it running?").await;
     c.close().await.unwrap();
+}
+
+/// Applies the stylesheet's `prefers-color-scheme: dark` colours to the page (headless
+/// Chromium is light, and WebDriver cannot change that).
+async fn dark(c: &Client) {
+    let applied = js(
+        c,
+        "let n = 0;          for (const sheet of document.styleSheets) for (const rule of sheet.cssRules)            if (rule.media && rule.conditionText.includes('dark'))              for (const inner of rule.cssRules) for (const name of inner.style) {                document.documentElement.style.setProperty(name, inner.style.getPropertyValue(name)); n++; }          document.documentElement.style.colorScheme = 'dark'; return n;",
+    )
+    .await;
+    assert!(
+        applied.as_u64().unwrap() > 5,
+        "dark colours found: {applied}"
+    );
+    let bg = js(c, "return getComputedStyle(document.body).backgroundColor").await;
+    assert_eq!(bg, "rgb(17, 20, 24)");
+}
+
+/// The contrast of the border of the field `css` against its own background and its card's
+/// (WCAG 1.4.11 asks 3:1 of a control's boundary): the lower.
+async fn field_border_contrast(c: &Client, css: &str) -> f64 {
+    let script = format!(
+        "const lum = (c) => {{ const [r, g, b] = c.match(/[0-9.]+/g).slice(0, 3).map((x) => {{ \
+           x = x / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }}); \
+           return 0.2126 * r + 0.7152 * g + 0.0722 * b; }}; \
+         const ratio = (a, b) => {{ const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); \
+           return (x + 0.05) / (y + 0.05); }}; \
+         const f = document.querySelector('{css}'); const s = getComputedStyle(f); \
+         const card = getComputedStyle(f.closest('.card')).backgroundColor; \
+         return Math.min(ratio(s.borderTopColor, s.backgroundColor), ratio(s.borderTopColor, card));"
+    );
+    js(c, &script).await.as_f64().unwrap()
 }
 
 /// At phone size: nothing wider than the window, table rows as cards with their column's
