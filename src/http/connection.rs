@@ -287,6 +287,18 @@ fn judge(status: StatusCode, body: &[u8], url: &str) -> Outcome {
             ),
         };
     }
+    // The address the check comes from failed to authenticate too often lately (checks
+    // clicked in a row, or a client with a wrong token behind the same proxy): still scimd.
+    if code == 429 && schemas.contains(ERROR_URN) {
+        return Outcome {
+            failed: None,
+            status: Some(code),
+            message: format!(
+                "{url} answered 429 with a SCIM error: scimd is there, and has seen too many \
+                 failed authentications from this server's address in the last minute."
+            ),
+        };
+    }
     if code == 200 && schemas.contains("ServiceProviderConfig") {
         return Outcome {
             failed: None,
@@ -339,6 +351,11 @@ mod tests {
         let error =
             br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401"}"#;
         assert!(judge(StatusCode::UNAUTHORIZED, error, "u").failed.is_none());
+        assert!(
+            judge(StatusCode::TOO_MANY_REQUESTS, error, "u")
+                .failed
+                .is_none()
+        );
         let other = judge(StatusCode::UNAUTHORIZED, b"<html>login</html>", "u");
         assert_eq!(other.failed, Some("status"));
         let missing = judge(StatusCode::NOT_FOUND, b"nope", "u");
