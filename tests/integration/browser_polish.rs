@@ -13,7 +13,7 @@ use scimd::service::admin;
 use scimd::service::audit::Actor;
 use scimd::store::Store;
 
-use crate::browser::{browser, click, click_text, fill, fits, see, shown_token};
+use crate::browser::{browser, click, click_text, fill, fits, see, shown_token, snap};
 use crate::common::*;
 
 /// axe-core 4.14.1 (MPL-2.0, tests/fixtures/axe/LICENSE), from its npm package.
@@ -193,6 +193,7 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     click(&c, "#show-revoked").await;
     let shown = c.find(Locator::XPath(retired)).await.unwrap();
     assert!(shown.is_displayed().await.unwrap(), "Show revoked shows it");
+    snap(&c, "polish-tokens").await;
     axe_check(&c, "tokens").await;
     let light = field_border_contrast(&c, "#token-name").await;
     dark(&c).await;
@@ -316,6 +317,9 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
             }
             if phone {
                 phone_layout(&c, &what).await;
+                if ["/tokens", "/audit", "/connect"].contains(&path) {
+                    snap(&c, &format!("polish-phone{}", path.replace('/', "-"))).await;
+                }
             } else {
                 // Dark: the stylesheet's own dark colours, applied as a dark system would.
                 dark(&c).await;
@@ -342,6 +346,7 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     );
     click(&c, "#menu").await;
     assert!(displayed(&c, "#nav").await);
+    snap(&c, "polish-phone-menu").await;
     assert_eq!(
         c.find(Locator::Css("#menu"))
             .await
