@@ -343,7 +343,7 @@ pub async fn handle(
         }
         (&Method::GET, ["tokens"]) => {
             let store = app.store.clone();
-            let list = blocking(move || tokens::list(&store)).await?;
+            let list = blocking(move || tokens::listed(&store)).await?;
             Ok(ok(json!({"tokens": list, "now": crate::scim::time::now()})))
         }
         (&Method::POST, ["tokens"]) => {
@@ -579,6 +579,25 @@ pub async fn handle(
         (&Method::GET, ["settings"]) => Ok(ok(audit::retention(&app.store).await?.to_json())),
         (&Method::PUT, ["settings"]) => {
             let body = read_json(app, req).await?;
+            // A misspelt field would otherwise be "no limit" without a word.
+            let known = ["maxAgeDays", "maxRows", "maxMegabytes"];
+            match body.as_object() {
+                Some(o) => {
+                    if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
+                        return Err(Error::InvalidValue(format!(
+                            "unknown setting \"{k}\": retention takes maxAgeDays, maxRows \
+                             and maxMegabytes"
+                        )));
+                    }
+                }
+                None => {
+                    return Err(Error::InvalidValue(
+                        "send a JSON object: {\"maxAgeDays\": …, \"maxRows\": …, \
+                         \"maxMegabytes\": …}"
+                            .into(),
+                    ));
+                }
+            }
             let r = audit::Retention::from_json(&body)?;
             audit::set_retention(&app.store, r.clone(), actor).await?;
             Ok(ok(r.to_json()))
@@ -677,15 +696,18 @@ pub async fn handle(
                 json!({"resourceType": kind.name(), "definition": definition}),
             ))
         }
-        (&Method::POST, ["check-connection"]) => {
-            // What OneLogin's Enable does: a lookup of a user that does not exist.
-            let q = ListQuery::from_pairs([("filter", "userName eq \"scimd-connection-check\"")])?;
-            let listed = users::list(&app.store, &q).await?;
+        // The SCIM base URL to give an identity provider and what keeps it from using it;
+        // POST makes a real request to it (`connection`).
+        (&Method::GET, ["check-connection"]) => {
+            let (base, _) = super::connection::target(app, &super::origin(app, &req));
             Ok(ok(json!({
-                "ok": listed.total == 0,
-                "baseUrl": format!("{}{}", super::origin(app, &req), super::router::SCIM_PREFIX),
-                "answer": "200, an empty ListResponse",
+                "baseUrl": base,
+                "warnings": super::connection::warnings(&base),
             })))
+        }
+        (&Method::POST, ["check-connection"]) => {
+            let (base, target) = super::connection::target(app, &super::origin(app, &req));
+            Ok(ok(super::connection::check(&base, &target).await))
         }
         _ => Err(Error::NotFound(format!(
             "no console endpoint {method} {PREFIX}{path}"

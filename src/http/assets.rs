@@ -1,5 +1,7 @@
 //! The console's files (`web/`), embedded in the binary at build time: nothing is loaded from
-//! anywhere else. Every path that is not a file is the single-page console's `index.html`.
+//! anywhere else. Every console page is the single-page console's `index.html`; so is any other
+//! browser path, with status 404 (the console then says "Not found" and links back), but for
+//! the machine paths (`/scim…`, `/api…`), whose callers expect JSON.
 //! Strict security headers go on these and on the console API's answers.
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -58,14 +60,23 @@ fn is_page(name: &str) -> bool {
     name.is_empty() || PAGES.contains(&first)
 }
 
-/// The console file at `path`, or `index.html` for a console page; `None` for a missing file.
-/// `if_none_match` saves re-sending an unchanged file.
+/// Paths whose callers are programs expecting JSON (SCIM under any version, the change
+/// feed's `/api`): never answered with the console.
+fn is_machine_path(name: &str) -> bool {
+    let first = name.split('/').next().unwrap_or_default();
+    first.eq_ignore_ascii_case("scim") || first.eq_ignore_ascii_case("api")
+}
+
+/// The console file at `path`, or `index.html` for a console page (or, with 404, for another
+/// browser path); `None` for a machine path. `if_none_match` saves re-sending an unchanged
+/// file.
 pub fn serve(path: &str, if_none_match: Option<&str>) -> Option<Response<Body>> {
     let name = path.trim_start_matches('/');
-    let (file, asset) = match Web::get(name) {
-        Some(a) if !name.is_empty() => (name, a),
-        _ if is_page(name) => ("index.html", Web::get("index.html")?),
-        _ => return None,
+    let (file, asset, status) = match Web::get(name) {
+        Some(a) if !name.is_empty() => (name, a, StatusCode::OK),
+        _ if is_page(name) => ("index.html", Web::get("index.html")?, StatusCode::OK),
+        _ if is_machine_path(name) => return None,
+        _ => ("index.html", Web::get("index.html")?, StatusCode::NOT_FOUND),
     };
     let etag = format!(
         "\"{}\"",
@@ -77,12 +88,14 @@ pub fn serve(path: &str, if_none_match: Option<&str>) -> Option<Response<Body>> 
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let mut response = if if_none_match == Some(etag.as_str()) {
+    let mut response = if status == StatusCode::OK && if_none_match == Some(etag.as_str()) {
         let mut r = Response::new(Body::default());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        Response::new(Body::from(asset.data.into_owned()))
+        let mut r = Response::new(Body::from(asset.data.into_owned()));
+        *r.status_mut() = status;
+        r
     };
     let headers = response.headers_mut();
     headers.insert(

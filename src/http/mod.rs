@@ -6,6 +6,7 @@ mod admin_api;
 mod assets;
 mod auth;
 mod body;
+mod connection;
 mod deadline;
 pub mod events;
 pub mod limits;

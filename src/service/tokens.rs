@@ -130,6 +130,105 @@ pub fn list(store: &Store) -> Result<Vec<TokenInfo>> {
     store.read_sync(tokens::list)
 }
 
+/// One secret of a token, as the console lists it: never the secret, only how it begins.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretInfo {
+    /// `scimd_` and half the lookup part: enough to tell which secret a client holds.
+    pub starts: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub last_client: Option<String>,
+    pub last_request: Option<String>,
+    /// When it stops (stopped) working; `None` for the current secret of a live token.
+    pub ends: Option<String>,
+}
+
+/// A token as the console lists it: one per name with its secrets beneath. A live token
+/// holds its current secret and any older one still working in a rotation's overlap; the
+/// secrets of a name that no longer work make a second, revoked entry of that name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub name: String,
+    pub scope: Scope,
+    /// The newest secret's creation (a live token's current secret).
+    pub created: String,
+    /// The last request with any of its secrets: when, from where, what.
+    pub last_used: Option<String>,
+    pub last_client: Option<String>,
+    pub last_request: Option<String>,
+    /// `None` while live; else when its last secret stopped working.
+    pub revoked: Option<String>,
+    /// Newest first.
+    pub secrets: Vec<SecretInfo>,
+}
+
+/// Every token, live ones first (oldest first), then revoked ones (most recently revoked
+/// first), each with its secrets. Blocking (one read).
+pub fn listed(store: &Store) -> Result<Vec<TokenView>> {
+    let rows = list(store)?;
+    Ok(group(rows, &time::now()))
+}
+
+/// Groups secret rows (as `store::tokens::list` orders them) into tokens, as of `now`.
+fn group(rows: Vec<TokenInfo>, now: &str) -> Vec<TokenView> {
+    let works = |t: &TokenInfo| t.revoked.as_deref().is_none_or(|r| r > now);
+    let mut live: Vec<TokenView> = Vec::new();
+    let mut dead: Vec<TokenView> = Vec::new();
+    for row in rows {
+        let list = if works(&row) { &mut live } else { &mut dead };
+        let secret = SecretInfo {
+            starts: format!("{PREFIX}{}", row.lookup.get(..LOOKUP_LEN / 2).unwrap_or("")),
+            created: row.created.clone(),
+            last_used: row.last_used.clone(),
+            last_client: row.last_client.clone(),
+            last_request: row.last_request.clone(),
+            ends: row.revoked.clone(),
+        };
+        let view = match list.iter_mut().find(|v| v.name == row.name) {
+            Some(v) => v,
+            None => {
+                list.push(TokenView {
+                    name: row.name.clone(),
+                    scope: row.scope,
+                    created: row.created.clone(),
+                    last_used: None,
+                    last_client: None,
+                    last_request: None,
+                    revoked: None,
+                    secrets: Vec::new(),
+                });
+                let n = list.len() - 1;
+                &mut list[n]
+            }
+        };
+        if row.created >= view.created {
+            view.created = row.created.clone();
+            view.scope = row.scope;
+        }
+        if row.last_used > view.last_used {
+            view.last_used = row.last_used;
+            view.last_client = row.last_client;
+            view.last_request = row.last_request;
+        }
+        if row.revoked > view.revoked {
+            view.revoked = row.revoked;
+        }
+        view.secrets.push(secret);
+    }
+    for v in live.iter_mut().chain(dead.iter_mut()) {
+        v.secrets.sort_by(|a, b| b.created.cmp(&a.created));
+    }
+    // A live entry is not revoked, though its old secrets carry an end (an overlap's).
+    for v in &mut live {
+        v.revoked = None;
+    }
+    dead.sort_by(|a, b| b.revoked.cmp(&a.revoked));
+    live.extend(dead);
+    live
+}
+
 /// Revokes the token called `name` (from the command line).
 pub fn revoke(store: &Store, name: &str) -> Result<()> {
     revoke_as(store, name, &Actor::cli())
@@ -263,6 +362,67 @@ mod tests {
         assert_eq!(lookup_of("scimd_short_x"), None);
         assert_eq!(lookup_of("Bearer scimd_0123456789abcdef_x"), None);
         assert_eq!(lookup_of("scimd_ééééééééé_x"), None);
+    }
+
+    fn row(name: &str, lookup: &str, created: &str, revoked: Option<&str>) -> TokenInfo {
+        TokenInfo {
+            name: name.into(),
+            scope: Scope::Write,
+            created: created.into(),
+            last_used: None,
+            revoked: revoked.map(str::to_string),
+            last_client: None,
+            last_request: None,
+            lookup: lookup.into(),
+        }
+    }
+
+    #[test]
+    fn a_token_lists_its_working_secrets_beneath_and_its_dead_ones_apart() {
+        let now = "2026-01-02T00:00:00.000Z";
+        let mut old = row("idp", "aaaaaaaa00000000", "2026-01-01T00:00:00.000Z", None);
+        old.revoked = Some("2026-01-03T00:00:00.000Z".into());
+        old.last_used = Some("2026-01-01T12:00:00.000Z".into());
+        old.last_client = Some("10.0.0.1".into());
+        let current = row("idp", "bbbbbbbb00000000", "2026-01-01T23:00:00.000Z", None);
+        let gone = row(
+            "idp",
+            "cccccccc00000000",
+            "2025-12-01T00:00:00.000Z",
+            Some("2025-12-02T00:00:00.000Z"),
+        );
+        let other = row(
+            "feed",
+            "dddddddd00000000",
+            "2025-11-01T00:00:00.000Z",
+            Some("2025-11-02T00:00:00.000Z"),
+        );
+        // As the store orders them: unrevoked first, then by seq.
+        let listed = group(vec![current, gone, other, old], now);
+        let names: Vec<(&str, bool)> = listed
+            .iter()
+            .map(|t| (t.name.as_str(), t.revoked.is_none()))
+            .collect();
+        assert_eq!(names, [("idp", true), ("idp", false), ("feed", false)]);
+        let live = &listed[0];
+        let starts: Vec<&str> = live.secrets.iter().map(|s| s.starts.as_str()).collect();
+        assert_eq!(starts, ["scimd_bbbbbbbb", "scimd_aaaaaaaa"], "newest first");
+        assert_eq!(live.secrets[0].ends, None);
+        assert_eq!(
+            live.secrets[1].ends.as_deref(),
+            Some("2026-01-03T00:00:00.000Z")
+        );
+        assert_eq!(live.created, "2026-01-01T23:00:00.000Z");
+        assert_eq!(
+            live.last_client.as_deref(),
+            Some("10.0.0.1"),
+            "the old secret's use"
+        );
+        assert_eq!(
+            listed[1].revoked.as_deref(),
+            Some("2025-12-02T00:00:00.000Z")
+        );
+        assert_eq!(listed[1].secrets.len(), 1);
     }
 
     #[test]

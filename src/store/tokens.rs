@@ -76,6 +76,9 @@ pub struct TokenInfo {
     /// The address the last request came from, and what it was.
     pub last_client: Option<String>,
     pub last_request: Option<String>,
+    /// The token's public part (`scimd_<lookup>_…`): it names a secret without revealing it.
+    #[serde(skip)]
+    pub lookup: String,
 }
 
 pub fn insert(
@@ -127,8 +130,8 @@ pub fn find(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRo
 /// Every token, live ones first, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
     let mut stmt = conn.prepare(
-        "SELECT name, scope, created, last_used, revoked, last_client, last_request FROM tokens
-         ORDER BY revoked IS NOT NULL, seq",
+        "SELECT name, scope, created, last_used, revoked, last_client, last_request, lookup
+         FROM tokens ORDER BY revoked IS NOT NULL, seq",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(TokenInfo {
@@ -139,6 +142,7 @@ pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
             revoked: r.get(4)?,
             last_client: r.get(5)?,
             last_request: r.get(6)?,
+            lookup: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -50,6 +50,7 @@ const CONSOLE: &[(&str, &str)] = &[
     ("GET", "/admin/api/audit/export"),
     ("GET", "/admin/api/settings"),
     ("PUT", "/admin/api/settings"),
+    ("GET", "/admin/api/check-connection"),
     ("POST", "/admin/api/check-connection"),
     ("GET", "/admin/api/nothing"),
 ];

@@ -2,19 +2,26 @@
 
 import { api, copyButton, errorBox, h, show, when } from "../lib.js";
 
+const STEPS = { dns: "DNS", connect: "connecting", tls: "TLS", status: "the answer", url: "the URL" };
+
+function failedStep(step) { return STEPS[step] || step; }
+
 export async function connectPage() {
-  const base = location.origin + "/scim/v2";
-  const { tokens, now } = await api("GET", "/tokens");
+  const [{ tokens, now }, { baseUrl: base, warnings }] =
+    await Promise.all([api("GET", "/tokens"), api("GET", "/check-connection")]);
   const check = h("div", { role: "status", "aria-live": "polite" });
   const checkButton = h("button", { type: "button", class: "secondary" }, "Check connection");
   checkButton.addEventListener("click", async () => {
-    check.replaceChildren(h("span", { class: "muted" }, "Checking…"));
+    check.replaceChildren(h("p", { class: "muted" }, "Checking…"));
+    checkButton.disabled = true;
     try {
       const r = await api("POST", "/check-connection");
-      check.replaceChildren(h("p", { class: r.ok ? "ok" : "bad" },
-        r.ok ? `Working: ${r.baseUrl}/Users answered ${r.answer}, as OneLogin's Enable expects.`
-             : "The endpoint answered, but not as expected."));
+      check.replaceChildren(
+        h("p", { class: r.ok ? "ok" : "error" }, r.ok ? "Working: " : `Not working (${failedStep(r.failed)}): `, r.message),
+        r.checkedUrl.startsWith(r.baseUrl) ? null
+          : h("p", { class: "muted" }, `Checked at ${r.checkedUrl}: scimd's own listen address, as no --public-url is set.`));
     } catch (e) { check.replaceChildren(errorBox(e)); }
+    checkButton.disabled = false;
   });
   const live = tokens.filter((t) => !t.revoked || t.revoked > now);
   show(
@@ -23,6 +30,7 @@ export async function connectPage() {
     h("div", { class: "card" },
       h("label", { for: "base" }, "SCIM Base URL"),
       h("div", { class: "secret" }, h("code", { id: "base" }, base), copyButton(base)),
+      warnings.map((w) => h("p", { class: "warn" }, "⚠ ", w)),
       h("p", {}, checkButton), check),
     h("div", { class: "card" },
       h("h2", {}, "OneLogin: “SCIM Provisioner with SAML (SCIM v2 Core)”"),

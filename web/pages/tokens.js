@@ -1,11 +1,29 @@
-// Tokens: create, regenerate with an overlap, revoke.
+// Tokens: create, regenerate with an overlap, revoke. One row per token, its secrets beneath
+// (the current one, and an old one still working during a rotation's overlap).
 
 import { api, copyButton, errorBox, h, show, when } from "../lib.js";
 
-function tokenStatus(t, now) {
+/** Whether the revoked tokens are shown: kept while the page re-renders after an action. */
+let showRevoked = false;
+
+function tokenStatus(t) {
   if (!t.revoked) return h("span", { class: "badge ok" }, "active");
-  if (t.revoked > now) return h("span", { class: "badge warn" }, "old secret, ends " + when(t.revoked));
   return h("span", { class: "badge bad" }, "revoked " + when(t.revoked));
+}
+
+/** A secret of a token, beneath it: how it begins, whether it is the current one, and when
+ * an old one stops working. */
+function secretRow(t, s, now) {
+  const current = !t.revoked && !s.ends;
+  const state = current ? h("span", { class: "badge ok" }, "current")
+    : s.ends > now ? h("span", { class: "badge warn" }, "old secret, ends " + when(s.ends))
+    : h("span", { class: "muted" }, "stopped " + when(s.ends));
+  return h("tr", { class: "secret-row" },
+    h("td", { colspan: 2 }, h("span", { class: "muted" }, "Secret "), h("code", {}, s.starts + "…")),
+    h("td", {}, when(s.created)),
+    h("td", {}, when(s.lastUsed), s.lastClient ? h("div", { class: "muted" }, s.lastClient) : null),
+    h("td", {}, state),
+    h("td", {}));
 }
 
 function shownOnce(name, token, scope) {
@@ -38,38 +56,62 @@ export async function tokensPage(notice) {
       await tokensPage(shownOnce(r.name, r.token, r.scope));
     } catch (e) { status.replaceChildren(errorBox(e)); }
   });
-  const rows = tokens.map((t) => {
-    const active = !t.revoked;
-    const overlap = h("select", { "aria-label": `Old secret of ${t.name} keeps working for` },
+  const groups = tokens.map((t) => {
+    const actions = t.revoked ? null : h("div", { class: "token-actions" },
+      overlapSelect(t), regenerateButton(t), revokeButton(t));
+    const head = h("tr", { class: "token-row" },
+      h("td", {}, t.name), h("td", {}, h("span", { class: "badge" }, t.scope)),
+      h("td", {}, when(t.created)),
+      h("td", {}, when(t.lastUsed), t.lastClient ? h("div", { class: "muted" }, t.lastClient) : null),
+      h("td", {}, tokenStatus(t)),
+      h("td", {}, actions));
+    return h("tbody", { class: t.revoked ? "revoked" : null, hidden: t.revoked && !showRevoked },
+      head, t.secrets.map((s) => secretRow(t, s, now)));
+  });
+  const revokedCount = tokens.filter((t) => t.revoked).length;
+  const toggle = h("input", { id: "show-revoked", type: "checkbox", checked: showRevoked });
+  toggle.addEventListener("change", () => {
+    showRevoked = toggle.checked;
+    for (const g of document.querySelectorAll("tbody.revoked")) g.hidden = !showRevoked;
+  });
+
+  function overlapSelect(t) {
+    return h("select", { "aria-label": `When “${t.name}” is regenerated, its old secret`, "data-token": t.name },
       h("option", { value: "none" }, "old secret stops now"),
       h("option", { value: "1h" }, "old secret works 1 hour"),
       h("option", { value: "24h" }, "old secret works 24 hours"));
-    const regen = h("button", { type: "button", class: "secondary" }, "Regenerate");
-    regen.addEventListener("click", async () => {
+  }
+  function regenerateButton(t) {
+    const b = h("button", { type: "button", class: "secondary" }, "Regenerate");
+    b.addEventListener("click", async () => {
+      const overlap = b.parentElement.querySelector("select").value;
       try {
-        const r = await api("POST", `/tokens/${encodeURIComponent(t.name)}/regenerate`, { overlap: overlap.value });
+        const r = await api("POST", `/tokens/${encodeURIComponent(t.name)}/regenerate`, { overlap });
         await tokensPage(shownOnce(r.name, r.token));
       } catch (e) { status.replaceChildren(errorBox(e)); }
     });
-    const revoke = h("button", { type: "button", class: "danger" }, "Revoke");
-    revoke.addEventListener("click", async () => {
+    return b;
+  }
+  function revokeButton(t) {
+    const b = h("button", { type: "button", class: "danger" }, "Revoke");
+    b.addEventListener("click", async () => {
       if (!confirm(`Revoke “${t.name}”? Clients using it get 401 at once.`)) return;
       try {
         await api("DELETE", `/tokens/${encodeURIComponent(t.name)}`);
         await tokensPage(h("p", { class: "ok", role: "status" }, `Revoked “${t.name}”.`));
       } catch (e) { status.replaceChildren(errorBox(e)); }
     });
-    return h("tr", {},
-      h("td", {}, t.name), h("td", {}, h("span", { class: "badge" }, t.scope)), h("td", { class: "optional" }, when(t.created)),
-      h("td", {}, when(t.lastUsed), t.lastClient ? h("div", { class: "muted" }, t.lastClient) : null),
-      h("td", {}, tokenStatus(t, now)),
-      h("td", {}, active ? h("div", { class: "row" }, overlap, h("div", { class: "shrink" }, regen), h("div", { class: "shrink" }, revoke)) : null));
-  });
+    return b;
+  }
+
   show(h("h1", {}, "Tokens"),
     h("p", { class: "muted" }, "Bearer tokens for SCIM clients. Each is shown once; only a digest is stored. Regenerate with an overlap to rotate without breaking provisioning."),
     notice || null, form, status,
     tokens.length === 0 ? h("p", { class: "empty" }, "No tokens yet — create one, then paste it into your identity provider.")
-      : h("div", { class: "table-wrap" }, h("table", {},
-          h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Scope"), h("th", { class: "optional" }, "Created"), h("th", {}, "Last used"), h("th", {}, "Status"), h("th", {}, "Actions"))),
-          h("tbody", {}, rows))));
+      : [
+        revokedCount ? h("p", {}, h("label", { class: "check", for: "show-revoked" }, toggle, ` Show revoked tokens (${revokedCount})`)) : null,
+        h("div", { class: "table-wrap" }, h("table", { class: "tokens" },
+          h("caption", { class: "skip-label" }, "Tokens, each with its secrets beneath"),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Scope"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Last used"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Actions"))),
+          groups))]);
 }
