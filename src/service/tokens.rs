@@ -158,8 +158,9 @@ pub enum Presented {
     Live(Principal),
     /// A whole token of ours that no longer works (revoked, or its overlap after a
     /// regeneration ended), by name: a real client with a stale credential, not a guesser.
-    /// Never authenticates; the caller answers as for any wrong token.
-    Revoked(String),
+    /// Never authenticates; the caller answers as for any wrong token. `seq` is the
+    /// secret's row, against which the Overview counts the refusal.
+    Revoked { seq: i64, name: String },
     /// Anything else.
     Unknown,
 }
@@ -183,7 +184,10 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Presented> {
                     scope: row.scope,
                 })
             } else {
-                Presented::Revoked(row.name)
+                Presented::Revoked {
+                    seq: row.seq,
+                    name: row.name,
+                }
             }
         }
         _ => Presented::Unknown,
