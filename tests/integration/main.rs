@@ -26,6 +26,7 @@ mod idp_onelogin;
 mod lifecycle;
 mod limits;
 mod listing;
+mod overview;
 mod patch;
 mod per_client;
 mod replay;
