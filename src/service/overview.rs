@@ -87,11 +87,21 @@ pub struct Day {
     pub changes: u64,
 }
 
+/// How many there are: users (all, active, suspended), groups, live tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub users: u64,
+    pub active: u64,
+    pub suspended: u64,
+    pub groups: u64,
+    pub tokens: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Overview {
     pub now: String,
-    pub counts: overview::Counts,
+    pub counts: Totals,
     pub tokens: Vec<TokenActivity>,
     /// Failed authentications without any token of ours, per client address (last 24 h).
     pub client_failures: Vec<ClientFailures>,
@@ -262,10 +272,18 @@ pub async fn read(store: &Store, days: &Days) -> Result<Overview> {
                 deleted: people(USER_DELETED)?,
             };
             let fresh = overview::changes_per_day(conn, &from_text, &until_text)?;
+            let tokens = token_activity(&secrets, &used, now);
+            let live = tokens.iter().filter(|t| t.live).count();
             let overview = Overview {
                 now: now_text,
-                counts,
-                tokens: token_activity(&secrets, &used, now),
+                counts: Totals {
+                    users: counts.users,
+                    active: counts.users.saturating_sub(counts.suspended),
+                    suspended: counts.suspended,
+                    groups: counts.groups,
+                    tokens: u64::try_from(live).unwrap_or(u64::MAX),
+                },
+                tokens,
                 client_failures: top
                     .into_iter()
                     .map(|(client, failures)| ClientFailures { client, failures })

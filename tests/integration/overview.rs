@@ -52,6 +52,10 @@ fn ids_of(people: &Value) -> Vec<&str> {
 async fn the_week_s_offboardings_pushed_over_scim_are_on_the_overview() {
     let s = Server::start().await;
     let c = set_up(&s).await;
+    // A webhook endpoint nobody listens at: its changes wait.
+    let hook = json!({"name": "hr", "url": "http://127.0.0.1:1/hook", "allowHttp": true});
+    let r = c.call("POST", "/admin/api/webhooks", Some(&hook)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let mut ids = Vec::new();
     for name in ["ana", "ben", "cy"] {
         let u = s
@@ -75,7 +79,7 @@ async fn the_week_s_offboardings_pushed_over_scim_are_on_the_overview() {
     let o = overview(&c).await;
     assert_eq!(
         o["counts"],
-        json!({"users": 2, "suspended": 1, "groups": 1})
+        json!({"users": 2, "active": 1, "suspended": 1, "groups": 1, "tokens": 1})
     );
     let week = &o["week"];
     assert_eq!(week["joined"]["count"], 3);
@@ -116,7 +120,11 @@ async fn the_week_s_offboardings_pushed_over_scim_are_on_the_overview() {
     assert_eq!(t[0]["lastRequest"], "DELETE /scim/v2/Users/{id} → 204");
     assert_eq!(t[0]["lastClient"], "127.0.0.1");
     assert!(t[0]["silentHours"].is_null());
-    assert_eq!(o["webhooks"], json!([]));
+    let hooks = o["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["name"], "hr");
+    assert!(hooks[0]["pending"].as_u64().unwrap() >= 1, "{}", hooks[0]);
+    assert!(hooks[0]["oldestPendingAt"].is_string(), "{}", hooks[0]);
 
     // A session is required.
     assert_eq!(

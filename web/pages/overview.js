@@ -186,8 +186,6 @@ function webhooksSection(hooks) {
 export async function overviewPage(notice) {
   const o = await api("GET", "/overview");
   const base = location.origin + "/scim/v2";
-  const live = o.tokens.filter((t) => t.live).length;
-  const active = o.counts.users - o.counts.suspended;
   const w = o.week;
   show(h("h1", {}, "Overview"),
     notice || null,
@@ -197,8 +195,8 @@ export async function overviewPage(notice) {
       h("p", { class: "muted" }, h("a", { href: "/connect", "data-link": true }, "Connect an identity provider"), " · ",
         h("a", { href: "/audit", "data-link": true }, "Audit log"))),
     h("section", { "aria-label": "Totals", class: "row" },
-      stat("Active users", active, "/users"), stat("Suspended users", o.counts.suspended, "/users"),
-      stat("Groups", o.counts.groups, "/groups"), stat("Tokens", live, "/tokens")),
+      stat("Active users", o.counts.active, "/users"), stat("Suspended users", o.counts.suspended, "/users"),
+      stat("Groups", o.counts.groups, "/groups"), stat("Tokens", o.counts.tokens, "/tokens")),
     h("section", { class: "card", "aria-labelledby": "week-title" },
       h("h2", { id: "week-title" }, "People this week"),
       h("p", { class: "muted" }, `Since ${when(w.since)}: offboarding first.`),
