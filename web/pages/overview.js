@@ -36,12 +36,12 @@ export function chartGeometry(values, width, height, gap = 2) {
 function chart(days) {
   const W = 600, H = 120;
   const values = days.map((d) => d.changes);
-  const { max, bars } = chartGeometry(values, W, H);
+  const { bars } = chartGeometry(values, W, H);
   const total = values.reduce((a, b) => a + b, 0);
   const busiest = days.reduce((a, d) => (d.changes > a.changes ? d : a), days[0] || { changes: 0 });
   const label = total === 0
-    ? `Changes per day over the last ${days.length} days: none.`
-    : `Changes per day over the last ${days.length} days: ${total} in all, most on ${busiest.date} (${busiest.changes}).`;
+    ? `Changes per day (UTC) over the last ${days.length} days: none.`
+    : `Changes per day (UTC) over the last ${days.length} days: ${total} in all, most on ${busiest.date} (${busiest.changes}).`;
   const picture = svg("svg", { viewBox: `0 0 ${W} ${H + 1}`, width: "100%", height: H + 1, role: "img",
       "aria-label": label, preserveAspectRatio: "none", id: "changes-chart" },
     svg("line", { x1: 0, y1: H + 0.5, x2: W, y2: H + 0.5, stroke: "currentColor", "stroke-opacity": "0.4" }),
@@ -54,7 +54,7 @@ function chart(days) {
       h("tbody", {}, days.map((d) => h("tr", {}, h("td", {}, d.date), h("td", {}, String(d.changes))))))));
   return h("section", { class: "card", "aria-labelledby": "chart-title" },
     h("h2", { id: "chart-title" }, "Changes per day"),
-    h("p", { class: "muted" }, label, total > 0 ? ` Tallest bar: ${max}.` : ""),
+    h("p", { class: "muted" }, label),
     picture,
     h("div", { class: "row" },
       h("span", { class: "muted" }, days.length ? days[0].date : ""),
@@ -81,7 +81,7 @@ function peopleList(title, id, group) {
 function stat(label, value, href) {
   return h("div", { class: "card" },
     h("div", { class: "muted" }, label),
-    h("div", {}, href ? h("a", { href, "data-link": true }, h("strong", {}, String(value))) : h("strong", {}, String(value))));
+    h("div", {}, h("a", { href, "data-link": true, "aria-label": `${label}: ${value}` }, h("strong", {}, String(value)))));
 }
 
 function activityCell(t) {
