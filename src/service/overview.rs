@@ -416,6 +416,40 @@ mod tests {
         }
     }
 
+    /// Days gone by are counted once and kept; today is counted on every read.
+    #[tokio::test]
+    async fn days_gone_by_are_counted_once_and_today_every_time() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("o.db")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let add = |at: OffsetDateTime| {
+            store
+                .write_sync(|tx| {
+                    crate::store::events::append(tx, &time::format(at), "user.updated", "{}")?;
+                    Ok(())
+                })
+                .unwrap();
+        };
+        let three_days_ago = now - Duration::days(3);
+        add(three_days_ago);
+        add(now);
+        let days = Days::default();
+        let series = |o: &Overview| -> Vec<u64> { o.days.iter().map(|d| d.changes).collect() };
+        let first = read(&store, &days).await.unwrap();
+        assert_eq!(first.days.len(), DAYS);
+        assert_eq!(first.days[DAYS - 1].date, date_text(now.date()));
+        let counted = series(&first);
+        assert_eq!((counted[DAYS - 4], counted[DAYS - 1]), (1, 1));
+        assert_eq!(counted.iter().sum::<u64>(), 2);
+        add(three_days_ago);
+        add(now);
+        let second = series(&read(&store, &days).await.unwrap());
+        assert_eq!((second[DAYS - 4], second[DAYS - 1]), (1, 2));
+        // A new reader (a restart) counts every day again.
+        let fresh = series(&read(&store, &Days::default()).await.unwrap());
+        assert_eq!((fresh[DAYS - 4], fresh[DAYS - 1]), (2, 2));
+    }
+
     fn secret(seq: i64, name: &str, live: bool, last: Option<&str>) -> Secret {
         Secret {
             seq,
