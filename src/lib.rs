@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::service::tokens::LastUsed;
 use crate::store::Store;
 
-/// How often "last used" times of tokens are written.
+/// How often "last used" times of tokens, and request counts, are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 /// How often the retention of the audit log and of change events is applied (also once at
 /// start).
@@ -80,6 +80,8 @@ pub async fn run(
         store,
         webhooks: hub.clone(),
         last_used: LastUsed::default(),
+        activity: Default::default(),
+        days: Default::default(),
         rejections: Default::default(),
         unchanged: Default::default(),
         hashing: Default::default(),
@@ -134,6 +136,9 @@ pub async fn run(
             if let Err(e) = app.last_used.flush(&app.store).await {
                 warn!(error = %e, "could not record token use");
             }
+            if let Err(e) = app.activity.flush(&app.store).await {
+                warn!(error = %e, "could not record request counts");
+            }
         },
     );
     let pruner = every(&app, AUDIT_PRUNE, Start::Now, |app| async move {
@@ -146,6 +151,9 @@ pub async fn run(
             Ok(0) => {}
             Ok(n) => info!(deleted = n, "change events: old events removed (retention)"),
             Err(e) => warn!(error = %e, "change event retention failed"),
+        }
+        if let Err(e) = service::activity::prune(&app.store).await {
+            warn!(error = %e, "request counts retention failed");
         }
     });
     let rejections = every(&app, REJECTIONS_FLUSH, Start::Now, |app| async move {
@@ -164,6 +172,7 @@ pub async fn run(
     watcher.abort();
     if app.store.check_file().is_ok() {
         app.last_used.flush(&app.store).await?;
+        app.activity.flush(&app.store).await?;
         app.rejections.flush(&app.store).await?;
     }
     drop(lock);

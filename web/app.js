@@ -7,6 +7,7 @@ import { auditPage } from "./pages/audit.js";
 import { loginPage, setupPage } from "./pages/auth.js";
 import { connectPage } from "./pages/connect.js";
 import { groupPage, groupsPage } from "./pages/groups.js";
+import { overviewPage } from "./pages/overview.js";
 import { schemasPage } from "./pages/schemas.js";
 import { tokensPage } from "./pages/tokens.js";
 import { userPage, usersPage } from "./pages/users.js";
@@ -42,13 +43,15 @@ async function route() {
     if (mine !== currentView()) return;
     setCsrf(session.csrf);
     let p = path;
+    // The Overview is where an admin lands: who changed this week, whether clients call.
     if (path === "/" || path === "/login") {
-      p = "/connect";
+      p = "/overview";
       history.replaceState(null, "", p);
     }
     setNav(true, session.username);
     let m;
-    if (p === "/connect") await connectPage();
+    if (p === "/overview") await overviewPage();
+    else if (p === "/connect") await connectPage();
     else if (p === "/tokens") await tokensPage();
     else if (p === "/users") await usersPage();
     else if ((m = p.match(/^\/users\/(.+)$/))) await userPage(decodeURIComponent(m[1]));
@@ -58,7 +61,7 @@ async function route() {
     else if (p === "/schemas") await schemasPage();
     else if (p === "/webhooks") await webhooksPage();
     else if ((m = p.match(/^\/webhooks\/(.+)$/))) await webhookPage(decodeURIComponent(m[1]));
-    else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/connect", "data-link": true }, "Go to Connect")));
+    else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/overview", "data-link": true }, "Go to the Overview")));
   } catch (e) {
     if (e.status === 401) { setNav(false); return loginPage(); }
     show(h("h1", {}, "Something went wrong"), errorBox(e));

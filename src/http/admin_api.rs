@@ -79,7 +79,7 @@ fn cookie<B>(req: &Request<B>, name: &str) -> Option<String> {
         })
 }
 
-fn ok(body: Value) -> Response<Body> {
+pub(super) fn ok(body: Value) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, &body);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -372,6 +372,11 @@ pub async fn handle(
             let token = blocking(move || tokens::regenerate(&store, &n, overlap, &who)).await?;
             Ok(ok(json!({"name": name, "token": token})))
         }
+        (&Method::PUT, ["tokens", name, "expectation"]) => {
+            let body = read_json(app, req).await?;
+            super::admin_api_overview::expect(app, name, &body, actor).await
+        }
+        (&Method::GET, ["overview"]) => super::admin_api_overview::show(app).await,
         (&Method::DELETE, ["tokens", name]) => {
             let (store, who, n) = (app.store.clone(), actor.clone(), name.to_string());
             blocking(move || tokens::revoke_as(&store, &n, &who)).await?;
@@ -768,7 +773,7 @@ const WEBHOOK_LOG_MAX: u32 = crate::store::webhooks::ATTEMPTS_KEPT as u32;
 
 /// An endpoint as the console shows it. Its URL only as `webhooks::shown_url` masks it: a
 /// chat URL's path is the credential to post into the channel.
-fn webhook_json(s: &webhooks::Status) -> Value {
+pub(super) fn webhook_json(s: &webhooks::Status) -> Value {
     let e = &s.endpoint;
     json!({
         "name": e.name,
@@ -831,7 +836,9 @@ fn console_base<B>(app: &App, req: &Request<B>) -> String {
     format!("{}{}", super::origin(app, req), super::router::SCIM_PREFIX)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?

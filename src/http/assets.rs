@@ -51,8 +51,9 @@ fn content_type(file: &str) -> &'static str {
 }
 
 /// The console's own pages, all rendered by `index.html`.
-const PAGES: [&str; 9] = [
-    "setup", "login", "connect", "tokens", "users", "groups", "audit", "schemas", "webhooks",
+const PAGES: [&str; 10] = [
+    "setup", "login", "overview", "connect", "tokens", "users", "groups", "audit", "schemas",
+    "webhooks",
 ];
 
 fn is_page(name: &str) -> bool {

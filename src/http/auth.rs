@@ -14,8 +14,13 @@ use crate::service::tokens::{self, Presented, Principal, Scope};
 pub enum Refused {
     /// No valid token (the same 401 for every wrong one), or a failure looking it up.
     Unknown(Error),
-    /// A whole token on record that has been revoked: 401 too, with the token's name.
-    Revoked { error: Error, name: String },
+    /// A whole token on record that has been revoked: 401 too, with the token's name and
+    /// the secret's row.
+    Revoked {
+        error: Error,
+        seq: i64,
+        name: String,
+    },
     /// A live token whose scope does not cover the request: 403, with who it was.
     OutOfScope { error: Error, principal: Principal },
 }
@@ -46,8 +51,9 @@ pub fn bearer(app: &App, headers: &HeaderMap, needed: Scope) -> Result<Principal
             error: read_only(),
             principal,
         }),
-        Presented::Revoked(name) => Err(Refused::Revoked {
+        Presented::Revoked { seq, name } => Err(Refused::Revoked {
             error: unauthorized(),
+            seq,
             name,
         }),
         Presented::Unknown => Err(unauthorized().into()),

@@ -3,6 +3,7 @@
 //! Handlers stay thin: they decode, call a service function and encode.
 
 mod admin_api;
+mod admin_api_overview;
 mod assets;
 mod auth;
 mod body;
@@ -60,6 +61,10 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub last_used: LastUsed,
+    /// Requests and failures of SCIM clients, per token and client address (the Overview).
+    pub activity: crate::service::activity::Activity,
+    /// Changes per day of days gone by, kept between reads of the Overview.
+    pub days: crate::service::overview::Days,
     /// Rejected SCIM requests waiting for the audit log.
     pub rejections: Rejections,
     /// Which writes that changed nothing but ignored names were recorded lately
@@ -571,7 +576,11 @@ async fn respond(
     let pattern = route.as_ref().map_or("-", Route::pattern);
     let mut seen = TokenSeen::default();
     let result = route_and_dispatch(&app, req, route.clone(), &mut actor, &mut seen, client).await;
-    let TokenSeen { token_seq, scope } = seen;
+    let TokenSeen {
+        token_seq,
+        scope,
+        refused,
+    } = seen;
     // A write token is never refused by its scope, so this is an accepted one.
     let writer = scope == Some(Scope::Write);
     let token = (actor.kind == ActorKind::Token).then(|| actor.name.clone());
@@ -579,6 +588,12 @@ async fn respond(
         let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
         app.last_used
             .record(seq, client, method.clone(), pattern, status.as_u16());
+        app.activity.served(seq, status.as_u16());
+    }
+    match refused {
+        Some(Refused::Secret(seq)) => app.activity.refused(seq),
+        Some(Refused::Unknown) => app.activity.unknown(client),
+        None => {}
     }
     match result {
         Ok(response) => (response, token, writer),
@@ -615,6 +630,16 @@ struct TokenSeen {
     /// A live token's scope, whether or not it covered the request: write is the identity
     /// provider's; read tokens are handed to scripts and may leak.
     scope: Option<Scope>,
+    /// Why authentication failed, if it did.
+    refused: Option<Refused>,
+}
+
+/// A failed authentication, as the Overview counts it.
+enum Refused {
+    /// A revoked or rotated-out secret of a token (its row): counted against the token.
+    Secret(i64),
+    /// No token of ours (unknown, missing, malformed): counted against the client address.
+    Unknown,
 }
 
 async fn route_and_dispatch(
@@ -638,11 +663,12 @@ async fn route_and_dispatch(
     if needs_auth {
         let p = match auth::bearer(app, req.headers(), needed) {
             Ok(p) => p,
-            Err(auth::Refused::Revoked { error, name }) => {
+            Err(auth::Refused::Revoked { error, seq, name }) => {
                 // A real client with a revoked token: on record by name (in its own budget),
                 // and never refused for a table that guessers filled.
                 actor.kind = ActorKind::RevokedToken;
                 actor.name = name;
+                seen.refused = Some(Refused::Secret(seq));
                 app.limits.failed_auth.fail_known(client)?;
                 return Err(error);
             }
@@ -657,6 +683,10 @@ async fn route_and_dispatch(
                 return Err(error);
             }
             Err(auth::Refused::Unknown(error)) => {
+                // Not a failure looking the token up: that one is ours, not the client's.
+                if matches!(error, Error::Unauthorized(_)) {
+                    seen.refused = Some(Refused::Unknown);
+                }
                 app.limits.failed_auth.fail(client)?;
                 return Err(error);
             }

@@ -1,12 +1,14 @@
 //! Use cases: one function per thing a client can do, each owning its one transaction.
 //! Handlers call these; these call the pure core (`scim`) to decide and the store to persist.
 
+pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod events;
 pub mod feed;
 pub mod groups;
 pub mod ignored;
+pub mod overview;
 mod rejections;
 pub mod schemas;
 pub mod tokens;

@@ -162,6 +162,8 @@ pub struct TokenView {
     pub revoked: Option<String>,
     /// Newest first.
     pub secrets: Vec<SecretInfo>,
+    /// The Overview warns when the token is silent for longer than this many hours.
+    pub expect_every_hours: Option<u32>,
 }
 
 /// Every token, live ones first (oldest first), then revoked ones (most recently revoked
@@ -198,6 +200,7 @@ fn group(rows: Vec<TokenInfo>, now: &str) -> Vec<TokenView> {
                     last_request: None,
                     revoked: None,
                     secrets: Vec::new(),
+                    expect_every_hours: None,
                 });
                 let n = list.len() - 1;
                 &mut list[n]
@@ -206,6 +209,7 @@ fn group(rows: Vec<TokenInfo>, now: &str) -> Vec<TokenView> {
         if row.created >= view.created {
             view.created = row.created.clone();
             view.scope = row.scope;
+            view.expect_every_hours = row.expect_every_hours;
         }
         if row.last_used > view.last_used {
             view.last_used = row.last_used;
@@ -257,8 +261,9 @@ pub enum Presented {
     Live(Principal),
     /// A whole token of ours that no longer works (revoked, or its overlap after a
     /// regeneration ended), by name: a real client with a stale credential, not a guesser.
-    /// Never authenticates; the caller answers as for any wrong token.
-    Revoked(String),
+    /// Never authenticates; the caller answers as for any wrong token. `seq` is the
+    /// secret's row, against which the Overview counts the refusal.
+    Revoked { seq: i64, name: String },
     /// Anything else.
     Unknown,
 }
@@ -282,7 +287,10 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Presented> {
                     scope: row.scope,
                 })
             } else {
-                Presented::Revoked(row.name)
+                Presented::Revoked {
+                    seq: row.seq,
+                    name: row.name,
+                }
             }
         }
         _ => Presented::Unknown,
@@ -374,6 +382,7 @@ mod tests {
             last_client: None,
             last_request: None,
             lookup: lookup.into(),
+            expect_every_hours: None,
         }
     }
 

@@ -20,6 +20,7 @@
 //! writes sharing its group commit. A write's work is bounded instead by the body limit and
 //! the PATCH cost limit (`scim::patch::MAX_PATCH_COST`).
 
+pub mod activity;
 pub mod admins;
 pub mod audit;
 pub mod dbfile;
@@ -31,6 +32,7 @@ pub mod groups;
 pub mod keys;
 pub mod maintenance;
 pub mod migrate;
+pub mod overview;
 pub mod query;
 pub mod schemas;
 pub mod tokens;

@@ -79,6 +79,8 @@ pub struct TokenInfo {
     /// The token's public part (`scimd_<lookup>_…`): it names a secret without revealing it.
     #[serde(skip)]
     pub lookup: String,
+    /// The Overview warns when the token is silent for longer than this many hours.
+    pub expect_every_hours: Option<u32>,
 }
 
 pub fn insert(
@@ -130,7 +132,8 @@ pub fn find(conn: &Connection, lookup: &str, now: &str) -> Result<Option<TokenRo
 /// Every token, live ones first, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
     let mut stmt = conn.prepare(
-        "SELECT name, scope, created, last_used, revoked, last_client, last_request, lookup
+        "SELECT name, scope, created, last_used, revoked, last_client, last_request, lookup,
+                expect_every_hours
          FROM tokens ORDER BY revoked IS NOT NULL, seq",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -143,6 +146,7 @@ pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>> {
             last_client: r.get(5)?,
             last_request: r.get(6)?,
             lookup: r.get(7)?,
+            expect_every_hours: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -168,14 +172,14 @@ pub fn regenerate(
     now: &str,
     old_until: &str,
 ) -> Result<bool> {
-    let scope = conn
+    let found = conn
         .query_row(
-            "SELECT scope FROM tokens WHERE name = ?1 AND revoked IS NULL",
+            "SELECT scope, expect_every_hours FROM tokens WHERE name = ?1 AND revoked IS NULL",
             [name],
-            |r| r.get::<_, Scope>(0),
+            |r| Ok((r.get::<_, Scope>(0)?, r.get::<_, Option<u32>>(1)?)),
         )
         .optional()?;
-    let Some(scope) = scope else {
+    let Some((scope, expect)) = found else {
         return Ok(false);
     };
     // Every secret of the token still working ends by `old_until` at the latest: an older
@@ -186,7 +190,29 @@ pub fn regenerate(
         params![name, old_until, now],
     )?;
     insert(conn, name, scope, lookup, digest, now)?;
+    // The new secret is the same token: what the admin expects of it carries over.
+    conn.execute(
+        "UPDATE tokens SET expect_every_hours = ?2 WHERE lookup = ?1",
+        params![lookup, expect],
+    )?;
     Ok(true)
+}
+
+/// Sets how often the live token called `name` is expected to send a request (`None`: no
+/// expectation), on each of its secrets still working at `now`. Returns whether there was
+/// a live token.
+pub fn set_expectation(
+    conn: &Connection,
+    name: &str,
+    hours: Option<u32>,
+    now: &str,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tokens SET expect_every_hours = ?2
+         WHERE name = ?1 AND (revoked IS NULL OR revoked > ?3)",
+        params![name, hours, now],
+    )?;
+    Ok(n > 0)
 }
 
 /// A token's last request: when, from where, and what (`GET /scim/v2/Users → 200`).
@@ -241,6 +267,28 @@ mod tests {
             listed,
             [("feed".into(), Scope::Read), ("idp".into(), Scope::Write)]
         );
+    }
+
+    /// What the admin expects of a token is the token's, not a secret's: a rotation keeps
+    /// it, and setting it reaches every secret still working, an overlapping old one too.
+    #[test]
+    fn regenerating_keeps_the_expectation() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate::run(&mut conn).unwrap();
+        let t = "2026-01-01T00:00:00.000Z";
+        let later = "2026-01-02T00:00:00.000Z";
+        insert(&conn, "idp", Scope::Write, "0000000000000001", b"1", t).unwrap();
+        assert!(set_expectation(&conn, "idp", Some(6), t).unwrap());
+        assert!(regenerate(&conn, "idp", "0000000000000002", b"2", t, later).unwrap());
+        assert!(set_expectation(&conn, "idp", Some(12), t).unwrap());
+        assert!(regenerate(&conn, "idp", "0000000000000003", b"3", t, t).unwrap());
+        let hours: Vec<Option<u32>> = list(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.expect_every_hours)
+            .collect();
+        assert_eq!(hours, [Some(12), Some(12), Some(12)]);
+        assert!(!set_expectation(&conn, "nobody", None, t).unwrap());
     }
 
     #[test]

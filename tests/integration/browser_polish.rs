@@ -126,9 +126,11 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     fill(&c, "#username", "root").await;
     fill(&c, "#password", "browser test password").await;
     click(&c, "button[type=submit]").await;
-    heading(&c, "Connect an identity provider").await;
+    heading(&c, "Overview").await;
     no_outline(&c).await;
     assert!(displayed(&c, "#nav").await && displayed(&c, "#logout").await);
+    click_text(&c, "Connect").await;
+    heading(&c, "Connect an identity provider").await;
     // The check is a real request, to this server's listen address: loopback, so warned.
     see(&c, "loopback").await;
     click_text(&c, "Check connection").await;
@@ -268,6 +270,7 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     assert!(!main.contains("Saved."), "an invalid form is not sent");
 
     let pages = [
+        ("/overview", "Overview"),
         ("/connect", "Connect an identity provider"),
         ("/tokens", "Tokens"),
         ("/users", "Users"),
@@ -383,7 +386,7 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
     fill(&c, "#username", "root").await;
     fill(&c, "#password", "browser test password").await;
     click(&c, "button[type=submit]").await;
-    heading(&c, "Connect an identity provider").await;
+    heading(&c, "Overview").await;
 
     // The server stops: the next click says so, not "Failed to fetch".
     s.signal_shutdown();

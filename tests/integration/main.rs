@@ -4,6 +4,7 @@
 mod audit;
 mod audit_flood;
 mod browser;
+mod browser_overview;
 mod browser_polish;
 mod budgets;
 mod cli;
@@ -28,6 +29,7 @@ mod idp_onelogin;
 mod lifecycle;
 mod limits;
 mod listing;
+mod overview;
 mod patch;
 mod per_client;
 mod replay;

@@ -419,7 +419,10 @@ async fn an_older_databases_tokens_are_write_tokens() {
     };
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "ALTER TABLE tokens DROP COLUMN scope;
+        "DROP TABLE token_activity; DROP TABLE client_failures;
+         DROP INDEX events_type_at; DROP INDEX users_suspended;
+         ALTER TABLE tokens DROP COLUMN expect_every_hours;
+         ALTER TABLE tokens DROP COLUMN scope;
          DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
          PRAGMA user_version = 8;",
     )

@@ -37,7 +37,7 @@ export function setupPage() {
     async (username, password) => {
       const s = await api("POST", "/setup", { code, username, password });
       setCsrf(s.csrf);
-      history.replaceState(null, "", "/connect");
+      history.replaceState(null, "", "/overview");
       reroute();
     }));
 }
@@ -47,6 +47,6 @@ export function loginPage() {
     async (username, password) => {
       const s = await api("POST", "/login", { username, password });
       setCsrf(s.csrf);
-      navigate("/connect");
+      navigate("/overview");
     }));
 }
