@@ -151,10 +151,12 @@ fn check_same_origin<B>(app: &App, req: &Request<B>) -> Result<()> {
 }
 
 /// Whether the browser is on HTTPS for this request, which names the cookies and marks them
-/// `Secure`. A request for the `--public-url` host is as that URL says; one that reached
-/// scimd another way (its LAN address, an SSH tunnel to loopback) is as its connection is
-/// (built-in TLS, or a trusted proxy's `X-Forwarded-Proto`): a browser drops a `Secure`
-/// cookie that plain HTTP sets on a LAN address.
+/// `Secure`: as the `--public-url` says, unless the request names a non-loopback address as
+/// its host (a browser on the LAN reaching the listen address), which is as its connection
+/// is (built-in TLS, or a trusted proxy's `X-Forwarded-Proto`): a browser drops a `Secure`
+/// cookie that plain HTTP sets on a LAN address. Loopback keeps the public URL's scheme: a
+/// proxy on this machine sends that, and browsers take `Secure` cookies from loopback (an SSH
+/// tunnel).
 fn https_here<B>(app: &App, req: &Request<B>) -> bool {
     let header = |name: &str| {
         req.headers()
@@ -164,17 +166,29 @@ fn https_here<B>(app: &App, req: &Request<B>) -> bool {
             .map(str::trim)
     };
     let forwarded = |name| app.config.trust_proxy.then(|| header(name)).flatten();
-    if let Some(url) = &app.config.public_url {
-        let authority = origin_of(url).split_once("://").map_or("", |(_, a)| a);
-        let host = forwarded("x-forwarded-host").or_else(|| header("host"));
-        if host.is_none_or(|h| h.eq_ignore_ascii_case(authority)) {
-            return url.starts_with("https://");
-        }
+    let host = forwarded("x-forwarded-host").or_else(|| header("host"));
+    if let Some(url) = &app.config.public_url
+        && !host.is_some_and(names_a_network_address)
+    {
+        return url.starts_with("https://");
     }
     match forwarded("x-forwarded-proto") {
         Some(proto) => proto.eq_ignore_ascii_case("https"),
         None => app.tls.is_some(),
     }
+}
+
+/// Whether a `Host` value is an IP address other than loopback (`192.168.1.5:8080`,
+/// `[2001:db8::5]`).
+fn names_a_network_address(host: &str) -> bool {
+    let bare = match host.rsplit_once(':') {
+        Some((h, port)) if !port.contains(']') && !h.is_empty() && !h.ends_with(':') => h,
+        _ => host,
+    };
+    bare.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| !ip.is_loopback())
 }
 
 /// `scheme://host[:port]` of a URL, without its path.
@@ -1109,6 +1123,22 @@ mod tests {
         assert!(!allowed("https://evil.example"));
         assert!(!allowed("http://rebound.example:8080"));
         assert!(!allowed("http://127.0.0.1:9090"));
+    }
+
+    #[test]
+    fn a_network_address_is_told_from_names_and_loopback() {
+        for (host, network) in [
+            ("192.168.1.5:8080", true),
+            ("192.168.1.5", true),
+            ("[2001:db8::5]:8080", true),
+            ("[2001:db8::5]", true),
+            ("127.0.0.1:8080", false),
+            ("[::1]:8080", false),
+            ("localhost:8080", false),
+            ("scim.example.com", false),
+        ] {
+            assert_eq!(names_a_network_address(host), network, "{host}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod audit;
 mod audit_flood;
 mod browser;
+mod browser_newcomer;
 mod budgets;
 mod cli;
 mod common;
@@ -26,6 +27,7 @@ mod idp_onelogin;
 mod lifecycle;
 mod limits;
 mod listing;
+mod newcomer;
 mod patch;
 mod per_client;
 mod replay;
