@@ -226,7 +226,7 @@ struct DbArg {
 #[derive(Args)]
 struct ServeArgs {
     /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from the LAN; a
-    /// name (localhost:8080) is resolved and its first address that can be bound is used.
+    /// name (localhost:8080) is resolved and its first address this machine has is used.
     #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080", value_parser = Listen::parse)]
     listen: Listen,
     #[command(flatten)]
@@ -365,14 +365,21 @@ fn serve(args: ServeArgs) -> CliResult {
     })
 }
 
-/// A listener on the first of `listen`'s addresses that can be bound (`localhost` is often
-/// both 127.0.0.1 and ::1, and either serves a browser). The error says what to do.
+/// A listener on the first of `listen`'s addresses that this machine has (`localhost` is
+/// often both 127.0.0.1 and ::1, and either serves a browser; IPv6 may be off). Any other
+/// failure, such as a port in use, stops there. The error says what to do.
 async fn bind(listen: &Listen) -> Result<tokio::net::TcpListener, String> {
     let mut last = None;
     for addr in &listen.addrs {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => return Ok(listener),
-            Err(e) => last = Some((*addr, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                last = Some((*addr, e));
+            }
+            Err(e) => {
+                last = Some((*addr, e));
+                break;
+            }
         }
     }
     let Some((addr, e)) = last else {
