@@ -1,5 +1,6 @@
 //! Server configuration, validated once at start and passed down (no globals).
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,6 +137,107 @@ impl Config {
     }
 }
 
+/// What `--listen` (`SCIMD_LISTEN`) names: an address and port (`127.0.0.1:8080`,
+/// `0.0.0.0:8080`, `[::]:8080`) or a host name and port (`localhost:8080`), resolved once, when
+/// the command line is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// As given, for messages.
+    pub given: String,
+    /// What it resolved to, IPv4 first (what `127.0.0.1` links and most clients try first),
+    /// never empty.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Listen {
+    /// Parses and resolves `text`; the error names the problem and the fix.
+    pub fn parse(text: &str) -> std::result::Result<Listen, String> {
+        let given = text.trim().to_string();
+        if let Ok(addr) = given.parse::<SocketAddr>() {
+            return Ok(Listen {
+                given,
+                addrs: vec![addr],
+            });
+        }
+        let example = "e.g. 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every \
+                       interface) or localhost:8080";
+        let Some((host, port)) = given.rsplit_once(':').filter(|(h, _)| !h.contains(':')) else {
+            return Err(format!(
+                "\"{given}\" needs a port after the address or name, {example}"
+            ));
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            return Err(format!(
+                "\"{given}\": the port must be a number from 0 to 65535, {example}"
+            ));
+        };
+        if host.is_empty() {
+            return Err(format!("\"{given}\" names no address, {example}"));
+        }
+        let mut addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve \"{host}\" ({e}): use an address, {example}"))?
+            .collect();
+        addrs.sort_by_key(SocketAddr::is_ipv6);
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err(format!(
+                "\"{host}\" resolves to no address: use an address, {example}"
+            ));
+        }
+        Ok(Listen { given, addrs })
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.given)
+    }
+}
+
+/// The origins a browser can open the console of a scimd listening on `listen` at, the one to
+/// try first first: the public URL when there is one; then the listen address, except an
+/// unspecified one (`0.0.0.0`, `[::]`), which no browser can open: for that, this machine's
+/// address on its network (the one its default route leaves from, when it has one) and
+/// loopback (a browser on this machine, or an SSH tunnel). The console accepts sign-in from
+/// each of them (`admin_api::origin_allowed`); a host name is never among them, since without
+/// `--public-url` the console refuses names other than `localhost` (DNS rebinding).
+pub fn console_origins(public_url: Option<&str>, listen: SocketAddr, tls: bool) -> Vec<String> {
+    let scheme = if tls { "https" } else { "http" };
+    let at = |ip: std::net::IpAddr| format!("{scheme}://{}", SocketAddr::new(ip, listen.port()));
+    let mut origins: Vec<String> = public_url.map(str::to_string).into_iter().collect();
+    if listen.ip().is_unspecified() {
+        origins.extend(network_address(listen.is_ipv6()).map(at));
+        origins.push(at(match listen {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        }));
+    } else {
+        origins.push(at(listen.ip()));
+    }
+    origins.dedup();
+    origins
+}
+
+/// This machine's address on its network: the source address the system picks for a
+/// datagram to a documentation address (RFC 5737, RFC 3849). Connecting a UDP socket sends
+/// nothing; without a route there, there is no such address. An IPv6 listener (`[::]`) also
+/// accepts IPv4 on most systems, so an IPv4 address stands in when IPv6 has no route.
+fn network_address(v6: bool) -> Option<std::net::IpAddr> {
+    let probe = |bind: &str, to: &str| {
+        let socket = std::net::UdpSocket::bind(bind).ok()?;
+        socket.connect(to).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+    };
+    let v4 = || probe("0.0.0.0:0", "192.0.2.1:9");
+    if v6 {
+        probe("[::]:0", "[2001:db8::1]:9").or_else(v4)
+    } else {
+        v4()
+    }
+}
+
 /// `HTTPS://Scim.Example.com:443/x` → `https://scim.example.com/x`: browsers send the origin
 /// that way (the console compares them), and cookies need the scheme to be read right.
 fn normalise_origin(url: &str) -> String {
@@ -187,6 +289,56 @@ mod tests {
             "https://h/?a=1",
         ] {
             assert!(c.clone().with_public_url(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn console_origins_never_name_an_unspecified_address() {
+        let lan = console_origins(None, "0.0.0.0:8080".parse().unwrap(), false);
+        assert_eq!(lan.last().unwrap(), "http://127.0.0.1:8080", "{lan:?}");
+        assert!(lan.iter().all(|o| !o.contains("0.0.0.0")), "{lan:?}");
+        let v6 = console_origins(None, "[::]:8443".parse().unwrap(), true);
+        assert_eq!(v6.last().unwrap(), "https://[::1]:8443", "{v6:?}");
+        assert!(v6.iter().all(|o| !o.contains("[::]")), "{v6:?}");
+        let public = console_origins(
+            Some("https://scim.example.com"),
+            "127.0.0.1:8080".parse().unwrap(),
+            false,
+        );
+        assert_eq!(
+            public,
+            ["https://scim.example.com", "http://127.0.0.1:8080"]
+        );
+        let one = console_origins(None, "192.0.2.7:8080".parse().unwrap(), false);
+        assert_eq!(one, ["http://192.0.2.7:8080"]);
+    }
+
+    #[test]
+    fn listen_takes_addresses_and_names() {
+        let one = Listen::parse("0.0.0.0:8080").unwrap();
+        assert_eq!(one.addrs, vec!["0.0.0.0:8080".parse().unwrap()]);
+        let v6 = Listen::parse("[::1]:9").unwrap();
+        assert_eq!(v6.addrs, vec!["[::1]:9".parse().unwrap()]);
+        let named = Listen::parse("localhost:8080").unwrap();
+        assert!(
+            named
+                .addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080)
+        );
+        assert!(named.addrs[0].is_ipv4(), "IPv4 first: {:?}", named.addrs);
+        for (bad, says) in [
+            ("localhost", "needs a port"),
+            ("8080", "needs a port"),
+            ("localhost:http", "must be a number"),
+            (":8080", "names no address"),
+            ("no-such-host.invalid:8080", "cannot resolve"),
+        ] {
+            let e = Listen::parse(bad).unwrap_err();
+            assert!(
+                e.contains(says) && e.contains("127.0.0.1:8080"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -92,14 +92,16 @@ pub async fn run(
         feed: Default::default(),
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
-        let origin = app.config.public_url.clone().unwrap_or_else(|| {
-            let scheme = if app.tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{local_addr}")
-        });
+        // Addresses a browser can open (never 0.0.0.0), the one to try first first.
+        let origins = config::console_origins(
+            app.config.public_url.as_deref(),
+            local_addr,
+            app.tls.is_some(),
+        );
         info!(
-            "no console administrator yet: open {} within an hour to create one \
-             (or run `scimd admin set-password`)",
-            http::setup_link(&origin, &code)
+            "no console administrator yet: open {} within an hour to create one, or run \
+             `scimd admin set-password`",
+            setup_links(&origins, &code)
         );
     }
     info!(
@@ -178,6 +180,18 @@ pub async fn run(
     drop(lock);
     info!("stopped");
     Ok(())
+}
+
+/// The setup link at each of `origins`: "A (also B, C)".
+fn setup_links(origins: &[String], code: &str) -> String {
+    let mut links = origins.iter().map(|o| http::setup_link(o, code));
+    let first = links.next().unwrap_or_default();
+    let also: Vec<String> = links.collect();
+    if also.is_empty() {
+        first
+    } else {
+        format!("{first} (also {})", also.join(", "))
+    }
 }
 
 /// When a periodic job first runs.

@@ -1,13 +1,12 @@
 //! The `scimd` command: parse the command line, then serve or manage tokens.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use scimd::config::{
-    Config, DEFAULT_EVENT_RETENTION_DAYS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    Config, DEFAULT_EVENT_RETENTION_DAYS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, Listen,
 };
 use scimd::service::tokens;
 use scimd::store::Store;
@@ -75,8 +74,8 @@ enum Command {
     Health {
         /// The address scimd listens on (an unspecified address such as 0.0.0.0 means this
         /// machine).
-        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080", value_parser = Listen::parse)]
+        listen: Listen,
         /// With built-in TLS: the server's certificate file. The check speaks HTTPS and
         /// accepts only that certificate.
         #[arg(long, env = "SCIMD_TLS_CERT")]
@@ -87,7 +86,8 @@ enum Command {
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Create an administrator, or set a new password for one (ending its sessions). The
-    /// password is read from standard input (one line), never from the command line.
+    /// password is asked for at a terminal (not shown as typed), or read from standard input
+    /// (one line) when piped in; never from the command line.
     SetPassword {
         /// The administrator's username.
         #[arg(long)]
@@ -96,15 +96,21 @@ enum AdminCommand {
         db: DbArg,
     },
     /// Print a fresh one-time link to create the first administrator (only while there is
-    /// none; valid for an hour; earlier links stop working).
+    /// none; valid for an hour; earlier links stop working), one line for each address a
+    /// browser can open it at, the first to try first. Reads SCIMD_LISTEN, SCIMD_PUBLIC_URL
+    /// and SCIMD_TLS_CERT like `serve`.
     SetupLink {
-        /// The console's origin as the browser reaches it, e.g. https://scim.example.com.
-        #[arg(
-            long,
-            env = "SCIMD_PUBLIC_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        public_url: String,
+        /// The address scimd listens on (as `serve --listen`).
+        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080", value_parser = Listen::parse)]
+        listen: Listen,
+        /// The console's origin as the browser reaches it, e.g. https://scim.example.com
+        /// (as `serve --public-url`).
+        #[arg(long, env = "SCIMD_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// With built-in TLS: the server's certificate file (only whether there is one
+        /// matters: the links are https).
+        #[arg(long, env = "SCIMD_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
         #[command(flatten)]
         db: DbArg,
     },
@@ -219,9 +225,10 @@ struct DbArg {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from the LAN.
-    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from the LAN; a
+    /// name (localhost:8080) is resolved and its first address this machine has is used.
+    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080", value_parser = Listen::parse)]
+    listen: Listen,
     #[command(flatten)]
     db: DbArg,
     /// Externally visible origin, e.g. https://scim.example.com, used in `meta.location` and
@@ -312,7 +319,7 @@ fn main() -> ExitCode {
         Some(Command::Backup { file, db }) => backup(&db.db, &file),
         Some(Command::Restore { file, db }) => restore(&file, &db.db),
         Some(Command::Check { db, repair_keys }) => check(&db.db, repair_keys),
-        Some(Command::Health { listen, tls_cert }) => health(listen, tls_cert.as_deref()),
+        Some(Command::Health { listen, tls_cert }) => health(&listen, tls_cert.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -352,12 +359,49 @@ fn serve(args: ServeArgs) -> CliResult {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let listener = bind(&args.listen).await?;
         scimd::run(config, listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// A listener on the first of `listen`'s addresses that this machine has (`localhost` is
+/// often both 127.0.0.1 and ::1, and either serves a browser; IPv6 may be off). Any other
+/// failure, such as a port in use, stops there. The error says what to do.
+async fn bind(listen: &Listen) -> Result<tokio::net::TcpListener, String> {
+    let mut last = None;
+    for addr in &listen.addrs {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                last = Some((*addr, e));
+            }
+            Err(e) => {
+                last = Some((*addr, e));
+                break;
+            }
+        }
+    }
+    let Some((addr, e)) = last else {
+        return Err(format!("--listen {listen} names no address"));
+    };
+    let fix = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "another program (perhaps another scimd) listens on port {}: stop it, or choose \
+             another port with --listen",
+            addr.port()
+        ),
+        std::io::ErrorKind::PermissionDenied => "ports below 1024 need root or \
+             CAP_NET_BIND_SERVICE: use a port such as 8080 (and a reverse proxy for 443)"
+            .into(),
+        std::io::ErrorKind::AddrNotAvailable => "that address is not one of this machine's: \
+             use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            .into(),
+        _ => "check --listen (SCIMD_LISTEN)".into(),
+    };
+    Err(format!(
+        "cannot listen on {addr} (--listen {listen}): {e}; {fix}"
+    ))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
@@ -493,18 +537,28 @@ fn check(db: &std::path::Path, repair_keys: bool) -> CliResult {
     }
 }
 
-fn health(mut addr: SocketAddr, tls_cert: Option<&std::path::Path>) -> CliResult {
+fn health(listen: &Listen, tls_cert: Option<&std::path::Path>) -> CliResult {
     use std::io::{Read, Write};
     use std::time::Duration;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
     let timeout = Duration::from_secs(5);
-    let conn = std::net::TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot reach scimd at {addr}: {e}"))?;
+    // The first of the listen addresses that answers (`localhost` may be ::1 or 127.0.0.1).
+    let mut reached = Err(format!("cannot reach scimd at {listen}"));
+    for mut addr in listen.addrs.iter().copied() {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(conn) => {
+                reached = Ok((addr, conn));
+                break;
+            }
+            Err(e) => reached = Err(format!("cannot reach scimd at {addr}: {e}")),
+        }
+    }
+    let (addr, conn) = reached?;
     conn.set_read_timeout(Some(timeout))?;
     conn.set_write_timeout(Some(timeout))?;
     let mut stream: Box<dyn ReadWrite> = match tls_cert {
@@ -544,19 +598,44 @@ fn admin(cmd: AdminCommand) -> CliResult {
     match cmd {
         AdminCommand::SetPassword { username, db } => {
             let store = open_db(&db.db)?;
-            if std::io::stdin().is_terminal() {
-                eprintln!("Password for {username} (input is shown; pipe it in to hide it):");
-            }
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            let password = line.trim_end_matches(['\r', '\n']);
-            scimd::service::admin::set_password(&store, &username, password)?;
+            let password = if std::io::stdin().is_terminal() {
+                // Typed at a terminal: not echoed, so asked twice.
+                let first = rpassword::prompt_password(format!("Password for {username}: "))?;
+                let again = rpassword::prompt_password("The same password again: ")?;
+                if first != again {
+                    return Err("the two passwords differ: nothing was changed".into());
+                }
+                first
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
+            scimd::service::admin::set_password(&store, &username, &password)?;
             println!("Password set for administrator \"{username}\".");
         }
-        AdminCommand::SetupLink { public_url, db } => {
+        AdminCommand::SetupLink {
+            listen,
+            public_url,
+            tls_cert,
+            db,
+        } => {
+            // As `serve` checks and normalises it, before a code is made.
+            let public_url = Config::new(db.db.clone())
+                .with_public_url(public_url.as_deref())?
+                .public_url;
             let store = open_db(&db.db)?;
             match scimd::service::admin::new_setup_code(&store)? {
-                Some(code) => println!("{}", scimd::http::setup_link(&public_url, &code)),
+                Some(code) => {
+                    let origins = scimd::config::console_origins(
+                        public_url.as_deref(),
+                        listen.addrs[0],
+                        tls_cert.is_some(),
+                    );
+                    for origin in origins {
+                        println!("{}", scimd::http::setup_link(&origin, &code));
+                    }
+                }
                 None => {
                     return Err("an administrator exists already: sign in, or use \
                                 `scimd admin set-password`"

@@ -136,15 +136,59 @@ fn check_same_origin<B>(app: &App, req: &Request<B>) -> Result<()> {
             local,
             origin,
         ) {
-            return Err(Error::Forbidden(match &app.config.public_url {
-                Some(url) => format!("requests must come from {}", origin_of(url)),
-                None => "requests must come from scimd's own address or a loopback name \
-                         (or set --public-url)"
-                    .into(),
-            }));
+            return Err(Error::Forbidden(format!(
+                "sign-in and setup must come from {}scimd's own address or a loopback name at \
+                 its port; this page is at {origin} (open the console at one of those, or set \
+                 --public-url to this address)",
+                match &app.config.public_url {
+                    Some(url) => format!("{}, ", origin_of(url)),
+                    None => String::new(),
+                }
+            )));
         }
     }
     Ok(())
+}
+
+/// Whether the browser is on HTTPS for this request, which names the cookies and marks them
+/// `Secure`: as the `--public-url` says, unless the request names a non-loopback address as
+/// its host (a browser on the LAN reaching the listen address), which is as its connection
+/// is (built-in TLS, or a trusted proxy's `X-Forwarded-Proto`): a browser drops a `Secure`
+/// cookie that plain HTTP sets on a LAN address. Loopback keeps the public URL's scheme: a
+/// proxy on this machine sends that, and browsers take `Secure` cookies from loopback (an SSH
+/// tunnel).
+fn https_here<B>(app: &App, req: &Request<B>) -> bool {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    let forwarded = |name| app.config.trust_proxy.then(|| header(name)).flatten();
+    let host = forwarded("x-forwarded-host").or_else(|| header("host"));
+    if let Some(url) = &app.config.public_url
+        && !host.is_some_and(names_a_network_address)
+    {
+        return url.starts_with("https://");
+    }
+    match forwarded("x-forwarded-proto") {
+        Some(proto) => proto.eq_ignore_ascii_case("https"),
+        None => app.tls.is_some(),
+    }
+}
+
+/// Whether a `Host` value is an IP address other than loopback (`192.168.1.5:8080`,
+/// `[2001:db8::5]`).
+fn names_a_network_address(host: &str) -> bool {
+    let bare = match host.rsplit_once(':') {
+        Some((h, port)) if !port.contains(']') && !h.is_empty() && !h.ends_with(':') => h,
+        _ => host,
+    };
+    bare.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| !ip.is_loopback())
 }
 
 /// `scheme://host[:port]` of a URL, without its path.
@@ -156,13 +200,15 @@ fn origin_of(url: &str) -> &str {
     }
 }
 
-/// Whether a browser's `Origin` is scimd's own. With `--public-url`, only that origin. Without
-/// it, never a name the `Host` header merely claims (DNS rebinding: a page on a name the
-/// attacker points at a LAN console is same-origin to the browser): only the address the
-/// client reached, or a loopback name, at scimd's port and scheme.
+/// Whether a browser's `Origin` is scimd's own: the `--public-url` origin when set, and
+/// (with it or without) the address the client reached or a loopback name, at scimd's port
+/// and scheme: so an SSH tunnel to loopback, or the LAN address, still signs in when the
+/// public URL is a proxy's or a tunnel's. Never a name the `Host` header merely claims (DNS
+/// rebinding: a page on a name the attacker points at a LAN console is same-origin to the
+/// browser).
 fn origin_allowed(public_url: Option<&str>, tls: bool, local: SocketAddr, origin: &str) -> bool {
-    if let Some(url) = public_url {
-        return origin.eq_ignore_ascii_case(origin_of(url));
+    if public_url.is_some_and(|url| origin.eq_ignore_ascii_case(origin_of(url))) {
+        return true;
     }
     let (scheme, default_port) = if tls {
         ("https://", 443)
@@ -260,7 +306,7 @@ pub async fn handle(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let secure = super::origin(app, &req).starts_with("https://");
+    let secure = https_here(app, &req);
 
     // Before a session.
     match (&method, segs.as_slice()) {
@@ -1094,20 +1140,34 @@ mod tests {
             "https://[2001:db8::5]:443"
         ));
         assert!(!origin_allowed(None, true, https, "http://[2001:db8::5]"));
-        // With a public URL, that origin only (its path aside).
+        // With a public URL, that origin (its path aside), and still the address reached and
+        // loopback (the LAN, an SSH tunnel); never another name.
         let public = Some("https://scim.example.com/base");
-        assert!(origin_allowed(
-            public,
-            false,
-            lan,
-            "https://scim.example.com"
-        ));
-        assert!(!origin_allowed(
-            public,
-            false,
-            lan,
-            "http://192.168.1.5:8080"
-        ));
+        let allowed = |origin| origin_allowed(public, false, lan, origin);
+        assert!(allowed("https://scim.example.com"));
+        assert!(allowed("http://192.168.1.5:8080"));
+        assert!(allowed("http://localhost:8080"));
+        assert!(allowed("http://127.0.0.1:8080"));
+        assert!(!allowed("http://scim.example.com"));
+        assert!(!allowed("https://evil.example"));
+        assert!(!allowed("http://rebound.example:8080"));
+        assert!(!allowed("http://127.0.0.1:9090"));
+    }
+
+    #[test]
+    fn a_network_address_is_told_from_names_and_loopback() {
+        for (host, network) in [
+            ("192.168.1.5:8080", true),
+            ("192.168.1.5", true),
+            ("[2001:db8::5]:8080", true),
+            ("[2001:db8::5]", true),
+            ("127.0.0.1:8080", false),
+            ("[::1]:8080", false),
+            ("localhost:8080", false),
+            ("scim.example.com", false),
+        ] {
+            assert_eq!(names_a_network_address(host), network, "{host}");
+        }
     }
 
     #[test]

@@ -31,20 +31,26 @@ impl From<Error> for Refused {
     }
 }
 
-/// The principal behind the request's bearer token, if its scope covers `needed`. Every
-/// authentication failure is the same 401 (with `WWW-Authenticate`, added by the error
-/// response), so a caller learns nothing about which part was wrong, nor whether the token
-/// was ever a real one.
+/// The principal behind the request's bearer token, if its scope covers `needed`. A refusal
+/// is a 401 (with `WWW-Authenticate`, added by the error response) that says which of three
+/// things went wrong: no `Authorization` header, one that is not a bearer token, or a token
+/// that is not a live one. It never says more: an unknown and a revoked token (or a real
+/// token's name with a wrong secret) get the same words, so a caller learns nothing about
+/// which tokens exist.
 pub fn bearer(app: &App, headers: &HeaderMap, needed: Scope) -> Result<Principal, Refused> {
-    let unauthorized = || Error::Unauthorized("a valid bearer token is required".into());
-    let value = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(unauthorized)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(unauthorized)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(unauthorized().into());
-    }
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(missing().into());
+    };
+    let bearer = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+        });
+    let Some((_, token)) = bearer else {
+        return Err(not_bearer().into());
+    };
     match tokens::authenticate(&app.store, token.trim())? {
         Presented::Live(principal) if principal.scope.covers(needed) => Ok(principal),
         Presented::Live(principal) => Err(Refused::OutOfScope {
@@ -52,12 +58,39 @@ pub fn bearer(app: &App, headers: &HeaderMap, needed: Scope) -> Result<Principal
             principal,
         }),
         Presented::Revoked { seq, name } => Err(Refused::Revoked {
-            error: unauthorized(),
+            error: not_live(),
             seq,
             name,
         }),
-        Presented::Unknown => Err(unauthorized().into()),
+        Presented::Unknown => Err(not_live().into()),
     }
+}
+
+/// The 401 for a request without an `Authorization` header.
+fn missing() -> Error {
+    Error::Unauthorized(
+        "the Authorization header is missing: send `Authorization: Bearer <token>` with a \
+         token from `scimd token create`"
+            .into(),
+    )
+}
+
+/// The 401 for an `Authorization` header that is not `Bearer <token>` (Basic, a bare token).
+fn not_bearer() -> Error {
+    Error::Unauthorized(
+        "the Authorization header is not a bearer token: send `Authorization: Bearer <token>`"
+            .into(),
+    )
+}
+
+/// The 401 for a bearer token that is unknown, revoked, or past its overlap: one message for
+/// all of them.
+fn not_live() -> Error {
+    Error::Unauthorized(
+        "the bearer token is unknown or revoked: check the token your client sends, or \
+         create a new one (`scimd token create` or the console's Tokens page)"
+            .into(),
+    )
 }
 
 /// The 403 for a read token sending a write (the only scope that covers less than another).

@@ -23,6 +23,100 @@ pub fn dir_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A person's words for `e`, met creating or opening `file` (the database `db` or a file
+/// scimd keeps beside it: `-wal`, `-shm`, `.lock`): the problem and the fix, naming the
+/// directory when that is what is wrong (it is missing, or this user may not write it).
+pub fn advice(db: &Path, file: &Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let dir = dir_of(db);
+    let who = this_user();
+    match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory if !dir.is_dir() => format!(
+            "the directory {} does not exist: create it (`mkdir -p {}`), or pass a database \
+             path in an existing directory with --db (SCIMD_DB)",
+            dir.display(),
+            dir.display()
+        ),
+        ErrorKind::ReadOnlyFilesystem => format!(
+            "{} is on a read-only file system: put the database where scimd may write, with \
+             --db (SCIMD_DB)",
+            dir.display()
+        ),
+        ErrorKind::PermissionDenied if std::fs::symlink_metadata(file).is_ok() => format!(
+            "{} is read-only for {who} ({e}): scimd must write it. Let that user write it \
+             (`chown` it to the user scimd runs as, or `chmod u+w` if that user owns it), \
+             or run scimd as its owner",
+            file.display()
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "the directory {} is read-only for {who} ({e}): scimd keeps {} beside the \
+             database there. Let that user write the directory (`chown` it to the user scimd \
+             runs as), or put the database in a directory it may write, with --db (SCIMD_DB)",
+            dir.display(),
+            file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into()
+            ),
+        ),
+        _ => format!("cannot open {}: {e}", file.display()),
+    }
+}
+
+/// "this user (uid N)", for messages about permissions.
+fn this_user() -> String {
+    #[cfg(unix)]
+    {
+        // The effective uid, second on the `Uid:` line.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_string));
+        if let Some(uid) = uid {
+            return format!("this user (uid {uid})");
+        }
+    }
+    "this user".into()
+}
+
+/// Why scimd could not write the database at `db` and the files beside it, if that is so:
+/// the database, or an existing `-wal` or `-shm`, not writable, or (when one of those is still
+/// to be made) the directory. For the message when SQLite fails or opens the file read-only:
+/// SQLite itself says only "attempt to write a readonly database". Probing the directory
+/// creates and removes one file beside the database.
+pub fn unwritable(db: &Path) -> Option<String> {
+    use std::io::ErrorKind;
+    let refused = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    let mut missing = false;
+    for file in [
+        db.to_path_buf(),
+        with_suffix(db, "-wal"),
+        with_suffix(db, "-shm"),
+    ] {
+        match OpenOptions::new().write(true).open(&file) {
+            Ok(_) => {}
+            Err(e) if refused(&e) => return Some(advice(db, &file, &e)),
+            Err(_) => missing = true,
+        }
+    }
+    if missing {
+        let probe = with_suffix(db, &format!(".probe-{}", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) if refused(&e) => return Some(advice(db, &with_suffix(db, "-wal"), &e)),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
 /// Files of an earlier database beside a missing `db`: what an interrupted restore leaves
 /// (`.restoring`, `.before-restore`, numbered ones too) and a WAL or rollback journal whose
 /// database is gone (SQLite would apply either to whatever file next has the name `db`).
@@ -64,12 +158,7 @@ pub fn create(db: &Path) -> Result<bool> {
             )));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Error::InvalidValue(format!(
-                "cannot read {}: {e}",
-                db.display()
-            )));
-        }
+        Err(e) => return Err(Error::InvalidValue(advice(db, db, &e))),
     }
     if std::fs::symlink_metadata(db).is_ok() {
         return Err(Error::InvalidValue(format!(
@@ -91,8 +180,9 @@ pub fn create(db: &Path) -> Result<bool> {
         // Another process made it first: that one is the database now.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(Error::InvalidValue(format!(
-            "cannot create {}: {e}",
-            db.display()
+            "cannot create {}: {}",
+            db.display(),
+            advice(db, db, &e)
         ))),
     }
 }
@@ -215,12 +305,15 @@ impl ServerLock {
 
     fn lock(path: PathBuf, given: &Path) -> Result<ServerLock> {
         let lock = with_suffix(&path, ".lock");
-        let file = open_own_file(&lock)
-            .map_err(|e| Error::InvalidValue(format!("cannot open {}: {e}", lock.display())))?;
+        let file =
+            open_own_file(&lock).map_err(|e| Error::InvalidValue(advice(&path, &lock, &e)))?;
         match file.try_lock() {
             Ok(()) => Ok(ServerLock { file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidValue(format!(
-                "another scimd is serving or restoring {} (it holds {}; {} is that file)",
+                "another scimd is serving or restoring {} (it holds {}; {} is that file): \
+                 stop that one first (`systemctl stop scimd`, Ctrl-C in its terminal), \
+                 or give this one another database with --db (SCIMD_DB). Commands such as \
+                 `scimd token create` work beside a running server",
                 path.display(),
                 lock.display(),
                 given.display()

@@ -37,12 +37,23 @@ pub fn check(path: &Path) -> Result<Health> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .and_then(|conn| inspect(&conn))
-    .or_else(|e| match e.sqlite_error_code() {
-        Some(code) if code != rusqlite::ErrorCode::CannotOpen => Ok(damaged(path, code, &e)),
-        _ => Err(Error::internal(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+    .or_else(|e| {
+        // Not damage: reading a WAL database makes its `-shm`, which this user may not.
+        let unreadable = e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+            && !dbfile::with_suffix(path, "-journal").exists();
+        if let Some(why) = unreadable.then(|| dbfile::unwritable(path)).flatten() {
+            return Err(Error::InvalidValue(format!(
+                "cannot read {}: {why}",
+                path.display()
+            )));
+        }
+        match e.sqlite_error_code() {
+            Some(code) if code != rusqlite::ErrorCode::CannotOpen => Ok(damaged(path, code, &e)),
+            _ => Err(Error::internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
     })
 }
 
@@ -192,8 +203,14 @@ pub fn backup(db: &Path, dest: &Path) -> Result<Health> {
     };
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
     // Held until the end: cleaning up after a failure must not remove another run's file.
-    let Some(_held) =
-        claim_temp(&tmp).map_err(|e| io(&format!("cannot create {}", tmp.display()), e))?
+    let Some(_held) = claim_temp(&tmp).map_err(|e| {
+        Error::InvalidValue(format!(
+            "cannot write the backup {}: {e}; the directory {} must exist and be writable \
+                 for this user",
+            dest.display(),
+            dir_of(dest).display()
+        ))
+    })?
     else {
         return Err(Error::InvalidValue(format!(
             "another backup to {} is running",
@@ -645,7 +662,8 @@ fn restore_new(src: &Path, db: &Path) -> Result<Restored> {
     let name = db
         .file_name()
         .ok_or_else(|| Error::InvalidValue(format!("{} names no file", db.display())))?;
-    let dir = std::fs::canonicalize(dir_of(db)).map_err(|e| io("cannot find the directory", e))?;
+    let dir = std::fs::canonicalize(dir_of(db))
+        .map_err(|e| Error::InvalidValue(dbfile::advice(db, db, &e)))?;
     let real = dir.join(name);
     let like = std::fs::metadata(&dir).map_err(|e| io("cannot read the directory", e))?;
     // Serializes restores to this name, which share the staging name.

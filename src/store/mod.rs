@@ -228,9 +228,25 @@ impl Store {
             )));
         }
         dbfile::single_name(path)?;
+        // SQLite only says "attempt to write a readonly database": say which file or
+        // directory this user may not write, and what to do.
+        Store::open_writable(path).map_err(|e| match dbfile::unwritable(path) {
+            Some(why) => Error::InvalidValue(why),
+            None => e,
+        })
+    }
+
+    fn open_writable(path: &Path) -> Result<Store> {
         let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
         let mut writer = Connection::open_with_flags(path, flags)
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        // A file this user may not write opens read-only, silently.
+        if writer.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(Error::internal(format!(
+                "{} opened read-only",
+                path.display()
+            )));
+        }
         let file = Arc::new(dbfile::Watch::new(path)?);
         configure(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -288,7 +304,11 @@ impl Store {
         )
         .map_err(Error::from)
         .and_then(|conn| migrate::version(&conn))
-        .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| match dbfile::unwritable(path) {
+            // Reading a WAL database needs its `-shm`, which a reader creates.
+            Some(why) => Error::InvalidValue(why),
+            None => Error::internal(format!("cannot read {}: {e}", path.display())),
+        })?;
         if version < migrate::LATEST && dbfile::served(path)? {
             return Err(Error::InvalidValue(format!(
                 "a running scimd serves {} with an older schema (version {version}; this scimd \

@@ -4,6 +4,7 @@
 mod audit;
 mod audit_flood;
 mod browser;
+mod browser_newcomer;
 mod browser_overview;
 mod browser_polish;
 mod budgets;
@@ -29,6 +30,7 @@ mod idp_onelogin;
 mod lifecycle;
 mod limits;
 mod listing;
+mod newcomer;
 mod overview;
 mod patch;
 mod per_client;
