@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod audit_view;
 pub mod events;
 pub mod feed;
 pub mod groups;
