@@ -41,7 +41,7 @@ pub struct View {
 #[serde(rename_all = "camelCase")]
 pub struct Line {
     pub label: String,
-    /// A custom extension attribute's schema URN (the console shows it on hover).
+    /// An extension attribute's schema URN (the console shows it on hover).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     pub text: String,
@@ -67,16 +67,38 @@ pub fn shown(entry: Entry) -> Shown {
     Shown { entry, view }
 }
 
-/// A create shows these attributes (in this order of the record); the rest go under "more".
+/// A create shows at most `KEY_LINES` of these attributes, the first ones of this list it has
+/// (shown in the record's order); the rest go under "more", so its row stays a few lines
+/// high. The name the entry is filed under (a userName, a group's name) is already in the
+/// row, so it comes last.
 const KEY_PATHS: &[&str] = &[
     "userName",
     "name",
-    "displayName",
     "emails",
-    "title",
-    "externalId",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "displayName",
+    "title",
 ];
+const KEY_LINES: usize = 3;
+
+/// The paths of a create's key lines (see `KEY_PATHS`).
+fn key_paths<'a>(e: &Entry, changes: &'a [Value]) -> Vec<&'a str> {
+    let filed_under = e.resource_name.as_deref().map(Value::from);
+    let mut present: Vec<(bool, usize, &str)> = changes
+        .iter()
+        .filter_map(|c| {
+            let path = c.get("path").and_then(Value::as_str)?;
+            let shown = filed_under.is_some() && c.get("after") == filed_under.as_ref();
+            Some((shown, KEY_PATHS.iter().position(|k| *k == path)?, path))
+        })
+        .collect();
+    present.sort_unstable();
+    present
+        .into_iter()
+        .take(KEY_LINES)
+        .map(|(_, _, p)| p)
+        .collect()
+}
 
 /// Keys of `detail` the view reads itself; any other becomes a note as it is.
 const KNOWN: &[&str] = &[
@@ -99,8 +121,16 @@ pub fn view(e: &Entry) -> View {
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     let create = e.action.ends_with(".create");
-    let changes = d.get("changes").and_then(Value::as_array);
-    for c in changes.into_iter().flatten() {
+    let changes = d
+        .get("changes")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let keys = if create {
+        key_paths(e, changes)
+    } else {
+        Vec::new()
+    };
+    for c in changes {
         let path = c.get("path").and_then(Value::as_str).unwrap_or_default();
         let (before, after) = (c.get("before"), c.get("after"));
         let (label, schema) = label(path);
@@ -122,7 +152,7 @@ pub fn view(e: &Entry) -> View {
             schema,
             text,
         };
-        if create && !KEY_PATHS.contains(&path) && !path.starts_with("name.") {
+        if create && !keys.contains(&path) {
             v.more.push(line);
         } else {
             v.lines.push(line);
@@ -209,7 +239,9 @@ pub fn label(path: &str) -> (String, Option<String>) {
             "manager" => Some("Manager"),
             _ => None,
         };
-        return (known.map_or_else(|| humanize(attr), str::to_string), None);
+        // Its schema on hover too: the label says what, the URN where it comes from.
+        let label = known.map_or_else(|| humanize(attr), str::to_string);
+        return (label, Some(ENTERPRISE.to_string()));
     }
     // A custom extension attribute (`urn:…:badge`): its own name; attribute names never hold a
     // colon, so the last one ends the schema's id.
@@ -372,13 +404,14 @@ mod tests {
 
     #[test]
     fn labels_core_enterprise_and_custom_attributes() {
+        let enterprise = Some(ENTERPRISE.to_string());
         assert_eq!(
             label(&format!("{ENTERPRISE}:department")),
-            ("Department".into(), None)
+            ("Department".into(), enterprise.clone())
         );
         assert_eq!(
             label(&format!("{ENTERPRISE}:newThing")),
-            ("New thing".into(), None)
+            ("New thing".into(), enterprise)
         );
         assert_eq!(label("name.givenName"), ("Given name".into(), None));
         assert_eq!(
@@ -427,22 +460,40 @@ mod tests {
             "user.create",
             json!({"changes": [
                 {"path": "userName", "before": null, "after": "aisha"},
+                {"path": "title", "before": null, "after": "Analyst"},
                 {"path": "name", "before": null, "after": {"givenName": "Aisha", "familyName": "Bello"}},
                 {"path": "active", "before": null, "after": true},
                 {"path": "locale", "before": null, "after": "en-NG"},
+                {"path": "emails", "before": null, "after": [{"value": "aisha@acme.example"}]},
                 {"path": format!("{ENTERPRISE}:department"), "before": null, "after": "Finance"},
             ]}),
         ));
-        assert_eq!(v.summary.as_deref(), Some("created with 5 attributes"));
+        assert_eq!(v.summary.as_deref(), Some("created with 7 attributes"));
+        // The userName is the name the entry is filed under, already in its row.
         assert_eq!(
             v.lines,
             [
-                line("User name", "aisha"),
                 line("Name", "Aisha Bello"),
-                line("Department", "Finance")
+                line("Emails", "aisha@acme.example"),
+                Line {
+                    label: "Department".into(),
+                    schema: Some(ENTERPRISE.into()),
+                    text: "Finance".into()
+                }
             ]
         );
-        assert_eq!(v.more, [line("Active", "yes"), line("Locale", "en-NG")]);
+        let more: Vec<&str> = v.more.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(more, ["User name", "Title", "Active", "Locale"]);
+
+        // With room to spare, the name it is filed under is shown too.
+        let mut group = entry(
+            "group.create",
+            json!({"changes": [{"path": "displayName", "before": null, "after": "aisha"}]}),
+        );
+        group.resource_type = Some("Group".into());
+        let v = view(&group);
+        assert_eq!(v.lines, [line("Display name", "aisha")]);
+        assert_eq!(v.summary.as_deref(), Some("created with 1 attribute"));
     }
 
     #[test]

@@ -4,11 +4,13 @@
 mod audit;
 mod audit_flood;
 mod browser;
+mod browser_audit;
 mod budgets;
 mod cli;
 mod common;
 mod conformance;
 mod console;
+mod console_audit;
 mod console_webhooks;
 mod crash;
 mod data_safety;
