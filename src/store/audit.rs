@@ -314,6 +314,14 @@ fn branch(
     if let Some(until) = &q.until {
         let p = bind(until.clone().into());
         conds.push(format!("a.at < {p}"));
+        // And the read starts at the window's end, not at the newest entry.
+        if let Some(t) = crate::scim::time::parse(until).and_then(|t| t.checked_add(LATE_WRITE)) {
+            let p = bind(crate::scim::time::format(t).into());
+            conds.push(format!(
+                "{seq} < COALESCE((SELECT seq FROM audit WHERE at >= {p} ORDER BY at LIMIT 1), \
+                 9223372036854775807)"
+            ));
+        }
     }
     if let Some(before) = q.before {
         let p = bind(before.into());
@@ -694,6 +702,14 @@ mod tests {
                 },
                 "audit_actor_kind",
             ),
+            (
+                Query {
+                    since: Some("2026-01-01T00:00:00.000Z".into()),
+                    until: Some("2026-01-02T00:00:00.000Z".into()),
+                    ..Default::default()
+                },
+                "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+            ),
         ];
         for (mut q, index) in cases {
             q.limit = 50;
@@ -869,6 +885,71 @@ mod tests {
         .map(|d| d.map(str::to_string))
         .collect();
         assert_eq!(written, expected, "newest first");
+    }
+
+    /// A window by time reads only its own stretch of the log, found through `at`'s index,
+    /// with a margin for entries written late.
+    #[test]
+    fn a_time_window_reads_its_stretch_of_the_log() {
+        let conn = db();
+        for n in 0..50 {
+            let mut e = entry(n, "a", "user.patch", &[]);
+            e.at = format!("2026-01-{:02}T00:00:00.000Z", n / 2 + 1);
+            insert(&conn, &e).unwrap();
+            if n == 12 {
+                // Written late (seq 14): its time is in the window, its place after it.
+                let mut late = entry(0, "a", "requests.rejected", &[]);
+                late.at = "2026-01-06T23:59:30.000Z".into();
+                insert(&conn, &late).unwrap();
+            }
+        }
+        let q = Query {
+            since: Some("2026-01-05T00:00:00.000Z".into()),
+            until: Some("2026-01-07T00:00:00.000Z".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let got: Vec<i64> = list(&conn, &q).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(got, [14, 12, 11, 10, 9]);
+        let q = Query {
+            since: Some("2026-01-05T00:00:00.000Z".into()),
+            until: Some("2026-01-06T00:00:00.000Z".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let got: Vec<i64> = list(&conn, &q).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(got, [10, 9]);
+        let q = Query {
+            since: Some("2027-01-01T00:00:00.000Z".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(list(&conn, &q).unwrap().len(), 0);
+    }
+
+    /// Entries written before migration 11 get their derived action when it runs.
+    #[test]
+    fn the_migration_derives_older_entries() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::configure(&conn).unwrap();
+        crate::store::migrate::upgrade_to(&mut conn, 10).unwrap();
+        conn.execute(
+            "INSERT INTO audit (at, actor_kind, actor, client, user_agent, action, outcome, status,
+                                detail)
+             VALUES ('2026-01-01T00:00:00.000Z', 'token', 'OneLogin', '', '', 'user.patch',
+                     'success', 200,
+                     '{\"changes\":[{\"path\":\"active\",\"before\":true,\"after\":false}]}')",
+            [],
+        )
+        .unwrap();
+        crate::store::migrate::run(&mut conn).unwrap();
+        let q = Query {
+            action: Some("suspended".into()),
+            actor: Some("onelogin".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(list(&conn, &q).unwrap().len(), 1);
     }
 
     #[test]
