@@ -202,14 +202,25 @@ impl Quick {
     pub fn apply(self, q: &mut Query, now: ::time::OffsetDateTime) {
         match self {
             Quick::Offboarding => {
-                q.actions = vec![audit::SUSPEND.into(), "user.delete".into()];
+                let offboarding = [audit::SUSPEND, "user.delete"];
+                match q.action.as_deref().map(audit::canonical_action) {
+                    None => q.actions = offboarding.map(str::to_string).to_vec(),
+                    Some(a) if offboarding.contains(&a.as_str()) => {}
+                    // An action that is not offboarding: no entry is both. No entry is older
+                    // than seq 0, so this selects nothing, by an empty index range.
+                    Some(_) => q.before = Some(0),
+                }
                 let week_ago = now.checked_sub(WEEK).map(time::format);
                 q.since = match (q.since.take(), week_ago) {
                     (Some(s), Some(w)) => Some(s.max(w)),
                     (s, w) => s.or(w),
                 };
             }
-            Quick::Failures => q.outcome = Some("failure".into()),
+            Quick::Failures => match q.outcome.as_deref() {
+                Some("failure") | None => q.outcome = Some("failure".into()),
+                // Successes that are failures: none (see above).
+                Some(_) => q.before = Some(0),
+            },
             Quick::Console => q.actor_kind = Some("admin".into()),
         }
     }
@@ -468,6 +479,47 @@ pub(super) fn rows_over(bytes: u64, rows: u64, max_bytes: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A quick filter narrows the query: what it already asks for still holds.
+    #[test]
+    fn quick_filters_narrow_the_query() {
+        let now = ::time::macros::datetime!(2026-12-06 00:00 UTC);
+        let applied = |quick: Quick, q: Query| {
+            let mut q = q;
+            quick.apply(&mut q, now);
+            q
+        };
+        let all = applied(Quick::Offboarding, Query::default());
+        assert_eq!(all.actions, ["user.suspend", "user.delete"]);
+        assert_eq!(all.since.as_deref(), Some("2026-11-29T00:00:00.000Z"));
+        let suspended = Query {
+            action: Some("Suspended".into()),
+            since: Some("2026-12-01T00:00:00.000Z".into()),
+            ..Default::default()
+        };
+        let q = applied(Quick::Offboarding, suspended.clone());
+        assert_eq!(
+            (q.action, q.actions.len(), q.before),
+            (suspended.action, 0, None)
+        );
+        assert_eq!(q.since, suspended.since, "the later start holds");
+        let patches = Query {
+            action: Some("user.patch".into()),
+            ..Default::default()
+        };
+        assert_eq!(applied(Quick::Offboarding, patches).before, Some(0));
+        let successes = Query {
+            outcome: Some("success".into()),
+            ..Default::default()
+        };
+        assert_eq!(applied(Quick::Failures, successes).before, Some(0));
+        assert_eq!(
+            applied(Quick::Console, Query::default())
+                .actor_kind
+                .as_deref(),
+            Some("admin")
+        );
+    }
 
     #[test]
     fn deletes_the_share_of_rows_over_the_size_bound() {

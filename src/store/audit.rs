@@ -61,6 +61,16 @@ pub const REACTIVATE: &str = "user.reactivate";
 /// The actions derived from what a change did, with the word the console also accepts.
 pub const DERIVED: [(&str, &str); 2] = [(SUSPEND, "suspended"), (REACTIVATE, "reactivated")];
 
+/// An action as filters compare it: lower case (action codes are ASCII), a derived action's
+/// word (`suspended`) as its code.
+pub fn canonical_action(action: &str) -> String {
+    let lower = action.trim().to_ascii_lowercase();
+    match DERIVED.iter().find(|(_, word)| lower == *word) {
+        Some((code, _)) => code.to_string(),
+        None => lower,
+    }
+}
+
 /// What a user.patch or user.replace amounts to: a suspension when it set `active` to false
 /// from anything else (absent means active), a reactivation when it set it from false to
 /// anything else. Migration 11 applies the same rule in SQL to entries written before.
@@ -268,20 +278,14 @@ fn branch(
         ));
     }
     if let Some(action) = action {
-        let lower = action.to_ascii_lowercase();
-        match DERIVED
-            .iter()
-            .find(|(code, word)| lower == *code || lower == *word)
-        {
-            Some((code, _)) => {
-                let p = bind(code.to_string().into());
-                conds.push(format!("a.derived = {p}"));
-            }
-            None => {
-                let p = bind(action.to_string().into());
-                conds.push(format!("a.action = {p} COLLATE NOCASE"));
-            }
-        }
+        let code = canonical_action(action);
+        let derived = DERIVED.iter().any(|(d, _)| *d == code);
+        let p = bind(code.into());
+        conds.push(if derived {
+            format!("a.derived = {p}")
+        } else {
+            format!("a.action = {p} COLLATE NOCASE")
+        });
     }
     if let Some(actor) = &q.actor {
         let p = bind(fold(actor).into());

@@ -139,6 +139,11 @@ async fn quick_filters_find_the_weeks_offboarding_the_failures_and_the_console_a
         search(&c, "quick=offboarding&resource=bo").await,
         pairs(&[("user.delete", "bo")])
     );
+    assert_eq!(
+        search(&c, "quick=offboarding&action=user.create").await,
+        Vec::new(),
+        "creations are not offboarding"
+    );
     let csv = c
         .call(
             "GET",
