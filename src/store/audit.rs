@@ -364,39 +364,37 @@ pub fn list(conn: &Connection, q: &Query) -> Result<Vec<Entry>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+const ACTIONS_SQL: [&str; 2] = [
+    "SELECT action, action FROM audit WHERE action >= ?1 COLLATE NOCASE
+     ORDER BY action COLLATE NOCASE LIMIT 1",
+    "SELECT action, action FROM audit WHERE action > ?1 COLLATE NOCASE
+     ORDER BY action COLLATE NOCASE LIMIT 1",
+];
+
+const ACTORS_SQL: [&str; 2] = [
+    "SELECT actor_fold, actor FROM audit WHERE actor_fold >= ?1 ORDER BY actor_fold LIMIT 1",
+    "SELECT actor_fold, actor FROM audit WHERE actor_fold > ?1 ORDER BY actor_fold LIMIT 1",
+];
+
+/// The next id recorded under a name, after `?2`.
+const NAMED_SQL: &str = "SELECT resource_id FROM audit
+     WHERE resource_name = ?1 COLLATE NOCASE AND resource_id IS NOT NULL
+       AND resource_id > ?2 AND resource_type IN ('User', 'Group')
+     ORDER BY resource_id LIMIT 1";
+
 /// The distinct actions recorded that start with `prefix` (case-insensitively), at most
 /// `max`, in order.
 pub fn actions(conn: &Connection, prefix: &str, max: usize) -> Result<Vec<String>> {
     let lower = prefix.to_ascii_lowercase();
-    distinct(
-        conn,
-        [
-            "SELECT action, action FROM audit WHERE action >= ?1 COLLATE NOCASE
-             ORDER BY action COLLATE NOCASE LIMIT 1",
-            "SELECT action, action FROM audit WHERE action > ?1 COLLATE NOCASE
-             ORDER BY action COLLATE NOCASE LIMIT 1",
-        ],
-        &lower,
-        max,
-        |a| a.to_ascii_lowercase().starts_with(&lower),
-    )
+    distinct(conn, ACTIONS_SQL, &lower, max, |a| {
+        a.to_ascii_lowercase().starts_with(&lower)
+    })
 }
 
 /// The distinct actors recorded whose case fold starts with `prefix`'s, at most `max`.
 pub fn actors(conn: &Connection, prefix: &str, max: usize) -> Result<Vec<String>> {
     let want = fold(prefix);
-    distinct(
-        conn,
-        [
-            "SELECT actor_fold, actor FROM audit WHERE actor_fold >= ?1
-             ORDER BY actor_fold LIMIT 1",
-            "SELECT actor_fold, actor FROM audit WHERE actor_fold > ?1
-             ORDER BY actor_fold LIMIT 1",
-        ],
-        &want,
-        max,
-        |k| k.starts_with(&want),
-    )
+    distinct(conn, ACTORS_SQL, &want, max, |k| k.starts_with(&want))
 }
 
 /// Distinct values read from an index on their key: `sql` finds the first key at or after
@@ -450,12 +448,7 @@ pub fn ids_named(conn: &Connection, name: &str, max: usize) -> Result<Vec<String
             out.push(id?);
         }
     }
-    let mut next = conn.prepare_cached(
-        "SELECT resource_id FROM audit
-         WHERE resource_name = ?1 COLLATE NOCASE AND resource_id IS NOT NULL
-           AND resource_id > ?2 AND resource_type IN ('User', 'Group')
-         ORDER BY resource_id LIMIT 1",
-    )?;
+    let mut next = conn.prepare_cached(NAMED_SQL)?;
     let mut after = String::new();
     let name = name.trim();
     while out.len() < max {
@@ -954,6 +947,36 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(list(&conn, &q).unwrap().len(), 1);
+    }
+
+    /// Each step of a suggestion or a name lookup is one index seek, never a scan.
+    #[test]
+    fn suggestions_and_names_seek_an_index() {
+        let conn = db();
+        let plan = |sql: &str, n: usize| -> String {
+            let args = vec![rusqlite::types::Value::from("x".to_string()); n];
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(&args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        let cases = [
+            (ACTIONS_SQL[1], 1, "COVERING INDEX audit_action (action>?)"),
+            (ACTORS_SQL[1], 1, "INDEX audit_actor (actor_fold>?)"),
+            (
+                NAMED_SQL,
+                2,
+                "INDEX audit_resource_name (resource_name=? AND resource_id>?)",
+            ),
+        ];
+        for (sql, n, index) in cases {
+            let text = plan(sql, n);
+            assert!(text.contains(index), "{sql}: {text}");
+            assert!(!text.contains("TEMP B-TREE"), "{sql}: {text}");
+        }
     }
 
     #[test]
