@@ -1,40 +1,89 @@
-// An audit entry in words: the history of a user or group, and the audit log.
+// An audit entry in words: the history of a user or group, and the audit log. The words come
+// from the server (each entry's `view`: labels, values, counts; unit-tested in Rust); this
+// file only lays them out.
 
-import { fmt, h, when } from "./lib.js";
+import { h, when } from "./lib.js";
+
+/** Member lists longer than this are collapsed behind "show". */
+const SHOWN_MEMBERS = 3;
 
 export function historyTable(entries) {
   if (entries.length === 0) return h("p", { class: "empty" }, "No recorded changes.");
-  return h("div", { class: "table-wrap" }, h("table", {},
+  return h("div", { class: "table-wrap" }, h("table", { class: "history" },
     h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Who"), h("th", {}, "What"), h("th", {}, "Details"))),
-    h("tbody", {}, entries.map((e) => h("tr", {},
-      h("td", {}, when(e.at)), h("td", {}, e.actor || e.actorKind),
-      h("td", {}, e.action, " ", e.resourceName ? h("span", { class: "muted" }, e.resourceName) : null,
-        e.outcome === "failure" ? h("span", { class: "badge bad" }, String(e.status)) : null),
-      h("td", {}, describe(e)))))));
+    h("tbody", {}, entries.map(row))));
+}
+
+function row(e) {
+  const action = e.view?.action || e.action;
+  return h("tr", {},
+    h("td", {}, when(e.at)),
+    wrapping(h("td", {}, e.actor || e.actorKind)),
+    wrapping(h("td", {}, h("span", { class: "action" }, action), " ", resourceLink(e),
+      e.outcome === "failure" ? [" ", h("span", { class: "badge bad" }, String(e.status))] : null)),
+    wrapping(h("td", {}, describe(e))));
+}
+
+/** Long tokens (ids, URNs, user agents) break anywhere rather than widen the table. This and
+ * `tight` set styles through CSSOM, which the console's CSP allows (it refuses style
+ * attributes); style.css is not this file's to change. */
+function wrapping(td) {
+  td.style.overflowWrap = "anywhere";
+  return td;
+}
+
+/** The user or group an entry is about, linking to its page. */
+function resourceLink(e) {
+  const name = e.resourceName || e.resourceId;
+  if (!name) return null;
+  const page = { User: "/users/", Group: "/groups/" }[e.resourceType];
+  if (!page || !e.resourceId) return h("span", { class: "muted" }, name);
+  return h("a", { href: page + encodeURIComponent(e.resourceId), "data-link": true }, name);
 }
 
 /** What an entry changed, in words. */
 export function describe(e) {
-  const d = e.detail || {};
+  const v = e.view;
+  if (!v) return "—";
+  const items = [];
+  for (const l of v.lines) items.push(line(l));
+  for (const m of v.members) items.push(members(m));
+  for (const n of v.notes) items.push(h("li", {}, n));
   const parts = [];
-  for (const c of d.changes || []) parts.push([pathLabel(c.path), `: ${fmt(c.before)} → ${fmt(c.after)}`]);
-  const names = (list) => list.map((m) => m.display || m.value).join(", ");
-  if (d.membersAdded) parts.push(`added ${names(d.membersAdded)}${d.membersAddedCount ? ` (${d.membersAddedCount} in all)` : ""}`);
-  if (d.membersRemoved) parts.push(`removed ${names(d.membersRemoved)}${d.membersRemovedCount ? ` (${d.membersRemovedCount} in all)` : ""}`);
-  if (d.skippedMembers) parts.push(`skipped unknown ids ${d.skippedMembers.join(", ")}`);
-  if (d.ignored) parts.push(`ignored: ${d.ignored.join(", ")}${d.ignoredMore ? `, +${d.ignoredMore} more` : ""}`);
-  if (d.unchanged) parts.push("nothing else changed (recorded once a day per actor and set of names)");
-  if (d.error) parts.push(d.error);
-  if (d.oldSecretValidUntil) parts.push(`old secret works until ${when(d.oldSecretValidUntil)}`);
-  if (d.attributes) parts.push(`${d.resourceType} extension: ${d.attributes.join(", ")}${d.required ? " (required)" : ""}`);
-  if (d.storedValues) parts.push(`stored values ${d.storedValues}`);
-  return parts.length ? h("ul", {}, parts.map((p) => h("li", {}, p))) : "—";
+  if (items.length) parts.push(tight(h("ul", { class: "changes" }, items)));
+  if (v.summary || v.more.length) {
+    const label = v.summary ? `${v.summary} · show all` : `${v.more.length} more · show`;
+    if (v.more.length) parts.push(h("details", {}, h("summary", {}, label), tight(h("ul", {}, v.more.map(line)))));
+    else parts.push(tight(h("p", { class: "muted" }, v.summary)));
+  }
+  return parts.length ? parts : "—";
 }
 
-/** An extension attribute (`urn:…:2.0:User:badgeNumber`) by its own name, its schema on hover:
- * the full URN would fill the column. Attribute names never hold a colon, so the last one ends
- * the schema's id. */
-export function pathLabel(path) {
-  const m = /^((?:urn:|https?:\/\/).*):([^:]+)$/i.exec(path);
-  return m ? h("abbr", { class: "ext-attr", title: m[1] }, m[2]) : path;
+/** Without the margins a list or paragraph has in running text: a row stays a few lines. */
+function tight(el) {
+  el.style.margin = "0";
+  if (el.tagName === "UL") el.style.paddingLeft = "1.2em";
+  return el;
+}
+
+/** "Department: Finance → Sales"; a custom extension attribute by its own name, its schema
+ * on hover (the full URN would fill the column). */
+function line(l) {
+  const label = l.schema ? h("abbr", { class: "ext-attr", title: l.schema }, l.label) : l.label;
+  return h("li", {}, label, `: ${l.text}`);
+}
+
+/** "added ana, bo" or, for a long list, "added 30 members · show" with the names inside. */
+function members(m) {
+  const links = m.items.flatMap((it, i) => [i ? ", " : "", memberLink(it)]);
+  const rest = m.count > m.items.length ? ` and ${m.count - m.items.length} more` : "";
+  if (m.count <= SHOWN_MEMBERS) return h("li", {}, `${m.verb} `, links, rest);
+  return h("li", {}, h("details", {},
+    h("summary", {}, `${m.verb} ${m.count} members · show`),
+    tight(h("p", {}, links, rest))));
+}
+
+function memberLink(it) {
+  const page = it.kind === "Group" ? "/groups/" : "/users/";
+  return h("a", { href: page + encodeURIComponent(it.id), "data-link": true }, it.name);
 }

@@ -616,11 +616,17 @@ pub async fn handle(
         (&Method::GET, ["audit"]) => {
             let q = audit_query(&pairs, MAX_PAGE, 50)?;
             let limit = q.limit;
-            let entries = audit::list(&app.store, q).await?;
+            let entries = audit::search(&app.store, q).await?;
             let next = (entries.len() as u32 == limit)
-                .then(|| entries.last().map(|e| e.seq))
+                .then(|| entries.last().map(|e| e.entry.seq))
                 .flatten();
             Ok(ok(json!({"entries": entries, "next": next})))
+        }
+        (&Method::GET, ["audit", "suggestions"]) => {
+            let field = param(&pairs, "field").unwrap_or_default().to_string();
+            let prefix = param(&pairs, "prefix").unwrap_or_default().to_string();
+            let values = audit::suggestions(&app.store, &field, prefix).await?;
+            Ok(ok(json!({"values": values})))
         }
         (&Method::GET, ["audit", "export"]) => {
             let q = audit_query(&pairs, MAX_EXPORT, MAX_EXPORT)?;
@@ -924,7 +930,7 @@ fn audit_query(pairs: &[(String, String)], max: u32, default: u32) -> Result<Que
         ),
         None => None,
     };
-    Ok(Query {
+    let mut q = Query {
         actor: s("actor"),
         action: s("action"),
         outcome: s("outcome"),
@@ -933,16 +939,26 @@ fn audit_query(pairs: &[(String, String)], max: u32, default: u32) -> Result<Que
         until: s("until"),
         before,
         limit: number(pairs, "limit", default)?.clamp(1, max),
-    })
+        ..Default::default()
+    };
+    if let Some(quick) = param(pairs, "quick") {
+        audit::Quick::parse(quick)?.apply(&mut q, ::time::OffsetDateTime::now_utc());
+    }
+    Ok(q)
 }
 
-async fn history(app: &App, id: &str) -> Result<Vec<crate::store::audit::Entry>> {
+/// A user's or group's history, each entry with its view.
+async fn history(app: &App, id: &str) -> Result<Vec<crate::service::audit_view::Shown>> {
     let q = Query {
         resource: Some(id.to_string()),
         limit: 100,
         ..Default::default()
     };
-    audit::list(&app.store, q).await
+    let entries = audit::list(&app.store, q).await?;
+    Ok(entries
+        .into_iter()
+        .map(crate::service::audit_view::shown)
+        .collect())
 }
 
 /// The formats of an export.

@@ -172,6 +172,117 @@ pub async fn list(store: &Store, q: Query) -> Result<Vec<Entry>> {
     store.read(move |conn| audit::list(conn, &q)).await
 }
 
+/// The console's one-click filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quick {
+    /// Suspensions and deletions of users in the last 7 days.
+    Offboarding,
+    /// Rejected requests and failed sign-ins.
+    Failures,
+    /// What administrators did in the console.
+    Console,
+}
+
+/// How far back "Offboarding this week" looks.
+const WEEK: ::time::Duration = ::time::Duration::days(7);
+
+impl Quick {
+    pub fn parse(text: &str) -> Result<Quick> {
+        match text {
+            "offboarding" => Ok(Quick::Offboarding),
+            "failures" => Ok(Quick::Failures),
+            "console" => Ok(Quick::Console),
+            other => Err(Error::InvalidValue(format!(
+                "quick is offboarding, failures or console, not \"{other}\""
+            ))),
+        }
+    }
+
+    /// Narrows `q` to this filter, as of `now`; what `q` already asks for still holds.
+    pub fn apply(self, q: &mut Query, now: ::time::OffsetDateTime) {
+        match self {
+            Quick::Offboarding => {
+                let offboarding = [audit::SUSPEND, "user.delete"];
+                match q.action.as_deref().map(audit::canonical_action) {
+                    None => q.actions = offboarding.map(str::to_string).to_vec(),
+                    Some(a) if offboarding.contains(&a.as_str()) => {}
+                    // An action that is not offboarding: no entry is both. No entry is older
+                    // than seq 0, so this selects nothing, by an empty index range.
+                    Some(_) => q.before = Some(0),
+                }
+                let week_ago = now.checked_sub(WEEK).map(time::format);
+                q.since = match (q.since.take(), week_ago) {
+                    (Some(s), Some(w)) => Some(s.max(w)),
+                    (s, w) => s.or(w),
+                };
+            }
+            Quick::Failures => match q.outcome.as_deref() {
+                Some("failure") | None => q.outcome = Some("failure".into()),
+                // Successes that are failures: none (see above).
+                Some(_) => q.before = Some(0),
+            },
+            Quick::Console => q.actor_kind = Some("admin".into()),
+        }
+    }
+}
+
+/// At most this many resources a name stands for (a userName reused after a deletion, a
+/// group and a user of the same name).
+const MAX_NAMED: usize = 20;
+
+/// The console's search: entries matching `q` with their view, newest first. The resource
+/// may be an id, a userName or a group's name (the ids of users deleted since included: the
+/// names their entries recorded).
+pub async fn search(store: &Store, mut q: Query) -> Result<Vec<super::audit_view::Shown>> {
+    store
+        .read(move |conn| {
+            if let Some(name) = q.resource.as_deref().filter(|r| !r.trim().is_empty()) {
+                let mut ids = audit::ids_named(conn, name, MAX_NAMED)?;
+                ids.retain(|id| id != name);
+                q.resources = ids;
+            }
+            Ok(audit::list(conn, &q)?
+                .into_iter()
+                .map(super::audit_view::shown)
+                .collect())
+        })
+        .await
+}
+
+/// How many suggestions one request returns at most.
+pub const MAX_SUGGESTIONS: usize = 20;
+
+/// The actions (with the derived ones) or actors recorded that start with `prefix`,
+/// case-insensitively, at most `MAX_SUGGESTIONS`.
+pub async fn suggestions(store: &Store, field: &str, prefix: String) -> Result<Vec<String>> {
+    let actors = match field {
+        "action" => false,
+        "actor" => true,
+        other => {
+            return Err(Error::InvalidValue(format!(
+                "suggestions are for action or actor, not \"{other}\""
+            )));
+        }
+    };
+    store
+        .read(move |conn| {
+            if actors {
+                return audit::actors(conn, &prefix, MAX_SUGGESTIONS);
+            }
+            let lower = prefix.to_ascii_lowercase();
+            let mut out: Vec<String> = audit::DERIVED
+                .iter()
+                .map(|(code, _)| code.to_string())
+                .filter(|c| c.starts_with(&lower))
+                .collect();
+            out.extend(audit::actions(conn, &prefix, MAX_SUGGESTIONS)?);
+            out.sort_by_key(|a| a.to_ascii_lowercase());
+            out.truncate(MAX_SUGGESTIONS);
+            Ok(out)
+        })
+        .await
+}
+
 /// How long the audit log keeps entries: by age, by count and by size in the database file,
 /// whichever removes more. The default keeps a year, at most a million entries and at most
 /// 1 GiB. Failures (rejected requests, failed sign-ins: entries that changed nothing) have a
@@ -368,6 +479,47 @@ pub(super) fn rows_over(bytes: u64, rows: u64, max_bytes: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A quick filter narrows the query: what it already asks for still holds.
+    #[test]
+    fn quick_filters_narrow_the_query() {
+        let now = ::time::macros::datetime!(2026-12-06 00:00 UTC);
+        let applied = |quick: Quick, q: Query| {
+            let mut q = q;
+            quick.apply(&mut q, now);
+            q
+        };
+        let all = applied(Quick::Offboarding, Query::default());
+        assert_eq!(all.actions, ["user.suspend", "user.delete"]);
+        assert_eq!(all.since.as_deref(), Some("2026-11-29T00:00:00.000Z"));
+        let suspended = Query {
+            action: Some("Suspended".into()),
+            since: Some("2026-12-01T00:00:00.000Z".into()),
+            ..Default::default()
+        };
+        let q = applied(Quick::Offboarding, suspended.clone());
+        assert_eq!(
+            (q.action, q.actions.len(), q.before),
+            (suspended.action, 0, None)
+        );
+        assert_eq!(q.since, suspended.since, "the later start holds");
+        let patches = Query {
+            action: Some("user.patch".into()),
+            ..Default::default()
+        };
+        assert_eq!(applied(Quick::Offboarding, patches).before, Some(0));
+        let successes = Query {
+            outcome: Some("success".into()),
+            ..Default::default()
+        };
+        assert_eq!(applied(Quick::Failures, successes).before, Some(0));
+        assert_eq!(
+            applied(Quick::Console, Query::default())
+                .actor_kind
+                .as_deref(),
+            Some("admin")
+        );
+    }
 
     #[test]
     fn deletes_the_share_of_rows_over_the_size_bound() {

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod admin;
 pub mod audit;
+pub mod audit_view;
 pub mod events;
 pub mod feed;
 pub mod groups;

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/009_token_scope.sql"),
     include_str!("migrations/010_webhooks.sql"),
     include_str!("migrations/011_overview.sql"),
+    include_str!("migrations/012_audit_filters.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key

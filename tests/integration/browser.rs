@@ -23,7 +23,7 @@ use scimd::store::Store;
 
 use crate::common::*;
 
-const PASSWORD: &str = "browser test password";
+pub(crate) const PASSWORD: &str = "browser test password";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn which(names: &[&str]) -> Option<PathBuf> {
@@ -331,7 +331,7 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
         )))
         .await
         .unwrap();
-    assert_eq!(label.text().await.unwrap(), "department");
+    assert_eq!(label.text().await.unwrap(), "Department");
     // The extension has a card of its own: its attributes by name, with their types.
     ext_attribute(&c, ENTERPRISE, "department", "string", "R&D").await;
     let title = c
@@ -482,7 +482,7 @@ pub(crate) async fn fits(c: &Client) -> bool {
 }
 
 /// Waits for the element at `xpath`.
-async fn element(c: &Client, xpath: &str) -> fantoccini::elements::Element {
+pub(crate) async fn element(c: &Client, xpath: &str) -> fantoccini::elements::Element {
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::XPath(xpath))

@@ -1,48 +1,97 @@
-// The audit log, its exports and its retention.
+// The audit log, its exports and its retention. The filter lives in the URL (/audit?actor=…):
+// a view can be shared, and Back returns to the previous filter (each change is a history
+// entry; the router renders the page again on popstate).
 
-import { api, errorBox, h, show } from "../lib.js";
+import { api, debounce, errorBox, h, navigate, show } from "../lib.js";
 import { historyTable } from "../history.js";
 
+/** The one-click filters, as the server knows them (`quick=`). */
+const QUICK = [["offboarding", "Offboarding this week"], ["failures", "Failures"], ["console", "Console actions"]];
+/** Query parameters of a filter; `since` and `until` are RFC 3339. */
+const KEYS = ["quick", "actor", "resource", "action", "outcome", "since", "until"];
+
 export async function auditPage() {
-  const fields = [["actor", "Actor (token or admin)"], ["resource", "Resource id"], ["action", "Action"]];
-  const form = h("form", { class: "card row" },
-    fields.map(([k, label]) => h("div", {}, h("label", { for: `f-${k}` }, label), h("input", { id: `f-${k}`, name: k, type: "text" }))),
-    h("div", {}, h("label", { for: "f-outcome" }, "Outcome"), h("select", { id: "f-outcome", name: "outcome" },
-      h("option", { value: "" }, "any"), h("option", { value: "success" }, "success"), h("option", { value: "failure" }, "failure"))),
-    h("div", {}, h("label", { for: "f-since" }, "From"), h("input", { id: "f-since", name: "since", type: "datetime-local" })),
-    h("div", {}, h("label", { for: "f-until" }, "To"), h("input", { id: "f-until", name: "until", type: "datetime-local" })),
-    h("div", { class: "shrink" }, h("button", { type: "submit" }, "Filter")));
-  const body = h("div", { "aria-live": "polite" });
-  const exports = h("p", {});
-  let before = null;
-  const query = () => {
+  const current = new URLSearchParams(location.search);
+  const filter = new URLSearchParams();
+  for (const k of KEYS) if (current.get(k)) filter.set(k, current.get(k));
+  const go = (qs) => navigate(qs.toString() ? `/audit?${qs}` : "/audit");
+
+  const text = (k, label, list) => h("div", {}, h("label", { for: `f-${k}` }, label),
+    h("input", { id: `f-${k}`, name: k, type: "text", value: filter.get(k) || "", list, autocomplete: "off" }));
+  const moment = (k, label) => h("div", {}, h("label", { for: `f-${k}` }, label),
+    h("input", { id: `f-${k}`, name: k, type: "datetime-local", value: localInput(filter.get(k)) }));
+  const outcome = h("select", { id: "f-outcome", name: "outcome" },
+    ["", "success", "failure"].map((o) => h("option", { value: o, selected: (filter.get("outcome") || "") === o }, o || "any")));
+  const suggestions = { actor: h("datalist", { id: "actor-suggestions" }), action: h("datalist", { id: "action-suggestions" }) };
+  const form = h("form", { class: "card row", role: "search", "aria-label": "Filter the audit log" },
+    text("actor", "Actor (token or admin)", "actor-suggestions"),
+    text("resource", "User, group or id"),
+    text("action", "Action", "action-suggestions"),
+    h("div", {}, h("label", { for: "f-outcome" }, "Outcome"), outcome),
+    moment("since", "From"), moment("until", "To"),
+    h("div", { class: "shrink" }, h("button", { type: "submit" }, "Filter")),
+    suggestions.actor, suggestions.action);
+  for (const field of ["actor", "action"]) {
+    const fill = async () => {
+      try {
+        const r = await api("GET", `/audit/suggestions?field=${field}&prefix=${encodeURIComponent(form[field].value)}`);
+        suggestions[field].replaceChildren(...r.values.map((v) => h("option", { value: v })));
+      } catch { /* suggestions are a convenience: typing still works without them */ }
+    };
+    form[field].addEventListener("input", debounce(fill, 150));
+    fill();
+  }
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
     const qs = new URLSearchParams();
+    if (filter.get("quick")) qs.set("quick", filter.get("quick"));
     for (const k of ["actor", "resource", "action", "outcome"]) if (form[k].value.trim()) qs.set(k, form[k].value.trim());
     for (const k of ["since", "until"]) if (form[k].value) qs.set(k, new Date(form[k].value).toISOString());
-    return qs;
-  };
+    go(qs);
+  });
+
+  // Buttons side by side at their own width, a space apart (inline, not a stretching row).
+  const quick = h("p", { role: "group", "aria-label": "Quick filters" },
+    QUICK.flatMap(([k, label]) => {
+      const on = filter.get("quick") === k;
+      const b = h("button", { type: "button", class: on ? "" : "secondary", "aria-pressed": String(on), "data-quick": k }, label);
+      b.addEventListener("click", () => go(on ? new URLSearchParams() : new URLSearchParams({ quick: k })));
+      return [b, " "];
+    }),
+    filter.toString() ? h("a", { href: "/audit", "data-link": true }, "Clear filters") : null);
+
+  const body = h("div", { "aria-live": "polite" });
+  const base = `/admin/api/audit/export?${filter}${filter.toString() ? "&" : ""}`;
+  const exports = h("p", {}, "Export this view: ", h("a", { href: `${base}format=csv` }, "CSV"), " · ",
+    h("a", { href: `${base}format=jsonl` }, "JSON Lines"));
+  let before = null;
   async function load(append) {
-    const qs = query();
+    const qs = new URLSearchParams(filter);
     if (append && before) qs.set("before", before);
     try {
       const r = await api("GET", `/audit?${qs}`);
       before = r.next;
       const table = historyTable(r.entries);
       if (append) body.querySelector("tbody")?.append(...table.querySelectorAll("tbody tr"));
-      else body.replaceChildren(r.entries.length ? table : h("p", { class: "empty" }, "Nothing recorded yet for this filter."));
+      else body.replaceChildren(r.entries.length ? table : h("p", { class: "empty" }, "Nothing recorded for this filter."));
       const more = h("button", { type: "button", class: "secondary" }, "Older entries");
       more.addEventListener("click", () => load(true));
       body.querySelector(".pager")?.remove();
       if (r.next) body.append(h("div", { class: "pager" }, more));
-      const base = `/admin/api/audit/export?${query()}`;
-      exports.replaceChildren("Export this view: ", h("a", { href: `${base}&format=csv` }, "CSV"), " · ", h("a", { href: `${base}&format=jsonl` }, "JSON Lines"));
     } catch (e) { body.replaceChildren(errorBox(e)); }
   }
-  form.addEventListener("submit", (ev) => { ev.preventDefault(); load(false); });
   show(h("h1", {}, "Audit log"),
     h("p", { class: "muted" }, "Every change, who made it and what changed; every rejected request and its error; every console action. Newest first."),
-    form, exports, body, await retentionCard());
+    quick, form, exports, body, await retentionCard());
   await load(false);
+}
+
+/** An RFC 3339 time as a datetime-local input's value, in the browser's zone. */
+function localInput(iso) {
+  const d = iso ? new Date(iso) : null;
+  if (!d || isNaN(d)) return "";
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 /** The retention setting: how long and how many entries the audit log keeps. */
