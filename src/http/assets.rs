@@ -49,8 +49,9 @@ fn content_type(file: &str) -> &'static str {
 }
 
 /// The console's own pages, all rendered by `index.html`.
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 11] = [
     "setup", "login", "connect", "tokens", "users", "groups", "audit", "schemas", "webhooks",
+    "admins", "invite",
 ];
 
 fn is_page(name: &str) -> bool {

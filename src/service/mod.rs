@@ -2,6 +2,7 @@
 //! Handlers call these; these call the pure core (`scim`) to decide and the store to persist.
 
 pub mod admin;
+pub mod administrators;
 pub mod audit;
 pub mod events;
 pub mod feed;
@@ -10,6 +11,7 @@ pub mod ignored;
 mod rejections;
 pub mod schemas;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 
 use crate::error::{Error, Result};

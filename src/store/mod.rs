@@ -20,6 +20,7 @@
 //! writes sharing its group commit. A write's work is bounded instead by the body limit and
 //! the PATCH cost limit (`scim::patch::MAX_PATCH_COST`).
 
+pub mod administrators;
 pub mod admins;
 pub mod audit;
 pub mod dbfile;

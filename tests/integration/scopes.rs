@@ -421,6 +421,11 @@ async fn an_older_databases_tokens_are_write_tokens() {
     conn.execute_batch(
         "ALTER TABLE tokens DROP COLUMN scope;
          DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
+         DROP TABLE admin_recovery_codes; DROP TABLE admin_invites; DROP INDEX sessions_admin;
+         ALTER TABLE admins DROP COLUMN last_sign_in; ALTER TABLE admins DROP COLUMN totp_secret;
+         ALTER TABLE admins DROP COLUMN totp_enabled; ALTER TABLE admins DROP COLUMN totp_last_step;
+         ALTER TABLE sessions DROP COLUMN last_seen; ALTER TABLE sessions DROP COLUMN client;
+         ALTER TABLE sessions DROP COLUMN user_agent;
          PRAGMA user_version = 8;",
     )
     .unwrap();
