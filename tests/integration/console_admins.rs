@@ -464,6 +464,14 @@ async fn wrong_totp_codes_count_as_failed_sign_ins() {
         )
         .await;
     assert_eq!(r.status, 429);
+    // `scimd admin set-password` ends the lockout and turns the second factor off: the way
+    // back for someone who lost the authenticator and the recovery codes.
+    admin::set_password(&Store::open(&s.db()).unwrap(), "root", NEW_PASSWORD).unwrap();
+    let root = sign_in(&s, "root", NEW_PASSWORD).await;
+    assert_eq!(
+        root.get("/admin/api/admins/me/totp").await["enabled"],
+        false
+    );
 }
 
 #[tokio::test]
