@@ -80,6 +80,8 @@ fn remove_in(tx: &rusqlite::Connection, username: &str, actor: &Actor) -> Result
         )));
     }
     administrators::remove(tx, a.seq)?;
+    // What a removed administrator handed out goes too: it may have left on bad terms.
+    administrators::drop_invites_by(tx, &a.username)?;
     store_audit::insert(
         tx,
         &admin_entry(actor, "admin.remove", "success", 200, &a.username),

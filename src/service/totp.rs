@@ -58,12 +58,17 @@ fn unix_now() -> u64 {
 
 /// The time step a 6-digit `code` belongs to (now, or one step either side), if any.
 fn step_of(secret_b32: &str, code: &str) -> Result<Option<i64>> {
+    step_at(secret_b32, code, unix_now())
+}
+
+/// `step_of` at `unix` seconds.
+fn step_at(secret_b32: &str, code: &str, unix: u64) -> Result<Option<i64>> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
     }
     Ok(checker(secret_b32)?
-        .check(&code, unix_now())
+        .check(&code, unix)
         .and_then(|s| i64::try_from(s).ok()))
 }
 
@@ -259,4 +264,61 @@ pub async fn disable(
 pub enum Proof {
     Code(String),
     Password(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 Appendix B's SHA-1 vectors, cut to 6 digits (the secret is the ASCII
+    /// "12345678901234567890").
+    const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+    #[test]
+    fn codes_follow_rfc_6238_with_one_step_of_skew() {
+        assert_eq!(base32(b"12345678901234567890"), RFC_SECRET);
+        assert_eq!(step_at(RFC_SECRET, "287082", 59).unwrap(), Some(1));
+        assert_eq!(
+            step_at(RFC_SECRET, "081804", 1_111_111_109).unwrap(),
+            Some(37_037_036)
+        );
+        assert_eq!(
+            step_at(RFC_SECRET, "081 804", 1_111_111_109).unwrap(),
+            Some(37_037_036)
+        );
+        // One step either side of the server's clock, not two.
+        assert_eq!(step_at(RFC_SECRET, "287082", 59 + 30).unwrap(), Some(1));
+        assert_eq!(step_at(RFC_SECRET, "287082", 59 - 30).unwrap(), Some(1));
+        assert_eq!(step_at(RFC_SECRET, "287082", 59 + 60).unwrap(), None);
+        assert_eq!(step_at(RFC_SECRET, "28708", 59).unwrap(), None);
+        assert_eq!(
+            step_at(RFC_SECRET, "94287082", 59).unwrap(),
+            None,
+            "6 digits only"
+        );
+    }
+
+    #[test]
+    fn recovery_codes_are_random_and_typed_loosely() {
+        let codes = new_recovery_codes().unwrap();
+        assert_eq!(codes.len(), RECOVERY_CODES);
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), RECOVERY_CODES);
+        for c in &codes {
+            assert_eq!(c.len(), 11, "{c}");
+            assert_eq!(
+                recovery_digest(c),
+                recovery_digest(&c.to_uppercase().replace('-', " "))
+            );
+        }
+        assert_ne!(recovery_digest(&codes[0]), recovery_digest(&codes[1]));
+    }
+
+    #[test]
+    fn the_otpauth_uri_names_issuer_and_account() {
+        assert_eq!(
+            otpauth_uri("ana b", "ABC"),
+            "otpauth://totp/scimd%3Aana%20b?secret=ABC&issuer=scimd&algorithm=SHA1&digits=6&period=30"
+        );
+    }
 }

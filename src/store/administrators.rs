@@ -202,6 +202,14 @@ pub fn take_invite(conn: &Connection, digest: &[u8], now: &str) -> Result<Option
     Ok(found)
 }
 
+/// Drops the invitations `created_by` made.
+pub fn drop_invites_by(conn: &Connection, created_by: &str) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM admin_invites WHERE created_by = ?1",
+        [created_by],
+    )?)
+}
+
 /// Invitations not yet used or expired, newest first.
 pub fn invites(conn: &Connection, now: &str) -> Result<Vec<Invite>> {
     let mut stmt = conn.prepare(

@@ -125,6 +125,8 @@ async fn administrators_are_listed_and_removed_but_never_the_last() {
     );
     assert_eq!(o["totp"], false);
 
+    // ops's pending invitation goes with ops.
+    let code = invite_code(&ops.call("POST", "/admin/api/admins/invites", None).await);
     let r = root.call("DELETE", "/admin/api/admins/OPS", None).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["removed"], "ops");
@@ -133,6 +135,7 @@ async fn administrators_are_listed_and_removed_but_never_the_last() {
         "the removed administrator's session ended"
     );
     assert_eq!(login(&s, "ops", PASSWORD, None).await.status, 401);
+    assert_eq!(accept(&s, &code, "mallory").await.status, 403);
     assert_eq!(
         root.call("DELETE", "/admin/api/admins/nobody", None)
             .await

@@ -60,6 +60,8 @@ pub(super) async fn handle(
             let body = read_json(app, req).await?;
             let current = text(&body, "current")?.to_string();
             let new = text(&body, "password")?.to_string();
+            // A new password that could never do is refused before anything is counted.
+            admin::check_password(&new)?;
             let attempt = counted(app, client, me.username).await?;
             let ended = administrators::change_password(
                 &app.store,
