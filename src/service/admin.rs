@@ -3,7 +3,9 @@
 //! cookies (a browser that signed in). Session, device and setup secrets are random, shown
 //! once and stored as SHA-256 digests. Sign-in and setup attempts are limited per client by
 //! the caller (`http::limits`), which this module tells what it needs: whether setup is
-//! possible, and `SignInFacts` about an account.
+//! possible, and `SignInFacts` about an account. Sign-in asks for the second factor of an
+//! administrator who turned it on (`totp`); the team itself (list, invitations, one's own
+//! password and sessions) is `administrators`.
 
 use std::time::Duration;
 
@@ -560,9 +562,8 @@ pub async fn login(
                             .into(),
                     );
                     named.name = admin.username.clone();
-                    let mut entry =
-                        admin_entry(&named, "admin.login", "failure", 401, &admin.username);
-                    entry.detail = Some(serde_json::json!({"secondFactor": "wrong code"}));
+                    // The entry's detail is the error, which says it was the code.
+                    let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
                     rejections.push_sign_in(entry, &e);
                     Err(e)
                 }

@@ -458,6 +458,23 @@ async fn wrong_totp_codes_count_as_failed_sign_ins() {
     let r = login(&s, "root", PASSWORD, Some(&right)).await;
     assert_eq!(r.status, 429, "locked even with the right code");
     assert!(r.header("retry-after").is_some());
+    // The failures are audited (folded into one entry per client and username).
+    let mut failed = Vec::new();
+    for _ in 0..50 {
+        failed = root.audited("admin.login").await;
+        failed.retain(|e| e["outcome"] == "failure");
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let detail = &failed[0]["detail"];
+    assert!(
+        detail["error"].as_str().unwrap().starts_with("wrong code"),
+        "{detail}"
+    );
+    assert_eq!(detail["count"], 5);
     // Checks of a code behind a session are held to the same limit.
     let r = root
         .call(
