@@ -42,19 +42,23 @@ pub struct Invite {
     pub expires: String,
 }
 
+fn listed(conn: &rusqlite::Connection) -> Result<Vec<Listed>> {
+    Ok(administrators::list(conn)?
+        .into_iter()
+        .map(|a| Listed {
+            username: a.username,
+            created: a.created,
+            last_sign_in: a.last_sign_in,
+            totp: a.totp,
+        })
+        .collect())
+}
+
 /// The administrators, and the invitations not yet used.
 pub async fn list(store: &Store) -> Result<(Vec<Listed>, Vec<Invite>)> {
     store
         .read(|conn| {
-            let admins = administrators::list(conn)?
-                .into_iter()
-                .map(|a| Listed {
-                    username: a.username,
-                    created: a.created,
-                    last_sign_in: a.last_sign_in,
-                    totp: a.totp,
-                })
-                .collect();
+            let admins = listed(conn)?;
             let invites = administrators::invites(conn, &time::now())?
                 .into_iter()
                 .map(|i| Invite {
@@ -68,8 +72,8 @@ pub async fn list(store: &Store) -> Result<(Vec<Listed>, Vec<Invite>)> {
         .await
 }
 
-/// Removes the administrator named `username` and ends its sessions; never the last one.
-/// Blocking (the command line) or inside `Store::write` (the console): see `remove`.
+/// Removes the administrator named `username` and ends its sessions; never the last one. The
+/// transaction's body, for `remove` (the console) and `remove_sync` (the command line).
 fn remove_in(tx: &rusqlite::Connection, username: &str, actor: &Actor) -> Result<String> {
     let a = admins::find(tx, username)?
         .ok_or_else(|| Error::NotFound(format!("no administrator named \"{username}\"")))?;
@@ -101,17 +105,7 @@ pub fn remove_sync(store: &Store, username: &str) -> Result<String> {
 
 /// `scimd admin list`: blocking.
 pub fn list_sync(store: &Store) -> Result<Vec<Listed>> {
-    store.read_sync(|conn| {
-        Ok(administrators::list(conn)?
-            .into_iter()
-            .map(|a| Listed {
-                username: a.username,
-                created: a.created,
-                last_sign_in: a.last_sign_in,
-                totp: a.totp,
-            })
-            .collect())
-    })
+    store.read_sync(listed)
 }
 
 /// A signed-in administrator changing its own password: the current one is required, and its
