@@ -368,13 +368,13 @@ pub async fn handle(
     }
 
     match (&method, segs.as_slice()) {
-        (_, ["admins", ..]) => {
+        (_, ["admins" | "invitations", ..]) => {
             let me = admins::Me {
                 seq: session.admin_seq,
                 username: &session.username,
                 secret: &secret,
             };
-            admins::handle(app, req, &segs[1..], client, me, actor).await
+            admins::handle(app, req, &segs, client, me, actor).await
         }
         (&Method::GET, ["session"]) => Ok(ok(json!({
             "username": session.username, "csrf": session.csrf, "expires": session.expires,

@@ -229,6 +229,21 @@ pub async fn invite(store: &Store, actor: &Actor) -> Result<(String, String)> {
     Ok((code, expires))
 }
 
+/// Cancels every pending invitation (a link sent to the wrong person); how many there were.
+pub async fn cancel_invites(store: &Store, actor: &Actor) -> Result<usize> {
+    let actor = actor.clone();
+    store
+        .write(move |tx| {
+            let n = administrators::drop_invites(tx, &time::now())?;
+            let mut e = actor.entry("admin.invite_cancel", "success", 200);
+            e.resource_type = Some("Admin");
+            e.detail = Some(serde_json::json!({"cancelled": n}));
+            store_audit::insert(tx, &e)?;
+            Ok(n)
+        })
+        .await
+}
+
 fn invalid_invite() -> Error {
     Error::Forbidden(
         "this invitation is not valid: it works once, for 24 hours; ask an administrator for a \

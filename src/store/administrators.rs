@@ -202,6 +202,13 @@ pub fn take_invite(conn: &Connection, digest: &[u8], now: &str) -> Result<Option
     Ok(found)
 }
 
+/// Drops every pending invitation; how many there were.
+pub fn drop_invites(conn: &Connection, now: &str) -> Result<usize> {
+    let pending = invites(conn, now)?.len();
+    conn.execute("DELETE FROM admin_invites", [])?;
+    Ok(pending)
+}
+
 /// Drops the invitations `created_by` made.
 pub fn drop_invites_by(conn: &Connection, created_by: &str) -> Result<usize> {
     Ok(conn.execute(

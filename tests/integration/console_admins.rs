@@ -1,6 +1,7 @@
 //! Console administrators (`/admin/api/admins`): the list, removal (never the last one; their
 //! sessions end), changing one's own password (the current one required; other sessions end),
-//! one's sessions listed and ended, one-time invitations (single use, expiring, audited), the
+//! one's sessions listed and ended, one-time invitations (single use, expiring, cancellable,
+//! audited), the
 //! TOTP second factor (enrolment confirmed by a code, sign-in asking for it, wrong codes
 //! throttled like passwords, replays refused, recovery codes single use, disabling), and the
 //! command line's `scimd admin list` and `scimd admin remove` beside a running server.
@@ -126,7 +127,7 @@ async fn administrators_are_listed_and_removed_but_never_the_last() {
     assert_eq!(o["totp"], false);
 
     // ops's pending invitation goes with ops.
-    let code = invite_code(&ops.call("POST", "/admin/api/admins/invites", None).await);
+    let code = invite_code(&ops.call("POST", "/admin/api/invitations", None).await);
     let r = root.call("DELETE", "/admin/api/admins/OPS", None).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["removed"], "ops");
@@ -254,7 +255,7 @@ async fn an_invitation_works_once_until_it_expires_and_is_audited() {
     let s = Server::start().await;
     with_admins(&s, &["root"]);
     let root = sign_in(&s, "root", PASSWORD).await;
-    let code = invite_code(&root.call("POST", "/admin/api/admins/invites", None).await);
+    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
     let pending = root.get("/admin/api/admins").await["invites"].clone();
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
     assert_eq!(pending[0]["createdBy"], "root");
@@ -280,7 +281,7 @@ async fn an_invitation_works_once_until_it_expires_and_is_audited() {
     assert_eq!(accepted[0]["detail"]["invitedBy"], "root");
 
     // An expired invitation does not work.
-    let code = invite_code(&root.call("POST", "/admin/api/admins/invites", None).await);
+    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
     rusqlite::Connection::open(s.db())
         .unwrap()
         .execute(
@@ -289,6 +290,25 @@ async fn an_invitation_works_once_until_it_expires_and_is_audited() {
         )
         .unwrap();
     assert_eq!(accept(&s, &code, "late").await.status, 403);
+}
+
+#[tokio::test]
+async fn pending_invitations_can_be_cancelled() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    let r = root.call("DELETE", "/admin/api/invitations", None).await;
+    assert_eq!(r.json()["cancelled"], 1);
+    assert_eq!(accept(&s, &code, "late").await.status, 403);
+    assert!(
+        root.get("/admin/api/admins").await["invites"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let cancelled = root.audited("admin.invite_cancel").await;
+    assert_eq!(cancelled[0]["detail"]["cancelled"], 1);
 }
 
 fn totp_of(secret: &str) -> totp_rs::Totp {

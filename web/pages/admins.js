@@ -39,8 +39,15 @@ function teamSection(admins, invites, me, status) {
   const invite = h("button", { type: "button" }, "Invite an administrator");
   invite.addEventListener("click", async () => {
     try {
-      const r = await api("POST", "/admins/invites");
+      const r = await api("POST", "/invitations");
       await adminsPage(inviteShown(r));
+    } catch (e) { status.replaceChildren(errorBox(e)); }
+  });
+  const cancel = h("button", { type: "button", class: "secondary" }, "Cancel pending invitations");
+  cancel.addEventListener("click", async () => {
+    try {
+      const r = await api("DELETE", "/invitations");
+      await adminsPage(notice(`Cancelled ${r.cancelled} invitation${r.cancelled === 1 ? "" : "s"}: those links no longer work.`));
     } catch (e) { status.replaceChildren(errorBox(e)); }
   });
   return h("section", { "aria-labelledby": "team-h" },
@@ -50,8 +57,10 @@ function teamSection(admins, invites, me, status) {
         h("th", {}, "Two-factor"), h("th", {}, "Actions"))),
       h("tbody", {}, rows))),
     h("p", {}, invite),
-    invites.length ? h("p", { class: "muted" }, `Pending invitations: ${invites.map((i) =>
-      `from ${i.createdBy}, until ${when(i.expires)}`).join("; ")}.`) : null);
+    invites.length ? h("div", { class: "row" },
+      h("p", { class: "muted" }, `Pending invitations: ${invites.map((i) =>
+        `from ${i.createdBy}, until ${when(i.expires)}`).join("; ")}.`),
+      h("div", { class: "shrink" }, cancel)) : null);
 }
 
 function passwordSection(status) {

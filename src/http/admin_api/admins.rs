@@ -1,6 +1,6 @@
-//! The console API's administrators (`/admin/api/admins/…`), behind the session and CSRF
-//! checks of `admin_api`: the list, removal, invitations, and a signed-in administrator's own
-//! password, sessions and second factor (`me/…`). Checks of a password or code are counted as
+//! The console API's administrators (`/admin/api/admins/…` and `/admin/api/invitations`),
+//! behind the session and CSRF checks of `admin_api`: the list, removal, invitations, and a
+//! signed-in administrator's own password, sessions and second factor (`admins/me/…`). Checks of a password or code are counted as
 //! sign-in attempts (`limits::SignIn`), so a stolen session cannot guess the password through
 //! them any faster than through sign-in.
 
@@ -38,25 +38,29 @@ pub(super) async fn handle(
 ) -> Result<Response<Body>> {
     let method = req.method().clone();
     match (&method, segs) {
-        (&Method::GET, []) => {
+        (&Method::GET, ["admins"]) => {
             let (admins, invites) = administrators::list(&app.store).await?;
             Ok(ok(
                 json!({"admins": admins, "invites": invites, "me": me.username}),
             ))
         }
-        (&Method::DELETE, [name]) => {
+        (&Method::DELETE, ["admins", name]) => {
             let removed = administrators::remove(&app.store, name, actor).await?;
             Ok(ok(json!({
                 "removed": removed,
                 "signedOut": removed.to_lowercase() == me.username.to_lowercase(),
             })))
         }
-        (&Method::POST, ["invites"]) => {
+        (&Method::POST, ["invitations"]) => {
             let (code, expires) = administrators::invite(&app.store, actor).await?;
             let link = invite_link(&super::super::origin(app, &req), &code);
             Ok(ok(json!({"link": link, "expires": expires})))
         }
-        (&Method::POST, ["me", "password"]) => {
+        (&Method::DELETE, ["invitations"]) => {
+            let cancelled = administrators::cancel_invites(&app.store, actor).await?;
+            Ok(ok(json!({"cancelled": cancelled})))
+        }
+        (&Method::POST, ["admins", "me", "password"]) => {
             let body = read_json(app, req).await?;
             let current = text(&body, "current")?.to_string();
             let new = text(&body, "password")?.to_string();
@@ -76,19 +80,21 @@ pub(super) async fn handle(
             app.limits.sign_in.succeeded(attempt);
             Ok(ok(json!({"sessionsEnded": ended})))
         }
-        (&Method::GET, ["me", "sessions"]) => {
+        (&Method::GET, ["admins", "me", "sessions"]) => {
             let sessions = administrators::sessions(&app.store, me.seq, me.secret).await?;
             Ok(ok(json!({"sessions": sessions})))
         }
-        (&Method::DELETE, ["me", "sessions", id]) => {
+        (&Method::DELETE, ["admins", "me", "sessions", id]) => {
             administrators::end_session(&app.store, me.seq, id, actor).await?;
             Ok(ok(json!({})))
         }
-        (&Method::GET, ["me", "totp"]) => Ok(ok(json!(totp::status(&app.store, me.seq).await?))),
-        (&Method::POST, ["me", "totp"]) => Ok(ok(json!(
+        (&Method::GET, ["admins", "me", "totp"]) => {
+            Ok(ok(json!(totp::status(&app.store, me.seq).await?)))
+        }
+        (&Method::POST, ["admins", "me", "totp"]) => Ok(ok(json!(
             totp::begin(&app.store, me.seq, me.username).await?
         ))),
-        (&Method::POST, ["me", "totp", "confirm"]) => {
+        (&Method::POST, ["admins", "me", "totp", "confirm"]) => {
             let body = read_json(app, req).await?;
             let code = text(&body, "code")?.to_string();
             let attempt = counted(app, client, me.username).await?;
@@ -96,7 +102,7 @@ pub(super) async fn handle(
             app.limits.sign_in.succeeded(attempt);
             Ok(ok(json!({"recoveryCodes": codes})))
         }
-        (&Method::POST, ["me", "totp", "disable"]) => {
+        (&Method::POST, ["admins", "me", "totp", "disable"]) => {
             let body = read_json(app, req).await?;
             let proof = match (body.get("code"), body.get("password")) {
                 (Some(Value::String(c)), _) if !c.trim().is_empty() => totp::Proof::Code(c.clone()),
