@@ -1,10 +1,9 @@
 //! Console administrators (`/admin/api/admins`): the list, removal (never the last one; their
 //! sessions end), changing one's own password (the current one required; other sessions end),
 //! one's sessions listed and ended, one-time invitations (single use, expiring, cancellable,
-//! audited), the
-//! TOTP second factor (enrolment confirmed by a code, sign-in asking for it, wrong codes
-//! throttled like passwords, replays refused, recovery codes single use, disabling), and the
-//! command line's `scimd admin list` and `scimd admin remove` beside a running server.
+//! audited), the TOTP second factor (enrolment confirmed by a code, sign-in asking for it,
+//! wrong codes throttled like passwords, replays refused, recovery codes single use,
+//! disabling), and the command line's `scimd admin list` and `scimd admin remove` beside a running server.
 
 use serde_json::{Value, json};
 
