@@ -3,7 +3,8 @@
 //! one's sessions listed and ended, one-time invitations (single use, expiring, cancellable,
 //! audited), the TOTP second factor (enrolment confirmed by a code, sign-in asking for it,
 //! wrong codes throttled like passwords, replays refused, recovery codes single use,
-//! disabling), and the command line's `scimd admin list` and `scimd admin remove` beside a running server.
+//! disabling), and the command line's `scimd admin list` and `scimd admin remove` beside a
+//! running server.
 
 use serde_json::{Value, json};
 
