@@ -152,14 +152,15 @@ function totpSection(t, status) {
     return box;
   }
   const form = h("form", {},
-    h("label", { for: "totp-off" }, "A current code, or your password"),
+    h("label", { for: "totp-off" }, "A current code, a recovery code, or your password"),
     h("div", { class: "row" },
       h("div", {}, h("input", { id: "totp-off", type: "password", autocomplete: "off", required: true })),
       h("div", { class: "shrink" }, h("button", { type: "submit", class: "danger" }, "Turn off"))));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const v = form.querySelector("#totp-off").value;
-    const body = /^[0-9 ]{6,7}$/.test(v) ? { code: v } : { password: v };
+    // Passwords have at least 12 characters; codes (6 digits, or a recovery code) fewer.
+    const body = v.trim().length < 12 ? { code: v } : { password: v };
     try {
       await api("POST", "/admins/me/totp/disable", body);
       await adminsPage(notice("Two-factor sign-in is off."));
