@@ -114,6 +114,19 @@ enum AdminCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// List the administrators: name, created, last sign-in, two-factor sign-in on or off.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove an administrator and end its sessions (never the last one).
+    Remove {
+        /// The administrator's username.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -643,7 +656,37 @@ fn admin(cmd: AdminCommand) -> CliResult {
                 }
             }
         }
+        AdminCommand::List { db } => admin_list(&db.db)?,
+        AdminCommand::Remove { username, db } => admin_remove(&db.db, &username)?,
     }
+    Ok(())
+}
+
+/// `scimd admin list`.
+fn admin_list(db: &std::path::Path) -> CliResult {
+    let store = open_db(db)?;
+    let all = scimd::service::administrators::list_sync(&store)?;
+    if all.is_empty() {
+        println!("No administrators yet: open the setup link from scimd's log.");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<26} {:<26} 2FA",
+        "USERNAME", "CREATED", "LAST SIGN-IN"
+    );
+    for a in all {
+        let last = a.last_sign_in.as_deref().unwrap_or("never");
+        let totp = if a.totp { "on" } else { "off" };
+        println!("{:<24} {:<26} {:<26} {totp}", a.username, a.created, last);
+    }
+    Ok(())
+}
+
+/// `scimd admin remove`.
+fn admin_remove(db: &std::path::Path, username: &str) -> CliResult {
+    let store = open_db(db)?;
+    let removed = scimd::service::administrators::remove_sync(&store, username)?;
+    println!("Removed administrator \"{removed}\"; its sessions have ended.");
     Ok(())
 }
 

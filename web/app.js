@@ -3,6 +3,7 @@
 // (never innerHTML with data), so names in the directory cannot inject markup.
 
 import { api, currentView, errorBox, h, navigate, nextView, setCsrf, setNav, setRouter, show } from "./lib.js";
+import { adminsPage, invitePage } from "./pages/admins.js";
 import { auditPage } from "./pages/audit.js";
 import { loginPage, setupPage } from "./pages/auth.js";
 import { connectPage } from "./pages/connect.js";
@@ -33,6 +34,7 @@ async function route() {
   const path = location.pathname;
   try {
     if (path === "/setup") { setNav(false); return setupPage(); }
+    if (path === "/invite") { setNav(false); return invitePage(); }
     const state = await api("GET", "/state");
     if (state.needsSetup && path !== "/login") { setNav(false); return setupPage(); }
     let session;
@@ -59,6 +61,7 @@ async function route() {
     else if ((m = p.match(/^\/groups\/(.+)$/))) await groupPage(decodeURIComponent(m[1]));
     else if (p === "/audit") await auditPage();
     else if (p === "/schemas") await schemasPage();
+    else if (p === "/admins") await adminsPage();
     else if (p === "/webhooks") await webhooksPage();
     else if ((m = p.match(/^\/webhooks\/(.+)$/))) await webhookPage(decodeURIComponent(m[1]));
     else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/overview", "data-link": true }, "Go to the Overview")));

@@ -1,6 +1,7 @@
 //! The console's JSON API under `/admin/api`: sign-in, tokens, the directory (a user or group
 //! with the definitions of the extensions it carries), the audit log, settings, schemas and
-//! webhooks.
+//! webhooks, and administrators (`admins`: the team, one's own password, sessions and second
+//! factor).
 //! A world apart from SCIM: only a session cookie opens it (never a bearer token), and every
 //! state-changing request must carry the session's CSRF token in `X-CSRF-Token`. Sign-in and
 //! setup, which have no session yet, must be JSON sent from the console's own origin.
@@ -17,12 +18,14 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
+mod admins;
+
 use super::{App, Body, json_response, read_json, read_json_within};
 use crate::error::{Error, Result};
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{self, ResourceKind};
 use crate::service::audit::{Actor, ActorKind};
-use crate::service::{admin, audit, groups, schemas, tokens, users};
+use crate::service::{admin, administrators, audit, groups, schemas, tokens, users};
 use crate::store::audit::Query;
 use crate::webhooks;
 
@@ -243,25 +246,33 @@ fn text<'a>(body: &'a Value, key: &str) -> Result<&'a str> {
         .ok_or_else(|| Error::InvalidValue(format!("\"{key}\" is required")))
 }
 
-/// What a sign-in or setup request sends.
+/// What a sign-in, setup or invitation request sends.
 struct Credentials {
     username: String,
     password: String,
-    /// The setup code (setup only).
+    /// The setup or invitation code (required there), or the second factor of a sign-in
+    /// (optional).
     code: Option<String>,
 }
 
-/// Reads a sign-in or setup body (at most `SIGN_IN_MAX_BODY`) into `Credentials`; the parsed
-/// JSON is dropped here.
-async fn read_credentials(app: &App, req: Request<Incoming>, setup: bool) -> Result<Credentials> {
+/// Reads a sign-in, setup or invitation body (at most `SIGN_IN_MAX_BODY`) into
+/// `Credentials`; the parsed JSON is dropped here.
+async fn read_credentials(
+    app: &App,
+    req: Request<Incoming>,
+    code_required: bool,
+) -> Result<Credentials> {
     let body = read_json_within(app, req, SIGN_IN_MAX_BODY).await?;
     Ok(Credentials {
         username: text(&body, "username")?.to_string(),
         password: text(&body, "password")?.to_string(),
-        code: if setup {
+        code: if code_required {
             Some(text(&body, "code")?.to_string())
         } else {
-            None
+            body.get("code")
+                .and_then(Value::as_str)
+                .filter(|c| !c.trim().is_empty())
+                .map(str::to_string)
         },
     })
 }
@@ -315,37 +326,58 @@ pub async fn handle(
                 json!({"needsSetup": admin::needs_setup(&app.store).await?}),
             ));
         }
-        (&Method::POST, [step @ ("setup" | "login")]) => {
+        (&Method::POST, [step @ ("setup" | "login" | "invite")]) => {
             check_same_origin(app, &req)?;
             let device = cookie(&req, device_cookie_name(secure));
-            let setup = *step == "setup";
+            let step = *step;
             let Credentials {
                 username,
                 password,
                 code,
-            } = read_credentials(app, req, setup).await?;
+            } = read_credentials(app, req, step != "login").await?;
             let (limits, hashing) = (&app.limits.sign_in, &app.hashing);
-            let s = if let Some(code) = code {
-                // Counted only while setup is possible: once it is done, every attempt is
-                // refused anyway, and counting those would only fill the table.
-                if admin::needs_setup(&app.store).await? {
-                    limits.setup_attempt(client)?;
+            let s = match (step, code) {
+                ("setup", Some(code)) => {
+                    // Counted only while setup is possible: once it is done, every attempt is
+                    // refused anyway, and counting those would only fill the table.
+                    if admin::needs_setup(&app.store).await? {
+                        limits.setup_attempt(client)?;
+                    }
+                    admin::setup(&app.store, hashing, &code, &username, &password, actor).await?
                 }
-                admin::setup(&app.store, hashing, &code, &username, &password, actor).await?
-            } else {
-                let facts = admin::sign_in_facts(&app.store, &username, device.clone()).await?;
-                let attempt = limits.attempt(client, &username, facts)?;
-                let known_good = attempt.known_good();
-                let credentials = admin::SignInAttempt {
-                    username: &username,
-                    password: &password,
-                    device,
-                    known_good,
-                };
-                let session =
-                    admin::login(&app.store, hashing, &app.rejections, credentials, actor).await?;
-                limits.succeeded(attempt);
-                session
+                ("invite", Some(code)) => {
+                    // The setup limit: a guesser of invitation codes is as slow as one of
+                    // setup codes.
+                    limits.setup_attempt(client)?;
+                    let store = &app.store;
+                    administrators::accept_invite(
+                        store, hashing, &code, &username, &password, actor,
+                    )
+                    .await?
+                }
+                (_, code) => {
+                    let facts = admin::sign_in_facts(&app.store, &username, device.clone()).await?;
+                    let attempt = limits.attempt(client, &username, facts)?;
+                    let known_good = attempt.known_good();
+                    let credentials = admin::SignInAttempt {
+                        username: &username,
+                        password: &password,
+                        code: code.as_deref(),
+                        device,
+                        known_good,
+                    };
+                    let signed_in =
+                        admin::login(&app.store, hashing, &app.rejections, credentials, actor)
+                            .await?;
+                    match signed_in {
+                        admin::SignedIn::Session(s) => {
+                            limits.succeeded(attempt);
+                            s
+                        }
+                        // The attempt stays counted until the code is right.
+                        admin::SignedIn::NeedsCode => return Ok(ok(json!({"needsCode": true}))),
+                    }
+                }
             };
             let mut r = ok(session_body(&s));
             set_cookie(&mut r, &s.secret, admin::SESSION_LIFETIME.as_secs(), secure);
@@ -377,7 +409,19 @@ pub async fn handle(
         }
     }
 
+    if let Err(e) = administrators::seen(&app.store, &secret).await {
+        warn!(error = %e, "could not note a console session as seen");
+    }
+
     match (&method, segs.as_slice()) {
+        (_, ["admins" | "invitations", ..]) => {
+            let me = admins::Me {
+                seq: session.admin_seq,
+                username: &session.username,
+                secret: &secret,
+            };
+            admins::handle(app, req, &segs, client, me, actor).await
+        }
         (&Method::GET, ["session"]) => Ok(ok(json!({
             "username": session.username, "csrf": session.csrf, "expires": session.expires,
         }))),

@@ -51,9 +51,9 @@ fn content_type(file: &str) -> &'static str {
 }
 
 /// The console's own pages, all rendered by `index.html`.
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 12] = [
     "setup", "login", "overview", "connect", "tokens", "users", "groups", "audit", "schemas",
-    "webhooks",
+    "webhooks", "admins", "invite",
 ];
 
 fn is_page(name: &str) -> bool {

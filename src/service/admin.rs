@@ -3,7 +3,9 @@
 //! cookies (a browser that signed in). Session, device and setup secrets are random, shown
 //! once and stored as SHA-256 digests. Sign-in and setup attempts are limited per client by
 //! the caller (`http::limits`), which this module tells what it needs: whether setup is
-//! possible, and `SignInFacts` about an account.
+//! possible, and `SignInFacts` about an account. Sign-in asks for the second factor of an
+//! administrator who turned it on (`totp`); the team itself (list, invitations, one's own
+//! password and sessions) is `administrators`.
 
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use super::audit::{Actor, ActorKind, Rejections};
 use crate::error::{Error, Result};
 use crate::scim::time;
 use crate::store::audit as store_audit;
-use crate::store::{Store, admins};
+use crate::store::{Store, administrators, admins};
 
 /// How long a console session lasts from sign-in.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -35,13 +37,13 @@ pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
-fn random_token() -> Result<String> {
+pub(super) fn random_token() -> Result<String> {
     let mut buf = [0u8; 32];
     getrandom::fill(&mut buf).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
-fn digest(secret: &str) -> [u8; 32] {
+pub(super) fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
@@ -49,7 +51,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn later(d: Duration) -> String {
+pub(super) fn later(d: Duration) -> String {
     time::format(::time::OffsetDateTime::now_utc() + d)
 }
 
@@ -89,7 +91,7 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
 }
 
-fn verify_password(password: &str, hash: &str) -> bool {
+pub(super) fn verify_password(password: &str, hash: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
@@ -218,7 +220,7 @@ impl Lane {
 /// Runs argon2 work under the `Hashing` bound, in the known-good lane or the shared one. The
 /// permit goes with the work: a client that hangs up ends its wait for a permit, never the
 /// hash it started, so hanging up cannot run more hashes at once than there are permits.
-async fn hashing<T: Send + 'static>(
+pub(super) async fn hashing<T: Send + 'static>(
     limit: &Hashing,
     known_good: bool,
     f: impl FnOnce() -> T + Send + 'static,
@@ -298,11 +300,12 @@ pub struct NewSession {
 /// Opens a session, and remembers the browser as a device of the administrator: the device
 /// secret it `presented`, if that is one of the administrator's current devices, else a new
 /// one.
-fn open_session(
+pub(super) fn open_session(
     tx: &rusqlite::Connection,
     admin_seq: i64,
     username: &str,
     presented: Option<&str>,
+    actor: &Actor,
 ) -> Result<NewSession> {
     let secret = random_token()?;
     let csrf = random_token()?;
@@ -323,9 +326,13 @@ fn open_session(
         &digest(&secret),
         admin_seq,
         &csrf,
-        &time::now(),
+        &now,
         &later(SESSION_LIFETIME),
     )?;
+    // Where it comes from, for its owner's list of sessions (the audit's clipping).
+    let from = actor.entry("", "success", 200);
+    administrators::describe_session(tx, &digest(&secret), &from.client, &from.user_agent, &now)?;
+    administrators::note_sign_in(tx, admin_seq, &now)?;
     Ok(NewSession {
         secret,
         csrf,
@@ -334,7 +341,7 @@ fn open_session(
     })
 }
 
-fn admin_entry(
+pub(super) fn admin_entry(
     actor: &Actor,
     action: &str,
     outcome: &'static str,
@@ -398,7 +405,7 @@ pub async fn setup(
                 tx,
                 &admin_entry(&named, "admin.setup", "success", 200, &username),
             )?;
-            open_session(tx, admin.seq, &username, None)
+            open_session(tx, admin.seq, &username, None, &named)
         })
         .await
 }
@@ -463,24 +470,44 @@ fn fingerprint(text: &str) -> u64 {
 pub struct SignInAttempt<'a> {
     pub username: &'a str,
     pub password: &'a str,
+    /// The second factor, for an administrator who turned it on: a TOTP code or a recovery
+    /// code.
+    pub code: Option<&'a str>,
     /// The device secret the client sent, kept when current, else replaced by a new one.
     pub device: Option<String>,
     pub known_good: bool,
 }
 
+/// What a sign-in came to.
+#[derive(Debug)]
+pub enum SignedIn {
+    Session(NewSession),
+    /// The password was right and the administrator has a second factor: send it too. The
+    /// attempt stays counted, like a failure, until the sign-in with the code succeeds.
+    NeedsCode,
+}
+
+/// What the write of a sign-in found.
+enum Outcome {
+    Session(NewSession),
+    NeedsCode,
+    WrongCode,
+}
+
 /// Signs in, or fails with the same error whether the name or the password was wrong.
 /// A failure is queued in `rejections` (cut, folded per client and username, in the
-/// anonymous budget), not written with a write of its own.
+/// anonymous budget), not written with a write of its own. So is a wrong second factor.
 pub async fn login(
     store: &Store,
     limit: &Hashing,
     rejections: &Rejections,
     attempt: SignInAttempt<'_>,
     actor: &Actor,
-) -> Result<NewSession> {
+) -> Result<SignedIn> {
     let SignInAttempt {
         username,
         password,
+        code,
         device,
         known_good,
     } = attempt;
@@ -504,16 +531,43 @@ pub async fn login(
     match admin {
         Some(admin) if ok => {
             let username = admin.username.clone();
-            store
+            let code = code.map(str::to_string);
+            let mut who = named.clone();
+            let outcome = store
                 .write(move |tx| {
-                    named.name = username.clone();
+                    if administrators::totp(tx, admin.seq)?.enabled {
+                        let Some(code) = code else {
+                            return Ok(Outcome::NeedsCode);
+                        };
+                        if !super::totp::second_factor(tx, admin.seq, &code)? {
+                            return Ok(Outcome::WrongCode);
+                        }
+                    }
+                    who.name = username.clone();
                     store_audit::insert(
                         tx,
-                        &admin_entry(&named, "admin.login", "success", 200, &username),
+                        &admin_entry(&who, "admin.login", "success", 200, &username),
                     )?;
-                    open_session(tx, admin.seq, &username, device.as_deref())
+                    open_session(tx, admin.seq, &username, device.as_deref(), &who)
+                        .map(Outcome::Session)
                 })
-                .await
+                .await?;
+            match outcome {
+                Outcome::Session(s) => Ok(SignedIn::Session(s)),
+                Outcome::NeedsCode => Ok(SignedIn::NeedsCode),
+                Outcome::WrongCode => {
+                    let e = Error::Unauthorized(
+                        "wrong code: enter the current code from your authenticator app, or \
+                         one of your recovery codes"
+                            .into(),
+                    );
+                    named.name = admin.username.clone();
+                    // The entry's detail is the error, which says it was the code.
+                    let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
+                    rejections.push_sign_in(entry, &e);
+                    Err(e)
+                }
+            }
         }
         _ => {
             let e = wrong_credentials();

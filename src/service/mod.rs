@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod administrators;
 pub mod audit;
 pub mod audit_view;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod overview;
 mod rejections;
 pub mod schemas;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 
 use crate::error::{Error, Result};

@@ -49,8 +49,9 @@ pub fn find(conn: &Connection, username: &str) -> Result<Option<AdminRow>> {
         .optional()?)
 }
 
-/// Creates the administrator or replaces its password; its sessions end and its devices are
-/// forgotten either way.
+/// Creates the administrator or replaces its password; its sessions end, its devices are
+/// forgotten and its second factor is turned off either way (`scimd admin set-password` is
+/// the way back for an administrator who lost both the authenticator and the recovery codes).
 pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO admins (username, username_fold, password_hash, created, updated)
@@ -65,6 +66,16 @@ pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) ->
     conn.execute(
         "DELETE FROM admin_devices
          WHERE admin_seq = (SELECT seq FROM admins WHERE username_fold = ?1)",
+        [fold(username)],
+    )?;
+    conn.execute(
+        "DELETE FROM admin_recovery_codes
+         WHERE admin_seq = (SELECT seq FROM admins WHERE username_fold = ?1)",
+        [fold(username)],
+    )?;
+    conn.execute(
+        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0
+         WHERE username_fold = ?1",
         [fold(username)],
     )?;
     Ok(())

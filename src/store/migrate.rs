@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/010_webhooks.sql"),
     include_str!("migrations/011_overview.sql"),
     include_str!("migrations/012_audit_filters.sql"),
+    include_str!("migrations/013_admins_more.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key

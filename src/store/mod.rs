@@ -21,6 +21,7 @@
 //! the PATCH cost limit (`scim::patch::MAX_PATCH_COST`).
 
 pub mod activity;
+pub mod administrators;
 pub mod admins;
 pub mod audit;
 pub mod dbfile;

@@ -4,6 +4,7 @@
 mod audit;
 mod audit_flood;
 mod browser;
+mod browser_admins;
 mod browser_audit;
 mod browser_newcomer;
 mod browser_overview;
@@ -13,6 +14,7 @@ mod cli;
 mod common;
 mod conformance;
 mod console;
+mod console_admins;
 mod console_audit;
 mod console_polish;
 mod console_webhooks;

@@ -429,6 +429,11 @@ async fn an_older_databases_tokens_are_write_tokens() {
          ALTER TABLE audit DROP COLUMN derived; ALTER TABLE audit DROP COLUMN actor_fold;
          CREATE INDEX audit_actor ON audit (actor, seq);
          CREATE INDEX audit_action ON audit (action, seq);
+         DROP TABLE admin_recovery_codes; DROP TABLE admin_invites; DROP INDEX sessions_admin;
+         ALTER TABLE admins DROP COLUMN last_sign_in; ALTER TABLE admins DROP COLUMN totp_secret;
+         ALTER TABLE admins DROP COLUMN totp_enabled; ALTER TABLE admins DROP COLUMN totp_last_step;
+         ALTER TABLE sessions DROP COLUMN last_seen; ALTER TABLE sessions DROP COLUMN client;
+         ALTER TABLE sessions DROP COLUMN user_agent;
          PRAGMA user_version = 8;",
     )
     .unwrap();

@@ -2,7 +2,7 @@
 
 import { api, errorBox, h, navigate, reroute, setCsrf, show } from "../lib.js";
 
-function passwordForm(title, intro, submitLabel, onSubmit) {
+export function passwordForm(title, intro, submitLabel, onSubmit) {
   const status = h("div", { role: "status", "aria-live": "polite" });
   const form = h("form", { class: "card narrow" },
     h("h1", {}, title),
@@ -46,7 +46,33 @@ export function loginPage() {
   show(passwordForm("Sign in", "The scimd console: tokens, users, groups and the audit log.", "Sign in",
     async (username, password) => {
       const s = await api("POST", "/login", { username, password });
+      if (s.needsCode) return codePage(username, password);
       setCsrf(s.csrf);
       navigate("/overview");
     }));
+}
+
+/** The second step of signing in with two-factor sign-in on: the app's code. */
+function codePage(username, password) {
+  const status = h("div", { role: "status", "aria-live": "polite" });
+  const form = h("form", { class: "card narrow" },
+    h("h1", {}, "Enter your code"),
+    h("p", { class: "muted" }, "The 6-digit code your authenticator app shows for scimd, or one of your recovery codes."),
+    h("label", { for: "code" }, "Code"),
+    h("input", { id: "code", name: "code", type: "text", autocomplete: "one-time-code", required: true }),
+    h("p", {}, h("button", { type: "submit" }, "Sign in")),
+    status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    status.replaceChildren(h("span", { class: "muted" }, "Working…"));
+    try {
+      const s = await api("POST", "/login", { username, password, code: form.code.value });
+      setCsrf(s.csrf);
+      navigate("/connect");
+    } catch (e) {
+      status.replaceChildren(errorBox(e));
+    }
+  });
+  show(form);
+  form.code.focus();
 }

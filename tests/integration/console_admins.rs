@@ -1,0 +1,547 @@
+//! Console administrators (`/admin/api/admins`): the list, removal (never the last one; their
+//! sessions end), changing one's own password (the current one required; other sessions end),
+//! one's sessions listed and ended, one-time invitations (single use, expiring, cancellable,
+//! audited), the TOTP second factor (enrolment confirmed by a code, sign-in asking for it,
+//! wrong codes throttled like passwords, replays refused, recovery codes single use,
+//! disabling), and the command line's `scimd admin list` and `scimd admin remove` beside a
+//! running server.
+
+use serde_json::{Value, json};
+
+use scimd::service::admin;
+use scimd::store::Store;
+
+use crate::common::*;
+
+const PASSWORD: &str = "correct horse battery";
+const NEW_PASSWORD: &str = "another long password";
+
+/// A signed-in administrator: its session cookie and CSRF token.
+struct Admin<'a> {
+    s: &'a Server,
+    cookie: String,
+    csrf: String,
+}
+
+async fn login(s: &Server, username: &str, password: &str, code: Option<&str>) -> Resp {
+    let mut body = json!({"username": username, "password": password});
+    if let Some(c) = code {
+        body["code"] = json!(c);
+    }
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "admins-test/1.0"),
+    ];
+    s.raw(
+        "POST",
+        "/admin/api/login",
+        &headers,
+        Some(&body.to_string()),
+    )
+    .await
+}
+
+fn signed_in<'a>(s: &'a Server, r: &Resp) -> Admin<'a> {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let cookie = r
+        .header("set-cookie")
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    Admin {
+        s,
+        cookie,
+        csrf: r.json()["csrf"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn sign_in<'a>(s: &'a Server, username: &str, password: &str) -> Admin<'a> {
+    signed_in(s, &login(s, username, password, None).await)
+}
+
+impl Admin<'_> {
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        let text = body.map(Value::to_string);
+        self.s
+            .raw(
+                method,
+                path,
+                &[
+                    ("cookie", &self.cookie),
+                    ("x-csrf-token", &self.csrf),
+                    ("content-type", "application/json"),
+                ],
+                text.as_deref(),
+            )
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self.call("GET", path, None).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    async fn signed_in(&self) -> bool {
+        self.call("GET", "/admin/api/session", None).await.status == 200
+    }
+
+    /// The audit entries of `action`, newest first.
+    async fn audited(&self, action: &str) -> Vec<Value> {
+        self.get(&format!("/admin/api/audit?action={action}")).await["entries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn with_admins(s: &Server, names: &[&str]) {
+    let store = Store::open(&s.db()).unwrap();
+    for n in names {
+        admin::set_password(&store, n, PASSWORD).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn administrators_are_listed_and_removed_but_never_the_last() {
+    let s = Server::start().await;
+    with_admins(&s, &["root", "ops"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let ops = sign_in(&s, "ops", PASSWORD).await;
+    let list = root.get("/admin/api/admins").await;
+    assert_eq!(list["me"], "root");
+    let admins = list["admins"].as_array().unwrap();
+    assert_eq!(admins.len(), 2, "{list}");
+    let o = admins.iter().find(|a| a["username"] == "ops").unwrap();
+    assert!(
+        o["created"].is_string() && o["lastSignIn"].is_string(),
+        "{o}"
+    );
+    assert_eq!(o["totp"], false);
+
+    // ops's pending invitation goes with ops.
+    let code = invite_code(&ops.call("POST", "/admin/api/invitations", None).await);
+    let r = root.call("DELETE", "/admin/api/admins/OPS", None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["removed"], "ops");
+    assert!(
+        !ops.signed_in().await,
+        "the removed administrator's session ended"
+    );
+    assert_eq!(login(&s, "ops", PASSWORD, None).await.status, 401);
+    assert_eq!(accept(&s, &code, "mallory").await.status, 403);
+    assert_eq!(
+        root.call("DELETE", "/admin/api/admins/nobody", None)
+            .await
+            .status,
+        404
+    );
+    let r = root.call("DELETE", "/admin/api/admins/root", None).await;
+    assert_eq!(r.status, 403, "the last administrator stays");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only administrator")
+    );
+    assert!(root.signed_in().await);
+    let removed = root.audited("admin.remove").await;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["actor"], "root");
+    assert_eq!(removed[0]["resourceName"], "ops");
+}
+
+#[tokio::test]
+async fn changing_ones_password_needs_the_current_one_and_ends_the_other_sessions() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let here = sign_in(&s, "root", PASSWORD).await;
+    let there = sign_in(&s, "root", PASSWORD).await;
+    let change = |current: &str| json!({"current": current, "password": NEW_PASSWORD});
+    let r = here
+        .call(
+            "POST",
+            "/admin/api/admins/me/password",
+            Some(&change("wrong password!")),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(there.signed_in().await, "a refused change ends nothing");
+    let r = here
+        .call(
+            "POST",
+            "/admin/api/admins/me/password",
+            Some(&change(PASSWORD)),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["sessionsEnded"], 1);
+    assert!(here.signed_in().await, "this session stays");
+    assert!(!there.signed_in().await, "the other one ended");
+    assert_eq!(login(&s, "root", PASSWORD, None).await.status, 401);
+    sign_in(&s, "root", NEW_PASSWORD).await;
+    // Too short a new password is refused before anything is checked.
+    let r = here
+        .call(
+            "POST",
+            "/admin/api/admins/me/password",
+            Some(&json!({"current": NEW_PASSWORD, "password": "short"})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(here.audited("admin.change_password").await.len(), 1);
+}
+
+#[tokio::test]
+async fn ones_sessions_are_listed_and_ended() {
+    let s = Server::start().await;
+    with_admins(&s, &["root", "ops"]);
+    let here = sign_in(&s, "root", PASSWORD).await;
+    let there = sign_in(&s, "root", PASSWORD).await;
+    let theirs = sign_in(&s, "ops", PASSWORD).await;
+    let list = here.get("/admin/api/admins/me/sessions").await;
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "only root's own: {list}");
+    assert_eq!(
+        sessions.iter().filter(|x| x["current"] == true).count(),
+        1,
+        "{list}"
+    );
+    for x in sessions {
+        assert_eq!(x["client"], "127.0.0.1", "{x}");
+        assert_eq!(x["userAgent"], "admins-test/1.0", "{x}");
+        assert!(x["created"].is_string() && x["expires"].is_string() && x["lastSeen"].is_string());
+    }
+    let other = sessions.iter().find(|x| x["current"] == false).unwrap();
+    let id = other["id"].as_str().unwrap();
+    // Another administrator's sessions are not one's own to end.
+    let path = format!("/admin/api/admins/me/sessions/{id}");
+    assert_eq!(theirs.call("DELETE", &path, None).await.status, 404);
+    assert!(there.signed_in().await);
+    assert_eq!(here.call("DELETE", &path, None).await.status, 200);
+    assert!(!there.signed_in().await);
+    assert!(here.signed_in().await && theirs.signed_in().await);
+    assert_eq!(here.call("DELETE", &path, None).await.status, 404);
+    assert_eq!(here.audited("admin.end_session").await.len(), 1);
+}
+
+fn invite_code(r: &Resp) -> String {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let link = r.json()["link"].as_str().unwrap().to_string();
+    assert!(link.contains("/invite#code="), "{link}");
+    link.split("#code=").nth(1).unwrap().to_string()
+}
+
+async fn accept(s: &Server, code: &str, username: &str) -> Resp {
+    let body = json!({"code": code, "username": username, "password": PASSWORD});
+    s.raw(
+        "POST",
+        "/admin/api/invite",
+        &[("content-type", "application/json")],
+        Some(&body.to_string()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_invitation_works_once_until_it_expires_and_is_audited() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    let pending = root.get("/admin/api/admins").await["invites"].clone();
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending[0]["createdBy"], "root");
+    // A taken name is refused, and the invitation still works.
+    assert_eq!(accept(&s, &code, "ROOT").await.status, 409);
+    let joined = signed_in(&s, &accept(&s, &code, "newbie").await);
+    assert_eq!(joined.get("/admin/api/session").await["username"], "newbie");
+    assert_eq!(accept(&s, &code, "another").await.status, 403, "single use");
+    assert_eq!(accept(&s, "guessed", "another").await.status, 403);
+    let names: Vec<Value> = root.get("/admin/api/admins").await["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["username"].clone())
+        .collect();
+    assert_eq!(names, [json!("newbie"), json!("root")]);
+    let invited = root.audited("admin.invite").await;
+    assert_eq!(invited.len(), 1);
+    assert_eq!(invited[0]["actor"], "root");
+    let accepted = root.audited("admin.invite_accept").await;
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["actor"], "newbie");
+    assert_eq!(accepted[0]["detail"]["invitedBy"], "root");
+
+    // An expired invitation does not work.
+    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    rusqlite::Connection::open(s.db())
+        .unwrap()
+        .execute(
+            "UPDATE admin_invites SET expires = '2000-01-01T00:00:00.000Z'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(accept(&s, &code, "late").await.status, 403);
+}
+
+#[tokio::test]
+async fn pending_invitations_can_be_cancelled() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    let r = root.call("DELETE", "/admin/api/invitations", None).await;
+    assert_eq!(r.json()["cancelled"], 1);
+    assert_eq!(accept(&s, &code, "late").await.status, 403);
+    assert!(
+        root.get("/admin/api/admins").await["invites"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let cancelled = root.audited("admin.invite_cancel").await;
+    assert_eq!(cancelled[0]["detail"]["cancelled"], 1);
+}
+
+fn totp_of(secret: &str) -> totp_rs::Totp {
+    let bytes = totp_rs::Secret::try_from_base32(secret).unwrap();
+    totp_rs::Builder::new()
+        .with_secret(bytes.as_bytes().to_vec())
+        .build()
+        .unwrap()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The code of the step `ahead` steps from now.
+fn code_at(secret: &str, ahead: u64) -> String {
+    totp_of(secret)
+        .generate(unix_now() + 30 * ahead)
+        .to_string()
+}
+
+/// Turns on `root`'s second factor; its secret and recovery codes.
+async fn enrol(root: &Admin<'_>) -> (String, Vec<String>) {
+    let e = root.call("POST", "/admin/api/admins/me/totp", None).await;
+    assert_eq!(e.status, 200, "{}", String::from_utf8_lossy(&e.body));
+    let e = e.json();
+    let secret = e["secret"].as_str().unwrap().to_string();
+    let uri = e["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/scimd%3Aroot?secret=") && uri.contains(&secret),
+        "{uri}"
+    );
+    assert!(
+        e["qr"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,")
+    );
+    let confirm = |code: String| json!({"code": code});
+    let wrong = root
+        .call(
+            "POST",
+            "/admin/api/admins/me/totp/confirm",
+            Some(&confirm("000000".into())),
+        )
+        .await;
+    // 000000 could be right once in a million runs; any other wrong code would do.
+    if code_at(&secret, 0) != "000000" {
+        assert_eq!(wrong.status, 400);
+        assert_eq!(
+            root.get("/admin/api/admins/me/totp").await["enabled"],
+            false
+        );
+    }
+    let r = root
+        .call(
+            "POST",
+            "/admin/api/admins/me/totp/confirm",
+            Some(&confirm(code_at(&secret, 0))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let codes: Vec<String> = r.json()["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+#[tokio::test]
+async fn totp_sign_in_asks_for_a_code_refuses_replays_and_takes_recovery_codes_once() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let (secret, recovery) = enrol(&root).await;
+    let t = root.get("/admin/api/admins/me/totp").await;
+    assert_eq!(t["enabled"], true);
+    assert_eq!(t["recoveryCodesLeft"], 10);
+    let listed = root.get("/admin/api/admins").await;
+    assert_eq!(listed["admins"][0]["totp"], true);
+    assert!(
+        root.call("POST", "/admin/api/admins/me/totp", None)
+            .await
+            .status
+            == 403,
+        "no second enrolment while on"
+    );
+
+    // The password alone: a code is asked for, no session.
+    let r = login(&s, "root", PASSWORD, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["needsCode"], true);
+    assert!(r.header("set-cookie").is_none());
+    // The confirmation's code (this step) was used: it is a replay now.
+    assert_eq!(
+        login(&s, "root", PASSWORD, Some(&code_at(&secret, 0)))
+            .await
+            .status,
+        401
+    );
+    // The next step's code (one step of skew) works, once.
+    let next = code_at(&secret, 1);
+    signed_in(&s, &login(&s, "root", PASSWORD, Some(&next)).await);
+    assert_eq!(login(&s, "root", PASSWORD, Some(&next)).await.status, 401);
+    // A wrong password with a right code is still a wrong password.
+    assert_eq!(
+        login(&s, "root", "wrong password!", Some(&code_at(&secret, 1)))
+            .await
+            .status,
+        401
+    );
+    // A recovery code signs in once, whatever its case and dashes.
+    let rc = recovery[3].to_uppercase().replace('-', " ");
+    signed_in(&s, &login(&s, "root", PASSWORD, Some(&rc)).await);
+    assert_eq!(
+        login(&s, "root", PASSWORD, Some(&recovery[3])).await.status,
+        401
+    );
+    assert_eq!(
+        root.get("/admin/api/admins/me/totp").await["recoveryCodesLeft"],
+        9
+    );
+    assert_eq!(root.audited("admin.totp_enable").await.len(), 1);
+
+    // Turning it off takes a current code or the password.
+    let root = &root;
+    let off = |body: Value| async move {
+        root.call("POST", "/admin/api/admins/me/totp/disable", Some(&body))
+            .await
+            .status
+    };
+    assert_eq!(off(json!({"password": "wrong password!"})).await, 403);
+    assert_eq!(off(json!({"code": next})).await, 403, "a used code");
+    assert_eq!(off(json!({})).await, 400);
+    assert_eq!(off(json!({"password": PASSWORD})).await, 200);
+    assert_eq!(
+        root.get("/admin/api/admins/me/totp").await["enabled"],
+        false
+    );
+    sign_in(&s, "root", PASSWORD).await;
+    let disabled = root.audited("admin.totp_disable").await;
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0]["detail"]["confirmedWith"], "password");
+}
+
+#[tokio::test]
+async fn wrong_totp_codes_count_as_failed_sign_ins() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let (secret, _) = enrol(&root).await;
+    let right = code_at(&secret, 1);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for _ in 0..5 {
+        assert_eq!(login(&s, "root", PASSWORD, Some(wrong)).await.status, 401);
+    }
+    let r = login(&s, "root", PASSWORD, Some(&right)).await;
+    assert_eq!(r.status, 429, "locked even with the right code");
+    assert!(r.header("retry-after").is_some());
+    // The failures are audited (folded into one entry per client and username).
+    let mut failed = Vec::new();
+    for _ in 0..50 {
+        failed = root.audited("admin.login").await;
+        failed.retain(|e| e["outcome"] == "failure");
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let detail = &failed[0]["detail"];
+    assert!(
+        detail["error"].as_str().unwrap().starts_with("wrong code"),
+        "{detail}"
+    );
+    assert_eq!(detail["count"], 5);
+    // Checks of a code behind a session are held to the same limit.
+    let r = root
+        .call(
+            "POST",
+            "/admin/api/admins/me/totp/disable",
+            Some(&json!({"code": right})),
+        )
+        .await;
+    assert_eq!(r.status, 429);
+    // `scimd admin set-password` ends the lockout and turns the second factor off: the way
+    // back for someone who lost the authenticator and the recovery codes.
+    admin::set_password(&Store::open(&s.db()).unwrap(), "root", NEW_PASSWORD).unwrap();
+    let root = sign_in(&s, "root", NEW_PASSWORD).await;
+    assert_eq!(
+        root.get("/admin/api/admins/me/totp").await["enabled"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_lists_and_removes_administrators_beside_a_running_server() {
+    let s = Server::start().await;
+    with_admins(&s, &["root", "ops"]);
+    sign_in(&s, "ops", PASSWORD).await;
+    let db = s.db().to_str().unwrap().to_string();
+    let o = scimd(&["admin", "list", "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.starts_with("USERNAME"), "{out}");
+    let ops = out.lines().find(|l| l.starts_with("ops ")).unwrap();
+    assert!(ops.ends_with(" off") && !ops.contains("never"), "{out}");
+    let root = out.lines().find(|l| l.starts_with("root ")).unwrap();
+    assert!(root.contains("never"), "{out}");
+
+    let o = scimd(&["admin", "remove", "--username", "ops", "--db", &db]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("Removed administrator \"ops\""));
+    assert_eq!(login(&s, "ops", PASSWORD, None).await.status, 401);
+    let o = scimd(&["admin", "remove", "--username", "root", "--db", &db]);
+    assert!(!o.status.success(), "the last one stays: {o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("only administrator"),
+        "{o:?}"
+    );
+    let o = scimd(&["admin", "remove", "--username", "nobody", "--db", &db]);
+    assert!(!o.status.success());
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let removed = root.audited("admin.remove").await;
+    assert_eq!(removed[0]["actor"], "cli");
+}
