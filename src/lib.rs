@@ -90,6 +90,7 @@ pub async fn run(
         local_addr,
         tls,
         feed: Default::default(),
+        check_marks: Default::default(),
     });
     if let Some(code) = service::admin::new_setup_code(&app.store)? {
         // Addresses a browser can open (never 0.0.0.0), the one to try first first.

@@ -808,7 +808,12 @@ pub async fn handle(
         }
         (&Method::POST, ["check-connection"]) => {
             let (base, target) = super::connection::target(app, &super::origin(app, &req));
-            Ok(ok(super::connection::check(&base, &target).await))
+            Ok(ok(super::connection::check(
+                &app.check_marks,
+                &base,
+                &target,
+            )
+            .await))
         }
         _ => Err(Error::NotFound(format!(
             "no console endpoint {method} {PREFIX}{path}"

@@ -9,10 +9,16 @@
 //! another server) without handing a secret to whatever answers. The target is our own
 //! configured URL, never one a request names, so the webhook client's SSRF rules are not
 //! needed; its pooled client is not either (one request, each step timed on its own).
+//!
+//! The request carries a mark (`x-scimd-check`: a random value this process issued for this
+//! check, good once and for a minute). The server that recognises it answers the usual 401 and
+//! echoes it, which tells this scimd from another one behind the URL, and leaves it out of the
+//! audit log, the failed-authentication limit and the Overview's failures: an admin's click is
+//! not a client failing. A value it did not issue is an ordinary unauthenticated request.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
@@ -24,6 +30,45 @@ use tokio::net::TcpStream;
 
 use super::App;
 use super::router::SCIM_PREFIX;
+
+/// The header that carries a check's mark, and echoes it in the answer.
+pub const MARK_HEADER: &str = "x-scimd-check";
+/// How long an issued mark is good (the check takes at most four steps of `STEP`).
+const MARK_LIFETIME: Duration = Duration::from_secs(60);
+/// Marks outstanding at once: checks are an admin's clicks; more are refused, not queued.
+const MARKS: usize = 16;
+
+/// The marks this process issued for checks in progress.
+#[derive(Default)]
+pub struct Marks(Mutex<Vec<(String, Instant)>>);
+
+impl Marks {
+    /// A new mark, or `None` when `MARKS` checks are in progress.
+    fn issue(&self) -> Option<String> {
+        let mut buf = [0u8; 16];
+        getrandom::fill(&mut buf).ok()?;
+        let mark: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+        let mut marks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        marks.retain(|(_, at)| at.elapsed() < MARK_LIFETIME);
+        if marks.len() >= MARKS {
+            return None;
+        }
+        marks.push((mark.clone(), Instant::now()));
+        Some(mark)
+    }
+
+    /// Whether `presented` is a mark this process issued and has not seen since (it is used
+    /// up). Compared in constant time, like every secret.
+    pub fn take(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut marks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        marks.retain(|(_, at)| at.elapsed() < MARK_LIFETIME);
+        let found = marks
+            .iter()
+            .position(|(m, _)| bool::from(m.as_bytes().ct_eq(presented)));
+        found.map(|i| marks.swap_remove(i)).is_some()
+    }
+}
 
 /// Each step (resolving, connecting, the TLS handshake, the answer) gets this long.
 const STEP: Duration = Duration::from_secs(5);
@@ -116,8 +161,14 @@ struct Outcome {
 
 /// Runs the check against `target` (a SCIM base URL) and describes it for the console, with
 /// the warnings about `base` (the URL an identity provider is told).
-pub async fn check(base: &str, target: &str) -> Value {
-    let outcome = run(target).await;
+pub async fn check(marks: &Marks, base: &str, target: &str) -> Value {
+    let outcome = match marks.issue() {
+        Some(mark) => run(target, &mark).await,
+        None => failed(
+            "busy",
+            format!("{MARKS} checks are already running: try again in a minute"),
+        ),
+    };
     json!({
         "ok": outcome.failed.is_none(),
         "baseUrl": base,
@@ -137,7 +188,7 @@ fn failed(step: &'static str, message: String) -> Outcome {
     }
 }
 
-async fn run(target: &str) -> Outcome {
+async fn run(target: &str, mark: &str) -> Outcome {
     let url = format!("{target}/ServiceProviderConfig");
     let uri: Uri = match url.parse() {
         Ok(u) => u,
@@ -187,6 +238,7 @@ async fn run(target: &str) -> Outcome {
     let request = match Request::get(uri.clone())
         .header(header::HOST, authority)
         .header(header::ACCEPT, "application/scim+json")
+        .header(MARK_HEADER, mark)
         .header(
             header::USER_AGENT,
             concat!("scimd/", env!("CARGO_PKG_VERSION"), " connection-check"),
@@ -197,7 +249,7 @@ async fn run(target: &str) -> Outcome {
         Err(e) => return failed("url", format!("{url}: {e}")),
     };
     if !https {
-        return exchange(tcp, request, &url).await;
+        return exchange(tcp, request, &url, mark).await;
     }
     let config = match tls_config() {
         Ok(c) => c,
@@ -214,7 +266,7 @@ async fn run(target: &str) -> Outcome {
             format!("TLS: no handshake with {host} within {STEP:?}"),
         ),
         Ok(Err(e)) => failed("tls", format!("TLS handshake with {host} failed: {e}")),
-        Ok(Ok(stream)) => exchange(stream, request, &url).await,
+        Ok(Ok(stream)) => exchange(stream, request, &url, mark).await,
     }
 }
 
@@ -229,7 +281,7 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
         .with_no_client_auth())
 }
 
-async fn exchange<S>(stream: S, request: Request<Empty<Bytes>>, url: &str) -> Outcome
+async fn exchange<S>(stream: S, request: Request<Empty<Bytes>>, url: &str, mark: &str) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -243,6 +295,10 @@ where
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();
+        let ours = resp
+            .headers()
+            .get(MARK_HEADER)
+            .is_some_and(|v| v.as_bytes() == mark.as_bytes());
         let mut body = resp.into_body();
         let mut kept = Vec::new();
         // Enough to see a SCIM error; a huge answer is not read.
@@ -257,14 +313,21 @@ where
                 None => break,
             }
         }
-        Ok::<_, String>((status, kept))
+        Ok::<_, String>((status, kept, ours))
     };
-    let (status, body) = match tokio::time::timeout(STEP, answer).await {
+    let (status, body, ours) = match tokio::time::timeout(STEP, answer).await {
         Err(_) => return failed("status", format!("{url} sent no answer within {STEP:?}")),
         Ok(Err(e)) => return failed("status", format!("{url}: the exchange failed: {e}")),
         Ok(Ok(a)) => a,
     };
-    judge(status, &body, url)
+    let mut outcome = judge(status, &body, url);
+    if outcome.failed.is_none() && !ours {
+        outcome.message.push_str(
+            " It did not carry this check's mark, though: another scimd may be answering at \
+             this URL.",
+        );
+    }
+    outcome
 }
 
 /// Whether an unauthenticated `ServiceProviderConfig` answer is scimd's: a 401 SCIM error (or

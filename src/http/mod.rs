@@ -83,6 +83,8 @@ pub struct App {
     pub tls: Option<tls::Tls>,
     /// The change feed's long-poll waiters.
     pub feed: events::Waiters,
+    /// The marks of the console's connection checks in progress (`connection`).
+    pub check_marks: connection::Marks,
 }
 
 pub use body::Body;
@@ -571,6 +573,20 @@ async fn respond(
         && let Some(response) =
             assets::serve(&path, header_text(&req, header::IF_NONE_MATCH).as_deref())
     {
+        return (response, None, false);
+    }
+    // This server's own connection check, without a token by design: the 401 it expects,
+    // with its mark echoed, and nothing counted or recorded against anyone.
+    if router::is_token_path(&path)
+        && let Some(mark) = req.headers().get(connection::MARK_HEADER)
+        && app.check_marks.take(mark.as_bytes())
+    {
+        let mut response = error_response(&Error::Unauthorized(
+            "the connection check reached scimd; a client needs a bearer token here".into(),
+        ));
+        response
+            .headers_mut()
+            .insert(connection::MARK_HEADER, mark.clone());
         return (response, None, false);
     }
     let pattern = route.as_ref().map_or("-", Route::pattern);

@@ -96,6 +96,52 @@ async fn check_connection_makes_a_real_request_to_the_listen_address() {
         format!("{base}/ServiceProviderConfig").as_str()
     );
     assert!(v["warnings"][0].as_str().unwrap().contains("loopback"));
+    let message = v["message"].as_str().unwrap();
+    assert!(!message.contains("another scimd"), "{message}");
+
+    // The admin's click is not a client failing: a request with a mark this server did not
+    // issue (or one already used) is an ordinary unauthenticated request, recorded and
+    // counted; the check's own request before it is neither.
+    let forged = s
+        .raw(
+            "GET",
+            "/scim/v2/ServiceProviderConfig",
+            &[("x-scimd-check", "00112233445566778899aabbccddeeff")],
+            None,
+        )
+        .await;
+    assert_eq!(forged.status, 401);
+    assert!(forged.header("x-scimd-check").is_none());
+    let mut failures = Vec::new();
+    for _ in 0..100 {
+        failures = c.get("/admin/api/audit?outcome=failure").await["entries"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if !failures.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(failures.len(), 1, "only the forged request: {failures:?}");
+    let o = c.get("/admin/api/overview").await;
+    let counted: u64 = o["clientFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["failures"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 1, "only the forged request: {o}");
+}
+
+/// A check that reaches another scimd (its mark unknown there) says so.
+#[tokio::test]
+async fn check_connection_tells_another_scimd_from_this_one() {
+    let other = Server::start().await;
+    let v = check_with_public_url(&format!("http://{}", other.addr)).await;
+    assert_eq!(v["ok"], true, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("another scimd"), "{message}");
 }
 
 #[tokio::test]
