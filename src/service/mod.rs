@@ -7,6 +7,7 @@ pub mod events;
 pub mod feed;
 pub mod groups;
 pub mod ignored;
+pub mod people;
 mod rejections;
 pub mod schemas;
 pub mod tokens;

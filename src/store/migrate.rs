@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_ext_index_multi.sql"),
     include_str!("migrations/009_token_scope.sql"),
     include_str!("migrations/010_webhooks.sql"),
+    include_str!("migrations/011_people.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key

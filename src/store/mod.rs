@@ -31,6 +31,7 @@ pub mod groups;
 pub mod keys;
 pub mod maintenance;
 pub mod migrate;
+pub mod people;
 pub mod query;
 pub mod schemas;
 pub mod tokens;

@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod conformance;
 mod console;
+mod console_people;
 mod console_webhooks;
 mod crash;
 mod data_safety;

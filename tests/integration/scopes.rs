@@ -421,6 +421,10 @@ async fn an_older_databases_tokens_are_write_tokens() {
     conn.execute_batch(
         "ALTER TABLE tokens DROP COLUMN scope;
          DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
+         DROP TRIGGER users_search_insert; DROP TRIGGER users_search_update;
+         DROP TRIGGER users_search_delete; DROP TABLE users_search;
+         DROP TABLE user_tombstones; DROP INDEX users_active;
+         ALTER TABLE users DROP COLUMN suspended_since;
          PRAGMA user_version = 8;",
     )
     .unwrap();
