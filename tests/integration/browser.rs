@@ -23,7 +23,7 @@ use scimd::store::Store;
 
 use crate::common::*;
 
-const PASSWORD: &str = "browser test password";
+pub(crate) const PASSWORD: &str = "browser test password";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn which(names: &[&str]) -> Option<PathBuf> {
@@ -34,7 +34,7 @@ fn which(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// chromedriver, stopped when dropped.
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     /// SIGTERM first: chromedriver then quits the browsers it started, which a SIGKILL would
@@ -55,7 +55,7 @@ impl Drop for Driver {
 }
 
 /// A WebDriver session on headless Chromium, or `None` (with a note) when there is none.
-async fn browser() -> Option<(Driver, Client)> {
+pub(crate) async fn browser() -> Option<(Driver, Client)> {
     let required = std::env::var_os("SCIMD_REQUIRE_BROWSER").is_some();
     let (Some(driver), Some(chromium)) = (
         which(&["chromedriver", "chromium-driver"]),
@@ -111,14 +111,14 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-async fn snap(c: &Client, name: &str) {
+pub(crate) async fn snap(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
 /// Waits until the page's `main` shows `text`; a page showing a JavaScript object's name
 /// where text belongs fails at once.
-async fn see(c: &Client, text: &str) {
+pub(crate) async fn see(c: &Client, text: &str) {
     for _ in 0..100 {
         if let Ok(main) = c.find(Locator::Css("main")).await
             && let Ok(shown) = main.text().await
@@ -165,15 +165,15 @@ async fn act(c: &Client, locator: Locator<'_>, keys: Option<&str>) {
     panic!("could not act on {locator:?}: {last:?}");
 }
 
-async fn fill(c: &Client, css: &str, text: &str) {
+pub(crate) async fn fill(c: &Client, css: &str, text: &str) {
     act(c, Locator::Css(css), Some(text)).await;
 }
 
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     act(c, Locator::Css(css), None).await;
 }
 
-async fn click_text(c: &Client, text: &str) {
+pub(crate) async fn click_text(c: &Client, text: &str) {
     let xpath = format!("//*[self::a or self::button][normalize-space(.)='{text}']");
     act(c, Locator::XPath(&xpath), None).await;
 }
@@ -482,7 +482,7 @@ async fn fits(c: &Client) -> bool {
 }
 
 /// Waits for the element at `xpath`.
-async fn element(c: &Client, xpath: &str) -> fantoccini::elements::Element {
+pub(crate) async fn element(c: &Client, xpath: &str) -> fantoccini::elements::Element {
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::XPath(xpath))

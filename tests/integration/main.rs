@@ -4,6 +4,7 @@
 mod audit;
 mod audit_flood;
 mod browser;
+mod browser_people;
 mod budgets;
 mod cli;
 mod common;
