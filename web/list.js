@@ -87,7 +87,7 @@ export async function listPage({ title, intro, endpoint, columns, empty, link, f
           h("tbody", {}, r.items.map((item) => h("tr", {}, cols.map((c, i) =>
             h("td", { class: c.optional ? "optional" : null, "data-label": c.label }, i === 0 ? h("a", { href: link(item), "data-link": true }, c.cell(item)) : c.cell(item)))))))),
         h("div", { class: "pager" }, prev, next,
-          h("span", { class: "muted" }, `${state.start}–${Math.min(state.start + count - 1, r.total)} of ${r.total}`)));
+          h("span", { class: "muted" }, `${state.start}–${Math.min(state.start + count - 1, r.total)} of ${r.total.toLocaleString("en")}${r.capped ? "+" : ""}`)));
       // The table was rebuilt: keep keyboard focus on the sort button that was pressed.
       if (focusSort) body.querySelector(`button[data-sort="${CSS.escape(state.sortBy)}"]`)?.focus();
     } catch (e) { body.replaceChildren(errorBox(e)); }

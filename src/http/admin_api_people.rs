@@ -76,7 +76,8 @@ pub async fn list<B>(app: &App, req: &Request<B>, pairs: &[(String, String)]) ->
         .into_iter()
         .map(|p| render(&app.store, &base, p))
         .collect::<Result<Vec<_>>>()?;
-    Ok(json!({"total": page.total, "items": items}))
+    // `capped`: at least `total` match (counting stops there).
+    Ok(json!({"total": page.total, "capped": page.capped, "items": items}))
 }
 
 /// `GET /users/<id>`: the user with the extensions it carries and its history; a deleted

@@ -4,8 +4,8 @@
 
 use crate::error::Result;
 use crate::scim::list::Sort;
-use crate::store::people::{self, Member, Person, Search, Tombstone};
-use crate::store::{ListPage, Store};
+use crate::store::Store;
+use crate::store::people::{self, Found, Member, Person, Search, Tombstone};
 
 /// One page of the users `search` selects, sorted, and how many match.
 pub async fn search(
@@ -14,7 +14,7 @@ pub async fn search(
     sort: Option<Sort>,
     offset: u64,
     limit: u64,
-) -> Result<ListPage<Person>> {
+) -> Result<Found> {
     let registry = store.registry();
     store
         .read(move |conn| people::page(conn, &search, sort.as_ref(), &registry, offset, limit))

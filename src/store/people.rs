@@ -87,6 +87,17 @@ pub struct Person {
     pub suspended_since: Option<String>,
 }
 
+/// Totals above this are reported as "more than": counting every match of a broad search
+/// would cost what reading them all does, and no one pages through 10,000 users.
+pub const COUNT_CAP: u64 = 10_000;
+
+/// A page of a search and how many match in all (at most `COUNT_CAP`, then `capped`).
+pub struct Found {
+    pub items: Vec<Person>,
+    pub total: u64,
+    pub capped: bool,
+}
+
 /// One page of the users `search` selects in `sort`'s order (creation order without one),
 /// from `offset`, and how many match in all.
 pub fn page(
@@ -96,7 +107,11 @@ pub fn page(
     registry: &Registry,
     offset: u64,
     limit: u64,
-) -> Result<ListPage<Person>> {
+) -> Result<Found> {
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    if search.trigram() && sort.is_none() {
+        return matched_page(conn, search, offset, limit);
+    }
     let mut params = Vec::new();
     let cond = search.condition(&mut params);
     let count_params = params.clone();
@@ -114,7 +129,6 @@ pub fn page(
         }
         None => String::new(),
     };
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     // The page is chosen on the index and row numbers first; only its rows' documents are read.
     let sql = format!(
         "SELECT {RESOURCE_COLUMNS}, suspended_since FROM users WHERE seq IN \
@@ -122,12 +136,66 @@ pub fn page(
          ORDER BY {order}seq"
     );
     let rows = read_people(conn, &sql, &params)?;
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM users WHERE {cond}"))?
-        .query_row(params_from_iter(&count_params), |r| r.get(0))?;
-    let mut page = with_groups(conn, rows)?;
-    page.total = u64::try_from(total).unwrap_or(0);
-    Ok(page)
+    let (total, capped) = if cond == "1" {
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+        (u64::try_from(n).unwrap_or(0), false)
+    } else {
+        capped_count(conn, &format!("users WHERE {cond}"), &count_params)?
+    };
+    Ok(Found {
+        items: with_groups(conn, rows)?.items,
+        total,
+        capped,
+    })
+}
+
+/// A search the trigram index answers, in creation (row) order: FTS5 yields matches in rowid
+/// order as it goes, so the page and the capped count read only as many matches as they
+/// need, however broad the text (`seq IN (…MATCH…)` would collect every match first).
+fn matched_page(conn: &Connection, search: &Search, offset: i64, limit: u64) -> Result<Found> {
+    let from = match search.state {
+        State::All => "users_search WHERE users_search MATCH ?1".to_string(),
+        state => format!(
+            "users_search JOIN users u ON u.seq = users_search.rowid \
+             WHERE users_search MATCH ?1 AND u.active = {}",
+            i32::from(state == State::Active)
+        ),
+    };
+    let params = [SqlValue::from(search.phrase())];
+    let seqs: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT users_search.rowid FROM {from} ORDER BY users_search.rowid \
+             LIMIT {limit} OFFSET {offset}"
+        ))?
+        .query_map(params_from_iter(&params), |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let sql = format!(
+        "SELECT {RESOURCE_COLUMNS}, suspended_since FROM users \
+         WHERE seq IN (SELECT value FROM json_each(?1)) ORDER BY seq"
+    );
+    let list = [SqlValue::from(
+        serde_json::to_string(&seqs).map_err(Error::internal)?,
+    )];
+    let rows = read_people(conn, &sql, &list)?;
+    let (total, capped) = capped_count(conn, &from, &params)?;
+    Ok(Found {
+        items: with_groups(conn, rows)?.items,
+        total,
+        capped,
+    })
+}
+
+/// How many rows `from` (a `FROM … WHERE …` without the FROM) selects, up to `COUNT_CAP`,
+/// and whether there are more.
+fn capped_count(conn: &Connection, from: &str, params: &[SqlValue]) -> Result<(u64, bool)> {
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {from} LIMIT {})",
+            COUNT_CAP + 1
+        ))?
+        .query_row(params_from_iter(params), |r| r.get(0))?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok((n.min(COUNT_CAP), n > COUNT_CAP))
 }
 
 /// Up to `limit` of the users `search` selects after row number `after`, in row order, and
@@ -544,5 +612,53 @@ mod tests {
             page.items[0].suspended_since.as_deref(),
             Some("2026-01-05T00:00:00.000Z")
         );
+    }
+
+    /// Counting stops at `COUNT_CAP`: a broad search says "more than" instead of reading
+    /// every match, and its pages still come in creation order.
+    #[test]
+    fn broad_searches_count_up_to_the_cap() {
+        let (_dir, store) = store();
+        let n = COUNT_CAP as usize + 1;
+        store
+            .write_sync(|tx| {
+                for i in 0..n {
+                    let active = i % 2 == 0;
+                    user(
+                        tx,
+                        &format!("u{i:05}"),
+                        serde_json::json!({"userName": format!("u{i:05}@acme.example"),
+                                           "active": active}),
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+        store
+            .read_sync(|c| {
+                let registry = Registry::builtin();
+                let found = |text: &str, state, offset| {
+                    let search = Search {
+                        text: String::from(text),
+                        state,
+                    };
+                    page(c, &search, None, &registry, offset, 2).unwrap()
+                };
+                let all = found("acme", State::All, 0);
+                assert_eq!((all.total, all.capped), (COUNT_CAP, true));
+                let ids: Vec<String> = all.items.into_iter().map(|p| p.user.id).collect();
+                assert_eq!(ids, ["u00000", "u00001"]);
+                let last = found("acme", State::All, COUNT_CAP);
+                assert_eq!(last.items[0].user.id, "u10000");
+                let active = found("acme", State::Active, 1);
+                assert_eq!((active.total, active.capped), (5001, false));
+                assert_eq!(active.items[0].user.id, "u00002");
+                let short = found("u", State::All, 0);
+                assert_eq!((short.total, short.capped), (COUNT_CAP, true));
+                let everyone = found("", State::All, 0);
+                assert_eq!((everyone.total, everyone.capped), (n as u64, false));
+                Ok(())
+            })
+            .unwrap();
     }
 }
