@@ -16,8 +16,12 @@ pub async fn search(
     limit: u64,
 ) -> Result<Found> {
     let registry = store.registry();
+    // A sort may read every match (an attribute no index orders): it takes a scan permit, so
+    // such reads never hold more than a few readers.
     store
-        .read(move |conn| people::page(conn, &search, sort.as_ref(), &registry, offset, limit))
+        .read_list(sort.is_some(), move |conn| {
+            people::page(conn, &search, sort.as_ref(), &registry, offset, limit)
+        })
         .await
 }
 
