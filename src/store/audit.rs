@@ -291,11 +291,18 @@ fn branch(
         let p = bind(fold(actor).into());
         conds.push(format!("a.actor_fold = {p}"));
     }
-    for (column, value) in [("a.outcome", &q.outcome), ("a.actor_kind", &q.actor_kind)] {
-        if let Some(v) = value {
-            let p = bind(v.clone().into());
-            conds.push(format!("{column} = {p}"));
+    if let Some(v) = &q.outcome {
+        let p = bind(v.clone().into());
+        conds.push(format!("a.outcome = {p}"));
+    }
+    match q.actor_kind.as_deref() {
+        // Word for word the WHERE term of the partial index `audit_admin` (migration 12).
+        Some("admin") => conds.push("a.actor_kind = 'admin'".into()),
+        Some(v) => {
+            let p = bind(v.to_string().into());
+            conds.push(format!("a.actor_kind = {p}"));
         }
+        None => {}
     }
     // With a resource, its refs index gives the order (r.audit_seq is a.seq), so no sort.
     let seq = if resource.is_some() {
@@ -697,7 +704,7 @@ mod tests {
                     actor_kind: Some("admin".into()),
                     ..Default::default()
                 },
-                "audit_actor_kind",
+                "audit_admin",
             ),
             (
                 Query {

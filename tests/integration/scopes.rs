@@ -420,11 +420,11 @@ async fn an_older_databases_tokens_are_write_tokens() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DROP TABLE token_activity; DROP TABLE client_failures;
-         DROP INDEX events_type_at; DROP INDEX users_suspended;
+         DROP INDEX events_people; DROP INDEX users_suspended;
          ALTER TABLE tokens DROP COLUMN expect_every_hours;
          ALTER TABLE tokens DROP COLUMN scope;
          DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
-         DROP INDEX audit_derived; DROP INDEX audit_actor_kind; DROP INDEX audit_resource_name;
+         DROP INDEX audit_derived; DROP INDEX audit_admin; DROP INDEX audit_resource_name;
          DROP INDEX audit_actor; DROP INDEX audit_action;
          ALTER TABLE audit DROP COLUMN derived; ALTER TABLE audit DROP COLUMN actor_fold;
          CREATE INDEX audit_actor ON audit (actor, seq);
