@@ -25,7 +25,9 @@
 //! and the write workloads of `writes.rs` (PATCH of a huge and of a tiny group, PATCH of
 //! distinct users, durable creates), after the reads on the same server, then the webhook
 //! workloads of `webhooks.rs` (events delivered per second to a receiver in this process,
-//! commit-to-receipt latency, write throughput with three endpoints against none).
+//! commit-to-receipt latency, write throughput with three endpoints against none), then the
+//! console workloads of `console.rs` (`console-search`: the Users search as an admin types;
+//! `console-export`: every user as CSV, streamed).
 //!
 //! Each workload prints one line as it finishes (with the server's peak RSS so far, `VmHWM`)
 //! and a row of the final Markdown table: requests, throughput, p50/p99 latency and the ratio
@@ -76,6 +78,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+#[path = "load/console.rs"]
+mod console;
 #[path = "load/webhooks.rs"]
 mod webhooks;
 #[path = "load/writes.rs"]
@@ -118,7 +122,7 @@ const USAGE: &str = "usage: cargo bench --bench load -- [--users N] [--groups N]
 [--connections N] [--seconds N] [--only workload,…] [--db PATH]
 workloads: healthz, username-eq, email-typed-eq, username-eq-plain, username-eq-custom, \
 ext-indexed-eq, ext-undeclared-eq, co-search, export-index, export-cursor, export-linearity, patch-group-big, patch-group-1, patch-users, create-users, \
-webhook-delivery, writes-0-endpoints, writes-3-endpoints";
+webhook-delivery, writes-0-endpoints, writes-3-endpoints, console-search, console-export";
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -144,10 +148,12 @@ enum Workload {
     WebhookDelivery,
     Writes0Endpoints,
     Writes3Endpoints,
+    ConsoleSearch,
+    ConsoleExport,
 }
 
 impl Workload {
-    const ALL: [Workload; 18] = [
+    const ALL: [Workload; 20] = [
         Workload::Healthz,
         Workload::UserNameEq,
         Workload::EmailTypedEq,
@@ -166,6 +172,8 @@ impl Workload {
         Workload::WebhookDelivery,
         Workload::Writes0Endpoints,
         Workload::Writes3Endpoints,
+        Workload::ConsoleSearch,
+        Workload::ConsoleExport,
     ];
 
     fn writes(self) -> bool {
@@ -205,6 +213,8 @@ impl Workload {
             Workload::WebhookDelivery => "webhook-delivery",
             Workload::Writes0Endpoints => "writes-0-endpoints",
             Workload::Writes3Endpoints => "writes-3-endpoints",
+            Workload::ConsoleSearch => "console-search",
+            Workload::ConsoleExport => "console-export",
         }
     }
 
@@ -708,6 +718,22 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes)> {
+        let headers: &[(&str, &str)] = match body {
+            Some(_) => &[("content-type", "application/scim+json")],
+            None => &[],
+        };
+        let (status, _, body) = self.send_with(method, path, headers, body).await?;
+        Ok((status, body))
+    }
+
+    /// `send` with these headers: the status, the response headers and the whole body.
+    async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes)> {
         self.sender.ready().await?;
         let mut req = Request::builder()
             .method(method)
@@ -716,16 +742,17 @@ impl Client {
         if let Some(auth) = &self.authorization {
             req = req.header(AUTHORIZATION, auth);
         }
-        if body.is_some() {
-            req = req.header(hyper::header::CONTENT_TYPE, "application/scim+json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = self
             .sender
             .send_request(req.body(Full::new(body.unwrap_or_default()))?)
             .await?;
         let status = resp.status();
+        let head = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        Ok((status, head, body))
     }
 }
 
@@ -1649,6 +1676,9 @@ async fn run(args: &Args) -> Result<u64> {
     }
     if args.workloads.iter().any(|w| w.webhooks()) {
         webhooks::run(args, &db, &target, &server, &mut report).await?;
+    }
+    if args.runs(Workload::ConsoleSearch) || args.runs(Workload::ConsoleExport) {
+        console::run(args, &db, &target, &server, &mut report).await?;
     }
 
     let memory = server.memory_kb();

@@ -257,20 +257,6 @@ pub async fn delete(
         .await
 }
 
-/// A page of a group's members with their names, and how many there are (the console).
-pub async fn members_page(
-    store: &Store,
-    id: String,
-    offset: u64,
-    limit: u64,
-) -> Result<(u64, Vec<groups::MemberName>)> {
-    store
-        .read(move |conn| {
-            groups::members_page(conn, &id, offset, limit)?.ok_or_else(|| not_found("Group", &id))
-        })
-        .await
-}
-
 /// How many direct members each of these groups has (the console's group list).
 pub async fn member_counts(store: &Store, ids: Vec<String>) -> Result<Vec<i64>> {
     store

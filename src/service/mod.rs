@@ -11,6 +11,7 @@ pub mod feed;
 pub mod groups;
 pub mod ignored;
 pub mod overview;
+pub mod people;
 mod rejections;
 pub mod schemas;
 pub mod tokens;

@@ -13,7 +13,7 @@ use crate::scim::registry::Registry;
 use crate::scim::resource::{ResourceKind, StoredUser, UserRecord};
 use crate::scim::validate::Ignored;
 use crate::scim::{diff, patch, time, validate};
-use crate::store::{Store, users};
+use crate::store::{Store, people, users};
 
 /// Creates a user; with the unknown names the body carried (ignored, see `Ignored`).
 pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRecord, Noted)> {
@@ -218,7 +218,20 @@ pub async fn delete(
     store
         .write(move |tx| {
             let gone = current(tx, &id, if_match.as_deref())?;
-            users::delete(tx, &id, &time::now())?;
+            let now = time::now();
+            users::delete(tx, &id, &now)?;
+            // The console keeps a page for the deleted user; SCIM answers 404.
+            let text = |k: &str| gone.doc.get(k).and_then(Value::as_str).map(str::to_string);
+            people::bury(
+                tx,
+                &people::Tombstone {
+                    id: id.clone(),
+                    user_name: text("userName").unwrap_or_default(),
+                    display_name: text("displayName"),
+                    deleted_at: now,
+                    deleted_by: actor.name.clone(),
+                },
+            )?;
             audit::record_change(
                 tx,
                 &actor,

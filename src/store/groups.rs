@@ -577,49 +577,6 @@ pub struct MemberName {
     pub name: String,
 }
 
-/// One page of a group's direct members, in the order they were added: an index range read,
-/// so a page of a 100,000-member group costs what a page of a small one does.
-pub fn members_page(
-    conn: &Connection,
-    group_id: &str,
-    offset: u64,
-    limit: u64,
-) -> Result<Option<(u64, Vec<MemberName>)>> {
-    let Some(seq) = seq_of(conn, group_id)? else {
-        return Ok(None);
-    };
-    let total: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM group_members WHERE group_seq = ?1",
-        [seq],
-        |r| r.get(0),
-    )?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT COALESCE(u.id, g.id), u.seq IS NOT NULL,
-                COALESCE(u.user_name, g.display_name)
-         FROM group_members m
-         LEFT JOIN users u ON u.seq = m.member_user_seq
-         LEFT JOIN groups g ON g.seq = m.member_group_seq
-         WHERE m.group_seq = ?1
-         ORDER BY m.rowid LIMIT ?2 OFFSET ?3",
-    )?;
-    let rows = stmt.query_map(
-        params![
-            seq,
-            i64::try_from(limit).unwrap_or(i64::MAX),
-            i64::try_from(offset).unwrap_or(i64::MAX)
-        ],
-        |r| {
-            Ok(MemberName {
-                id: r.get(0)?,
-                kind: if r.get(1)? { "User" } else { "Group" },
-                name: r.get(2)?,
-            })
-        },
-    )?;
-    let members = rows.collect::<rusqlite::Result<_>>()?;
-    Ok(Some((u64::try_from(total).unwrap_or(0), members)))
-}
-
 /// How many direct members each group (by SCIM id) has, in the order given.
 pub fn member_counts(conn: &Connection, ids: &[String]) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(

@@ -34,6 +34,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod migrate;
 pub mod overview;
+pub mod people;
 pub mod query;
 pub mod schemas;
 pub mod tokens;

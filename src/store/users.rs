@@ -140,8 +140,8 @@ pub fn insert(
     check_unique(conn, &cols.user_name, None)?;
     conn.execute(
         "INSERT INTO users (id, user_name, user_name_fold, external_id, display_name, active,
-                            version, created, last_modified, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?8)",
+                            version, created, last_modified, data, suspended_since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?8, CASE WHEN ?6 THEN NULL ELSE ?7 END)",
         params![
             id,
             cols.user_name,
@@ -189,7 +189,9 @@ pub fn replace(
     conn.execute(
         "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4,
                 display_name = ?5, active = ?6, version = version + 1, last_modified = ?7,
-                data = ?8
+                data = ?8,
+                -- The moment `active` last became false; kept while the user stays suspended.
+                suspended_since = CASE WHEN ?6 THEN NULL ELSE COALESCE(suspended_since, ?7) END
          WHERE seq = ?1",
         params![
             seq,
@@ -402,7 +404,7 @@ pub fn list_small(
 
 /// Turns a page of rows into users with their groups (one membership read for the page).
 /// Their documents stay text: see `StoredUser`.
-fn with_groups_page(
+pub(super) fn with_groups_page(
     conn: &Connection,
     page: ListPage<ResourceRow>,
 ) -> Result<ListPage<StoredUser>> {

@@ -368,7 +368,8 @@ async fn the_directory_is_searchable_sortable_and_has_history() {
     let group = c.get(&format!("/admin/api/groups/{gid}?count=10")).await;
     assert_eq!(
         group["group"]["members"],
-        json!([{"id": ana, "type": "User", "name": "ana@x.org"}])
+        json!([{"id": ana, "type": "User", "name": "ana@x.org", "displayName": "Ana Lima",
+                "active": true}])
     );
     assert_eq!(group["group"]["memberCount"], 1);
     let beyond = c

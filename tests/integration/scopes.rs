@@ -420,7 +420,7 @@ async fn an_older_databases_tokens_are_write_tokens() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DROP TABLE token_activity; DROP TABLE client_failures;
-         DROP INDEX events_people; DROP INDEX users_suspended;
+         DROP INDEX events_people;
          ALTER TABLE tokens DROP COLUMN expect_every_hours;
          ALTER TABLE tokens DROP COLUMN scope;
          DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
@@ -434,6 +434,10 @@ async fn an_older_databases_tokens_are_write_tokens() {
          ALTER TABLE admins DROP COLUMN totp_enabled; ALTER TABLE admins DROP COLUMN totp_last_step;
          ALTER TABLE sessions DROP COLUMN last_seen; ALTER TABLE sessions DROP COLUMN client;
          ALTER TABLE sessions DROP COLUMN user_agent;
+         DROP TRIGGER users_search_insert; DROP TRIGGER users_search_update;
+         DROP TRIGGER users_search_delete; DROP TABLE users_search;
+         DROP TABLE user_tombstones; DROP INDEX users_active;
+         ALTER TABLE users DROP COLUMN suspended_since;
          PRAGMA user_version = 8;",
     )
     .unwrap();
