@@ -1,4 +1,4 @@
-//! SQL for the console's people views: the Users search (the trigram index `users_search` of
+//! SQL for the console's people views: the Users search (the word index `users_search` of
 //! migration 14, the state filter, when each suspended user was suspended), exports that page
 //! through a search by row number, the tombstones of deleted users, and a group's members
 //! searched and paged. SCIM's own lists and lookups stay in `users` and `groups`.
@@ -22,34 +22,59 @@ pub enum State {
     Suspended,
 }
 
-/// What an admin typed and chose: `text` is matched as a substring of userName, display and
-/// formatted/given/family names, emails, externalId, title and department.
+/// What an admin typed and chose: the words of `text` are matched against the words of
+/// userName, display and formatted/given/family names, emails, externalId, title and
+/// department (words split at anything not a letter or digit), the last one as the start of
+/// a word while it is being typed: `bello@ho` finds `a.bello@home.example`.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
     pub text: String,
     pub state: State,
 }
 
-/// The trigram index answers text of three characters or more; shorter text matches the
-/// start of a userName (an index range), as a substring that short matches most of a
-/// directory anyway.
-const TRIGRAM: usize = 3;
+/// The word index answers text of three characters or more; shorter text matches the
+/// start of a userName (an index range), as a prefix that short matches much of a directory
+/// anyway.
+const INDEXED: usize = 3;
 
 impl Search {
-    fn trigram(&self) -> bool {
-        self.text.chars().count() >= TRIGRAM
+    fn indexed(&self) -> bool {
+        self.text.chars().count() >= INDEXED && !self.words().is_empty()
     }
 
-    /// The text as an FTS5 phrase: the trigram tokenizer makes it a run of adjacent
-    /// trigrams, which is a substring match, case- and accent-insensitive.
+    fn words(&self) -> Vec<&str> {
+        self.text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+
+    /// The text as an FTS5 query, every word required: the words typed in full (followed by
+    /// a space or a sign) whole, the one being typed as a prefix (`bello@ho` is
+    /// `"bello" "ho"*`). The index's tokenizer folds case and accents, in the text as in the
+    /// query.
     fn phrase(&self) -> String {
-        format!("\"{}\"", self.text.replace('"', "\"\""))
+        let words = self.words();
+        let typing = self.text.ends_with(char::is_alphanumeric);
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let star = if typing && i + 1 == words.len() {
+                    "*"
+                } else {
+                    ""
+                };
+                format!("\"{}\"{star}", w.replace('"', "\"\""))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The condition on `users` (no table alias), binding its parameters after `params`.
     fn condition(&self, params: &mut Vec<SqlValue>) -> String {
         let mut parts = Vec::new();
-        if self.trigram() {
+        if self.indexed() {
             params.push(self.phrase().into());
             parts.push(format!(
                 "seq IN (SELECT rowid FROM users_search WHERE users_search MATCH ?{})",
@@ -109,7 +134,7 @@ pub fn page(
     limit: u64,
 ) -> Result<Found> {
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    if search.trigram() && sort.is_none() {
+    if search.indexed() && sort.is_none() {
         return matched_page(conn, search, offset, limit);
     }
     let mut params = Vec::new();
@@ -149,7 +174,7 @@ pub fn page(
     })
 }
 
-/// A search the trigram index answers, in creation (row) order: FTS5 yields matches in rowid
+/// A search the word index answers, in creation (row) order: FTS5 yields matches in rowid
 /// order as it goes, so the page and the capped count read only as many matches as they
 /// need, however broad the text (`seq IN (…MATCH…)` would collect every match first).
 fn matched_page(conn: &Connection, search: &Search, offset: i64, limit: u64) -> Result<Found> {
@@ -207,7 +232,7 @@ pub fn batch(
     after: i64,
     limit: u64,
 ) -> Result<(Vec<Person>, Option<i64>)> {
-    if search.trigram() {
+    if search.indexed() {
         // FTS5 answers the rowid range itself; `seq IN (…MATCH…)` would run the whole match
         // again for every batch.
         let seqs: Vec<i64> = conn
@@ -479,8 +504,8 @@ mod tests {
         page.items.into_iter().map(|p| p.user.id).collect()
     }
 
-    /// Every searched attribute is found by a substring in any case and accents; the index
-    /// follows replaces and deletes in their transaction.
+    /// Every searched attribute is found by the start of its words in any case and accents;
+    /// the index follows replaces and deletes in their transaction.
     #[test]
     fn the_search_index_follows_every_write() {
         let (_dir, store) = store();
@@ -510,13 +535,22 @@ mod tests {
                     "AISHA",
                     "aisha",
                     "bell",
+                    "bello@ho",
                     "home.exam",
-                    "0u7",
+                    "00u",
                     "engineer",
                     "financ",
+                    "Aïsha Bel",
                 ] {
                     assert_eq!(ids(c, q, State::All), ["u1"], "{q}");
                 }
+                // Words typed in full match whole words; only the one being typed is a prefix.
+                assert_eq!(ids(c, "bel ", State::All), Vec::<String>::new());
+                assert_eq!(
+                    ids(c, "ell", State::All),
+                    Vec::<String>::new(),
+                    "not a substring"
+                );
                 assert_eq!(ids(c, "acme", State::All), ["u1", "u2"]);
                 assert_eq!(ids(c, "acme", State::Suspended), ["u2"]);
                 assert_eq!(ids(c, "", State::Active), ["u1"]);

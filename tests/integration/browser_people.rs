@@ -134,12 +134,12 @@ async fn an_admin_searches_filters_pages_exports_and_opens_a_deleted_user() {
     assert_eq!(focused, "userName");
     see(&c, "person59@acme.example").await;
 
-    // Search as you type: a department, then a part of a name.
+    // Search as you type: a department, then a name's words.
     fill(&c, "#search", "treas").await;
     at(&c, "q=treas").await;
     see(&c, "1–1 of 1").await;
     see(&c, "person07@acme.example").await;
-    fill(&c, "#search", "son 1").await;
+    fill(&c, "#search", "person 1").await;
     see(&c, "1–10 of 10").await;
     // Back walks back to the previous search.
     c.back().await.unwrap();

@@ -56,7 +56,7 @@ async fn the_users_search_finds_every_attribute_and_filters_by_state() {
         ("dr a", "formatted"),
         ("aisha b.", "displayName"),
         ("sunny.day", "a second email"),
-        ("4711", "externalId"),
+        ("00u47", "externalId"),
         ("engineer", "title"),
         ("treas", "department"),
     ] {

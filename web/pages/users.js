@@ -20,7 +20,7 @@ function stateCell(u) {
 export function usersPage() {
   return listPage({
     title: "Users", endpoint: "/users", exports: "/users/export",
-    intro: "Everyone your identity provider has provisioned. Search matches any part of the user name, names, emails, external id, title and department.",
+    intro: "Everyone your identity provider has provisioned. Search matches the start of any word of the user name, names, emails, external id, title and department.",
     empty: "No users yet — connect OneLogin on the Connect page.",
     link: (u) => `/users/${encodeURIComponent(u.id)}`,
     filters: [{ name: "state", label: "State", options: [["all", "All"], ["active", "Active"], ["suspended", "Suspended"]] }],
