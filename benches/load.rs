@@ -499,6 +499,9 @@ fn prepare_database(path: &Path, users: usize, groups: usize) -> Result<String> 
             &Actor::cli(),
         )?;
         seed(&store, users, groups)?;
+        // The server's indexer would otherwise take the seeded users into the console's
+        // search index while the first workloads run.
+        scimd::service::people::index_everyone(&store)?;
         println!(
             "seeded {users} users and {groups} groups ({} memberships) in {:.1} s",
             groups * MEMBERS_PER_GROUP.min(users),

@@ -166,7 +166,10 @@ pub async fn run(
     });
     // Delivers the events outbox to webhook endpoints, one supervised worker per endpoint.
     let deliveries = tokio::spawn(webhooks::supervise(hub));
+    // Takes the users each write notes into the console's search index, off the write path.
+    let indexer = tokio::spawn(service::people::keep_search_index(app.store.clone()));
     http::serve(listener, app.clone(), shutdown).await;
+    indexer.abort();
     deliveries.abort();
     flusher.abort();
     reloader.abort();

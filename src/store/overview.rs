@@ -26,7 +26,7 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
     };
     Ok(Counts {
         users: one("SELECT COUNT(*) FROM users")?,
-        // The index `users_active` answers this.
+        // The partial index `users_suspended` answers this.
         suspended: one("SELECT COUNT(*) FROM users WHERE active = 0")?,
         groups: one("SELECT COUNT(*) FROM groups")?,
     })
@@ -160,7 +160,7 @@ mod tests {
         for (sql, index) in [
             (
                 "SELECT COUNT(*) FROM users WHERE active = 0",
-                "users_active",
+                "users_suspended",
             ),
             (
                 "SELECT at FROM events WHERE type = 'user.deleted' AND at >= '2026' AND type IN \
@@ -181,7 +181,7 @@ mod tests {
         ] {
             let p = plan(&conn, sql);
             assert!(p.contains(index), "{sql}: {p}");
-            // A scan of an index reads only the rows the range selects.
+            // A scan of the partial index reads the suspended users only.
             assert!(
                 p.split("; ")
                     .all(|step| !step.starts_with("SCAN") || step.contains("INDEX")),

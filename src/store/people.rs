@@ -38,7 +38,7 @@ pub struct Search {
 const INDEXED: usize = 3;
 
 impl Search {
-    fn indexed(&self) -> bool {
+    pub fn indexed(&self) -> bool {
         self.text.chars().count() >= INDEXED && !self.words().is_empty()
     }
 
@@ -319,6 +319,51 @@ fn with_groups(
     })
 }
 
+/// How many users were written since the search index last took them in (the triggers of
+/// migration 14 note them in each write's transaction).
+pub fn unindexed(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM users_search_dirty")?
+        .query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Takes up to `limit` noted users into the search index, oldest rows first, in the caller's
+/// write transaction, and how many. One transaction writes one FTS5 segment for all of them,
+/// which is why the index is kept in batches rather than by every write. A deleted user's
+/// entry goes; a user created and deleted in between had none, which FTS5 ignores. The
+/// text indexed is what migration 14 indexes for the users already there.
+pub fn index_noted(tx: &Connection, limit: u64) -> Result<u64> {
+    let offset = i64::try_from(limit.max(1) - 1).unwrap_or(i64::MAX);
+    let last: Option<i64> = tx
+        .prepare_cached("SELECT seq FROM users_search_dirty ORDER BY seq LIMIT 1 OFFSET ?1")?
+        .query_row([offset], |r| r.get(0))
+        .optional()?;
+    let last = last.unwrap_or(i64::MAX);
+    tx.prepare_cached(
+        "DELETE FROM users_search WHERE rowid IN (SELECT seq FROM users_search_dirty WHERE seq <= ?1)",
+    )?
+    .execute([last])?;
+    tx.prepare_cached(
+        "INSERT INTO users_search (rowid, user_name, names, emails, external_id, title, department)
+         SELECT seq, user_name,
+                concat_ws(' ', display_name, json_extract(data, '$.name.formatted'),
+                          json_extract(data, '$.name.givenName'),
+                          json_extract(data, '$.name.familyName')),
+                (SELECT group_concat(json_extract(e.value, '$.value'), ' ')
+                 FROM json_each(data, '$.emails') e),
+                external_id, json_extract(data, '$.title'),
+                json_extract(data,
+                    '$.\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\".department')
+         FROM users WHERE seq IN (SELECT seq FROM users_search_dirty WHERE seq <= ?1)",
+    )?
+    .execute([last])?;
+    let n = tx
+        .prepare_cached("DELETE FROM users_search_dirty WHERE seq <= ?1")?
+        .execute([last])?;
+    Ok(n as u64)
+}
+
 /// What remains of a deleted user for the console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -494,6 +539,12 @@ mod tests {
         super::super::users::insert(conn, id, doc, "2026-01-01T00:00:00.000Z").unwrap();
     }
 
+    /// What the server's indexer does when writes pause: every noted user indexed.
+    fn catch_up(store: &super::super::Store) {
+        store.write_sync(|tx| index_noted(tx, u64::MAX)).unwrap();
+        assert_eq!(store.read_sync(unindexed).unwrap(), 0);
+    }
+
     fn ids(conn: &Connection, text: &str, state: State) -> Vec<String> {
         let search = Search {
             text: text.into(),
@@ -505,7 +556,8 @@ mod tests {
     }
 
     /// Every searched attribute is found by the start of its words in any case and accents;
-    /// the index follows replaces and deletes in their transaction.
+    /// creates, replaces and deletes are noted in their transaction and the index follows
+    /// them once it takes the noted users in.
     #[test]
     fn the_search_index_follows_every_write() {
         let (_dir, store) = store();
@@ -529,6 +581,14 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+        assert_eq!(store.read_sync(unindexed).unwrap(), 2);
+        store
+            .read_sync(|c| {
+                assert_eq!(ids(c, "aisha", State::All), Vec::<String>::new(), "not yet");
+                Ok(())
+            })
+            .unwrap();
+        catch_up(&store);
         store
             .read_sync(|c| {
                 for q in [
@@ -570,6 +630,8 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+        assert_eq!(store.read_sync(unindexed).unwrap(), 2);
+        catch_up(&store);
         store
             .read_sync(|c| {
                 assert_eq!(ids(c, "aisha", State::All), Vec::<String>::new());
@@ -578,6 +640,29 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// A batch takes the oldest noted rows first and no more than asked; a user created and
+    /// deleted before the index took it in leaves nothing behind.
+    #[test]
+    fn the_index_takes_noted_users_in_bounded_batches() {
+        let (_dir, store) = store();
+        store
+            .write_sync(|tx| {
+                for i in 0..5 {
+                    let name = format!("pat{i}@acme.example");
+                    user(tx, &format!("u{i}"), serde_json::json!({"userName": name}));
+                }
+                super::super::users::delete(tx, "u4", "2026-01-02T00:00:00.000Z")?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.write_sync(|tx| index_noted(tx, 2)).unwrap(), 2);
+        let found = || store.read_sync(|c| Ok(ids(c, "acme", State::All))).unwrap();
+        assert_eq!(found(), ["u0", "u1"]);
+        assert_eq!(store.write_sync(|tx| index_noted(tx, 10)).unwrap(), 3);
+        assert_eq!(found(), ["u0", "u1", "u2", "u3"]);
+        assert_eq!(store.write_sync(|tx| index_noted(tx, 10)).unwrap(), 0);
     }
 
     /// `suspended_since` is set when `active` becomes false, kept while it stays false, and
@@ -668,6 +753,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+        catch_up(&store);
         store
             .read_sync(|c| {
                 let registry = Registry::builtin();

@@ -420,7 +420,7 @@ async fn an_older_databases_tokens_are_write_tokens() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DROP TABLE token_activity; DROP TABLE client_failures;
-         DROP INDEX events_people;
+         DROP INDEX events_people; DROP INDEX users_suspended;
          ALTER TABLE tokens DROP COLUMN expect_every_hours;
          ALTER TABLE tokens DROP COLUMN scope;
          DROP TABLE webhook_attempts; DROP TABLE webhook_secrets; DROP TABLE webhook_endpoints;
@@ -436,7 +436,7 @@ async fn an_older_databases_tokens_are_write_tokens() {
          ALTER TABLE sessions DROP COLUMN user_agent;
          DROP TRIGGER users_search_insert; DROP TRIGGER users_search_update;
          DROP TRIGGER users_search_delete; DROP TABLE users_search;
-         DROP TABLE user_tombstones; DROP INDEX users_active;
+         DROP TABLE user_tombstones; DROP TABLE users_search_dirty;
          ALTER TABLE users DROP COLUMN suspended_since;
          PRAGMA user_version = 8;",
     )
