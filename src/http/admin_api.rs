@@ -280,6 +280,22 @@ async fn read_credentials(
     })
 }
 
+/// Records an export in the audit log with the parameters named in `keys` that selected it;
+/// called once the request is known good, before the first byte goes out.
+async fn audited_export(
+    app: &App,
+    actor: &Actor,
+    action: &'static str,
+    pairs: &[(String, String)],
+    keys: &[&'static str],
+) -> Result<()> {
+    let selected: Vec<(&str, &str)> = keys
+        .iter()
+        .filter_map(|k| param(pairs, k).map(|v| (*k, v)))
+        .collect();
+    audit::record_export(&app.store, actor, action, &selected).await
+}
+
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -586,7 +602,18 @@ pub async fn handle(
             Ok(ok(json!({})))
         }
         (&Method::GET, ["users"]) => Ok(ok(people::list(app, &req, &pairs).await?)),
-        (&Method::GET, ["users", "export"]) => people::export_users(app, &req, &pairs),
+        (&Method::GET, ["users", "export"]) => {
+            let response = people::export_users(app, &req, &pairs)?;
+            audited_export(
+                app,
+                actor,
+                "users.export",
+                &pairs,
+                &["q", "state", "format"],
+            )
+            .await?;
+            Ok(response)
+        }
         (&Method::GET, ["users", id]) => Ok(ok(people::user(app, &req, id).await?)),
         (&Method::GET, ["groups"]) => {
             let q = directory_query(&pairs, &["displayName", "externalId"])?;
@@ -612,7 +639,15 @@ pub async fn handle(
         }
         (&Method::GET, ["groups", id]) => Ok(ok(people::group(app, &req, id, &pairs).await?)),
         (&Method::GET, ["groups", id, "members", "export"]) => {
-            people::export_members(app, id, &pairs).await
+            let response = people::export_members(app, id, &pairs).await?;
+            let mut selected = vec![("group", *id)];
+            selected.extend(
+                ["q", "format"]
+                    .iter()
+                    .filter_map(|k| param(&pairs, k).map(|v| (*k, v))),
+            );
+            audit::record_export(&app.store, actor, "group.members_export", &selected).await?;
+            Ok(response)
         }
         (&Method::GET, ["audit"]) => {
             let q = audit_query(&pairs, MAX_PAGE, 50)?;
@@ -632,6 +667,10 @@ pub async fn handle(
         (&Method::GET, ["audit", "export"]) => {
             let q = audit_query(&pairs, MAX_EXPORT, MAX_EXPORT)?;
             let format = Format::parse(param(&pairs, "format").unwrap_or("jsonl"))?;
+            let keys = [
+                "quick", "actor", "resource", "action", "outcome", "since", "until", "format",
+            ];
+            audited_export(app, actor, "audit.export", &pairs, &keys).await?;
             Ok(export(app, q, format))
         }
         (&Method::GET, ["settings"]) => Ok(ok(audit::retention(&app.store).await?.to_json())),

@@ -381,6 +381,36 @@ pub async fn set_retention(store: &Store, r: Retention, actor: &Actor) -> Result
         .await
 }
 
+/// Records that an administrator downloaded an export (`action`: `users.export`,
+/// `group.members_export`, `audit.export`) with what selected it: a copy of the directory
+/// leaving the server is worth a line in the log. Each value is clipped to 200 characters.
+pub async fn record_export(
+    store: &Store,
+    actor: &Actor,
+    action: &'static str,
+    selected: &[(&str, &str)],
+) -> Result<()> {
+    let mut e = actor.entry(action, "success", 200);
+    e.detail = Some(Value::Object(
+        selected
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| {
+                (
+                    (*k).to_string(),
+                    Value::from(v.chars().take(200).collect::<String>()),
+                )
+            })
+            .collect(),
+    ));
+    store
+        .write(move |tx| {
+            audit::insert(tx, &e)?;
+            Ok(())
+        })
+        .await
+}
+
 /// Entries deleted per transaction while pruning, so SCIM writes are never held up long.
 const PRUNE_BATCH: u32 = 5000;
 
@@ -410,6 +440,10 @@ pub async fn prune(store: &Store) -> Result<usize> {
     if let Some(mb) = r.max_megabytes {
         total += prune_to_size(store, mb.saturating_mul(1024 * 1024)).await?;
     }
+    // Deleted users' console pages last as long as their history does.
+    store
+        .write(|tx| crate::store::people::prune_tombstones(tx))
+        .await?;
     Ok(total)
 }
 

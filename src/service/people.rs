@@ -13,22 +13,24 @@ use crate::store::people::{self, Found, Member, Person, Search, Tombstone};
 
 /// How often the indexer looks for users written since it last ran.
 const INDEX_TICK: Duration = Duration::from_millis(250);
-/// Users taken into the index in one write transaction: a few milliseconds of the writer.
+/// Users taken into the index in one write transaction: some 50 ms of the writer.
 const INDEX_BATCH: u64 = 2_000;
-/// The indexer runs when writes pause for a tick; under writes that never pause, once this
-/// many users are noted or after this many ticks, whichever comes first.
-const INDEX_MAX_TICKS: u32 = 20;
+/// The indexer runs when writes pause for a tick. Under writes that never pause (an
+/// identity provider's first import), it waits until this many users are noted or this many
+/// ticks have passed: indexing in the middle of a burst takes the writer from the burst.
+const INDEX_BACKLOG: u64 = 20_000;
+const INDEX_MAX_TICKS: u32 = 120;
 /// Without a write of this process, the noted count is still read this often: `scimd`
 /// commands beside the server write users too.
 const INDEX_IDLE_LOOK: u32 = 40;
-/// A search indexes at most this many noted users before it reads (the indexer keeps fewer
-/// noted than that but right after a mass import).
-const SEARCH_CATCH_UP: u64 = 20_000;
+/// A search indexes at most this many noted users before it reads: more than the indexer
+/// ever lets wait (`INDEX_BACKLOG` and what a tick adds), so in practice all of them.
+const SEARCH_CATCH_UP: u64 = 50_000;
 
 /// Keeps the console's search index up to date, until the task is aborted. Written in each
 /// user write's own transaction, the index made SCIM writes a fifth slower; here the noted
 /// users are taken in many at a time while writes pause, so a burst of IdP writes pays for
-/// a few rows of bookkeeping only. A search first takes in what is still noted (`search`).
+/// a row of bookkeeping each. A search first takes in what is still noted (`search`).
 pub async fn keep_search_index(store: Store) {
     let mut tick = tokio::time::interval(INDEX_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -56,7 +58,7 @@ pub async fn keep_search_index(store: Store) {
             ticks = 0;
             continue;
         }
-        if !(quiet || pending >= INDEX_BATCH || ticks >= INDEX_MAX_TICKS) {
+        if !(quiet || pending >= INDEX_BACKLOG || ticks >= INDEX_MAX_TICKS) {
             continue;
         }
         if let Err(e) = store.write(|tx| people::index_noted(tx, INDEX_BATCH)).await {
@@ -161,4 +163,43 @@ pub async fn member_batch(
                 .ok_or_else(|| super::not_found("Group", &group_id))
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::people::State;
+
+    /// No indexer runs here: the search itself takes the noted users in, a short text (a
+    /// userName prefix, no index) leaves them noted, and an export's first batch takes them in.
+    #[tokio::test]
+    async fn a_search_takes_in_the_users_written_since_the_index_last_ran() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let add = |id: &'static str, name: &'static str| {
+            store
+                .write_sync(|tx| {
+                    let mut doc = serde_json::Map::new();
+                    doc.insert("userName".into(), name.into());
+                    crate::store::users::insert(tx, id, doc, "2026-01-01T00:00:00.000Z")
+                })
+                .unwrap();
+        };
+        let noted = || store.read_sync(people::unindexed).unwrap();
+        let text = |t: &str| Search {
+            text: t.into(),
+            state: State::All,
+        };
+        add("u1", "quinn.murphy@acme.example");
+        let short = search(&store, text("qu"), None, 0, 10).await.unwrap();
+        assert_eq!(short.items.len(), 1);
+        assert_eq!(noted(), 1, "a prefix of a userName needs no index");
+        let found = search(&store, text("murph"), None, 0, 10).await.unwrap();
+        assert_eq!(found.items[0].user.id, "u1");
+        assert_eq!(noted(), 0);
+        add("u2", "rosa.garcia@acme.example");
+        let (first, _) = batch(&store, text("garcia"), 0, 10).await.unwrap();
+        assert_eq!(first[0].user.id, "u2");
+        assert_eq!(noted(), 0);
+    }
 }

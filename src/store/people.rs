@@ -392,6 +392,19 @@ pub fn bury(conn: &Connection, t: &Tombstone) -> Result<()> {
     Ok(())
 }
 
+/// Removes the tombstones of users deleted before the oldest entry the audit log still holds:
+/// retention took their history, and the page would only repeat the delete's date. Bounded
+/// that way, tombstones take no more room for longer than the audit log the admin chose.
+/// How many. Nothing goes while the audit log is empty.
+pub fn prune_tombstones(conn: &Connection) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM user_tombstones
+             WHERE deleted_at < (SELECT at FROM audit ORDER BY seq LIMIT 1)",
+        )?
+        .execute([])?)
+}
+
 /// The tombstone of the deleted user with SCIM id `id`.
 pub fn tombstone(conn: &Connection, id: &str) -> Result<Option<Tombstone>> {
     Ok(conn
@@ -663,6 +676,44 @@ mod tests {
         assert_eq!(store.write_sync(|tx| index_noted(tx, 10)).unwrap(), 3);
         assert_eq!(found(), ["u0", "u1", "u2", "u3"]);
         assert_eq!(store.write_sync(|tx| index_noted(tx, 10)).unwrap(), 0);
+    }
+
+    /// Tombstones go once the audit log no longer reaches back to their delete, and stay
+    /// while it is empty.
+    #[test]
+    fn tombstones_last_as_long_as_the_audit_log_reaches_back() {
+        let (_dir, store) = store();
+        let bury_at = |id: &str, at: &str| {
+            let t = Tombstone {
+                id: id.into(),
+                user_name: format!("{id}@acme.example"),
+                display_name: None,
+                deleted_at: at.into(),
+                deleted_by: "onelogin".into(),
+            };
+            store.write_sync(|tx| bury(tx, &t)).unwrap();
+        };
+        bury_at("old", "2026-01-01T00:00:00.000Z");
+        bury_at("new", "2026-03-01T00:00:00.000Z");
+        assert_eq!(
+            store.write_sync(|tx| prune_tombstones(tx)).unwrap(),
+            0,
+            "no audit yet"
+        );
+        store
+            .write_sync(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO audit (at, actor_kind, actor, client, user_agent, action,
+                                        outcome, status)
+                     VALUES ('2026-02-01T00:00:00.000Z', 'token', 'onelogin', '', '',
+                             'user.deleted', 'success', 204)",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.write_sync(|tx| prune_tombstones(tx)).unwrap(), 1);
+        let kept = |id: &str| store.read_sync(|c| tombstone(c, id)).unwrap().is_some();
+        assert!(!kept("old") && kept("new"));
     }
 
     /// `suspended_since` is set when `active` becomes false, kept while it stays false, and

@@ -56,6 +56,11 @@ impl Drop for Driver {
 
 /// A WebDriver session on headless Chromium, or `None` (with a note) when there is none.
 pub(crate) async fn browser() -> Option<(Driver, Client)> {
+    browser_with(&[]).await
+}
+
+/// `browser` with more Chromium flags (`--force-dark-mode`: `prefers-color-scheme: dark`).
+pub(crate) async fn browser_with(flags: &[&str]) -> Option<(Driver, Client)> {
     let required = std::env::var_os("SCIMD_REQUIRE_BROWSER").is_some();
     let (Some(driver), Some(chromium)) = (
         which(&["chromedriver", "chromium-driver"]),
@@ -79,13 +84,15 @@ pub(crate) async fn browser() -> Option<(Driver, Client)> {
         .spawn()
         .unwrap();
     let driver = Driver(child);
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900"],
-        }
-    });
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ];
+    args.extend_from_slice(flags);
+    let caps = json!({"goog:chromeOptions": {"binary": chromium, "args": args}});
     let caps = caps.as_object().cloned().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
@@ -102,7 +109,7 @@ pub(crate) async fn browser() -> Option<(Driver, Client)> {
     panic!("chromedriver did not start");
 }
 
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -469,10 +476,12 @@ async fn an_admin_sets_up_connects_and_watches_provisioning() {
     c.close().await.unwrap();
 }
 
-/// Whether the page is no wider than the window (no sideways scrolling).
+/// Whether the page is no wider than the window (no sideways scrolling): its width against
+/// the viewport's without the vertical scroll bar (`innerWidth` counts the bar, which let a
+/// page up to its width too wide pass).
 pub(crate) async fn fits(c: &Client) -> bool {
     c.execute(
-        "return document.documentElement.scrollWidth <= window.innerWidth",
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth",
         vec![],
     )
     .await

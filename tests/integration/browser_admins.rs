@@ -1,8 +1,9 @@
 //! Administrators in a real headless Chromium (see `browser.rs`): an administrator invites
 //! another from the Administrators page, who opens the link, chooses a name and password and
 //! is signed in; the new administrator turns on two-factor sign-in (the code computed here from
-//! the secret the page shows), signs out, and signs in again with a code. Screenshots go to
-//! `target/screenshots/`.
+//! the secret the page shows), signs out, and signs in again with a code. axe-core finds no
+//! serious or critical violation on the Administrators, invitation and two-factor pages.
+//! Screenshots go to `target/screenshots/`.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use scimd::service::admin;
 use scimd::store::Store;
 
 use crate::browser::{browser, click, click_text, fill, see, snap};
+use crate::browser_polish::axe_check;
 use crate::common::*;
 
 const PASSWORD: &str = "browser test password";
@@ -74,6 +76,7 @@ async fn an_invited_administrator_joins_and_signs_in_with_a_totp_code() {
     );
     see(&c, "Pending invitations: from root").await;
     snap(&c, "admins").await;
+    axe_check(&c, "administrators").await;
     click(&c, "#logout").await;
     see(&c, "Sign in").await;
 
@@ -81,6 +84,7 @@ async fn an_invited_administrator_joins_and_signs_in_with_a_totp_code() {
     c.goto(&link).await.unwrap();
     see(&c, "Join as an administrator").await;
     snap(&c, "invite").await;
+    axe_check(&c, "invitation").await;
     fill(&c, "#username", "ana").await;
     fill(&c, "#password", PASSWORD).await;
     click(&c, "button[type=submit]").await;
@@ -105,6 +109,7 @@ async fn an_invited_administrator_joins_and_signs_in_with_a_totp_code() {
         .unwrap();
     assert!(width.as_u64().unwrap_or(0) > 0, "the QR code did not load");
     snap(&c, "totp-enrol").await;
+    axe_check(&c, "two-factor enrolment").await;
     fill(&c, "#totp-confirm", &code_at(&secret, 0)).await;
     click_text(&c, "Confirm").await;
     see(&c, "Save these recovery codes now").await;
@@ -120,6 +125,7 @@ async fn an_invited_administrator_joins_and_signs_in_with_a_totp_code() {
     click(&c, "button[type=submit]").await;
     see(&c, "Enter your code").await;
     snap(&c, "totp-code").await;
+    axe_check(&c, "two-factor sign-in").await;
     fill(&c, "#code", "000000").await;
     click(&c, "button[type=submit]").await;
     if code_at(&secret, 0) != "000000" && code_at(&secret, 1) != "000000" {

@@ -281,6 +281,7 @@ async fn the_console_is_titled_accessible_fits_a_phone_and_says_when_scimd_is_do
         ("/schemas", "Schemas"),
         ("/webhooks", "Webhooks"),
         ("/webhooks/hr-sync", "hr-sync"),
+        ("/admins", "Administrators"),
         ("/nope", "Not found"),
     ];
     // The check itself catches what it should: a button without a name is critical.

@@ -142,6 +142,39 @@ async fn many_users(s: &Server) {
         .unwrap();
 }
 
+/// The search index is kept off the write path, yet a search sees every write made before
+/// it (here one made beside the server), and the server indexes users written over SCIM by
+/// itself once writes pause.
+#[tokio::test]
+async fn a_search_sees_every_write_and_the_server_indexes_when_writes_pause() {
+    let s = Server::start().await;
+    let c = set_up(&s).await;
+    let store = scimd::store::Store::open(&s.db()).unwrap();
+    let registry = store.registry();
+    store
+        .write_sync(|tx| {
+            let body = json!({"schemas": [USER_URN], "userName": "quinn.murphy@acme.example"});
+            let doc = scimd::scim::validate::user(body, &registry)?.doc;
+            scimd::store::users::insert(tx, "q1", doc, "2026-01-01T00:00:00.000Z")
+        })
+        .unwrap();
+    let found = c.get("/admin/api/users?q=murph").await;
+    assert_eq!(user_names(&found), ["quinn.murphy@acme.example"], "{found}");
+
+    s.create_user(&json!({"userName": "rosa.garcia@acme.example"}))
+        .await;
+    let unindexed = || store.read_sync(scimd::store::people::unindexed).unwrap();
+    let mut waited = 0;
+    while unindexed() > 0 {
+        assert!(
+            waited < 200,
+            "the server never indexed the user written over SCIM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+}
+
 #[tokio::test]
 async fn the_users_export_is_filtered_streamed_and_defused() {
     let s = Server::start().await;
@@ -224,6 +257,18 @@ async fn the_users_export_is_filtered_streamed_and_defused() {
         .call("GET", "/admin/api/users/export?format=xml", None)
         .await;
     assert_eq!(r.status, 400);
+
+    // Each export is in the audit log, with what selected it; the refused one is not.
+    let log = c.get("/admin/api/audit?action=users.export").await;
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{log}");
+    let details: Vec<&Value> = entries.iter().map(|e| &e["detail"]).collect();
+    assert!(
+        details.contains(&&json!({"q": "calc.example", "format": "csv"})),
+        "{details:?}"
+    );
+    assert!(details.contains(&&json!({"state": "suspended", "format": "json"})));
+    assert_eq!(entries[0]["actor"], "root");
 }
 
 #[tokio::test]
@@ -344,4 +389,19 @@ async fn group_members_are_searched_paged_marked_and_exported() {
         .call("GET", "/admin/api/groups/nope/members/export", None)
         .await;
     assert_eq!(r.status, 404);
+    let log = c.get("/admin/api/audit?action=group.members_export").await;
+    let details: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["detail"])
+        .collect();
+    assert_eq!(
+        details,
+        [
+            &json!({"group": gid, "q": "team", "format": "json"}),
+            &json!({"group": gid, "format": "csv"})
+        ],
+        "newest first; the unknown group's export is not recorded"
+    );
 }

@@ -10,6 +10,7 @@ mod browser_newcomer;
 mod browser_overview;
 mod browser_people;
 mod browser_polish;
+mod browser_readme;
 mod budgets;
 mod cli;
 mod common;

@@ -18,6 +18,8 @@ CREATE TABLE user_tombstones (
     deleted_at   TEXT NOT NULL,
     deleted_by   TEXT NOT NULL
 ) WITHOUT ROWID;
+-- A tombstone goes once the audit log no longer reaches back to the delete (retention).
+CREATE INDEX user_tombstones_at ON user_tombstones (deleted_at);
 
 -- The console's search as you type: a word index of the text an admin searches by (rowid =
 -- users.seq), so the start of any word of a name or an email is an index lookup at 1,000,000
