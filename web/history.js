@@ -18,18 +18,10 @@ function row(e) {
   const action = e.view?.action || e.action;
   return h("tr", {},
     h("td", {}, when(e.at)),
-    wrapping(h("td", {}, e.actor || e.actorKind)),
-    wrapping(h("td", {}, h("span", { class: "action" }, action), " ", resourceLink(e),
-      e.outcome === "failure" ? [" ", h("span", { class: "badge bad" }, String(e.status))] : null)),
-    wrapping(h("td", {}, describe(e))));
-}
-
-/** Long tokens (ids, URNs, user agents) break anywhere rather than widen the table. This and
- * `tight` set styles through CSSOM, which the console's CSP allows (it refuses style
- * attributes); style.css is not this file's to change. */
-function wrapping(td) {
-  td.style.overflowWrap = "anywhere";
-  return td;
+    h("td", { class: "wrap" }, e.actor || e.actorKind),
+    h("td", { class: "wrap" }, h("span", { class: "action" }, action), " ", resourceLink(e),
+      e.outcome === "failure" ? [" ", h("span", { class: "badge bad" }, String(e.status))] : null),
+    h("td", { class: "wrap" }, describe(e)));
 }
 
 /** The user or group an entry is about, linking to its page. */
@@ -50,20 +42,13 @@ export function describe(e) {
   for (const m of v.members) items.push(members(m));
   for (const n of v.notes) items.push(h("li", {}, n));
   const parts = [];
-  if (items.length) parts.push(tight(h("ul", { class: "changes" }, items)));
+  if (items.length) parts.push(h("ul", { class: "changes tight" }, items));
   if (v.summary || v.more.length) {
     const label = v.summary ? `${v.summary} · show all` : `${v.more.length} more · show`;
-    if (v.more.length) parts.push(h("details", {}, h("summary", {}, label), tight(h("ul", {}, v.more.map(line)))));
-    else parts.push(tight(h("p", { class: "muted" }, v.summary)));
+    if (v.more.length) parts.push(h("details", {}, h("summary", {}, label), h("ul", { class: "tight" }, v.more.map(line))));
+    else parts.push(h("p", { class: "muted tight" }, v.summary));
   }
   return parts.length ? parts : "—";
-}
-
-/** Without the margins a list or paragraph has in running text: a row stays a few lines. */
-function tight(el) {
-  el.style.margin = "0";
-  if (el.tagName === "UL") el.style.paddingLeft = "1.2em";
-  return el;
 }
 
 /** "Department: Finance → Sales"; a custom extension attribute by its own name, its schema
@@ -80,7 +65,7 @@ function members(m) {
   if (m.count <= SHOWN_MEMBERS) return h("li", {}, `${m.verb} `, links, rest);
   return h("li", {}, h("details", {},
     h("summary", {}, `${m.verb} ${m.count} members · show`),
-    tight(h("p", {}, links, rest))));
+    h("p", { class: "tight" }, links, rest)));
 }
 
 function memberLink(it) {
