@@ -11,6 +11,7 @@
 //! `.ci/run` installs Chromium and sets `SCIMD_REQUIRE_BROWSER=1`, which turns a missing
 //! browser into a failure.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -37,19 +38,20 @@ fn which(names: &[&str]) -> Option<PathBuf> {
 pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
-    /// SIGTERM first: chromedriver then quits the browsers it started, which a SIGKILL would
-    /// leave running when a test fails before closing its session.
+    /// SIGTERM first: chromedriver then quits the browsers it started. It does not always
+    /// (browsers were seen left running, adopted by init, after runs whose tests passed), so
+    /// the signal goes to chromedriver's whole process group, which its browsers share, and a
+    /// SIGKILL follows for whatever is still there.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         for _ in 0..50 {
             if let Ok(Some(_)) = self.0.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(40));
         }
-        let _ = self.0.kill();
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -77,7 +79,9 @@ pub(crate) async fn browser_with(flags: &[&str]) -> Option<(Driver, Client)> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap();
+    // Its own process group, with the browsers it starts: see `Driver::drop`.
     let child = Command::new(driver)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
