@@ -492,6 +492,8 @@ enum Outcome {
     Session(NewSession),
     NeedsCode,
     WrongCode,
+    /// The password verified is no longer the account's.
+    PasswordChanged,
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
@@ -535,6 +537,14 @@ pub async fn login(
             let mut who = named.clone();
             let outcome = store
                 .write(move |tx| {
+                    // The password was checked against a copy read before the wait for a
+                    // hashing slot, which a flood can stretch: if it was changed meanwhile
+                    // (`set-password` after a leak), or the account was removed and another
+                    // took its seq, that check no longer stands.
+                    let current = administrators::password_hash(tx, admin.seq)?;
+                    if current.as_deref() != Some(admin.password_hash.as_str()) {
+                        return Ok(Outcome::PasswordChanged);
+                    }
                     if administrators::totp(tx, admin.seq)?.enabled {
                         let Some(code) = code else {
                             return Ok(Outcome::NeedsCode);
@@ -563,6 +573,12 @@ pub async fn login(
                     );
                     named.name = admin.username.clone();
                     // The entry's detail is the error, which says it was the code.
+                    let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
+                    rejections.push_sign_in(entry, &e);
+                    Err(e)
+                }
+                Outcome::PasswordChanged => {
+                    let e = wrong_credentials();
                     let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
                     rejections.push_sign_in(entry, &e);
                     Err(e)
@@ -669,6 +685,172 @@ mod tests {
             peak.load(SeqCst)
         );
         assert_eq!(limit.shared.permits.available_permits(), HASHING);
+    }
+
+    /// Takes every permit of the shared hashing lane, until the returned senders are dropped.
+    async fn hold_shared_lane(limit: &std::sync::Arc<Hashing>) -> Vec<std::sync::mpsc::Sender<()>> {
+        let mut release = Vec::new();
+        for _ in 0..HASHING {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let limit = limit.clone();
+            tokio::spawn(async move {
+                hashing(&limit, false, move || {
+                    let _ = rx.recv();
+                })
+                .await
+            });
+            release.push(tx);
+        }
+        wait_until(|| limit.shared.permits.available_permits() == 0).await;
+        release
+    }
+
+    /// Waits until one more call waits for a permit of the shared lane: `hashing` clones the
+    /// lane's semaphore to wait on it, besides the lane's own and the held permits' clones.
+    async fn one_queued_for_the_shared_lane(limit: &Hashing) {
+        wait_until(|| std::sync::Arc::strong_count(&limit.shared.permits) == 1 + HASHING + 1).await;
+    }
+
+    async fn wait_until(done: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the condition never held");
+    }
+
+    fn browser() -> Actor {
+        Actor {
+            kind: ActorKind::Anonymous,
+            name: String::new(),
+            client: "192.0.2.1".into(),
+            user_agent: "unit-test".into(),
+        }
+    }
+
+    fn sessions_of(store: &Store) -> i64 {
+        store
+            .read_sync(|c| Ok(c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?))
+            .unwrap()
+    }
+
+    const OLD: &str = "the old password";
+    const NEW: &str = "the new password";
+
+    /// Review 15, F2: a sign-in with the old password, queued for a hashing slot while
+    /// `scimd admin set-password` recovered the account (which also turns the second factor
+    /// off), opened a session when its turn came.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_queued_across_a_password_change_opens_no_session() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        set_password(&store, "root", OLD).unwrap();
+        store
+            .write_sync(|tx| {
+                let seq = admins::find(tx, "root")?.unwrap().seq;
+                administrators::start_totp(tx, seq, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")?;
+                administrators::enable_totp(tx, seq, 1, &[])
+            })
+            .unwrap();
+        let limit = std::sync::Arc::new(Hashing::default());
+        let release = hold_shared_lane(&limit).await;
+        let signing_in = {
+            let (store, limit) = (store.clone(), limit.clone());
+            tokio::spawn(async move {
+                let attempt = SignInAttempt {
+                    username: "root",
+                    password: OLD,
+                    code: None,
+                    device: None,
+                    known_good: false,
+                };
+                login(&store, &limit, &Rejections::default(), attempt, &browser()).await
+            })
+        };
+        one_queued_for_the_shared_lane(&limit).await;
+        let cli = store.clone();
+        tokio::task::spawn_blocking(move || set_password(&cli, "root", NEW))
+            .await
+            .unwrap()
+            .unwrap();
+        drop(release);
+        let r = signing_in.await.unwrap();
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert_eq!(sessions_of(&store), 0);
+    }
+
+    /// Review 15, F2: a console password change, queued for a hashing slot, overwrote the
+    /// password `set-password` set meanwhile, and went ahead for a session ended meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_password_change_queued_across_a_recovery_or_a_sign_out_changes_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let limit = std::sync::Arc::new(Hashing::default());
+        let rejections = Rejections::default();
+        set_password(&store, "root", OLD).unwrap();
+        let password_is = |pw: &str| {
+            let hash = store
+                .read_sync(|c| Ok(admins::find(c, "root")?.unwrap().password_hash))
+                .unwrap();
+            verify_password(pw, &hash)
+        };
+        for ending in ["set-password", "sign-out"] {
+            let attempt = SignInAttempt {
+                username: "root",
+                password: OLD,
+                code: None,
+                device: None,
+                known_good: false,
+            };
+            let SignedIn::Session(session) =
+                login(&store, &limit, &rejections, attempt, &browser())
+                    .await
+                    .unwrap()
+            else {
+                panic!("no second factor here");
+            };
+            let seq = store
+                .read_sync(|c| Ok(admins::find(c, "root")?.unwrap().seq))
+                .unwrap();
+            let release = hold_shared_lane(&limit).await;
+            let changing = {
+                let (store, limit, secret) = (store.clone(), limit.clone(), session.secret.clone());
+                tokio::spawn(async move {
+                    super::super::administrators::change_password(
+                        &store,
+                        &limit,
+                        seq,
+                        &secret,
+                        OLD,
+                        "the thief's password",
+                        &browser(),
+                    )
+                    .await
+                })
+            };
+            one_queued_for_the_shared_lane(&limit).await;
+            let other = store.clone();
+            match ending {
+                // A recovery to a new password, then back, so the next round signs in alike.
+                "set-password" => tokio::task::spawn_blocking(move || {
+                    set_password(&other, "root", NEW)?;
+                    set_password(&other, "root", OLD)
+                })
+                .await
+                .unwrap()
+                .unwrap(),
+                _ => logout(&store, &session.secret, &browser()).await.unwrap(),
+            }
+            drop(release);
+            let r = changing.await.unwrap();
+            match ending {
+                "set-password" => assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}"),
+                _ => assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}"),
+            }
+            assert!(password_is(OLD), "{ending}: the password stays");
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub async fn change_password(
         .await?
         .ok_or_else(|| Error::NotFound("no such administrator".into()))?;
     let (cur, pw) = (current.to_string(), new.to_string());
+    let verified = hash.clone();
     let new_hash = hashing(limit, false, move || {
         verify_password(&cur, &hash).then(|| admin::hash_password(&pw))
     })
@@ -133,6 +134,18 @@ pub async fn change_password(
     let (keep, actor) = (digest(session_secret), actor.clone());
     store
         .write(move |tx| {
+            // Both were checked before the wait for a hashing slot: a password set meanwhile
+            // (`scimd admin set-password`, the way back after a leak) is not overwritten, and
+            // a session ended meanwhile changes nothing.
+            if administrators::password_hash(tx, admin_seq)?.as_deref() != Some(&verified) {
+                return Err(Error::Forbidden(
+                    "your password was changed meanwhile: sign in again".into(),
+                ));
+            }
+            let session = admins::find_session(tx, &keep, &time::now())?;
+            if session.is_none_or(|s| s.admin_seq != admin_seq) {
+                return Err(Error::Unauthorized("sign in to the console first".into()));
+            }
             administrators::replace_password(tx, admin_seq, &new_hash, &time::now())?;
             let ended = administrators::end_other_sessions(tx, admin_seq, &keep)?;
             let mut e = admin_entry(&actor, "admin.change_password", "success", 200, &actor.name);
