@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::audit::{Actor, ActorKind, Rejections};
+use super::totp::{self, SignInCode};
 use crate::error::{Error, Result};
 use crate::scim::time;
 use crate::store::audit as store_audit;
@@ -492,13 +493,18 @@ enum Outcome {
     Session(NewSession),
     NeedsCode,
     WrongCode,
+    /// TOTP codes are blocked for this browser: seconds left.
+    CodesBlocked(u64),
     /// The password verified is no longer the account's.
     PasswordChanged,
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
-/// A failure is queued in `rejections` (cut, folded per client and username, in the
-/// anonymous budget), not written with a write of its own. So is a wrong second factor.
+/// A failure is queued in `rejections` (cut, folded per client and username), not written
+/// with a write of its own: a wrong name or password in the anonymous budget; what only a
+/// client holding the password gets to (a wrong or blocked second factor, or the question for
+/// one from a browser that is not the account's device) in a budget of its own, so that the
+/// sign of a known password is not crowded out by anonymous floods.
 pub async fn login(
     store: &Store,
     limit: &Hashing,
@@ -530,68 +536,91 @@ pub async fn login(
     let mut named = actor.clone();
     named.kind = ActorKind::Admin;
     named.name = username.to_string();
-    match admin {
-        Some(admin) if ok => {
-            let username = admin.username.clone();
-            let code = code.map(str::to_string);
-            let mut who = named.clone();
-            let outcome = store
-                .write(move |tx| {
-                    // The password was checked against a copy read before the wait for a
-                    // hashing slot, which a flood can stretch: if it was changed meanwhile
-                    // (`set-password` after a leak), or the account was removed and another
-                    // took its seq, that check no longer stands.
-                    let current = administrators::password_hash(tx, admin.seq)?;
-                    if current.as_deref() != Some(admin.password_hash.as_str()) {
-                        return Ok(Outcome::PasswordChanged);
-                    }
-                    if administrators::totp(tx, admin.seq)?.enabled {
-                        let Some(code) = code else {
-                            return Ok(Outcome::NeedsCode);
-                        };
-                        if !super::totp::second_factor(tx, admin.seq, &code)? {
-                            return Ok(Outcome::WrongCode);
+    let Some(admin) = admin.filter(|_| ok) else {
+        let e = wrong_credentials();
+        let entry = admin_entry(&named, "admin.login", "failure", 401, username);
+        rejections.push_sign_in(entry, &e);
+        return Err(e);
+    };
+    let username = admin.username.clone();
+    named.name = username.clone();
+    let code = code.map(str::to_string);
+    let who = named.clone();
+    let outcome = store
+        .write(move |tx| {
+            // The password was checked against a copy read before the wait for a hashing
+            // slot, which a flood can stretch: if it was changed meanwhile (`set-password`
+            // after a leak), or the account was removed and another took its seq, that check
+            // no longer stands.
+            let current = administrators::password_hash(tx, admin.seq)?;
+            if current.as_deref() != Some(admin.password_hash.as_str()) {
+                return Ok(Outcome::PasswordChanged);
+            }
+            let t = administrators::totp(tx, admin.seq)?;
+            if t.enabled {
+                let Some(code) = code else {
+                    return Ok(Outcome::NeedsCode);
+                };
+                // A browser that signed in as this administrator before passes a block of its
+                // codes, so a guesser cannot turn the block against the owner.
+                let remembered = known_good
+                    && match &device {
+                        Some(d) => {
+                            admins::is_device(tx, &digest(d), admin.seq, &earlier(DEVICE_LIFETIME))?
                         }
-                    }
-                    who.name = username.clone();
-                    store_audit::insert(
-                        tx,
-                        &admin_entry(&who, "admin.login", "success", 200, &username),
-                    )?;
-                    open_session(tx, admin.seq, &username, device.as_deref(), &who)
-                        .map(Outcome::Session)
-                })
-                .await?;
-            match outcome {
-                Outcome::Session(s) => Ok(SignedIn::Session(s)),
-                Outcome::NeedsCode => Ok(SignedIn::NeedsCode),
-                Outcome::WrongCode => {
-                    let e = Error::Unauthorized(
-                        "wrong code: enter the current code from your authenticator app, or \
-                         one of your recovery codes"
-                            .into(),
-                    );
-                    named.name = admin.username.clone();
-                    // The entry's detail is the error, which says it was the code.
-                    let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
-                    rejections.push_sign_in(entry, &e);
-                    Err(e)
-                }
-                Outcome::PasswordChanged => {
-                    let e = wrong_credentials();
-                    let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
-                    rejections.push_sign_in(entry, &e);
-                    Err(e)
+                        None => false,
+                    };
+                match totp::sign_in_code(tx, admin.seq, &t, &code, remembered, &who)? {
+                    SignInCode::Accepted => {}
+                    SignInCode::Wrong => return Ok(Outcome::WrongCode),
+                    SignInCode::Blocked(left) => return Ok(Outcome::CodesBlocked(left)),
                 }
             }
+            store_audit::insert(
+                tx,
+                &admin_entry(&who, "admin.login", "success", 200, &admin.username),
+            )?;
+            open_session(tx, admin.seq, &admin.username, device.as_deref(), &who)
+                .map(Outcome::Session)
+        })
+        .await?;
+    let (status, e, note) = match outcome {
+        Outcome::Session(s) => return Ok(SignedIn::Session(s)),
+        // The owner's own browsers go unrecorded: every sign-in of theirs asks first.
+        Outcome::NeedsCode if known_good => return Ok(SignedIn::NeedsCode),
+        Outcome::NeedsCode => {
+            let entry = admin_entry(&named, "admin.login", "failure", 200, &username);
+            let note = "the password was right; a two-factor code was asked for";
+            rejections.push_second_factor(entry, note.into());
+            return Ok(SignedIn::NeedsCode);
         }
-        _ => {
+        Outcome::PasswordChanged => {
             let e = wrong_credentials();
-            let entry = admin_entry(&named, "admin.login", "failure", 401, username);
+            let entry = admin_entry(&named, "admin.login", "failure", 401, &username);
             rejections.push_sign_in(entry, &e);
-            Err(e)
+            return Err(e);
         }
-    }
+        Outcome::WrongCode => (
+            401,
+            Error::Unauthorized(
+                "wrong code: enter the current code from your authenticator app, or one of \
+                 your recovery codes"
+                    .into(),
+            ),
+            None,
+        ),
+        Outcome::CodesBlocked(left) => (
+            429,
+            Error::TooManyRequests(left),
+            Some(
+                "two-factor codes are blocked after too many wrong ones: refused unchecked \
+                 (recovery codes and the account's own browsers still work)",
+            ),
+        ),
+    };
+    let entry = admin_entry(&named, "admin.login", "failure", status, &username);
+    rejections.push_second_factor(entry, note.map_or_else(|| e.detail(), str::to_string));
+    Err(e)
 }
 
 /// The session a cookie secret belongs to, if it is current.

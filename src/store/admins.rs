@@ -74,7 +74,8 @@ pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) ->
         [fold(username)],
     )?;
     conn.execute(
-        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0
+        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0,
+                totp_failures = 0, totp_blocked_until = NULL
          WHERE username_fold = ?1",
         [fold(username)],
     )?;

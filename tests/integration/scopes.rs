@@ -434,6 +434,8 @@ async fn an_older_databases_tokens_are_write_tokens() {
          ALTER TABLE admins DROP COLUMN totp_enabled; ALTER TABLE admins DROP COLUMN totp_last_step;
          ALTER TABLE sessions DROP COLUMN last_seen; ALTER TABLE sessions DROP COLUMN client;
          ALTER TABLE sessions DROP COLUMN user_agent;
+         ALTER TABLE admins DROP COLUMN totp_failures;
+         ALTER TABLE admins DROP COLUMN totp_blocked_until;
          PRAGMA user_version = 8;",
     )
     .unwrap();
