@@ -252,8 +252,10 @@ pub(super) async fn hashing<T: Send + 'static>(
         .map_err(|_| Error::internal("password hashing failed"))
 }
 
-/// `scimd admin set-password`: creates the administrator or sets its password (ending its
-/// sessions). Blocking; for the command line.
+/// `scimd admin set-password`: creates the administrator or sets its password, ending its
+/// sessions, forgetting its devices, turning its second factor off and cancelling the
+/// invitations it made (the way back after a leak: nothing the old password or a stolen
+/// session got stays). Blocking; for the command line.
 pub fn set_password(store: &Store, username: &str, password: &str) -> Result<()> {
     check_username(username)?;
     check_password(password)?;
@@ -261,9 +263,16 @@ pub fn set_password(store: &Store, username: &str, password: &str) -> Result<()>
     let actor = Actor::cli();
     store.write_sync(|tx| {
         admins::set_password(tx, username, &hash, &time::now())?;
+        let stored = admins::find(tx, username)?
+            .ok_or_else(|| Error::internal("administrator vanished"))?
+            .username;
+        let cancelled = administrators::drop_invites_by(tx, &stored)?;
         let mut e = actor.entry("admin.set_password", "success", 200);
         e.resource_type = Some("Admin");
         e.resource_name = Some(username.to_string());
+        if cancelled > 0 {
+            e.detail = Some(serde_json::json!({"invitationsCancelled": cancelled}));
+        }
         store_audit::insert(tx, &e)?;
         Ok(())
     })

@@ -14,7 +14,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Serialize;
 
-use super::admin::{Hashing, admin_entry, digest, hashing, later, verify_password};
+use super::admin::{admin_entry, digest, later};
+use super::administrators::Reauthenticated;
 use super::audit::Actor;
 use crate::error::{Error, Result};
 use crate::scim::time;
@@ -119,20 +120,6 @@ fn new_recovery_codes() -> Result<Vec<String>> {
 
 fn base32(bytes: &[u8]) -> String {
     totp_rs::Secret::from(bytes.to_vec()).to_base32()
-}
-
-/// Whether `code` is a valid second factor of the administrator now: a TOTP code of a step
-/// later than the last one accepted (recorded), or one of its recovery codes (consumed).
-/// Call it only for an administrator whose second factor is enabled.
-pub(super) fn second_factor(tx: &rusqlite::Connection, admin_seq: i64, code: &str) -> Result<bool> {
-    let t = administrators::totp(tx, admin_seq)?;
-    let Some(secret) = t.secret.filter(|_| t.enabled) else {
-        return Ok(false);
-    };
-    if let Some(step) = step_of(&secret, code)? {
-        return administrators::use_step(tx, admin_seq, step);
-    }
-    administrators::take_recovery_code(tx, admin_seq, &recovery_digest(code))
 }
 
 /// What the second factor of a sign-in came to.
@@ -262,11 +249,12 @@ pub async fn begin(store: &Store, admin_seq: i64, username: &str) -> Result<Enro
     Ok(Enrolment { secret, uri, qr })
 }
 
-/// Confirms enrolment with a code from the app: the second factor is on from now, and the ten
-/// recovery codes are returned (shown once; only digests are kept).
+/// Confirms enrolment with a code from the app, the administrator having just confirmed its
+/// password: the second factor is on from now, and the ten recovery codes are returned (shown
+/// once; only digests are kept).
 pub async fn confirm(
     store: &Store,
-    admin_seq: i64,
+    proof: Reauthenticated,
     code: &str,
     actor: &Actor,
 ) -> Result<Vec<String>> {
@@ -275,6 +263,8 @@ pub async fn confirm(
     let (code, actor) = (code.to_string(), actor.clone());
     store
         .write(move |tx| {
+            proof.still_holds(tx)?;
+            let admin_seq = proof.admin_seq();
             let t = administrators::totp(tx, admin_seq)?;
             if t.enabled {
                 return Err(Error::Forbidden("two-factor sign-in is on already".into()));
@@ -300,56 +290,24 @@ pub async fn confirm(
     Ok(codes)
 }
 
-/// Turns the second factor off, given a current code (or a recovery code) or the password.
-pub async fn disable(
-    store: &Store,
-    limit: &Hashing,
-    admin_seq: i64,
-    proof: Proof,
-    actor: &Actor,
-) -> Result<()> {
-    let wrong = || Error::Forbidden("wrong code or password".into());
-    let code_given = match proof {
-        Proof::Password(pw) => {
-            let Some(hash) = store
-                .read(move |conn| administrators::password_hash(conn, admin_seq))
-                .await?
-            else {
-                return Err(wrong());
-            };
-            if !hashing(limit, false, move || verify_password(&pw, &hash)).await? {
-                return Err(wrong());
-            }
-            None
-        }
-        Proof::Code(code) => Some(code),
-    };
+/// Turns the second factor off, the administrator having just confirmed its password.
+pub async fn disable(store: &Store, proof: Reauthenticated, actor: &Actor) -> Result<()> {
     let actor = actor.clone();
     store
         .write(move |tx| {
+            proof.still_holds(tx)?;
+            let admin_seq = proof.admin_seq();
             if !administrators::totp(tx, admin_seq)?.enabled {
                 return Err(Error::Forbidden("two-factor sign-in is off already".into()));
             }
-            if let Some(code) = &code_given
-                && !second_factor(tx, admin_seq, code)?
-            {
-                return Err(wrong());
-            }
             administrators::disable_totp(tx, admin_seq)?;
-            let mut e = admin_entry(&actor, "admin.totp_disable", "success", 200, &actor.name);
-            e.detail = Some(serde_json::json!({
-                "confirmedWith": if code_given.is_some() { "code" } else { "password" }
-            }));
-            store_audit::insert(tx, &e)?;
+            store_audit::insert(
+                tx,
+                &admin_entry(&actor, "admin.totp_disable", "success", 200, &actor.name),
+            )?;
             Ok(())
         })
         .await
-}
-
-/// What proves it is the administrator turning the second factor off.
-pub enum Proof {
-    Code(String),
-    Password(String),
 }
 
 #[cfg(test)]

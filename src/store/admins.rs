@@ -125,6 +125,14 @@ pub fn touch_device(conn: &Connection, digest: &[u8], now: &str) -> Result<()> {
     Ok(())
 }
 
+/// Forgets every device of the administrator; how many there were.
+pub fn forget_devices(conn: &Connection, admin_seq: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM admin_devices WHERE admin_seq = ?1",
+        [admin_seq],
+    )?)
+}
+
 /// How many devices the administrator has.
 pub fn device_count(conn: &Connection, admin_seq: i64) -> Result<i64> {
     Ok(conn.query_row(

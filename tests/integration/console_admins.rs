@@ -1,10 +1,12 @@
 //! Console administrators (`/admin/api/admins`): the list, removal (never the last one; their
-//! sessions end), changing one's own password (the current one required; other sessions end),
-//! one's sessions listed and ended, one-time invitations (single use, expiring, cancellable,
-//! audited), the TOTP second factor (enrolment confirmed by a code, sign-in asking for it,
-//! wrong codes throttled like passwords and blocked after ten in a row except for the
-//! account's own browsers and recovery codes, replays refused, recovery codes single use,
-//! disabling, a right password on record), and the command line's `scimd admin list` and
+//! sessions end), changing one's own password (the current one required; other sessions end,
+//! one's invitations are cancelled, devices forgotten), inviting, removing and turning
+//! two-factor sign-in on or off only with the current password, one's sessions listed and
+//! ended, one-time invitations (single use, expiring, cancellable, audited), the TOTP second
+//! factor (enrolment confirmed by a code, sign-in
+//! asking for it, wrong codes throttled like passwords and blocked after ten in a row except
+//! for the account's own browsers and recovery codes, replays refused, recovery codes single
+//! use, disabling, a right password on record), and the command line's `scimd admin list` and
 //! `scimd admin remove` beside a running server.
 
 use std::net::IpAddr;
@@ -128,6 +130,23 @@ impl Admin<'_> {
         self.call("GET", "/admin/api/session", None).await.status == 200
     }
 
+    /// A new invitation's code, confirmed with `PASSWORD`.
+    async fn invite(&self) -> String {
+        let proof = json!({"password": PASSWORD});
+        invite_code(
+            &self
+                .call("POST", "/admin/api/invitations", Some(&proof))
+                .await,
+        )
+    }
+
+    /// Removes an administrator, confirmed with `PASSWORD`.
+    async fn remove(&self, name: &str) -> Resp {
+        let proof = json!({"password": PASSWORD});
+        self.call("DELETE", &format!("/admin/api/admins/{name}"), Some(&proof))
+            .await
+    }
+
     /// The audit entries of `action`, newest first.
     async fn audited(&self, action: &str) -> Vec<Value> {
         self.get(&format!("/admin/api/audit?action={action}")).await["entries"]
@@ -162,8 +181,8 @@ async fn administrators_are_listed_and_removed_but_never_the_last() {
     assert_eq!(o["totp"], false);
 
     // ops's pending invitation goes with ops.
-    let code = invite_code(&ops.call("POST", "/admin/api/invitations", None).await);
-    let r = root.call("DELETE", "/admin/api/admins/OPS", None).await;
+    let code = ops.invite().await;
+    let r = root.remove("OPS").await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["removed"], "ops");
     assert!(
@@ -172,13 +191,8 @@ async fn administrators_are_listed_and_removed_but_never_the_last() {
     );
     assert_eq!(login(&s, "ops", PASSWORD, None).await.status, 401);
     assert_eq!(accept(&s, &code, "mallory").await.status, 403);
-    assert_eq!(
-        root.call("DELETE", "/admin/api/admins/nobody", None)
-            .await
-            .status,
-        404
-    );
-    let r = root.call("DELETE", "/admin/api/admins/root", None).await;
+    assert_eq!(root.remove("nobody").await.status, 404);
+    let r = root.remove("root").await;
     assert_eq!(r.status, 403, "the last administrator stays");
     assert!(
         r.json()["detail"]
@@ -218,6 +232,7 @@ async fn changing_ones_password_needs_the_current_one_and_ends_the_other_session
         .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["sessionsEnded"], 1);
+    assert_eq!(r.json()["devicesForgotten"], 2, "both sign-ins' browsers");
     assert!(here.signed_in().await, "this session stays");
     assert!(!there.signed_in().await, "the other one ended");
     assert_eq!(login(&s, "root", PASSWORD, None).await.status, 401);
@@ -290,7 +305,7 @@ async fn an_invitation_works_once_until_it_expires_and_is_audited() {
     let s = Server::start().await;
     with_admins(&s, &["root"]);
     let root = sign_in(&s, "root", PASSWORD).await;
-    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    let code = root.invite().await;
     let pending = root.get("/admin/api/admins").await["invites"].clone();
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
     assert_eq!(pending[0]["createdBy"], "root");
@@ -316,7 +331,7 @@ async fn an_invitation_works_once_until_it_expires_and_is_audited() {
     assert_eq!(accepted[0]["detail"]["invitedBy"], "root");
 
     // An expired invitation does not work.
-    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    let code = root.invite().await;
     rusqlite::Connection::open(s.db())
         .unwrap()
         .execute(
@@ -332,7 +347,7 @@ async fn pending_invitations_can_be_cancelled() {
     let s = Server::start().await;
     with_admins(&s, &["root"]);
     let root = sign_in(&s, "root", PASSWORD).await;
-    let code = invite_code(&root.call("POST", "/admin/api/invitations", None).await);
+    let code = root.invite().await;
     let r = root.call("DELETE", "/admin/api/invitations", None).await;
     assert_eq!(r.json()["cancelled"], 1);
     assert_eq!(accept(&s, &code, "late").await.status, 403);
@@ -385,7 +400,7 @@ async fn enrol(root: &Admin<'_>) -> (String, Vec<String>) {
             .unwrap()
             .starts_with("data:image/svg+xml;base64,")
     );
-    let confirm = |code: String| json!({"code": code});
+    let confirm = |code: String| json!({"code": code, "password": PASSWORD});
     let wrong = root
         .call(
             "POST",
@@ -474,7 +489,7 @@ async fn totp_sign_in_asks_for_a_code_refuses_replays_and_takes_recovery_codes_o
     );
     assert_eq!(root.audited("admin.totp_enable").await.len(), 1);
 
-    // Turning it off takes a current code or the password.
+    // Turning it off takes the password.
     let root = &root;
     let off = |body: Value| async move {
         root.call("POST", "/admin/api/admins/me/totp/disable", Some(&body))
@@ -482,17 +497,15 @@ async fn totp_sign_in_asks_for_a_code_refuses_replays_and_takes_recovery_codes_o
             .status
     };
     assert_eq!(off(json!({"password": "wrong password!"})).await, 403);
-    assert_eq!(off(json!({"code": next})).await, 403, "a used code");
-    assert_eq!(off(json!({})).await, 400);
+    assert_eq!(off(json!({"code": recovery[0]})).await, 403, "a code alone");
+    assert_eq!(off(json!({})).await, 403);
     assert_eq!(off(json!({"password": PASSWORD})).await, 200);
     assert_eq!(
         root.get("/admin/api/admins/me/totp").await["enabled"],
         false
     );
     sign_in(&s, "root", PASSWORD).await;
-    let disabled = root.audited("admin.totp_disable").await;
-    assert_eq!(disabled.len(), 1);
-    assert_eq!(disabled[0]["detail"]["confirmedWith"], "password");
+    assert_eq!(root.audited("admin.totp_disable").await.len(), 1);
 }
 
 #[tokio::test]
@@ -531,12 +544,12 @@ async fn wrong_totp_codes_count_as_failed_sign_ins() {
         "{detail}"
     );
     assert_eq!(detail["count"], 5);
-    // Checks of a code behind a session are held to the same limit.
+    // Checks of the password behind a session are held to the same limit.
     let r = root
         .call(
             "POST",
             "/admin/api/admins/me/totp/disable",
-            Some(&json!({"code": right})),
+            Some(&json!({"password": PASSWORD})),
         )
         .await;
     assert_eq!(r.status, 429);
@@ -778,4 +791,129 @@ async fn a_right_password_is_on_record_whatever_anonymous_clients_send() {
             .any(|e| e["client"] == json!(later.to_string()))
     );
     assert_eq!(failed.iter().filter(|e| e["status"] == 200).count(), 1);
+}
+
+/// Review 15, F3: a stolen session cookie alone could invite an accomplice, remove the other
+/// administrators, or turn two-factor sign-in on with the thief's authenticator.
+#[tokio::test]
+async fn inviting_removing_and_two_factor_changes_need_the_current_password() {
+    let s = Server::start().await;
+    with_admins(&s, &["root", "ops"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let status = |r: Resp| r.status;
+    let wrong = json!({"password": "wrong password!"});
+    for body in [None, Some(&wrong)] {
+        let r = root.call("POST", "/admin/api/invitations", body).await;
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        let r = root.call("DELETE", "/admin/api/admins/ops", body).await;
+        assert_eq!(r.status, 403);
+    }
+    let r = root.call("POST", "/admin/api/invitations", None).await;
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("current password")
+    );
+    assert!(
+        root.get("/admin/api/admins").await["invites"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        root.get("/admin/api/admins").await["admins"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Turning two-factor sign-in on: the app's code is not enough.
+    let e = root
+        .call("POST", "/admin/api/admins/me/totp", None)
+        .await
+        .json();
+    let secret = e["secret"].as_str().unwrap();
+    let confirm = "/admin/api/admins/me/totp/confirm";
+    let code = json!({"code": code_at(secret, 0)});
+    assert_eq!(status(root.call("POST", confirm, Some(&code)).await), 403);
+    let mut with_wrong = code.clone();
+    with_wrong["password"] = json!("wrong password!");
+    assert_eq!(
+        status(root.call("POST", confirm, Some(&with_wrong)).await),
+        403
+    );
+    assert_eq!(
+        root.get("/admin/api/admins/me/totp").await["enabled"],
+        false
+    );
+    let mut proven = code.clone();
+    proven["password"] = json!(PASSWORD);
+    assert_eq!(status(root.call("POST", confirm, Some(&proven)).await), 200);
+    // Turning it off takes the password too; a code will not do.
+    let off = "/admin/api/admins/me/totp/disable";
+    let next = json!({"code": code_at(secret, 1)});
+    assert_eq!(status(root.call("POST", off, None).await), 403);
+    assert_eq!(status(root.call("POST", off, Some(&next)).await), 403);
+    assert_eq!(root.get("/admin/api/admins/me/totp").await["enabled"], true);
+    let proof = json!({"password": PASSWORD});
+    assert_eq!(status(root.call("POST", off, Some(&proof)).await), 200);
+
+    root.invite().await;
+    assert_eq!(root.remove("ops").await.status, 200);
+}
+
+/// Review 15, F3: a password change (console or `set-password`) left the invitations and
+/// remembered devices that came with the old password or a stolen session.
+#[tokio::test]
+async fn a_password_change_cancels_ones_invitations_and_forgets_ones_devices() {
+    let s = Server::start().await;
+    with_admins(&s, &["root", "ops"]);
+    let here = sign_in(&s, "root", PASSWORD).await;
+    let thief = sign_in(&s, "root", PASSWORD).await;
+    let ops = sign_in(&s, "ops", PASSWORD).await;
+    let theirs = thief.invite().await;
+    let colleagues = ops.invite().await;
+    let devices = || {
+        rusqlite::Connection::open(s.db())
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM admin_devices d JOIN admins a ON a.seq = d.admin_seq
+                 WHERE a.username = 'root'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(devices(), 2);
+    let change = json!({"current": PASSWORD, "password": NEW_PASSWORD});
+    let r = here
+        .call("POST", "/admin/api/admins/me/password", Some(&change))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json(),
+        json!({"sessionsEnded": 1, "invitationsCancelled": 1, "devicesForgotten": 2})
+    );
+    assert!(!thief.signed_in().await);
+    assert_eq!(devices(), 0);
+    assert_eq!(accept(&s, &theirs, "accomplice").await.status, 403);
+    let changed = here.audited("admin.change_password").await;
+    assert_eq!(changed[0]["detail"]["invitationsCancelled"], 1);
+
+    // The command line's recovery too.
+    let root = sign_in(&s, "root", NEW_PASSWORD).await;
+    let proof = json!({"password": NEW_PASSWORD});
+    let theirs = invite_code(
+        &root
+            .call("POST", "/admin/api/invitations", Some(&proof))
+            .await,
+    );
+    admin::set_password(&Store::open(&s.db()).unwrap(), "ROOT", PASSWORD).unwrap();
+    assert_eq!(accept(&s, &theirs, "accomplice").await.status, 403);
+    // Another administrator's invitation is theirs.
+    signed_in(&s, &accept(&s, &colleagues, "newbie").await);
+    let set = ops.audited("admin.set_password").await;
+    assert_eq!(set[0]["detail"]["invitationsCancelled"], 1);
 }
