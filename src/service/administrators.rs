@@ -351,7 +351,8 @@ pub async fn invite_is_current(store: &Store, code: &str) -> Result<bool> {
 }
 
 /// Accepts an invitation: creates the administrator with the chosen name and password (the
-/// rules of setup) and signs it in. The invitation is used up.
+/// rules of setup) and signs it in. The invitation is used up. Fails with `Error::Forbidden`
+/// exactly when the code is not that of a current invitation (the caller counts those).
 pub async fn accept_invite(
     store: &Store,
     limit: &Hashing,

@@ -2,8 +2,8 @@
 //! sessions end), changing one's own password (the current one required; other sessions end,
 //! one's invitations are cancelled, devices forgotten), inviting, removing and turning
 //! two-factor sign-in on or off only with the current password, one's sessions listed and
-//! ended, one-time invitations (single use, expiring, cancellable, audited), the TOTP second
-//! factor (enrolment confirmed by a code, sign-in
+//! ended, one-time invitations (single use, expiring, cancellable, audited, only wrong codes
+//! counted against an address), the TOTP second factor (enrolment confirmed by a code, sign-in
 //! asking for it, wrong codes throttled like passwords and blocked after ten in a row except
 //! for the account's own browsers and recovery codes, replays refused, recovery codes single
 //! use, disabling, a right password on record), and the command line's `scimd admin list` and
@@ -916,4 +916,57 @@ async fn a_password_change_cancels_ones_invitations_and_forgets_ones_devices() {
     signed_in(&s, &accept(&s, &colleagues, "newbie").await);
     let set = ops.audited("admin.set_password").await;
     assert_eq!(set[0]["detail"]["invitationsCancelled"], 1);
+}
+
+async fn accept_from(s: &Server, from: IpAddr, code: &str, username: &str, password: &str) -> Resp {
+    let body = json!({"code": code, "username": username, "password": password});
+    s.raw_from(
+        from,
+        "POST",
+        "/admin/api/invite",
+        &[("content-type", "application/json")],
+        Some(&body.to_string()),
+    )
+    .await
+}
+
+/// Review 15, F5: every accept was counted against the address before it was checked, and
+/// never given back: a neighbour's bogus attempts, an invitee's taken name or short password,
+/// and earlier invitees' successes all used up the next invitee's budget.
+#[tokio::test]
+async fn only_wrong_invitation_codes_count_against_an_address() {
+    let s = Server::start().await;
+    with_admins(&s, &["root"]);
+    let root = sign_in(&s, "root", PASSWORD).await;
+    let office: IpAddr = "127.5.0.1".parse().unwrap();
+    let code = root.invite().await;
+    // A neighbour's bogus codes are refused, soon with 429…
+    for _ in 0..5 {
+        let r = accept_from(&s, office, "bogus", "mallory", PASSWORD).await;
+        assert_eq!(r.status, 403);
+    }
+    let r = accept_from(&s, office, "bogus", "mallory", PASSWORD).await;
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    // …while the invitee's mistakes cost nothing and the real code is accepted.
+    for _ in 0..5 {
+        assert_eq!(
+            accept_from(&s, office, &code, "ana", "short").await.status,
+            400
+        );
+        assert_eq!(
+            accept_from(&s, office, &code, "ROOT", PASSWORD)
+                .await
+                .status,
+            409
+        );
+    }
+    signed_in(&s, &accept_from(&s, office, &code, "ana", PASSWORD).await);
+    // Six colleagues behind one address join within a minute.
+    let shared: IpAddr = "127.5.0.2".parse().unwrap();
+    for n in 0..6 {
+        let code = root.invite().await;
+        let r = accept_from(&s, shared, &code, &format!("colleague{n}"), PASSWORD).await;
+        assert_eq!(r.status, 200, "{n}: {}", String::from_utf8_lossy(&r.body));
+    }
 }
