@@ -365,14 +365,17 @@ pub async fn handle(
                     admin::setup(&app.store, hashing, &code, &username, &password, actor).await?
                 }
                 ("invite", Some(code)) => {
-                    // The setup limit: a guesser of invitation codes is as slow as one of
-                    // setup codes.
-                    limits.setup_attempt(client)?;
                     let store = &app.store;
-                    administrators::accept_invite(
+                    let accepted = administrators::accept_invite(
                         store, hashing, &code, &username, &password, actor,
                     )
-                    .await?
+                    .await;
+                    // Only a wrong code is counted (`Forbidden`, exactly): a current one is
+                    // always accepted, whoever shares the address.
+                    if let Err(Error::Forbidden(_)) = &accepted {
+                        limits.invite_failed(client)?;
+                    }
+                    accepted?
                 }
                 (_, code) => {
                     let facts = admin::sign_in_facts(&app.store, &username, device.clone()).await?;

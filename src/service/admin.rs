@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::audit::{Actor, ActorKind, Rejections};
+use super::totp::{self, SignInCode};
 use crate::error::{Error, Result};
 use crate::scim::time;
 use crate::store::audit as store_audit;
@@ -251,8 +252,10 @@ pub(super) async fn hashing<T: Send + 'static>(
         .map_err(|_| Error::internal("password hashing failed"))
 }
 
-/// `scimd admin set-password`: creates the administrator or sets its password (ending its
-/// sessions). Blocking; for the command line.
+/// `scimd admin set-password`: creates the administrator or sets its password, ending its
+/// sessions, forgetting its devices, turning its second factor off and cancelling the
+/// invitations it made (the way back after a leak: nothing the old password or a stolen
+/// session got stays). Blocking; for the command line.
 pub fn set_password(store: &Store, username: &str, password: &str) -> Result<()> {
     check_username(username)?;
     check_password(password)?;
@@ -260,9 +263,16 @@ pub fn set_password(store: &Store, username: &str, password: &str) -> Result<()>
     let actor = Actor::cli();
     store.write_sync(|tx| {
         admins::set_password(tx, username, &hash, &time::now())?;
+        let stored = admins::find(tx, username)?
+            .ok_or_else(|| Error::internal("administrator vanished"))?
+            .username;
+        let cancelled = administrators::drop_invites_by(tx, &stored)?;
         let mut e = actor.entry("admin.set_password", "success", 200);
         e.resource_type = Some("Admin");
         e.resource_name = Some(username.to_string());
+        if cancelled > 0 {
+            e.detail = Some(serde_json::json!({"invitationsCancelled": cancelled}));
+        }
         store_audit::insert(tx, &e)?;
         Ok(())
     })
@@ -492,11 +502,18 @@ enum Outcome {
     Session(NewSession),
     NeedsCode,
     WrongCode,
+    /// TOTP codes are blocked for this browser: seconds left.
+    CodesBlocked(u64),
+    /// The password verified is no longer the account's.
+    PasswordChanged,
 }
 
 /// Signs in, or fails with the same error whether the name or the password was wrong.
-/// A failure is queued in `rejections` (cut, folded per client and username, in the
-/// anonymous budget), not written with a write of its own. So is a wrong second factor.
+/// A failure is queued in `rejections` (cut, folded per client and username), not written
+/// with a write of its own: a wrong name or password in the anonymous budget; what only a
+/// client holding the password gets to (a wrong or blocked second factor, or the question for
+/// one from a browser that is not the account's device) in a budget of its own, so that the
+/// sign of a known password is not crowded out by anonymous floods.
 pub async fn login(
     store: &Store,
     limit: &Hashing,
@@ -528,54 +545,91 @@ pub async fn login(
     let mut named = actor.clone();
     named.kind = ActorKind::Admin;
     named.name = username.to_string();
-    match admin {
-        Some(admin) if ok => {
-            let username = admin.username.clone();
-            let code = code.map(str::to_string);
-            let mut who = named.clone();
-            let outcome = store
-                .write(move |tx| {
-                    if administrators::totp(tx, admin.seq)?.enabled {
-                        let Some(code) = code else {
-                            return Ok(Outcome::NeedsCode);
-                        };
-                        if !super::totp::second_factor(tx, admin.seq, &code)? {
-                            return Ok(Outcome::WrongCode);
+    let Some(admin) = admin.filter(|_| ok) else {
+        let e = wrong_credentials();
+        let entry = admin_entry(&named, "admin.login", "failure", 401, username);
+        rejections.push_sign_in(entry, &e);
+        return Err(e);
+    };
+    let username = admin.username.clone();
+    named.name = username.clone();
+    let code = code.map(str::to_string);
+    let who = named.clone();
+    let outcome = store
+        .write(move |tx| {
+            // The password was checked against a copy read before the wait for a hashing
+            // slot, which a flood can stretch: if it was changed meanwhile (`set-password`
+            // after a leak), or the account was removed and another took its seq, that check
+            // no longer stands.
+            let current = administrators::password_hash(tx, admin.seq)?;
+            if current.as_deref() != Some(admin.password_hash.as_str()) {
+                return Ok(Outcome::PasswordChanged);
+            }
+            let t = administrators::totp(tx, admin.seq)?;
+            if t.enabled {
+                let Some(code) = code else {
+                    return Ok(Outcome::NeedsCode);
+                };
+                // A browser that signed in as this administrator before passes a block of its
+                // codes, so a guesser cannot turn the block against the owner.
+                let remembered = known_good
+                    && match &device {
+                        Some(d) => {
+                            admins::is_device(tx, &digest(d), admin.seq, &earlier(DEVICE_LIFETIME))?
                         }
-                    }
-                    who.name = username.clone();
-                    store_audit::insert(
-                        tx,
-                        &admin_entry(&who, "admin.login", "success", 200, &username),
-                    )?;
-                    open_session(tx, admin.seq, &username, device.as_deref(), &who)
-                        .map(Outcome::Session)
-                })
-                .await?;
-            match outcome {
-                Outcome::Session(s) => Ok(SignedIn::Session(s)),
-                Outcome::NeedsCode => Ok(SignedIn::NeedsCode),
-                Outcome::WrongCode => {
-                    let e = Error::Unauthorized(
-                        "wrong code: enter the current code from your authenticator app, or \
-                         one of your recovery codes"
-                            .into(),
-                    );
-                    named.name = admin.username.clone();
-                    // The entry's detail is the error, which says it was the code.
-                    let entry = admin_entry(&named, "admin.login", "failure", 401, &admin.username);
-                    rejections.push_sign_in(entry, &e);
-                    Err(e)
+                        None => false,
+                    };
+                match totp::sign_in_code(tx, admin.seq, &t, &code, remembered, &who)? {
+                    SignInCode::Accepted => {}
+                    SignInCode::Wrong => return Ok(Outcome::WrongCode),
+                    SignInCode::Blocked(left) => return Ok(Outcome::CodesBlocked(left)),
                 }
             }
+            store_audit::insert(
+                tx,
+                &admin_entry(&who, "admin.login", "success", 200, &admin.username),
+            )?;
+            open_session(tx, admin.seq, &admin.username, device.as_deref(), &who)
+                .map(Outcome::Session)
+        })
+        .await?;
+    let (status, e, note) = match outcome {
+        Outcome::Session(s) => return Ok(SignedIn::Session(s)),
+        // The owner's own browsers go unrecorded: every sign-in of theirs asks first.
+        Outcome::NeedsCode if known_good => return Ok(SignedIn::NeedsCode),
+        Outcome::NeedsCode => {
+            let entry = admin_entry(&named, "admin.login", "failure", 200, &username);
+            let note = "the password was right; a two-factor code was asked for";
+            rejections.push_second_factor(entry, note.into());
+            return Ok(SignedIn::NeedsCode);
         }
-        _ => {
+        Outcome::PasswordChanged => {
             let e = wrong_credentials();
-            let entry = admin_entry(&named, "admin.login", "failure", 401, username);
+            let entry = admin_entry(&named, "admin.login", "failure", 401, &username);
             rejections.push_sign_in(entry, &e);
-            Err(e)
+            return Err(e);
         }
-    }
+        Outcome::WrongCode => (
+            401,
+            Error::Unauthorized(
+                "wrong code: enter the current code from your authenticator app, or one of \
+                 your recovery codes"
+                    .into(),
+            ),
+            None,
+        ),
+        Outcome::CodesBlocked(left) => (
+            429,
+            Error::TooManyRequests(left),
+            Some(
+                "two-factor codes are blocked after too many wrong ones: refused unchecked \
+                 (recovery codes and the account's own browsers still work)",
+            ),
+        ),
+    };
+    let entry = admin_entry(&named, "admin.login", "failure", status, &username);
+    rejections.push_second_factor(entry, note.map_or_else(|| e.detail(), str::to_string));
+    Err(e)
 }
 
 /// The session a cookie secret belongs to, if it is current.
@@ -669,6 +723,172 @@ mod tests {
             peak.load(SeqCst)
         );
         assert_eq!(limit.shared.permits.available_permits(), HASHING);
+    }
+
+    /// Takes every permit of the shared hashing lane, until the returned senders are dropped.
+    async fn hold_shared_lane(limit: &std::sync::Arc<Hashing>) -> Vec<std::sync::mpsc::Sender<()>> {
+        let mut release = Vec::new();
+        for _ in 0..HASHING {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let limit = limit.clone();
+            tokio::spawn(async move {
+                hashing(&limit, false, move || {
+                    let _ = rx.recv();
+                })
+                .await
+            });
+            release.push(tx);
+        }
+        wait_until(|| limit.shared.permits.available_permits() == 0).await;
+        release
+    }
+
+    /// Waits until one more call waits for a permit of the shared lane: `hashing` clones the
+    /// lane's semaphore to wait on it, besides the lane's own and the held permits' clones.
+    async fn one_queued_for_the_shared_lane(limit: &Hashing) {
+        wait_until(|| std::sync::Arc::strong_count(&limit.shared.permits) == 1 + HASHING + 1).await;
+    }
+
+    async fn wait_until(done: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the condition never held");
+    }
+
+    fn browser() -> Actor {
+        Actor {
+            kind: ActorKind::Anonymous,
+            name: String::new(),
+            client: "192.0.2.1".into(),
+            user_agent: "unit-test".into(),
+        }
+    }
+
+    fn sessions_of(store: &Store) -> i64 {
+        store
+            .read_sync(|c| Ok(c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?))
+            .unwrap()
+    }
+
+    const OLD: &str = "the old password";
+    const NEW: &str = "the new password";
+
+    /// Review 15, F2: a sign-in with the old password, queued for a hashing slot while
+    /// `scimd admin set-password` recovered the account (which also turns the second factor
+    /// off), opened a session when its turn came.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_queued_across_a_password_change_opens_no_session() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        set_password(&store, "root", OLD).unwrap();
+        store
+            .write_sync(|tx| {
+                let seq = admins::find(tx, "root")?.unwrap().seq;
+                administrators::start_totp(tx, seq, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")?;
+                administrators::enable_totp(tx, seq, 1, &[])
+            })
+            .unwrap();
+        let limit = std::sync::Arc::new(Hashing::default());
+        let release = hold_shared_lane(&limit).await;
+        let signing_in = {
+            let (store, limit) = (store.clone(), limit.clone());
+            tokio::spawn(async move {
+                let attempt = SignInAttempt {
+                    username: "root",
+                    password: OLD,
+                    code: None,
+                    device: None,
+                    known_good: false,
+                };
+                login(&store, &limit, &Rejections::default(), attempt, &browser()).await
+            })
+        };
+        one_queued_for_the_shared_lane(&limit).await;
+        let cli = store.clone();
+        tokio::task::spawn_blocking(move || set_password(&cli, "root", NEW))
+            .await
+            .unwrap()
+            .unwrap();
+        drop(release);
+        let r = signing_in.await.unwrap();
+        assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}");
+        assert_eq!(sessions_of(&store), 0);
+    }
+
+    /// Review 15, F2: a console password change, queued for a hashing slot, overwrote the
+    /// password `set-password` set meanwhile, and went ahead for a session ended meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_password_change_queued_across_a_recovery_or_a_sign_out_changes_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let limit = std::sync::Arc::new(Hashing::default());
+        let rejections = Rejections::default();
+        set_password(&store, "root", OLD).unwrap();
+        let password_is = |pw: &str| {
+            let hash = store
+                .read_sync(|c| Ok(admins::find(c, "root")?.unwrap().password_hash))
+                .unwrap();
+            verify_password(pw, &hash)
+        };
+        for ending in ["set-password", "sign-out"] {
+            let attempt = SignInAttempt {
+                username: "root",
+                password: OLD,
+                code: None,
+                device: None,
+                known_good: false,
+            };
+            let SignedIn::Session(session) =
+                login(&store, &limit, &rejections, attempt, &browser())
+                    .await
+                    .unwrap()
+            else {
+                panic!("no second factor here");
+            };
+            let seq = store
+                .read_sync(|c| Ok(admins::find(c, "root")?.unwrap().seq))
+                .unwrap();
+            let release = hold_shared_lane(&limit).await;
+            let changing = {
+                let (store, limit, secret) = (store.clone(), limit.clone(), session.secret.clone());
+                tokio::spawn(async move {
+                    super::super::administrators::change_password(
+                        &store,
+                        &limit,
+                        seq,
+                        &secret,
+                        OLD,
+                        "the thief's password",
+                        &browser(),
+                    )
+                    .await
+                })
+            };
+            one_queued_for_the_shared_lane(&limit).await;
+            let other = store.clone();
+            match ending {
+                // A recovery to a new password, then back, so the next round signs in alike.
+                "set-password" => tokio::task::spawn_blocking(move || {
+                    set_password(&other, "root", NEW)?;
+                    set_password(&other, "root", OLD)
+                })
+                .await
+                .unwrap()
+                .unwrap(),
+                _ => logout(&store, &session.secret, &browser()).await.unwrap(),
+            }
+            drop(release);
+            let r = changing.await.unwrap();
+            match ending {
+                "set-password" => assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}"),
+                _ => assert!(matches!(r, Err(Error::Unauthorized(_))), "{r:?}"),
+            }
+            assert!(password_is(OLD), "{ending}: the password stays");
+        }
     }
 
     #[test]

@@ -93,9 +93,21 @@ fn remove_in(tx: &rusqlite::Connection, username: &str, actor: &Actor) -> Result
     Ok(a.username)
 }
 
-pub async fn remove(store: &Store, username: &str, actor: &Actor) -> Result<String> {
+/// Removes an administrator from the console, the one asking having just confirmed its
+/// password.
+pub async fn remove(
+    store: &Store,
+    proof: Reauthenticated,
+    username: &str,
+    actor: &Actor,
+) -> Result<String> {
     let (name, actor) = (username.to_string(), actor.clone());
-    store.write(move |tx| remove_in(tx, &name, &actor)).await
+    store
+        .write(move |tx| {
+            proof.still_holds(tx)?;
+            remove_in(tx, &name, &actor)
+        })
+        .await
 }
 
 /// `scimd admin remove`: blocking.
@@ -108,8 +120,63 @@ pub fn list_sync(store: &Store) -> Result<Vec<Listed>> {
     store.read_sync(listed)
 }
 
-/// A signed-in administrator changing its own password: the current one is required, and its
-/// other sessions end. Returns how many ended.
+/// Proof that a signed-in administrator just typed its current password (step-up before an
+/// action that gives lasting control: a stolen session cookie alone must not). The write
+/// that acts on it checks that the password is still the one verified.
+pub struct Reauthenticated {
+    admin_seq: i64,
+    hash: String,
+}
+
+impl Reauthenticated {
+    pub(super) fn admin_seq(&self) -> i64 {
+        self.admin_seq
+    }
+
+    /// Inside the acting transaction: fails when the password changed since it was verified
+    /// (`set-password` after a leak), or the account is gone.
+    pub(super) fn still_holds(&self, tx: &rusqlite::Connection) -> Result<()> {
+        match administrators::password_hash(tx, self.admin_seq)? {
+            Some(h) if h == self.hash => Ok(()),
+            _ => Err(Error::Forbidden(
+                "your password was changed meanwhile: sign in again".into(),
+            )),
+        }
+    }
+}
+
+/// Checks the signed-in administrator's current password, in the hashing lanes like a
+/// sign-in (the caller counts it as one).
+pub async fn reauthenticate(
+    store: &Store,
+    limit: &Hashing,
+    admin_seq: i64,
+    password: &str,
+) -> Result<Reauthenticated> {
+    let wrong = || Error::Forbidden("the password is wrong".into());
+    let hash = store
+        .read(move |conn| administrators::password_hash(conn, admin_seq))
+        .await?
+        .ok_or_else(wrong)?;
+    let (pw, h) = (password.to_string(), hash.clone());
+    if !hashing(limit, false, move || verify_password(&pw, &h)).await? {
+        return Err(wrong());
+    }
+    Ok(Reauthenticated { admin_seq, hash })
+}
+
+/// What a password change ended besides the old password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChanged {
+    pub sessions_ended: usize,
+    pub invitations_cancelled: usize,
+    pub devices_forgotten: usize,
+}
+
+/// A signed-in administrator changing its own password: the current one is required. Its
+/// other sessions end, the invitations it made are cancelled and its devices forgotten: after
+/// a leak, whoever held the old password or a stolen session keeps nothing that lasts.
 pub async fn change_password(
     store: &Store,
     limit: &Hashing,
@@ -118,13 +185,14 @@ pub async fn change_password(
     current: &str,
     new: &str,
     actor: &Actor,
-) -> Result<usize> {
+) -> Result<PasswordChanged> {
     admin::check_password(new)?;
     let hash = store
         .read(move |conn| administrators::password_hash(conn, admin_seq))
         .await?
         .ok_or_else(|| Error::NotFound("no such administrator".into()))?;
     let (cur, pw) = (current.to_string(), new.to_string());
+    let verified = hash.clone();
     let new_hash = hashing(limit, false, move || {
         verify_password(&cur, &hash).then(|| admin::hash_password(&pw))
     })
@@ -133,10 +201,26 @@ pub async fn change_password(
     let (keep, actor) = (digest(session_secret), actor.clone());
     store
         .write(move |tx| {
+            // Both were checked before the wait for a hashing slot: a password set meanwhile
+            // (`scimd admin set-password`, the way back after a leak) is not overwritten, and
+            // a session ended meanwhile changes nothing.
+            if administrators::password_hash(tx, admin_seq)?.as_deref() != Some(&verified) {
+                return Err(Error::Forbidden(
+                    "your password was changed meanwhile: sign in again".into(),
+                ));
+            }
+            let session = admins::find_session(tx, &keep, &time::now())?;
+            if session.is_none_or(|s| s.admin_seq != admin_seq) {
+                return Err(Error::Unauthorized("sign in to the console first".into()));
+            }
             administrators::replace_password(tx, admin_seq, &new_hash, &time::now())?;
-            let ended = administrators::end_other_sessions(tx, admin_seq, &keep)?;
+            let ended = PasswordChanged {
+                sessions_ended: administrators::end_other_sessions(tx, admin_seq, &keep)?,
+                invitations_cancelled: administrators::drop_invites_by(tx, &actor.name)?,
+                devices_forgotten: admins::forget_devices(tx, admin_seq)?,
+            };
             let mut e = admin_entry(&actor, "admin.change_password", "success", 200, &actor.name);
-            e.detail = Some(serde_json::json!({"sessionsEnded": ended}));
+            e.detail = Some(serde_json::json!(ended));
             store_audit::insert(tx, &e)?;
             Ok(ended)
         })
@@ -211,13 +295,19 @@ pub async fn seen(store: &Store, session_secret: &str) -> Result<()> {
         .await
 }
 
-/// A new invitation: its code (for the link, shown once) and when it expires.
-pub async fn invite(store: &Store, actor: &Actor) -> Result<(String, String)> {
+/// A new invitation, the administrator making it having just confirmed its password: its
+/// code (for the link, shown once) and when it expires.
+pub async fn invite(
+    store: &Store,
+    proof: Reauthenticated,
+    actor: &Actor,
+) -> Result<(String, String)> {
     let code = random_token()?;
     let (d, expires, actor) = (digest(&code), later(INVITE_LIFETIME), actor.clone());
     let exp = expires.clone();
     store
         .write(move |tx| {
+            proof.still_holds(tx)?;
             administrators::put_invite(tx, &d, &actor.name, &time::now(), &exp)?;
             let mut e = actor.entry("admin.invite", "success", 200);
             e.resource_type = Some("Admin");
@@ -261,7 +351,8 @@ pub async fn invite_is_current(store: &Store, code: &str) -> Result<bool> {
 }
 
 /// Accepts an invitation: creates the administrator with the chosen name and password (the
-/// rules of setup) and signs it in. The invitation is used up.
+/// rules of setup) and signs it in. The invitation is used up. Fails with `Error::Forbidden`
+/// exactly when the code is not that of a current invitation (the caller counts those).
 pub async fn accept_invite(
     store: &Store,
     limit: &Hashing,

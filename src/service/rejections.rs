@@ -6,7 +6,9 @@
 //! action, resource id, error text). Repeats within a minute from one client for one reason
 //! are one entry with a count, inserted at the first flush after the first request and
 //! updated while the minute lasts. Each minute has a budget of entries, separate for
-//! anonymous clients (failed console sign-ins included), for clients presenting a token on
+//! anonymous clients (failed console sign-ins included), for console sign-ins that got the
+//! password right but not the second factor (someone holds that password: never crowded out by
+//! anonymous floods), for clients presenting a token on
 //! record that no longer works (an identity provider whose token was revoked), and for
 //! authenticated clients, so a flood without a token never crowds out an identity provider's
 //! failures (a read token's failures, refused writes and missing ids alike, have their own, as
@@ -42,12 +44,14 @@ const MAX_RESOURCE_ID: usize = 64;
 const MAX_RESOURCE_NAME: usize = 256;
 const MAX_ERROR: usize = 200;
 
-/// Who a budget is for: anonymous clients, clients with a token on record that no longer
+/// Who a budget is for: anonymous clients, console sign-ins that got the password right (a
+/// second factor wrong, blocked or asked for), clients with a token on record that no longer
 /// works, valid read tokens, or those with another valid credential (write tokens: the
 /// identity provider's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Anonymous,
+    SecondFactor,
     RevokedToken,
     ReadToken,
     Authenticated,
@@ -66,6 +70,13 @@ struct Budget {
 const ANONYMOUS: Budget = Budget {
     entries: 30,
     per_client: 3,
+};
+/// A sign-in that got an administrator's password right shows that someone holds it: on record
+/// whatever anonymous clients send. Only a holder of a password reaches this budget, and the
+/// sign-in limits hold them to a few dozen attempts per account in 15 minutes.
+const SECOND_FACTOR: Budget = Budget {
+    entries: 100,
+    per_client: 10,
 };
 /// A revoked token's requests are folded per client, token, method and route (no resource), so
 /// an identity provider still sending one needs a few entries a minute; its own budget keeps
@@ -90,7 +101,7 @@ const AUTHENTICATED: Budget = Budget {
 };
 /// The queue's memory, whatever the entries hold (each is also bounded by the cuts above).
 const MAX_QUEUE_BYTES: usize = 512 * 1024;
-/// Kept free within it for the summary entries (one per class, four at most), which are
+/// Kept free within it for the summary entries (one per class, five at most), which are
 /// outside the budgets.
 const SUMMARY_RESERVE: usize = 4096;
 
@@ -111,6 +122,7 @@ impl Class {
     fn budget(self) -> &'static Budget {
         match self {
             Class::Anonymous => &ANONYMOUS,
+            Class::SecondFactor => &SECOND_FACTOR,
             Class::RevokedToken => &REVOKED_TOKEN,
             Class::ReadToken => &READ_TOKEN,
             Class::Authenticated => &AUTHENTICATED,
@@ -284,6 +296,7 @@ impl Window {
              this entry counts the rest",
             match class {
                 Class::Anonymous => "unauthenticated",
+                Class::SecondFactor => "two-factor sign-in",
                 Class::RevokedToken => "revoked-token",
                 Class::ReadToken => "read-token",
                 Class::Authenticated => "authenticated",
@@ -347,16 +360,28 @@ impl Rejections {
     /// failures are in their own budget, folded without the resource.
     pub fn push(&self, entry: NewEntry, scope: Option<Scope>, error: &Error) {
         let class = Class::of(&entry, scope);
-        self.push_as(class, entry, error);
+        self.push_as(class, entry, error.detail(), error.scim_type());
     }
 
     /// Queues the entry for a failed console sign-in: whoever it names, the client had no
     /// credential, so it is in the anonymous budget.
     pub fn push_sign_in(&self, entry: NewEntry, error: &Error) {
-        self.push_as(Class::Anonymous, entry, error);
+        self.push_as(Class::Anonymous, entry, error.detail(), error.scim_type());
     }
 
-    fn push_as(&self, class: Class, mut entry: NewEntry, error: &Error) {
+    /// Queues the entry for a console sign-in with the right password that did not sign in
+    /// (`what` happened to its second factor), in the second factor's own budget.
+    pub fn push_second_factor(&self, entry: NewEntry, what: String) {
+        self.push_as(Class::SecondFactor, entry, what, None);
+    }
+
+    fn push_as(
+        &self,
+        class: Class,
+        mut entry: NewEntry,
+        mut text: String,
+        scim_type: Option<&'static str>,
+    ) {
         clip(&mut entry.user_agent, MAX_USER_AGENT);
         clip(&mut entry.action, MAX_ACTION);
         clip(&mut entry.actor, MAX_ACTOR);
@@ -368,10 +393,9 @@ impl Rejections {
         }
         entry.refs.clear();
         entry.detail = None;
-        let mut text = error.detail();
         clip(&mut text, MAX_ERROR);
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        window.add(class, entry, text, error.scim_type());
+        window.add(class, entry, text, scim_type);
     }
 
     /// Writes new entries and grown counts in one transaction; a window that has ended is
@@ -584,6 +608,40 @@ mod tests {
         assert!(w.bytes <= MAX_QUEUE_BYTES);
         let total: u64 = w.groups.iter().map(|g| g.count).sum();
         assert_eq!(total, 200_000 + 2, "every request is counted");
+    }
+
+    /// Review 15, F1: a wrong second factor (the client holds the password) was filed with
+    /// anonymous failures, so a flood of token-less requests crowded it out.
+    #[test]
+    fn a_right_password_stays_on_record_whatever_anonymous_clients_send() {
+        let r = Rejections::default();
+        for c in 0..1000 {
+            r.push(
+                rejected(ActorKind::Anonymous, &format!("10.3.{c}"), "GET -", None),
+                None,
+                &unauthorized(),
+            );
+        }
+        for c in 0..3 {
+            let mut e = rejected(ActorKind::Admin, &format!("10.4.{c}"), "admin.login", None);
+            e.actor = "root".into();
+            r.push_second_factor(e.clone(), "wrong code".into());
+            r.push_second_factor(e, "wrong code".into());
+        }
+        let w = r.window.lock().unwrap();
+        let root: Vec<_> = w
+            .groups
+            .iter()
+            .filter(|g| g.entry.actor == "root")
+            .collect();
+        assert_eq!(root.len(), 3, "one per client");
+        assert!(root.iter().all(|g| g.count == 2 && g.error == "wrong code"));
+        assert_eq!(
+            w.overflow
+                .get(&Class::Anonymous)
+                .map(|&i| w.groups[i].count),
+            Some(1000 - ANONYMOUS.entries as u64)
+        );
     }
 
     #[test]

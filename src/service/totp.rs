@@ -3,15 +3,22 @@
 //! single-use recovery codes. Enrolment shows the secret once (as text, an otpauth:// URI and a
 //! QR code) and takes effect only when a code from the app confirms it. A code's time step is
 //! recorded when it is accepted, and no code of that step or an earlier one is accepted again
-//! (§5.2: a code seen over someone's shoulder cannot be replayed). The secret is stored as is:
-//! verifying needs it, so backups hold it.
+//! (§5.2: a code seen over someone's shoulder cannot be replayed). After `CODES_BEFORE_BLOCK`
+//! wrong codes in a row (§5.1: a guesser who holds the password), TOTP codes are blocked for a
+//! while that grows with each further wrong one, for every browser but the account's own
+//! devices; recovery codes, which cannot be guessed online, still work, so the owner is never
+//! locked out. The secret is stored as is: verifying needs it, so backups hold it.
+
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Serialize;
 
-use super::admin::{Hashing, admin_entry, digest, hashing, verify_password};
+use super::admin::{admin_entry, digest, later};
+use super::administrators::Reauthenticated;
 use super::audit::Actor;
 use crate::error::{Error, Result};
+use crate::scim::time;
 use crate::store::audit as store_audit;
 use crate::store::{Store, administrators};
 
@@ -19,6 +26,12 @@ const ISSUER: &str = "scimd";
 /// RFC 4226 §4 recommends 160-bit secrets.
 const SECRET_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
+/// Wrong codes in a row, from anyone, after which TOTP codes are blocked (NIST SP 800-63B
+/// allows up to 100): at three codes' worth of luck per guess, ten give a guesser 3 in 100,000.
+const CODES_BEFORE_BLOCK: i64 = 10;
+/// The first block; each further wrong code doubles it, up to `LONGEST_BLOCK`.
+const FIRST_BLOCK: Duration = Duration::from_secs(15 * 60);
+const LONGEST_BLOCK: Duration = Duration::from_secs(24 * 3600);
 
 /// What enrolment shows, once.
 #[derive(Debug, Clone, Serialize)]
@@ -63,13 +76,19 @@ fn step_of(secret_b32: &str, code: &str) -> Result<Option<i64>> {
 
 /// `step_of` at `unix` seconds.
 fn step_at(secret_b32: &str, code: &str, unix: u64) -> Result<Option<i64>> {
-    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+    let Some(code) = totp_digits(code) else {
         return Ok(None);
-    }
+    };
     Ok(checker(secret_b32)?
         .check(&code, unix)
         .and_then(|s| i64::try_from(s).ok()))
+}
+
+/// The code as a TOTP code (6 digits; spaces do not matter), if it is one: anything else can
+/// only be a recovery code.
+fn totp_digits(code: &str) -> Option<String> {
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
 
 /// A recovery code as stored (its digest): case, spaces and dashes do not matter.
@@ -103,18 +122,72 @@ fn base32(bytes: &[u8]) -> String {
     totp_rs::Secret::from(bytes.to_vec()).to_base32()
 }
 
-/// Whether `code` is a valid second factor of the administrator now: a TOTP code of a step
-/// later than the last one accepted (recorded), or one of its recovery codes (consumed).
-/// Call it only for an administrator whose second factor is enabled.
-pub(super) fn second_factor(tx: &rusqlite::Connection, admin_seq: i64, code: &str) -> Result<bool> {
-    let t = administrators::totp(tx, admin_seq)?;
-    let Some(secret) = t.secret.filter(|_| t.enabled) else {
-        return Ok(false);
+/// What the second factor of a sign-in came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum SignInCode {
+    Accepted,
+    /// Wrong, or a TOTP code already used; counted.
+    Wrong,
+    /// A TOTP code while codes are blocked, from a browser that is not one of the account's
+    /// devices: refused unchecked. Seconds until the block ends.
+    Blocked(u64),
+}
+
+/// How long the `failures`-th wrong code in a row blocks TOTP codes: not at all before
+/// `CODES_BEFORE_BLOCK`, then `FIRST_BLOCK`, doubling with each further one.
+fn block_for(failures: i64) -> Option<Duration> {
+    let past = failures.saturating_sub(CODES_BEFORE_BLOCK);
+    let doublings = u32::try_from(past.min(16)).ok()?;
+    Some(
+        FIRST_BLOCK
+            .saturating_mul(1 << doublings)
+            .min(LONGEST_BLOCK),
+    )
+}
+
+/// Checks a sign-in's second factor for an administrator whose second factor is on (`t`, read
+/// in this transaction): a TOTP code of a step later than the last one accepted (recorded), or
+/// one of its recovery codes (consumed). A wrong one is counted, and from the
+/// `CODES_BEFORE_BLOCK`th in a row on blocks TOTP codes (audited as `admin.totp_blocked`,
+/// `actor` naming the administrator) for browsers that are not `remembered` devices of it.
+pub(super) fn sign_in_code(
+    tx: &rusqlite::Connection,
+    admin_seq: i64,
+    t: &administrators::Totp,
+    code: &str,
+    remembered: bool,
+    actor: &Actor,
+) -> Result<SignInCode> {
+    let Some(secret) = t.secret.as_deref().filter(|_| t.enabled) else {
+        return Err(Error::internal("no second factor to check"));
     };
-    if let Some(step) = step_of(&secret, code)? {
-        return administrators::use_step(tx, admin_seq, step);
+    let accepted = if totp_digits(code).is_some() {
+        let now = ::time::OffsetDateTime::now_utc();
+        let block_ends = t.blocked_until.as_deref().and_then(time::parse);
+        if let Some(ends) = block_ends.filter(|e| *e > now && !remembered) {
+            let left = (ends - now).whole_seconds().max(1);
+            return Ok(SignInCode::Blocked(u64::try_from(left).unwrap_or(1)));
+        }
+        match step_of(secret, code)? {
+            Some(step) => administrators::use_step(tx, admin_seq, step)?,
+            None => false,
+        }
+    } else {
+        administrators::take_recovery_code(tx, admin_seq, &recovery_digest(code))?
+    };
+    if accepted {
+        administrators::code_accepted(tx, admin_seq)?;
+        return Ok(SignInCode::Accepted);
     }
-    administrators::take_recovery_code(tx, admin_seq, &recovery_digest(code))
+    let failures = t.failures + 1;
+    let until = block_for(failures).map(later);
+    administrators::wrong_code(tx, admin_seq, until.as_deref())?;
+    if let Some(until) = until {
+        let mut e = admin_entry(actor, "admin.totp_blocked", "failure", 401, &actor.name);
+        e.detail = Some(serde_json::json!({"wrongCodes": failures, "until": until}));
+        store_audit::insert(tx, &e)?;
+    }
+    Ok(SignInCode::Wrong)
 }
 
 pub async fn status(store: &Store, admin_seq: i64) -> Result<Status> {
@@ -176,11 +249,12 @@ pub async fn begin(store: &Store, admin_seq: i64, username: &str) -> Result<Enro
     Ok(Enrolment { secret, uri, qr })
 }
 
-/// Confirms enrolment with a code from the app: the second factor is on from now, and the ten
-/// recovery codes are returned (shown once; only digests are kept).
+/// Confirms enrolment with a code from the app, the administrator having just confirmed its
+/// password: the second factor is on from now, and the ten recovery codes are returned (shown
+/// once; only digests are kept).
 pub async fn confirm(
     store: &Store,
-    admin_seq: i64,
+    proof: Reauthenticated,
     code: &str,
     actor: &Actor,
 ) -> Result<Vec<String>> {
@@ -189,6 +263,8 @@ pub async fn confirm(
     let (code, actor) = (code.to_string(), actor.clone());
     store
         .write(move |tx| {
+            proof.still_holds(tx)?;
+            let admin_seq = proof.admin_seq();
             let t = administrators::totp(tx, admin_seq)?;
             if t.enabled {
                 return Err(Error::Forbidden("two-factor sign-in is on already".into()));
@@ -214,56 +290,24 @@ pub async fn confirm(
     Ok(codes)
 }
 
-/// Turns the second factor off, given a current code (or a recovery code) or the password.
-pub async fn disable(
-    store: &Store,
-    limit: &Hashing,
-    admin_seq: i64,
-    proof: Proof,
-    actor: &Actor,
-) -> Result<()> {
-    let wrong = || Error::Forbidden("wrong code or password".into());
-    let code_given = match proof {
-        Proof::Password(pw) => {
-            let Some(hash) = store
-                .read(move |conn| administrators::password_hash(conn, admin_seq))
-                .await?
-            else {
-                return Err(wrong());
-            };
-            if !hashing(limit, false, move || verify_password(&pw, &hash)).await? {
-                return Err(wrong());
-            }
-            None
-        }
-        Proof::Code(code) => Some(code),
-    };
+/// Turns the second factor off, the administrator having just confirmed its password.
+pub async fn disable(store: &Store, proof: Reauthenticated, actor: &Actor) -> Result<()> {
     let actor = actor.clone();
     store
         .write(move |tx| {
+            proof.still_holds(tx)?;
+            let admin_seq = proof.admin_seq();
             if !administrators::totp(tx, admin_seq)?.enabled {
                 return Err(Error::Forbidden("two-factor sign-in is off already".into()));
             }
-            if let Some(code) = &code_given
-                && !second_factor(tx, admin_seq, code)?
-            {
-                return Err(wrong());
-            }
             administrators::disable_totp(tx, admin_seq)?;
-            let mut e = admin_entry(&actor, "admin.totp_disable", "success", 200, &actor.name);
-            e.detail = Some(serde_json::json!({
-                "confirmedWith": if code_given.is_some() { "code" } else { "password" }
-            }));
-            store_audit::insert(tx, &e)?;
+            store_audit::insert(
+                tx,
+                &admin_entry(&actor, "admin.totp_disable", "success", 200, &actor.name),
+            )?;
             Ok(())
         })
         .await
-}
-
-/// What proves it is the administrator turning the second factor off.
-pub enum Proof {
-    Code(String),
-    Password(String),
 }
 
 #[cfg(test)]
@@ -296,6 +340,17 @@ mod tests {
             None,
             "6 digits only"
         );
+    }
+
+    #[test]
+    fn codes_are_blocked_from_the_tenth_wrong_one_doubling_up_to_a_day() {
+        assert_eq!(block_for(1), None);
+        assert_eq!(block_for(9), None);
+        assert_eq!(block_for(10), Some(FIRST_BLOCK));
+        assert_eq!(block_for(11), Some(FIRST_BLOCK * 2));
+        assert_eq!(block_for(16), Some(FIRST_BLOCK * 64));
+        assert_eq!(block_for(17), Some(LONGEST_BLOCK));
+        assert_eq!(block_for(i64::MAX), Some(LONGEST_BLOCK));
     }
 
     #[test]

@@ -240,18 +240,25 @@ pub struct Totp {
     pub secret: Option<String>,
     pub enabled: bool,
     pub last_step: i64,
+    /// Wrong codes in a row since a code was last accepted.
+    pub failures: i64,
+    /// Until when TOTP codes are refused to browsers that are not the account's devices.
+    pub blocked_until: Option<String>,
 }
 
 pub fn totp(conn: &Connection, admin_seq: i64) -> Result<Totp> {
     Ok(conn
         .prepare_cached(
-            "SELECT totp_secret, totp_enabled, totp_last_step FROM admins WHERE seq = ?1",
+            "SELECT totp_secret, totp_enabled, totp_last_step, totp_failures, totp_blocked_until
+             FROM admins WHERE seq = ?1",
         )?
         .query_row([admin_seq], |r| {
             Ok(Totp {
                 secret: r.get(0)?,
                 enabled: r.get(1)?,
                 last_step: r.get(2)?,
+                failures: r.get(3)?,
+                blocked_until: r.get(4)?,
             })
         })
         .optional()?
@@ -270,7 +277,9 @@ pub fn start_totp(conn: &Connection, admin_seq: i64, secret: &str) -> Result<()>
 /// Enables the second factor, replacing any recovery codes with these digests.
 pub fn enable_totp(conn: &Connection, admin_seq: i64, step: i64, codes: &[[u8; 32]]) -> Result<()> {
     conn.execute(
-        "UPDATE admins SET totp_enabled = 1, totp_last_step = ?2 WHERE seq = ?1",
+        "UPDATE admins SET totp_enabled = 1, totp_last_step = ?2, totp_failures = 0,
+                totp_blocked_until = NULL
+         WHERE seq = ?1",
         params![admin_seq, step],
     )?;
     conn.execute(
@@ -289,7 +298,8 @@ pub fn enable_totp(conn: &Connection, admin_seq: i64, step: i64, codes: &[[u8; 3
 /// Turns the second factor off and forgets its secret and recovery codes.
 pub fn disable_totp(conn: &Connection, admin_seq: i64) -> Result<()> {
     conn.execute(
-        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0
+        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0,
+                totp_failures = 0, totp_blocked_until = NULL
          WHERE seq = ?1",
         [admin_seq],
     )?;
@@ -307,6 +317,27 @@ pub fn use_step(conn: &Connection, admin_seq: i64, step: i64) -> Result<bool> {
         "UPDATE admins SET totp_last_step = ?2 WHERE seq = ?1 AND totp_last_step < ?2",
         params![admin_seq, step],
     )? == 1)
+}
+
+/// Counts a wrong second factor, and blocks TOTP codes until `blocked_until` when given.
+pub fn wrong_code(conn: &Connection, admin_seq: i64, blocked_until: Option<&str>) -> Result<()> {
+    conn.execute(
+        "UPDATE admins SET totp_failures = totp_failures + 1,
+                totp_blocked_until = COALESCE(?2, totp_blocked_until)
+         WHERE seq = ?1",
+        params![admin_seq, blocked_until],
+    )?;
+    Ok(())
+}
+
+/// A second factor was accepted: the wrong ones before it no longer count.
+pub fn code_accepted(conn: &Connection, admin_seq: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE admins SET totp_failures = 0, totp_blocked_until = NULL
+         WHERE seq = ?1 AND (totp_failures <> 0 OR totp_blocked_until IS NOT NULL)",
+        [admin_seq],
+    )?;
+    Ok(())
 }
 
 /// Consumes the recovery code with this digest; whether it was one of the administrator's.

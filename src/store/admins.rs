@@ -74,7 +74,8 @@ pub fn set_password(conn: &Connection, username: &str, hash: &str, now: &str) ->
         [fold(username)],
     )?;
     conn.execute(
-        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0
+        "UPDATE admins SET totp_secret = NULL, totp_enabled = 0, totp_last_step = 0,
+                totp_failures = 0, totp_blocked_until = NULL
          WHERE username_fold = ?1",
         [fold(username)],
     )?;
@@ -122,6 +123,14 @@ pub fn touch_device(conn: &Connection, digest: &[u8], now: &str) -> Result<()> {
         params![digest, now],
     )?;
     Ok(())
+}
+
+/// Forgets every device of the administrator; how many there were.
+pub fn forget_devices(conn: &Connection, admin_seq: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM admin_devices WHERE admin_seq = ?1",
+        [admin_seq],
+    )?)
 }
 
 /// How many devices the administrator has.

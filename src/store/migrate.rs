@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/012_audit_filters.sql"),
     include_str!("migrations/013_admins_more.sql"),
     include_str!("migrations/014_people.sql"),
+    include_str!("migrations/015_totp_failures.sql"),
 ];
 
 /// The first schema version whose `_fold` columns hold `scim::ident::key` (and whose key

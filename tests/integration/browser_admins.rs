@@ -1,9 +1,9 @@
 //! Administrators in a real headless Chromium (see `browser.rs`): an administrator invites
-//! another from the Administrators page, who opens the link, chooses a name and password and
-//! is signed in; the new administrator turns on two-factor sign-in (the code computed here from
-//! the secret the page shows), signs out, and signs in again with a code. axe-core finds no
-//! serious or critical violation on the Administrators, invitation and two-factor pages.
-//! Screenshots go to `target/screenshots/`.
+//! another from the Administrators page (confirming with its password), who opens the link,
+//! chooses a name and password and is signed in; the new administrator turns on two-factor
+//! sign-in (the code computed here from the secret the page shows, and its password), signs
+//! out, and signs in again with a code. axe-core finds no serious or critical violation on the
+//! Administrators, invitation and two-factor pages. Screenshots go to `target/screenshots/`.
 
 use std::time::Duration;
 
@@ -69,6 +69,11 @@ async fn an_invited_administrator_joins_and_signs_in_with_a_totp_code() {
     see(&c, "Your sessions").await;
     see(&c, "this session").await;
     click_text(&c, "Invite an administrator").await;
+    fill(&c, "#step-up-password", "not the password").await;
+    click_text(&c, "Create the invitation link").await;
+    see(&c, "the password is wrong").await;
+    fill(&c, "#step-up-password", PASSWORD).await;
+    click_text(&c, "Create the invitation link").await;
     let link = text_of(&c, "#invite-link").await;
     assert!(
         link.starts_with(&format!("{origin}/invite#code=")),
@@ -111,6 +116,7 @@ async fn an_invited_administrator_joins_and_signs_in_with_a_totp_code() {
     snap(&c, "totp-enrol").await;
     axe_check(&c, "two-factor enrolment").await;
     fill(&c, "#totp-confirm", &code_at(&secret, 0)).await;
+    fill(&c, "#totp-password", PASSWORD).await;
     click_text(&c, "Confirm").await;
     see(&c, "Save these recovery codes now").await;
     let codes = text_of(&c, "#recovery-codes").await;

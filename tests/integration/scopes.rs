@@ -438,6 +438,8 @@ async fn an_older_databases_tokens_are_write_tokens() {
          DROP TRIGGER users_search_delete; DROP TABLE users_search;
          DROP TABLE user_tombstones; DROP TABLE users_search_dirty;
          ALTER TABLE users DROP COLUMN suspended_since;
+         ALTER TABLE admins DROP COLUMN totp_failures;
+         ALTER TABLE admins DROP COLUMN totp_blocked_until;
          PRAGMA user_version = 8;",
     )
     .unwrap();

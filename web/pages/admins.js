@@ -15,18 +15,38 @@ function inviteShown(r) {
     h("div", { class: "secret" }, h("code", { id: "invite-link" }, r.link), copyButton(r.link)));
 }
 
+/** Asks for the signed-in administrator's password in `where` before `run(password)`: the
+ * server wants it for what gives lasting control (a stolen session alone must not do it). */
+function askPassword(where, question, submitLabel, run) {
+  const input = h("input", { id: "step-up-password", type: "password", autocomplete: "current-password", required: true });
+  const error = h("div", { role: "status", "aria-live": "polite" });
+  const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+  cancel.addEventListener("click", () => where.replaceChildren());
+  const form = h("form", { class: "card" },
+    h("p", {}, question),
+    h("label", { for: "step-up-password" }, "Your password"), input,
+    h("p", {}, h("button", { type: "submit", class: "danger" }, submitLabel), " ", cancel), error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try { await run(input.value); } catch (e) { error.replaceChildren(errorBox(e)); }
+  });
+  where.replaceChildren(form);
+  input.focus();
+}
+
 function teamSection(admins, invites, me, status) {
+  const stepUp = h("div", {});
   const rows = admins.map((a) => {
     const remove = h("button", { type: "button", class: "danger" }, "Remove");
-    remove.addEventListener("click", async () => {
+    remove.addEventListener("click", () => {
       const self = a.username.toLowerCase() === me.toLowerCase();
-      if (!confirm(self ? "Remove your own account? You are signed out at once."
-        : `Remove administrator “${a.username}”? Their sessions end at once.`)) return;
-      try {
-        const r = await api("DELETE", `/admins/${encodeURIComponent(a.username)}`);
+      askPassword(stepUp, self ? "Remove your own account? You are signed out at once."
+        : `Remove administrator “${a.username}”? Their sessions end at once, and their pending invitations are cancelled.`,
+      `Remove “${a.username}”`, async (password) => {
+        const r = await api("DELETE", `/admins/${encodeURIComponent(a.username)}`, { password });
         if (r.signedOut) { setCsrf(null); setNav(false); navigate("/login"); return; }
         await adminsPage(notice(`Removed “${r.removed}”; their sessions have ended.`));
-      } catch (e) { status.replaceChildren(errorBox(e)); }
+      });
     });
     const self = a.username.toLowerCase() === me.toLowerCase();
     return h("tr", {},
@@ -37,11 +57,12 @@ function teamSection(admins, invites, me, status) {
       h("td", {}, admins.length > 1 ? remove : h("span", { class: "muted" }, "the only one")));
   });
   const invite = h("button", { type: "button" }, "Invite an administrator");
-  invite.addEventListener("click", async () => {
-    try {
-      const r = await api("POST", "/invitations");
-      await adminsPage(inviteShown(r));
-    } catch (e) { status.replaceChildren(errorBox(e)); }
+  invite.addEventListener("click", () => {
+    askPassword(stepUp, "Whoever opens the link becomes an administrator, for as long as nobody removes them.",
+      "Create the invitation link", async (password) => {
+        const r = await api("POST", "/invitations", { password });
+        await adminsPage(inviteShown(r));
+      });
   });
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel pending invitations");
   cancel.addEventListener("click", async () => {
@@ -57,6 +78,7 @@ function teamSection(admins, invites, me, status) {
         h("th", {}, "Two-factor"), h("th", {}, "Actions"))),
       h("tbody", {}, rows))),
     h("p", {}, invite),
+    stepUp,
     invites.length ? h("div", { class: "row" },
       h("p", { class: "muted" }, `Pending invitations: ${invites.map((i) =>
         `from ${i.createdBy}, until ${when(i.expires)}`).join("; ")}.`),
@@ -72,13 +94,14 @@ function passwordSection(status) {
     h("label", { for: "new-password" }, "New password (at least 12 characters)"),
     h("input", { id: "new-password", type: "password", autocomplete: "new-password", minlength: "12", required: true }),
     h("p", {}, h("button", { type: "submit" }, "Change password")),
-    h("p", { class: "muted" }, "Your other sessions end; this one stays signed in."));
+    h("p", { class: "muted" }, "Your other sessions end (this one stays signed in), the invitations you made are cancelled, and your browsers are forgotten as devices until they sign in again."));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
       const r = await api("POST", "/admins/me/password",
         { current: form.querySelector("#current-password").value, password: form.querySelector("#new-password").value });
-      await adminsPage(notice(`Password changed; ${r.sessionsEnded} other session${r.sessionsEnded === 1 ? "" : "s"} ended.`));
+      const n = (count, what) => `${count} ${what}${count === 1 ? "" : "s"}`;
+      await adminsPage(notice(`Password changed; ${n(r.sessionsEnded, "other session")} ended, ${n(r.invitationsCancelled, "invitation")} cancelled.`));
     } catch (e) { status.replaceChildren(errorBox(e)); }
   });
   return form;
@@ -120,18 +143,21 @@ function recoveryShown(codes) {
 function enrolment(e, status) {
   const form = h("form", {},
     h("label", { for: "totp-confirm" }, "Code from the app"),
+    h("input", { id: "totp-confirm", type: "text", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9 ]*", required: true }),
+    h("label", { for: "totp-password" }, "Your password"),
     h("div", { class: "row" },
-      h("div", {}, h("input", { id: "totp-confirm", type: "text", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9 ]*", required: true })),
+      h("div", {}, h("input", { id: "totp-password", type: "password", autocomplete: "current-password", required: true })),
       h("div", { class: "shrink" }, h("button", { type: "submit" }, "Confirm"))));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      const r = await api("POST", "/admins/me/totp/confirm", { code: form.querySelector("#totp-confirm").value });
+      const r = await api("POST", "/admins/me/totp/confirm",
+        { code: form.querySelector("#totp-confirm").value, password: form.querySelector("#totp-password").value });
       await adminsPage(recoveryShown(r.recoveryCodes));
     } catch (err) { status.replaceChildren(errorBox(err)); }
   });
   return h("div", {},
-    h("p", {}, "Add this account to an authenticator app: scan the QR code, or type the secret. Then enter the code it shows."),
+    h("p", {}, "Add this account to an authenticator app: scan the QR code, or type the secret. Then enter the code it shows, and your password."),
     h("img", { src: e.qr, alt: "QR code of the otpauth link below", width: "200", height: "200", class: "qr" }),
     h("p", {}, "Secret: "), h("div", { class: "secret" }, h("code", { id: "totp-secret" }, e.secret), copyButton(e.secret)),
     h("p", {}, "Link: "), h("div", { class: "secret" }, h("code", { id: "totp-uri" }, e.uri), copyButton(e.uri)),
@@ -152,17 +178,14 @@ function totpSection(t, status) {
     return box;
   }
   const form = h("form", {},
-    h("label", { for: "totp-off" }, "A current code, a recovery code, or your password"),
+    h("label", { for: "totp-off" }, "Your password"),
     h("div", { class: "row" },
-      h("div", {}, h("input", { id: "totp-off", type: "password", autocomplete: "off", required: true })),
+      h("div", {}, h("input", { id: "totp-off", type: "password", autocomplete: "current-password", required: true })),
       h("div", { class: "shrink" }, h("button", { type: "submit", class: "danger" }, "Turn off"))));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const v = form.querySelector("#totp-off").value;
-    // Passwords have at least 12 characters; codes (6 digits, or a recovery code) fewer.
-    const body = v.trim().length < 12 ? { code: v } : { password: v };
     try {
-      await api("POST", "/admins/me/totp/disable", body);
+      await api("POST", "/admins/me/totp/disable", { password: form.querySelector("#totp-off").value });
       await adminsPage(notice("Two-factor sign-in is off."));
     } catch (err) { status.replaceChildren(errorBox(err)); }
   });

@@ -70,7 +70,9 @@ function codePage(username, password) {
       setCsrf(s.csrf);
       navigate("/connect");
     } catch (e) {
-      status.replaceChildren(errorBox(e));
+      // After many wrong codes, codes from the app wait; a recovery code does not.
+      const blocked = h("p", { class: "muted" }, "After 10 wrong codes in a row, codes from the app are refused for a while in browsers that have not signed in to this account before. One of your recovery codes still works.");
+      status.replaceChildren(...(e.status === 429 ? [errorBox(e), blocked] : [errorBox(e)]));
     }
   });
   show(form);

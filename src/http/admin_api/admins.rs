@@ -1,8 +1,10 @@
 //! The console API's administrators (`/admin/api/admins/…` and `/admin/api/invitations`),
 //! behind the session and CSRF checks of `admin_api`: the list, removal, invitations, and a
-//! signed-in administrator's own password, sessions and second factor (`admins/me/…`). Checks of a password or code are counted as
-//! sign-in attempts (`limits::SignIn`), so a stolen session cannot guess the password through
-//! them any faster than through sign-in.
+//! signed-in administrator's own password, sessions and second factor (`admins/me/…`).
+//! Inviting, removing an administrator and turning two-factor sign-in on or off also need the
+//! current password (`step_up`), as a password change does. Checks of a password are counted
+//! as sign-in attempts (`limits::SignIn`), so a stolen session cannot guess the password
+//! through them any faster than through sign-in.
 
 use std::net::IpAddr;
 
@@ -45,16 +47,21 @@ pub(super) async fn handle(
             ))
         }
         (&Method::DELETE, ["admins", name]) => {
-            let removed = administrators::remove(&app.store, name, actor).await?;
+            let name = name.to_string();
+            let proof = step_up(app, req, client, &me).await?;
+            let removed = administrators::remove(&app.store, proof, &name, actor).await?;
             Ok(ok(json!({
                 "removed": removed,
                 "signedOut": removed.to_lowercase() == me.username.to_lowercase(),
             })))
         }
         (&Method::POST, ["invitations"]) => {
-            let (code, expires) = administrators::invite(&app.store, actor).await?;
-            let link = invite_link(&super::super::origin(app, &req), &code);
-            Ok(ok(json!({"link": link, "expires": expires})))
+            let origin = super::super::origin(app, &req);
+            let proof = step_up(app, req, client, &me).await?;
+            let (code, expires) = administrators::invite(&app.store, proof, actor).await?;
+            Ok(ok(
+                json!({"link": invite_link(&origin, &code), "expires": expires}),
+            ))
         }
         (&Method::DELETE, ["invitations"]) => {
             let cancelled = administrators::cancel_invites(&app.store, actor).await?;
@@ -67,7 +74,7 @@ pub(super) async fn handle(
             // A new password that could never do is refused before anything is counted.
             admin::check_password(&new)?;
             let attempt = counted(app, client, me.username).await?;
-            let ended = administrators::change_password(
+            let changed = administrators::change_password(
                 &app.store,
                 &app.hashing,
                 me.seq,
@@ -78,7 +85,7 @@ pub(super) async fn handle(
             )
             .await?;
             app.limits.sign_in.succeeded(attempt);
-            Ok(ok(json!({"sessionsEnded": ended})))
+            Ok(ok(json!(changed)))
         }
         (&Method::GET, ["admins", "me", "sessions"]) => {
             let sessions = administrators::sessions(&app.store, me.seq, me.secret).await?;
@@ -97,25 +104,13 @@ pub(super) async fn handle(
         (&Method::POST, ["admins", "me", "totp", "confirm"]) => {
             let body = read_json(app, req).await?;
             let code = text(&body, "code")?.to_string();
-            let attempt = counted(app, client, me.username).await?;
-            let codes = totp::confirm(&app.store, me.seq, &code, actor).await?;
-            app.limits.sign_in.succeeded(attempt);
+            let proof = reauthenticate(app, &body, client, &me).await?;
+            let codes = totp::confirm(&app.store, proof, &code, actor).await?;
             Ok(ok(json!({"recoveryCodes": codes})))
         }
         (&Method::POST, ["admins", "me", "totp", "disable"]) => {
-            let body = read_json(app, req).await?;
-            let proof = match (body.get("code"), body.get("password")) {
-                (Some(Value::String(c)), _) if !c.trim().is_empty() => totp::Proof::Code(c.clone()),
-                (_, Some(Value::String(p))) if !p.is_empty() => totp::Proof::Password(p.clone()),
-                _ => {
-                    return Err(Error::InvalidValue(
-                        "send a current \"code\" or your \"password\"".into(),
-                    ));
-                }
-            };
-            let attempt = counted(app, client, me.username).await?;
-            totp::disable(&app.store, &app.hashing, me.seq, proof, actor).await?;
-            app.limits.sign_in.succeeded(attempt);
+            let proof = step_up(app, req, client, &me).await?;
+            totp::disable(&app.store, proof, actor).await?;
             Ok(ok(json!({})))
         }
         _ => Err(Error::NotFound(format!(
@@ -125,8 +120,43 @@ pub(super) async fn handle(
     }
 }
 
-/// Counts a check of the administrator's password or code as a sign-in attempt (429 when
-/// there were too many); the caller reports success.
+/// Step-up for an action that gives lasting control (inviting, removing an administrator,
+/// turning two-factor sign-in on or off): the body's `password` must be the signed-in
+/// administrator's current one, so a stolen session cookie alone cannot do it.
+async fn step_up(
+    app: &App,
+    req: Request<Incoming>,
+    client: IpAddr,
+    me: &Me<'_>,
+) -> Result<administrators::Reauthenticated> {
+    let body = read_json(app, req).await?;
+    reauthenticate(app, &body, client, me).await
+}
+
+/// Checks `password` in `body` (`step_up`), counted as a sign-in attempt like every other
+/// check of the password.
+async fn reauthenticate(
+    app: &App,
+    body: &Value,
+    client: IpAddr,
+    me: &Me<'_>,
+) -> Result<administrators::Reauthenticated> {
+    let password = match body.get("password") {
+        Some(Value::String(p)) if !p.is_empty() => p,
+        _ => {
+            return Err(Error::Forbidden(
+                "confirm this with your current password (\"password\")".into(),
+            ));
+        }
+    };
+    let attempt = counted(app, client, me.username).await?;
+    let proof = administrators::reauthenticate(&app.store, &app.hashing, me.seq, password).await?;
+    app.limits.sign_in.succeeded(attempt);
+    Ok(proof)
+}
+
+/// Counts a check of the administrator's password as a sign-in attempt (429 when there were
+/// too many); the caller reports success.
 async fn counted(
     app: &App,
     client: IpAddr,

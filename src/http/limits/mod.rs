@@ -328,6 +328,8 @@ struct SignInTables {
     ghosts: Table<String>,
     devices: Table<u64>,
     setup: Table<IpAddr>,
+    /// Wrong invitation codes per client.
+    invites: Table<IpAddr>,
 }
 
 /// Failed sign-ins for one username from one client before it is refused.
@@ -340,6 +342,8 @@ const USER_MAX_FAILURES: u32 = 30;
 const DEVICE_MAX_FAILURES: u32 = 5;
 /// Setup attempts per client while setup is possible.
 const SETUP_MAX_ATTEMPTS: u32 = 5;
+/// Wrong invitation codes per client before further wrong ones get 429.
+const INVITE_MAX_FAILURES: u32 = 5;
 const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Keys remembered at most per table.
 const SIGN_IN_MAX_KEYS: usize = 10_000;
@@ -356,6 +360,9 @@ impl Default for SignIn {
             ghosts: table(),
             devices: table(),
             setup: table(),
+            // Only wrong codes are counted, so a full table refuses a new client's wrong
+            // codes and costs no invitee anything.
+            invites: Table::new(SIGN_IN_MAX_KEYS, SIGN_IN_WINDOW, WhenFull::Refuse),
         }))
     }
 }
@@ -436,6 +443,23 @@ impl SignIn {
         t.pairs.remove(&(a.client, a.user));
         if let Some(d) = a.device {
             t.devices.remove(&d);
+        }
+    }
+
+    /// Notes a wrong, used or expired invitation code from `client`; `Err(429)` once it has
+    /// sent too many. Only wrong codes are counted, after they are checked (a lookup by
+    /// primary key of a 256-bit code's digest), so a current invitation is always accepted:
+    /// nobody sharing the invitee's address can keep it out, and a taken name or a short
+    /// password costs the invitee nothing.
+    pub fn invite_failed(&self, client: IpAddr) -> Result<()> {
+        let (client, now) = (client_key(client), Instant::now());
+        let mut t = locked(&self.0);
+        if !t.invites.add(client, 0, now) {
+            return Err(too_many(t.invites.room_in(now)));
+        }
+        match t.invites.get(&client, 0, now) {
+            (n, wait) if n > INVITE_MAX_FAILURES => Err(too_many(wait)),
+            _ => Ok(()),
         }
     }
 
@@ -618,6 +642,24 @@ mod tests {
                 .unwrap()
                 .known_good()
         );
+    }
+
+    #[test]
+    fn wrong_invitation_codes_are_limited_per_client_and_fail_closed_when_full() {
+        let s = SignIn::default();
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        for _ in 0..INVITE_MAX_FAILURES {
+            s.invite_failed(a).unwrap();
+        }
+        assert!(s.invite_failed(a).is_err());
+        assert!(s.invite_failed(b).is_ok(), "per client");
+        let mut t = locked(&s.0);
+        for n in 0..SIGN_IN_MAX_KEYS as u32 {
+            t.invites
+                .add(IpAddr::from(n.to_be_bytes()), 0, Instant::now());
+        }
+        drop(t);
+        assert!(s.invite_failed(ip("198.51.100.1")).is_err());
     }
 
     #[test]
