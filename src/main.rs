@@ -417,27 +417,38 @@ async fn bind(listen: &Listen) -> Result<tokio::net::TcpListener, String> {
     ))
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop). The handlers are installed
+/// here, before the server starts: installed when the future is first polled, a SIGTERM that
+/// came right after the start-up line (a quick `systemctl stop`) met the default action and
+/// killed the process instead of stopping it cleanly.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let int = signal(SignalKind::interrupt()).ok();
+    let term = signal(SignalKind::terminate()).ok();
+    async move {
+        // A handler that could not be installed never resolves; the other still stops us.
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = wait(int) => {},
+            () = wait(term) => {},
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
 

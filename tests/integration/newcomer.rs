@@ -230,12 +230,14 @@ fn a_read_only_database_or_directory_is_named_with_the_fix() {
     let db = home.join("scimd.db");
     let db_s = db.to_str().unwrap();
     // Made by a server that then stops cleanly (no connection of this process stays open).
-    let (mut server, _addr, _lines) = spawn_server(db_s, &[]);
+    let (mut server, _addr, lines) = spawn_server(db_s, &[]);
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
         .unwrap();
-    assert!(server.wait().unwrap().success());
+    let st = server.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(st.success(), "{st:?} {rest:#?}");
     // Out of WAL mode, so no -wal or -shm is left: scimd must make them beside the file.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let journal: String = conn
