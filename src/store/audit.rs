@@ -386,7 +386,7 @@ const ACTORS_SQL: [&str; 2] = [
 /// The next id recorded under a name, after `?2`.
 const NAMED_SQL: &str = "SELECT resource_id FROM audit
      WHERE resource_name = ?1 COLLATE NOCASE
-       AND action IN ('user.create', 'user.delete', 'group.create', 'group.delete')
+       AND action IN ('user.delete', 'group.delete')
        AND resource_id > ?2
      ORDER BY resource_id LIMIT 1";
 
@@ -442,8 +442,8 @@ fn distinct(
 }
 
 /// The ids of the users and groups called `name` (case-insensitively): those that have it
-/// now (userName, group displayName) and those it was recorded for when they were created or
-/// deleted, deleted ones included; at most `max`, each found by an index seek.
+/// now (userName, group displayName) and the deleted ones that had it when they were deleted;
+/// at most `max`, each found by an index seek.
 pub fn ids_named(conn: &Connection, name: &str, max: usize) -> Result<Vec<String>> {
     let key = crate::scim::ident::key(name);
     let mut out: Vec<String> = Vec::new();
@@ -1024,24 +1024,18 @@ mod tests {
         gone.resource_name = Some("Aisha".into());
         insert(&conn, &gone).unwrap();
         assert_eq!(ids_named(&conn, "aisha", 10).unwrap(), ["u-gone"]);
-        // The entries above are about groups called "Finance", ids g0…g4: only g0's action
-        // records the name for the filter (a create); patches and requests do not.
+        // The entries above are about groups called "Finance", ids g0…g4, none of them a
+        // delete: only deletes record the name for the filter (groups that still exist are
+        // found by their current name).
         for (n, action) in [
-            (21, "group.create"),
+            (21, "group.delete"),
             (22, "group.delete"),
-            (23, "group.patch"),
+            (23, "group.create"),
         ] {
             insert(&conn, &entry(n, "a", action, &[])).unwrap();
         }
-        assert_eq!(
-            ids_named(&conn, "FINANCE", 10).unwrap(),
-            ["g0", "g21", "g22"]
-        );
-        assert_eq!(
-            ids_named(&conn, "finance", 2).unwrap(),
-            ["g0", "g21"],
-            "bounded"
-        );
+        assert_eq!(ids_named(&conn, "FINANCE", 10).unwrap(), ["g21", "g22"]);
+        assert_eq!(ids_named(&conn, "finance", 1).unwrap(), ["g21"], "bounded");
         assert_eq!(ids_named(&conn, "nobody", 10).unwrap().len(), 0);
     }
 

@@ -30,9 +30,9 @@ CREATE INDEX audit_action ON audit (action COLLATE NOCASE, seq);
 -- all of them) add nothing to it (`store::audit` writes this term word for word).
 CREATE INDEX audit_admin ON audit (seq) WHERE actor_kind = 'admin';
 
--- A resource filter by name finds the ids a name was recorded for at a create or a delete,
--- deleted users and groups included (current names are looked up where they live). Partial:
--- indexing every entry's name put a random-order b-tree insert on every PATCH, some 10% of
--- PATCH throughput (`store::audit` writes this term word for word).
+-- A resource filter by name finds deleted users and groups by the name they had when they
+-- were deleted (current names are looked up where they live). Partial: indexing every
+-- entry's name put a random-order b-tree insert on every write, some 10% of PATCH throughput
+-- (`store::audit` writes this term word for word).
 CREATE INDEX audit_resource_name ON audit (resource_name COLLATE NOCASE, resource_id)
-    WHERE action IN ('user.create', 'user.delete', 'group.create', 'group.delete');
+    WHERE action IN ('user.delete', 'group.delete');
