@@ -118,10 +118,13 @@ impl Activity {
         self.with(|p| p.token(hour, token_seq, c));
     }
 
-    /// A failed authentication without any token of ours, from `client`.
+    /// A failed authentication without any token of ours, from `client`, counted under its
+    /// `client_key` as every per-client limit is: one IPv6 host holds a whole /64, and would
+    /// otherwise take every place in the bound and fold everyone else into "other".
     pub fn unknown(&self, client: IpAddr) {
         let hour = this_hour();
-        self.with(|p| p.client(hour, client, MAX_CLIENTS));
+        let key = super::client_key(client);
+        self.with(|p| p.client(hour, key, MAX_CLIENTS));
     }
 
     /// Adds what was counted since the last flush to the database, in one transaction.
@@ -216,6 +219,26 @@ mod tests {
                 (1, "10.0.0.2".to_string(), 1),
                 (1, "10.0.0.3".to_string(), 1),
                 (1, OTHER.to_string(), 6),
+            ]
+        );
+    }
+
+    /// One IPv6 host's /64 is one address in the counts, however many of its addresses fail.
+    #[test]
+    fn an_ipv6_network_counts_as_one_client() {
+        let a = Activity::default();
+        for n in 1..=50u16 {
+            a.unknown(IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, n]));
+        }
+        a.unknown(IpAddr::from([10, 0, 0, 1]));
+        let (_, clients) = a.with(std::mem::take).rows();
+        let mut counted: Vec<(String, u64)> = clients.into_iter().map(|(_, c, n)| (c, n)).collect();
+        counted.sort();
+        assert_eq!(
+            counted,
+            [
+                ("10.0.0.1".to_string(), 1),
+                ("2001:db8:0:7::".to_string(), 50)
             ]
         );
     }

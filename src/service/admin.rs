@@ -74,6 +74,21 @@ pub fn check_username(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `check_username` for a name being taken (setup, an invitation): also refuses what
+/// userName refuses, so an invisible or bidi character cannot make a new administrator look
+/// like another one in the list and the audit log. Names taken before keep signing in.
+pub fn check_new_username(name: &str) -> Result<()> {
+    check_username(name)?;
+    if let Some((_, c)) = crate::scim::ident::forbidden(name) {
+        return Err(Error::InvalidValue(format!(
+            "a username cannot contain U+{:04X}: invisible (zero-width, bidi, BOM), control, \
+             private-use and unassigned characters are not allowed",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
 pub fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
         return Err(Error::InvalidValue(format!(
@@ -374,7 +389,7 @@ pub async fn setup(
     password: &str,
     actor: &Actor,
 ) -> Result<NewSession> {
-    check_username(username)?;
+    check_new_username(username)?;
     check_password(password)?;
     // Cheap checks first: a wrong code or a finished setup costs no password hashing.
     let d = hex(&digest(code));
@@ -895,6 +910,12 @@ mod tests {
     fn rules_for_names_and_passwords() {
         assert!(check_username("ana").is_ok());
         assert!(check_username(" ana").is_err() && check_username("").is_err());
+        // A new name cannot hide a bidi override or a zero-width space; an old one signs in.
+        for name in ["ro\u{202e}ot", "ro\u{200b}ot", "\u{feff}root"] {
+            assert!(check_new_username(name).is_err(), "{name:?}");
+            assert!(check_username(name).is_ok(), "{name:?}");
+        }
+        assert!(check_new_username("Émile Zoë").is_ok());
         assert!(check_password("short").is_err());
         assert!(check_password("twelve chars").is_ok());
     }

@@ -361,7 +361,7 @@ pub async fn accept_invite(
     password: &str,
     actor: &Actor,
 ) -> Result<NewSession> {
-    admin::check_username(username)?;
+    admin::check_new_username(username)?;
     admin::check_password(password)?;
     // Cheap check first: a wrong code costs no password hashing.
     if !invite_is_current(store, code).await? {

@@ -156,8 +156,19 @@ pub fn create_session(
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![digest, admin_seq, csrf, now, expires],
     )?;
+    // At most `MAX_SESSIONS` per administrator, the newest: sign-ins that are never signed
+    // out (a script, a kiosk) would otherwise pile up for their 12 hours each.
+    conn.execute(
+        "DELETE FROM sessions WHERE admin_seq = ?1 AND digest <> ?2 AND digest NOT IN
+           (SELECT digest FROM sessions WHERE admin_seq = ?1 AND digest <> ?2
+            ORDER BY created DESC LIMIT ?3)",
+        params![admin_seq, digest, MAX_SESSIONS - 1],
+    )?;
     Ok(())
 }
+
+/// Sessions kept per administrator; a sign-in beyond them ends the oldest.
+pub const MAX_SESSIONS: i64 = 50;
 
 /// The session whose secret has this digest, if it has not expired.
 pub fn find_session(conn: &Connection, digest: &[u8], now: &str) -> Result<Option<SessionRow>> {
@@ -276,5 +287,40 @@ mod tests {
         set_password(&conn, "ana", "h3", "2026-02-02T00:00:00Z").unwrap();
         assert_eq!(device_count(&conn, ana.seq).unwrap(), 0);
         assert_eq!(device_count(&conn, bo.seq).unwrap(), 1);
+    }
+
+    #[test]
+    fn sessions_are_bounded_per_administrator_newest_kept() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::run(&mut conn).unwrap();
+        set_password(&conn, "ana", "h1", "2026-01-01T00:00:00Z").unwrap();
+        set_password(&conn, "bo", "h2", "2026-01-01T00:00:00Z").unwrap();
+        let ana = find(&conn, "ana").unwrap().unwrap().seq;
+        let bo = find(&conn, "bo").unwrap().unwrap().seq;
+        let far = "2027-01-01T00:00:00Z";
+        create_session(&conn, &[200], bo, "c", "2026-01-01T00:00:00Z", far).unwrap();
+        let count = |seq: i64| -> i64 {
+            conn.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE admin_seq = ?1",
+                [seq],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        for i in 0..=MAX_SESSIONS {
+            let now = format!("2026-01-02T00:{:02}:{:02}Z", i / 60, i % 60);
+            let digest = [u8::try_from(i).unwrap()];
+            create_session(&conn, &digest, ana, "c", &now, far).unwrap();
+        }
+        assert_eq!(count(ana), MAX_SESSIONS);
+        let now = "2026-01-03T00:00:00Z";
+        assert!(
+            find_session(&conn, &[0], now).unwrap().is_none(),
+            "the oldest ended"
+        );
+        assert!(find_session(&conn, &[1], now).unwrap().is_some());
+        let newest = [u8::try_from(MAX_SESSIONS).unwrap()];
+        assert!(find_session(&conn, &newest, now).unwrap().is_some());
+        assert_eq!(count(bo), 1, "another administrator's are not touched");
     }
 }
