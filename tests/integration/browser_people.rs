@@ -1,7 +1,8 @@
 //! The Users and Groups pages in a real headless Chromium (issue 15): search as you type, the
 //! state filter with "suspended since", Back after paging, keyboard focus kept on a sort
 //! button, the columns chooser, an export fetched from its link, a deleted user's page, and a
-//! group's members searched with the suspended one marked.
+//! group's members searched with the suspended one marked; axe-core finds no serious or
+//! critical violation on the filtered list, the deleted user's page and the members list.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use scimd::service::admin;
 use scimd::store::Store;
 
 use crate::browser::{PASSWORD, browser, click, click_text, element, fill, see, snap};
+use crate::browser_polish::axe_check;
 use crate::common::*;
 
 /// 60 users `person00…59` (department Treasury for person07 only), straight into the store.
@@ -158,6 +160,7 @@ async fn an_admin_searches_filters_pages_exports_and_opens_a_deleted_user() {
     click(&c, "details.columns input[value='department']").await;
     element(&c, "//th[normalize-space(.)='Department']").await;
     snap(&c, "users-suspended").await;
+    axe_check(&c, "Users, suspended, with more columns").await;
     c.refresh().await.unwrap();
     element(&c, "//th[normalize-space(.)='Department']").await;
 
@@ -190,6 +193,7 @@ async fn an_admin_searches_filters_pages_exports_and_opens_a_deleted_user() {
     see(&c, "leaver@acme.example").await;
     see(&c, "user.delete").await;
     snap(&c, "user-deleted").await;
+    axe_check(&c, "a deleted user's page").await;
 
     // A group's members: searched, the suspended one marked.
     c.goto(&format!("{origin}/groups/{gid}")).await.unwrap();
@@ -203,4 +207,5 @@ async fn an_admin_searches_filters_pages_exports_and_opens_a_deleted_user() {
     fill(&c, "#member-search", "person04").await;
     see(&c, "1–1 of 1").await;
     snap(&c, "group-members").await;
+    axe_check(&c, "a group's members, searched").await;
 }
