@@ -23,6 +23,9 @@ const INDEX_MAX_TICKS: u32 = 120;
 /// Without a write of this process, the noted count is still read this often: `scimd`
 /// commands beside the server write users too.
 const INDEX_IDLE_LOOK: u32 = 40;
+/// After a failed look or batch (a full disk, say), the next try waits this long: one log
+/// line, not four a second.
+const INDEX_RETRY: Duration = Duration::from_secs(10);
 /// A search indexes at most this many noted users before it reads: more than the indexer
 /// ever lets wait (`INDEX_BACKLOG` and what a tick adds), so in practice all of them.
 const SEARCH_CATCH_UP: u64 = 50_000;
@@ -50,6 +53,7 @@ pub async fn keep_search_index(store: Store) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "search index: could not count the users to index");
+                tokio::time::sleep(INDEX_RETRY).await;
                 continue;
             }
         };
@@ -63,6 +67,7 @@ pub async fn keep_search_index(store: Store) {
         }
         if let Err(e) = store.write(|tx| people::index_noted(tx, INDEX_BATCH)).await {
             warn!(error = %e, "search index: could not index written users");
+            tokio::time::sleep(INDEX_RETRY).await;
         }
         ticks = 0;
         // Its own commit is not a write to wait out.
