@@ -405,3 +405,17 @@ async fn group_members_are_searched_paged_marked_and_exported() {
         "newest first; the unknown group's export is not recorded"
     );
 }
+
+/// A database turned read-only (its file deleted under the server) still answers the
+/// console's search, from the index as it is: taking in the noted users is a write, and
+/// its failure does not fail the search.
+#[tokio::test]
+async fn a_read_only_server_still_searches() {
+    let s = Server::start().await;
+    let c = set_up(&s).await;
+    s.create_user(&json!({"userName": "pat.lee@acme.example"}))
+        .await;
+    std::fs::remove_file(s.db()).unwrap();
+    let r = c.call("GET", "/admin/api/users?q=acme.example", None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
