@@ -147,7 +147,8 @@ fn fail_on_errors(v: &Value) -> Result<usize> {
     match n {
         Some(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         _ => Err(Error::InvalidValue(format!(
-            "failOnErrors must be a whole number of at least 1, not {v}"
+            "failOnErrors must be a whole number of at least 1, not {}",
+            shown(&v.to_string())
         ))),
     }
 }
@@ -207,13 +208,15 @@ fn operation(
             "DELETE" => Method::Delete,
             _ => {
                 return Err(Error::InvalidValue(format!(
-                    "a bulk operation's method is POST, PUT, PATCH or DELETE, not \"{m}\""
+                    "a bulk operation's method is POST, PUT, PATCH or DELETE, not \"{}\"",
+                    shown(&m)
                 )));
             }
         },
         Some(other) => {
             return Err(Error::InvalidValue(format!(
-                "\"method\" must be a string, not {other}"
+                "\"method\" must be a string, not {}",
+                shown(&other.to_string())
             )));
         }
     };
@@ -222,13 +225,15 @@ fn operation(
         Some(Value::String(b)) if valid_bulk_id(&b) => {}
         Some(Value::String(b)) => {
             return Err(Error::InvalidValue(format!(
-                "bulkId \"{b}\" must be 1 to {MAX_BULK_ID} bytes without control characters, \
-                 quotes, backslashes or slashes"
+                "bulkId \"{}\" must be 1 to {MAX_BULK_ID} bytes without control characters, \
+                 quotes, backslashes or slashes",
+                shown(&b)
             )));
         }
         Some(other) => {
             return Err(Error::InvalidValue(format!(
-                "\"bulkId\" must be a string, not {other}"
+                "\"bulkId\" must be a string, not {}",
+                shown(&other.to_string())
             )));
         }
     }
@@ -241,7 +246,8 @@ fn operation(
         }
         Some(other) => {
             return Err(Error::InvalidValue(format!(
-                "\"path\" must be a string, not {other}"
+                "\"path\" must be a string, not {}",
+                shown(&other.to_string())
             )));
         }
     };
@@ -251,7 +257,8 @@ fn operation(
         Some(Value::String(v)) => Some(v),
         Some(other) => {
             return Err(Error::InvalidValue(format!(
-                "\"version\" must be a string (an entity tag), not {other}"
+                "\"version\" must be a string (an entity tag), not {}",
+                shown(&other.to_string())
             )));
         }
     };
@@ -274,6 +281,18 @@ fn operation(
     })
 }
 
+/// `s` as a message quotes it: at most `SHOWN` characters, so an error never echoes a
+/// whole body back.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+/// Characters of a client's value a message quotes.
+const SHOWN: usize = 100;
+
 /// Whether `s` can be a `bulkId`: it must fit in a path segment and a quoted filter value.
 pub fn valid_bulk_id(s: &str) -> bool {
     !s.is_empty()
@@ -286,8 +305,9 @@ pub fn valid_bulk_id(s: &str) -> bool {
 /// The resource type and target of a path: `/Users` or `/Groups` for a POST, `/Users/{id}` or
 /// `/Groups/{id}` (the id percent-decoded; `bulkId:<id>` a reference) for the others. The
 /// endpoint matches in any letter case, and the leading slash may be left out.
-fn path_of(path: &str, method: Method) -> Result<(ResourceKind, Option<Target>)> {
-    let trimmed = path.trim();
+fn path_of(sent: &str, method: Method) -> Result<(ResourceKind, Option<Target>)> {
+    let path = shown(sent);
+    let trimmed = sent.trim();
     let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     let (endpoint, id) = match trimmed.split_once('/') {
@@ -1046,6 +1066,17 @@ mod tests {
         for good in ["qwerty", "user 1", "ü-ß", "bulkId:x", "a[b]"] {
             assert!(valid_bulk_id(good), "{good:?}");
         }
+        // Messages quote at most 100 characters of what was sent.
+        let long = "é".repeat(5000);
+        let (_, _, text) = err_text(one(json!({"method": long, "path": "/Users"})));
+        assert!(
+            text.len() < 400 && text.contains(&format!("{}…", "é".repeat(100))),
+            "{text}"
+        );
+        let (_, _, text) = err_text(one(json!({"method": "PUT", "path": format!("/x/{long}")})));
+        assert!(text.len() < 400, "{text}");
+        let e = parse(json!({"Operations": [], "failOnErrors": [long]}), 1).unwrap_err();
+        assert!(e.to_string().len() < 400, "{e}");
     }
 
     fn refs(op: Value) -> Vec<(String, bool)> {
