@@ -11,6 +11,7 @@
 //! single request (`scim::noted`).
 
 use http::StatusCode;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 use tracing::error;
 
@@ -21,6 +22,15 @@ use crate::scim::resource::{self, ResourceKind};
 use crate::service::bulk::{self, Outcome};
 use crate::service::tokens::Scope;
 use http::Response;
+
+/// What an id in a location's path segment must have encoded.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'/')
+    .add(b'%')
+    .add(b'?')
+    .add(b'#');
 
 pub async fn respond(app: &App, ctx: &Ctx, body: Value) -> Result<Response<Body>> {
     let outcomes = bulk::run(&app.store, body, &ctx.actor).await?;
@@ -33,12 +43,13 @@ pub async fn respond(app: &App, ctx: &Ctx, body: Value) -> Result<Response<Body>
         if let Some(b) = &o.bulk_id {
             entry.insert("bulkId".into(), json!(b));
         }
-        // Every operation but a failed POST has one (§3.7.3); so does a failed PUT, PATCH or
-        // DELETE of a resource the path names.
+        // Every operation but a failed POST has one (§3.7.3), a failed PUT, PATCH or DELETE
+        // too; the id as the path named it, so encoded again.
         if let (Some(kind), Some(id)) = (o.kind, &o.id) {
+            let id = utf8_percent_encode(id, SEGMENT).to_string();
             entry.insert(
                 "location".into(),
-                json!(resource::location(&ctx.base, kind, id)),
+                json!(resource::location(&ctx.base, kind, &id)),
             );
         }
         match &o.result {

@@ -344,8 +344,14 @@ async fn unresolvable_bulk_ids_fail_only_what_needs_them() {
             detail.contains("bulkId \"dup\"") && detail.contains("operation 1"),
             "{detail}"
         );
-        assert!(op.get("location").is_none(), "{op}");
     }
+    // A failed POST has no location; a failed DELETE names what its path named.
+    assert!(ops[1].get("location").is_none(), "{}", ops[1]);
+    let location = ops[2]["location"].as_str().unwrap();
+    assert!(
+        location.ends_with("/scim/v2/Users/bulkId:dup"),
+        "{location}"
+    );
     let detail = failed(&ops[3], 409, None);
     assert!(detail.contains("\"nobody\""), "{detail}");
     assert_eq!(ops[4]["status"], "201");
@@ -380,7 +386,7 @@ async fn mixed_methods_answer_as_their_single_requests() {
             {"method": "PUT", "path": format!("/Groups/{old}"), "data": {"displayName": "Older"}},
             {"method": "DELETE", "path": format!("/Users/{ben}")},
             {"method": "DELETE", "path": format!("/Groups/{old}")},
-            {"method": "DELETE", "path": "/Users/no-such-user"},
+            {"method": "DELETE", "path": "/Users/no%20such%20user"},
             {"method": "PUT", "path": format!("/Users/{ana}"), "data": {"userName": "ana", "active": "maybe"}},
         ]),
         None,
@@ -415,7 +421,7 @@ async fn mixed_methods_answer_as_their_single_requests() {
         ops[7]["location"]
             .as_str()
             .unwrap()
-            .ends_with("/Users/no-such-user")
+            .ends_with("/Users/no%20such%20user")
     );
     failed(&ops[7], 404, None);
     failed(&ops[8], 400, Some("invalidValue"));
@@ -880,9 +886,9 @@ async fn operations_are_validated_as_their_single_requests() {
     assert!(detail.contains("adreses"), "{detail}");
 }
 
-/// A bulk request takes the writer a batch at a time: 300 creates take at least five commits
-/// (at most 64 of them in each; `service::bulk`'s unit test counts them exactly), so other
-/// clients' writes queued meanwhile run in between.
+/// A bulk request takes the writer a batch at a time (at most 256 operations, and about
+/// 20 ms of its time; `service::bulk`'s unit tests count the commits exactly): 300 creates
+/// take more than one commit, so other clients' writes queued meanwhile run in between.
 #[tokio::test]
 async fn a_bulk_request_shares_the_writer_a_batch_at_a_time() {
     let s = Server::start_in(tempfile::TempDir::new().unwrap(), |mut c| {
@@ -890,7 +896,7 @@ async fn a_bulk_request_shares_the_writer_a_batch_at_a_time() {
         c
     })
     .await;
-    let histogram = || async {
+    let commits = || async {
         let r = s
             .raw(
                 "GET",
@@ -900,18 +906,12 @@ async fn a_bulk_request_shares_the_writer_a_batch_at_a_time() {
             )
             .await;
         let text = String::from_utf8_lossy(&r.body).into_owned();
-        let value = |name: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("{name} in {text}"))
-        };
-        (
-            value("scimd_commit_batch_size_count"),
-            value("scimd_commit_batch_size_sum"),
-        )
+        text.lines()
+            .find_map(|l| l.strip_prefix("scimd_commit_batch_size_count"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no commit count in {text}"))
     };
-    let before = histogram().await;
+    let before = commits().await;
     let creates: Vec<Value> = (0..300)
         .map(|i| {
             post(
@@ -923,8 +923,5 @@ async fn a_bulk_request_shares_the_writer_a_batch_at_a_time() {
         .collect();
     let ops = bulk(&s, json!(creates), None).await;
     assert!(ops.iter().all(|o| o["status"] == "201"));
-    let after = histogram().await;
-    let commits = after.0 - before.0;
-    assert!(commits >= 300_u64.div_ceil(64), "{commits} commits");
-    assert!(after.1 - before.1 >= 300);
+    assert!(commits().await - before >= 2);
 }
