@@ -23,7 +23,8 @@
 //! | `export-linearity`   | both exports again on a database a tenth the size: time ratio     |
 //!
 //! and the write workloads of `writes.rs` (PATCH of a huge and of a tiny group, PATCH of
-//! distinct users, durable creates), after the reads on the same server, then the webhook
+//! distinct users, durable creates, 1,000 creates by one `/Bulk` request against 1,000
+//! POSTs), after the reads on the same server, then the webhook
 //! workloads of `webhooks.rs` (events delivered per second to a receiver in this process,
 //! commit-to-receipt latency, write throughput with three endpoints against none), then the
 //! console workloads of `console.rs` (`console-search`: the Users search as an admin types;
@@ -121,7 +122,7 @@ const ERROR_SAMPLES: usize = 5;
 const USAGE: &str = "usage: cargo bench --bench load -- [--users N] [--groups N] \
 [--connections N] [--seconds N] [--only workload,…] [--db PATH]
 workloads: healthz, username-eq, email-typed-eq, username-eq-plain, username-eq-custom, \
-ext-indexed-eq, ext-undeclared-eq, co-search, export-index, export-cursor, export-linearity, patch-group-big, patch-group-1, patch-users, create-users, \
+ext-indexed-eq, ext-undeclared-eq, co-search, export-index, export-cursor, export-linearity, patch-group-big, patch-group-1, patch-users, create-users, bulk-creates, \
 webhook-delivery, writes-0-endpoints, writes-3-endpoints, console-search, console-export";
 
 // ---------------------------------------------------------------------------------------------
@@ -145,6 +146,7 @@ enum Workload {
     PatchGroupSmall,
     PatchUsers,
     CreateUsers,
+    BulkCreates,
     WebhookDelivery,
     Writes0Endpoints,
     Writes3Endpoints,
@@ -153,7 +155,7 @@ enum Workload {
 }
 
 impl Workload {
-    const ALL: [Workload; 20] = [
+    const ALL: [Workload; 21] = [
         Workload::Healthz,
         Workload::UserNameEq,
         Workload::EmailTypedEq,
@@ -169,6 +171,7 @@ impl Workload {
         Workload::PatchGroupSmall,
         Workload::PatchUsers,
         Workload::CreateUsers,
+        Workload::BulkCreates,
         Workload::WebhookDelivery,
         Workload::Writes0Endpoints,
         Workload::Writes3Endpoints,
@@ -183,6 +186,7 @@ impl Workload {
                 | Workload::PatchGroupSmall
                 | Workload::PatchUsers
                 | Workload::CreateUsers
+                | Workload::BulkCreates
         )
     }
 
@@ -210,6 +214,7 @@ impl Workload {
             Workload::PatchGroupSmall => "patch-group-1",
             Workload::PatchUsers => "patch-users",
             Workload::CreateUsers => "create-users",
+            Workload::BulkCreates => "bulk-creates",
             Workload::WebhookDelivery => "webhook-delivery",
             Workload::Writes0Endpoints => "writes-0-endpoints",
             Workload::Writes3Endpoints => "writes-3-endpoints",

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request body is not valid JSON or not a JSON object.
     #[error("{0}")]
@@ -40,6 +40,11 @@ pub enum Error {
     /// `If-Match` named a version the resource no longer has (RFC 7644 §3.14).
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A bulk operation references a `bulkId` that no operation of the request created: its
+    /// POST failed or did not run, none declares it, or the references go round in a circle
+    /// scimd cannot resolve (RFC 7644 §3.7.1: 409, no `scimType`).
+    #[error("{0}")]
+    Conflict(String),
     /// The resource or endpoint does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -58,6 +63,10 @@ pub enum Error {
     /// The body is larger than the configured limit (bytes).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A bulk request with more operations than `maxOperations` (RFC 7644 §3.7.3: 413, the
+    /// limit named in the detail). Unlike `PayloadTooLarge`, the body was read whole.
+    #[error("{0}")]
+    TooManyOperations(String),
     /// The client took too long to send its request body.
     #[error("the request body did not arrive within {0} seconds")]
     Timeout(f64),
@@ -103,14 +112,16 @@ impl Error {
             | Error::NoTarget(_)
             | Error::TooMany(_) => StatusCode::BAD_REQUEST,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            Error::Uniqueness(_) => StatusCode::CONFLICT,
+            Error::Uniqueness(_) | Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Gone { .. } => StatusCode::GONE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::PayloadTooLarge(_) | Error::TooManyOperations(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -192,6 +203,7 @@ mod tests {
             (Error::TooMany("x".into()), 400, Some("tooMany")),
             (Error::Busy("x".into()), 503, None),
             (Error::PreconditionFailed("x".into()), 412, None),
+            (Error::Conflict("x".into()), 409, None),
             (Error::NotFound("x".into()), 404, None),
             (
                 Error::Gone {
@@ -207,6 +219,7 @@ mod tests {
             (Error::TooManyRequests(5), 429, None),
             (Error::MethodNotAllowed(&["GET"]), 405, None),
             (Error::PayloadTooLarge(10), 413, None),
+            (Error::TooManyOperations("x".into()), 413, None),
             (Error::Timeout(30.0), 408, None),
             (Error::NotImplemented("x".into()), 501, None),
             (Error::Unavailable("x".into()), 503, None),

@@ -6,6 +6,9 @@
 //! | `patch-group-1`    | the same on a group of one member; the p50 ratio big/1 is reported |
 //! | `patch-users`      | PATCH `replace title` of random users, on `--connections`          |
 //! | `create-users`     | durable `POST /Users` of new users, on `--connections`             |
+//! | `bulk-creates`     | 1,000 new users by one `POST /Bulk`, against 1,000 `POST /Users`   |
+//! |                    | one after the other on one connection, and on `--connections`;     |
+//! |                    | `BULK_ROUNDS` rounds of the three, the median of each reported     |
 //!
 //! The group workloads run on one connection: their latency is the cost of one change, not
 //! of a queue of them. Every write is durable (WAL, `synchronous=FULL`: an fsync per commit).
@@ -22,6 +25,11 @@ const POOL: usize = 1000;
 const POOL_PREFIX: &str = "bench-pool-";
 const CREATE_PREFIX: &str = "bench-create-";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+/// Users each way of `bulk-creates` makes per round.
+const BULK_USERS: usize = 1000;
+/// Rounds of `bulk-creates` (each makes `BULK_USERS` users three ways).
+const BULK_ROUNDS: usize = 5;
 
 struct Fixture {
     /// Ids of the seeded users, in creation order.
@@ -153,6 +161,142 @@ pub(super) fn create_calls(nonce: u64) -> CallFn {
     })
 }
 
+/// The body of one new user of `bulk-creates` (the same shape `create-users` sends).
+fn new_user(name: &str) -> Value {
+    json!({
+        "schemas": [USER_URN],
+        "userName": format!("{name}@example.com"),
+        "name": {"givenName": "New", "familyName": "Hire"},
+        "emails": [{"value": format!("{name}@mail.example.com"), "type": "work", "primary": true}],
+        "active": true,
+    })
+}
+
+/// `BULK_USERS` POSTs on `connections` connections at once (each its share, one after the
+/// other): how long until all were answered.
+async fn single_creates(
+    target: &Target,
+    prefix: &str,
+    connections: usize,
+    errors: &mut Errors,
+) -> Result<Duration> {
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        clients.push(Client::connect(target.addr, Some(&target.token)).await?);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut client)| {
+            let prefix = prefix.to_string();
+            tokio::spawn(async move {
+                let mut errors = Errors::default();
+                for i in (c..BULK_USERS).step_by(connections) {
+                    let body = Bytes::from(new_user(&format!("{prefix}-{i}")).to_string());
+                    match client
+                        .send(Method::POST, "/scim/v2/Users", Some(body))
+                        .await
+                    {
+                        Ok((status, body)) => {
+                            if let Err(e) =
+                                check(Expect::Status(StatusCode::CREATED), status, &body)
+                            {
+                                errors.push(e);
+                            }
+                        }
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    for task in tasks {
+        errors.merge(task.await?);
+    }
+    Ok(started.elapsed())
+}
+
+/// One `/Bulk` request of `BULK_USERS` POSTs: how long until it was answered; every
+/// operation must have answered 201.
+async fn bulk_creates(target: &Target, prefix: &str, errors: &mut Errors) -> Result<Duration> {
+    let ops: Vec<Value> = (0..BULK_USERS)
+        .map(|i| {
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
+                   "data": new_user(&format!("{prefix}-{i}"))})
+        })
+        .collect();
+    let body = Bytes::from(json!({"schemas": [BULK_REQUEST], "Operations": ops}).to_string());
+    let mut client = Client::connect(target.addr, Some(&target.token)).await?;
+    let started = Instant::now();
+    let (status, answer) = client
+        .send(Method::POST, "/scim/v2/Bulk", Some(body))
+        .await?;
+    let took = started.elapsed();
+    if status != StatusCode::OK {
+        errors.push(format!("status {status}: {}", text(&answer)));
+        return Ok(took);
+    }
+    let response: Value = serde_json::from_slice(&answer)?;
+    let ops = response["Operations"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    if ops.len() != BULK_USERS {
+        errors.push(format!(
+            "{} operations answered, expected {BULK_USERS}",
+            ops.len()
+        ));
+    }
+    for op in ops.iter().filter(|op| op["status"] != "201") {
+        errors.push(format!("bulk operation: {op}"));
+    }
+    Ok(took)
+}
+
+/// `bulk-creates`: `BULK_ROUNDS` rounds of 1,000 users made three ways, alternating so a drift
+/// of the machine's speed weighs on all three; one row with the median of each.
+async fn bulk_vs_single(
+    args: &Args,
+    target: &Target,
+    server: &ServerProcess,
+    report: &mut Report,
+) -> Result<()> {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut errors = Errors::default();
+    let (mut bulk, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..BULK_ROUNDS {
+        let prefix = |way: &str| format!("{CREATE_PREFIX}{nonce}-{way}{round}");
+        bulk.push(bulk_creates(target, &prefix("b"), &mut errors).await?);
+        one.push(single_creates(target, &prefix("s"), 1, &mut errors).await?);
+        many.push(single_creates(target, &prefix("c"), args.connections, &mut errors).await?);
+    }
+    let median = |all: Vec<Duration>| Latencies::new(all).percentile(50.0);
+    let (bulk, one, many) = (median(bulk), median(one), median(many));
+    let rate = |d: Duration| BULK_USERS as f64 / d.as_secs_f64();
+    let row = Row::empty(
+        Workload::BulkCreates.name(),
+        format!(
+            "{BULK_USERS} users, median of {BULK_ROUNDS}: one /Bulk request {:.0} ms ({:.0} users/s); \
+             {BULK_USERS} POSTs on 1 connection {:.0} ms ({:.0}/s, bulk {:.1}x faster), on {} \
+             connections {:.0} ms ({:.0}/s, bulk {:.1}x faster)",
+            ms(bulk),
+            rate(bulk),
+            ms(one),
+            rate(one),
+            one.as_secs_f64() / bulk.as_secs_f64(),
+            args.connections,
+            ms(many),
+            rate(many),
+            many.as_secs_f64() / bulk.as_secs_f64(),
+        ),
+    );
+    report.add(row.with_peak_rss(server.peak_rss_kb()), errors);
+    Ok(())
+}
+
 /// Runs the selected write workloads against `server`, then removes the fixture.
 pub(super) async fn run(
     args: &Args,
@@ -214,6 +358,9 @@ pub(super) async fn run(
         let r = drive(target, true, args.connections, load, create_calls(nonce)).await?;
         let row = Row::load(Workload::CreateUsers, &r, None).with_peak_rss(server.peak_rss_kb());
         report.add(row, r.errors);
+    }
+    if args.runs(Workload::BulkCreates) {
+        bulk_vs_single(args, target, server, report).await?;
     }
     cleanup(db)
 }

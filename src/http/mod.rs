@@ -7,6 +7,7 @@ mod admin_api_overview;
 mod assets;
 mod auth;
 mod body;
+mod bulk;
 mod connection;
 mod deadline;
 pub mod events;

@@ -34,6 +34,8 @@ pub enum Route {
     ReplaceGroup(String),
     PatchGroup(String),
     DeleteGroup(String),
+    /// `POST /Bulk` (RFC 7644 §3.7).
+    Bulk,
     /// An RFC 7644 endpoint or method scimd does not implement (yet): 501.
     NotImplemented(&'static str),
     /// `GET /api/v1/events`: the change feed.
@@ -63,6 +65,7 @@ impl Route {
             | Route::ReplaceGroup(_)
             | Route::PatchGroup(_)
             | Route::DeleteGroup(_) => "/scim/v2/Groups/{id}",
+            Route::Bulk => "/scim/v2/Bulk",
             Route::NotImplemented(pattern) => pattern,
             Route::Events => EVENTS_PATH,
         }
@@ -115,8 +118,11 @@ impl Route {
             | Route::ReplaceGroup(_)
             | Route::PatchGroup(_)
             | Route::DeleteGroup(_) => Scope::Write,
-            // `/Bulk` (POST) and `/Me` (any method): refused for a read token before they
-            // answer 501, so what a read token may do does not change when they are built.
+            // Every operation of a bulk request is a write: a read token is refused before
+            // the body is read, so its scope holds for each operation.
+            Route::Bulk => Scope::Write,
+            // `/Me` (any method): refused for a read token before it answers 501, so what a
+            // read token may do does not change when it is built.
             Route::NotImplemented(_) => {
                 if method == Method::GET || method == Method::HEAD {
                     Scope::Read
@@ -266,10 +272,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
                 _ => Route::DeleteGroup(id.to_string()),
             }
         }
-        ["Bulk"] => {
-            allow(POST)?;
-            Route::NotImplemented("/scim/v2/Bulk")
-        }
+        ["Bulk"] => allow(POST).map(|_| Route::Bulk)?,
         ["Me"] => Route::NotImplemented("/scim/v2/Me"),
         _ => return Err(RouteError::NotFound),
     })
@@ -430,8 +433,13 @@ mod tests {
             assert_eq!(needs(Method::POST, &search), Scope::Read, "{search}");
         }
         for bulk in ["/scim/v2/Bulk", "/scim/v2/bulk", "/scim/v2/BULK"] {
+            assert_eq!(r(Method::POST, bulk), Ok(Route::Bulk), "{bulk}");
             assert_eq!(needs(Method::POST, bulk), Scope::Write, "{bulk}");
         }
+        assert_eq!(
+            r(Method::GET, "/scim/v2/Bulk"),
+            Err(RouteError::MethodNotAllowed(POST))
+        );
         for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
             assert_eq!(needs(method, "/scim/v2/Me"), Scope::Write);
         }

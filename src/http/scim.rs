@@ -87,7 +87,7 @@ impl View<'_> {
 /// changed nothing else and `App::unchanged` admits it (one entry per actor, resource type
 /// and set of names a day, so repeated IdP syncs cannot flood the log). The write itself has
 /// succeeded: a failure to record is logged, not answered.
-async fn noted(app: &App, ctx: &Ctx, kind: ResourceKind, noted: Noted) {
+pub(super) async fn noted(app: &App, ctx: &Ctx, kind: ResourceKind, noted: Noted) {
     app.metrics.ignored(kind, noted.count);
     let Some(unchanged) = noted.unchanged else {
         return;
@@ -117,7 +117,10 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
     Ok(match route {
         Route::Health => return Err(Error::internal("health is not a SCIM route")),
         Route::Events => return super::events::feed(app, ctx).await,
-        Route::ServiceProviderConfig => ok(&discovery::service_provider_config(base)),
+        Route::ServiceProviderConfig => ok(&discovery::service_provider_config(
+            base,
+            app.config.max_body_bytes,
+        )),
         Route::ResourceTypes => ok(&discovery::resource_types(base, &view.registry)),
         Route::ResourceType(id) => ok(&discovery::resource_type(base, &id, &view.registry)
             .ok_or_else(|| Error::NotFound(format!("no resource type \"{id}\"")))?),
@@ -221,6 +224,7 @@ pub async fn dispatch(app: &App, route: Route, ctx: &Ctx, body: Value) -> Result
             groups::delete(store, id, ctx.if_match.clone(), &ctx.actor).await?;
             empty_response(StatusCode::NO_CONTENT)
         }
+        Route::Bulk => super::bulk::respond(app, ctx, require_body(body)?).await?,
         Route::NotImplemented(what) => {
             return Err(Error::NotImplemented(format!(
                 "{what} is not supported by this version of scimd"

@@ -5,8 +5,8 @@
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
 
+use super::bulk;
 use super::list::{self, MAX_RESULTS};
-use super::patch::MAX_OPERATIONS;
 use super::registry::Registry;
 use super::resource::ResourceKind;
 use super::schema::{self, GROUP_URN, Schema};
@@ -14,14 +14,19 @@ use super::schema::{self, GROUP_URN, Schema};
 const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 
-/// RFC 7643 §5. Each flag states what this build really supports.
-pub fn service_provider_config(base: &str) -> Value {
+/// RFC 7643 §5. Each flag states what this build really supports. `max_payload` is the
+/// largest request body scimd reads, a bulk request's included (`--max-body-bytes`).
+pub fn service_provider_config(base: &str, max_payload: usize) -> Value {
     json!({
         "schemas": [SPC_URN],
         "patch": {"supported": true},
-        // No Bulk; but authentik splits a PATCH into chunks of `bulk.maxOperations`
-        // (idp-compat.md §2 row 26), so this says how many operations one PATCH may carry.
-        "bulk": {"supported": false, "maxOperations": MAX_OPERATIONS, "maxPayloadSize": 0},
+        // `maxOperations` is both the most operations of a bulk request and of a PATCH:
+        // authentik splits a PATCH into chunks of it (see `bulk::MAX_OPERATIONS`).
+        "bulk": {
+            "supported": true,
+            "maxOperations": bulk::MAX_OPERATIONS,
+            "maxPayloadSize": max_payload,
+        },
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
@@ -256,11 +261,17 @@ mod tests {
     }
 
     #[test]
-    fn spc_advertises_the_page_limit() {
-        let spc = service_provider_config("b");
+    fn spc_advertises_the_page_and_bulk_limits() {
+        let spc = service_provider_config("b", 4096);
         assert_eq!(spc["filter"]["maxResults"], json!(MAX_RESULTS));
         assert_eq!(spc["patch"]["supported"], json!(true));
         assert_eq!(spc["etag"]["supported"], json!(true));
-        assert_eq!(spc["bulk"]["maxOperations"], json!(MAX_OPERATIONS));
+        assert_eq!(
+            spc["bulk"],
+            json!({"supported": true, "maxOperations": 1000, "maxPayloadSize": 4096})
+        );
+        // authentik's PATCH chunk size: never more than a PATCH takes.
+        let patch_max = crate::scim::patch::MAX_OPERATIONS;
+        assert_eq!(spc["bulk"]["maxOperations"], json!(patch_max));
     }
 }

@@ -2,6 +2,7 @@
 //! list requests. No I/O, no async, no database: everything here is decided from its inputs,
 //! so it is unit-tested densely.
 
+pub mod bulk;
 pub mod declare;
 pub mod diff;
 pub mod discovery;

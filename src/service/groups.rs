@@ -93,28 +93,38 @@ pub async fn create(
     with_members: bool,
     actor: &Actor,
 ) -> Result<(GroupRecord, Noted)> {
+    let write = create_write(store, body, new_id(), with_members, actor)?;
+    store.write(write).await
+}
+
+/// A create, validated outside the writer: what remains runs in the write transaction.
+/// `id` is the new group's (a bulk request chooses it before the group exists).
+pub fn create_write(
+    store: &Store,
+    body: Value,
+    id: String,
+    with_members: bool,
+    actor: &Actor,
+) -> Result<impl FnOnce(&rusqlite::Transaction) -> Result<(GroupRecord, Noted)> + Send + 'static> {
     let registry = store.registry();
     let input = validate::group(body, &registry)?;
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let id = new_id();
-            let members = input.members.unwrap_or_default();
-            let (skipped, delta) = groups::insert(tx, &id, input.doc, &members, &time::now())?;
-            let group = reread(tx, &id, with_members)?;
-            let done = Done {
-                action: "group.create",
-                status: 201,
-                before: None,
-                delta,
-                skipped,
-                ignored: &input.ignored,
-            };
-            let changed = record(tx, &actor, &registry, &group, None, done)?;
-            let noted = Noted::new(input.ignored, changed, "group.create", 201, about(&group));
-            Ok((group, noted))
-        })
-        .await
+    Ok(move |tx: &rusqlite::Transaction| {
+        let members = input.members.unwrap_or_default();
+        let (skipped, delta) = groups::insert(tx, &id, input.doc, &members, &time::now())?;
+        let group = reread(tx, &id, with_members)?;
+        let done = Done {
+            action: "group.create",
+            status: 201,
+            before: None,
+            delta,
+            skipped,
+            ignored: &input.ignored,
+        };
+        let changed = record(tx, &actor, &registry, &group, None, done)?;
+        let noted = Noted::new(input.ignored, changed, "group.create", 201, about(&group));
+        Ok((group, noted))
+    })
 }
 
 pub async fn get(store: &Store, id: String, with_members: bool) -> Result<GroupRecord> {
@@ -134,38 +144,49 @@ pub async fn replace(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(GroupRecord, Noted)> {
+    let write = replace_write(store, id, body, with_members, if_match, actor)?;
+    store.write(write).await
+}
+
+/// A PUT, validated outside the writer (see `replace`).
+pub fn replace_write(
+    store: &Store,
+    id: String,
+    body: Value,
+    with_members: bool,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> Result<impl FnOnce(&rusqlite::Transaction) -> Result<(GroupRecord, Noted)> + Send + 'static> {
     let registry = store.registry();
     let mut input = validate::group(body, &registry)?;
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let (seq, before) = current(tx, &id, if_match.as_deref())?;
-            let kind = ResourceKind::Group;
-            immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Replace)?;
-            let members = input.members.unwrap_or_default();
-            let (skipped, delta) =
-                groups::replace(tx, seq, &before.doc, input.doc, &members, &time::now())?;
-            let group = reread(tx, &id, with_members)?;
-            let done = Done {
-                action: "group.replace",
-                status: 200,
-                before: Some(&before.doc),
-                delta,
-                skipped,
-                ignored: &input.ignored,
-            };
-            let changed = record(
-                tx,
-                &actor,
-                &registry,
-                &group,
-                Some(before.meta.version),
-                done,
-            )?;
-            let noted = Noted::new(input.ignored, changed, "group.replace", 200, about(&group));
-            Ok((group, noted))
-        })
-        .await
+    Ok(move |tx: &rusqlite::Transaction| {
+        let (seq, before) = current(tx, &id, if_match.as_deref())?;
+        let kind = ResourceKind::Group;
+        immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Replace)?;
+        let members = input.members.unwrap_or_default();
+        let (skipped, delta) =
+            groups::replace(tx, seq, &before.doc, input.doc, &members, &time::now())?;
+        let group = reread(tx, &id, with_members)?;
+        let done = Done {
+            action: "group.replace",
+            status: 200,
+            before: Some(&before.doc),
+            delta,
+            skipped,
+            ignored: &input.ignored,
+        };
+        let changed = record(
+            tx,
+            &actor,
+            &registry,
+            &group,
+            Some(before.meta.version),
+            done,
+        )?;
+        let noted = Noted::new(input.ignored, changed, "group.replace", 200, about(&group));
+        Ok((group, noted))
+    })
 }
 
 /// PATCH (RFC 7644 §3.5.2), applied in the write transaction: member operations touch only
@@ -179,42 +200,53 @@ pub async fn patch(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(GroupRecord, Noted)> {
+    let write = patch_write(store, id, body, with_members, if_match, actor)?;
+    store.write(write).await
+}
+
+/// A PATCH, its operations parsed outside the writer (see `patch`). Its status is 200 when
+/// the caller returns the group (`with_members`), else 204 (idp-compat.md Decision 7).
+pub fn patch_write(
+    store: &Store,
+    id: String,
+    body: Value,
+    with_members: bool,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> Result<impl FnOnce(&rusqlite::Transaction) -> Result<(GroupRecord, Noted)> + Send + 'static> {
     let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::Group)?;
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let (seq, before) = current(tx, &id, if_match.as_deref())?;
-            let (doc, changes, mut ignored) =
-                patch::apply_group(before.doc.clone(), ops, &registry)?;
-            let mut input = validate::patched_group(doc, &before.doc, &registry)?;
-            ignored.extend(input.ignored);
-            let kind = ResourceKind::Group;
-            immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Patch)?;
-            let (skipped, delta) =
-                groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
-            let group = reread(tx, &id, with_members)?;
-            let status = if with_members { 200 } else { 204 };
-            let done = Done {
-                action: "group.patch",
-                status,
-                before: Some(&before.doc),
-                delta,
-                skipped,
-                ignored: &ignored,
-            };
-            let changed = record(
-                tx,
-                &actor,
-                &registry,
-                &group,
-                Some(before.meta.version),
-                done,
-            )?;
-            let noted = Noted::new(ignored, changed, "group.patch", status, about(&group));
-            Ok((group, noted))
-        })
-        .await
+    Ok(move |tx: &rusqlite::Transaction| {
+        let (seq, before) = current(tx, &id, if_match.as_deref())?;
+        let (doc, changes, mut ignored) = patch::apply_group(before.doc.clone(), ops, &registry)?;
+        let mut input = validate::patched_group(doc, &before.doc, &registry)?;
+        ignored.extend(input.ignored);
+        let kind = ResourceKind::Group;
+        immutable::check(&before.doc, &mut input.doc, kind, &registry, Write::Patch)?;
+        let (skipped, delta) =
+            groups::patch(tx, seq, &before.doc, input.doc, changes, &time::now())?;
+        let group = reread(tx, &id, with_members)?;
+        let status = if with_members { 200 } else { 204 };
+        let done = Done {
+            action: "group.patch",
+            status,
+            before: Some(&before.doc),
+            delta,
+            skipped,
+            ignored: &ignored,
+        };
+        let changed = record(
+            tx,
+            &actor,
+            &registry,
+            &group,
+            Some(before.meta.version),
+            done,
+        )?;
+        let noted = Noted::new(ignored, changed, "group.patch", status, about(&group));
+        Ok((group, noted))
+    })
 }
 
 /// The group's row number and stored record, if it is at a version `If-Match` accepts.
@@ -234,27 +266,34 @@ pub async fn delete(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<()> {
+    store.write(delete_write(id, if_match, actor)).await
+}
+
+/// A DELETE, as it runs in the write transaction (see `delete`).
+pub fn delete_write(
+    id: String,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> impl FnOnce(&rusqlite::Transaction) -> Result<()> + Send + 'static {
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let (_, gone) = current(tx, &id, if_match.as_deref())?;
-            let parents = groups::parents(tx, &id)?;
-            groups::delete(tx, &id, &time::now())?;
-            audit::record_change(
-                tx,
-                &actor,
-                audit::Change {
-                    action: "group.delete",
-                    status: 204,
-                    about: about(&gone),
-                    changes: Vec::new(),
-                    extra: Map::new(),
-                    refs: Vec::new(),
-                },
-            )?;
-            events::group_deleted(tx, &actor, &gone, &parents)
-        })
-        .await
+    move |tx: &rusqlite::Transaction| {
+        let (_, gone) = current(tx, &id, if_match.as_deref())?;
+        let parents = groups::parents(tx, &id)?;
+        groups::delete(tx, &id, &time::now())?;
+        audit::record_change(
+            tx,
+            &actor,
+            audit::Change {
+                action: "group.delete",
+                status: 204,
+                about: about(&gone),
+                changes: Vec::new(),
+                extra: Map::new(),
+                refs: Vec::new(),
+            },
+        )?;
+        events::group_deleted(tx, &actor, &gone, &parents)
+    }
 }
 
 /// How many direct members each of these groups has (the console's group list).

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod administrators;
 pub mod audit;
 pub mod audit_view;
+pub mod bulk;
 pub mod events;
 pub mod feed;
 pub mod groups;

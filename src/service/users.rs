@@ -17,6 +17,19 @@ use crate::store::{Store, people, users};
 
 /// Creates a user; with the unknown names the body carried (ignored, see `Ignored`).
 pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRecord, Noted)> {
+    let write = create_write(store, body, new_id(), actor)?;
+    store.write(write).await
+}
+
+/// A create, validated outside the writer: what remains runs in the write transaction.
+/// `id` is the new user's (a bulk request chooses it before the user exists, so other
+/// operations can reference it).
+pub fn create_write(
+    store: &Store,
+    body: Value,
+    id: String,
+    actor: &Actor,
+) -> Result<impl FnOnce(&rusqlite::Transaction) -> Result<(UserRecord, Noted)> + Send + 'static> {
     let registry = store.registry();
     let mut input = validate::user(body, &registry)?;
     let ignored = std::mem::take(&mut input.ignored);
@@ -25,20 +38,18 @@ pub async fn create(store: &Store, body: Value, actor: &Actor) -> Result<(UserRe
         input.doc.insert("active".into(), Value::Bool(true));
     }
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let user = users::insert(tx, &new_id(), input.doc, &time::now())?;
-            let done = Done {
-                action: "user.create",
-                status: 201,
-                before: None,
-                ignored: &ignored,
-            };
-            record(tx, &actor, &registry, &user, done)?;
-            let noted = Noted::new(ignored, true, "user.create", 201, about(&user));
-            Ok((user, noted))
-        })
-        .await
+    Ok(move |tx: &rusqlite::Transaction| {
+        let user = users::insert(tx, &id, input.doc, &time::now())?;
+        let done = Done {
+            action: "user.create",
+            status: 201,
+            before: None,
+            ignored: &ignored,
+        };
+        record(tx, &actor, &registry, &user, done)?;
+        let noted = Noted::new(ignored, true, "user.create", 201, about(&user));
+        Ok((user, noted))
+    })
 }
 
 /// What a committed write did, for its audit entry and events.
@@ -108,36 +119,46 @@ pub async fn replace(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(UserRecord, Noted)> {
+    let write = replace_write(store, id, body, if_match, actor)?;
+    store.write(write).await
+}
+
+/// A PUT, validated outside the writer (see `replace`).
+pub fn replace_write(
+    store: &Store,
+    id: String,
+    body: Value,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> Result<impl FnOnce(&rusqlite::Transaction) -> Result<(UserRecord, Noted)> + Send + 'static> {
     let registry = store.registry();
     let mut input = validate::user(body, &registry)?;
     let ignored = std::mem::take(&mut input.ignored);
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let current = current(tx, &id, if_match.as_deref())?;
-            let kind = ResourceKind::User;
-            immutable::check(
-                &current.doc,
-                &mut input.doc,
-                kind,
-                &registry,
-                Write::Replace,
-            )?;
-            let user = store_update(tx, &id, input, &current)?;
-            let changed = user.meta.version != current.meta.version;
-            if changed {
-                let done = Done {
-                    action: "user.replace",
-                    status: 200,
-                    before: Some(&current.doc),
-                    ignored: &ignored,
-                };
-                record(tx, &actor, &registry, &user, done)?;
-            }
-            let noted = Noted::new(ignored, changed, "user.replace", 200, about(&user));
-            Ok((user, noted))
-        })
-        .await
+    Ok(move |tx: &rusqlite::Transaction| {
+        let current = current(tx, &id, if_match.as_deref())?;
+        let kind = ResourceKind::User;
+        immutable::check(
+            &current.doc,
+            &mut input.doc,
+            kind,
+            &registry,
+            Write::Replace,
+        )?;
+        let user = store_update(tx, &id, input, &current)?;
+        let changed = user.meta.version != current.meta.version;
+        if changed {
+            let done = Done {
+                action: "user.replace",
+                status: 200,
+                before: Some(&current.doc),
+                ignored: &ignored,
+            };
+            record(tx, &actor, &registry, &user, done)?;
+        }
+        let noted = Noted::new(ignored, changed, "user.replace", 200, about(&user));
+        Ok((user, noted))
+    })
 }
 
 /// PATCH (RFC 7644 §3.5.2): the operations apply to the stored user in the write
@@ -151,35 +172,45 @@ pub async fn patch(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<(UserRecord, Noted)> {
+    let write = patch_write(store, id, body, if_match, actor)?;
+    store.write(write).await
+}
+
+/// A PATCH, its operations parsed outside the writer (see `patch`).
+pub fn patch_write(
+    store: &Store,
+    id: String,
+    body: Value,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> Result<impl FnOnce(&rusqlite::Transaction) -> Result<(UserRecord, Noted)> + Send + 'static> {
     let registry = store.registry();
     let ops = patch::parse(body, ResourceKind::User)?;
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let current = current(tx, &id, if_match.as_deref())?;
-            // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
-            // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
-            let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
-            let mut input = validate::patched_user(doc, &current.doc, &registry)?;
-            ignored.extend(input.ignored);
-            let kind = ResourceKind::User;
-            immutable::check(&current.doc, &mut input.doc, kind, &registry, Write::Patch)?;
-            let user = users::replace(tx, &id, input.doc, &time::now())?
-                .ok_or_else(|| not_found("User", &id))?;
-            let changed = user.meta.version != current.meta.version;
-            if changed {
-                let done = Done {
-                    action: "user.patch",
-                    status: 200,
-                    before: Some(&current.doc),
-                    ignored: &ignored,
-                };
-                record(tx, &actor, &registry, &user, done)?;
-            }
-            let noted = Noted::new(ignored, changed, "user.patch", 200, about(&user));
-            Ok((user, noted))
-        })
-        .await
+    Ok(move |tx: &rusqlite::Transaction| {
+        let current = current(tx, &id, if_match.as_deref())?;
+        // Unlike PUT, a PATCH starts from the stored user: `active` is only absent if an
+        // operation removed it, and then it is unassigned (RFC 7644 §3.5.2.2).
+        let (doc, mut ignored) = patch::apply_user(current.doc.clone(), ops, &registry)?;
+        let mut input = validate::patched_user(doc, &current.doc, &registry)?;
+        ignored.extend(input.ignored);
+        let kind = ResourceKind::User;
+        immutable::check(&current.doc, &mut input.doc, kind, &registry, Write::Patch)?;
+        let user = users::replace(tx, &id, input.doc, &time::now())?
+            .ok_or_else(|| not_found("User", &id))?;
+        let changed = user.meta.version != current.meta.version;
+        if changed {
+            let done = Done {
+                action: "user.patch",
+                status: 200,
+                before: Some(&current.doc),
+                ignored: &ignored,
+            };
+            record(tx, &actor, &registry, &user, done)?;
+        }
+        let noted = Noted::new(ignored, changed, "user.patch", 200, about(&user));
+        Ok((user, noted))
+    })
 }
 
 /// The user as stored, if it is at a version `If-Match` accepts.
@@ -214,39 +245,46 @@ pub async fn delete(
     if_match: Option<String>,
     actor: &Actor,
 ) -> Result<()> {
+    store.write(delete_write(id, if_match, actor)).await
+}
+
+/// A DELETE, as it runs in the write transaction (see `delete`).
+pub fn delete_write(
+    id: String,
+    if_match: Option<String>,
+    actor: &Actor,
+) -> impl FnOnce(&rusqlite::Transaction) -> Result<()> + Send + 'static {
     let actor = actor.clone();
-    store
-        .write(move |tx| {
-            let gone = current(tx, &id, if_match.as_deref())?;
-            let now = time::now();
-            users::delete(tx, &id, &now)?;
-            // The console keeps a page for the deleted user; SCIM answers 404.
-            let text = |k: &str| gone.doc.get(k).and_then(Value::as_str).map(str::to_string);
-            people::bury(
-                tx,
-                &people::Tombstone {
-                    id: id.clone(),
-                    user_name: text("userName").unwrap_or_default(),
-                    display_name: text("displayName"),
-                    deleted_at: now,
-                    deleted_by: actor.name.clone(),
-                },
-            )?;
-            audit::record_change(
-                tx,
-                &actor,
-                audit::Change {
-                    action: "user.delete",
-                    status: 204,
-                    about: about(&gone),
-                    changes: Vec::new(),
-                    extra: Map::new(),
-                    refs: gone.groups.iter().map(|g| g.id.clone()).collect(),
-                },
-            )?;
-            events::user_deleted(tx, &actor, &gone)
-        })
-        .await
+    move |tx: &rusqlite::Transaction| {
+        let gone = current(tx, &id, if_match.as_deref())?;
+        let now = time::now();
+        users::delete(tx, &id, &now)?;
+        // The console keeps a page for the deleted user; SCIM answers 404.
+        let text = |k: &str| gone.doc.get(k).and_then(Value::as_str).map(str::to_string);
+        people::bury(
+            tx,
+            &people::Tombstone {
+                id: id.clone(),
+                user_name: text("userName").unwrap_or_default(),
+                display_name: text("displayName"),
+                deleted_at: now,
+                deleted_by: actor.name.clone(),
+            },
+        )?;
+        audit::record_change(
+            tx,
+            &actor,
+            audit::Change {
+                action: "user.delete",
+                status: 204,
+                about: about(&gone),
+                changes: Vec::new(),
+                extra: Map::new(),
+                refs: gone.groups.iter().map(|g| g.id.clone()).collect(),
+            },
+        )?;
+        events::user_deleted(tx, &actor, &gone)
+    }
 }
 
 /// Pages of at most this many users are read on the request's own thread when the filter is

@@ -560,24 +560,56 @@ impl Store {
             let store = self.clone();
             return blocking(&self.write_permit, move || store.write_sync(f)).await;
         }
-        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn: &Transaction| {
-            let outcome = in_savepoint(conn, f);
-            Box::new(move |commit: Option<&Error>| {
-                let answer = match commit {
-                    Some(Error::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
-                    Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
-                    None => outcome,
-                };
-                let _ = tx.send(answer);
-            }) as Deliver
-        });
+        let (job, rx) = job(f);
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(job);
-        // The writer's turn is a task of its own: if this caller goes away (the client hung
-        // up), the queued write still commits now rather than with some later write.
+        self.turn().await?;
+        rx.await
+            .map_err(|_| Error::internal("the write was dropped"))?
+    }
+
+    /// `write` for several writes that must run in this order, one after the other: all
+    /// queued at once, so they share the writer's next turn (one commit), each in its own
+    /// savepoint as any write is, and no other write comes between them. Each result is its
+    /// write's; `Err` only when none could be queued (the database file is gone). With group
+    /// commit off, each is its own transaction, in order. A bulk request's operations go
+    /// through here a few dozen at a time, so other clients' writes queued meanwhile take
+    /// their turn in between.
+    pub async fn write_each<T, F>(&self, writes: Vec<F>) -> Result<Vec<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        self.check_file()?;
+        if !self.group_commit.load(Ordering::SeqCst) {
+            let store = self.clone();
+            return blocking(&self.write_permit, move || {
+                Ok(writes.into_iter().map(|f| store.write_sync(f)).collect())
+            })
+            .await;
+        }
+        let (jobs, answers): (Vec<Job>, Vec<_>) = writes.into_iter().map(job).unzip();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(jobs);
+        self.turn().await?;
+        let mut results = Vec::with_capacity(answers.len());
+        for rx in answers {
+            results.push(
+                rx.await
+                    .unwrap_or_else(|_| Err(Error::internal("the write was dropped"))),
+            );
+        }
+        Ok(results)
+    }
+
+    /// Runs the writer's turn for what is pending (see `run_pending`). The turn is a task of
+    /// its own: if the caller goes away (the client hung up), the queued writes still commit
+    /// now rather than with some later write.
+    async fn turn(&self) -> Result<()> {
         let store = self.clone();
         let turn = tokio::spawn(async move {
             let runner = store.clone();
@@ -588,9 +620,7 @@ impl Store {
             .await
         });
         turn.await
-            .map_err(|e| Error::internal(format!("writer task failed: {e}")))??;
-        rx.await
-            .map_err(|_| Error::internal("the write was dropped"))?
+            .map_err(|e| Error::internal(format!("writer task failed: {e}")))?
     }
 
     /// One turn of the writer: every pending write in one transaction. An earlier turn may
@@ -682,6 +712,27 @@ impl Store {
 type Job = Box<dyn FnOnce(&Transaction) -> Deliver + Send>;
 /// Answers a write's caller with its result, or with the commit's failure.
 type Deliver = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+/// `f` as a pending write, and where its answer will come.
+fn job<T, F>(f: F) -> (Job, tokio::sync::oneshot::Receiver<Result<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+    let job: Job = Box::new(move |conn: &Transaction| {
+        let outcome = in_savepoint(conn, f);
+        Box::new(move |commit: Option<&Error>| {
+            let answer = match commit {
+                Some(Error::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
+                Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
+                None => outcome,
+            };
+            let _ = tx.send(answer);
+        }) as Deliver
+    });
+    (job, rx)
+}
 
 /// Runs `f` inside a savepoint of the shared write transaction: kept if it succeeds, undone if
 /// it fails or panics, so one failing write leaves no trace among the others.
@@ -1180,6 +1231,95 @@ mod tests {
                 })
                 .unwrap();
         assert_eq!(keys, ["a", "c"]);
+    }
+
+    /// `write_each`: the writes run in order, one after the other with nothing between them,
+    /// in one commit; the one that fails is undone alone; with group commit off, each is its
+    /// own transaction.
+    #[tokio::test]
+    async fn writes_queued_together_run_in_order_in_one_commit() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("e.db")).unwrap();
+        let busy = store.write_permit.clone().acquire_owned().await.unwrap();
+        let single = |name: &'static str| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        tx.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [name])?;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let before = single("before");
+        while store.pending.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let each = |names: &[&'static str]| {
+            names
+                .iter()
+                .map(|&name| {
+                    let seen = seen.clone();
+                    move |tx: &Transaction| {
+                        seen.lock().unwrap().push(name);
+                        tx.execute("INSERT INTO settings (key, value) VALUES (?1, 'x')", [name])?;
+                        if name == "e2" {
+                            return Err(Error::InvalidValue("no".into()));
+                        }
+                        Ok(name)
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let batch = {
+            let (store, writes) = (store.clone(), each(&["e1", "e2", "e3"]));
+            tokio::spawn(async move { store.write_each(writes).await })
+        };
+        while store.pending.lock().unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let after = single("after");
+        while store.pending.lock().unwrap().len() < 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let counted = store.commit_batches();
+        drop(busy);
+        let results: Vec<_> = batch
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(results, [Ok("e1"), Err("no".to_string()), Ok("e3")]);
+        before.await.unwrap().unwrap();
+        after.await.unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["e1", "e2", "e3"]);
+        let batches = store.commit_batches();
+        assert_eq!(
+            batches.commits,
+            counted.commits + 1,
+            "one commit for all five"
+        );
+        assert_eq!(batches.writes, counted.writes + 5);
+        let keys: Vec<String> = store
+            .read_sync(|c| {
+                Ok(
+                    c.prepare("SELECT key FROM settings WHERE value = 'x' ORDER BY rowid")?
+                        .query_map([], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?,
+                )
+            })
+            .unwrap();
+        assert_eq!(keys, ["before", "e1", "e3", "after"]);
+
+        store.set_group_commit(false);
+        let counted = store.commit_batches();
+        let results = store.write_each(each(&["f1", "e2", "f3"])).await.unwrap();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
+        assert_eq!(store.commit_batches().commits, counted.commits + 2);
     }
 
     /// A read past its budget is interrupted and answered `tooMany`; its connection goes

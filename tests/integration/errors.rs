@@ -196,7 +196,7 @@ async fn the_default_body_limit_is_one_mebibyte() {
 }
 
 #[tokio::test]
-async fn wrong_methods_are_405_with_allow_and_bulk_is_501() {
+async fn wrong_methods_are_405_with_allow_and_me_is_501() {
     let s = Server::start().await;
     let r = s.call("DELETE", "/scim/v2/Users", None).await;
     r.assert_error(405, None);
@@ -204,9 +204,12 @@ async fn wrong_methods_are_405_with_allow_and_bulk_is_501() {
     let r = s.call("POST", "/scim/v2/Users/some-id", Some("{}")).await;
     r.assert_error(405, None);
     assert_eq!(r.header("allow"), Some("GET, PUT, PATCH, DELETE"));
-    s.call("POST", "/scim/v2/Bulk", Some("{}"))
+    s.call("GET", "/scim/v2/Me", None)
         .await
         .assert_error(501, None);
+    let r = s.call("GET", "/scim/v2/Bulk", None).await;
+    r.assert_error(405, None);
+    assert_eq!(r.header("allow"), Some("POST"));
     let r = s.call("GET", "/scim/v2/Users/.search", None).await;
     r.assert_error(405, None);
     assert_eq!(r.header("allow"), Some("POST"));

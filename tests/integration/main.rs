@@ -12,6 +12,7 @@ mod browser_people;
 mod browser_polish;
 mod browser_readme;
 mod budgets;
+mod bulk;
 mod cli;
 mod common;
 mod conformance;
