@@ -728,6 +728,11 @@ async fn route_and_dispatch(
         if_none_match: header_list(&req, http::header::IF_NONE_MATCH),
         actor: actor.clone(),
     };
+    // A bulk request's turn is taken before its body is read and held until it has run.
+    let _turn = match route {
+        Route::Bulk => Some(app.limits.bulk.enter(seen.token_seq.unwrap_or(0))?),
+        _ => None,
+    };
     let body = read_json(app, req).await?;
     scim::dispatch(app, route, &ctx, body).await
 }

@@ -925,3 +925,51 @@ async fn a_bulk_request_shares_the_writer_a_batch_at_a_time() {
     assert!(ops.iter().all(|o| o["status"] == "201"));
     assert!(commits().await - before >= 2);
 }
+
+/// Two bulk requests of one token run at once, four in all: a third of the same token is
+/// `429` before its body is read, and once one of the two ends the token may send again.
+#[tokio::test]
+async fn a_token_runs_two_bulk_requests_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start().await;
+    // Requests whose bodies are still arriving hold their turns.
+    let mut slow = Vec::new();
+    for n in 0..2 {
+        let mut conn = connect_from(loopback_client(40 + n), s.addr).await.unwrap();
+        let head = format!(
+            "POST /scim/v2/Bulk HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: 100000\r\n\r\n{{",
+            s.token
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        slow.push(conn);
+    }
+    // A probe that changes nothing if it runs (its one operation is a 404).
+    let probe = json!({"schemas": [BULK_REQUEST], "Operations": [
+        {"method": "DELETE", "path": "/Users/nobody"}]});
+    let mut refused = None;
+    // The slow ones reach their turns within moments of connecting.
+    for _ in 0..100 {
+        let r = s.post("/scim/v2/Bulk", &probe).await;
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = refused.expect("a third bulk request of the token is refused");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["status"], "429");
+    drop(slow);
+    let body = json!({"schemas": [BULK_REQUEST], "Operations": [
+        post("/Users", "u1", json!({"userName": "turns@acme.example"}))]});
+    for _ in 0..100 {
+        let r = s.post("/scim/v2/Bulk", &body).await;
+        if r.status == 200 {
+            assert_eq!(r.json()["Operations"][0]["status"], "201");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the token's turns never came back");
+}

@@ -165,6 +165,55 @@ pub struct Limits {
     pub closed_log: LogGate,
     /// Request log lines of failures without a token (401, 404, 429, a client gone, …).
     pub anonymous_log: LogGate,
+    /// Bulk requests running at once.
+    pub bulk: BulkTurns,
+}
+
+/// Bulk requests running at once, per token and in all. Each holds its parsed body for its
+/// whole run and a slice of every writer turn, so a token with many connections (a leaked
+/// one) could otherwise take most of each turn from everyone else's writes.
+#[derive(Default)]
+pub struct BulkTurns(Mutex<HashMap<i64, u32>>);
+
+/// Bulk requests one token may have running at once.
+pub const BULK_PER_TOKEN: u32 = 2;
+/// Bulk requests running at once in all.
+pub const BULK_TOTAL: u32 = 4;
+
+impl BulkTurns {
+    /// A turn for a bulk request of the token `token_seq`, held until dropped; past either
+    /// bound `429` (retry in a second), before the request's body is read.
+    pub fn enter(&self, token_seq: i64) -> Result<BulkTurn<'_>> {
+        let mut running = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let total: u32 = running.values().sum();
+        let mine = running.get(&token_seq).copied().unwrap_or(0);
+        if mine >= BULK_PER_TOKEN || total >= BULK_TOTAL {
+            return Err(Error::TooManyRequests(1));
+        }
+        *running.entry(token_seq).or_default() += 1;
+        Ok(BulkTurn {
+            turns: self,
+            token_seq,
+        })
+    }
+}
+
+/// A running bulk request's place (see `BulkTurns`).
+pub struct BulkTurn<'a> {
+    turns: &'a BulkTurns,
+    token_seq: i64,
+}
+
+impl Drop for BulkTurn<'_> {
+    fn drop(&mut self) {
+        let mut running = self.turns.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.token_seq) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.token_seq);
+            }
+        }
+    }
 }
 
 /// Request lines of failures without a token: this many per `ANONYMOUS_LOG_EVERY` at most.
@@ -195,6 +244,7 @@ impl Limits {
             sign_in: SignIn::default(),
             closed_log: LogGate::new(CLOSED_LOG_EVERY, CLOSED_LOG_BURST),
             anonymous_log: LogGate::new(ANONYMOUS_LOG_EVERY, ANONYMOUS_LOG_BURST),
+            bulk: BulkTurns::default(),
         }
     }
 }
@@ -674,5 +724,21 @@ mod tests {
         g.window = g.window.map(|t| t - Duration::from_secs(3601));
         drop(g);
         assert_eq!(gate.note(), Some(3), "the two unlogged ones and this one");
+    }
+
+    /// Two bulk requests per token and four in all run at once; a finished one's turn is
+    /// free again.
+    #[test]
+    fn bulk_turns_are_bounded_per_token_and_in_all() {
+        let turns = BulkTurns::default();
+        let a1 = turns.enter(1).unwrap();
+        let _a2 = turns.enter(1).unwrap();
+        assert!(matches!(turns.enter(1), Err(Error::TooManyRequests(1))));
+        let _b1 = turns.enter(2).unwrap();
+        let _b2 = turns.enter(2).unwrap();
+        assert!(turns.enter(3).is_err(), "four in all");
+        drop(a1);
+        let _c = turns.enter(3).unwrap();
+        assert!(turns.enter(1).is_err());
     }
 }
