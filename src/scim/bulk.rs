@@ -574,6 +574,8 @@ pub struct Unit {
 
 /// How many operations a message about a circle names (then "N more").
 const NAMED: usize = 5;
+/// The most POSTs that reference each other (a circle) that are resolved, as one write.
+pub const MAX_CIRCLE: usize = 100;
 
 /// "operation 3": operations are numbered from 1 in messages, as PATCH operations are.
 pub fn nth(i: usize) -> String {
@@ -780,6 +782,25 @@ fn unit(
     }
     let circular = ops.len() > 1 || deps[ops[0]].iter().any(|&(d, _)| d == ops[0]);
     if !circular {
+        return Unit {
+            ops: ops.to_vec(),
+            needs,
+        };
+    }
+    // A circle runs as one write, with no turn given up inside it: a large one would hold
+    // the writer far past a batch's time slice (1,000 POSTs tied by references in any string
+    // they carry take some 140 ms).
+    if ops.len() > MAX_CIRCLE {
+        for &i in ops {
+            failures[i].get_or_insert_with(|| {
+                Error::Conflict(format!(
+                    "{} operations reference each other; a circle of more than {MAX_CIRCLE} \
+                     is not resolved (it would be one write): break it into smaller ones, \
+                     or set such references with a PATCH after the POSTs",
+                    ops.len()
+                ))
+            });
+        }
         return Unit {
             ops: ops.to_vec(),
             needs,
@@ -1268,6 +1289,27 @@ mod tests {
         ]));
         assert_eq!(order(&p), vec![vec![2], vec![0, 1]]);
         assert_eq!(p.units[1].needs, [2]);
+    }
+
+    /// A circle of up to `MAX_CIRCLE` POSTs is resolved; a larger one fails whole with 409
+    /// (it would be one long write).
+    #[test]
+    fn circles_larger_than_the_bound_fail_whole() {
+        let ring = |n: usize| -> Value {
+            json!(
+                (0..n)
+                    .map(|i| user(&format!("u{i}"), manager(&format!("u{}", (i + 1) % n))))
+                    .collect::<Vec<_>>()
+            )
+        };
+        let p = planned(ring(MAX_CIRCLE));
+        assert!(failed(&p).is_empty());
+        assert_eq!(order(&p).len(), 1);
+        let p = planned(ring(MAX_CIRCLE + 1));
+        assert_eq!(failed(&p).len(), MAX_CIRCLE + 1);
+        let e = p.failures[0].as_ref().unwrap();
+        assert_eq!((e.status().as_u16(), e.scim_type()), (409, None));
+        assert!(e.to_string().contains("more than 100"), "{e}");
     }
 
     #[test]
