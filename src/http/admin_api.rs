@@ -282,17 +282,17 @@ async fn read_credentials(
 
 /// Records an export in the audit log with the parameters named in `keys` that selected it;
 /// called once the request is known good, before the first byte goes out.
+/// `about` names what was exported, ahead of the parameters (a group's id).
 async fn audited_export(
     app: &App,
     actor: &Actor,
     action: &'static str,
+    about: &[(&str, &str)],
     pairs: &[(String, String)],
     keys: &[&'static str],
 ) -> Result<()> {
-    let selected: Vec<(&str, &str)> = keys
-        .iter()
-        .filter_map(|k| param(pairs, k).map(|v| (*k, v)))
-        .collect();
+    let mut selected = about.to_vec();
+    selected.extend(keys.iter().filter_map(|k| param(pairs, k).map(|v| (*k, v))));
     audit::record_export(&app.store, actor, action, &selected).await
 }
 
@@ -611,6 +611,7 @@ pub async fn handle(
                 app,
                 actor,
                 "users.export",
+                &[],
                 &pairs,
                 &["q", "state", "format"],
             )
@@ -643,13 +644,9 @@ pub async fn handle(
         (&Method::GET, ["groups", id]) => Ok(ok(people::group(app, &req, id, &pairs).await?)),
         (&Method::GET, ["groups", id, "members", "export"]) => {
             let response = people::export_members(app, id, &pairs).await?;
-            let mut selected = vec![("group", *id)];
-            selected.extend(
-                ["q", "format"]
-                    .iter()
-                    .filter_map(|k| param(&pairs, k).map(|v| (*k, v))),
-            );
-            audit::record_export(&app.store, actor, "group.members_export", &selected).await?;
+            let about = [("group", *id)];
+            let keys = ["q", "format"];
+            audited_export(app, actor, "group.members_export", &about, &pairs, &keys).await?;
             Ok(response)
         }
         (&Method::GET, ["audit"]) => {
@@ -673,7 +670,7 @@ pub async fn handle(
             let keys = [
                 "quick", "actor", "resource", "action", "outcome", "since", "until", "format",
             ];
-            audited_export(app, actor, "audit.export", &pairs, &keys).await?;
+            audited_export(app, actor, "audit.export", &[], &pairs, &keys).await?;
             Ok(export(app, q, format))
         }
         (&Method::GET, ["settings"]) => Ok(ok(audit::retention(&app.store).await?.to_json())),

@@ -79,14 +79,7 @@ pub fn check_username(name: &str) -> Result<()> {
 /// like another one in the list and the audit log. Names taken before keep signing in.
 pub fn check_new_username(name: &str) -> Result<()> {
     check_username(name)?;
-    if let Some((_, c)) = crate::scim::ident::forbidden(name) {
-        return Err(Error::InvalidValue(format!(
-            "a username cannot contain U+{:04X}: invisible (zero-width, bidi, BOM), control, \
-             private-use and unassigned characters are not allowed",
-            u32::from(c)
-        )));
-    }
-    Ok(())
+    crate::scim::ident::check("username", name, None)
 }
 
 pub fn check_password(password: &str) -> Result<()> {
