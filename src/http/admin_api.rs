@@ -1082,10 +1082,15 @@ fn export(app: &App, q: Query, format: Format) -> Response<Body> {
         Format::Jsonl => ("application/x-ndjson", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
     };
+    attachment(body, ctype, &format!("scimd-audit.{ext}"))
+}
+
+/// `body` as a download of type `ctype` saved as `file`: every console export answers so.
+fn attachment(body: Body, ctype: &'static str, file: &str) -> Response<Body> {
     let mut r = Response::new(body);
     let headers = r.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"scimd-audit.{ext}\"")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     r

@@ -4,7 +4,6 @@
 //! streamed batch by batch, so memory stays bounded at any directory size.
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use serde_json::{Value, json};
 use tracing::warn;
@@ -192,13 +191,7 @@ where
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Json => ("application/json", "json"),
     };
-    let mut r = Response::new(body);
-    let headers = r.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{ext}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
+    super::attachment(body, ctype, &format!("{name}.{ext}"))
 }
 
 /// Sends `out` once it is a chunk (with `all`, whatever it holds); false when the client
